@@ -1,0 +1,39 @@
+"""Connectors: declarative descriptions of external APIs (YAML or imported OpenAPI)."""
+
+from patchwire.connectors._loader import load_connector_file, load_connector_text
+from patchwire.connectors._registry import ConnectorRegistry
+from patchwire.connectors.spec import (
+    ActionSpec,
+    ConnectorSpec,
+    ErrorRule,
+    Pagination,
+    RateLimit,
+    RequestTemplate,
+    RetryPolicy,
+    SettingSpec,
+    Timeouts,
+)
+
+__all__ = [
+    "ActionSpec",
+    "ConnectorRegistry",
+    "ConnectorSpec",
+    "ErrorRule",
+    "Pagination",
+    "RateLimit",
+    "RequestTemplate",
+    "RetryPolicy",
+    "SettingSpec",
+    "Timeouts",
+    "connector_json_schema",
+    "load_connector_file",
+    "load_connector_text",
+]
+
+
+def connector_json_schema() -> dict[str, object]:
+    """JSON Schema of the connector format (for editors and `patchwire connector schema`)."""
+    schema = ConnectorSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Patchwire connector"
+    return schema

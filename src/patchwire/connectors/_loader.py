@@ -1,0 +1,236 @@
+"""Load connector documents and report every problem with file, line and field path."""
+
+from __future__ import annotations
+
+from pathlib import Path as FsPath
+from typing import Any
+
+import jsonschema
+from pydantic import ValidationError
+
+from patchwire.connectors._template import placeholders_in
+from patchwire.connectors._yaml import LineMap, load_yaml_with_lines
+from patchwire.connectors.spec import ActionSpec, ConnectorSpec
+from patchwire.errors import SpecError, SpecProblem
+from patchwire.expressions import ExpressionError, compile_expression
+
+__all__ = ["check_connector", "load_connector_file", "load_connector_text", "parse_connector"]
+
+_Loc = tuple[str | int, ...]
+
+
+def load_connector_file(path: str | FsPath) -> ConnectorSpec:
+    p = FsPath(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([SpecProblem(str(p), None, "", f"cannot read file: {exc}")]) from exc
+    return load_connector_text(text, str(p))
+
+
+def load_connector_text(text: str, file: str = "<connector>") -> ConnectorSpec:
+    data, lines, problems = load_yaml_with_lines(text, file)
+    if data is None:
+        raise SpecError(problems)
+    return parse_connector(data, lines, problems)
+
+
+def parse_connector(
+    data: Any, lines: LineMap, problems: list[SpecProblem] | None = None
+) -> ConnectorSpec:
+    problems = list(problems or [])
+    if not isinstance(data, dict):
+        problems.append(lines.problem((), "a connector must be a mapping at the top level"))
+        raise SpecError(problems)
+    try:
+        spec = ConnectorSpec.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, data, lines))
+        # Semantic checks still run on the parts that parsed, so one pass shows everything.
+        problems.extend(_raw_semantic_problems(data, lines))
+        raise SpecError(_dedupe(problems)) from None
+    problems.extend(lines.problem(loc, msg) for loc, msg in check_connector(spec))
+    if problems:
+        raise SpecError(_dedupe(problems))
+    return spec
+
+
+def _dedupe(problems: list[SpecProblem]) -> list[SpecProblem]:
+    seen: set[SpecProblem] = set()
+    out = []
+    for p in problems:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return sorted(out, key=lambda p: (p.line or 0, p.path))
+
+
+def _pydantic_problems(exc: ValidationError, data: Any, lines: LineMap) -> list[SpecProblem]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(err["loc"], data)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field {loc[-1]!r}" if loc else "unknown field"
+        elif err["type"] == "string_pattern_mismatch" and loc[-1:] == ("[key]",):
+            loc = loc[:-1]
+            msg = f"name {loc[-1]!r} must be lower snake_case (a-z, 0-9, _)"
+        elif err["type"] == "missing":
+            msg = f"missing required field {loc[-1]!r}" if loc else "missing required field"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append(lines.problem(loc, msg))
+    return out
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> _Loc:
+    """Drop pydantic's union-tag segments (``api_key`` in ``auth.api_key.name``)."""
+    out: list[str | int] = []
+    current = data
+    for part in loc:
+        if isinstance(current, dict) and part in current:
+            out.append(part)
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+            out.append(part)
+            current = current[part]
+        elif isinstance(current, dict) and part == "in_":
+            out.append("in")
+        elif isinstance(current, dict) and current.get("type") == part:
+            continue  # discriminator tag
+        elif isinstance(part, str) and not isinstance(current, dict | list):
+            continue
+        else:
+            out.append(part)
+            current = None
+    return tuple(out)
+
+
+def _raw_semantic_problems(data: dict[str, Any], lines: LineMap) -> list[SpecProblem]:
+    """Checks on a document that failed validation: each action that parses on its own is
+    checked fully, the others for their expressions and schema (best effort)."""
+    found: list[tuple[_Loc, str]] = []
+    settings = data.get("settings", {})
+    if isinstance(settings, dict):
+        declared = {str(k) for k in settings}
+        for key in ("base_url", "headers"):
+            found.extend(_settings_problems((key,), data.get(key), declared))
+    actions = data.get("actions")
+    if isinstance(actions, dict):
+        for name, raw in actions.items():
+            if not isinstance(raw, dict):
+                continue
+            base: _Loc = ("actions", str(name))
+            try:
+                action = ActionSpec.model_validate(raw)
+            except ValidationError:
+                found.extend(_action_expression_problems(base, raw))
+                if isinstance(raw.get("input"), dict):
+                    found.extend(_schema_problems((*base, "input"), raw["input"]))
+            else:
+                found.extend(_check_action(base, action))
+    return [lines.problem(loc, msg) for loc, msg in found]
+
+
+def _settings_problems(loc: _Loc, value: Any, declared: set[str]) -> list[tuple[_Loc, str]]:
+    return [
+        (loc, f"placeholder {{{name}}} names no setting; declare it under settings")
+        for name in sorted(placeholders_in(value))
+        if name.split(".")[0] not in declared
+    ]
+
+
+_AUTH_TEMPLATE_FIELDS = ("value", "username", "password", "token", "headers",
+                         "client_id", "client_secret")
+
+
+def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
+    """Whole-document checks the models cannot express. Returns (location, message)."""
+    declared = set(spec.settings)
+    found = _settings_problems(("base_url",), spec.base_url, declared)
+    auth = spec.auth.model_dump(by_alias=True)
+    for key in _AUTH_TEMPLATE_FIELDS:
+        if key in auth:
+            found.extend(_settings_problems(("auth", key), auth[key], declared))
+    for key, value in spec.headers.items():
+        found.extend(_settings_problems(("headers", key), value, declared))
+    for rule_i, rule in enumerate(spec.errors):
+        found.extend(_rule_problems(("errors", rule_i), rule.when, rule.message))
+    for name, action in spec.actions.items():
+        found.extend(_check_action(("actions", name), action))
+    return found
+
+
+def _check_action(base: _Loc, action: ActionSpec) -> list[tuple[_Loc, str]]:
+    found = _schema_problems((*base, "input"), action.input)
+    props = action.input.get("properties", {})
+    if not isinstance(props, dict):
+        props = {}
+    req = action.request
+    for where, value in (("path", req.path), ("query", req.query),
+                         ("headers", req.headers), ("body", req.body)):
+        for ph in sorted(placeholders_in(value)):
+            if ph.split(".")[0] not in props:
+                found.append(((*base, "request", where),
+                              f"placeholder {{{ph}}} is not a property of the input schema"))
+    required = set(action.input.get("required", []) or [])
+    for ph in sorted(placeholders_in(req.path)):
+        root = ph.split(".")[0]
+        if root in props and root not in required:
+            found.append(((*base, "request", "path"),
+                          f"path placeholder {{{ph}}} must be listed in input.required"))
+    if req.body is not None and req.method in ("GET", "HEAD"):
+        found.append(((*base, "request", "body"), f"a {req.method} request cannot have a body"))
+    if req.body_type in ("form", "multipart") and req.body is not None and not isinstance(
+        req.body, dict
+    ):
+        found.append(((*base, "request", "body"),
+                      f"a {req.body_type} body must be a mapping of fields"))
+    found.extend(_action_expression_problems(base, action.model_dump(exclude_none=True)))
+    return found
+
+
+def _action_expression_problems(base: _Loc, action: dict[str, Any]) -> list[tuple[_Loc, str]]:
+    found: list[tuple[_Loc, str]] = []
+    if isinstance(action.get("response"), str):
+        found.extend(_expr_problem((*base, "response"), action["response"]))
+    errors = action.get("errors")
+    if isinstance(errors, list):
+        for i, rule in enumerate(errors):
+            if isinstance(rule, dict):
+                found.extend(_rule_problems((*base, "errors", i), rule.get("when"),
+                                            rule.get("message")))
+    pagination = action.get("pagination")
+    if isinstance(pagination, dict):
+        for key in ("items", "next_cursor", "total_pages", "has_more", "next_url"):
+            if isinstance(pagination.get(key), str):
+                found.extend(_expr_problem((*base, "pagination", key), pagination[key]))
+    return found
+
+
+def _rule_problems(loc: _Loc, when: Any, message: Any) -> list[tuple[_Loc, str]]:
+    found = []
+    if isinstance(when, str):
+        found.extend(_expr_problem((*loc, "when"), when))
+    if isinstance(message, str):
+        found.extend(_expr_problem((*loc, "message"), message))
+    return found
+
+
+def _expr_problem(loc: _Loc, source: str) -> list[tuple[_Loc, str]]:
+    try:
+        compile_expression(source)
+    except ExpressionError as exc:
+        return [(loc, str(exc))]
+    return []
+
+
+def _schema_problems(loc: _Loc, schema: dict[str, Any]) -> list[tuple[_Loc, str]]:
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = (*loc, *[p for p in exc.path if isinstance(p, str | int)])
+        return [(where, f"not a valid JSON Schema: {exc.message}")]
+    if schema.get("type", "object") != "object":
+        return [(loc, "an action's input schema must describe an object")]
+    return []

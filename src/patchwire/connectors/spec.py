@@ -1,0 +1,282 @@
+"""The connector format: pydantic models of a connector document.
+
+A connector is data, not code (like Nango's ``providers.yaml``): these models are the
+schema. ``patchwire connector schema`` prints their JSON Schema for editors. Semantic
+checks that need the whole document (placeholders naming declared settings or inputs,
+JSONata that compiles, input schemas that are valid JSON Schema) live in ``_checks.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ActionSpec",
+    "ApiKeyAuth",
+    "AuthSpec",
+    "BasicAuth",
+    "BearerAuth",
+    "ConnectorSpec",
+    "ErrorRule",
+    "HeaderAuth",
+    "NoAuth",
+    "OAuth2Auth",
+    "Pagination",
+    "RateLimit",
+    "RequestTemplate",
+    "RetryPolicy",
+    "SettingSpec",
+    "Timeouts",
+]
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class _Spec(BaseModel):
+    # Unknown keys are errors: a typo like `qurey:` must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class SettingSpec(_Spec):
+    """One value a connection supplies: a base-URL part, a credential, an account id."""
+
+    description: str = ""
+    secret: bool = Field(False, description="encrypted at rest, never shown back or logged")
+    required: bool = True
+    default: str | None = None
+    example: str | None = None
+
+
+class NoAuth(_Spec):
+    type: Literal["none"]
+
+
+class ApiKeyAuth(_Spec):
+    type: Literal["api_key"]
+    in_: Literal["header", "query", "cookie"] = Field("header", alias="in")
+    name: str = Field(description="header, query parameter or cookie name")
+    value: str = Field("{api_key}", description="template over connection settings")
+
+
+class BasicAuth(_Spec):
+    type: Literal["basic"]
+    username: str = "{username}"
+    password: str = "{password}"
+
+
+class BearerAuth(_Spec):
+    type: Literal["bearer"]
+    token: str = "{token}"
+
+
+class HeaderAuth(_Spec):
+    """Custom header templates, e.g. ``Authorization: Payments-Key {secret_key}``."""
+
+    type: Literal["header"]
+    headers: dict[str, str] = Field(min_length=1)
+
+
+class OAuth2Auth(_Spec):
+    """Declared here; token acquisition and refresh are implemented by the OAuth2 layer."""
+
+    type: Literal["oauth2"]
+    flow: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    authorize_url: str | None = None
+    token_url: str
+    scopes: list[str] = Field(default_factory=list)
+    scope_separator: str = " "
+    pkce: bool = True
+    client_id: str = "{client_id}"
+    client_secret: str = "{client_secret}"
+    token_placement: Literal["header", "query"] = "header"
+
+    @model_validator(mode="after")
+    def _authorize_url_for_code_flow(self) -> OAuth2Auth:
+        if self.flow == "authorization_code" and not self.authorize_url:
+            raise ValueError("authorize_url is required for the authorization_code flow")
+        return self
+
+
+AuthSpec = Annotated[
+    NoAuth | ApiKeyAuth | BasicAuth | BearerAuth | HeaderAuth | OAuth2Auth,
+    Field(discriminator="type"),
+]
+
+
+class Timeouts(_Spec):
+    connect: float = Field(10.0, gt=0)
+    read: float = Field(30.0, gt=0)
+    total: float = Field(30.0, gt=0)
+
+
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+_RATE_RE = re.compile(
+    r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*(?:per\s+(connector|connection))?\s*$"
+)
+
+
+class RateLimit(_Spec):
+    """``limit`` requests per ``per``; also written as ``"100/minute per connection"``."""
+
+    limit: int = Field(gt=0)
+    per: Literal["second", "minute", "hour", "day"]
+    scope: Literal["connector", "connection"] = "connection"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            m = _RATE_RE.match(data)
+            if not m:
+                raise ValueError(
+                    f"cannot read rate limit {data!r}; "
+                    "write it as '100/minute', '10/second per connector' or as a mapping"
+                )
+            return {"limit": int(m[1]), "per": m[2], "scope": m[3] or "connection"}
+        return data
+
+    @property
+    def period_seconds(self) -> float:
+        return _PERIODS[self.per]
+
+
+class RetryPolicy(_Spec):
+    attempts: int = Field(3, ge=1, le=20, description="total attempts, first one included")
+    backoff_initial: float = Field(0.5, ge=0)
+    backoff_max: float = Field(30.0, ge=0)
+    retry_on_status: list[int] = Field(default_factory=lambda: [429, 502, 503, 504])
+    retry_after_cap: float = Field(60.0, ge=0, description="longest Retry-After obeyed, s")
+    reset_headers: list[str] = Field(
+        default_factory=lambda: ["X-RateLimit-Reset", "RateLimit-Reset"]
+    )
+
+
+class Pagination(_Spec):
+    """How list endpoints page. Expressions are JSONata over the response body."""
+
+    style: Literal["none", "cursor", "page", "offset", "link", "next_url"] = "none"
+    items: str | None = Field(None, description="JSONata selecting the records of a page")
+    # cursor
+    cursor_param: str = "cursor"
+    next_cursor: str | None = Field(None, description="JSONata for the next cursor")
+    cursor_header: str | None = Field(None, description="cursor read from this header")
+    # page numbers
+    page_param: str = "page"
+    first_page: int = 1
+    total_pages: str | None = Field(None, description="JSONata for the page count")
+    # offset
+    offset_param: str = "offset"
+    has_more: str | None = Field(None, description="JSONata: true while more pages exist")
+    # shared
+    limit_param: str | None = None
+    page_size: int | None = Field(None, gt=0)
+    # next_url
+    next_url: str | None = Field(None, description="JSONata for the next page's URL")
+
+
+class RequestTemplate(_Spec):
+    """An HTTP request with ``{field}`` placeholders over the action's input.
+
+    A string that is exactly one placeholder keeps the value's JSON type and the key is
+    dropped when the input lacks it; placeholders inside text are stringified (and
+    percent-encoded in the path).
+    """
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    path: str = Field(description="appended to the connector's base URL")
+    query: dict[str, Any] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    body_type: Literal["json", "form", "multipart"] = "json"
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_relative(cls, v: str) -> str:
+        if "://" in v:
+            raise ValueError("path must be relative to base_url, not a full URL")
+        return v if v.startswith("/") else "/" + v
+
+
+ErrorKind = Literal["auth", "not_found", "conflict", "validation", "rate_limited", "upstream"]
+
+
+class ErrorRule(_Spec):
+    """Map an error response to a typed error and a readable message."""
+
+    status: int | str = Field(description="exact status (404) or class ('4xx')")
+    when: str | None = Field(None, description="JSONata over the body; rule applies if true")
+    error: ErrorKind
+    message: str | None = Field(None, description="JSONata over the body giving the message")
+
+    @field_validator("status")
+    @classmethod
+    def _status_form(cls, v: int | str) -> int | str:
+        if isinstance(v, int):
+            if not 100 <= v <= 599:
+                raise ValueError("status must be between 100 and 599")
+            return v
+        if not re.fullmatch(r"[1-5]xx", v):
+            raise ValueError("status must be a number or a class like '4xx'")
+        return v
+
+    def matches_status(self, status: int) -> bool:
+        if isinstance(self.status, int):
+            return self.status == status
+        return str(status)[0] == self.status[0]
+
+
+ActionName = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class ActionSpec(_Spec):
+    summary: str = ""
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    input: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON Schema (2020-12) of the arguments",
+    )
+    request: RequestTemplate
+    response: str | None = Field(None, description="JSONata mapping of the response body")
+    errors: list[ErrorRule] = Field(default_factory=list)
+    pagination: Pagination | None = None
+    idempotent: bool | None = Field(
+        None, description="defaults to true for GET/HEAD/PUT/DELETE/OPTIONS"
+    )
+    tool: dict[str, Any] | None = Field(None, description="tool exposure (see tools docs)")
+
+    @property
+    def is_idempotent(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.request.method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+
+
+class ConnectorSpec(_Spec):
+    name: str = Field(pattern=NAME_PATTERN, description="lower snake_case, unique")
+    title: str = ""
+    description: str = ""
+    version: str = "1"
+    base_url: str = Field(description="may hold {setting} placeholders")
+    settings: dict[str, SettingSpec] = Field(default_factory=dict)
+    auth: AuthSpec = Field(default_factory=lambda: NoAuth(type="none"))
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    rate_limits: list[RateLimit] = Field(default_factory=list)
+    concurrency: int | None = Field(None, gt=0, description="max calls in flight")
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    pagination: Pagination = Field(default_factory=Pagination)
+    errors: list[ErrorRule] = Field(default_factory=list)
+    actions: dict[ActionName, ActionSpec] = Field(default_factory=dict)
+
+    def secret_settings(self) -> set[str]:
+        return {k for k, s in self.settings.items() if s.secret}

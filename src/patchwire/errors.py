@@ -1,0 +1,318 @@
+"""Patchwire's exception tree.
+
+Every error Patchwire raises is a :class:`PatchwireError`. Third-party exceptions are
+wrapped at the boundary (``raise ... from exc``) so callers only ever catch these::
+
+    PatchwireError
+    ├── ConfigError                  settings, key files, unusable environment
+    ├── SpecError                    a connector (or later, flow) document is invalid;
+    │                                carries every SpecProblem with file, line and field path
+    ├── OpenAPIImportError           an OpenAPI document cannot be turned into a connector
+    ├── LookupFailed                 a named thing does not exist
+    │   ├── UnknownConnector
+    │   ├── UnknownAction
+    │   └── UnknownConnection
+    ├── ConnectionExists             a connection with that name already exists
+    ├── VaultError                   a secret cannot be encrypted or decrypted
+    ├── StoreError                   the database failed or is unreachable
+    └── CallError                    one call of an action failed (carries CallContext)
+        ├── InputValidationError     arguments violate the action's input schema
+        ├── RequestRenderError       the request could not be built (missing setting...)
+        ├── UpstreamResponseError    the upstream answered with an error status
+        │   ├── AuthError            401/403: credentials missing, wrong or lacking scope
+        │   ├── NotFoundError        404
+        │   ├── ConflictError        409
+        │   ├── UpstreamValidationError  400/422: the upstream rejected the request
+        │   ├── RateLimitedError     429 (retry_after in seconds when known)
+        │   └── UpstreamError        any other error status (5xx...)
+        ├── CallTimeoutError         no complete answer within the timeout
+        ├── TransportError           connection refused, reset, DNS failure
+        └── ResponseMappingError     the response could not be parsed or mapped
+
+Messages never contain secret values: errors are built from names, statuses and
+redacted body excerpts only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "CallContext",
+    "CallError",
+    "CallTimeoutError",
+    "ConfigError",
+    "ConflictError",
+    "ConnectionExists",
+    "InputValidationError",
+    "LookupFailed",
+    "NotFoundError",
+    "OpenAPIImportError",
+    "PatchwireError",
+    "RateLimitedError",
+    "RequestRenderError",
+    "ResponseMappingError",
+    "SpecError",
+    "SpecProblem",
+    "StoreError",
+    "TransportError",
+    "UnknownAction",
+    "UnknownConnection",
+    "UnknownConnector",
+    "UpstreamError",
+    "UpstreamResponseError",
+    "UpstreamValidationError",
+    "ValidationProblem",
+    "VaultError",
+]
+
+
+class PatchwireError(Exception):
+    """Base class of every error Patchwire raises."""
+
+    #: short machine-readable name, stable across versions (used in call records and APIs)
+    code: str = "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": str(self)}
+
+
+class ConfigError(PatchwireError):
+    code = "config_error"
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem in a document: where it is and what is wrong."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        at = f" at {self.path}" if self.path else ""
+        return f"{where}{at}: {self.message}"
+
+
+class SpecError(PatchwireError):
+    """A document is invalid. ``problems`` lists every problem found, not just the first."""
+
+    code = "spec_error"
+
+    def __init__(self, problems: list[SpecProblem]) -> None:
+        self.problems = problems
+        n = len(problems)
+        head = f"{n} problem{'s' if n != 1 else ''} found"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.code,
+            "message": str(self),
+            "problems": [
+                {"file": p.file, "line": p.line, "path": p.path, "message": p.message}
+                for p in self.problems
+            ],
+        }
+
+
+class OpenAPIImportError(PatchwireError):
+    code = "openapi_import_error"
+
+
+class LookupFailed(PatchwireError):
+    code = "not_found"
+
+
+class UnknownConnector(LookupFailed):
+    code = "unknown_connector"
+
+
+class UnknownAction(LookupFailed):
+    code = "unknown_action"
+
+
+class UnknownConnection(LookupFailed):
+    code = "unknown_connection"
+
+
+class ConnectionExists(PatchwireError):
+    code = "connection_exists"
+
+
+class VaultError(PatchwireError):
+    code = "vault_error"
+
+
+class StoreError(PatchwireError):
+    code = "store_error"
+
+
+@dataclass
+class CallContext:
+    """Where a call error happened. Never holds credentials or arguments."""
+
+    action: str | None = None
+    connection: str | None = None
+    request_id: str | None = None
+    run_id: str | None = None
+    method: str | None = None
+    url: str | None = None  # with query values of secret parameters redacted
+
+    @property
+    def connector(self) -> str | None:
+        return self.action.split(".", 1)[0] if self.action else None
+
+
+class CallError(PatchwireError):
+    """One call of an action failed. ``context`` says which action, connection and request."""
+
+    code = "call_error"
+
+    def __init__(self, message: str, *, context: CallContext | None = None) -> None:
+        self.context = context or CallContext()
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        ctx = self.context
+        parts = [p for p in (ctx.action, f"connection={ctx.connection}" if ctx.connection else None,
+                             f"request_id={ctx.request_id}" if ctx.request_id else None) if p]
+        return f"{self.message} [{', '.join(parts)}]" if parts else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        ctx = self.context
+        return {
+            "error": self.code,
+            "message": self.message,
+            "action": ctx.action,
+            "connector": ctx.connector,
+            "connection": ctx.connection,
+            "request_id": ctx.request_id,
+        }
+
+
+@dataclass(frozen=True)
+class ValidationProblem:
+    """One input violation: JSON path of the offending value and what was expected."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class InputValidationError(CallError):
+    code = "invalid_input"
+
+    def __init__(
+        self, problems: list[ValidationProblem], *, context: CallContext | None = None
+    ) -> None:
+        self.problems = problems
+        body = "; ".join(str(p) for p in problems)
+        super().__init__(f"invalid input: {body}", context=context)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["problems"] = [{"path": p.path, "message": p.message} for p in self.problems]
+        return d
+
+
+class RequestRenderError(CallError):
+    code = "request_render_error"
+
+
+class UpstreamResponseError(CallError):
+    """The upstream answered with an error status. ``body_excerpt`` is redacted and short."""
+
+    code = "upstream_response_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body_excerpt: str = "",
+        retry_after: float | None = None,
+        context: CallContext | None = None,
+    ) -> None:
+        self.status = status
+        self.body_excerpt = body_excerpt
+        self.retry_after = retry_after
+        super().__init__(message, context=context)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["status"] = self.status
+        d["body_excerpt"] = self.body_excerpt
+        if self.retry_after is not None:
+            d["retry_after"] = self.retry_after
+        return d
+
+
+class AuthError(UpstreamResponseError):
+    code = "auth_error"
+
+
+class NotFoundError(UpstreamResponseError):
+    code = "not_found"
+
+
+class ConflictError(UpstreamResponseError):
+    code = "conflict"
+
+
+class UpstreamValidationError(UpstreamResponseError):
+    code = "upstream_validation_error"
+
+
+class RateLimitedError(UpstreamResponseError):
+    code = "rate_limited"
+
+
+class UpstreamError(UpstreamResponseError):
+    code = "upstream_error"
+
+
+class CallTimeoutError(CallError):
+    code = "timeout"
+
+
+class TransportError(CallError):
+    code = "connection_error"
+
+
+class ResponseMappingError(CallError):
+    code = "response_mapping_error"
+
+
+#: error names usable in a connector's error mapping -> class
+ERROR_KINDS: dict[str, type[UpstreamResponseError]] = {
+    "auth": AuthError,
+    "not_found": NotFoundError,
+    "conflict": ConflictError,
+    "validation": UpstreamValidationError,
+    "rate_limited": RateLimitedError,
+    "upstream": UpstreamError,
+}
+
+
+def error_kind_for_status(status: int) -> type[UpstreamResponseError]:
+    """Default classification of an error status."""
+    if status in (401, 403):
+        return AuthError
+    if status == 404:
+        return NotFoundError
+    if status == 409:
+        return ConflictError
+    if status in (400, 422):
+        return UpstreamValidationError
+    if status == 429:
+        return RateLimitedError
+    return UpstreamError
+

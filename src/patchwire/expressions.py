@@ -1,0 +1,90 @@
+"""JSONata expressions: compiled once, evaluated many times, bounded in time and depth.
+
+The evaluator is ``jsonata-python`` (a pure-Python port of the reference implementation).
+Plain field paths (``data``, ``meta.next_cursor``, ``$``) are the most common mappings in
+connectors and sit on the hot call path, so they are evaluated directly when every step
+lands on an object; anything else — or a path that meets an array, where JSONata's
+mapping semantics apply — goes through the full evaluator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import jsonata
+
+from patchwire.errors import PatchwireError
+
+__all__ = ["Expression", "ExpressionError", "compile_expression"]
+
+_SIMPLE_PATH = re.compile(r"^\s*(?:\$|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$")
+_MISSING = object()
+DEFAULT_TIMEOUT_MS = 1000
+DEFAULT_MAX_DEPTH = 200
+
+
+class ExpressionError(PatchwireError):
+    """A JSONata expression does not compile or failed while evaluating."""
+
+    code = "expression_error"
+
+
+class Expression:
+    """A compiled JSONata expression."""
+
+    __slots__ = ("_compiled", "_path", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._path: tuple[str, ...] | None = None
+        stripped = source.strip()
+        if _SIMPLE_PATH.match(stripped):
+            self._path = () if stripped == "$" else tuple(stripped.split("."))
+        try:
+            self._compiled = jsonata.Jsonata(
+                source, timeout=DEFAULT_TIMEOUT_MS, stack=DEFAULT_MAX_DEPTH
+            )
+        except Exception as exc:  # the library raises JException (a RuntimeError) and others
+            raise ExpressionError(f"invalid JSONata {source!r}: {exc}") from exc
+
+    def evaluate(self, data: Any, bindings: Mapping[str, Any] | None = None) -> Any:
+        if self._path is not None and not bindings:
+            value = _walk(data, self._path)
+            if value is not _MISSING:
+                return value
+        try:
+            return self._compiled.evaluate(data, dict(bindings) if bindings else None)
+        except Exception as exc:
+            raise ExpressionError(f"JSONata {self.source!r} failed: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Expression({self.source!r})"
+
+
+def _walk(data: Any, path: tuple[str, ...]) -> Any:
+    """Follow a dotted path through objects; ``_MISSING`` means 'let JSONata decide'."""
+    current = data
+    for key in path:
+        if not isinstance(current, dict):
+            return _MISSING
+        current = current.get(key)
+        if current is None:
+            return None
+    # A list at the end is returned whole by JSONata too, except singletons and nested
+    # arrays, which JSONata flattens: defer those to the evaluator.
+    if isinstance(current, list) and path and (len(current) <= 1 or _has_list(current)):
+        return _MISSING
+    return current
+
+
+def _has_list(items: list[Any]) -> bool:
+    return any(isinstance(i, list) for i in items)
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(source: str) -> Expression:
+    """Compile (and cache) an expression; raises :class:`ExpressionError`."""
+    return Expression(source)
