@@ -44,9 +44,7 @@ class Expression:
         if _SIMPLE_PATH.match(stripped):
             self._path = () if stripped == "$" else tuple(stripped.split("."))
         try:
-            self._compiled = jsonata.Jsonata(
-                source, timeout=DEFAULT_TIMEOUT_MS, stack=DEFAULT_MAX_DEPTH
-            )
+            self._compiled = jsonata.Jsonata(source)
         except Exception as exc:  # the library raises JException (a RuntimeError) and others
             raise ExpressionError(f"invalid JSONata {source!r}: {exc}") from exc
 
@@ -56,6 +54,9 @@ class Expression:
             if value is not _MISSING:
                 return value
         try:
+            # jsonata-python starts its time box when bounds are set, not per evaluation,
+            # so the bounds are set anew for every evaluation.
+            self._compiled.environment.set_runtime_bounds(DEFAULT_TIMEOUT_MS, DEFAULT_MAX_DEPTH)
             return self._compiled.evaluate(data, dict(bindings) if bindings else None)
         except Exception as exc:
             raise ExpressionError(f"JSONata {self.source!r} failed: {exc}") from exc

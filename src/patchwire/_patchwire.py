@@ -1,0 +1,292 @@
+"""``Patchwire``: the object users hold. Connectors, connections and the one call path."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from patchwire._recorder import CallRecorder
+from patchwire.auth.vault import Vault, connection_aad
+from patchwire.calls import CallOutcome, CompiledAction, ResolvedConnection, execute_call
+from patchwire.config import Settings, load_settings
+from patchwire.connectors import ConnectorRegistry, ConnectorSpec
+from patchwire.errors import ConfigError, PatchwireError, UnknownConnection
+from patchwire.http import HttpCore
+from patchwire.store import Store
+from patchwire.store.records import CallRecord, ConnectionRecord
+
+__all__ = ["ConnectionInfo", "Patchwire"]
+
+#: how long a resolved connection is reused before re-reading it from the store, so a
+#: change made by another process is picked up without a round trip per call
+CONNECTION_TTL = 5.0
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """A connection as shown to people and APIs: secret values are never included."""
+
+    name: str
+    connector: str
+    owner: str | None
+    settings: dict[str, Any]
+    secrets_set: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["created_at"] = self.created_at.isoformat()
+        d["updated_at"] = self.updated_at.isoformat()
+        return d
+
+
+class Patchwire:
+    """Entry point::
+
+        async with Patchwire() as pw:
+            order = await pw.call("shop.get_order", {"order_id": "42"}, connection="acme")
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        connectors: ConnectorRegistry | None = None,
+        http: HttpCore | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self._connectors = connectors
+        self._http = http or HttpCore()
+        self._store: Store | None = None
+        self._vault: Vault | None = None
+        self._recorder: CallRecorder | None = None
+        self._compiled: dict[str, CompiledAction] = {}
+        self._connections: dict[str, ResolvedConnection] = {}
+        self._open_lock = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> Patchwire:
+        async with self._open_lock:
+            if self._store is None:
+                if self._connectors is None:
+                    self._connectors = ConnectorRegistry.load(self.settings.connector_paths)
+                self._vault = Vault.from_settings(self.settings)
+                self._store = await Store.open(self.settings.effective_database_url)
+                self._recorder = CallRecorder(self._store)
+        return self
+
+    async def close(self) -> None:
+        if self._recorder is not None:
+            await self._recorder.close()
+            self._recorder = None
+        await self._http.close()
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        self._connections.clear()
+
+    async def __aenter__(self) -> Patchwire:
+        return await self.open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def connectors(self) -> ConnectorRegistry:
+        if self._connectors is None:
+            self._connectors = ConnectorRegistry.load(self.settings.connector_paths)
+        return self._connectors
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise PatchwireError("Patchwire is not open: use `async with Patchwire() as pw`")
+        return self._store
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            raise PatchwireError("Patchwire is not open: use `async with Patchwire() as pw`")
+        return self._vault
+
+    # -- connections -----------------------------------------------------------------------
+
+    async def add_connection(
+        self, connector: str, name: str, values: Mapping[str, Any] | None = None, *,
+        owner: str | None = None,
+    ) -> ConnectionInfo:
+        """Create a connection. Values of settings declared ``secret`` are encrypted."""
+        spec = self.connectors.get(connector)
+        plain, secret = split_settings(spec, dict(values or {}), connection=name)
+        rec = ConnectionRecord.new(name, connector, owner=owner, settings=plain)
+        if secret:
+            rec = dataclasses.replace(
+                rec, secrets=self.vault.encrypt_json(secret, aad=connection_aad(rec.id))
+            )
+        await self.store.add_connection(rec)
+        self._connections.pop(name, None)
+        return self._info(rec)
+
+    async def update_connection(
+        self, name: str, values: Mapping[str, Any]
+    ) -> ConnectionInfo:
+        """Change some values of a connection; the others are kept."""
+        rec = await self.store.get_connection(name)
+        spec = self.connectors.get(rec.connector)
+        old_secret = self._decrypt(rec)
+        merged = {**rec.settings, **old_secret, **values}
+        plain, secret = split_settings(spec, merged, connection=name)
+        token = self.vault.encrypt_json(secret, aad=connection_aad(rec.id)) if secret else ""
+        rec = await self.store.update_connection(name, settings=plain, secrets=token)
+        self._connections.pop(name, None)
+        return self._info(rec)
+
+    async def get_connection(self, name: str) -> ConnectionInfo:
+        return self._info(await self.store.get_connection(name))
+
+    async def list_connections(
+        self, connector: str | None = None, owner: str | None = None
+    ) -> list[ConnectionInfo]:
+        recs = await self.store.list_connections(connector=connector, owner=owner)
+        return [self._info(r) for r in recs]
+
+    async def remove_connection(self, name: str) -> None:
+        await self.store.remove_connection(name)
+        self._connections.pop(name, None)
+
+    def _decrypt(self, rec: ConnectionRecord) -> dict[str, Any]:
+        if not rec.secrets:
+            return {}
+        return self.vault.decrypt_json(rec.secrets, aad=connection_aad(rec.id))
+
+    def _info(self, rec: ConnectionRecord) -> ConnectionInfo:
+        # Which secrets are set is derived from the connector, not by decrypting.
+        secret_names = (
+            sorted(self.connectors.get(rec.connector).secret_settings())
+            if rec.connector in self.connectors and rec.secrets else []
+        )
+        return ConnectionInfo(rec.name, rec.connector, rec.owner, dict(rec.settings),
+                              secret_names, rec.created_at, rec.updated_at)
+
+    async def _resolve_connection(self, name: str, connector: str) -> ResolvedConnection:
+        cached = self._connections.get(name)
+        if cached is not None and time.monotonic() - cached.loaded_at < CONNECTION_TTL:
+            if cached.connector.name != connector:
+                raise _wrong_connector(name, cached.record.connector, connector)
+            return cached
+        rec = await self.store.get_connection(name)
+        if rec.connector != connector:
+            raise _wrong_connector(name, rec.connector, connector)
+        resolved = ResolvedConnection.build(rec, self.connectors.get(connector),
+                                            self._decrypt(rec))
+        self._connections[name] = resolved
+        return resolved
+
+    async def _default_connection(self, connector: str) -> str:
+        recs = await self.store.list_connections(connector=connector)
+        if len(recs) == 1:
+            return recs[0].name
+        if not recs:
+            raise UnknownConnection(
+                f"no connection for connector {connector!r}; add one with "
+                f"`patchwire connection add {connector} --name NAME --set key=value`"
+            )
+        names = ", ".join(r.name for r in recs)
+        raise UnknownConnection(
+            f"connector {connector!r} has several connections ({names}); name one"
+        )
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def compiled_action(self, qualified: str) -> CompiledAction:
+        compiled = self._compiled.get(qualified)
+        if compiled is None:
+            spec, action = self.connectors.resolve(qualified)
+            compiled = CompiledAction(spec, qualified.split(".", 1)[1], action)
+            self._compiled[qualified] = compiled
+        return compiled
+
+    async def execute(
+        self, action: str, arguments: Mapping[str, Any] | None = None, *,
+        connection: str | None = None, request_id: str | None = None,
+        run_id: str | None = None,
+    ) -> CallOutcome:
+        """Call an action and return the result with its status, attempts and timing."""
+        if self._store is None:
+            await self.open()
+        compiled = self.compiled_action(action)
+        connector = compiled.connector.name
+        name = connection or await self._default_connection(connector)
+        conn = await self._resolve_connection(name, connector)
+        outcome, error, record = await execute_call(
+            compiled, arguments if arguments is not None else {}, conn, self._http,
+            request_id=request_id, run_id=run_id,
+        )
+        assert self._recorder is not None
+        self._recorder.record(record)
+        if error is not None:
+            raise error
+        assert outcome is not None
+        return outcome
+
+    async def call(
+        self, action: str, arguments: Mapping[str, Any] | None = None, *,
+        connection: str | None = None, request_id: str | None = None,
+    ) -> Any:
+        """Call an action (``"shop.get_order"``) and return its mapped result."""
+        outcome = await self.execute(action, arguments, connection=connection,
+                                     request_id=request_id)
+        return outcome.result
+
+    async def recent_calls(
+        self, *, action: str | None = None, connection: str | None = None, limit: int = 100
+    ) -> list[CallRecord]:
+        await self.flush()
+        return await self.store.list_calls(action=action, connection=connection, limit=limit)
+
+    async def flush(self) -> None:
+        """Write pending call records now (they are otherwise written in batches)."""
+        if self._recorder is not None:
+            await self._recorder.flush()
+
+
+def split_settings(
+    spec: ConnectorSpec, values: dict[str, Any], *, connection: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check values against the connector's settings; return (plain, secret)."""
+    unknown = sorted(set(values) - set(spec.settings))
+    if unknown:
+        known = ", ".join(sorted(spec.settings)) or "none"
+        raise ConfigError(
+            f"connection {connection!r}: connector {spec.name!r} has no setting "
+            f"{', '.join(map(repr, unknown))} (settings: {known})"
+        )
+    missing = sorted(
+        k for k, s in spec.settings.items()
+        if s.required and s.default is None and values.get(k) in (None, "")
+    )
+    if missing:
+        raise ConfigError(
+            f"connection {connection!r}: missing required setting "
+            f"{', '.join(map(repr, missing))} for connector {spec.name!r}"
+        )
+    plain = {k: v for k, v in values.items() if not spec.settings[k].secret}
+    secret = {k: v for k, v in values.items() if spec.settings[k].secret}
+    return plain, secret
+
+
+def _wrong_connector(name: str, actual: str, wanted: str) -> UnknownConnection:
+    return UnknownConnection(
+        f"connection {name!r} belongs to connector {actual!r}, not {wanted!r}"
+    )

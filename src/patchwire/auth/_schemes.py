@@ -1,0 +1,76 @@
+"""Turn a connector's auth declaration plus a connection's values into request parts."""
+
+from __future__ import annotations
+
+from base64 import b64encode
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from patchwire.connectors._template import MISSING, compile_template
+from patchwire.connectors.spec import (
+    ApiKeyAuth,
+    AuthSpec,
+    BasicAuth,
+    BearerAuth,
+    HeaderAuth,
+    NoAuth,
+    OAuth2Auth,
+)
+
+__all__ = ["AuthParts", "MissingCredential", "render_auth"]
+
+
+class MissingCredential(Exception):
+    """A value the auth scheme needs is not set on the connection (names the setting)."""
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+        super().__init__(setting)
+
+
+@dataclass(frozen=True)
+class AuthParts:
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+
+
+def _fill(template: str, values: Mapping[str, Any]) -> str:
+    tpl = compile_template(template)
+    out = tpl.render(values)
+    if out is MISSING or out is None or out == "":
+        missing = [n for n in tpl.names if values.get(n.split(".")[0]) in (None, "")]
+        raise MissingCredential(missing[0] if missing else template)
+    return str(out)
+
+
+def render_auth(auth: AuthSpec, values: Mapping[str, Any]) -> AuthParts:
+    """Computed once per connection and reused for every call through it."""
+    if isinstance(auth, NoAuth):
+        return AuthParts()
+    if isinstance(auth, ApiKeyAuth):
+        value = _fill(auth.value, values)
+        if auth.in_ == "header":
+            return AuthParts(headers={auth.name: value})
+        if auth.in_ == "query":
+            return AuthParts(query={auth.name: value})
+        return AuthParts(cookies={auth.name: value})
+    if isinstance(auth, BasicAuth):
+        user = _fill(auth.username, values)
+        password = _fill(auth.password, values)
+        # RFC 7617 section 2.1: UTF-8 is the charset servers expect today.
+        token = b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return AuthParts(headers={"Authorization": f"Basic {token}"})
+    if isinstance(auth, BearerAuth):
+        return AuthParts(headers={"Authorization": f"Bearer {_fill(auth.token, values)}"})
+    if isinstance(auth, HeaderAuth):
+        return AuthParts(headers={k: _fill(v, values) for k, v in auth.headers.items()})
+    if isinstance(auth, OAuth2Auth):
+        access_token = values.get("access_token")
+        if not access_token:
+            raise MissingCredential("access_token")
+        if auth.token_placement == "query":
+            return AuthParts(query={"access_token": str(access_token)})
+        return AuthParts(headers={"Authorization": f"Bearer {access_token}"})
+    raise AssertionError(f"unhandled auth scheme {auth!r}")

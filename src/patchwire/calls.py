@@ -1,0 +1,476 @@
+"""Action execution: validate input → render request → HTTP core → map response → record.
+
+Everything that can be computed before a call is computed once: each action is compiled
+(validator, templates, expressions) on first use, each connection resolved (settings
+merged, secrets decrypted, auth rendered, redactor built) and cached briefly, so the per
+call work is rendering a few templates and one HTTP exchange.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import jsonschema
+import orjson
+
+from patchwire.auth._schemes import AuthParts, MissingCredential, render_auth
+from patchwire.connectors._template import MISSING, Template, compile_template
+from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ErrorRule
+from patchwire.errors import (
+    ERROR_KINDS,
+    CallContext,
+    CallError,
+    InputValidationError,
+    RequestRenderError,
+    ResponseMappingError,
+    UpstreamResponseError,
+    ValidationProblem,
+    error_kind_for_status,
+)
+from patchwire.expressions import Expression, ExpressionError, compile_expression
+from patchwire.http import (
+    HttpCore,
+    PreparedRequest,
+    RawResponse,
+    Redactor,
+    RetryDecision,
+    excerpt,
+    parse_retry_after,
+)
+from patchwire.store.records import CallRecord, ConnectionRecord
+
+__all__ = ["CallOutcome", "CompiledAction", "ResolvedConnection", "execute_call"]
+
+INPUT_ALL = "{$input}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedConnection:
+    """A connection ready for calls. Holds decrypted secrets: never log or serialise it."""
+
+    record: ConnectionRecord
+    connector: ConnectorSpec
+    base_url: str
+    auth: AuthParts | None  # None: a required credential is missing (reported at call time)
+    missing_credential: str | None
+    headers: dict[str, str]
+    redact: Redactor
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    def __repr__(self) -> str:
+        return f"ResolvedConnection({self.record.name!r}, connector={self.connector.name!r})"
+
+    @classmethod
+    def build(
+        cls, record: ConnectionRecord, connector: ConnectorSpec, secrets: Mapping[str, Any]
+    ) -> ResolvedConnection:
+        values: dict[str, Any] = {
+            k: s.default for k, s in connector.settings.items() if s.default is not None
+        }
+        values.update(record.settings)
+        values.update(secrets)
+        redact = Redactor(str(v) for v in secrets.values() if v)
+        base = compile_template(connector.base_url).render(values)
+        if base is MISSING:
+            missing = [n for n in compile_template(connector.base_url).names if n not in values]
+            raise RequestRenderError(
+                f"connection {record.name!r} lacks setting {missing[0]!r} needed by "
+                f"{connector.name}'s base_url",
+                context=CallContext(connection=record.name),
+            )
+        headers: dict[str, str] = {}
+        for k, v in connector.headers.items():
+            rendered = compile_template(v).render(values)
+            if rendered is not MISSING:
+                headers[k] = str(rendered)
+        auth: AuthParts | None
+        missing_credential: str | None = None
+        try:
+            auth = render_auth(connector.auth, values)
+        except MissingCredential as exc:
+            auth, missing_credential = None, exc.setting
+        else:
+            headers.update(auth.headers)
+        return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
+                   headers, redact)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What one successful call produced, with how it went."""
+
+    result: Any
+    status: int
+    attempts: int
+    latency_ms: float
+    request_id: str
+
+
+class CompiledAction:
+    """An action with its validator, templates and expressions prepared once."""
+
+    def __init__(self, connector: ConnectorSpec, name: str, action: ActionSpec) -> None:
+        self.connector = connector
+        self.name = name
+        self.qualified = f"{connector.name}.{name}"
+        self.spec = action
+        jsonschema.Draft202012Validator.check_schema(action.input)
+        self.validator = jsonschema.Draft202012Validator(
+            action.input, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        req = action.request
+        self.method = req.method
+        self.path = compile_template(req.path)
+        self.query = [(k, _compile_value(v)) for k, v in req.query.items()]
+        self.headers = [(k, compile_template(v)) for k, v in req.headers.items()]
+        self.body = req.body
+        self.body_type = req.body_type
+        used: set[str] = set(self.path.names)
+        for _, v in self.query:
+            used |= _names(v)
+        for _, t in self.headers:
+            used |= set(t.names)
+        self.not_in_body = {n.split(".")[0] for n in used}
+        self.idempotent = action.is_idempotent
+        self.response: Expression | None = (
+            compile_expression(action.response) if action.response else None
+        )
+        self.response_needs_bindings = bool(
+            action.response and ("$status" in action.response or "$headers" in action.response)
+        )
+        self.error_rules: list[ErrorRule] = [*action.errors, *connector.errors]
+
+    # -- input -----------------------------------------------------------------------------
+
+    def validate(self, arguments: Any, context: CallContext) -> None:
+        errors = list(self.validator.iter_errors(arguments))
+        if errors:
+            raise InputValidationError(
+                [_problem(e) for e in sorted(errors, key=lambda e: list(e.absolute_path))],
+                context=context,
+            )
+
+    # -- request ---------------------------------------------------------------------------
+
+    def render(
+        self, arguments: Mapping[str, Any], conn: ResolvedConnection, context: CallContext
+    ) -> PreparedRequest:
+        path = self.path.render(arguments, encode=_encode_path_segment)
+        if path is MISSING:
+            raise RequestRenderError(
+                f"cannot build the path {self.path.source!r}: an argument is missing",
+                context=context,
+            )
+        headers = dict(conn.headers)
+        for name, tpl in self.headers:
+            value = tpl.render(arguments)
+            if value is not MISSING and value is not None:
+                headers[name] = _query_text(value)
+        params: dict[str, str] | None = None
+        if self.query or (conn.auth and conn.auth.query):
+            params = {}
+            for key, value_tpl in self.query:
+                value = _render_value(value_tpl, arguments)
+                if value is MISSING or value is None:
+                    continue
+                params[key] = (
+                    ",".join(_query_text(v) for v in value)
+                    if isinstance(value, list) else _query_text(value)
+                )
+            if conn.auth:
+                params.update(conn.auth.query)
+        req = PreparedRequest(
+            method=self.method,
+            url=conn.base_url + str(path),
+            headers=headers,
+            params=params or None,
+            cookies=dict(conn.auth.cookies) if conn.auth and conn.auth.cookies else None,
+            idempotent=self.idempotent,
+        )
+        if self.body is not None:
+            if self.body == INPUT_ALL:
+                body: Any = {k: v for k, v in arguments.items() if k not in self.not_in_body}
+            else:
+                body = _render_body(self.body, arguments)
+            if body is not MISSING:
+                self._attach_body(req, body, context)
+        return req
+
+    def _attach_body(self, req: PreparedRequest, body: Any, context: CallContext) -> None:
+        if self.body_type == "json":
+            req.data = orjson.dumps(body)
+            req.headers.setdefault("Content-Type", "application/json")
+        elif self.body_type == "form":
+            if not isinstance(body, dict):
+                raise RequestRenderError("a form body must be a mapping", context=context)
+            req.data = {k: _form_text(v) for k, v in body.items() if v is not None}
+        else:
+            if not isinstance(body, dict):
+                raise RequestRenderError("a multipart body must be a mapping", context=context)
+            form = aiohttp.FormData()
+            for k, v in body.items():
+                if v is None:
+                    continue
+                if isinstance(v, dict) and "content" in v:
+                    form.add_field(
+                        k,
+                        _file_bytes(v["content"]),
+                        filename=str(v.get("filename", k)),
+                        content_type=str(v.get("content_type", "application/octet-stream")),
+                    )
+                else:
+                    form.add_field(k, _form_text(v))
+            req.data = form
+
+    # -- response --------------------------------------------------------------------------
+
+    def map_response(
+        self, raw: RawResponse, arguments: Mapping[str, Any], context: CallContext,
+        redact: Redactor,
+    ) -> Any:
+        body = _parse_body(raw, context, redact)
+        if self.response is None:
+            return body
+        bindings = (
+            {"status": raw.status, "headers": dict(raw.headers)}
+            if self.response_needs_bindings else None
+        )
+        try:
+            return self.response.evaluate(body, bindings)
+        except ExpressionError as exc:
+            raise ResponseMappingError(
+                f"response mapping {self.response.source!r} failed: {redact(str(exc))}",
+                context=context,
+            ) from None
+
+    def error_for(
+        self, raw: RawResponse, arguments: Mapping[str, Any], context: CallContext,
+        redact: Redactor,
+    ) -> UpstreamResponseError:
+        try:
+            body: Any = _parse_body(raw, context, redact)
+        except ResponseMappingError:
+            body = raw.body.decode("utf-8", errors="replace")
+        text = excerpt(raw.body, redact)
+        retry_after = parse_retry_after(raw.headers.get("Retry-After"))
+        bindings = {"status": raw.status, "input": dict(arguments)}
+        kind = error_kind_for_status(raw.status)
+        message: str | None = None
+        for rule in self.error_rules:
+            if not rule.matches_status(raw.status):
+                continue
+            try:
+                if rule.when and not compile_expression(rule.when).evaluate(body, bindings):
+                    continue
+                kind = ERROR_KINDS[rule.error]
+                if rule.message:
+                    value = compile_expression(rule.message).evaluate(body, bindings)
+                    message = None if value is None else redact(str(value))
+            except ExpressionError:
+                continue  # a broken rule must not hide the upstream's answer
+            break
+        if message is None:
+            message = _default_message(raw.status, body, redact)
+        return kind(
+            f"{self.qualified} failed with HTTP {raw.status}: {message}",
+            status=raw.status,
+            body_excerpt=text,
+            retry_after=retry_after,
+            context=context,
+        )
+
+
+# -- execution --------------------------------------------------------------------------------
+
+
+async def execute_call(
+    compiled: CompiledAction,
+    arguments: Mapping[str, Any],
+    conn: ResolvedConnection,
+    http: HttpCore,
+    *,
+    request_id: str | None = None,
+    run_id: str | None = None,
+) -> tuple[CallOutcome | None, CallError | None, CallRecord]:
+    """Run one call. Returns (outcome, error, record); exactly one of outcome/error is set."""
+    request_id = request_id or uuid.uuid4().hex
+    context = CallContext(
+        action=compiled.qualified, connection=conn.record.name, request_id=request_id,
+        run_id=run_id, method=compiled.method,
+    )
+    started_wall = time.time()
+    started = time.perf_counter()
+    decision = RetryDecision()
+    status: int | None = None
+    try:
+        compiled.validate(arguments, context)
+        if conn.auth is None:
+            raise RequestRenderError(
+                f"connection {conn.record.name!r} has no value for {conn.missing_credential!r}, "
+                f"which {compiled.connector.name}'s {compiled.connector.auth.type} auth needs; "
+                f"set it with `patchwire connection add ... --set {conn.missing_credential}=...`",
+                context=context,
+            )
+        req = compiled.render(arguments, conn, context)
+        req.headers["X-Request-Id"] = request_id
+        context.url = conn.redact(req.url)
+        raw = await http.send(
+            req, timeouts=compiled.connector.timeouts, retry=compiled.connector.retry,
+            context=context, decision=decision,
+        )
+        status = raw.status
+        if not raw.ok:
+            raise compiled.error_for(raw, arguments, context, conn.redact)
+        result = compiled.map_response(raw, arguments, context, conn.redact)
+    except CallError as exc:
+        latency = (time.perf_counter() - started) * 1000
+        record = _record(compiled, conn, request_id, "error", status, latency,
+                         decision.attempts, exc.code, conn.redact(exc.message), started_wall)
+        return None, exc, record
+    latency = (time.perf_counter() - started) * 1000
+    record = _record(compiled, conn, request_id, "ok", status, latency, decision.attempts,
+                     None, None, started_wall)
+    return CallOutcome(result, raw.status, decision.attempts, latency, request_id), None, record
+
+
+def _record(
+    compiled: CompiledAction, conn: ResolvedConnection, request_id: str, status: str,
+    http_status: int | None, latency_ms: float, attempts: int, error_class: str | None,
+    error_message: str | None, started_wall: float,
+) -> CallRecord:
+    from datetime import UTC, datetime
+
+    return CallRecord(
+        id=uuid.uuid4().hex,
+        request_id=request_id,
+        action=compiled.qualified,
+        connector=compiled.connector.name,
+        connection=conn.record.name,
+        status=status,
+        http_status=http_status,
+        latency_ms=round(latency_ms, 3),
+        attempts=attempts,
+        error_class=error_class,
+        error_message=error_message[:1000] if error_message else None,
+        started_at=datetime.fromtimestamp(started_wall, UTC),
+    )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _compile_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return compile_template(value)
+    if isinstance(value, list):
+        return [_compile_value(v) for v in value]
+    return value
+
+
+def _names(value: Any) -> set[str]:
+    if isinstance(value, Template):
+        return set(value.names)
+    if isinstance(value, list):
+        return set().union(*(_names(v) for v in value)) if value else set()
+    return set()
+
+
+def _render_value(value: Any, arguments: Mapping[str, Any]) -> Any:
+    if isinstance(value, Template):
+        return value.render(arguments)
+    if isinstance(value, list):
+        items = [_render_value(v, arguments) for v in value]
+        return [i for i in items if i is not MISSING]
+    return value
+
+
+def _render_body(value: Any, arguments: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        return compile_template(value).render(arguments)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            rendered = _render_body(v, arguments)
+            if rendered is not MISSING:
+                out[k] = rendered
+        return out
+    if isinstance(value, list):
+        return [r for r in (_render_body(v, arguments) for v in value) if r is not MISSING]
+    return value
+
+
+def _encode_path_segment(text: str) -> str:
+    # Every reserved character is encoded: an id like "a/../b" must stay one path segment.
+    return quote(text, safe="")
+
+
+def _query_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+_form_text = _query_text
+
+
+def _file_bytes(content: Any) -> bytes:
+    if isinstance(content, bytes):
+        return content
+    text = str(content)
+    if text.startswith("base64:"):
+        from base64 import b64decode
+
+        return b64decode(text[len("base64:") :])
+    return text.encode()
+
+
+def _parse_body(raw: RawResponse, context: CallContext, redact: Redactor) -> Any:
+    if not raw.body:
+        return None
+    ctype = raw.headers.get("Content-Type", "")
+    first = raw.body[:1]
+    if "json" in ctype or (not ctype and first in (b"{", b"[")):
+        try:
+            return orjson.loads(raw.body)
+        except orjson.JSONDecodeError as exc:
+            raise ResponseMappingError(
+                f"the upstream declared JSON but sent something else: "
+                f"{excerpt(raw.body, redact, 120)!r} ({exc})",
+                context=context,
+            ) from None
+    return raw.body.decode("utf-8", errors="replace")
+
+
+def _default_message(status: int, body: Any, redact: Redactor) -> str:
+    if isinstance(body, dict):
+        for candidate in (body.get("error"), body.get("message"), body.get("detail"),
+                          body.get("title")):
+            if isinstance(candidate, dict):
+                candidate = candidate.get("message") or candidate.get("detail")
+            if isinstance(candidate, str) and candidate:
+                return redact(candidate)[:300]
+    return {401: "unauthorised: check the connection's credentials",
+            403: "forbidden: the credentials lack permission",
+            404: "not found", 409: "conflict", 422: "the upstream rejected the input",
+            429: "rate limited by the upstream"}.get(status, "upstream error")
+
+
+def _problem(error: jsonschema.ValidationError) -> ValidationProblem:
+    path = error.json_path
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        # jsonschema points at the parent object; point at the missing field instead.
+        missing = error.message.split("'")[1] if error.message.count("'") >= 2 else ""
+        return ValidationProblem(f"{path}.{missing}" if missing else path,
+                                 "is required but missing")
+    message = error.message
+    if len(message) > 200:
+        message = message[:197] + "..."
+    return ValidationProblem(path, message)
