@@ -73,6 +73,7 @@ def _pydantic_problems(exc: ValidationError, data: Any, lines: LineMap) -> list[
         if err["type"] == "extra_forbidden":
             msg = f"unknown field {loc[-1]!r}" if loc else "unknown field"
         elif err["type"] == "string_pattern_mismatch" and loc[-1:] == ("[key]",):
+            # a dict key failed its pattern (an action name)
             loc = loc[:-1]
             msg = f"name {loc[-1]!r} must be lower snake_case (a-z, 0-9, _)"
         elif err["type"] == "missing":
@@ -88,10 +89,9 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> _Loc:
     out: list[str | int] = []
     current = data
     for part in loc:
-        if isinstance(current, dict) and part in current:
-            out.append(part)
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
+        if in_dict or in_list:
             out.append(part)
             current = current[part]
         elif isinstance(current, dict) and part == "in_":

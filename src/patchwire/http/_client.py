@@ -157,20 +157,21 @@ class HttpCore:
                 raise _transport_error(exc, timeouts, context, decision) from exc
             except aiohttp.ClientError as exc:  # invalid URL, bad payload: retrying won't help
                 raise _transport_error(exc, timeouts, context, decision) from exc
-            if response.status in retry.retry_on_status or (
+            transient = response.status in retry.retry_on_status or (
                 response.status == 500 and req.idempotent
-            ):
-                if self._may_retry(req, retry, decision, status=response.status):
-                    delay = self._server_delay(response, retry)
-                    if delay is None:
-                        delay = backoff_delay(retry, decision.attempts, self._rng)
-                    if delay <= retry.retry_after_cap:
-                        await self._wait(delay, decision)
-                        continue
+            )
+            if transient and self._may_retry(req, retry, decision, status=response.status):
+                delay = self._server_delay(response, retry)
+                if delay is None:
+                    delay = backoff_delay(retry, decision.attempts, self._rng)
+                # Beyond the cap the caller gets the 429/503 with its retry_after instead.
+                if delay <= retry.retry_after_cap:
+                    await self._wait(delay, decision)
+                    continue
             return response
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, req: PreparedRequest, timeout: aiohttp.ClientTimeout
+        self, session: aiohttp.ClientSession, req: PreparedRequest, limits: aiohttp.ClientTimeout
     ) -> RawResponse:
         async with session.request(
             req.method,
@@ -180,7 +181,7 @@ class HttpCore:
             cookies=req.cookies,
             json=req.json if req.data is None else None,
             data=req.data,
-            timeout=timeout,
+            timeout=limits,
             allow_redirects=True,
         ) as resp:
             body = await resp.read()

@@ -1,0 +1,112 @@
+"""Command tree. Each group lives in its own module; this one wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import typer
+
+from patchwire.cli import _call, _connections, _connectors
+from patchwire.cli._common import console, errors_handled, fail, settings
+
+app = typer.Typer(
+    name="patchwire",
+    help="Patchwire: connectors, connections and one call path for AI chatbots.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(_connectors.app, name="connector")
+app.add_typer(_connections.app, name="connection")
+app.command("call")(_call.call)
+app.command("calls")(_call.calls)
+
+vault_app = typer.Typer(help="The credential vault.", no_args_is_help=True)
+app.add_typer(vault_app, name="vault")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, "--host", help="bind address (default 127.0.0.1)"),
+    port: int = typer.Option(None, "--port", help="port (default 8600)"),
+) -> None:
+    """Serve the REST API (POST /api/v1/actions/{action}/call ...)."""
+    import uvicorn
+
+    from patchwire._patchwire import Patchwire
+    from patchwire.server import create_app, is_loopback
+
+    cfg = settings()
+    host = host or cfg.host
+    port = port or cfg.port
+    if not is_loopback(host):
+        fail(f"refusing to bind {host}: without API keys the server binds loopback only "
+             "(127.0.0.1 or ::1)", code=2)
+    console.print(f"Patchwire API on http://{host}:{port}/api/v1 (docs at /api/docs)")
+    with errors_handled():
+        uvicorn.run(create_app(Patchwire(cfg)), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def sandbox(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8765, "--port"),
+    seed: int = typer.Option(0, "--seed", help="seed of the generated data and chaos"),
+) -> None:
+    """Serve the sandbox APIs (shop, helpdesk, calendar, payments) on loopback."""
+    from patchwire.server import is_loopback
+
+    if not is_loopback(host):
+        fail(f"the sandbox binds loopback only, not {host}", code=2)
+    from patchwire.sandbox import serve_forever
+
+    def ready(url: str) -> None:
+        console.print(f"sandbox listening on {url} (shop, helpdesk, calendar, payments); "
+                      "Ctrl-C stops it")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(host, port, seed=seed, ready=ready))
+
+
+@app.command()
+def demo(
+    port: int = typer.Option(0, "--sandbox-port", help="sandbox port (default: any free one)"),
+) -> None:
+    """Walk a chatbot-style scenario against the sandbox APIs."""
+    from patchwire.cli._demo import run_demo
+
+    with errors_handled():
+        asyncio.run(run_demo(port=port))
+
+
+@vault_app.command("rotate")
+def rotate() -> None:
+    """Make a new key active and re-encrypt every connection's secrets with it."""
+    from patchwire.auth.vault import reencrypt_connections
+    from patchwire.cli._common import run
+    from patchwire.store import Store
+
+    async def main() -> None:
+        from patchwire.auth.vault import Vault
+
+        cfg = settings()
+        vault = Vault.from_settings(cfg)
+        new = vault.rotate()
+        async with await Store.open(cfg.effective_database_url) as store:
+            count = await reencrypt_connections(store, vault)
+        console.print(f"[green]rotated[/]: key {new} is active; {count} connection(s) "
+                      "re-encrypted")
+
+    run(main())
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from patchwire import __version__
+
+    console.print(__version__)
+
+
+def main() -> None:
+    app()

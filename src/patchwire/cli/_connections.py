@@ -1,0 +1,159 @@
+"""`patchwire connection ...`: add, list, show, update, remove.
+
+Secret values never have to appear on the command line (where shell history and ``ps``
+would see them): ``--set-env key=VAR`` reads an environment variable, ``--set-stdin key``
+reads standard input, and missing secrets are prompted for without echo on a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from patchwire._patchwire import Patchwire
+from patchwire.cli._common import console, escape, fail, print_json, run, settings
+from patchwire.connectors import ConnectorRegistry
+
+app = typer.Typer(help="Connections: credentials for a connector, optionally per end user.",
+                  no_args_is_help=True)
+
+
+def _pairs(items: list[str] | None, option: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            fail(f"{option} expects key=value, got {item!r}", code=2)
+        out.append((key.strip(), value))
+    return out
+
+
+def gather_values(
+    connector: str,
+    set_: list[str] | None,
+    set_env: list[str] | None,
+    set_stdin: list[str] | None,
+    *,
+    prompt_missing: bool = True,
+) -> dict[str, Any]:
+    values: dict[str, Any] = dict(_pairs(set_, "--set"))
+    for key, var in _pairs(set_env, "--set-env"):
+        if var not in os.environ:
+            fail(f"--set-env {key}={var}: environment variable {var} is not set", code=2)
+        values[key] = os.environ[var]
+    stdin_keys = list(set_stdin or [])
+    if stdin_keys:
+        if sys.stdin.isatty() and len(stdin_keys) == 1:
+            values[stdin_keys[0]] = typer.prompt(stdin_keys[0], hide_input=True)
+        else:
+            lines = sys.stdin.read().splitlines()
+            if len(lines) < len(stdin_keys):
+                fail(f"--set-stdin: expected {len(stdin_keys)} line(s) on standard input "
+                     f"({', '.join(stdin_keys)}), got {len(lines)}", code=2)
+            values.update(zip(stdin_keys, lines, strict=False))
+    if prompt_missing and sys.stdin.isatty():
+        reg = ConnectorRegistry.load(settings().connector_paths)
+        if connector in reg:
+            for key, spec in reg.get(connector).settings.items():
+                if spec.secret and spec.required and spec.default is None and key not in values:
+                    values[key] = typer.prompt(f"{key} ({spec.description or 'secret'})",
+                                               hide_input=True)
+    return values
+
+
+@app.command("add")
+def add(
+    connector: str = typer.Argument(..., help="connector name, e.g. shop"),
+    name: str = typer.Option(..., "--name", help="connection name, e.g. acme"),
+    owner: str = typer.Option(None, "--owner", help="end user or tenant, e.g. user:123"),
+    set_: list[str] = typer.Option(None, "--set", help="key=value (avoid for secrets)"),
+    set_env: list[str] = typer.Option(None, "--set-env", help="key=ENV_VAR"),
+    set_stdin: list[str] = typer.Option(None, "--set-stdin", help="key read from stdin"),
+) -> None:
+    """Add a connection. Secret values are encrypted at rest and never shown back."""
+    values = gather_values(connector, set_, set_env, set_stdin)
+
+    async def main() -> None:
+        async with Patchwire(settings()) as pw:
+            info = await pw.add_connection(connector, name, values, owner=owner)
+        secrets = ", ".join(info.secrets_set) or "none"
+        console.print(f"[green]added[/] connection {escape(info.name)} for {info.connector} "
+                      f"(secrets stored encrypted: {escape(secrets)})")
+
+    run(main())
+
+
+@app.command("update")
+def update(
+    name: str,
+    set_: list[str] = typer.Option(None, "--set", help="key=value"),
+    set_env: list[str] = typer.Option(None, "--set-env", help="key=ENV_VAR"),
+    set_stdin: list[str] = typer.Option(None, "--set-stdin", help="key read from stdin"),
+) -> None:
+    """Change some values of a connection; the others are kept."""
+    values = gather_values("", set_, set_env, set_stdin, prompt_missing=False)
+    if not values:
+        fail("nothing to change: give --set, --set-env or --set-stdin", code=2)
+
+    async def main() -> None:
+        async with Patchwire(settings()) as pw:
+            info = await pw.update_connection(name, values)
+        console.print(f"[green]updated[/] connection {escape(info.name)}")
+
+    run(main())
+
+
+@app.command("list")
+def list_(
+    connector: str = typer.Option(None, "--connector"),
+    owner: str = typer.Option(None, "--owner"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List connections (never their secrets)."""
+
+    async def main() -> None:
+        async with Patchwire(settings()) as pw:
+            infos = await pw.list_connections(connector=connector, owner=owner)
+        if as_json:
+            print_json([i.to_dict() for i in infos])
+            return
+        table = Table("name", "connector", "owner", "settings", "secrets", "updated")
+        for i in infos:
+            table.add_row(escape(i.name), i.connector, escape(i.owner or ""),
+                          escape(", ".join(f"{k}={v}" for k, v in i.settings.items())),
+                          ", ".join(i.secrets_set) + (" (set)" if i.secrets_set else ""),
+                          i.updated_at.strftime("%Y-%m-%d %H:%M"))
+        console.print(table)
+
+    run(main())
+
+
+@app.command("show")
+def show(name: str) -> None:
+    """Show one connection as JSON (secret values are never shown)."""
+
+    async def main() -> None:
+        async with Patchwire(settings()) as pw:
+            print_json((await pw.get_connection(name)).to_dict())
+
+    run(main())
+
+
+@app.command("remove")
+def remove(
+    name: str, yes: bool = typer.Option(False, "--yes", "-y", help="no confirmation")
+) -> None:
+    """Remove a connection and its encrypted secrets."""
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"remove connection {name!r}?", abort=True)
+
+    async def main() -> None:
+        async with Patchwire(settings()) as pw:
+            await pw.remove_connection(name)
+        console.print(f"[green]removed[/] connection {escape(name)}")
+
+    run(main())

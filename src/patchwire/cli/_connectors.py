@@ -1,0 +1,140 @@
+"""`patchwire connector ...`: list, show, check, schema, import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from patchwire.cli._common import (
+    console,
+    err_console,
+    errors_handled,
+    escape,
+    fail,
+    print_json,
+    settings,
+)
+from patchwire.connectors import (
+    ConnectorRegistry,
+    connector_json_schema,
+    load_connector_file,
+)
+from patchwire.errors import OpenAPIImportError, SpecError
+
+app = typer.Typer(help="Connectors: declarative descriptions of external APIs.",
+                  no_args_is_help=True)
+
+
+@app.command("list")
+def list_connectors(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List known connectors (built-in and from your connector directories)."""
+    reg = ConnectorRegistry.load(settings().connector_paths)
+    rows = [
+        {"name": s.name, "title": s.title, "auth": s.auth.type, "actions": len(s.actions),
+         "source": reg.source_of(s.name)}
+        for s in reg
+    ]
+    if as_json:
+        print_json(rows)
+    else:
+        table = Table("name", "title", "auth", "actions", "source")
+        for r in rows:
+            table.add_row(*(escape(str(v)) for v in r.values()))
+        console.print(table)
+    for p in reg.problems:
+        err_console.print(f"[yellow]warning:[/] {escape(str(p))}")
+
+
+@app.command("show")
+def show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show a connector's settings and actions."""
+    reg = ConnectorRegistry.load(settings().connector_paths)
+    with errors_handled():
+        spec = reg.get(name)
+    if as_json:
+        print_json(spec.model_dump(by_alias=True, mode="json", exclude_defaults=True))
+        return
+    console.print(f"[bold]{spec.name}[/] {escape(spec.title)} — base URL {escape(spec.base_url)}"
+                  f", auth {spec.auth.type}")
+    settings_table = Table("setting", "secret", "required", "default", "description")
+    for k, s in spec.settings.items():
+        settings_table.add_row(k, "yes" if s.secret else "", "yes" if s.required and
+                               s.default is None else "", escape(s.default or ""),
+                               escape(s.description))
+    console.print(settings_table)
+    actions = Table("action", "method", "path", "summary")
+    for k, a in spec.actions.items():
+        actions.add_row(f"{spec.name}.{k}", a.request.method, escape(a.request.path),
+                        escape(a.summary or a.description[:60]))
+    console.print(actions)
+
+
+@app.command("check")
+def check(files: list[Path] = typer.Argument(None, help="files to check (default: all)")) -> None:
+    """Validate connector files; print every problem as file:line at path: message."""
+    problems = []
+    checked = 0
+    if files:
+        for f in files:
+            checked += 1
+            try:
+                load_connector_file(f)
+            except SpecError as exc:
+                problems.extend(exc.problems)
+    else:
+        reg = ConnectorRegistry.load(settings().connector_paths)
+        checked = len(reg)
+        problems = reg.problems
+    for p in problems:
+        err_console.print(escape(str(p)), highlight=False)
+    if problems:
+        fail(f"{len(problems)} problem(s) found")
+    console.print(f"[green]ok[/]: {checked} connector(s) valid")
+
+
+@app.command("schema")
+def schema(output: Path = typer.Option(None, "-o", "--output", help="write to a file")) -> None:
+    """Print the JSON Schema of the connector format (for editors)."""
+    text = json.dumps(connector_json_schema(), indent=2)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        console.print(f"wrote {output}")
+    else:
+        print(text)
+
+
+@app.command("import")
+def import_(
+    source: str = typer.Argument(..., help="OpenAPI 3.0/3.1 file or http(s) URL"),
+    output: Path = typer.Option(None, "-o", "--output",
+                                help="write the connector here (default connectors/NAME.yaml)"),
+    name: str = typer.Option(None, "--name", help="connector name (default from info.title)"),
+    base_url: str = typer.Option(None, "--base-url", help="override the servers' base URL"),
+    stdout: bool = typer.Option(False, "--stdout", help="print the YAML instead of writing"),
+) -> None:
+    """Turn an OpenAPI document into a connector, saying what was skipped and why."""
+    from patchwire.connectors.openapi import import_openapi
+
+    try:
+        result = import_openapi(source, name=name, base_url=base_url)
+    except OpenAPIImportError as exc:
+        fail(escape(str(exc)))
+    text = result.to_yaml()
+    if stdout:
+        print(text, end="")
+    else:
+        target = output or Path("connectors") / f"{result.connector.name}.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        err_console.print(
+            f"[green]imported[/] {result.connector.name}: {len(result.connector.actions)} "
+            f"action(s) → {escape(str(target))}"
+        )
+    for w in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    for s in result.skipped:
+        err_console.print(f"[yellow]skipped[/] {escape(s.where)}: {escape(s.reason)}",
+                          highlight=False)

@@ -1,0 +1,182 @@
+"""`make demo`: a chatbot-style support scenario against the sandbox APIs.
+
+A customer writes to a support bot; the bot looks up the customer and their latest order,
+opens a helpdesk ticket about it, refunds the charge (with an idempotency key, retried
+safely) and books a call-back — every step one call through the call path, shown with
+its result and timing. Connections are created (or updated) in the default store, so
+`patchwire calls` and `patchwire connection list` show what happened afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from patchwire._patchwire import Patchwire
+from patchwire.calls import CallOutcome
+from patchwire.config import load_settings
+from patchwire.errors import CallError, ConnectionExists
+from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
+
+console = Console()
+
+CUSTOMER_MESSAGE = (
+    "Hi, it's {name} ({email}). My last order arrived damaged — can I get my money back, "
+    "and could someone call me tomorrow?"
+)
+
+
+class Scenario:
+    def __init__(self, pw: Patchwire) -> None:
+        self.pw = pw
+        self.log: list[tuple[str, str, int, float, str]] = []
+
+    async def step(self, title: str, action: str, arguments: dict[str, Any],
+                   show: Any = None) -> Any:
+        try:
+            outcome: CallOutcome = await self.pw.execute(action, arguments,
+                                                         connection=f"demo-{action.split('.')[0]}")
+        except CallError as exc:
+            self.log.append((action, f"[red]{exc.code}[/]", 0, 0.0, ""))
+            console.print(f"  [red]✗[/] {title}: [red]{type(exc).__name__}[/] {exc.message}")
+            return None
+        self.log.append((action, f"HTTP {outcome.status}", outcome.attempts,
+                         outcome.latency_ms, outcome.request_id[:8]))
+        summary = show(outcome.result) if show else _short(outcome.result)
+        console.print(f"  [green]✓[/] {title} [dim]({action}, {outcome.latency_ms:.1f} ms, "
+                      f"{outcome.attempts} attempt{'s' if outcome.attempts > 1 else ''})[/]")
+        console.print(f"    [cyan]{summary}[/]", highlight=False)
+        return outcome.result
+
+
+def _short(value: Any, limit: int = 110) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{cents / 100:,.2f} {currency.upper()}"
+
+
+def _next_business_day(today: dt.date) -> dt.date:
+    day = today + dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return day
+
+
+async def _connect(pw: Patchwire, sandbox_url: str) -> None:
+    for api, credentials in SANDBOX_CREDENTIALS.items():
+        values = {"sandbox_url": sandbox_url, **credentials}
+        try:
+            await pw.add_connection(api, f"demo-{api}", values, owner="acme")
+        except ConnectionExists:
+            await pw.update_connection(f"demo-{api}", values)
+
+
+async def run_demo(*, port: int = 0) -> None:
+    settings = load_settings()
+    console.rule("[bold]Patchwire demo[/]: a support bot that can act")
+    async with Sandbox(port=port) as sandbox, Patchwire(settings) as pw:
+        console.print(f"Sandbox APIs on [bold]{sandbox.url}[/] (shop · helpdesk · calendar · "
+                      f"payments); store at {settings.effective_database_url.split('///')[-1]}")
+        await _connect(pw, sandbox.url)
+        console.print("Connections demo-shop, demo-helpdesk, demo-calendar, demo-payments "
+                      "ready (secrets encrypted at rest)\n")
+        s = Scenario(pw)
+
+        delivered = await pw.call("shop.list_orders", {"status": "delivered", "limit": 5},
+                                  connection="demo-shop")
+        someone = await pw.call("shop.get_customer",
+                                {"customer_id": _items(delivered)[2]["customer_id"]},
+                                connection="demo-shop")
+        message = CUSTOMER_MESSAGE.format(name=someone["name"], email=someone["email"])
+        console.print(Panel(message, title="customer → bot", border_style="blue"))
+
+        customer = await s.step("Find the customer by email", "shop.find_customer_by_email",
+                                {"email": someone["email"]},
+                                show=lambda c: f"{c['name']} · {c['id']} · {c['company']}")
+        orders = await s.step("List their orders", "shop.list_orders",
+                              {"customer_id": customer["id"], "limit": 20},
+                              show=lambda r: f"{len(_items(r))} order(s)")
+        order_list = sorted(_items(orders), key=lambda o: o["created_at"], reverse=True)
+        received = [o for o in order_list if o["status"] in ("delivered", "shipped", "paid")]
+        latest = (received or order_list)[0]
+        order = await s.step("Fetch the latest order", "shop.get_order",
+                             {"order_id": latest["id"]},
+                             show=lambda o: f"order {o['id']} · {o['status']} · "
+                             f"{_money(o['total'], o['currency'])} · "
+                             f"{len(o['line_items'])} item(s)")
+        ticket = await s.step(
+            "Open a helpdesk ticket about it", "helpdesk.create_ticket",
+            {"subject": f"Order {order['id']} arrived damaged",
+             "description": message, "requester_email": customer["email"],
+             "priority": "high", "order_id": str(order["id"]), "tags": ["damaged", "refund"]},
+            show=lambda t: f"ticket #{t['id']} · {t['status']} · priority {t['priority']}")
+        await s.step("Add an internal note (form body)", "helpdesk.add_comment",
+                     {"ticket_id": ticket["id"], "public": False,
+                      "body": f"Bot: refund requested for order {order['id']}"},
+                     show=lambda c: f"comment {c.get('id')} added")
+        charges = await pw.call("payments.list_charges", {"customer": customer["id"]},
+                                connection="demo-payments")
+        paid = [c for c in _items(charges) if c.get("description") == f"Order #{order['id']}"
+                and not c.get("refunded")]
+        charge = paid[0] if paid else await s.step(
+            "Record the order's payment (the sandbox had none)", "payments.create_charge",
+            {"amount": max(order["total"], 50), "currency": order["currency"].lower(),
+             "customer": customer["id"], "description": f"Order #{order['id']}",
+             "idempotency_key": f"demo-{uuid.uuid4()}"},
+            show=lambda c: f"{c['id']} · {_money(c['amount'], c['currency'])} · {c['status']}")
+        # A flaky moment upstream: the refund is retried safely under its idempotency key.
+        sandbox.set_chaos("payments", error_rate=0.5, error_statuses=(503,), seed=4)
+        refund_key = f"demo-refund-{uuid.uuid4()}"
+        await s.step(
+            "Refund it (503s injected; retried with the same key)", "payments.refund_charge",
+            {"charge_id": charge["id"], "reason": "damaged", "idempotency_key": refund_key},
+            show=lambda r: f"refund {r.get('id')} · {_money(r['amount'], r['currency'])}")
+        sandbox.clear_chaos("payments")
+        day = _next_business_day(dt.datetime.now(dt.UTC).date())
+        slots = await s.step("Find call-back slots tomorrow", "calendar.get_availability",
+                             {"date": day.isoformat(), "duration": 30},
+                             show=lambda r: f"{len(_items(r, 'slots'))} free slot(s) on {day}")
+        slot = _items(slots, "slots")[0]
+        start = slot["start"] if isinstance(slot, dict) else slot
+        await s.step("Book the call-back", "calendar.book_appointment",
+                     {"start": start, "duration_minutes": 30,
+                      "attendee_email": customer["email"],
+                      "topic": f"Call-back about order {order['id']}"},
+                     show=lambda a: f"appointment {a['id']} at {a['start']}")
+        await s.step("Book the same slot again (the bot must see the conflict)",
+                     "calendar.book_appointment",
+                     {"start": start, "duration_minutes": 30,
+                      "attendee_email": customer["email"], "topic": "duplicate"})
+        await s.step("Look up an order that does not exist", "shop.get_order",
+                     {"order_id": "999999"})
+
+        console.print()
+        console.print(Panel(
+            f"Sorry about order {order['id']}, {customer['name'].split()[0]}! I've opened "
+            f"ticket #{ticket['id']}, refunded {_money(charge['amount'], charge['currency'])}"
+            f" and booked a call-back at {start}.", title="bot → customer",
+            border_style="green"))
+        table = Table("action", "result", "attempts", "ms", "request", title="Calls")
+        for action, status, attempts, ms, rid in s.log:
+            table.add_row(action, status, str(attempts or ""), f"{ms:.1f}" if ms else "", rid)
+        console.print(table)
+        console.print("Every call is in the call log: [bold]patchwire calls[/]")
+
+
+def _items(value: Any, key: str | None = None) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        for k in (key, "data", "items", "tickets", "slots", "appointments"):
+            if k and isinstance(value.get(k), list):
+                return list(value[k])
+    return []

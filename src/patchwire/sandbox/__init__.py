@@ -1,0 +1,46 @@
+"""Realistic local APIs for the demo, tests and benchmarks.
+
+One aiohttp server on 127.0.0.1 serves four fake upstreams under path prefixes, each with
+its own auth scheme, pagination style, error statuses and OpenAPI 3.1 document:
+
+=========== =================================== ============================== ==========
+prefix      auth                                pagination                     bodies
+=========== =================================== ============================== ==========
+/shop       ``X-API-Key: shop_test_key_123``    cursor (``next_cursor``)       JSON
+/helpdesk   HTTP Basic agent@example.com        page number (``total_pages``)  JSON, form,
+            / helpdesk-pass                                                    multipart
+/calendar   ``Bearer cal_test_token``           RFC 8288 ``Link`` header       JSON
+/payments   ``Payments-Key pk_test_sandbox``    offset (``has_more``)          form
+=========== =================================== ============================== ==========
+
+Every API answers 401 with ``WWW-Authenticate``, 404, 409, 422, and 429 with
+``Retry-After`` past a per-credential limit, and sends ``X-RateLimit-*`` headers. Chaos
+(errors, latency, held requests, dropped connections) is switched on in Python
+(:meth:`Sandbox.set_chaos`) or over HTTP (``PUT /_sandbox/chaos``); ``POST /_sandbox/reset``
+re-seeds the data.
+
+Run it with ``python -m patchwire.sandbox --port 8765``.
+"""
+
+from ._app import API_NAMES, SandboxState, build_app, state_of
+from ._auth import SANDBOX_CREDENTIALS, auth_headers
+from ._chaos import DEFAULT_RATE_LIMIT_PER_MINUTE, ChaosSettings
+from ._server import Sandbox, serve_forever
+from ._stats import SandboxStats
+
+DEFAULT_PORT = 8765
+
+__all__ = [
+    "API_NAMES",
+    "DEFAULT_PORT",
+    "DEFAULT_RATE_LIMIT_PER_MINUTE",
+    "SANDBOX_CREDENTIALS",
+    "ChaosSettings",
+    "Sandbox",
+    "SandboxState",
+    "SandboxStats",
+    "auth_headers",
+    "build_app",
+    "serve_forever",
+    "state_of",
+]

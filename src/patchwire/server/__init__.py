@@ -1,0 +1,5 @@
+"""The ASGI app: REST API under /api/v1 (more surfaces join in later issues)."""
+
+from patchwire.server._app import create_app, is_loopback
+
+__all__ = ["create_app", "is_loopback"]

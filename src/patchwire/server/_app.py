@@ -1,0 +1,150 @@
+"""FastAPI application over one ``Patchwire`` instance.
+
+Errors use one JSON shape, RFC 9457 problem details (``application/problem+json``), with
+Patchwire's error code as ``type`` suffix and the call context as extension members.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from patchwire._patchwire import Patchwire
+from patchwire.errors import (
+    CallError,
+    ConfigError,
+    ConnectionExists,
+    InputValidationError,
+    LookupFailed,
+    PatchwireError,
+    UpstreamResponseError,
+)
+
+__all__ = ["create_app", "is_loopback"]
+
+PROBLEM = "application/problem+json"
+#: a caller's request id is passed upstream only if it is plainly an identifier
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CallRequest(BaseModel):
+    connection: str | None = Field(None, description="connection name (default: the only one)")
+    input: dict[str, Any] = Field(default_factory=dict, description="the action's arguments")
+
+
+class CallResponse(BaseModel):
+    result: Any
+    status: int
+    attempts: int
+    latency_ms: float
+    request_id: str
+
+
+def _status_for(exc: PatchwireError) -> int:
+    if isinstance(exc, InputValidationError):
+        return 422
+    if isinstance(exc, LookupFailed):
+        return 404
+    if isinstance(exc, ConnectionExists):
+        return 409
+    if isinstance(exc, ConfigError):
+        return 400
+    if isinstance(exc, UpstreamResponseError):
+        # The upstream's own client errors are the caller's to fix; the rest are ours.
+        return 504 if exc.status == 504 else (424 if exc.status < 500 else 502)
+    if isinstance(exc, CallError):
+        return 502
+    return 500
+
+
+def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"https://patchwire.dev/errors/{code}", "title": title, "status": status,
+            "detail": detail, **{k: v for k, v in extra.items() if v is not None}}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def create_app(pw: Patchwire, *, manage_lifecycle: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await pw.open()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await pw.close()
+
+    app = FastAPI(title="Patchwire", version="0.1.0", lifespan=lifespan,
+                  docs_url="/api/docs", openapi_url="/api/v1/openapi.json")
+
+    @app.exception_handler(PatchwireError)
+    async def _patchwire_error(_: Request, exc: PatchwireError) -> JSONResponse:
+        data = exc.to_dict()
+        code = str(data.pop("error", exc.code))
+        message = str(data.pop("message", str(exc)))
+        return problem(_status_for(exc), type(exc).__name__, message, code, **data)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"path": "$." + ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]}
+                    for e in exc.errors()]
+        return problem(422, "Invalid request", "the request body is invalid",
+                       "invalid_request", problems=problems)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/connectors")
+    async def list_connectors() -> list[dict[str, Any]]:
+        return [{"name": s.name, "title": s.title, "description": s.description,
+                 "auth": s.auth.type, "actions": sorted(s.actions)} for s in pw.connectors]
+
+    @app.get("/api/v1/connectors/{name}")
+    async def get_connector(name: str) -> dict[str, Any]:
+        return pw.connectors.get(name).model_dump(by_alias=True, mode="json",
+                                                   exclude_defaults=True)
+
+    @app.get("/api/v1/connections")
+    async def list_connections(connector: str | None = None,
+                               owner: str | None = None) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in await pw.list_connections(connector, owner)]
+
+    @app.get("/api/v1/connections/{name}")
+    async def get_connection(name: str) -> dict[str, Any]:
+        return (await pw.get_connection(name)).to_dict()
+
+    @app.post("/api/v1/actions/{action}/call", response_model=CallResponse)
+    async def call_action(action: str, body: CallRequest, request: Request) -> CallResponse:
+        given = request.headers.get("X-Request-Id", "")
+        outcome = await pw.execute(action, body.input, connection=body.connection,
+                                   request_id=given if _REQUEST_ID.match(given) else None)
+        return CallResponse(result=outcome.result, status=outcome.status,
+                            attempts=outcome.attempts, latency_ms=outcome.latency_ms,
+                            request_id=outcome.request_id)
+
+    @app.get("/api/v1/calls")
+    async def list_calls(action: str | None = None, connection: str | None = None,
+                         limit: int = 100) -> list[dict[str, Any]]:
+        records = await pw.recent_calls(action=action, connection=connection,
+                                        limit=max(1, min(limit, 1000)))
+        return [{**r.__dict__, "started_at": r.started_at.isoformat()} for r in records]
+
+    return app

@@ -1,0 +1,429 @@
+"""The store: one async SQLAlchemy engine over SQLite (embedded default) or PostgreSQL.
+
+Why Core statements instead of ORM sessions: the hot paths (the call log written by a
+background batch writer, connection lookups on every call) want one round trip and no
+identity map; results come back as frozen records (see ``records.py``).
+
+Every SQLAlchemy/driver exception is wrapped in :class:`~patchwire.errors.StoreError` at
+this boundary, with the URL rendered without its password and no SQL parameters (which
+could contain secret tokens) in the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+import alembic.command
+import alembic.config
+import alembic.util.exc
+from sqlalchemy import Table, delete, event, func, insert, select, update
+from sqlalchemy.engine import URL, Connection, Row, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql import ColumnElement
+
+from patchwire.errors import ConnectionExists, PatchwireError, StoreError, UnknownConnection
+from patchwire.store.models import CallRow, ConnectionRow
+from patchwire.store.records import CallRecord, ConnectionRecord, utcnow
+
+__all__ = ["MIGRATIONS_DIR", "Store", "normalize_url"]
+
+#: where env.py and versions/ live; resolved from the installed package, not the CWD
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: SQLite waits this long for a competing writer instead of failing with "database is locked"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+#: asyncpg connect timeout (seconds) unless the URL sets one
+POSTGRES_CONNECT_TIMEOUT = 10.0
+
+#: execution option asking for BEGIN IMMEDIATE on SQLite
+_SQLITE_IMMEDIATE = "patchwire_sqlite_immediate"
+
+_CONNECTIONS = cast(Table, ConnectionRow.__table__)
+_CALLS = cast(Table, CallRow.__table__)
+
+
+def normalize_url(url: str) -> URL:
+    """Parse ``url`` and pick the async driver: ``postgres(ql)://`` → asyncpg, ``sqlite://`` →
+    aiosqlite. Other drivers are refused because the store is async-only.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # the unparsable text may contain a password: do not echo it
+        raise StoreError(
+            "invalid database URL (expected sqlite+aiosqlite:///path or "
+            "postgresql+asyncpg://user:password@host/db)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        if parsed.drivername not in ("postgres", "postgresql", "postgresql+asyncpg"):
+            raise StoreError(
+                f"unsupported PostgreSQL driver {parsed.drivername!r}: use postgresql+asyncpg://"
+            )
+        return parsed.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        if parsed.drivername not in ("sqlite", "sqlite+aiosqlite"):
+            raise StoreError(
+                f"unsupported SQLite driver {parsed.drivername!r}: use sqlite+aiosqlite://"
+            )
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise StoreError(
+        f"unsupported database {backend!r}: Patchwire stores data in SQLite or PostgreSQL"
+    )
+
+
+def _safe(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _describe(exc: BaseException, url: URL) -> str:
+    """A one-line description of a driver error without SQL parameters or the password."""
+    inner: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        inner = exc.orig  # str(DBAPIError) would include the SQL and its parameters
+    text = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    name = type(inner).__name__
+    return f"{name}: {text}" if text else name
+
+
+def _run_migrations(sync_conn: Connection) -> None:
+    """Upgrade to head on the given connection (runs inside the caller's transaction)."""
+    cfg = alembic.config.Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.attributes["connection"] = sync_conn
+    if sync_conn.dialect.name == "postgresql":
+        # Serialise concurrent openers (several workers starting at once) on one lock.
+        sync_conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7254918340)")
+    alembic.command.upgrade(cfg, "head")
+
+
+def _ensure_sqlite_dir(url: URL) -> None:
+    """Create the directory of a SQLite file (``.patchwire/`` on first run)."""
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the directory for {_safe(url)}: {exc.strerror or type(exc).__name__}"
+        ) from exc
+
+
+def _connection_record(row: Row[Any]) -> ConnectionRecord:
+    m = row._mapping
+    return ConnectionRecord(
+        id=m["id"],
+        name=m["name"],
+        connector=m["connector"],
+        owner=m["owner"],
+        settings=dict(m["settings"] or {}),
+        secrets=m["secrets"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def _call_record(row: Row[Any]) -> CallRecord:
+    m = row._mapping
+    return CallRecord(
+        id=m["id"],
+        request_id=m["request_id"],
+        action=m["action"],
+        connector=m["connector"],
+        connection=m["connection"],
+        status=m["status"],
+        http_status=m["http_status"],
+        latency_ms=m["latency_ms"],
+        attempts=m["attempts"],
+        error_class=m["error_class"],
+        error_message=m["error_message"],
+        started_at=m["started_at"],
+    )
+
+
+def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
+    """WAL (readers never block the writer), busy timeout, FKs on; and explicit BEGIN.
+
+    pysqlite's legacy implicit transactions skip BEGIN before DDL and break SAVEPOINTs;
+    disabling them and emitting BEGIN ourselves (as the SQLAlchemy docs recommend) makes
+    transactions mean what they say.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough with WAL, much faster
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so
+        # read-then-write transactions such as migrations cannot fail on a stale snapshot.
+        immediate = conn.get_execution_options().get(_SQLITE_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    """Connections and the call log, on SQLite or PostgreSQL. Open with :meth:`open`.
+
+    ``engine`` is public so other repositories (runs, inbox, sync) can share the pool.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Create the engine, apply migrations to head and return the store."""
+        parsed = normalize_url(url)
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            _ensure_sqlite_dir(parsed)
+        elif "timeout" not in parsed.query:
+            kwargs["connect_args"] = {"timeout": POSTGRES_CONNECT_TIMEOUT}
+        try:
+            engine = create_async_engine(parsed, **kwargs)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"cannot create engine for {_safe(parsed)}: {exc}") from exc
+        if parsed.get_backend_name() == "sqlite":
+            _install_sqlite_pragmas(engine)
+        store = cls(engine)
+        try:
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
+                async with conn.begin():
+                    await conn.run_sync(_run_migrations)
+        except alembic.util.exc.CommandError as exc:
+            await engine.dispose()
+            raise StoreError(
+                f"cannot migrate store at {_safe(parsed)}: {exc} "
+                "(was it created by a newer Patchwire?)"
+            ) from exc
+        except Exception as exc:
+            await engine.dispose()
+            if isinstance(exc, PatchwireError):
+                raise
+            raise StoreError(
+                f"cannot open store at {_safe(parsed)}: {_describe(exc, parsed)}"
+            ) from exc
+        return store
+
+    async def close(self) -> None:
+        """Dispose of the connection pool. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            await self._engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying engine (for repositories living in other modules)."""
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password hidden."""
+        return _safe(self._engine.url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Wrap driver errors in StoreError; let Patchwire errors through."""
+        if self._closed:
+            raise StoreError(f"cannot {what}: the store is closed")
+        try:
+            yield
+        except PatchwireError:
+            raise
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise StoreError(
+                f"cannot {what} ({self.url}): {_describe(exc, self._engine.url)}"
+            ) from exc
+
+    # -- connections --------------------------------------------------------------------
+
+    async def add_connection(self, rec: ConnectionRecord) -> None:
+        """Insert a connection; ConnectionExists if the name is taken."""
+        values = {
+            "id": rec.id,
+            "name": rec.name,
+            "connector": rec.connector,
+            "owner": rec.owner,
+            "settings": rec.settings,
+            "secrets": rec.secrets,
+            "created_at": rec.created_at,
+            "updated_at": rec.updated_at,
+        }
+        with self._errors(f"add connection {rec.name!r}"):
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(insert(_CONNECTIONS).values(**values))
+            except IntegrityError as exc:
+                async with self._engine.connect() as conn:
+                    taken = await conn.scalar(
+                        select(_CONNECTIONS.c.id).where(_CONNECTIONS.c.name == rec.name)
+                    )
+                if taken is not None:
+                    raise ConnectionExists(
+                        f"a connection named {rec.name!r} already exists"
+                    ) from exc
+                raise
+
+    async def get_connection(self, name: str) -> ConnectionRecord:
+        """The connection called ``name``; UnknownConnection if there is none."""
+        with self._errors(f"get connection {name!r}"):
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(select(_CONNECTIONS).where(_CONNECTIONS.c.name == name))
+                ).first()
+        if row is None:
+            raise UnknownConnection(f"no connection named {name!r}")
+        return _connection_record(row)
+
+    async def list_connections(
+        self, connector: str | None = None, owner: str | None = None
+    ) -> list[ConnectionRecord]:
+        """Connections ordered by name, optionally only one connector's or one owner's."""
+        stmt = select(_CONNECTIONS).order_by(_CONNECTIONS.c.name)
+        if connector is not None:
+            stmt = stmt.where(_CONNECTIONS.c.connector == connector)
+        if owner is not None:
+            stmt = stmt.where(_CONNECTIONS.c.owner == owner)
+        with self._errors("list connections"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(stmt)).all()
+        return [_connection_record(r) for r in rows]
+
+    async def remove_connection(self, name: str) -> None:
+        """Delete a connection; UnknownConnection if there is none."""
+        with self._errors(f"remove connection {name!r}"):
+            async with self._engine.begin() as conn:
+                result = await conn.execute(delete(_CONNECTIONS).where(_CONNECTIONS.c.name == name))
+        if result.rowcount == 0:
+            raise UnknownConnection(f"no connection named {name!r}")
+
+    async def update_connection(
+        self,
+        name: str,
+        *,
+        settings: dict[str, Any] | None = None,
+        secrets: str | None = None,
+    ) -> ConnectionRecord:
+        """Replace settings and/or the secrets token; bumps ``updated_at``.
+
+        The UPDATE runs before the SELECT so a SQLite transaction takes the write lock
+        first (a read-then-write transaction can fail with "database is locked").
+        """
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if settings is not None:
+            values["settings"] = settings
+        if secrets is not None:
+            values["secrets"] = secrets
+        with self._errors(f"update connection {name!r}"):
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(_CONNECTIONS).where(_CONNECTIONS.c.name == name).values(**values)
+                )
+                row = None
+                if result.rowcount:
+                    row = (
+                        await conn.execute(select(_CONNECTIONS).where(_CONNECTIONS.c.name == name))
+                    ).first()
+        if row is None:
+            raise UnknownConnection(f"no connection named {name!r}")
+        return _connection_record(row)
+
+    # -- calls --------------------------------------------------------------------------
+
+    async def record_calls(self, records: Sequence[CallRecord]) -> None:
+        """Insert a batch of call records in one transaction (one executemany)."""
+        if not records:
+            return
+        rows = [
+            {
+                "id": r.id,
+                "request_id": r.request_id,
+                "action": r.action,
+                "connector": r.connector,
+                "connection": r.connection,
+                "status": r.status,
+                "http_status": r.http_status,
+                "latency_ms": r.latency_ms,
+                "attempts": r.attempts,
+                "error_class": r.error_class,
+                "error_message": r.error_message,
+                "started_at": r.started_at,
+            }
+            for r in records
+        ]
+        with self._errors(f"record {len(rows)} calls"):
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(_CALLS), rows)
+
+    @staticmethod
+    def _call_filters(action: str | None, connection: str | None) -> list[ColumnElement[bool]]:
+        filters: list[ColumnElement[bool]] = []
+        if action is not None:
+            filters.append(_CALLS.c.action == action)
+        if connection is not None:
+            filters.append(_CALLS.c.connection == connection)
+        return filters
+
+    async def list_calls(
+        self, *, action: str | None = None, connection: str | None = None, limit: int = 100
+    ) -> list[CallRecord]:
+        """Recorded calls, newest first."""
+        stmt = (
+            select(_CALLS)
+            .where(*self._call_filters(action, connection))
+            .order_by(_CALLS.c.started_at.desc(), _CALLS.c.id.desc())
+            .limit(max(0, limit))
+        )
+        with self._errors("list calls"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(stmt)).all()
+        return [_call_record(r) for r in rows]
+
+    async def count_calls(self, *, action: str | None = None, connection: str | None = None) -> int:
+        """How many calls match the same filters as :meth:`list_calls`."""
+        stmt = (
+            select(func.count()).select_from(_CALLS).where(*self._call_filters(action, connection))
+        )
+        with self._errors("count calls"):
+            async with self._engine.connect() as conn:
+                n = await conn.scalar(stmt)
+        return int(n or 0)

@@ -1,0 +1,1 @@
+"""Alembic migrations for the Patchwire store (applied by ``Store.open``)."""

@@ -1,0 +1,83 @@
+"""Plain, immutable records the store hands out and accepts.
+
+Why dataclasses instead of ORM objects: callers (call pipeline, CLI, server) must not hold
+live database state or trigger lazy loads; a frozen record is safe to pass between tasks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["CallRecord", "ConnectionRecord", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC: every timestamp in the store is aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """One set of credentials for a connector.
+
+    ``settings`` holds non-secret values in plain JSON; ``secrets`` is a vault token
+    (encrypted with AAD ``connection_aad(id)``) or ``""`` when there are none.
+    """
+
+    id: str
+    name: str
+    connector: str
+    owner: str | None
+    settings: dict[str, Any]
+    secrets: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def new(
+        cls,
+        name: str,
+        connector: str,
+        *,
+        owner: str | None = None,
+        settings: dict[str, Any] | None = None,
+        secrets: str = "",
+        id: str | None = None,
+    ) -> ConnectionRecord:
+        """A fresh record with a new uuid and both timestamps set to now.
+
+        Create the record first, then encrypt the secrets with its ``id`` as AAD and
+        ``dataclasses.replace`` them in.
+        """
+        now = utcnow()
+        return cls(
+            id=id or str(uuid.uuid4()),
+            name=name,
+            connector=connector,
+            owner=owner,
+            settings=dict(settings or {}),
+            secrets=secrets,
+            created_at=now,
+            updated_at=now,
+        )
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One execution of an action through a connection (the call log)."""
+
+    id: str
+    request_id: str
+    action: str
+    connector: str
+    connection: str | None
+    status: str  # "ok" | "error"
+    http_status: int | None
+    latency_ms: float
+    attempts: int
+    error_class: str | None
+    error_message: str | None
+    started_at: datetime = field(default_factory=utcnow)
