@@ -9,16 +9,16 @@ call work is rendering a few templates and one HTTP exchange.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import jsonschema
+import jsonschema_rs
 import orjson
 
+from patchwire._ids import new_id
 from patchwire.auth._schemes import AuthParts, MissingCredential, render_auth
 from patchwire.connectors._template import MISSING, Template, compile_template
 from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ErrorRule
@@ -120,10 +120,9 @@ class CompiledAction:
         self.name = name
         self.qualified = f"{connector.name}.{name}"
         self.spec = action
-        jsonschema.Draft202012Validator.check_schema(action.input)
-        self.validator = jsonschema.Draft202012Validator(
-            action.input, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-        )
+        # jsonschema-rs: the same 2020-12 semantics at well under a microsecond a call,
+        # where the pure-Python validator cost ~20 µs on the hot path.
+        self.validator = jsonschema_rs.Draft202012Validator(action.input, validate_formats=True)
         req = action.request
         self.method = req.method
         self.path = compile_template(req.path)
@@ -149,12 +148,11 @@ class CompiledAction:
     # -- input -----------------------------------------------------------------------------
 
     def validate(self, arguments: Any, context: CallContext) -> None:
-        errors = list(self.validator.iter_errors(arguments))
-        if errors:
-            raise InputValidationError(
-                [_problem(e) for e in sorted(errors, key=lambda e: list(e.absolute_path))],
-                context=context,
-            )
+        if self.validator.is_valid(arguments):
+            return
+        errors = sorted(self.validator.iter_errors(arguments),
+                        key=lambda e: [str(p) for p in e.instance_path])
+        raise InputValidationError([_problem(e) for e in errors], context=context)
 
     # -- request ---------------------------------------------------------------------------
 
@@ -299,7 +297,7 @@ async def execute_call(
     run_id: str | None = None,
 ) -> tuple[CallOutcome | None, CallError | None, CallRecord]:
     """Run one call. Returns (outcome, error, record); exactly one of outcome/error is set."""
-    request_id = request_id or uuid.uuid4().hex
+    request_id = request_id or new_id()
     context = CallContext(
         action=compiled.qualified, connection=conn.record.name, request_id=request_id,
         run_id=run_id, method=compiled.method,
@@ -347,14 +345,14 @@ def _record(
     from datetime import UTC, datetime
 
     return CallRecord(
-        id=uuid.uuid4().hex,
+        id=new_id(),
         request_id=request_id,
         action=compiled.qualified,
         connector=compiled.connector.name,
         connection=conn.record.name,
         status=status,
         http_status=http_status,
-        latency_ms=round(latency_ms, 3),
+        latency_ms=latency_ms,
         attempts=attempts,
         error_class=error_class,
         error_message=error_message[:1000] if error_message else None,
@@ -463,14 +461,26 @@ def _default_message(status: int, body: Any, redact: Redactor) -> str:
             429: "rate limited by the upstream"}.get(status, "upstream error")
 
 
-def _problem(error: jsonschema.ValidationError) -> ValidationProblem:
-    path = error.json_path
-    if error.validator == "required" and isinstance(error.validator_value, list):
-        # jsonschema points at the parent object; point at the missing field instead.
-        missing = error.message.split("'")[1] if error.message.count("'") >= 2 else ""
-        return ValidationProblem(f"{path}.{missing}" if missing else path,
+def _json_path(parts: Iterable[str | int]) -> str:
+    out = "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.isidentifier():
+            out += f".{part}"
+        else:
+            out += f"[{orjson.dumps(part).decode()}]"
+    return out
+
+
+def _problem(error: jsonschema_rs.ValidationError) -> ValidationProblem:
+    path = list(error.instance_path)
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        # Point at the missing field rather than at its parent object.
+        return ValidationProblem(_json_path([*path, str(kind.property)]),
                                  "is required but missing")
     message = error.message
     if len(message) > 200:
         message = message[:197] + "..."
-    return ValidationProblem(path, message)
+    return ValidationProblem(_json_path(path), message)

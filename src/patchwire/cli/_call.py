@@ -101,7 +101,7 @@ def calls(
         async with Patchwire(settings()) as pw:
             records = await pw.recent_calls(action=action, connection=connection, limit=limit)
         if as_json:
-            print_json([r.__dict__ for r in records])
+            print_json([r.to_dict() for r in records])
             return
         table = Table("when", "action", "connection", "status", "http", "attempts", "ms",
                       "error")

@@ -130,8 +130,10 @@ class HttpCore:
     def _timeout(self, t: Timeouts) -> aiohttp.ClientTimeout:
         ct = self._timeouts.get(t)
         if ct is None:
+            # A read timeout no shorter than the total one can never fire first, and
+            # aiohttp re-arms it on every chunk received: leave it out then.
             ct = self._timeouts[t] = aiohttp.ClientTimeout(
-                total=t.total, connect=t.connect, sock_read=t.read
+                total=t.total, connect=t.connect, sock_read=t.read if t.read < t.total else None
             )
         return ct
 

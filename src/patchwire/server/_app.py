@@ -145,6 +145,6 @@ def create_app(pw: Patchwire, *, manage_lifecycle: bool = True) -> FastAPI:
                          limit: int = 100) -> list[dict[str, Any]]:
         records = await pw.recent_calls(action=action, connection=connection,
                                         limit=max(1, min(limit, 1000)))
-        return [{**r.__dict__, "started_at": r.started_at.isoformat()} for r in records]
+        return [r.to_dict() for r in records]
 
     return app
