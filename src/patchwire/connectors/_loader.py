@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path as FsPath
 from typing import Any
 
-import jsonschema
 from pydantic import ValidationError
 
+from patchwire.connectors._schemas import input_schema_problem
 from patchwire.connectors._template import placeholders_in
 from patchwire.connectors._yaml import LineMap, load_yaml_with_lines
 from patchwire.connectors.spec import ActionSpec, ConnectorSpec
@@ -225,12 +225,6 @@ def _expr_problem(loc: _Loc, source: str) -> list[tuple[_Loc, str]]:
     return []
 
 
-def _schema_problems(loc: _Loc, schema: dict[str, Any]) -> list[tuple[_Loc, str]]:
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        where = (*loc, *[p for p in exc.path if isinstance(p, str | int)])
-        return [(where, f"not a valid JSON Schema: {exc.message}")]
-    if schema.get("type", "object") != "object":
-        return [(loc, "an action's input schema must describe an object")]
-    return []
+def _schema_problems(loc: _Loc, schema: Any) -> list[tuple[_Loc, str]]:
+    problem = input_schema_problem(schema)
+    return [] if problem is None else [((*loc, *problem[0]), problem[1])]

@@ -17,6 +17,8 @@ from patchwire.errors import SpecProblem
 __all__ = ["LineMap", "format_path", "load_yaml_with_lines"]
 
 Path = tuple[str | int, ...]
+# The C composer keeps line marks and is ~6x faster on large (imported) connectors.
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class LineMap:
@@ -54,7 +56,7 @@ def load_yaml_with_lines(text: str, file: str) -> tuple[Any, LineMap, list[SpecP
     lines = LineMap(file)
     problems: list[SpecProblem] = []
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
