@@ -6,10 +6,9 @@
         order = await pw.call("shop.get_order", {"order_id": "42"}, connection="acme")
 """
 
-from patchwire._patchwire import ConnectionInfo, Patchwire
-from patchwire.calls import CallOutcome
+from typing import TYPE_CHECKING, Any
+
 from patchwire.config import Settings, load_settings
-from patchwire.connectors import ConnectorRegistry, ConnectorSpec
 from patchwire.errors import (
     AuthError,
     CallError,
@@ -30,7 +29,34 @@ from patchwire.errors import (
     UpstreamValidationError,
 )
 
+if TYPE_CHECKING:
+    from patchwire._patchwire import ConnectionInfo, Patchwire
+    from patchwire.calls import CallOutcome
+    from patchwire.connectors import ConnectorRegistry, ConnectorSpec
+
 __version__ = "0.1.0"
+
+# The engine (SQLAlchemy, aiohttp, pydantic models) is imported on first use, so that
+# commands which never call an API — `patchwire connector import`, `schema` — start fast.
+_LAZY = {
+    "ConnectionInfo": "patchwire._patchwire",
+    "Patchwire": "patchwire._patchwire",
+    "CallOutcome": "patchwire.calls",
+    "ConnectorRegistry": "patchwire.connectors",
+    "ConnectorSpec": "patchwire.connectors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'patchwire' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AuthError",

@@ -9,7 +9,6 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from patchwire._patchwire import Patchwire
 from patchwire.cli._common import console, err_console, escape, fail, print_json, run, settings
 
 
@@ -66,6 +65,8 @@ def call(
     """Call an action and print its result as JSON."""
 
     async def main() -> None:
+        from patchwire._patchwire import Patchwire
+
         async with Patchwire(settings()) as pw:
             compiled = pw.compiled_action(action)
             args: dict[str, Any] = {}
@@ -98,6 +99,8 @@ def calls(
     """Show the most recent calls from the call log."""
 
     async def main() -> None:
+        from patchwire._patchwire import Patchwire
+
         async with Patchwire(settings()) as pw:
             records = await pw.recent_calls(action=action, connection=connection, limit=limit)
         if as_json:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from patchwire._patchwire import Patchwire
 from patchwire.config import Settings, load_settings
 from patchwire.errors import CallError, PatchwireError, SpecError
 
@@ -58,20 +57,6 @@ def escape(text: str) -> str:
     from rich.markup import escape as _escape
 
     return _escape(text)
-
-
-@asynccontextmanager
-async def opened(cfg: Settings | None = None) -> Any:
-    async with Patchwire(cfg or settings()) as pw:
-        yield pw
-
-
-def with_patchwire(fn: Callable[[Patchwire], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with Patchwire(settings()) as pw:
-            return await fn(pw)
-
-    return run(main())
 
 
 def print_json(data: Any) -> None:

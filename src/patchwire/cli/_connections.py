@@ -14,7 +14,6 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from patchwire._patchwire import Patchwire
 from patchwire.cli._common import console, escape, fail, print_json, run, settings
 from patchwire.connectors import ConnectorRegistry
 
@@ -78,6 +77,8 @@ def add(
     values = gather_values(connector, set_, set_env, set_stdin)
 
     async def main() -> None:
+        from patchwire._patchwire import Patchwire
+
         async with Patchwire(settings()) as pw:
             info = await pw.add_connection(connector, name, values, owner=owner)
         secrets = ", ".join(info.secrets_set) or "none"
@@ -100,6 +101,8 @@ def update(
         fail("nothing to change: give --set, --set-env or --set-stdin", code=2)
 
     async def main() -> None:
+        from patchwire._patchwire import Patchwire
+
         async with Patchwire(settings()) as pw:
             info = await pw.update_connection(name, values)
         console.print(f"[green]updated[/] connection {escape(info.name)}")
@@ -116,6 +119,8 @@ def list_(
     """List connections (never their secrets)."""
 
     async def main() -> None:
+        from patchwire._patchwire import Patchwire
+
         async with Patchwire(settings()) as pw:
             infos = await pw.list_connections(connector=connector, owner=owner)
         if as_json:
@@ -137,6 +142,8 @@ def show(name: str) -> None:
     """Show one connection as JSON (secret values are never shown)."""
 
     async def main() -> None:
+        from patchwire._patchwire import Patchwire
+
         async with Patchwire(settings()) as pw:
             print_json((await pw.get_connection(name)).to_dict())
 
@@ -152,6 +159,8 @@ def remove(
         typer.confirm(f"remove connection {name!r}?", abort=True)
 
     async def main() -> None:
+        from patchwire._patchwire import Patchwire
+
         async with Patchwire(settings()) as pw:
             await pw.remove_connection(name)
         console.print(f"[green]removed[/] connection {escape(name)}")

@@ -20,9 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-import alembic.command
-import alembic.config
-import alembic.util.exc
 import orjson
 from sqlalchemy import Table, delete, event, func, insert, select, update
 from sqlalchemy.engine import URL, Connection, Row, make_url
@@ -99,6 +96,10 @@ def _describe(exc: BaseException, url: URL) -> str:
 
 def _run_migrations(sync_conn: Connection) -> None:
     """Upgrade to head on the given connection (runs inside the caller's transaction)."""
+    # Imported here: alembic costs ~0.4 s of start-up that only opening a store needs.
+    import alembic.command
+    import alembic.config
+
     cfg = alembic.config.Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     cfg.attributes["connection"] = sync_conn
@@ -192,6 +193,12 @@ _SQLITE_CALLS_FROM_JSON = (
 )
 
 
+def _alembic_command_error() -> type[Exception]:
+    import alembic.util.exc
+
+    return alembic.util.exc.CommandError
+
+
 class Store:
     """Connections and the call log, on SQLite or PostgreSQL. Open with :meth:`open`.
 
@@ -228,7 +235,7 @@ class Store:
                 conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
                 async with conn.begin():
                     await conn.run_sync(_run_migrations)
-        except alembic.util.exc.CommandError as exc:
+        except _alembic_command_error() as exc:
             await engine.dispose()
             raise StoreError(
                 f"cannot migrate store at {_safe(parsed)}: {exc} "
