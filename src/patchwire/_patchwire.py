@@ -228,7 +228,10 @@ class Patchwire:
         compiled = self.compiled_action(action)
         connector = compiled.connector.name
         name = connection or await self._default_connection(connector)
-        conn = await self._resolve_connection(name, connector)
+        conn = self._connections.get(name)
+        if (conn is None or conn.connector.name != connector
+                or time.monotonic() - conn.loaded_at >= CONNECTION_TTL):
+            conn = await self._resolve_connection(name, connector)
         outcome, error, record = await execute_call(
             compiled, arguments if arguments is not None else {}, conn, self._http,
             request_id=request_id, run_id=run_id,

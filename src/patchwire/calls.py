@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -297,7 +298,9 @@ async def execute_call(
     run_id: str | None = None,
 ) -> tuple[CallOutcome | None, CallError | None, CallRecord]:
     """Run one call. Returns (outcome, error, record); exactly one of outcome/error is set."""
-    request_id = request_id or new_id()
+    record_id = new_id()
+    # Our own request ids double as record ids; a caller's may repeat, so it gets its own.
+    request_id = request_id or record_id
     context = CallContext(
         action=compiled.qualified, connection=conn.record.name, request_id=request_id,
         run_id=run_id, method=compiled.method,
@@ -306,6 +309,7 @@ async def execute_call(
     started = time.perf_counter()
     decision = RetryDecision()
     status: int | None = None
+    req: PreparedRequest | None = None
     try:
         compiled.validate(arguments, context)
         if conn.auth is None:
@@ -317,7 +321,6 @@ async def execute_call(
             )
         req = compiled.render(arguments, conn, context)
         req.headers["X-Request-Id"] = request_id
-        context.url = conn.redact(req.url)
         raw = await http.send(
             req, timeouts=compiled.connector.timeouts, retry=compiled.connector.retry,
             context=context, decision=decision,
@@ -328,35 +331,27 @@ async def execute_call(
         result = compiled.map_response(raw, arguments, context, conn.redact)
     except CallError as exc:
         latency = (time.perf_counter() - started) * 1000
-        record = _record(compiled, conn, request_id, "error", status, latency,
+        if req is not None:
+            context.url = conn.redact(req.url)
+        record = _record(compiled, conn, record_id, request_id, "error", status, latency,
                          decision.attempts, exc.code, conn.redact(exc.message), started_wall)
         return None, exc, record
     latency = (time.perf_counter() - started) * 1000
-    record = _record(compiled, conn, request_id, "ok", status, latency, decision.attempts,
-                     None, None, started_wall)
+    record = _record(compiled, conn, record_id, request_id, "ok", status, latency,
+                     decision.attempts, None, None, started_wall)
     return CallOutcome(result, raw.status, decision.attempts, latency, request_id), None, record
 
 
 def _record(
-    compiled: CompiledAction, conn: ResolvedConnection, request_id: str, status: str,
-    http_status: int | None, latency_ms: float, attempts: int, error_class: str | None,
-    error_message: str | None, started_wall: float,
+    compiled: CompiledAction, conn: ResolvedConnection, record_id: str, request_id: str,
+    status: str, http_status: int | None, latency_ms: float, attempts: int,
+    error_class: str | None, error_message: str | None, started_wall: float,
 ) -> CallRecord:
-    from datetime import UTC, datetime
-
     return CallRecord(
-        id=new_id(),
-        request_id=request_id,
-        action=compiled.qualified,
-        connector=compiled.connector.name,
-        connection=conn.record.name,
-        status=status,
-        http_status=http_status,
-        latency_ms=latency_ms,
-        attempts=attempts,
-        error_class=error_class,
-        error_message=error_message[:1000] if error_message else None,
-        started_at=datetime.fromtimestamp(started_wall, UTC),
+        record_id, request_id, compiled.qualified, compiled.connector.name, conn.record.name,
+        status, http_status, latency_ms, attempts, error_class,
+        error_message[:1000] if error_message else None,
+        datetime.fromtimestamp(started_wall, UTC),
     )
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from patchwire.cli._common import console, err_console, escape, fail, print_json, run, settings
+from patchwire.errors import UnknownConnection
 
 
 def coerce_arguments(pairs: list[str], schema: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +82,17 @@ def call(
                     fail("--input must be a JSON object", code=2)
                 args.update(loaded)
             args.update(coerce_arguments(arguments or [], compiled.spec.input))
-            outcome = await pw.execute(action, args, connection=connection)
+            try:
+                outcome = await pw.execute(action, args, connection=connection)
+            except UnknownConnection as exc:
+                if connection is None:
+                    raise  # the message already says which connections there are
+                connector = compiled.connector.name
+                names = [i.name for i in await pw.list_connections(connector)]
+                known = (f"connections for {connector}: {', '.join(names)}" if names else
+                         f"{connector} has no connection yet; add one with `patchwire "
+                         f"connection add {connector} --name NAME`")
+                fail(f"{escape(str(exc))} ({escape(known)})")
         print_json(outcome.result)
         if verbose:
             err_console.print(f"HTTP {outcome.status} · {outcome.attempts} attempt(s) · "

@@ -111,7 +111,7 @@ class HttpCore:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    async def _get_session(self) -> aiohttp.ClientSession:
+    def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300),
@@ -146,7 +146,7 @@ class HttpCore:
         context: CallContext,
         decision: RetryDecision,
     ) -> RawResponse:
-        session = await self._get_session()
+        session = self._get_session()
         timeout = self._timeout(timeouts)
         while True:
             decision.attempts += 1
