@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import jsonschema_rs
@@ -83,6 +83,13 @@ class ResolvedConnection:
             raise RequestRenderError(
                 f"connection {record.name!r} lacks setting {missing[0]!r} needed by "
                 f"{connector.name}'s base_url",
+                context=CallContext(connection=record.name),
+            )
+        parsed = urlsplit(str(base))
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise RequestRenderError(
+                f"connection {record.name!r}: {connector.name}'s base URL must be an absolute "
+                f"http(s) URL, got {redact(str(base))!r} (check its settings)",
                 context=CallContext(connection=record.name),
             )
         headers: dict[str, str] = {}

@@ -299,3 +299,12 @@ async def test_connections_never_show_secret_values(env):
 async def test_the_only_connection_of_a_connector_is_used_by_default(env):
     pw, _, _ = env
     assert (await pw.call("orders.get_order", {"order_id": "5"}))["id"] == "5"
+
+
+@pytest.mark.parametrize("url", ["file:///etc", "ftp://example.com", "not a url", "http://"])
+async def test_a_base_url_that_is_not_http_is_refused_before_any_request(tmp_path, url):
+    registry = ConnectorRegistry([load_connector_text(CONNECTOR, "orders.yaml")])
+    async with Patchwire(Settings(home=tmp_path / "h", connector_paths=()), connectors=registry) as pw:
+        await pw.add_connection("orders", "odd", {"url": url, "api_key": SECRET})
+        with pytest.raises(RequestRenderError, match="must be an absolute http"):
+            await pw.call("orders.get_order", {"order_id": "1"}, connection="odd")
