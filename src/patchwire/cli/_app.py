@@ -38,7 +38,7 @@ def serve(
 
     cfg = settings()
     host = host or cfg.host
-    port = port or cfg.port
+    port = cfg.port if port is None else port
     if not is_loopback(host):
         fail(f"refusing to bind {host}: without API keys the server binds loopback only "
              "(127.0.0.1 or ::1)", code=2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -74,9 +74,32 @@ def _status_for(exc: PatchwireError) -> int:
     return 500
 
 
+def _request_problem(error: Mapping[str, Any]) -> dict[str, str]:
+    """One request validation error as ``{"path", "message"}``.
+
+    Body errors get a JSON path (``$.input``, ``$.items[0]``); a body that is not JSON at
+    all gets ``$`` and the parser's complaint (FastAPI puts the character offset in the
+    location, which is not a path); query, path and header errors say where they are
+    (``query.limit``).
+    """
+    where, *rest = error.get("loc") or ("body",)
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        at = f" at character {rest[0]}" if rest else ""
+        return {"path": "$", "message": f"the body is not valid JSON{at}"
+                + (f": {reason}" if reason else "")}
+    if where == "body":
+        path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
+    else:
+        path = ".".join(str(p) for p in (where, *rest))
+    return {"path": path, "message": str(error.get("msg", "invalid"))}
+
+
 def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
-    body = {"type": f"https://patchwire.dev/errors/{code}", "title": title, "status": status,
-            "detail": detail, **{k: v for k, v in extra.items() if v is not None}}
+    # Extension members never replace the standard ones (RFC 9457 section 3.2).
+    body = {**{k: v for k, v in extra.items() if v is not None},
+            "type": f"https://patchwire.dev/errors/{code}", "title": title, "status": status,
+            "detail": detail}
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
@@ -99,13 +122,15 @@ def create_app(pw: Patchwire, *, manage_lifecycle: bool = True) -> FastAPI:
         data = exc.to_dict()
         code = str(data.pop("error", exc.code))
         message = str(data.pop("message", str(exc)))
+        if "status" in data:  # the upstream's HTTP status; "status" is this response's
+            data["upstream_status"] = data.pop("status")
         return problem(_status_for(exc), type(exc).__name__, message, code, **data)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"path": "$." + ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]}
-                    for e in exc.errors()]
-        return problem(422, "Invalid request", "the request body is invalid",
+        problems = [_request_problem(e) for e in exc.errors()]
+        where = "request body" if all(p["path"].startswith("$") for p in problems) else "request"
+        return problem(422, "Invalid request", f"the {where} is invalid",
                        "invalid_request", problems=problems)
 
     @app.get("/healthz")
