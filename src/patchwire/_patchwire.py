@@ -25,7 +25,7 @@ __all__ = ["ConnectionInfo", "Patchwire"]
 
 #: how long a resolved connection is reused before re-reading it from the store, so a
 #: change made by another process is picked up without a round trip per call
-CONNECTION_TTL = 5.0
+CONNECTION_TTL = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Patchwire:
         self._recorder: CallRecorder | None = None
         self._compiled: dict[str, CompiledAction] = {}
         self._connections: dict[str, ResolvedConnection] = {}
+        self._loading: dict[str, asyncio.Future[ResolvedConnection]] = {}
         self._open_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -180,15 +181,26 @@ class Patchwire:
                               secret_names, rec.created_at, rec.updated_at)
 
     async def _resolve_connection(self, name: str, connector: str) -> ResolvedConnection:
+        """The cached connection, reloaded from the store at most once per TTL.
+
+        One load runs at a time per name: when the TTL ends under load, every call in
+        flight would otherwise read and decrypt the same row at once.
+        """
         cached = self._connections.get(name)
-        if cached is not None and time.monotonic() - cached.loaded_at < CONNECTION_TTL:
-            if cached.connector.name != connector:
-                raise _wrong_connector(name, cached.record.connector, connector)
-            return cached
+        if cached is None or time.monotonic() - cached.loaded_at >= CONNECTION_TTL:
+            pending = self._loading.get(name)
+            if pending is None:
+                pending = asyncio.ensure_future(self._load_connection(name))
+                self._loading[name] = pending
+                pending.add_done_callback(lambda _: self._loading.pop(name, None))
+            cached = await asyncio.shield(pending)
+        if cached.connector.name != connector:
+            raise _wrong_connector(name, cached.record.connector, connector)
+        return cached
+
+    async def _load_connection(self, name: str) -> ResolvedConnection:
         rec = await self.store.get_connection(name)
-        if rec.connector != connector:
-            raise _wrong_connector(name, rec.connector, connector)
-        resolved = ResolvedConnection.build(rec, self.connectors.get(connector),
+        resolved = ResolvedConnection.build(rec, self.connectors.get(rec.connector),
                                             self._decrypt(rec))
         self._connections[name] = resolved
         return resolved

@@ -295,3 +295,22 @@ async def test_a_secret_canary_never_appears_in_the_database(
                 dumped.extend(r[0] for r in rows)
         assert any("acme-shop" in row for row in dumped)  # the dump does see the data
         assert not any(canary in row for row in dumped)
+
+
+def test_the_fast_sqlite_timestamp_reads_back_as_the_same_instant() -> None:
+    from sqlalchemy.dialects.sqlite import aiosqlite
+
+    from patchwire.store.core import sqlite_timestamp
+    from patchwire.store.models import CallRow
+
+    dialect = aiosqlite.dialect()
+    read = CallRow.__table__.c.started_at.type.dialect_impl(dialect).result_processor(dialect, None)
+    assert read is not None
+    for value in (
+        datetime(2026, 11, 23, 22, 1, 2, 345678, tzinfo=UTC),
+        datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC),
+        datetime(2026, 6, 1, 14, 0, 0, 7, tzinfo=timezone(timedelta(hours=2))),
+    ):
+        text = sqlite_timestamp(value)
+        assert read(text) == value
+        assert len(text) == len("2026-01-01 00:00:00.000000")  # fixed width: text order is time order

@@ -107,7 +107,8 @@ class HttpCore:
     ) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        # keyed by identity: hashing a pydantic model on every call costs more than the call
+        self._timeouts: dict[int, tuple[Timeouts, aiohttp.ClientTimeout]] = {}
         self._sleep = sleep
         self._rng = rng or random.Random()
 
@@ -128,13 +129,15 @@ class HttpCore:
             self._session = None
 
     def _timeout(self, t: Timeouts) -> aiohttp.ClientTimeout:
-        ct = self._timeouts.get(t)
-        if ct is None:
-            # A read timeout no shorter than the total one can never fire first, and
-            # aiohttp re-arms it on every chunk received: leave it out then.
-            ct = self._timeouts[t] = aiohttp.ClientTimeout(
-                total=t.total, connect=t.connect, sock_read=t.read if t.read < t.total else None
-            )
+        entry = self._timeouts.get(id(t))
+        if entry is not None and entry[0] is t:
+            return entry[1]
+        # A read timeout no shorter than the total one can never fire first, and aiohttp
+        # re-arms it on every chunk received: leave it out then.
+        ct = aiohttp.ClientTimeout(
+            total=t.total, connect=t.connect, sock_read=t.read if t.read < t.total else None
+        )
+        self._timeouts[id(t)] = (t, ct)  # holding t keeps its id from being reused
         return ct
 
     async def send(
