@@ -119,6 +119,7 @@ def calls(
             return
         table = Table("when", "action", "connection", "status", "http", "attempts", "ms",
                       "error")
+        table.columns[1].no_wrap = True
         for r in records:
             table.add_row(r.started_at.strftime("%H:%M:%S"), r.action, escape(r.connection or ""),
                           "[green]ok[/]" if r.status == "ok" else "[red]error[/]",

@@ -47,7 +47,7 @@ class Scenario:
             console.print(f"  [red]✗[/] {title}: [red]{type(exc).__name__}[/] {exc.message}")
             return None
         self.log.append((action, f"HTTP {outcome.status}", outcome.attempts,
-                         outcome.latency_ms, outcome.request_id[:8]))
+                         outcome.latency_ms, outcome.request_id[-8:]))
         summary = show(outcome.result) if show else _short(outcome.result)
         console.print(f"  [green]✓[/] {title} [dim]({action}, {outcome.latency_ms:.1f} ms, "
                       f"{outcome.attempts} attempt{'s' if outcome.attempts > 1 else ''})[/]")
