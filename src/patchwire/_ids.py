@@ -28,3 +28,5 @@ os.register_at_fork(after_in_child=_reseed)
 def new_id() -> str:
     """32 lowercase hex characters: microseconds since the epoch, then 72 random bits."""
     return f"{time.time_ns() // 1000:014x}{_rng.getrandbits(72):018x}"
+
+

@@ -26,7 +26,7 @@ MISSING: Any = _Missing()
 
 
 class Template:
-    __slots__ = ("_parts", "names", "single", "source")
+    __slots__ = ("_format", "_literal", "_paths", "names", "single", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -43,13 +43,21 @@ class Template:
             pos = m.end()
         if pos < len(source):
             parts.append(source[pos:])
-        self._parts = parts
+
         self.names: tuple[str, ...] = tuple(
             ".".join(p) for p in parts if isinstance(p, tuple)
         )
         self.single: tuple[str, ...] | None = (
             parts[0] if len(parts) == 1 and isinstance(parts[0], tuple) else None
         )
+        # Rendering is one str.format over the placeholder values: templates are rendered
+        # on every call, parsed once.
+        self._paths = [p for p in parts if isinstance(p, tuple)]
+        self._format = "".join(
+            "{}" if isinstance(p, tuple) else p.replace("{", "{{").replace("}", "}}")
+            for p in parts
+        )
+        self._literal = "".join(p for p in parts if isinstance(p, str))
 
     def render(
         self, values: Mapping[str, Any], *, encode: Callable[[str], str] | None = None
@@ -57,24 +65,21 @@ class Template:
         """Render; returns ``MISSING`` when a placeholder has no value."""
         if self.single is not None:
             return lookup(values, self.single)
-        if not self.names:
-            return self.source if "{{" not in self.source and "}}" not in self.source else (
-                "".join(p for p in self._parts if isinstance(p, str))
-            )
-        out: list[str] = []
-        for part in self._parts:
-            if isinstance(part, str):
-                out.append(part)
-                continue
-            value = lookup(values, part)
+        if not self._paths:
+            return self._literal
+        texts = []
+        for path in self._paths:
+            value = lookup(values, path)
             if value is MISSING or value is None:
                 return MISSING
             text = _stringify(value)
-            out.append(encode(text) if encode else text)
-        return "".join(out)
+            texts.append(encode(text) if encode else text)
+        return self._format.format(*texts)
 
 
 def lookup(values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    if len(path) == 1:
+        return values.get(path[0], MISSING) if isinstance(values, Mapping) else MISSING
     current: Any = values
     for key in path:
         if not isinstance(current, Mapping) or key not in current:
@@ -84,6 +89,8 @@ def lookup(values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def _stringify(value: Any) -> str:
+    if value.__class__ is str:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
