@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from patchwire._patchwire import ConnectionInfo, Patchwire
     from patchwire.calls import CallOutcome
     from patchwire.connectors import ConnectorRegistry, ConnectorSpec
+    from patchwire.pagination import PaginationError
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ _LAZY = {
     "CallOutcome": "patchwire.calls",
     "ConnectorRegistry": "patchwire.connectors",
     "ConnectorSpec": "patchwire.connectors",
+    "PaginationError": "patchwire.pagination",
 }
 
 
@@ -71,6 +73,7 @@ __all__ = [
     "ConnectorSpec",
     "InputValidationError",
     "NotFoundError",
+    "PaginationError",
     "Patchwire",
     "PatchwireError",
     "RateLimitedError",

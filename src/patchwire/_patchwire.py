@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -13,11 +13,18 @@ from typing import Any
 
 from patchwire._recorder import CallRecorder
 from patchwire.auth.vault import Vault, connection_aad
-from patchwire.calls import CallOutcome, CompiledAction, ResolvedConnection, execute_call
+from patchwire.calls import (
+    CallOutcome,
+    CompiledAction,
+    RequestAdjuster,
+    ResolvedConnection,
+    execute_call,
+)
 from patchwire.config import Settings, load_settings
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec
 from patchwire.errors import ConfigError, PatchwireError, UnknownConnection
-from patchwire.http import HttpCore
+from patchwire.http import BreakerState, HttpCore
+from patchwire.pagination import paginate as _paginate
 from patchwire.store import Store
 from patchwire.store.records import CallRecord, ConnectionRecord
 
@@ -232,7 +239,7 @@ class Patchwire:
     async def execute(
         self, action: str, arguments: Mapping[str, Any] | None = None, *,
         connection: str | None = None, request_id: str | None = None,
-        run_id: str | None = None,
+        run_id: str | None = None, adjust_request: RequestAdjuster | None = None,
     ) -> CallOutcome:
         """Call an action and return the result with its status, attempts and timing."""
         if self._store is None:
@@ -246,7 +253,7 @@ class Patchwire:
             conn = await self._resolve_connection(name, connector)
         outcome, error, record = await execute_call(
             compiled, arguments if arguments is not None else {}, conn, self._http,
-            request_id=request_id, run_id=run_id,
+            request_id=request_id, run_id=run_id, adjust_request=adjust_request,
         )
         assert self._recorder is not None
         self._recorder.record(record)
@@ -258,8 +265,17 @@ class Patchwire:
     async def call(
         self, action: str, arguments: Mapping[str, Any] | None = None, *,
         connection: str | None = None, request_id: str | None = None,
+        paginate: bool = False, max_items: int | None = None, max_pages: int | None = None,
     ) -> Any:
-        """Call an action (``"shop.get_order"``) and return its mapped result."""
+        """Call an action (``"shop.get_order"``) and return its mapped result.
+
+        With ``paginate=True`` every page is read and the records are returned as one list
+        (at most ``max_items`` of them, from at most ``max_pages`` pages).
+        """
+        if paginate:
+            return [record async for record in _paginate(
+                self, action, arguments, connection=connection, max_items=max_items,
+                max_pages=max_pages, request_id=request_id)]
         outcome = await self.execute(action, arguments, connection=connection,
                                      request_id=request_id)
         return outcome.result
@@ -270,10 +286,36 @@ class Patchwire:
         await self.flush()
         return await self.store.list_calls(action=action, connection=connection, limit=limit)
 
+    def breaker_state(self, connector: str) -> BreakerState:
+        """The connector's circuit breaker: ``closed``, ``open`` (with the next probe time)
+        or ``half_open``; failure and call counts over its window."""
+        return self._http.breaker_state(connector)
+
     async def flush(self) -> None:
         """Write pending call records now (they are otherwise written in batches)."""
         if self._recorder is not None:
             await self._recorder.flush()
+
+    # -- pagination ------------------------------------------------------------------------
+
+    def paginate(
+        self, action: str, arguments: Mapping[str, Any] | None = None, *,
+        connection: str | None = None, max_items: int | None = None,
+        max_pages: int | None = None,
+    ) -> AsyncIterator[Any]:
+        """Every record of a list action, fetching pages as they are consumed::
+
+            async for order in pw.paginate("shop.list_orders", {"status": "paid"}):
+                ...
+
+        The action's ``pagination`` (else its connector's) says how pages are found. Each
+        page is one call (validated, authorised, retried, recorded). Stops after
+        ``max_items`` records or ``max_pages`` pages; raises
+        :class:`~patchwire.pagination.PaginationError` on a loop, on a next URL to another
+        origin, or when the default bound of 1000 pages is reached.
+        """
+        return _paginate(self, action, arguments, connection=connection,
+                         max_items=max_items, max_pages=max_pages)
 
 
 def split_settings(

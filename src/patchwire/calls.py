@@ -9,7 +9,7 @@ call work is rendering a few templates and one HTTP exchange.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,9 +46,14 @@ from patchwire.http import (
 )
 from patchwire.store.records import CallRecord, ConnectionRecord
 
-__all__ = ["CallOutcome", "CompiledAction", "ResolvedConnection", "execute_call"]
+__all__ = [
+    "CallOutcome", "CompiledAction", "RequestAdjuster", "ResolvedConnection", "execute_call",
+]
 
 INPUT_ALL = "{$input}"
+
+#: changes a rendered request before it is sent (see ``execute_call``)
+RequestAdjuster = Callable[[PreparedRequest, CallContext], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,9 @@ class CallOutcome:
     attempts: int
     latency_ms: float
     request_id: str
+    #: the upstream's answer as received: pagination reads cursors, links and records from
+    #: the body and headers rather than from the mapped result
+    raw: RawResponse | None = field(default=None, repr=False, compare=False)
 
 
 class CompiledAction:
@@ -303,8 +311,13 @@ async def execute_call(
     *,
     request_id: str | None = None,
     run_id: str | None = None,
+    adjust_request: RequestAdjuster | None = None,
 ) -> tuple[CallOutcome | None, CallError | None, CallRecord]:
-    """Run one call. Returns (outcome, error, record); exactly one of outcome/error is set."""
+    """Run one call. Returns (outcome, error, record); exactly one of outcome/error is set.
+
+    ``adjust_request`` changes the rendered request before it is sent (pagination sets the
+    next page's query parameters or URL there); a ``CallError`` it raises fails the call.
+    """
     record_id = new_id()
     # Our own request ids double as record ids; a caller's may repeat, so it gets its own.
     request_id = request_id or record_id
@@ -327,14 +340,21 @@ async def execute_call(
                 context=context,
             )
         req = compiled.render(arguments, conn, context)
+        if adjust_request is not None:
+            adjust_request(req, context)
         req.headers["X-Request-Id"] = request_id
         raw = await http.send(
             req, timeouts=compiled.connector.timeouts, retry=compiled.connector.retry,
-            context=context, decision=decision,
+            context=context, decision=decision, connector=compiled.connector,
+            connection=conn.record.name,
         )
         status = raw.status
         if not raw.ok:
-            raise compiled.error_for(raw, arguments, context, conn.redact)
+            error = compiled.error_for(raw, arguments, context, conn.redact)
+            if error.retry_after is None and decision.retry_after is not None:
+                # the wait came from a reset header, not Retry-After: still say when
+                error.retry_after = decision.retry_after
+            raise error
         result = compiled.map_response(raw, arguments, context, conn.redact)
     except CallError as exc:
         latency = (time.perf_counter() - started) * 1000
@@ -346,7 +366,8 @@ async def execute_call(
     latency = (time.perf_counter() - started) * 1000
     record = _record(compiled, conn, record_id, request_id, "ok", status, latency,
                      decision.attempts, None, None, started_wall)
-    return CallOutcome(result, raw.status, decision.attempts, latency, request_id), None, record
+    outcome = CallOutcome(result, raw.status, decision.attempts, latency, request_id, raw)
+    return outcome, None, record
 
 
 def _record(

@@ -15,6 +15,10 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
     ├── ConnectionExists             a connection with that name already exists
     ├── VaultError                   a secret cannot be encrypted or decrypted
     ├── StoreError                   the database failed or is unreachable
+    ├── OAuthError                   an OAuth2 token request failed (carries the RFC 6749
+    │   │                            error code, e.g. invalid_grant, never a token)
+    │   └── ReauthRequired           the connection's grant is gone: a person must
+    │                                run `patchwire connection connect` again
     └── CallError                    one call of an action failed (carries CallContext)
         ├── InputValidationError     arguments violate the action's input schema
         ├── RequestRenderError       the request could not be built (missing setting...)
@@ -27,6 +31,8 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
         │   └── UpstreamError        any other error status (5xx...)
         ├── CallTimeoutError         no complete answer within the timeout
         ├── TransportError           connection refused, reset, DNS failure
+        ├── CircuitOpenError         the connector's circuit breaker is open: failed fast,
+        │                            without a request (probe_at: when it tries again)
         └── ResponseMappingError     the response could not be parsed or mapped
 
 Messages never contain secret values: errors are built from names, statuses and
@@ -43,15 +49,18 @@ __all__ = [
     "CallContext",
     "CallError",
     "CallTimeoutError",
+    "CircuitOpenError",
     "ConfigError",
     "ConflictError",
     "ConnectionExists",
     "InputValidationError",
     "LookupFailed",
     "NotFoundError",
+    "OAuthError",
     "OpenAPIImportError",
     "PatchwireError",
     "RateLimitedError",
+    "ReauthRequired",
     "RequestRenderError",
     "ResponseMappingError",
     "SpecError",
@@ -150,6 +159,38 @@ class VaultError(PatchwireError):
 
 class StoreError(PatchwireError):
     code = "store_error"
+
+
+class OAuthError(PatchwireError):
+    """A token request failed. ``error`` is the RFC 6749 §5.2 code (``invalid_grant``...),
+    or ``http_<status>``/``invalid_response`` when the server did not send one.
+
+    Built from codes, statuses and redacted descriptions only: tokens, codes, verifiers and
+    client secrets never reach the message.
+    """
+
+    code = "oauth_error"
+
+    def __init__(
+        self, message: str, *, error: str = "oauth_error", status: int | None = None,
+        connection: str | None = None,
+    ) -> None:
+        self.error = error
+        self.status = status
+        self.connection = connection
+        self.message = message
+        super().__init__(f"{message} [connection={connection}]" if connection else message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, "oauth_error": self.error,
+                "status": self.status, "connection": self.connection}
+
+
+class ReauthRequired(OAuthError):
+    """The grant was refused (revoked, expired refresh token): tokens cannot be renewed
+    without a person authorising again; the connection is marked ``needs_reauth``."""
+
+    code = "reauth_required"
 
 
 @dataclass
@@ -285,6 +326,30 @@ class CallTimeoutError(CallError):
 
 class TransportError(CallError):
     code = "connection_error"
+
+
+class CircuitOpenError(CallError):
+    """The connector's circuit breaker is open; no request was sent.
+
+    ``probe_at`` is the wall-clock time (epoch seconds) of the next probe request and
+    ``retry_after`` the seconds until then.
+    """
+
+    code = "circuit_open"
+
+    def __init__(
+        self, message: str, *, probe_at: float, retry_after: float,
+        context: CallContext | None = None,
+    ) -> None:
+        self.probe_at = probe_at
+        self.retry_after = retry_after
+        super().__init__(message, context=context)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["probe_at"] = self.probe_at
+        d["retry_after"] = self.retry_after
+        return d
 
 
 class ResponseMappingError(CallError):

@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+from patchwire.auth._keeper import DEFAULT_REFRESH_SKEW, TokenKeeper
+from patchwire.auth._pkce import PkcePair, code_challenge, new_code_verifier, new_state
+from patchwire.auth._tokens import TokenSet
+from patchwire.auth.oauth2 import OAuth2Client, new_authorization
 from patchwire.auth.vault import Vault, connection_aad, reencrypt_connections
 
-__all__ = ["Vault", "connection_aad", "reencrypt_connections"]
+__all__ = [
+    "DEFAULT_REFRESH_SKEW",
+    "OAuth2Client",
+    "PkcePair",
+    "TokenKeeper",
+    "TokenSet",
+    "Vault",
+    "code_challenge",
+    "connection_aad",
+    "new_authorization",
+    "new_code_verifier",
+    "new_state",
+    "reencrypt_connections",
+]

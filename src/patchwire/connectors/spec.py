@@ -153,6 +153,12 @@ class RetryPolicy(_Spec):
     reset_headers: list[str] = Field(
         default_factory=lambda: ["X-RateLimit-Reset", "RateLimit-Reset"]
     )
+    idempotency_header: str | None = Field(
+        None,
+        description="header carrying an idempotency key (e.g. Idempotency-Key); when set, "
+        "non-idempotent requests get one generated per call, kept across attempts, "
+        "and become safe to retry",
+    )
 
 
 class Pagination(_Spec):

@@ -1,45 +1,50 @@
-"""The HTTP core: one aiohttp session for every upstream request, with timeouts, retries
-and typed errors. Nothing else in Patchwire talks HTTP to an upstream.
+"""The HTTP core: one aiohttp session for every upstream request, with timeouts, retries,
+rate limits, a concurrency cap and a circuit breaker, and typed errors. Nothing else in
+Patchwire talks HTTP to an upstream.
 
 aiohttp rather than httpx: DESIGN.md records httpx's default transport at a fraction of
 aiohttp's throughput on these machines, and the call path must stay within 15% of a raw
-aiohttp loop.
+aiohttp loop. So the per-call work here is kept to dict lookups and counters: no store
+round trip and no per-call objects beyond the response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from time import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from patchwire.connectors.spec import RetryPolicy, Timeouts
-from patchwire.errors import CallContext, CallTimeoutError, TransportError
+from patchwire.connectors.spec import ConnectorSpec, RetryPolicy, Timeouts
+from patchwire.errors import (
+    CallContext,
+    CallTimeoutError,
+    CircuitOpenError,
+    RateLimitedError,
+    TransportError,
+)
+from patchwire.http._breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from patchwire.http._budget import RetryBudget
+from patchwire.http._guard import ConnectorGuard
+from patchwire.http._ratelimit import Bucket, RateLimiters
+from patchwire.http._retry import (
+    RetryDecision,
+    backoff_delay,
+    instant_retries,
+    is_transient_status,
+    server_delay,
+)
 
-__all__ = [
-    "HttpCore",
-    "PreparedRequest",
-    "RawResponse",
-    "RetryDecision",
-    "backoff_delay",
-    "parse_retry_after",
-    "set_instant_retries",
-]
+__all__ = ["HttpCore", "PreparedRequest", "RawResponse"]
 
 _RETRYABLE_TRANSPORT = (aiohttp.ClientConnectionError, asyncio.TimeoutError)
-_instant_retries = False
-
-
-def set_instant_retries(enabled: bool) -> None:
-    """Testing switch: backoff waits become zero (decisions are unchanged)."""
-    global _instant_retries
-    _instant_retries = enabled
 
 
 @dataclass(slots=True)
@@ -66,37 +71,12 @@ class RawResponse:
         return self.status < 400
 
 
-@dataclass(slots=True)
-class RetryDecision:
-    attempts: int = 0
-    retries: int = 0
-    waited: float = 0.0
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date, RFC 9110)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time() if now is None else now))
-
-
-def backoff_delay(policy: RetryPolicy, retry_number: int, rng: random.Random) -> float:
-    """Capped exponential backoff with full jitter (retry_number starts at 1)."""
-    cap = min(policy.backoff_max, policy.backoff_initial * (2 ** (retry_number - 1)))
-    return rng.uniform(0, cap)
-
-
 class HttpCore:
-    """Owns the connection pool. ``send`` performs one logical request (with retries)."""
+    """Owns the connection pool and the per-connector resilience state.
+
+    ``send`` performs one logical request: breaker check, rate-limit slot, concurrency
+    slot, attempt, and retries within the policy and the connector's retry budget.
+    """
 
     def __init__(
         self,
@@ -104,6 +84,10 @@ class HttpCore:
         limit: int = 256,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        breaker: BreakerPolicy | None = None,
+        retry_budget_ratio: float = 0.1,
+        retry_budget_min: int = 10,
     ) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
@@ -111,6 +95,12 @@ class HttpCore:
         self._timeouts: dict[int, tuple[Timeouts, aiohttp.ClientTimeout]] = {}
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._clock = clock
+        self._breaker_policy = breaker or BreakerPolicy()
+        self._budget_ratio = retry_budget_ratio
+        self._budget_min = retry_budget_min
+        self.limiters = RateLimiters(clock=clock)
+        self._guards: dict[str, ConnectorGuard] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -140,6 +130,33 @@ class HttpCore:
         self._timeouts[id(t)] = (t, ct)  # holding t keeps its id from being reused
         return ct
 
+    # -- per-connector state ---------------------------------------------------------------
+
+    def guard(self, spec: ConnectorSpec) -> ConnectorGuard:
+        g = self._guards.get(spec.name)
+        if g is not None and g.spec is spec:
+            return g
+        if g is not None:
+            # a reloaded spec keeps the connector's health and budget history
+            breaker, budget = g.breaker, g.budget
+            if g.spec.rate_limits != spec.rate_limits:
+                self.limiters.drop(spec.name)
+        else:
+            breaker = CircuitBreaker(spec.name, self._breaker_policy, clock=self._clock)
+            budget = RetryBudget(ratio=self._budget_ratio, min_retries=self._budget_min,
+                                 clock=self._clock)
+        g = self._guards[spec.name] = ConnectorGuard(spec, breaker, budget, self.limiters)
+        return g
+
+    def breaker_state(self, connector: str) -> BreakerState:
+        """The circuit breaker of ``connector`` (closed if it never made a call)."""
+        g = self._guards.get(connector)
+        if g is None:
+            return BreakerState(connector, "closed", 0, 0, None, None)
+        return g.breaker.snapshot()
+
+    # -- the call --------------------------------------------------------------------------
+
     async def send(
         self,
         req: PreparedRequest,
@@ -148,32 +165,126 @@ class HttpCore:
         retry: RetryPolicy,
         context: CallContext,
         decision: RetryDecision,
+        connector: ConnectorSpec | None = None,
+        connection: str | None = None,
     ) -> RawResponse:
+        """One logical request. Without ``connector`` only retries apply (no limits,
+        breaker or budget), which is what one-off requests like token exchanges want."""
         session = self._get_session()
         timeout = self._timeout(timeouts)
+        guard = self.guard(connector) if connector is not None else None
+        retryable = req.idempotent
+        if not retryable and retry.idempotency_header:
+            # One key per logical call, sent on every attempt: the upstream applies the
+            # request at most once however many attempts reach it.
+            name = retry.idempotency_header
+            if not any(k.lower() == name.lower() for k in req.headers):
+                req.headers[name] = uuid.uuid4().hex
+            retryable = True
+        if guard is not None:
+            guard.budget.record_first()
         while True:
+            if guard is not None:
+                plan = guard.buckets(connection)
+                # fast path without a coroutine: closed breaker, one bucket with a slot free
+                if not (guard.breaker.state == "closed" and len(plan) == 1
+                        and plan[0].try_take()):
+                    await self._admit(guard, connection, retry, context)
             decision.attempts += 1
             try:
-                response = await self._attempt(session, req, timeout)
+                if guard is not None and guard.semaphore is not None:
+                    async with guard.semaphore:
+                        response = await self._attempt(session, req, timeout)
+                else:
+                    response = await self._attempt(session, req, timeout)
             except _RETRYABLE_TRANSPORT as exc:
-                if self._may_retry(req, retry, decision, status=None):
-                    await self._wait(backoff_delay(retry, decision.attempts, self._rng), decision)
+                if guard is not None:
+                    guard.breaker.record(False)
+                if self._may_retry(retryable, retry, decision, guard):
+                    await self._wait(backoff_delay(retry, decision.attempts, self._rng),
+                                     decision)
                     continue
                 raise _transport_error(exc, timeouts, context, decision) from exc
             except aiohttp.ClientError as exc:  # invalid URL, bad payload: retrying won't help
+                if guard is not None:
+                    guard.breaker.release_probe()
                 raise _transport_error(exc, timeouts, context, decision) from exc
-            transient = response.status in retry.retry_on_status or (
-                response.status == 500 and req.idempotent
-            )
-            if transient and self._may_retry(req, retry, decision, status=response.status):
-                delay = self._server_delay(response, retry)
+            except BaseException:
+                if guard is not None:
+                    guard.breaker.release_probe()
+                raise
+            status = response.status
+            transient = is_transient_status(status, retry, idempotent=retryable)
+            if guard is not None:
+                # 4xx other than 429 says nothing about the upstream's health
+                guard.breaker.record(not (transient or status >= 500))
+                self._note_limits(guard, connection, response, retry)
+            if transient and self._may_retry(retryable, retry, decision, guard):
+                delay = server_delay(response.headers, retry)
                 if delay is None:
                     delay = backoff_delay(retry, decision.attempts, self._rng)
-                # Beyond the cap the caller gets the 429/503 with its retry_after instead.
                 if delay <= retry.retry_after_cap:
                     await self._wait(delay, decision)
                     continue
+                # Beyond the cap the caller gets the 429/503 with when to retry instead.
+                decision.retry_after = delay
+                decision.stopped = "server asked to wait beyond the cap"
+            elif transient and decision.retry_after is None:
+                decision.retry_after = server_delay(response.headers, retry)
             return response
+
+    async def _admit(self, guard: ConnectorGuard, connection: str | None, retry: RetryPolicy,
+                     context: CallContext) -> None:
+        """Breaker first (an open circuit fails without waiting), then rate-limit slots."""
+        probe_at = guard.breaker.allow()
+        if probe_at is not None:
+            wait = max(0.0, probe_at - self._clock())
+            when = time.time() + wait
+            raise CircuitOpenError(
+                f"circuit breaker for {guard.spec.name} is open after repeated upstream "
+                f"failures; failing fast without a request. Next probe at "
+                f"{_iso(when)} (in {wait:.1f}s)",
+                probe_at=when, retry_after=wait, context=context,
+            )
+        try:
+            for bucket in guard.buckets(connection):
+                if bucket.try_take():
+                    continue
+                paused_for = bucket.paused_until - self._clock()
+                if paused_for > retry.retry_after_cap:
+                    raise _paused_error(bucket, paused_for, retry, context)
+                await bucket.acquire()
+        except BaseException:
+            guard.breaker.release_probe()
+            raise
+
+    def _note_limits(self, guard: ConnectorGuard, connection: str | None,
+                     response: RawResponse, retry: RetryPolicy) -> None:
+        """A 429 or ``X-RateLimit-Remaining: 0`` pauses the connection's bucket until the
+        reset, so the other callers wait instead of spending requests on refusals."""
+        headers = response.headers
+        if response.status != 429 and headers.get("X-RateLimit-Remaining") != "0":
+            return
+        if instant_retries():
+            return  # the testing switch: no real waiting anywhere
+        delay = server_delay(headers, retry)
+        if delay is None:
+            delay = 1.0 if response.status == 429 else 0.0
+        if delay > 0:
+            guard.buckets(connection)[-1].pause(delay)
+
+    @staticmethod
+    def _may_retry(retryable: bool, retry: RetryPolicy, decision: RetryDecision,
+                   guard: ConnectorGuard | None) -> bool:
+        if decision.attempts >= retry.attempts:
+            return False
+        if not retryable:
+            decision.stopped = "not idempotent and no idempotency key"
+            return False
+        if guard is not None and not guard.budget.try_retry():
+            decision.stopped = f"retry budget of {guard.spec.name} spent"
+            return False
+        return True
 
     async def _attempt(
         self, session: aiohttp.ClientSession, req: PreparedRequest, limits: aiohttp.ClientTimeout
@@ -192,39 +303,34 @@ class HttpCore:
             body = await resp.read()
             return RawResponse(resp.status, resp.headers, body, str(resp.url))
 
-    @staticmethod
-    def _may_retry(
-        req: PreparedRequest, retry: RetryPolicy, decision: RetryDecision, *, status: int | None
-    ) -> bool:
-        if decision.attempts >= retry.attempts:
-            return False
-        # A 429 or 503 was refused before any effect; anything else may have had one.
-        return req.idempotent or status in (429, 503)
-
-    @staticmethod
-    def _server_delay(response: RawResponse, retry: RetryPolicy) -> float | None:
-        delay = parse_retry_after(response.headers.get("Retry-After"))
-        if delay is not None:
-            return delay
-        for name in retry.reset_headers:
-            raw = response.headers.get(name)
-            if raw and raw.replace(".", "", 1).isdigit():
-                value = float(raw)
-                # Both conventions exist: seconds to wait, or an epoch timestamp.
-                return max(0.0, value - time()) if value > 1e9 else value
-        return None
-
     async def _wait(self, delay: float, decision: RetryDecision) -> None:
         decision.retries += 1
         decision.waited += delay
-        if delay > 0 and not _instant_retries:
+        if delay > 0 and not instant_retries():
             await self._sleep(delay)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def _paused_error(bucket: Bucket, paused_for: float, retry: RetryPolicy,
+                  context: CallContext) -> RateLimitedError:
+    when = time.time() + paused_for
+    return RateLimitedError(
+        f"{bucket.name} is rate limited by the upstream until {_iso(when)} "
+        f"(in {paused_for:.0f}s, beyond the {retry.retry_after_cap:g}s wait cap); "
+        f"retry after then",
+        status=429, retry_after=paused_for, context=context,
+    )
 
 
 def _transport_error(
     exc: BaseException, timeouts: Timeouts, context: CallContext, decision: RetryDecision
 ) -> Exception:
     tries = f"after {decision.attempts} attempt{'s' if decision.attempts != 1 else ''}"
+    if decision.stopped:
+        tries += f" ({decision.stopped})"
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return CallTimeoutError(
             f"no complete response within the timeout (connect {timeouts.connect:g}s, "

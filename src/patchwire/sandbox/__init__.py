@@ -19,12 +19,17 @@ Every API answers 401 with ``WWW-Authenticate``, 404, 409, 422, and 429 with
 (:meth:`Sandbox.set_chaos`) or over HTTP (``PUT /_sandbox/chaos``); ``POST /_sandbox/reset``
 re-seeds the data.
 
+An OAuth2 authorization server (authorization code with PKCE, client credentials,
+refresh with optional rotation and reuse detection) lives under ``/oauth``; see
+``_oauth.py`` and ``Sandbox.state.oauth``.
+
 Run it with ``python -m patchwire.sandbox --port 8765``.
 """
 
 from ._app import API_NAMES, SandboxState, build_app, state_of
 from ._auth import SANDBOX_CREDENTIALS, auth_headers
 from ._chaos import DEFAULT_RATE_LIMIT_PER_MINUTE, ChaosSettings
+from ._oauth import OAUTH_CLIENTS, OAuthServer, OAuthStats
 from ._server import Sandbox, serve_forever
 from ._stats import SandboxStats
 
@@ -34,8 +39,11 @@ __all__ = [
     "API_NAMES",
     "DEFAULT_PORT",
     "DEFAULT_RATE_LIMIT_PER_MINUTE",
+    "OAUTH_CLIENTS",
     "SANDBOX_CREDENTIALS",
     "ChaosSettings",
+    "OAuthServer",
+    "OAuthStats",
     "Sandbox",
     "SandboxState",
     "SandboxStats",

@@ -16,6 +16,7 @@ from ._base import CREDENTIAL_KEY, Handler, SandboxApi
 from ._calendar import CalendarApi
 from ._chaos import ChaosControl, ChaosSettings
 from ._helpdesk import HelpdeskApi
+from ._oauth import OAuthServer
 from ._openapi import openapi_handlers
 from ._payments import PaymentsApi
 from ._ratelimit import RateLimiter
@@ -50,6 +51,8 @@ class SandboxState:
         self.chaos = ChaosControl(global_settings=chaos or ChaosSettings(), seed=seed)
         self.limiter = RateLimiter()
         self.stats = SandboxStats()
+        # not one of API_NAMES: the authorization server has no API credential of its own
+        self.oauth = OAuthServer()
 
     def reset(self, seed: int | None = None) -> None:
         """Re-seeds every API's data and forgets rate-limit windows, stats and chaos dice."""
@@ -59,6 +62,7 @@ class SandboxState:
             api.reset(self.seed)
         self.limiter.reset()
         self.stats.clear()
+        self.oauth.reset()
         self.chaos.reseed(self.chaos.seed)
 
     def set_chaos(self, api: str | None = None, *, seed: int | None = None, **fields: Any) -> None:
@@ -262,6 +266,7 @@ def build_app(
         for route in api.routes():
             app.router.add_route(route.method, f"/{name}{route.path}", route.handler)
     app.add_routes(_control_routes(state))
+    app.add_routes(state.oauth.routes())
 
     async def on_startup(app: web.Application) -> None:
         state.chaos.release = asyncio.Event()

@@ -16,7 +16,7 @@ import contextlib
 import functools
 import itertools
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +25,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, event, func, insert, select, update
 from sqlalchemy.engine import URL, Connection, Row, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement
 
 from patchwire.errors import ConnectionExists, PatchwireError, StoreError, UnknownConnection
@@ -528,3 +528,54 @@ class Store:
             async with self._engine.connect() as conn:
                 n = await conn.scalar(stmt)
         return int(n or 0)
+
+    # -- row locks (OAuth2 refresh) -----------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def locked_connection(self, name: str) -> AsyncIterator[LockedConnection]:
+        """Hold an exclusive lock on one connection row for the body of the ``async with``.
+
+        PostgreSQL: ``SELECT ... FOR UPDATE`` on the row; SQLite: ``BEGIN IMMEDIATE`` (the
+        database's write lock, SQLite has no row locks). The record is read after the lock
+        is taken, so a change another process committed while we waited is seen. Updates
+        through the handle commit with the lock's transaction when the block exits; an
+        exception rolls them back. Used so that exactly one process refreshes a token.
+        """
+        with self._errors(f"lock connection {name!r}"):
+            async with self._engine.connect() as conn:
+                conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
+                async with conn.begin():
+                    row = (
+                        await conn.execute(
+                            select(_CONNECTIONS)
+                            .where(_CONNECTIONS.c.name == name)
+                            .with_for_update()
+                        )
+                    ).first()
+                    if row is None:
+                        raise UnknownConnection(f"no connection named {name!r}")
+                    yield LockedConnection(conn, _connection_record(row))
+
+
+class LockedConnection:
+    """A connection row under :meth:`Store.locked_connection`'s lock."""
+
+    def __init__(self, conn: AsyncConnection, record: ConnectionRecord) -> None:
+        self._conn = conn
+        self.record = record
+
+    def __repr__(self) -> str:
+        return f"LockedConnection({self.record.name!r})"
+
+    async def update(self, *, secrets: str) -> ConnectionRecord:
+        """Replace the secrets token (inside the lock's transaction); bumps ``updated_at``."""
+        await self._conn.execute(
+            update(_CONNECTIONS)
+            .where(_CONNECTIONS.c.id == self.record.id)
+            .values(secrets=secrets, updated_at=utcnow())
+        )
+        stmt = select(_CONNECTIONS).where(_CONNECTIONS.c.id == self.record.id)
+        row = (await self._conn.execute(stmt)).first()
+        assert row is not None  # the row lock keeps it from being deleted
+        self.record = _connection_record(row)
+        return self.record

@@ -1,0 +1,198 @@
+"""Keeping OAuth2 connections' tokens fresh: proactive, forced (after a 401), single-flight.
+
+Single-flight on two levels, because a refresh storm is what revokes token families (a
+server rotating refresh tokens treats a second use of the old one as theft):
+
+* within a process, every caller needing a new token for a connection awaits the same
+  future, so N concurrent callers cause one token request;
+* across processes, the refresh runs while holding the connection's row lock
+  (:meth:`Store.locked_connection`: ``SELECT ... FOR UPDATE`` on PostgreSQL,
+  ``BEGIN IMMEDIATE`` on SQLite), and the row is re-read after the lock is taken: if
+  another process refreshed meanwhile, its tokens are reused instead of refreshing again.
+
+Holding the lock across the token request is deliberate: a token endpoint answers in
+milliseconds to a few seconds (bounded by the connector's timeouts), and the alternative
+(a lease with polling) would need either sleeps or a schema change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from patchwire.auth._tokens import TokenSet, mark_needs_reauth, needs_reauth
+from patchwire.auth.oauth2 import OAuth2Client
+from patchwire.auth.vault import Vault, connection_aad
+from patchwire.connectors import ConnectorRegistry
+from patchwire.connectors.spec import ConnectorSpec, OAuth2Auth
+from patchwire.errors import ConfigError, OAuthError, ReauthRequired
+from patchwire.http import HttpCore
+from patchwire.store import ConnectionRecord, Store
+
+__all__ = ["DEFAULT_REFRESH_SKEW", "TokenKeeper", "connection_values"]
+
+#: refresh this many seconds before the stated expiry, so a token never expires in flight
+DEFAULT_REFRESH_SKEW = 60.0
+
+log = logging.getLogger("patchwire.oauth")
+
+
+def connection_values(
+    spec: ConnectorSpec, record: ConnectionRecord, secrets: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Defaults, then settings, then secrets: what templates are filled from."""
+    values: dict[str, Any] = {
+        k: s.default for k, s in spec.settings.items() if s.default is not None
+    }
+    values.update(record.settings)
+    values.update(secrets)
+    return values
+
+
+class TokenKeeper:
+    """Fresh access tokens for OAuth2 connections, one refresh at a time per connection.
+
+    ``clock`` gives epoch seconds (a fake one in tests). ``skew`` is how early before
+    expiry a token counts as expired.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        vault: Vault,
+        connectors: ConnectorRegistry,
+        http: HttpCore,
+        *,
+        skew: float = DEFAULT_REFRESH_SKEW,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._vault = vault
+        self._connectors = connectors
+        self._http = http
+        self.skew = skew
+        self.clock = clock
+        self._cache: dict[str, TokenSet] = {}
+        self._inflight: dict[str, asyncio.Future[TokenSet]] = {}
+
+    def __repr__(self) -> str:
+        return f"TokenKeeper(skew={self.skew!r}, connections={len(self._cache)})"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def access_token(self, name: str) -> str:
+        """A usable access token for connection ``name``, refreshed first if it expires
+        within ``skew`` seconds."""
+        return (await self.tokens(name)).access_token
+
+    async def tokens(self, name: str) -> TokenSet:
+        cached = self._cache.get(name)
+        if cached is not None and not cached.expires_within(self.skew, self.clock()):
+            return cached
+        return await self._single_flight(name, rejected=None)
+
+    async def refresh(self, name: str, *, rejected: str | None = None) -> TokenSet:
+        """Renew now. ``rejected`` is the access token an upstream just refused (401): if
+        the stored token is already a different one, somebody refreshed meanwhile and it is
+        returned without another token request."""
+        cached = self._cache.get(name)
+        if (rejected is not None and cached is not None and cached.access_token != rejected
+                and not cached.expires_within(self.skew, self.clock())):
+            return cached
+        return await self._single_flight(name, rejected=rejected or "")
+
+    async def needs_reauth(self, name: str) -> bool:
+        """True once a refresh was refused: a person must authorise the connection again."""
+        rec = await self._store.get_connection(name)
+        return needs_reauth(self._decrypt(rec))
+
+    def forget(self, name: str) -> None:
+        """Drop the cached tokens of ``name`` (e.g. after its secrets were replaced)."""
+        self._cache.pop(name, None)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def store_tokens(self, name: str, tokens: TokenSet) -> None:
+        """Save tokens (after a code exchange) into the connection's encrypted secrets;
+        clears ``needs_reauth``."""
+        async with self._store.locked_connection(name) as locked:
+            secrets = tokens.merged_into(self._decrypt(locked.record))
+            await locked.update(secrets=self._encrypt(locked.record, secrets))
+        self._cache[name] = tokens
+
+    def client_for(self, record: ConnectionRecord, secrets: Mapping[str, Any]) -> OAuth2Client:
+        spec = self._connectors.get(record.connector)
+        auth = spec.auth
+        if not isinstance(auth, OAuth2Auth):
+            raise ConfigError(
+                f"connection {record.name!r}: connector {spec.name!r} does not use oauth2 auth"
+            )
+        return OAuth2Client(auth, connection_values(spec, record, secrets), http=self._http,
+                            timeouts=spec.timeouts, connection=record.name, clock=self.clock)
+
+    # -- the refresh -----------------------------------------------------------------------
+
+    async def _single_flight(self, name: str, *, rejected: str | None) -> TokenSet:
+        pending = self._inflight.get(name)
+        if pending is None:
+            pending = asyncio.ensure_future(self._renew(name, rejected))
+            self._inflight[name] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(name, None))
+        # shield: one impatient caller being cancelled must not cancel everyone's refresh
+        return await asyncio.shield(pending)
+
+    async def _renew(self, name: str, rejected: str | None) -> TokenSet:
+        reauth: ReauthRequired | None = None
+        async with self._store.locked_connection(name) as locked:
+            rec = locked.record
+            secrets = self._decrypt(rec)
+            current = TokenSet.from_secrets(secrets)
+            if needs_reauth(secrets):
+                raise ReauthRequired(
+                    "the connection needs to be authorised again "
+                    f"(`patchwire connection connect {rec.connector} --name {rec.name}`)",
+                    error=str((secrets.get("oauth2") or {}).get("reauth_reason") or
+                              "needs_reauth"),
+                    connection=name,
+                )
+            if current is not None and self._still_good(current, rejected):
+                # another process (or an earlier flight) refreshed while we waited
+                self._cache[name] = current
+                return current
+            client = self.client_for(rec, secrets)
+            try:
+                fresh = await client.renew(current)
+            except ReauthRequired as exc:
+                reauth = exc
+                await locked.update(secrets=self._encrypt(rec, mark_needs_reauth(secrets,
+                                                                                 exc.error)))
+            except OAuthError:
+                raise  # transient (5xx, network): the next call tries again
+            else:
+                await locked.update(secrets=self._encrypt(rec, fresh.merged_into(secrets)))
+                self._cache[name] = fresh
+                log.info("refreshed oauth2 tokens of connection %s", name)
+                return fresh
+        # outside the lock, so the needs_reauth mark is committed before anyone hears of it
+        self._cache.pop(name, None)
+        log.warning("connection %s needs to be authorised again (%s)", name, reauth.error)
+        raise reauth
+
+    def _still_good(self, current: TokenSet, rejected: str | None) -> bool:
+        if current.expires_within(self.skew, self.clock()):
+            return False
+        if rejected is None:
+            return True  # proactive: not expiring, nothing to do
+        # forced: only a token other than the one the upstream refused will do
+        return bool(rejected) and current.access_token != rejected
+
+    def _decrypt(self, rec: ConnectionRecord) -> dict[str, Any]:
+        if not rec.secrets:
+            return {}
+        return self._vault.decrypt_json(rec.secrets, aad=connection_aad(rec.id))
+
+    def _encrypt(self, rec: ConnectionRecord, secrets: dict[str, Any]) -> str:
+        return self._vault.encrypt_json(secrets, aad=connection_aad(rec.id))

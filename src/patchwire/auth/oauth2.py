@@ -1,0 +1,253 @@
+"""OAuth2 for connections: authorize URLs, the token client and the refresh keeper.
+
+* :class:`OAuth2Client` talks to one connector's token endpoint for one connection's
+  values: client credentials (RFC 6749 §4.4), authorization code with PKCE (§4.1, RFC 7636)
+  and refresh (§6). Requests go through :class:`~patchwire.http.HttpCore`, the one place
+  Patchwire talks HTTP, with the connector's timeouts.
+* :class:`~patchwire.auth.TokenKeeper` (``_keeper.py``) keeps a connection's tokens
+  fresh: proactive refresh before expiry, forced refresh after a 401, single-flight within
+  a process and across processes sharing the store.
+
+Nothing here logs or raises a token, code, verifier or client secret: errors carry the
+RFC 6749 error code, the HTTP status and a redacted description.
+"""
+
+from __future__ import annotations
+
+import time
+from base64 import b64encode
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
+
+import orjson
+
+from patchwire.auth._pkce import PkcePair, code_challenge, new_code_verifier, new_state
+from patchwire.auth._schemes import MissingCredential, _fill
+from patchwire.auth._tokens import TokenResponseError, TokenSet, parse_token_response
+from patchwire.connectors.spec import OAuth2Auth, RetryPolicy, Timeouts
+from patchwire.errors import CallContext, CallError, OAuthError, ReauthRequired
+from patchwire.http import HttpCore, PreparedRequest, RawResponse, Redactor, RetryDecision
+
+__all__ = [
+    "REAUTH_ERRORS",
+    "OAuth2Client",
+    "PkcePair",
+    "TokenSet",
+    "code_challenge",
+    "new_authorization",
+    "new_code_verifier",
+    "new_state",
+]
+
+#: error codes after which retrying the same grant cannot succeed: a person must act
+REAUTH_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
+
+#: token requests are not retried on 5xx: a refresh token the server already rotated
+#: would be presented twice and could revoke the whole token family (reuse detection)
+_TOKEN_RETRY = RetryPolicy(attempts=1)
+
+
+class OAuth2Client:
+    """Token requests for one connection of a connector with ``type: oauth2`` auth.
+
+    ``values`` are the connection's merged settings and secrets (what templates such as
+    ``client_id: "{client_id}"`` are filled from). ``clock`` gives epoch seconds; tests
+    pass a fake one so expiry is deterministic.
+    """
+
+    def __init__(
+        self,
+        spec: OAuth2Auth,
+        values: Mapping[str, Any],
+        *,
+        http: HttpCore,
+        timeouts: Timeouts | None = None,
+        connection: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec = spec
+        self._values = values
+        self._http = http
+        self._timeouts = timeouts or Timeouts()
+        self.connection = connection
+        self._clock = clock
+        self.client_id = _fill(spec.client_id, values)
+        try:
+            self._client_secret: str | None = _fill(spec.client_secret, values)
+        except MissingCredential:
+            self._client_secret = None  # a public client: PKCE protects the code instead
+        self.token_url = _render_url(spec.token_url, values)
+        self.authorize_url = (
+            _render_url(spec.authorize_url, values) if spec.authorize_url else None
+        )
+
+    def __repr__(self) -> str:
+        return f"OAuth2Client(token_url={self.token_url!r}, connection={self.connection!r})"
+
+    @property
+    def scope(self) -> str | None:
+        return self.spec.scope_separator.join(self.spec.scopes) if self.spec.scopes else None
+
+    # -- authorization code ------------------------------------------------------------
+
+    def authorization_url(
+        self, *, redirect_uri: str, state: str, pkce: PkcePair | None,
+        extra: Mapping[str, str] | None = None,
+    ) -> str:
+        """The URL a person opens to grant access (RFC 6749 §4.1.1, RFC 7636 §4.3).
+
+        Parameters the authorize URL already has (``?audience=...``) are kept.
+        """
+        if self.authorize_url is None:
+            raise OAuthError(
+                "this connector uses the client_credentials flow: there is no authorize URL",
+                error="invalid_request", connection=self.connection,
+            )
+        params: dict[str, str] = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": redirect_uri,
+            "state": state,
+        }
+        if self.scope:
+            params["scope"] = self.scope
+        if pkce is not None:
+            params["code_challenge"] = pkce.challenge
+            params["code_challenge_method"] = pkce.method
+        params.update(extra or {})
+        parts = urlsplit(self.authorize_url)
+        query = [*parse_qsl(parts.query, keep_blank_values=True), *params.items()]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    async def exchange_code(
+        self, code: str, *, redirect_uri: str, code_verifier: str | None
+    ) -> TokenSet:
+        """Trade an authorization code (and its PKCE verifier) for tokens."""
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        if code_verifier is not None:
+            form["code_verifier"] = code_verifier
+        return await self._token_request(form, extra_secrets=(code, code_verifier or ""))
+
+    # -- client credentials and refresh -----------------------------------------------
+
+    async def client_credentials(self) -> TokenSet:
+        """A token for the client itself (RFC 6749 §4.4); there is no refresh token."""
+        form = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        return await self._token_request(form)
+
+    async def refresh(self, previous: TokenSet) -> TokenSet:
+        """New tokens from ``previous.refresh_token`` (RFC 6749 §6).
+
+        A refused grant raises :class:`ReauthRequired`; other failures :class:`OAuthError`.
+        """
+        if not previous.refresh_token:
+            raise ReauthRequired(
+                "there is no refresh token to renew the access token with",
+                error="no_refresh_token", connection=self.connection,
+            )
+        form = {"grant_type": "refresh_token", "refresh_token": previous.refresh_token}
+        return await self._token_request(
+            form, previous=previous, extra_secrets=(previous.access_token,), refreshing=True
+        )
+
+    async def renew(self, previous: TokenSet | None) -> TokenSet:
+        """Whatever this flow does to get a fresh access token: refresh, or a new
+        client-credentials token (that flow has no refresh tokens)."""
+        if self.spec.flow == "client_credentials":
+            return await self.client_credentials()
+        if previous is None:
+            raise ReauthRequired(
+                "the connection has no tokens yet: authorise it with "
+                "`patchwire connection connect`",
+                error="no_tokens", connection=self.connection,
+            )
+        return await self.refresh(previous)
+
+    # -- the request -------------------------------------------------------------------
+
+    async def _token_request(
+        self, form: dict[str, str], *, previous: TokenSet | None = None,
+        extra_secrets: tuple[str, ...] = (), refreshing: bool = False,
+    ) -> TokenSet:
+        headers = {"Accept": "application/json"}
+        if self._client_secret is not None:
+            # client_secret_basic: the method every server must support (RFC 6749 §2.3.1),
+            # with both parts form-encoded first as that section requires
+            pair = f"{quote_plus(self.client_id)}:{quote_plus(self._client_secret)}"
+            headers["Authorization"] = "Basic " + b64encode(pair.encode()).decode("ascii")
+        else:
+            form = {**form, "client_id": self.client_id}
+        redact = Redactor(
+            s for s in (self._client_secret or "", form.get("refresh_token", ""),
+                        *extra_secrets) if s
+        )
+        req = PreparedRequest("POST", self.token_url, headers=headers, data=form,
+                              idempotent=False)
+        now = self._clock()
+        context = CallContext(connection=self.connection, method="POST",
+                              url=self.token_url)
+        try:
+            raw = await self._http.send(req, timeouts=self._timeouts, retry=_TOKEN_RETRY,
+                                        context=context, decision=RetryDecision())
+        except CallError as exc:
+            raise OAuthError(
+                f"token request to {self.token_url} failed: {redact(exc.message)}",
+                error="transport", connection=self.connection,
+            ) from None
+        body = _parse_body(raw)
+        if raw.status >= 400 or body is None:
+            raise self._error(raw, body, redact, refreshing)
+        try:
+            return parse_token_response(body, now=now, previous=previous)
+        except TokenResponseError as exc:
+            raise OAuthError(
+                f"token endpoint {self.token_url} sent an unusable response: {exc}",
+                error="invalid_response", status=raw.status, connection=self.connection,
+            ) from None
+
+    def _error(
+        self, raw: RawResponse, body: dict[str, Any] | None, redact: Redactor, refreshing: bool
+    ) -> OAuthError:
+        code = body.get("error") if body else None
+        if not isinstance(code, str) or not code:
+            code = f"http_{raw.status}" if raw.status >= 400 else "invalid_response"
+        description = body.get("error_description") if body else None
+        detail = f": {redact(str(description))[:300]}" if description else ""
+        message = (
+            f"token endpoint {self.token_url} answered HTTP {raw.status} {redact(code)}{detail}"
+        )
+        kind = ReauthRequired if refreshing and code in REAUTH_ERRORS else OAuthError
+        return kind(message, error=code, status=raw.status, connection=self.connection)
+
+
+def _render_url(template: str, values: Mapping[str, Any]) -> str:
+    """Token and authorize URLs may name settings (``https://{subdomain}.example.com``)."""
+    if "{" not in template:
+        return template
+    return _fill(template, values)
+
+
+def _parse_body(raw: RawResponse) -> dict[str, Any] | None:
+    """JSON as RFC 6749 §5.1 says; form encoding as some older providers still send."""
+    ctype = raw.headers.get("Content-Type", "")
+    if "application/x-www-form-urlencoded" in ctype or "text/plain" in ctype:
+        pairs = parse_qsl(raw.body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        if pairs:
+            return dict(pairs)
+    try:
+        value = orjson.loads(raw.body)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def new_authorization(
+    client: OAuth2Client, redirect_uri: str
+) -> tuple[str, str, PkcePair | None]:
+    """A fresh (authorize URL, state, PKCE pair) for ``client`` (PKCE when the spec says)."""
+    state = new_state()
+    pkce = PkcePair.new() if client.spec.pkce else None
+    return client.authorization_url(redirect_uri=redirect_uri, state=state, pkce=pkce), state, pkce

@@ -1,0 +1,198 @@
+"""Client-side rate limits: exact sliding windows with a FIFO queue of waiters.
+
+Why a sliding log rather than a token bucket: a bucket of N tokens refilled at N/period
+lets 2N requests through in some window of one period (a full bucket, then the refill),
+which is exactly what an upstream counting a rolling window punishes. Remembering the
+time of each of the last N grants means a request is let through only when the N-th
+most recent one is a full period old, so no window of ``period`` seconds ever holds more
+than N grants. Memory is one float per allowed request per period.
+
+Waiting is first come, first served with O(1) wake-ups: callers that cannot go at once
+queue a future; one timer per bucket fires when the next slot frees and resolves as many
+futures as there are free slots. No caller polls or sleeps on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from patchwire.connectors.spec import RateLimit
+
+__all__ = ["Bucket", "RateLimiters", "SlidingWindow"]
+
+
+class _Handle(Protocol):
+    def cancel(self) -> None: ...
+
+
+#: schedules a callback after a delay (``loop.call_later``; a fake one in tests)
+CallLater = Callable[[float, Callable[[], None]], _Handle]
+
+
+def _loop_call_later(delay: float, callback: Callable[[], None]) -> _Handle:
+    return asyncio.get_running_loop().call_later(delay, callback)
+
+
+class SlidingWindow:
+    """At most ``limit`` grants in any ``period`` seconds."""
+
+    __slots__ = ("_log", "limit", "period")
+
+    def __init__(self, limit: int, period: float) -> None:
+        self.limit = limit
+        self.period = period
+        self._log: deque[float] = deque(maxlen=limit)
+
+    def free_at(self) -> float:
+        """Earliest time the next grant is allowed (any time <= now means now)."""
+        log = self._log
+        if len(log) < self.limit:
+            return float("-inf")
+        return log[0] + self.period
+
+    def take(self, now: float) -> None:
+        self._log.append(now)  # maxlen drops the oldest, which is a full period old
+
+
+class Bucket:
+    """One rate-limited key (a connector, or a connector's connection).
+
+    Holds its windows, a pause set by the upstream (429, ``X-RateLimit-Remaining: 0``)
+    and the queue of callers waiting for a slot.
+    """
+
+    __slots__ = ("_call_later", "_clock", "_timer", "_waiters", "name", "paused_until",
+                 "windows")
+
+    def __init__(
+        self, name: str, windows: Sequence[SlidingWindow], *,
+        clock: Callable[[], float] = time.monotonic, call_later: CallLater = _loop_call_later,
+    ) -> None:
+        self.name = name
+        self.windows = tuple(windows)
+        self.paused_until = float("-inf")
+        self._clock = clock
+        self._call_later = call_later
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._timer: _Handle | None = None
+
+    def free_at(self) -> float:
+        at = self.paused_until
+        for w in self.windows:
+            f = w.free_at()
+            if f > at:
+                at = f
+        return at
+
+    def try_take(self) -> bool:
+        """Take a slot now if one is free and nobody is queued ahead (the fast path)."""
+        if self._waiters:
+            return False
+        now = self._clock()
+        if self.free_at() > now:
+            return False
+        for w in self.windows:
+            w.take(now)
+        return True
+
+    async def acquire(self) -> None:
+        if self.try_take():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._arm()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            # A slot granted just as we were cancelled stays spent: under-using a limit
+            # is harmless, handing the slot on could break FIFO order.
+            self._arm()
+            raise
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller of this bucket for ``seconds`` (the upstream said so)."""
+        until = self._clock() + seconds
+        if until > self.paused_until:
+            self.paused_until = until
+            if self._waiters:
+                self._reschedule()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for f in self._waiters if not f.done())
+
+    def _arm(self) -> None:
+        if self._timer is None:
+            self._reschedule()
+
+    def _reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters and self._waiters[0].done():
+            self._waiters.popleft()  # cancelled callers
+        if not self._waiters:
+            return
+        delay = max(0.0, self.free_at() - self._clock())
+        self._timer = self._call_later(delay, self._release)
+
+    def _release(self) -> None:
+        self._timer = None
+        waiters = self._waiters
+        while waiters:
+            head = waiters[0]
+            if head.done():
+                waiters.popleft()
+                continue
+            now = self._clock()
+            if self.free_at() > now:
+                break
+            for w in self.windows:
+                w.take(now)
+            waiters.popleft().set_result(None)
+        self._reschedule()
+
+
+class RateLimiters:
+    """The buckets of every connector and connection, created on first use.
+
+    A call takes a slot from its connection's bucket (always present, so an upstream's
+    429 can pause it even when no limit is declared) and, when the connector declares
+    ``scope: connector`` limits, from the connector's bucket too.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 call_later: CallLater = _loop_call_later) -> None:
+        self._clock = clock
+        self._call_later = call_later
+        self._buckets: dict[tuple[str, str | None], Bucket] = {}
+
+    def bucket(self, connector: str, connection: str | None,
+               limits: Sequence[RateLimit] = ()) -> Bucket:
+        key = (connector, connection)
+        b = self._buckets.get(key)
+        if b is None:
+            scope = "connection" if connection is not None else "connector"
+            windows = [SlidingWindow(r.limit, r.period_seconds) for r in limits
+                       if r.scope == scope]
+            name = f"{connector}/{connection}" if connection is not None else connector
+            b = self._buckets[key] = Bucket(name, windows, clock=self._clock,
+                                            call_later=self._call_later)
+        return b
+
+    def plan(self, connector: str, limits: Sequence[RateLimit], connection: str
+             ) -> tuple[Bucket, ...]:
+        """The buckets a call through ``connection`` must pass (callers cache it)."""
+        buckets = [self.bucket(connector, connection, limits)]
+        if any(r.scope == "connector" for r in limits):
+            buckets.insert(0, self.bucket(connector, None, limits))
+        return tuple(buckets)
+
+    def drop(self, connector: str) -> None:
+        """Forget a connector's buckets (its declared limits changed)."""
+        for key in [k for k in self._buckets if k[0] == connector]:
+            del self._buckets[key]

@@ -1,0 +1,391 @@
+"""Pagination: walk every page of a list action and yield its records.
+
+Each page is an ordinary call through ``Patchwire.execute`` — validated, authorised,
+retried and recorded like any other — with the page's query parameters or next URL set on
+the rendered request. The styles are declared in the connector (see docs/connectors.md):
+
+- ``cursor``: a cursor from the body (``next_cursor``) or a header (``cursor_header``);
+- ``page``: page numbers from ``first_page`` until ``total_pages`` or a short page;
+- ``offset``: an offset advanced by the records received until ``has_more`` is false or
+  a page comes back short;
+- ``link``: the RFC 8288 ``Link`` header's ``rel="next"``;
+- ``next_url``: a next URL taken from the body.
+
+Safety: a cursor or URL seen before, or a page identical to the previous one, is a loop
+and fails with :class:`PaginationError` instead of spinning; pages are bounded by
+``max_pages``; a next URL on another origin than the connection's is refused, because the
+connection's credentials would go with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import orjson
+
+from patchwire.calls import CallOutcome, CompiledAction
+from patchwire.connectors.spec import Pagination
+from patchwire.errors import CallContext, CallError
+from patchwire.expressions import Expression, ExpressionError, compile_expression
+from patchwire.http import PreparedRequest, RawResponse
+from patchwire.http._link import ExtValue, Link, find_link, parse_link_header
+
+if TYPE_CHECKING:
+    from patchwire._patchwire import Patchwire
+
+__all__ = [
+    "DEFAULT_MAX_PAGES",
+    "ExtValue",
+    "Link",
+    "PaginationError",
+    "effective_pagination",
+    "find_link",
+    "paginate",
+    "parse_link_header",
+]
+
+#: pages read when the caller sets no bound: far beyond any sane listing, but finite, so a
+#: cursor that changes forever cannot keep a worker busy forever
+DEFAULT_MAX_PAGES = 1000
+
+
+class PaginationError(CallError):
+    """A listing could not be paged: no pagination declared, a loop, a foreign next URL,
+    an unreadable page, or the default page bound reached."""
+
+    code = "pagination_error"
+
+
+def effective_pagination(compiled: CompiledAction) -> Pagination:
+    """The action's own pagination, else the connector's default."""
+    return compiled.spec.pagination or compiled.connector.pagination
+
+
+async def paginate(
+    pw: Patchwire,
+    action: str,
+    arguments: Mapping[str, Any] | None = None,
+    *,
+    connection: str | None = None,
+    max_items: int | None = None,
+    max_pages: int | None = None,
+    request_id: str | None = None,
+) -> AsyncIterator[Any]:
+    """Yield every record of a list action, page after page (see ``Patchwire.paginate``).
+
+    ``request_id``, when given, is sent with every page so their records can be grouped.
+    """
+    compiled = pw.compiled_action(action)
+    spec = effective_pagination(compiled)
+    context = CallContext(action=compiled.qualified, connection=connection)
+    if spec.style == "none":
+        raise PaginationError(
+            f"{compiled.qualified} does not paginate: neither the action nor connector "
+            f"{compiled.connector.name!r} declares a pagination style; call it without "
+            "paginate, or declare `pagination:` in the connector",
+            context=context,
+        )
+    if max_items is not None and max_items < 0:
+        raise ValueError("max_items must be >= 0")
+    if max_pages is not None and max_pages < 1:
+        raise ValueError("max_pages must be >= 1")
+    _check_spec(compiled, spec, context)
+    if max_items == 0:
+        return
+    args = dict(arguments) if arguments is not None else {}
+    walker = _Walker(compiled, spec, max_items)
+    page_bound = max_pages or DEFAULT_MAX_PAGES
+    yielded = 0
+    # Bounded: at most page_bound pages, each one call.
+    for page_number in range(1, page_bound + 1):
+        outcome = await pw.execute(action, args, connection=context.connection,
+                                   request_id=request_id, adjust_request=walker.adjust)
+        # The connection the first page resolved to: no default lookup for every page.
+        context.connection = context.connection or walker.connection
+        records, more, stop = walker.read(outcome, page_number, context)
+        for record in records:
+            yield record
+            yielded += 1
+            if max_items is not None and yielded >= max_items:
+                return
+        if stop is not None:
+            # Raised after this page's records: they are good, only the way on is broken.
+            raise stop
+        if not more:
+            return
+    if max_pages is None:
+        raise PaginationError(
+            f"{compiled.qualified} still had pages after {DEFAULT_MAX_PAGES}; pass max_pages "
+            "to read further (or fewer) pages on purpose",
+            context=context,
+        )
+
+
+@dataclass
+class _Walker:
+    """The state of one walk: what the next request sends and how a page is read."""
+
+    compiled: CompiledAction
+    spec: Pagination
+    max_items: int | None
+    connection: str | None = None
+    #: query parameters the next request sets (cursor, page, offset)
+    params: dict[str, str] = field(default_factory=dict)
+    #: the next page's absolute URL (link and next_url styles)
+    url: str | None = None
+    #: page size the last request asked for, when known: a shorter page is the last one
+    limit: int | None = None
+    seen: set[str] = field(default_factory=set)
+    last_page_digest: bytes | None = None
+
+    def __post_init__(self) -> None:
+        s = self.spec
+        if s.style == "page":
+            self.params[s.page_param] = str(s.first_page)
+        elif s.style == "offset":
+            self.params[s.offset_param] = "0"
+        self._items = _compile(s.items)
+        self._next_cursor = _compile(s.next_cursor)
+        self._total_pages = _compile(s.total_pages)
+        self._has_more = _compile(s.has_more)
+        self._next_url = _compile(s.next_url)
+
+    # -- request -----------------------------------------------------------------------
+
+    def adjust(self, req: PreparedRequest, context: CallContext) -> None:
+        self.connection = context.connection
+        params = dict(req.params or {})
+        s = self.spec
+        if s.limit_param and s.limit_param not in params and s.page_size:
+            # Ask for no more than the caller wants: max_items=5 reads one small page.
+            size = s.page_size if self.max_items is None else min(s.page_size, self.max_items)
+            params[s.limit_param] = str(size)
+        if s.limit_param and s.limit_param in params:
+            self.limit = _as_int(params[s.limit_param])
+        if self.url is not None:
+            _check_same_origin(self.url, req.url, context)
+            # The next URL is followed as given; of the rendered parameters only those it
+            # lacks are added (query-string credentials, mainly).
+            present = {k for k, _ in parse_qsl(urlsplit(self.url).query,
+                                               keep_blank_values=True)}
+            params = {k: v for k, v in params.items() if k not in present}
+            req.url = self.url
+        params.update(self.params)
+        req.params = params or None
+
+    # -- response ----------------------------------------------------------------------
+
+    def read(
+        self, outcome: CallOutcome, page_number: int, context: CallContext
+    ) -> tuple[list[Any], bool, PaginationError | None]:
+        """This page's records, whether another page should be fetched, and why the walk
+        cannot go on when it cannot (a loop, an unreadable next page)."""
+        raw = outcome.raw
+        assert raw is not None
+        body = outcome.result if self.compiled.response is None else _parse(raw, context)
+        records = self._records(body, outcome.result, context)
+        if self.spec.style in ("page", "offset"):
+            # Raised before yielding: a repeated page's records are duplicates.
+            self._check_not_repeated(raw, records, page_number, context)
+        try:
+            return records, self._advance(body, raw, records, page_number, context), None
+        except PaginationError as exc:
+            return records, False, exc
+
+    def _advance(
+        self, body: Any, raw: RawResponse, records: list[Any], page_number: int,
+        context: CallContext,
+    ) -> bool:
+        s = self.spec
+        if s.style == "cursor":
+            return self._next_cursor_step(body, raw, page_number, context)
+        if s.style in ("link", "next_url"):
+            return self._next_url_step(body, raw, page_number, context)
+        if s.style == "page":
+            return self._next_page_step(body, records, page_number, context)
+        return self._next_offset_step(body, records, context)
+
+    def _records(self, body: Any, result: Any, context: CallContext) -> list[Any]:
+        if self._items is not None:
+            value = self._eval(self._items, body, "items", context)
+        elif isinstance(body, list) or body is None:
+            value = body
+        elif isinstance(result, list):
+            value = result  # the action's response mapping already selects the records
+        else:
+            raise PaginationError(
+                f"{self.compiled.qualified}: a page is not a list; declare `items` (JSONata "
+                "selecting the records) in its pagination",
+                context=context,
+            )
+        if value is None:
+            return []
+        return value if isinstance(value, list) else [value]
+
+    def _next_cursor_step(
+        self, body: Any, raw: RawResponse, page_number: int, context: CallContext
+    ) -> bool:
+        s = self.spec
+        cursor: Any
+        if s.cursor_header:
+            cursor = raw.headers.get(s.cursor_header)
+        elif self._next_cursor is not None:
+            cursor = self._eval(self._next_cursor, body, "next_cursor", context)
+        else:
+            raise AssertionError("checked by _check_spec")
+        if cursor is None or cursor is False or cursor == "":
+            return False
+        text = _scalar_text(cursor)
+        self._remember(text, "cursor", page_number, context)
+        self.params[s.cursor_param] = text
+        return True
+
+    def _next_url_step(
+        self, body: Any, raw: RawResponse, page_number: int, context: CallContext
+    ) -> bool:
+        self.seen.add(raw.url)
+        target: str | None
+        if self.spec.style == "link":
+            target = find_link(raw.headers.getall("Link", []), "next", raw.url)
+        else:
+            assert self._next_url is not None  # checked by _check_spec
+            value = self._eval(self._next_url, body, "next_url", context)
+            target = urljoin(raw.url, str(value)) if value else None
+        if not target:
+            return False
+        self._remember(target, "next URL", page_number, context)
+        self.url = target
+        return True
+
+    def _next_page_step(
+        self, body: Any, records: list[Any], page_number: int, context: CallContext
+    ) -> bool:
+        s = self.spec
+        if not records:
+            return False
+        if self._total_pages is not None:
+            total = _as_int(self._eval(self._total_pages, body, "total_pages", context))
+            if total is not None and page_number >= total:
+                return False
+        elif self.limit is not None and len(records) < self.limit:
+            return False
+        self.params[s.page_param] = str(s.first_page + page_number)
+        return True
+
+    def _next_offset_step(self, body: Any, records: list[Any], context: CallContext) -> bool:
+        s = self.spec
+        if not records:
+            return False
+        if self._has_more is not None:
+            if not self._eval(self._has_more, body, "has_more", context):
+                return False
+        elif self.limit is not None and len(records) < self.limit:
+            return False
+        offset = int(self.params.get(s.offset_param, "0")) + len(records)
+        self.params[s.offset_param] = str(offset)
+        return True
+
+    # -- safety ------------------------------------------------------------------------
+
+    def _remember(self, key: str, what: str, page_number: int, context: CallContext) -> None:
+        if key in self.seen:
+            # The value itself stays out of the message: cursors and URLs may carry tokens.
+            raise PaginationError(
+                f"{self.compiled.qualified}: page {page_number} pointed to a {what} already "
+                "followed; stopped to avoid looping forever",
+                context=context,
+            )
+        self.seen.add(key)
+
+    def _check_not_repeated(
+        self, raw: RawResponse, records: list[Any], page_number: int, context: CallContext
+    ) -> None:
+        # An API that ignores the page or offset parameter answers the same page forever.
+        digest = hashlib.blake2b(raw.body, digest_size=16).digest()
+        if records and digest == self.last_page_digest:
+            raise PaginationError(
+                f"{self.compiled.qualified}: page {page_number} is identical to the one "
+                f"before; does the API ignore {self._position_param()!r}? stopped to avoid "
+                "looping forever",
+                context=context,
+            )
+        self.last_page_digest = digest
+
+    def _position_param(self) -> str:
+        return self.spec.page_param if self.spec.style == "page" else self.spec.offset_param
+
+    def _eval(self, expr: Expression, body: Any, what: str, context: CallContext) -> Any:
+        try:
+            return expr.evaluate(body)
+        except ExpressionError as exc:
+            raise PaginationError(
+                f"{self.compiled.qualified}: pagination {what} {expr.source!r} failed: {exc}",
+                context=context,
+            ) from None
+
+
+def _check_spec(compiled: CompiledAction, spec: Pagination, context: CallContext) -> None:
+    needs = {"cursor": "`next_cursor` or `cursor_header`", "next_url": "`next_url`"}
+    missing = (
+        (spec.style == "cursor" and not (spec.next_cursor or spec.cursor_header))
+        or (spec.style == "next_url" and not spec.next_url)
+    )
+    if missing:
+        raise PaginationError(
+            f"{compiled.qualified}: {spec.style} pagination needs {needs[spec.style]} to "
+            "find the next page",
+            context=context,
+        )
+
+
+def _compile(source: str | None) -> Expression | None:
+    return compile_expression(source) if source else None
+
+
+def _parse(raw: RawResponse, context: CallContext) -> Any:
+    if not raw.body:
+        return None
+    try:
+        return orjson.loads(raw.body)
+    except orjson.JSONDecodeError:
+        raise PaginationError("a page's body is not JSON", context=context) from None
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # unparseable: never equal to a real origin
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _check_same_origin(next_url: str, request_url: str, context: CallContext) -> None:
+    if _origin(next_url) != _origin(request_url):
+        scheme, host, port = _origin(next_url)
+        raise PaginationError(
+            f"refused to follow a next-page URL to {scheme}://{host}:{port}, another origin "
+            "than the connection's base URL: its credentials must not be sent to another host",
+            context=context,
+        )
+

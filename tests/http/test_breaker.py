@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from patchwire import Patchwire, Settings
+from patchwire.errors import CircuitOpenError, UpstreamError
+from patchwire.http import BreakerPolicy, CircuitBreaker, HttpCore, set_instant_retries
+from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from tests.http.helpers import FakeClock
+
+
+@pytest.fixture(autouse=True)
+def instant() -> Iterator[None]:
+    set_instant_retries(True)
+    yield
+    set_instant_retries(False)
+
+
+POLICY = BreakerPolicy(failure_rate=0.5, min_calls=10, window=10, open_for=5)
+
+
+def test_the_breaker_stays_closed_below_the_minimum_number_of_calls() -> None:
+    b = CircuitBreaker("x", POLICY, clock=FakeClock())
+    for _ in range(9):
+        b.record(False)
+    assert b.state == "closed" and b.allow() is None
+
+
+def test_the_breaker_opens_on_the_failure_rate_and_names_the_probe_time() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker("x", POLICY, clock=clock)
+    for i in range(20):
+        b.record(i % 2 == 0)  # 50% failures
+    assert b.state == "open"
+    assert b.allow() == pytest.approx(clock.now + 5)
+    assert b.snapshot().probe_at == pytest.approx(time.time() + 5, abs=1)
+
+
+def test_half_open_lets_exactly_one_probe_through_and_closes_on_success() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker("x", POLICY, clock=clock)
+    for _ in range(10):
+        b.record(False)
+    clock.advance(5)
+    assert b.allow() is None  # the probe
+    assert b.state == "half_open"
+    assert all(b.allow() is not None for _ in range(5))  # everyone else still fails fast
+    b.record(True)
+    assert b.state == "closed" and b.allow() is None
+
+
+def test_a_failed_probe_opens_the_breaker_again() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker("x", POLICY, clock=clock)
+    for _ in range(10):
+        b.record(False)
+    clock.advance(5)
+    assert b.allow() is None
+    b.record(False)
+    assert b.state == "open" and b.allow() == pytest.approx(clock.now + 5)
+
+
+def test_old_failures_slide_out_of_the_window() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker("x", POLICY, clock=clock)
+    for _ in range(9):
+        b.record(False)
+    clock.advance(11)
+    b.record(False)
+    assert b.state == "closed"
+
+
+async def test_a_failing_sandbox_opens_the_breaker_then_it_recovers(tmp_path: Path) -> None:
+    clock = FakeClock()
+    http = HttpCore(clock=clock, breaker=POLICY)
+    async with Sandbox() as sandbox:
+        settings = Settings(home=tmp_path / "h", connector_paths=())
+        async with Patchwire(settings, http=http) as pw:
+            await pw.add_connection("shop", "s", {"sandbox_url": sandbox.url,
+                                                  **SANDBOX_CREDENTIALS["shop"]})
+            sandbox.set_chaos("shop", error_rate=1.0, error_statuses=(503,), seed=1)
+            for _ in range(4):  # 3 attempts each: the 10th failure opens the breaker
+                with pytest.raises((UpstreamError, CircuitOpenError)):
+                    await pw.call("shop.get_order", {"order_id": "42"}, connection="s")
+            assert sandbox.stats.requests["shop"] == 10
+            with pytest.raises(CircuitOpenError) as info:
+                await pw.call("shop.get_order", {"order_id": "42"}, connection="s")
+            assert "shop" in str(info.value) and info.value.retry_after == pytest.approx(5, 0.01)
+            state = pw.breaker_state("shop")
+            assert state.state == "open" and state.probe_at is not None
+            sent = sandbox.stats.requests["shop"]
+            for _ in range(50):
+                with pytest.raises(CircuitOpenError):
+                    await pw.call("shop.get_order", {"order_id": "42"}, connection="s")
+            assert sandbox.stats.requests["shop"] == sent  # fail fast: nothing sent
+
+            sandbox.clear_chaos("shop")
+            clock.advance(5)
+            assert await pw.call("shop.get_order", {"order_id": "42"}, connection="s")
+            assert pw.breaker_state("shop").state == "closed"

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from patchwire import Patchwire, Settings
+from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
+
+ANCHOR = date(2025, 3, 5)  # makes the calendar's seeded bookings date-independent
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(seed=0, calendar_anchor=ANCHOR) as running:
+        yield running
+
+
+@pytest.fixture
+async def pw(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Patchwire]:
+    """Patchwire with the built-in connectors and one connection per sandbox API, named
+    after the API."""
+    settings = Settings(home=tmp_path / "home", connector_paths=())
+    async with Patchwire(settings) as opened:
+        for api, values in SANDBOX_CREDENTIALS.items():
+            await opened.add_connection(api, api, {"sandbox_url": sandbox.url, **values})
+        yield opened
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session
