@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from patchwire._recorder import CallRecorder
+from patchwire.auth import DEFAULT_REFRESH_SKEW, TokenKeeper
 from patchwire.auth.vault import Vault, connection_aad
 from patchwire.calls import (
     CallOutcome,
@@ -22,7 +23,8 @@ from patchwire.calls import (
 )
 from patchwire.config import Settings, load_settings
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec
-from patchwire.errors import ConfigError, PatchwireError, UnknownConnection
+from patchwire.connectors.spec import OAuth2Auth
+from patchwire.errors import AuthError, ConfigError, PatchwireError, UnknownConnection
 from patchwire.http import BreakerState, HttpCore
 from patchwire.pagination import paginate as _paginate
 from patchwire.store import Store
@@ -33,6 +35,8 @@ __all__ = ["ConnectionInfo", "Patchwire"]
 #: how long a resolved connection is reused before re-reading it from the store, so a
 #: change made by another process is picked up without a round trip per call
 CONNECTION_TTL = 30.0
+#: an OAuth2 access token is renewed this long before it expires
+TOKEN_SKEW = DEFAULT_REFRESH_SKEW
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Patchwire:
         self._compiled: dict[str, CompiledAction] = {}
         self._connections: dict[str, ResolvedConnection] = {}
         self._loading: dict[str, asyncio.Future[ResolvedConnection]] = {}
+        self._tokens: TokenKeeper | None = None
         self._open_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -89,6 +94,8 @@ class Patchwire:
                 self._vault = Vault.from_settings(self.settings)
                 self._store = await Store.open(self.settings.effective_database_url)
                 self._recorder = CallRecorder(self._store)
+                self._tokens = TokenKeeper(self._store, self._vault, self._connectors,
+                                           self._http)
         return self
 
     async def close(self) -> None:
@@ -194,7 +201,7 @@ class Patchwire:
         flight would otherwise read and decrypt the same row at once.
         """
         cached = self._connections.get(name)
-        if cached is None or time.monotonic() - cached.loaded_at >= CONNECTION_TTL:
+        if cached is None or _stale(cached):
             pending = self._loading.get(name)
             if pending is None:
                 pending = asyncio.ensure_future(self._load_connection(name))
@@ -207,8 +214,18 @@ class Patchwire:
 
     async def _load_connection(self, name: str) -> ResolvedConnection:
         rec = await self.store.get_connection(name)
-        resolved = ResolvedConnection.build(rec, self.connectors.get(rec.connector),
-                                            self._decrypt(rec))
+        spec = self.connectors.get(rec.connector)
+        secrets = self._decrypt(rec)
+        if isinstance(spec.auth, OAuth2Auth):
+            # Renewed ahead of expiry (single-flight across coroutines and processes).
+            assert self._tokens is not None
+            tokens = await self._tokens.tokens(name)
+            resolved = ResolvedConnection.build(
+                rec, spec, {**secrets, "access_token": tokens.access_token})
+            resolved = dataclasses.replace(resolved, access_token=tokens.access_token,
+                                           token_expires_at=tokens.expires_at)
+        else:
+            resolved = ResolvedConnection.build(rec, spec, secrets)
         self._connections[name] = resolved
         return resolved
 
@@ -248,19 +265,42 @@ class Patchwire:
         connector = compiled.connector.name
         name = connection or await self._default_connection(connector)
         conn = self._connections.get(name)
-        if (conn is None or conn.connector.name != connector
-                or time.monotonic() - conn.loaded_at >= CONNECTION_TTL):
+        if conn is None or conn.connector.name != connector or _stale(conn):
             conn = await self._resolve_connection(name, connector)
+        assert self._recorder is not None
         outcome, error, record = await execute_call(
             compiled, arguments if arguments is not None else {}, conn, self._http,
             request_id=request_id, run_id=run_id, adjust_request=adjust_request,
         )
-        assert self._recorder is not None
         self._recorder.record(record)
+        if (conn.access_token is not None and isinstance(error, AuthError)
+                and error.status == 401):
+            # The upstream refused a token we believed valid (revoked, clock skew): renew
+            # it once (single-flight with every other caller) and try again.
+            await self._renew_token(name, conn.access_token)
+            conn = await self._resolve_connection(name, connector)
+            outcome, error, record = await execute_call(
+                compiled, arguments if arguments is not None else {}, conn, self._http,
+                request_id=request_id, run_id=run_id, adjust_request=adjust_request,
+            )
+            self._recorder.record(record)
         if error is not None:
             raise error
         assert outcome is not None
         return outcome
+
+    async def _renew_token(self, name: str, rejected: str) -> None:
+        assert self._tokens is not None
+        await self._tokens.refresh(name, rejected=rejected)
+        self._connections.pop(name, None)
+
+    async def needs_reauth(self, name: str) -> bool:
+        """True when an OAuth2 connection's refresh was refused: a person must authorise
+        it again (``patchwire connection connect``)."""
+        if self._tokens is None:
+            await self.open()
+        assert self._tokens is not None
+        return await self._tokens.needs_reauth(name)
 
     async def call(
         self, action: str, arguments: Mapping[str, Any] | None = None, *,
@@ -341,6 +381,13 @@ def split_settings(
     plain = {k: v for k, v in values.items() if not spec.settings[k].secret}
     secret = {k: v for k, v in values.items() if spec.settings[k].secret}
     return plain, secret
+
+
+def _stale(conn: ResolvedConnection) -> bool:
+    """Time to reload: the TTL ran out, or its OAuth2 access token is about to."""
+    if time.monotonic() - conn.loaded_at >= CONNECTION_TTL:
+        return True
+    return conn.token_expires_at is not None and conn.token_expires_at - TOKEN_SKEW <= time.time()
 
 
 def _wrong_connector(name: str, actual: str, wanted: str) -> UnknownConnection:

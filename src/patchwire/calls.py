@@ -68,6 +68,10 @@ class ResolvedConnection:
     headers: dict[str, str]
     redact: Redactor
     loaded_at: float = field(default_factory=time.monotonic)
+    #: OAuth2 only: the access token in use and when it expires (epoch seconds), so the
+    #: call path can renew it before it lapses and tell a refresher which token was refused
+    access_token: str | None = None
+    token_expires_at: float | None = None
 
     def __repr__(self) -> str:
         return f"ResolvedConnection({self.record.name!r}, connector={self.connector.name!r})"
