@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -13,6 +13,7 @@ from typing import Any
 
 from patchwire._recorder import CallRecorder
 from patchwire.auth import DEFAULT_REFRESH_SKEW, TokenKeeper
+from patchwire.auth._consent import DEFAULT_CONSENT_TIMEOUT, consent_via_loopback
 from patchwire.auth.vault import Vault, connection_aad
 from patchwire.calls import (
     CallOutcome,
@@ -292,6 +293,23 @@ class Patchwire:
     async def _renew_token(self, name: str, rejected: str) -> None:
         assert self._tokens is not None
         await self._tokens.refresh(name, rejected=rejected)
+        self._connections.pop(name, None)
+
+    async def authorize(
+        self, name: str, *, on_url: Callable[[str], None], port: int = 0,
+        consent_timeout: float = DEFAULT_CONSENT_TIMEOUT,
+    ) -> None:
+        """Authorization-code flow for OAuth2 connection ``name``: ``on_url`` gets the URL
+        a person must open; the redirect lands on a one-shot listener on 127.0.0.1, and the
+        tokens are stored encrypted with the connection."""
+        if self._tokens is None:
+            await self.open()
+        assert self._tokens is not None
+        rec = await self.store.get_connection(name)
+        client = self._tokens.client_for(rec, self._decrypt(rec))
+        tokens = await consent_via_loopback(client, on_url=on_url, port=port,
+                                            consent_timeout=consent_timeout, connection=name)
+        await self._tokens.store_tokens(name, tokens)
         self._connections.pop(name, None)
 
     async def needs_reauth(self, name: str) -> bool:

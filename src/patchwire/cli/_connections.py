@@ -88,6 +88,49 @@ def add(
     run(main())
 
 
+@app.command("connect")
+def connect(
+    connector: str = typer.Argument(..., help="an oauth2 connector"),
+    name: str = typer.Option(..., "--name", help="connection name (created if missing)"),
+    owner: str = typer.Option(None, "--owner", help="end user or tenant, e.g. user:123"),
+    set_: list[str] = typer.Option(None, "--set", help="key=value (e.g. client_id=...)"),
+    set_env: list[str] = typer.Option(None, "--set-env", help="key=ENV_VAR"),
+    set_stdin: list[str] = typer.Option(None, "--set-stdin", help="key read from stdin"),
+    port: int = typer.Option(0, "--port", help="loopback port for the redirect (0: any)"),
+    timeout: float = typer.Option(300.0, "--timeout", help="seconds to wait for consent"),
+) -> None:
+    """Authorise an OAuth2 connection: open the printed URL, approve, done.
+
+    The provider redirects to a one-shot listener on 127.0.0.1; tokens are stored
+    encrypted with the connection and renewed automatically afterwards.
+    """
+    values = gather_values(connector, set_, set_env, set_stdin, prompt_missing=False)
+
+    async def main() -> None:
+        from patchwire._patchwire import Patchwire
+        from patchwire.errors import UnknownConnection
+
+        async with Patchwire(settings()) as pw:
+            try:
+                existing = await pw.get_connection(name)
+            except UnknownConnection:
+                await pw.add_connection(connector, name, values, owner=owner)
+            else:
+                if existing.connector != connector:
+                    fail(f"connection {name!r} belongs to connector {existing.connector!r}")
+                if values:
+                    await pw.update_connection(name, values)
+
+            def show(url: str) -> None:
+                console.print("Open this URL in a browser and approve access:")
+                print(url, flush=True)
+
+            await pw.authorize(name, on_url=show, port=port, consent_timeout=timeout)
+        console.print(f"[green]connected[/] {escape(name)}: tokens stored encrypted")
+
+    run(main())
+
+
 @app.command("update")
 def update(
     name: str,
