@@ -73,8 +73,10 @@ async def test_a_denied_authorization_is_an_oauth_error(env) -> None:
     pw, sandbox = env
     sandbox.state.oauth.auto_approve = False
 
+    opened: list[asyncio.Task[int]] = []
+
     def deny(url: str) -> None:
-        asyncio.ensure_future(open_in_browser(url + "&approve=0"))
+        opened.append(asyncio.ensure_future(open_in_browser(url + "&approve=0")))
 
     with pytest.raises(OAuthError, match="access_denied"):
         await pw.authorize("acme", on_url=deny, consent_timeout=10)
