@@ -60,7 +60,8 @@ async def main(calls: int, rounds: int) -> dict[str, float]:
     figures: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory() as home:
-            settings = Settings(home=Path(home), connector_paths=())
+            # the sandbox is on loopback, which the SSRF guard refuses unless allow-listed
+            settings = Settings(home=Path(home), connector_paths=(), allow_networks=("127.0.0.1",))
             async with Patchwire(settings) as pw, aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=256)
             ) as session:

@@ -28,7 +28,8 @@ async def main(rate: float, healthy_s: float, outage_s: float, recovery_max_s: f
                ) -> dict[str, float | int | None]:
     async with Sandbox() as sandbox:
         with tempfile.TemporaryDirectory() as home:
-            settings = Settings(home=Path(home), connector_paths=())
+            # the sandbox is on loopback, which the SSRF guard refuses unless allow-listed
+            settings = Settings(home=Path(home), connector_paths=(), allow_networks=("127.0.0.1",))
             async with Patchwire(settings) as pw:
                 await pw.add_connection("shop", "bench", {"sandbox_url": sandbox.url,
                                                           **SANDBOX_CREDENTIALS["shop"]})

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from patchwire.config import Settings, load_settings
 from patchwire.errors import (
     AuthError,
+    BlockedDestinationError,
     CallError,
     CallTimeoutError,
     ConfigError,
@@ -62,6 +63,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AuthError",
+    "BlockedDestinationError",
     "CallError",
     "CallOutcome",
     "CallTimeoutError",

@@ -75,7 +75,7 @@ class Patchwire:
     ) -> None:
         self.settings = settings or load_settings()
         self._connectors = connectors
-        self._http = http or HttpCore()
+        self._http = http or HttpCore(allow_networks=self.settings.allow_networks)
         self._store: Store | None = None
         self._vault: Vault | None = None
         self._recorder: CallRecorder | None = None
@@ -94,6 +94,8 @@ class Patchwire:
                     self._connectors = ConnectorRegistry.load(self.settings.connector_paths)
                 self._vault = Vault.from_settings(self.settings)
                 self._store = await Store.open(self.settings.effective_database_url)
+                # declared rate limits hold across every process sharing this store
+                self._http.limiters.share(self._store)
                 self._recorder = CallRecorder(self._store)
                 self._tokens = TokenKeeper(self._store, self._vault, self._connectors,
                                            self._http)
@@ -105,6 +107,7 @@ class Patchwire:
             self._recorder = None
         await self._http.close()
         if self._store is not None:
+            await self._http.limiters.unshare()  # hands unused leased tokens back
             await self._store.close()
             self._store = None
         self._connections.clear()

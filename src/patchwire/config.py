@@ -7,7 +7,9 @@ from ``PATCHWIRE_SECRET_KEY`` or a key file with mode 0600 in the home directory
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 from patchwire.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "allow_entry", "load_settings"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class Settings:
     #: server bind address
     host: str = "127.0.0.1"
     port: int = 8600
+    #: what the SSRF guard admits besides public addresses: CIDRs (by address, e.g.
+    #: ``127.0.0.0/8`` for the sandbox) and exact host names (their internal addresses,
+    #: never cloud metadata). Env: comma-separated ``PATCHWIRE_ALLOW_NETWORKS``.
+    allow_networks: tuple[str, ...] = ()
 
     @property
     def effective_database_url(self) -> str:
@@ -66,7 +72,8 @@ def load_settings(
 ) -> Settings:
     env = dict(os.environ if environ is None else environ)
     raw: dict[str, Any] = _from_toml(toml_path or Path("patchwire.toml"))
-    for key in ("home", "database_url", "secret_key", "connector_paths", "host", "port"):
+    for key in ("home", "database_url", "secret_key", "connector_paths", "host", "port",
+                "allow_networks"):
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
             raw[key] = value
@@ -90,4 +97,39 @@ def load_settings(
             kwargs["port"] = int(raw["port"])
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"port must be an integer, got {raw['port']!r}") from exc
+    if "allow_networks" in raw:
+        kwargs["allow_networks"] = _allow_list(raw["allow_networks"])
     return Settings(**kwargs)
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
+
+
+def allow_entry(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str:
+    """One ``allow_networks`` entry: a network (CIDR or single address) or a lower-case
+    host name without trailing dot. Raises ``ValueError`` for anything else. Lives here,
+    not in the HTTP package, so reading settings never imports aiohttp."""
+    text = entry.strip()
+    try:
+        return ipaddress.ip_network(text.strip("[]"), strict=False)
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(text):
+        raise ValueError(f"allow-list entry {entry!r} is neither a CIDR, an IP address "
+                         f"nor a host name")
+    return text.rstrip(".").lower()
+
+
+def _allow_list(value: Any) -> tuple[str, ...]:
+    """A comma-separated string (env) or a list of strings (toml), checked now so a typo
+    fails at start-up rather than as a refused call."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"allow_networks must be a list of CIDRs or host names, got {value!r}")
+    entries = tuple(i.strip() for i in items if i.strip())
+    for entry in entries:
+        try:
+            allow_entry(entry)
+        except ValueError as exc:
+            raise ConfigError(f"allow_networks: {exc}") from exc
+    return entries

@@ -31,6 +31,8 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
         │   └── UpstreamError        any other error status (5xx...)
         ├── CallTimeoutError         no complete answer within the timeout
         ├── TransportError           connection refused, reset, DNS failure
+        ├── BlockedDestinationError  the SSRF guard refused the address (loopback, private,
+        │                            metadata...): never sent, never retried
         ├── CircuitOpenError         the connector's circuit breaker is open: failed fast,
         │                            without a request (probe_at: when it tries again)
         └── ResponseMappingError     the response could not be parsed or mapped
@@ -46,6 +48,7 @@ from typing import Any
 
 __all__ = [
     "AuthError",
+    "BlockedDestinationError",
     "CallContext",
     "CallError",
     "CallTimeoutError",
@@ -326,6 +329,28 @@ class CallTimeoutError(CallError):
 
 class TransportError(CallError):
     code = "connection_error"
+
+
+class BlockedDestinationError(CallError):
+    """The SSRF guard refused to connect: ``host`` (as in the URL or a redirect) resolved to
+    ``address``, which is ``reason`` (loopback, private, cloud metadata...). Not retried."""
+
+    code = "blocked_destination"
+
+    def __init__(
+        self, message: str, *, host: str, address: str | None, reason: str,
+        context: CallContext | None = None,
+    ) -> None:
+        self.host = host
+        self.address = address
+        self.reason = reason
+        super().__init__(message, context=context)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["host"] = self.host
+        d["address"] = self.address
+        return d
 
 
 class CircuitOpenError(CallError):

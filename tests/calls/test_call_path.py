@@ -14,7 +14,6 @@ from patchwire import (
     NotFoundError,
     Patchwire,
     RateLimitedError,
-    Settings,
     TransportError,
     UpstreamError,
 )
@@ -22,6 +21,7 @@ from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.errors import CallTimeoutError, RequestRenderError
 from patchwire.http import set_instant_retries
 from tests.calls.upstream import serve
+from tests.helpers import local_settings
 
 CONNECTOR = """
 name: orders
@@ -154,7 +154,7 @@ async def env(tmp_path: Path):
     seen: list[web.Request] = []
     async with serve(make_app(seen)) as url:
         registry = ConnectorRegistry([load_connector_text(CONNECTOR, "orders.yaml")], )
-        settings = Settings(home=tmp_path / "home", secret_key=None, connector_paths=())
+        settings = local_settings(tmp_path / "home", secret_key=None)
         async with Patchwire(settings, connectors=registry) as pw:
             await pw.add_connection("orders", "acme", {"url": url, "api_key": SECRET})
             yield pw, seen, url
@@ -253,7 +253,7 @@ async def test_a_silent_upstream_raises_a_timeout_error(env):
 
 async def test_an_unreachable_upstream_raises_a_transport_error(tmp_path):
     registry = ConnectorRegistry([load_connector_text(CONNECTOR, "orders.yaml")])
-    settings = Settings(home=tmp_path / "h", connector_paths=())
+    settings = local_settings(tmp_path / "h")
     set_instant_retries(True)
     try:
         async with Patchwire(settings, connectors=registry) as pw:
@@ -281,7 +281,7 @@ async def test_every_call_is_recorded_without_secrets(env):
 
 async def test_a_missing_credential_is_named_without_calling(tmp_path):
     registry = ConnectorRegistry([load_connector_text(CONNECTOR.replace("api_key: {secret: true}", "api_key: {secret: true, required: false}"), "orders.yaml")])
-    async with Patchwire(Settings(home=tmp_path / "h", connector_paths=()), connectors=registry) as pw:
+    async with Patchwire(local_settings(tmp_path / "h"), connectors=registry) as pw:
         await pw.add_connection("orders", "nokey", {"url": "http://127.0.0.1:9"})
         with pytest.raises(RequestRenderError) as info:
             await pw.call("orders.get_order", {"order_id": "1"}, connection="nokey")
@@ -304,7 +304,7 @@ async def test_the_only_connection_of_a_connector_is_used_by_default(env):
 @pytest.mark.parametrize("url", ["file:///etc", "ftp://example.com", "not a url", "http://"])
 async def test_a_base_url_that_is_not_http_is_refused_before_any_request(tmp_path, url):
     registry = ConnectorRegistry([load_connector_text(CONNECTOR, "orders.yaml")])
-    async with Patchwire(Settings(home=tmp_path / "h", connector_paths=()), connectors=registry) as pw:
+    async with Patchwire(local_settings(tmp_path / "h"), connectors=registry) as pw:
         await pw.add_connection("orders", "odd", {"url": url, "api_key": SECRET})
         with pytest.raises(RequestRenderError, match="must be an absolute http"):
             await pw.call("orders.get_order", {"order_id": "1"}, connection="odd")

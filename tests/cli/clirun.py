@@ -73,6 +73,8 @@ class Cli:
         base.update({
             "PATCHWIRE_HOME": str(self.home),
             "PATCHWIRE_CONNECTOR_PATHS": str(self.connectors),
+            # the sandbox and inline servers run on loopback, which the SSRF guard refuses
+            "PATCHWIRE_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",
             "COLUMNS": "200",  # Rich wraps at 80 columns without a terminal
             "NO_COLOR": "1",
             "PYTHONUNBUFFERED": "1",

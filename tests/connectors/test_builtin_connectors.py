@@ -17,10 +17,10 @@ from patchwire import (
     InputValidationError,
     NotFoundError,
     Patchwire,
-    Settings,
     UpstreamValidationError,
 )
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from tests.helpers import local_settings
 
 CANARY = "canary-shop-key-51f0c2d9e7"
 
@@ -29,7 +29,7 @@ CANARY = "canary-shop-key-51f0c2d9e7"
 async def pw(store_url: str, tmp_path: Path) -> AsyncIterator[Patchwire]:
     credentials = {**SANDBOX_CREDENTIALS, "shop": {"api_key": CANARY}}
     async with Sandbox(credentials=credentials) as sandbox:
-        settings = Settings(home=tmp_path / "home", database_url=store_url, connector_paths=())
+        settings = local_settings(tmp_path / "home", database_url=store_url)
         async with Patchwire(settings) as pw:
             for api, values in credentials.items():
                 await pw.add_connection(api, f"acme-{api}", {"sandbox_url": sandbox.url, **values},

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from patchwire import Patchwire, Settings
+from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.http import HttpCore
 from tests.calls.upstream import serve
+from tests.helpers import local_settings
 
 
 class FakeClock:
@@ -123,7 +124,7 @@ async def patchwire_for(
 ) -> AsyncIterator[Patchwire]:
     async with serve(app) as url:
         registry = ConnectorRegistry([load_connector_text(connector_yaml(extra), "up.yaml")])
-        settings = Settings(home=tmp_path / "home", connector_paths=())
+        settings = local_settings(tmp_path / "home")
         async with Patchwire(settings, connectors=registry, http=http) as pw:
             for name in connections:
                 await pw.add_connection("up", name, {"url": url})

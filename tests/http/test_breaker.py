@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from patchwire import Patchwire, Settings
+from patchwire import Patchwire
 from patchwire.errors import CircuitOpenError, UpstreamError
 from patchwire.http import BreakerPolicy, CircuitBreaker, HttpCore, set_instant_retries
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from tests.helpers import LOOPBACK, local_settings
 from tests.http.helpers import FakeClock
 
 
@@ -76,9 +77,9 @@ def test_old_failures_slide_out_of_the_window() -> None:
 
 async def test_a_failing_sandbox_opens_the_breaker_then_it_recovers(tmp_path: Path) -> None:
     clock = FakeClock()
-    http = HttpCore(clock=clock, breaker=POLICY)
+    http = HttpCore(allow_networks=LOOPBACK, clock=clock, breaker=POLICY)
     async with Sandbox() as sandbox:
-        settings = Settings(home=tmp_path / "h", connector_paths=())
+        settings = local_settings(tmp_path / "h")
         async with Patchwire(settings, http=http) as pw:
             await pw.add_connection("shop", "s", {"sandbox_url": sandbox.url,
                                                   **SANDBOX_CREDENTIALS["shop"]})

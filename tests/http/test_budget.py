@@ -7,6 +7,7 @@ import pytest
 
 from patchwire.errors import UpstreamError
 from patchwire.http import BreakerPolicy, HttpCore, RetryBudget, set_instant_retries
+from tests.helpers import LOOPBACK
 from tests.http.helpers import FakeClock, Upstream, patchwire_for
 
 
@@ -38,7 +39,7 @@ async def test_a_total_outage_is_not_amplified_beyond_ten_percent(tmp_path: Path
     offered = 400
     up = Upstream([(503, {})] * 10_000)
     # breaker out of the way: this test is about the budget alone
-    http = HttpCore(breaker=BreakerPolicy(min_calls=10**9))
+    http = HttpCore(allow_networks=LOOPBACK, breaker=BreakerPolicy(min_calls=10**9))
     async with patchwire_for(tmp_path, up.app(), http=http) as pw:
         for _ in range(offered):
             with pytest.raises(UpstreamError):

@@ -17,6 +17,7 @@ from patchwire.connectors import ConnectorRegistry, ConnectorSpec
 from patchwire.http import HttpCore
 from patchwire.sandbox import Sandbox
 from patchwire.store import ConnectionRecord, Store
+from tests.helpers import LOOPBACK
 
 CLIENT_ID = "patchwire-sandbox"
 CLIENT_SECRET = "sandbox-client-secret"
@@ -78,7 +79,7 @@ def registry() -> ConnectorRegistry:
 
 @pytest.fixture
 async def http() -> AsyncIterator[HttpCore]:
-    core = HttpCore()
+    core = HttpCore(allow_networks=LOOPBACK)
     yield core
     await core.close()
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from patchwire import Patchwire, Settings
+from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry
 from patchwire.sandbox import Sandbox
+from tests.helpers import local_settings
 from tests.oauth.conftest import CLIENT_ID, CLIENT_SECRET, oauth_connector
 
 
@@ -18,7 +19,7 @@ from tests.oauth.conftest import CLIENT_ID, CLIENT_SECRET, oauth_connector
 async def robot(tmp_path: Path) -> AsyncIterator[tuple[Patchwire, Sandbox]]:
     registry = ConnectorRegistry([oauth_connector("client_credentials", "robot")])
     async with Sandbox(seed=0) as sandbox:
-        settings = Settings(home=tmp_path / "home", connector_paths=())
+        settings = local_settings(tmp_path / "home")
         async with Patchwire(settings, connectors=registry) as pw:
             await pw.add_connection("robot", "acme", {"sandbox_url": sandbox.url,
                                                       "client_id": CLIENT_ID,

@@ -7,8 +7,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from patchwire import Patchwire, Settings
+from patchwire import Patchwire
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from tests.helpers import local_settings
 
 ANCHOR = date(2025, 3, 5)  # makes the calendar's seeded bookings date-independent
 
@@ -23,7 +24,7 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 async def pw(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Patchwire]:
     """Patchwire with the built-in connectors and one connection per sandbox API, named
     after the API."""
-    settings = Settings(home=tmp_path / "home", connector_paths=())
+    settings = local_settings(tmp_path / "home")
     async with Patchwire(settings) as opened:
         for api, values in SANDBOX_CREDENTIALS.items():
             await opened.add_connection(api, api, {"sandbox_url": sandbox.url, **values})

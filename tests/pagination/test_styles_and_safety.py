@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from patchwire import PaginationError, Patchwire, Settings
+from patchwire import PaginationError, Patchwire
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.sandbox import Sandbox
+from tests.helpers import local_settings
 from tests.pagination.feed import CONNECTOR, KEY, RECORDS, Feed, serve_feed
 
 ALL_IDS = [r["id"] for r in RECORDS]
@@ -21,7 +22,7 @@ ALL_IDS = [r["id"] for r in RECORDS]
 async def feed(tmp_path: Path) -> AsyncIterator[tuple[Patchwire, Feed]]:
     async with serve_feed() as upstream:
         registry = ConnectorRegistry([load_connector_text(CONNECTOR, "feed.yaml")])
-        settings = Settings(home=tmp_path / "home", connector_paths=())
+        settings = local_settings(tmp_path / "home")
         async with Patchwire(settings, connectors=registry) as pw:
             await pw.add_connection("feed", "feed", {"url": upstream.url, "key": KEY})
             yield pw, upstream
@@ -239,7 +240,7 @@ async def test_a_pagination_style_missing_its_expression_is_a_clear_error(
     spec = load_connector_text(
         "name: bare\nbase_url: http://127.0.0.1:9\npagination: {style: next_url}\n"
         "actions:\n  items: {request: {path: /items}}\n", "bare.yaml")
-    async with Patchwire(Settings(home=tmp_path / "h", connector_paths=()),
+    async with Patchwire(local_settings(tmp_path / "h"),
                          connectors=ConnectorRegistry([spec])) as pw:
         await pw.add_connection("bare", "bare")
         with pytest.raises(PaginationError, match="needs `next_url`"):

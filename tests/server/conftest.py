@@ -12,6 +12,7 @@ from patchwire.config import Settings
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from tests.cli.leaks import new_canary
+from tests.helpers import local_settings
 from tests.server.live import serving
 
 
@@ -45,7 +46,7 @@ async def sandbox(canary: str) -> AsyncIterator[Sandbox]:
 async def api(store_url: str, tmp_path: Path, sandbox: Sandbox,
               canary: str) -> AsyncIterator[Api]:
     """``create_app(Patchwire(settings))`` on SQLite and PostgreSQL, with connection ``acme``."""
-    settings = Settings(home=tmp_path / "home", database_url=store_url, connector_paths=())
+    settings = local_settings(tmp_path / "home", database_url=store_url)
     async with Patchwire(settings) as setup:
         await setup.add_connection("shop", "acme",
                                    {"sandbox_url": sandbox.url, "api_key": canary})

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from patchwire._patchwire import Patchwire
 from patchwire.calls import CallOutcome
-from patchwire.config import load_settings
+from patchwire.config import Settings, load_settings
 from patchwire.errors import CallError, ConnectionExists
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 
@@ -83,9 +83,11 @@ async def _connect(pw: Patchwire, sandbox_url: str) -> None:
 async def run_demo(*, port: int = 0) -> None:
     settings = load_settings()
     console.rule("[bold]Patchwire demo[/]: a support bot that can act")
-    async with Sandbox(port=port) as sandbox, Patchwire(settings) as pw:
+    async with Sandbox(port=port) as sandbox, Patchwire(_admit(settings, sandbox)) as pw:
         console.print(f"Sandbox APIs on [bold]{sandbox.url}[/] (shop · helpdesk · calendar · "
                       f"payments); store at {settings.effective_database_url.split('///')[-1]}")
+        console.print(f"SSRF guard on: internal addresses are refused; the sandbox's address "
+                      f"{sandbox.host} is allow-listed for this demo only")
         await _connect(pw, sandbox.url)
         console.print("Connections demo-shop, demo-helpdesk, demo-calendar, demo-payments "
                       "ready (secrets encrypted at rest)\n")
@@ -170,6 +172,12 @@ async def run_demo(*, port: int = 0) -> None:
             table.add_row(action, status, str(attempts or ""), f"{ms:.1f}" if ms else "", rid)
         console.print(table)
         console.print("Every call is in the call log: [bold]patchwire calls[/]")
+
+
+def _admit(settings: Settings, sandbox: Sandbox) -> Settings:
+    """The SSRF guard refuses loopback: the demo's own instance admits exactly the
+    sandbox's address, on top of whatever the user allow-listed."""
+    return settings.with_(allow_networks=(*settings.allow_networks, sandbox.host))
 
 
 def _items(value: Any, key: str | None = None) -> list[Any]:

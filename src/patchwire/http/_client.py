@@ -14,16 +14,18 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDictProxy
 
 from patchwire.connectors.spec import ConnectorSpec, RetryPolicy, Timeouts
 from patchwire.errors import (
+    BlockedDestinationError,
     CallContext,
     CallTimeoutError,
     CircuitOpenError,
@@ -41,6 +43,7 @@ from patchwire.http._retry import (
     is_transient_status,
     server_delay,
 )
+from patchwire.http._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector
 
 __all__ = ["HttpCore", "PreparedRequest", "RawResponse"]
 
@@ -88,8 +91,15 @@ class HttpCore:
         breaker: BreakerPolicy | None = None,
         retry_budget_ratio: float = 0.1,
         retry_budget_min: int = 10,
+        allow_networks: Iterable[str] = (),
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """``allow_networks``: CIDRs and host names the SSRF guard admits besides public
+        addresses (see ``http/_ssrf.py``). ``resolver`` replaces the DNS lookup under the
+        guard (tests)."""
         self._limit = limit
+        self.destinations = DestinationPolicy.from_allow_list(allow_networks)
+        self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         # keyed by identity: hashing a pydantic model on every call costs more than the call
         self._timeouts: dict[int, tuple[Timeouts, aiohttp.ClientTimeout]] = {}
@@ -105,7 +115,9 @@ class HttpCore:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300),
+                # the SSRF guard checks every new connection, redirect hops included
+                connector=GuardedConnector(self.destinations, resolver=self._resolver,
+                                           limit=self._limit, ttl_dns_cache=300),
                 auto_decompress=True,
                 raise_for_status=False,
                 # cookies belong to connections, never to the shared session
@@ -205,6 +217,13 @@ class HttpCore:
                                      decision)
                     continue
                 raise _transport_error(exc, timeouts, context, decision) from exc
+            except DestinationRefused as exc:  # the guard's answer will not change on retry
+                if guard is not None:
+                    guard.breaker.release_probe()
+                raise BlockedDestinationError(
+                    str(exc), host=exc.host, address=exc.address, reason=exc.reason,
+                    context=context,
+                ) from None
             except aiohttp.ClientError as exc:  # invalid URL, bad payload: retrying won't help
                 if guard is not None:
                     guard.breaker.release_probe()

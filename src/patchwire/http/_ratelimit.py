@@ -10,6 +10,10 @@ than N grants. Memory is one float per allowed request per period.
 Waiting is first come, first served with O(1) wake-ups: callers that cannot go at once
 queue a future; one timer per bucket fires when the next slot frees and resolves as many
 futures as there are free slots. No caller polls or sleeps on its own.
+
+When the store is shared (:meth:`RateLimiters.share`), a bucket with declared limits also
+needs a token leased from the store (``_shared_limits.py``) for each grant: the local
+windows keep this process exact, the leases keep all processes together within the limit.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from patchwire.connectors.spec import RateLimit
+from patchwire.http._shared_limits import LeaseSource, SharedLimits, SharedQuota
 
 __all__ = ["Bucket", "RateLimiters", "SlidingWindow"]
 
@@ -66,7 +71,7 @@ class Bucket:
     """
 
     __slots__ = ("_call_later", "_clock", "_timer", "_waiters", "name", "paused_until",
-                 "windows")
+                 "shared", "windows")
 
     def __init__(
         self, name: str, windows: Sequence[SlidingWindow], *,
@@ -79,8 +84,11 @@ class Bucket:
         self._call_later = call_later
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._timer: _Handle | None = None
+        #: tokens leased from the store when processes share the limit
+        self.shared: SharedQuota | None = None
 
     def free_at(self) -> float:
+        """When this process's own windows and pause next allow a grant."""
         at = self.paused_until
         for w in self.windows:
             f = w.free_at()
@@ -94,6 +102,9 @@ class Bucket:
             return False
         now = self._clock()
         if self.free_at() > now:
+            return False
+        shared = self.shared
+        if shared is not None and not shared.take():
             return False
         for w in self.windows:
             w.take(now)
@@ -137,7 +148,13 @@ class Bucket:
             self._waiters.popleft()  # cancelled callers
         if not self._waiters:
             return
-        delay = max(0.0, self.free_at() - self._clock())
+        at = self.free_at()
+        if self.shared is not None:
+            # +inf while a lease request is in flight: its completion reschedules
+            at = max(at, self.shared.ready_at())
+        if at == float("inf"):
+            return
+        delay = max(0.0, at - self._clock())
         self._timer = self._call_later(delay, self._release)
 
     def _release(self) -> None:
@@ -151,10 +168,23 @@ class Bucket:
             now = self._clock()
             if self.free_at() > now:
                 break
+            shared = self.shared
+            if shared is not None and not shared.take():
+                if shared.ready_at() <= now:
+                    shared.refill(len(waiters), self._reschedule, self._fail)
+                break
             for w in self.windows:
                 w.take(now)
             waiters.popleft().set_result(None)
         self._reschedule()
+
+    def _fail(self, exc: BaseException) -> None:
+        """The store could not lease tokens: the callers waiting for one get the error
+        (failing closed: going ahead could break the shared limit)."""
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
 
 
 class RateLimiters:
@@ -170,6 +200,7 @@ class RateLimiters:
         self._clock = clock
         self._call_later = call_later
         self._buckets: dict[tuple[str, str | None], Bucket] = {}
+        self._shared: SharedLimits | None = None
 
     def bucket(self, connector: str, connection: str | None,
                limits: Sequence[RateLimit] = ()) -> Bucket:
@@ -182,7 +213,32 @@ class RateLimiters:
             name = f"{connector}/{connection}" if connection is not None else connector
             b = self._buckets[key] = Bucket(name, windows, clock=self._clock,
                                             call_later=self._call_later)
+            self._attach(b)
         return b
+
+    def share(self, store: LeaseSource, *, wall: Callable[[], float] = time.time,
+              holder: str | None = None) -> SharedLimits:
+        """Hold declared limits together with every other process using ``store``.
+
+        Buckets without declared limits (kept only so a 429 can pause them) never touch
+        the store.
+        """
+        self._shared = SharedLimits(store, clock=self._clock, wall=wall, holder=holder)
+        for b in self._buckets.values():
+            self._attach(b)
+        return self._shared
+
+    async def unshare(self) -> None:
+        """Stop sharing (before the store closes) and return unused leased tokens."""
+        shared, self._shared = self._shared, None
+        for b in self._buckets.values():
+            b.shared = None
+        if shared is not None:
+            await shared.close()
+
+    def _attach(self, b: Bucket) -> None:
+        if self._shared is not None and b.windows:
+            b.shared = self._shared.quota(b.name, [(w.limit, w.period) for w in b.windows])
 
     def plan(self, connector: str, limits: Sequence[RateLimit], connection: str
              ) -> tuple[Bucket, ...]:

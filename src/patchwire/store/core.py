@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, delete, event, func, insert, select, update
 from sqlalchemy.engine import URL, Connection, Row, make_url
@@ -29,6 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import ColumnElement
 
 from patchwire.errors import ConnectionExists, PatchwireError, StoreError, UnknownConnection
+from patchwire.store._leases import (
+    LeaseRequest,
+    Settlement,
+    lease_async,
+    lease_sqlite,
+    settle_async,
+    settle_sqlite,
+)
 from patchwire.store.models import CallRow, ConnectionRow
 from patchwire.store.records import CallRecord, ConnectionRecord, utcnow
 
@@ -44,6 +52,8 @@ POSTGRES_CONNECT_TIMEOUT = 10.0
 
 #: execution option asking for BEGIN IMMEDIATE on SQLite
 _SQLITE_IMMEDIATE = "patchwire_sqlite_immediate"
+
+_T = TypeVar("_T")
 
 _CONNECTIONS = cast(Table, ConnectionRow.__table__)
 _CALLS = cast(Table, CallRow.__table__)
@@ -168,8 +178,10 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            # busy_timeout first: switching a new file to WAL needs a lock that another
+            # process opening the same new store may hold for a moment.
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough with WAL, much faster
         finally:
@@ -268,6 +280,7 @@ class Store:
             if self._call_log_db is not None:
                 self._call_log_db.close()
                 self._call_log_db = None
+            await self._close_lease_db()
             await self._engine.dispose()
 
     async def __aenter__(self) -> Store:
@@ -555,6 +568,81 @@ class Store:
                     if row is None:
                         raise UnknownConnection(f"no connection named {name!r}")
                     yield LockedConnection(conn, _connection_record(row))
+
+
+    # -- rate-limit leases (limits shared by processes) ----------------------------------
+
+    #: SQLite only: a plain connection for lease transactions, used in worker threads one
+    #: at a time (``_lease_turn``), so waiting for the write lock never blocks the loop
+    _lease_db: sqlite3.Connection | None = None
+    _lease_turn: asyncio.Lock | None = None
+
+    async def lease_rate_limit(self, req: LeaseRequest) -> tuple[int, float]:
+        """Grant up to ``req.want`` tokens of the limits in ``req.windows`` (all or none
+        of them) and settle the holder's finished leases, in one transaction serialised
+        per limit. Returns (tokens granted, wall time the first token frees when 0)."""
+        with self._errors("lease rate-limit tokens"):
+            database = self._engine.url.database or ""
+            if self.dialect == "sqlite" and database not in ("", ":memory:"):
+                return await self._in_lease_thread(database, lambda db: lease_sqlite(db, req))
+            async with self._engine.connect() as conn:
+                conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
+                async with conn.begin():
+                    return await lease_async(conn, req)
+
+    async def settle_rate_limit_leases(self, holder: str,
+                                       settle: Sequence[Settlement]) -> None:
+        """Give back what a holder did not use (at shutdown): the limit frees sooner."""
+        if not settle:
+            return
+        with self._errors("settle rate-limit leases"):
+            database = self._engine.url.database or ""
+            if self.dialect == "sqlite" and database not in ("", ":memory:"):
+
+                def run(db: sqlite3.Connection) -> None:
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        settle_sqlite(db, holder, settle)
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
+
+                await self._in_lease_thread(database, run)
+                return
+            async with self._engine.begin() as conn:
+                await settle_async(conn, holder, settle)
+
+    async def _in_lease_thread(self, database: str,
+                               work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._lease_turn is None:
+            self._lease_turn = asyncio.Lock()
+        async with self._lease_turn:
+            if self._closed:
+                raise StoreError("the store is closed")
+            return await asyncio.to_thread(self._lease_thread_work, database, work)
+
+    def _lease_thread_work(self, database: str,
+                           work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._lease_db is None:
+            self._lease_db = sqlite3.connect(database, isolation_level=None,
+                                             check_same_thread=False)
+            self._lease_db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            self._lease_db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            return work(self._lease_db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot lease rate-limit tokens: {exc}") from exc
+
+    async def _close_lease_db(self) -> None:
+        if self._lease_db is None:
+            return
+        # wait for a lease transaction in a worker thread to finish before closing under it
+        turn = self._lease_turn or asyncio.Lock()
+        async with turn:
+            if self._lease_db is not None:
+                self._lease_db.close()
+                self._lease_db = None
 
 
 class LockedConnection:

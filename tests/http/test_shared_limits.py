@@ -1,0 +1,236 @@
+"""Rate limits shared through the store: two Store instances (two engines, as two
+processes would have) lease tokens of one declared limit."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import random
+import subprocess
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from patchwire.connectors.spec import RateLimit
+from patchwire.errors import StoreError
+from patchwire.http import Bucket, RateLimiters
+from patchwire.store import Store
+from patchwire.store._leases import LeaseRequest, Settlement, Window, decide
+from tests.http.helpers import FakeClock, FakeTimers
+
+#: bound on any single wait for the store in these tests
+STORE_WAIT = 30.0
+
+
+def _worst_window(times: list[float], period: float) -> int:
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + period) - i for i, t in enumerate(times)),
+               default=0)
+
+
+def _limiters(store: Store, clock: FakeClock, timers: FakeTimers) -> RateLimiters:
+    limiters = RateLimiters(clock=clock, call_later=timers.call_later)
+    limiters.share(store, wall=clock)
+    return limiters
+
+
+async def _settle_refills(buckets: Sequence[Bucket]) -> None:
+    """Let every lease request in flight finish (the fake clock stands still meanwhile)."""
+    while True:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        pending = [b.shared.refilling for b in buckets
+                   if b.shared is not None and b.shared.refilling is not None]
+        if not pending:
+            return
+        await asyncio.wait_for(asyncio.gather(*pending), STORE_WAIT)
+
+
+async def _drive(buckets: Sequence[Bucket], timers: FakeTimers, clock: FakeClock,
+                 arrivals: list[tuple[float, int]]) -> list[tuple[int, int, float]]:
+    """Callers arrive at fake times on bucket ``b``; returns (bucket, caller, grant time)."""
+    granted: list[tuple[int, int, float]] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def caller(b: int, i: int) -> None:
+        await buckets[b].acquire()
+        granted.append((b, i, clock.now))
+
+    for i, (at, b) in enumerate(sorted(arrivals)):
+        while (due := timers.next_due()) is not None and due <= at:
+            timers.fire_next()
+            await _settle_refills(buckets)
+        clock.now = max(clock.now, at)
+        tasks.append(asyncio.ensure_future(caller(b, i)))
+        await _settle_refills(buckets)
+    while not all(t.done() for t in tasks):
+        assert timers.fire_next(), "callers wait with no timer armed and no lease asked"
+        await _settle_refills(buckets)
+    return granted
+
+
+@pytest.mark.parametrize(("limit", "per"), [(10, "second"), (60, "second"), (30, "minute")])
+async def test_two_processes_sharing_a_limit_never_together_exceed_it_in_any_window(
+    store_url: str, limit: int, per: str
+) -> None:
+    rate = RateLimit.model_validate(f"{limit}/{per} per connector")
+    period = rate.period_seconds
+    clock, rng = FakeClock(), random.Random(limit)
+    timers = FakeTimers(clock)
+    async with await Store.open(store_url) as one, await Store.open(store_url) as two:
+        limiters = [_limiters(one, clock, timers), _limiters(two, clock, timers)]
+        buckets = [lim.bucket("shop", None, [rate]) for lim in limiters]
+        # both processes offer about three times the limit over five periods, in bursts
+        arrivals = [(clock.now + rng.uniform(0, 5 * period) ** 2 / (5 * period), rng.randrange(2))
+                    for _ in range(15 * limit)]
+        granted = await _drive(buckets, timers, clock, arrivals)
+        for lim in limiters:
+            await lim.unshare()
+    assert len(granted) == len(arrivals)
+    assert _worst_window([g for _, _, g in granted], period) <= limit
+    for b in (0, 1):  # each process still serves its own callers first come, first served
+        mine = [i for bucket, i, _ in granted if bucket == b]
+        assert mine == sorted(mine)
+    # saturated from the start: the shared limit is used, not just respected
+    first = min(at for at, _ in arrivals)
+    in_three = sum(1 for _, _, g in granted if g < first + 3 * period)
+    assert in_three >= 3 * limit * 0.95
+
+
+async def test_tokens_a_process_leased_but_did_not_use_are_free_once_it_lets_go(
+    store_url: str,
+) -> None:
+    rate = RateLimit.model_validate("40/second per connector")  # batches of 2
+    clock = FakeClock()
+    timers = FakeTimers(clock)
+    async with await Store.open(store_url) as one, await Store.open(store_url) as two:
+        first, second = _limiters(one, clock, timers), _limiters(two, clock, timers)
+        a, b = first.bucket("shop", None, [rate]), second.bucket("shop", None, [rate])
+        callers = [asyncio.ensure_future(a.acquire()) for _ in range(2)]
+        await asyncio.sleep(0)
+        callers[1].cancel()  # leaves one of the two tokens asked for unused
+        while not callers[0].done():
+            assert timers.fire_next()
+            await _settle_refills([a])
+        assert a.shared is not None and a.shared.tokens == 1
+        await first.unshare()  # gives the unused token back
+
+        takes = 0
+        while takes < 40:
+            got = b.try_take()
+            if not got:
+                assert b.shared is not None
+                if b.shared.ready_at() > clock.now:
+                    break  # the window is full
+                b.shared.refill(2, lambda: None, lambda exc: None)
+                await _settle_refills([b])
+                continue
+            takes += 1
+        await second.unshare()
+    assert takes == 39
+
+
+async def test_a_connector_without_declared_limits_never_touches_the_store() -> None:
+    class NoStore:
+        async def lease_rate_limit(self, req: LeaseRequest) -> tuple[int, float]:
+            raise AssertionError("leased tokens for an unlimited bucket")
+
+        async def settle_rate_limit_leases(self, holder: str,
+                                           settle: Sequence[Settlement]) -> None:
+            raise AssertionError("settled leases of an unlimited bucket")
+
+    limiters = RateLimiters(clock=FakeClock())
+    limiters.share(NoStore())
+    bucket = limiters.bucket("shop", "acme", [RateLimit.model_validate("5/second per connector")])
+    assert bucket.shared is None  # the limit is the connector's, not this connection's
+    assert all(bucket.try_take() for _ in range(1000))
+    await limiters.unshare()
+
+
+async def test_callers_fail_with_the_store_error_rather_than_pass_when_no_lease_can_be_had(
+) -> None:
+    class BrokenStore:
+        async def lease_rate_limit(self, req: LeaseRequest) -> tuple[int, float]:
+            raise StoreError("cannot lease rate-limit tokens: database is locked")
+
+        async def settle_rate_limit_leases(self, holder: str,
+                                           settle: Sequence[Settlement]) -> None:
+            return None
+
+    clock = FakeClock()
+    timers = FakeTimers(clock)
+    limiters = RateLimiters(clock=clock, call_later=timers.call_later)
+    limiters.share(BrokenStore(), wall=clock)
+    bucket = limiters.bucket("shop", None, [RateLimit.model_validate("5/second per connector")])
+    waiting = asyncio.ensure_future(bucket.acquire())
+    await asyncio.sleep(0)
+    assert timers.fire_next()
+    with pytest.raises(StoreError, match="database is locked"):
+        await asyncio.wait_for(waiting, STORE_WAIT)
+
+
+def test_a_full_window_frees_when_enough_leases_have_aged_out_of_it() -> None:
+    window = Window("shop 10/1s", 10, 1.0)
+    counted = [[(4, 100.2), (4, 100.5), (2, 100.7)]]
+    assert decide([window], counted, want=3, now=100.8) == (0, 100.2 + 1.0)
+    assert decide([window], [[(4, 100.2), (4, 100.5)]], want=3, now=100.8) == (2, 100.8)
+
+
+_WORKER = textwrap.dedent("""
+    import asyncio, json, sys, time
+    from patchwire.connectors.spec import RateLimit
+    from patchwire.http import RateLimiters
+    from patchwire.store import Store
+
+    async def main(url: str) -> None:
+        async with await Store.open(url) as store:
+            limiters = RateLimiters()
+            limiters.share(store)
+            bucket = limiters.bucket("shop", None,
+                                     [RateLimit.model_validate("20/second per connector")])
+            print("ready", flush=True)
+            sys.stdin.readline()
+            granted: list[float] = []
+            deadline = time.monotonic() + 1.5
+
+            async def caller() -> None:
+                while time.monotonic() < deadline:
+                    await bucket.acquire()
+                    granted.append(time.time())
+
+            await asyncio.gather(*(caller() for _ in range(8)))
+            await limiters.unshare()
+        print(json.dumps(granted), flush=True)
+
+    asyncio.run(main(sys.argv[1]))
+""")
+
+
+def test_two_real_processes_sharing_a_store_together_stay_within_the_limit(
+    store_url: str, tmp_path: Path
+) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, store_url], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              cwd=Path(__file__).resolve().parents[2])
+             for _ in range(2)]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:  # both start calling at once
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    granted = [t for out in outputs for t in json.loads(out.strip().splitlines()[-1])]
+    assert _worst_window(granted, 1.0) <= 20
+    assert len(granted) >= 20  # both ran and the limit was reached
+    assert all(json.loads(out.strip().splitlines()[-1]) for out in outputs)
