@@ -29,6 +29,8 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/call_overhead.py
+	$(BIN)/python bench/outage.py
+	$(BIN)/python bench/ratelimit.py
 
 sandbox: $(STAMP)
 	$(BIN)/patchwire sandbox
