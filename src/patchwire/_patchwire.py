@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from patchwire._ids import new_id
 from patchwire._recorder import CallRecorder
-from patchwire.auth import DEFAULT_REFRESH_SKEW, TokenKeeper
+from patchwire.auth import DEFAULT_MAX_TOKEN_AGE, DEFAULT_REFRESH_SKEW, TokenKeeper
 from patchwire.auth._consent import DEFAULT_CONSENT_TIMEOUT, consent_via_loopback
 from patchwire.auth.vault import Vault, connection_aad
 from patchwire.calls import (
@@ -25,7 +28,13 @@ from patchwire.calls import (
 from patchwire.config import Settings, load_settings
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec
 from patchwire.connectors.spec import OAuth2Auth
-from patchwire.errors import AuthError, ConfigError, PatchwireError, UnknownConnection
+from patchwire.errors import (
+    ConfigError,
+    OAuthError,
+    PatchwireError,
+    UnknownConnection,
+    UpstreamResponseError,
+)
 from patchwire.http import BreakerState, HttpCore
 from patchwire.pagination import paginate as _paginate
 from patchwire.store import Store
@@ -38,6 +47,10 @@ __all__ = ["ConnectionInfo", "Patchwire"]
 CONNECTION_TTL = 30.0
 #: an OAuth2 access token is renewed this long before it expires
 TOKEN_SKEW = DEFAULT_REFRESH_SKEW
+#: how often the background refresh looks for OAuth2 tokens due for renewal
+BACKGROUND_REFRESH_INTERVAL = 3600.0
+
+log = logging.getLogger("patchwire.oauth")
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,7 @@ class Patchwire:
         self._connections: dict[str, ResolvedConnection] = {}
         self._loading: dict[str, asyncio.Future[ResolvedConnection]] = {}
         self._tokens: TokenKeeper | None = None
+        self._refresher: asyncio.Task[None] | None = None
         self._open_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -98,10 +112,11 @@ class Patchwire:
                 self._http.limiters.share(self._store)
                 self._recorder = CallRecorder(self._store)
                 self._tokens = TokenKeeper(self._store, self._vault, self._connectors,
-                                           self._http)
+                                           self._http, on_failure=self._record_refresh_failure)
         return self
 
     async def close(self) -> None:
+        await self.stop_background_refresh()
         if self._recorder is not None:
             await self._recorder.close()
             self._recorder = None
@@ -277,10 +292,11 @@ class Patchwire:
             request_id=request_id, run_id=run_id, adjust_request=adjust_request,
         )
         self._recorder.record(record)
-        if (conn.access_token is not None and isinstance(error, AuthError)
-                and error.status == 401):
-            # The upstream refused a token we believed valid (revoked, clock skew): renew
-            # it once (single-flight with every other caller) and try again.
+        if (conn.access_token is not None and isinstance(error, UpstreamResponseError)
+                and error.token_expired):
+            # The upstream refused a token we believed valid (revoked, clock skew), as the
+            # connector's refresh_on_status / refresh_on_body say: renew it once
+            # (single-flight with every other caller) and try again.
             await self._renew_token(name, conn.access_token)
             conn = await self._resolve_connection(name, connector)
             outcome, error, record = await execute_call(
@@ -297,6 +313,62 @@ class Patchwire:
         assert self._tokens is not None
         await self._tokens.refresh(name, rejected=rejected)
         self._connections.pop(name, None)
+
+    def _record_refresh_failure(self, rec: ConnectionRecord, exc: OAuthError) -> None:
+        """A failed token refresh as an entry of the call log (``patchwire calls``):
+        action ``<connector>.oauth2_refresh``; codes and redacted descriptions only."""
+        if self._recorder is None:
+            return
+        now = datetime.now(UTC)
+        record_id = new_id()
+        self._recorder.record(CallRecord(
+            record_id, record_id, f"{rec.connector}.oauth2_refresh", rec.connector, rec.name,
+            "error", exc.status, 0.0, 1, exc.code, exc.message[:1000], now))
+
+    # -- background refresh ----------------------------------------------------------------
+
+    async def refresh_due(self, max_age: float = DEFAULT_MAX_TOKEN_AGE) -> list[str]:
+        """Renew every OAuth2 connection's tokens last renewed more than ``max_age``
+        seconds ago (or expiring within the skew); returns the names renewed."""
+        if self._tokens is None:
+            await self.open()
+        assert self._tokens is not None
+        renewed = await self._tokens.refresh_due(max_age)
+        for name in renewed:
+            self._connections.pop(name, None)
+        return renewed
+
+    def start_background_refresh(
+        self, interval: float = BACKGROUND_REFRESH_INTERVAL, *,
+        max_age: float = DEFAULT_MAX_TOKEN_AGE,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> asyncio.Task[None]:
+        """Run :meth:`refresh_due` now and then every ``interval`` seconds until
+        :meth:`close` (or :meth:`stop_background_refresh`), so refresh tokens of idle
+        connections stay alive. ``sleep`` is replaceable for tests. Idempotent."""
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.get_running_loop().create_task(
+                self._refresh_loop(interval, max_age, sleep), name="patchwire-oauth2-refresh")
+        return self._refresher
+
+    async def stop_background_refresh(self) -> None:
+        task, self._refresher = self._refresher, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _refresh_loop(
+        self, interval: float, max_age: float, sleep: Callable[[float], Awaitable[object]],
+    ) -> None:
+        while True:
+            try:
+                renewed = await self.refresh_due(max_age)
+                if renewed:
+                    log.info("background refresh renewed %d connection(s)", len(renewed))
+            except PatchwireError as exc:  # store down, key problem: try again next round
+                log.warning("background refresh failed: %s", exc.code)
+            await sleep(interval)
 
     async def authorize(
         self, name: str, *, on_url: Callable[[str], None], port: int = 0,

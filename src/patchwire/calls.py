@@ -22,7 +22,7 @@ import orjson
 from patchwire._ids import new_id
 from patchwire.auth._schemes import AuthParts, MissingCredential, render_auth
 from patchwire.connectors._template import MISSING, Template, compile_template
-from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ErrorRule
+from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ErrorRule, OAuth2Auth
 from patchwire.errors import (
     ERROR_KINDS,
     CallContext,
@@ -295,13 +295,17 @@ class CompiledAction:
             break
         if message is None:
             message = _default_message(raw.status, body, redact)
-        return kind(
+        error = kind(
             f"{self.qualified} failed with HTTP {raw.status}: {message}",
             status=raw.status,
             body_excerpt=text,
             retry_after=retry_after,
             context=context,
         )
+        auth = self.connector.auth
+        if isinstance(auth, OAuth2Auth):
+            error.token_expired = _signals_expiry(auth, raw.status, body)
+        return error
 
 
 # -- execution --------------------------------------------------------------------------------
@@ -455,6 +459,19 @@ def _file_bytes(content: Any) -> bytes:
 
         return b64decode(text[len("base64:") :])
     return text.encode()
+
+
+def _signals_expiry(auth: OAuth2Auth, status: int, body: Any) -> bool:
+    """Whether an error answer says the OAuth2 access token expired: its status is one of
+    ``refresh_on_status``, or ``refresh_on_body`` (JSONata, ``$status`` bound) is true."""
+    if status in auth.refresh_on_status:
+        return True
+    if auth.refresh_on_body is None:
+        return False
+    try:
+        return bool(compile_expression(auth.refresh_on_body).evaluate(body, {"status": status}))
+    except ExpressionError:
+        return False  # a broken signal must not hide the upstream's answer
 
 
 def _parse_body(raw: RawResponse, context: CallContext, redact: Redactor) -> Any:

@@ -272,9 +272,14 @@ class RequestRenderError(CallError):
 
 
 class UpstreamResponseError(CallError):
-    """The upstream answered with an error status. ``body_excerpt`` is redacted and short."""
+    """The upstream answered with an error status. ``body_excerpt`` is redacted and short.
+
+    ``token_expired`` is true when the answer matches the OAuth2 connector's expiry signal
+    (``refresh_on_status`` / ``refresh_on_body``): the call path renews the token once.
+    """
 
     code = "upstream_response_error"
+    token_expired: bool = False
 
     def __init__(
         self,

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from patchwire import Patchwire
-from patchwire.errors import CircuitOpenError, UpstreamError
+from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connector_text
+from patchwire.connectors._registry import builtin_connector_texts
+from patchwire.errors import CircuitOpenError, SpecError, UpstreamError
 from patchwire.http import BreakerPolicy, CircuitBreaker, HttpCore, set_instant_retries
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from tests.helpers import LOOPBACK, local_settings
@@ -103,3 +105,55 @@ async def test_a_failing_sandbox_opens_the_breaker_then_it_recovers(tmp_path: Pa
             clock.advance(5)
             assert await pw.call("shop.get_order", {"order_id": "42"}, connection="s")
             assert pw.breaker_state("shop").state == "closed"
+
+
+def _shop_with(lines: str) -> ConnectorSpec:
+    text = builtin_shop_text()
+    retry = next(line for line in text.splitlines() if line.startswith("retry:"))
+    return load_connector_text(text.replace(retry, lines), "shop.yaml")
+
+
+def builtin_shop_text() -> str:
+    return dict(builtin_connector_texts())["builtin/shop.yaml"]
+
+
+def test_breaker_settings_are_validated_by_the_connector_format() -> None:
+    for bad in ("{failure_rate: 1.5}", "{min_calls: 0}", "{open_for: -1}", "{opens_for: 3}",
+                "{min_calls: 50, window_calls: 10}"):
+        with pytest.raises(SpecError):
+            _shop_with(f"breaker: {bad}")
+    spec = _shop_with("breaker: {failure_rate: 0.5, min_calls: 20, window: 60, open_for: 30}")
+    assert spec.breaker is not None and spec.breaker.open_for == 30
+
+
+def test_a_connector_without_breaker_settings_keeps_the_defaults_and_others_merge() -> None:
+    http = HttpCore(breaker=POLICY)
+    plain = _shop_with("retry: {attempts: 1}")
+    assert http.guard(plain).breaker.policy == POLICY
+    tuned = _shop_with("breaker: {min_calls: 200, open_for: 30}").model_copy(
+        update={"name": "tuned"})
+    policy = http.guard(tuned).breaker.policy
+    assert (policy.min_calls, policy.open_for, policy.failure_rate) == (200, 30, 0.5)
+    assert policy.window_calls >= 200  # else it could never open
+
+
+async def test_a_connector_with_a_low_min_calls_opens_after_that_many_failures(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    http = HttpCore(allow_networks=LOOPBACK, clock=clock)  # defaults: min_calls 20
+    spec = _shop_with("retry: {attempts: 1}\nbreaker: {min_calls: 3, open_for: 7}")
+    async with Sandbox() as sandbox:
+        settings = local_settings(tmp_path / "h")
+        async with Patchwire(settings, http=http, connectors=ConnectorRegistry([spec])) as pw:
+            await pw.add_connection("shop", "s", {"sandbox_url": sandbox.url,
+                                                  **SANDBOX_CREDENTIALS["shop"]})
+            sandbox.set_chaos("shop", error_rate=1.0, error_statuses=(503,), seed=1)
+            for _ in range(3):
+                with pytest.raises(UpstreamError):
+                    await pw.call("shop.get_order", {"order_id": "42"}, connection="s")
+            assert pw.breaker_state("shop").state == "open"
+            with pytest.raises(CircuitOpenError) as info:
+                await pw.call("shop.get_order", {"order_id": "42"}, connection="s")
+            assert info.value.retry_after == pytest.approx(7, 0.01)
+            assert sandbox.stats.requests["shop"] == 3

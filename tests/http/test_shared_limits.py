@@ -19,7 +19,7 @@ from patchwire.connectors.spec import RateLimit
 from patchwire.errors import StoreError
 from patchwire.http import Bucket, RateLimiters
 from patchwire.store import Store
-from patchwire.store._leases import LeaseRequest, Settlement, Window, decide
+from patchwire.store._leases import LeaseRequest, LeaseResult, Settlement, Window, decide
 from tests.http.helpers import FakeClock, FakeTimers
 
 #: bound on any single wait for the store in these tests
@@ -136,12 +136,15 @@ async def test_tokens_a_process_leased_but_did_not_use_are_free_once_it_lets_go(
 
 async def test_a_connector_without_declared_limits_never_touches_the_store() -> None:
     class NoStore:
-        async def lease_rate_limit(self, req: LeaseRequest) -> tuple[int, float]:
+        async def lease_rate_limit(self, req: LeaseRequest) -> LeaseResult:
             raise AssertionError("leased tokens for an unlimited bucket")
 
         async def settle_rate_limit_leases(self, holder: str,
                                            settle: Sequence[Settlement]) -> None:
             raise AssertionError("settled leases of an unlimited bucket")
+
+        async def pause_rate_limit(self, bucket: str, until: float, now: float) -> None:
+            raise AssertionError("recorded a pause of an unlimited bucket")
 
     limiters = RateLimiters(clock=FakeClock())
     limiters.share(NoStore())
@@ -154,11 +157,14 @@ async def test_a_connector_without_declared_limits_never_touches_the_store() -> 
 async def test_callers_fail_with_the_store_error_rather_than_pass_when_no_lease_can_be_had(
 ) -> None:
     class BrokenStore:
-        async def lease_rate_limit(self, req: LeaseRequest) -> tuple[int, float]:
+        async def lease_rate_limit(self, req: LeaseRequest) -> LeaseResult:
             raise StoreError("cannot lease rate-limit tokens: database is locked")
 
         async def settle_rate_limit_leases(self, holder: str,
                                            settle: Sequence[Settlement]) -> None:
+            return None
+
+        async def pause_rate_limit(self, bucket: str, until: float, now: float) -> None:
             return None
 
     clock = FakeClock()
@@ -234,3 +240,56 @@ def test_two_real_processes_sharing_a_store_together_stay_within_the_limit(
     assert _worst_window(granted, 1.0) <= 20
     assert len(granted) >= 20  # both ran and the limit was reached
     assert all(json.loads(out.strip().splitlines()[-1]) for out in outputs)
+
+
+async def test_a_pause_one_process_learns_holds_the_other_process_until_the_reset(
+    store_url: str,
+) -> None:
+    rate = RateLimit.model_validate("100/second")  # per connection: the paused bucket
+    clock = FakeClock()
+    timers = FakeTimers(clock)
+    async with await Store.open(store_url) as one, await Store.open(store_url) as two:
+        first = RateLimiters(clock=clock, call_later=timers.call_later)
+        shared_one = first.share(one, wall=clock)
+        second = _limiters(two, clock, timers)
+        a = first.bucket("shop", "acme", [rate])
+        b = second.bucket("shop", "acme", [rate])
+        other = second.bucket("shop", "globex", [rate])  # another connection: not paused
+
+        a.pause(30.0)  # process one saw a 429 with Retry-After: 30
+        paused_at = clock.now
+        await asyncio.wait_for(shared_one.pauses_recorded(), STORE_WAIT)
+
+        waiting = asyncio.ensure_future(b.acquire())
+        free = asyncio.ensure_future(other.acquire())
+        await asyncio.sleep(0)
+        assert timers.fire_next()  # process two asks the store for tokens ...
+        await _settle_refills([b, other])
+        while not free.done():
+            assert timers.fire_next()
+            await _settle_refills([b, other])
+        assert not waiting.done()  # ... and gets none while the pause lasts
+        assert b.paused_until == pytest.approx(paused_at + 30.0)  # later callers see it
+        while not waiting.done():
+            assert timers.fire_next()
+            await _settle_refills([b])
+        assert clock.now >= paused_at + 30.0
+        await first.unshare()
+        await second.unshare()
+
+
+async def test_a_shared_pause_keeps_the_later_end_and_lapses_at_it(store_url: str) -> None:
+    window = Window("shop/acme 5/1s", 5, 1.0)
+
+    def req(now: float) -> LeaseRequest:
+        return LeaseRequest((window,), "h", f"lease{now:g}", 1, now, 0.1, pause="shop/acme")
+
+    async with await Store.open(store_url) as one, await Store.open(store_url) as two:
+        await one.pause_rate_limit("shop/acme", 1030.0, now=1000.0)
+        await two.pause_rate_limit("shop/acme", 1010.0, now=1001.0)  # an earlier end
+        assert await two.lease_rate_limit(req(1002.0)) == (0, 1030.0, 1030.0)
+        granted, _, paused = await one.lease_rate_limit(req(1030.0))
+        assert granted == 1 and paused == float("-inf")
+        # a lease that names no bucket to honour (or another one) is not held
+        other = LeaseRequest((Window("shop 5/1s", 5, 1.0),), "h", "x", 1, 1002.0, 0.1)
+        assert (await one.lease_rate_limit(other))[0] == 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from patchwire.auth._keeper import DEFAULT_REFRESH_SKEW, TokenKeeper
+from patchwire.auth._keeper import DEFAULT_MAX_TOKEN_AGE, DEFAULT_REFRESH_SKEW, TokenKeeper
 from patchwire.auth._pkce import PkcePair, code_challenge, new_code_verifier, new_state
 from patchwire.auth._tokens import TokenSet
 from patchwire.auth.oauth2 import OAuth2Client, new_authorization
 from patchwire.auth.vault import Vault, connection_aad, reencrypt_connections
 
 __all__ = [
+    "DEFAULT_MAX_TOKEN_AGE",
     "DEFAULT_REFRESH_SKEW",
     "OAuth2Client",
     "PkcePair",

@@ -23,7 +23,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from patchwire.auth._tokens import TokenSet, mark_needs_reauth, needs_reauth
+from patchwire.auth._tokens import (
+    TokenSet,
+    mark_needs_reauth,
+    needs_reauth,
+    renewed_at,
+    stamp_renewed,
+)
 from patchwire.auth.oauth2 import OAuth2Client
 from patchwire.auth.vault import Vault, connection_aad
 from patchwire.connectors import ConnectorRegistry
@@ -32,10 +38,16 @@ from patchwire.errors import ConfigError, OAuthError, ReauthRequired
 from patchwire.http import HttpCore
 from patchwire.store import ConnectionRecord, Store
 
-__all__ = ["DEFAULT_REFRESH_SKEW", "TokenKeeper", "connection_values"]
+__all__ = ["DEFAULT_MAX_TOKEN_AGE", "DEFAULT_REFRESH_SKEW", "TokenKeeper", "connection_values"]
 
 #: refresh this many seconds before the stated expiry, so a token never expires in flight
 DEFAULT_REFRESH_SKEW = 60.0
+#: tokens older than this are renewed by :meth:`TokenKeeper.refresh_due` even when nobody
+#: uses the connection: many providers expire refresh tokens that sit unused
+DEFAULT_MAX_TOKEN_AGE = 24 * 3600.0
+
+#: told of every refresh that failed (``ReauthRequired`` or a transient ``OAuthError``)
+FailureHook = Callable[[ConnectionRecord, OAuthError], None]
 
 log = logging.getLogger("patchwire.oauth")
 
@@ -56,7 +68,8 @@ class TokenKeeper:
     """Fresh access tokens for OAuth2 connections, one refresh at a time per connection.
 
     ``clock`` gives epoch seconds (a fake one in tests). ``skew`` is how early before
-    expiry a token counts as expired.
+    expiry a token counts as expired. ``on_failure`` is told of every failed refresh (the
+    connection's record and the error), once per flight, e.g. to record an event.
     """
 
     def __init__(
@@ -68,6 +81,7 @@ class TokenKeeper:
         *,
         skew: float = DEFAULT_REFRESH_SKEW,
         clock: Callable[[], float] = time.time,
+        on_failure: FailureHook | None = None,
     ) -> None:
         self._store = store
         self._vault = vault
@@ -75,6 +89,7 @@ class TokenKeeper:
         self._http = http
         self.skew = skew
         self.clock = clock
+        self.on_failure = on_failure
         self._cache: dict[str, TokenSet] = {}
         self._inflight: dict[str, asyncio.Future[TokenSet]] = {}
 
@@ -119,7 +134,8 @@ class TokenKeeper:
         """Save tokens (after a code exchange) into the connection's encrypted secrets;
         clears ``needs_reauth``."""
         async with self._store.locked_connection(name) as locked:
-            secrets = tokens.merged_into(self._decrypt(locked.record))
+            secrets = stamp_renewed(tokens.merged_into(self._decrypt(locked.record)),
+                                    self.clock())
             await locked.update(secrets=self._encrypt(locked.record, secrets))
         self._cache[name] = tokens
 
@@ -133,19 +149,68 @@ class TokenKeeper:
         return OAuth2Client(auth, connection_values(spec, record, secrets), http=self._http,
                             timeouts=spec.timeouts, connection=record.name, clock=self.clock)
 
+    async def refresh_due(self, max_age: float = DEFAULT_MAX_TOKEN_AGE) -> list[str]:
+        """Renew every OAuth2 connection whose tokens were last issued or renewed more than
+        ``max_age`` seconds ago (or never noted), or expire within ``skew``: keeps refresh
+        tokens alive while connections sit idle. Single-flight as every refresh (the age is
+        checked again under the row lock, so processes running this together renew once).
+
+        Connections without tokens or marked ``needs_reauth`` are skipped; a failed
+        refresh is logged (and reported to ``on_failure``) and the others still run.
+        Returns the names whose tokens changed (renewed here, or by another process while
+        this one waited for the row lock).
+        """
+        renewed: list[str] = []
+        for rec in await self._store.list_connections():
+            if rec.connector not in self._connectors or not isinstance(
+                    self._connectors.get(rec.connector).auth, OAuth2Auth):
+                continue
+            try:
+                secrets = self._decrypt(rec)
+            except Exception:  # a key problem: say so, keep the others going
+                log.warning("cannot read the tokens of connection %s", rec.name)
+                continue
+            tokens = TokenSet.from_secrets(secrets)
+            if tokens is None or needs_reauth(secrets) or not self._due(tokens, secrets,
+                                                                         max_age):
+                continue
+            try:
+                fresh = await self._single_flight(rec.name, rejected=None, max_age=max_age)
+            except OAuthError as exc:
+                log.warning("background refresh of connection %s failed (%s)", rec.name,
+                            exc.error)
+                continue
+            if fresh.access_token != tokens.access_token:
+                renewed.append(rec.name)
+        return renewed
+
+    def _due(self, tokens: TokenSet, secrets: Mapping[str, Any], max_age: float | None) -> bool:
+        now = self.clock()
+        if tokens.expires_within(self.skew, now):
+            return True
+        if max_age is None:
+            return False
+        last = renewed_at(secrets)
+        return last is None or now - last >= max_age
+
     # -- the refresh -----------------------------------------------------------------------
 
-    async def _single_flight(self, name: str, *, rejected: str | None) -> TokenSet:
+    async def _single_flight(
+        self, name: str, *, rejected: str | None, max_age: float | None = None
+    ) -> TokenSet:
         pending = self._inflight.get(name)
         if pending is None:
-            pending = asyncio.ensure_future(self._renew(name, rejected))
+            pending = asyncio.ensure_future(self._renew(name, rejected, max_age))
             self._inflight[name] = pending
             pending.add_done_callback(lambda _: self._inflight.pop(name, None))
         # shield: one impatient caller being cancelled must not cancel everyone's refresh
         return await asyncio.shield(pending)
 
-    async def _renew(self, name: str, rejected: str | None) -> TokenSet:
+    async def _renew(
+        self, name: str, rejected: str | None, max_age: float | None = None
+    ) -> TokenSet:
         reauth: ReauthRequired | None = None
+        failed: OAuthError | None = None
         async with self._store.locked_connection(name) as locked:
             rec = locked.record
             secrets = self._decrypt(rec)
@@ -158,7 +223,8 @@ class TokenKeeper:
                               "needs_reauth"),
                     connection=name,
                 )
-            if current is not None and self._still_good(current, rejected):
+            if current is not None and self._still_good(current, rejected) and not (
+                    max_age is not None and self._due(current, secrets, max_age)):
                 # another process (or an earlier flight) refreshed while we waited
                 self._cache[name] = current
                 return current
@@ -169,17 +235,31 @@ class TokenKeeper:
                 reauth = exc
                 await locked.update(secrets=self._encrypt(rec, mark_needs_reauth(secrets,
                                                                                  exc.error)))
-            except OAuthError:
-                raise  # transient (5xx, network): the next call tries again
+            except OAuthError as exc:
+                failed = exc  # transient (5xx, network): the next call tries again
             else:
-                await locked.update(secrets=self._encrypt(rec, fresh.merged_into(secrets)))
+                await locked.update(secrets=self._encrypt(
+                    rec, stamp_renewed(fresh.merged_into(secrets), self.clock())))
                 self._cache[name] = fresh
                 log.info("refreshed oauth2 tokens of connection %s", name)
                 return fresh
         # outside the lock, so the needs_reauth mark is committed before anyone hears of it
+        if failed is not None:
+            self._report(rec, failed)
+            raise failed
+        assert reauth is not None
         self._cache.pop(name, None)
         log.warning("connection %s needs to be authorised again (%s)", name, reauth.error)
+        self._report(rec, reauth)
         raise reauth
+
+    def _report(self, rec: ConnectionRecord, exc: OAuthError) -> None:
+        if self.on_failure is None:
+            return
+        try:
+            self.on_failure(rec, exc)
+        except Exception:  # an event sink failing must not hide the refresh's own error
+            log.exception("recording the failed refresh of connection %s failed", rec.name)
 
     def _still_good(self, current: TokenSet, rejected: str | None) -> bool:
         if current.expires_within(self.skew, self.clock()):

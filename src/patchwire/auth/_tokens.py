@@ -22,6 +22,8 @@ __all__ = [
     "mark_needs_reauth",
     "needs_reauth",
     "parse_token_response",
+    "renewed_at",
+    "stamp_renewed",
 ]
 
 META_KEY = "oauth2"
@@ -95,6 +97,22 @@ def mark_needs_reauth(secrets: Mapping[str, Any], reason: str) -> dict[str, Any]
     meta.update(needs_reauth=True, reauth_reason=reason)
     out[META_KEY] = meta
     return out
+
+
+def stamp_renewed(secrets: Mapping[str, Any], at: float) -> dict[str, Any]:
+    """``secrets`` with the time tokens were last issued or renewed (epoch seconds) noted in
+    the ``oauth2`` metadata: the background refresh keeps idle grants alive from it."""
+    out = dict(secrets)
+    meta = dict(out.get(META_KEY) or {})
+    meta["renewed_at"] = at
+    out[META_KEY] = meta
+    return out
+
+
+def renewed_at(secrets: Mapping[str, Any]) -> float | None:
+    """When the tokens were last issued or renewed; None if never noted (older data)."""
+    value = (secrets.get(META_KEY) or {}).get("renewed_at")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 class TokenResponseError(ValueError):

@@ -33,7 +33,7 @@ def serve(
     """Serve the REST API (POST /api/v1/actions/{action}/call ...)."""
     import uvicorn
 
-    from patchwire._patchwire import Patchwire
+    from patchwire._patchwire import BACKGROUND_REFRESH_INTERVAL, Patchwire
     from patchwire.server import create_app, is_loopback
 
     cfg = settings()
@@ -44,7 +44,8 @@ def serve(
              "(127.0.0.1 or ::1)", code=2)
     console.print(f"Patchwire API on http://{host}:{port}/api/v1 (docs at /api/docs)")
     with errors_handled():
-        uvicorn.run(create_app(Patchwire(cfg)), host=host, port=port, log_level="warning")
+        app = create_app(Patchwire(cfg), background_refresh=BACKGROUND_REFRESH_INTERVAL)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @app.command()

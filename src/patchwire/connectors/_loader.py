@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from patchwire.connectors._schemas import input_schema_problem
 from patchwire.connectors._template import placeholders_in
 from patchwire.connectors._yaml import LineMap, load_yaml_with_lines
-from patchwire.connectors.spec import ActionSpec, ConnectorSpec
+from patchwire.connectors.spec import ActionSpec, ConnectorSpec, OAuth2Auth
 from patchwire.errors import SpecError, SpecProblem
 from patchwire.expressions import ExpressionError, compile_expression
 
@@ -154,6 +154,8 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
             found.extend(_settings_problems(("auth", key), auth[key], declared))
     for key, value in spec.headers.items():
         found.extend(_settings_problems(("headers", key), value, declared))
+    if isinstance(spec.auth, OAuth2Auth) and spec.auth.refresh_on_body is not None:
+        found.extend(_expr_problem(("auth", "refresh_on_body"), spec.auth.refresh_on_body))
     for rule_i, rule in enumerate(spec.errors):
         found.extend(_rule_problems(("errors", rule_i), rule.when, rule.message))
     for name, action in spec.actions.items():

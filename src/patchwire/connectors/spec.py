@@ -19,6 +19,7 @@ __all__ = [
     "AuthSpec",
     "BasicAuth",
     "BearerAuth",
+    "BreakerSpec",
     "ConnectorSpec",
     "ErrorRule",
     "HeaderAuth",
@@ -93,6 +94,15 @@ class OAuth2Auth(_Spec):
     client_id: str = "{client_id}"
     client_secret: str = "{client_secret}"
     token_placement: Literal["header", "query"] = "header"
+    refresh_on_status: list[Annotated[int, Field(ge=400, le=599)]] = Field(
+        default_factory=lambda: [401],
+        description="error statuses meaning the access token expired: renew once, retry",
+    )
+    refresh_on_body: str | None = Field(
+        None,
+        description="JSONata over an error response's body ($status bound); true means "
+        "the access token expired, whatever the status (e.g. error.code = 'token_expired')",
+    )
 
     @model_validator(mode="after")
     def _authorize_url_for_code_flow(self) -> OAuth2Auth:
@@ -159,6 +169,28 @@ class RetryPolicy(_Spec):
         "non-idempotent requests get one generated per call, kept across attempts, "
         "and become safe to retry",
     )
+
+
+class BreakerSpec(_Spec):
+    """Circuit breaker settings of one connector (``http/_breaker.py``'s BreakerPolicy).
+
+    Every field is optional: the ones left out keep the engine's defaults.
+    """
+
+    failure_rate: float | None = Field(
+        None, gt=0, le=1, description="share of failed calls among the recent ones that opens it"
+    )
+    min_calls: int | None = Field(None, ge=1, description="recent calls needed before it may open")
+    window_calls: int | None = Field(None, ge=1, description="most recent calls counted")
+    window: float | None = Field(None, gt=0, description="seconds a call stays counted")
+    open_for: float | None = Field(None, gt=0, description="seconds open before one probe")
+
+    @model_validator(mode="after")
+    def _min_within_window(self) -> BreakerSpec:
+        if (self.min_calls is not None and self.window_calls is not None
+                and self.min_calls > self.window_calls):
+            raise ValueError("min_calls cannot exceed window_calls: the breaker could never open")
+        return self
 
 
 class Pagination(_Spec):
@@ -280,6 +312,7 @@ class ConnectorSpec(_Spec):
     rate_limits: list[RateLimit] = Field(default_factory=list)
     concurrency: int | None = Field(None, gt=0, description="max calls in flight")
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    breaker: BreakerSpec | None = Field(None, description="circuit breaker; defaults if absent")
     pagination: Pagination = Field(default_factory=Pagination)
     errors: list[ErrorRule] = Field(default_factory=list)
     actions: dict[ActionName, ActionSpec] = Field(default_factory=dict)

@@ -11,6 +11,7 @@ round trip and no per-call objects beyond the response.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 import uuid
@@ -148,17 +149,29 @@ class HttpCore:
         g = self._guards.get(spec.name)
         if g is not None and g.spec is spec:
             return g
+        policy = self._breaker_policy_of(spec)
         if g is not None:
             # a reloaded spec keeps the connector's health and budget history
             breaker, budget = g.breaker, g.budget
+            breaker.policy = policy
             if g.spec.rate_limits != spec.rate_limits:
                 self.limiters.drop(spec.name)
         else:
-            breaker = CircuitBreaker(spec.name, self._breaker_policy, clock=self._clock)
+            breaker = CircuitBreaker(spec.name, policy, clock=self._clock)
             budget = RetryBudget(ratio=self._budget_ratio, min_retries=self._budget_min,
                                  clock=self._clock)
         g = self._guards[spec.name] = ConnectorGuard(spec, breaker, budget, self.limiters)
         return g
+
+    def _breaker_policy_of(self, spec: ConnectorSpec) -> BreakerPolicy:
+        """The connector's ``breaker:`` settings over the engine's defaults."""
+        if spec.breaker is None:
+            return self._breaker_policy
+        given = {k: v for k, v in spec.breaker.model_dump().items() if v is not None}
+        policy = dataclasses.replace(self._breaker_policy, **given)
+        if policy.min_calls > policy.window_calls:  # else it could never open
+            policy = dataclasses.replace(policy, window_calls=policy.min_calls)
+        return policy
 
     def breaker_state(self, connector: str) -> BreakerState:
         """The circuit breaker of ``connector`` (closed if it never made a call)."""

@@ -14,6 +14,9 @@ futures as there are free slots. No caller polls or sleeps on its own.
 When the store is shared (:meth:`RateLimiters.share`), a bucket with declared limits also
 needs a token leased from the store (``_shared_limits.py``) for each grant: the local
 windows keep this process exact, the leases keep all processes together within the limit.
+Such a bucket also shares the upstream's pauses: a pause this process sees is recorded in
+the store, and one another process recorded comes back with the next lease request
+(see ``_shared_limits.py``).
 """
 
 from __future__ import annotations
@@ -129,6 +132,8 @@ class Bucket:
         until = self._clock() + seconds
         if until > self.paused_until:
             self.paused_until = until
+            if self.shared is not None:
+                self.shared.publish_pause(seconds)
             if self._waiters:
                 self._reschedule()
 
@@ -171,11 +176,19 @@ class Bucket:
             shared = self.shared
             if shared is not None and not shared.take():
                 if shared.ready_at() <= now:
-                    shared.refill(len(waiters), self._reschedule, self._fail)
+                    shared.refill(len(waiters), self._lease_answered, self._fail)
                 break
             for w in self.windows:
                 w.take(now)
             waiters.popleft().set_result(None)
+        self._reschedule()
+
+    def _lease_answered(self) -> None:
+        """The store answered a lease request; a pause it reported holds this bucket too
+        (so later callers fail fast when it outlasts their wait cap)."""
+        shared = self.shared
+        if shared is not None and shared.paused_until > self.paused_until:
+            self.paused_until = shared.paused_until
         self._reschedule()
 
     def _fail(self, exc: BaseException) -> None:

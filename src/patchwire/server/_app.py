@@ -103,14 +103,23 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JS
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def create_app(pw: Patchwire, *, manage_lifecycle: bool = True) -> FastAPI:
+def create_app(
+    pw: Patchwire, *, manage_lifecycle: bool = True, background_refresh: float | None = None,
+) -> FastAPI:
+    """The API over ``pw``. ``background_refresh``: renew OAuth2 tokens due for renewal
+    every that many seconds while the app runs (``patchwire serve`` turns it on)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if manage_lifecycle:
             await pw.open()
+        if background_refresh is not None:
+            pw.start_background_refresh(background_refresh)
         try:
             yield
         finally:
+            if background_refresh is not None:
+                await pw.stop_background_refresh()
             if manage_lifecycle:
                 await pw.close()
 

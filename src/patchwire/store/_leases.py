@@ -10,6 +10,12 @@ granted, and since it has a use in W its ``ends_at`` is at least W's start, whic
 more than L's grant time minus P, so it was counted. The uses in W are therefore at
 most what L's grant saw plus L's own tokens: at most N.
 
+Pauses (``rate_limit_pauses``): when an upstream answers 429 or ``X-RateLimit-Remaining:
+0``, the process that saw it records until when the bucket is paused; a grant for that
+bucket checks the row in the same transaction and grants nothing before then, so every
+process stops at its next lease (within a lease's life, at most a second) without any
+store round trip on the call path.
+
 Times are wall-clock seconds supplied by the caller (the same ``time.time()`` every
 process on a host shares); the grant time is taken before waiting for the lock, so a
 lease's uses never precede it.
@@ -25,8 +31,12 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["LeaseRequest", "Settlement", "Window", "decide", "lease_async", "lease_sqlite",
-           "settle_async", "settle_sqlite"]
+__all__ = ["LeaseRequest", "LeaseResult", "Settlement", "Window", "decide", "lease_async",
+           "lease_sqlite", "pause_async", "pause_sqlite", "settle_async", "settle_sqlite"]
+
+#: what a lease transaction answers: tokens granted, the wall time the first token frees
+#: when none were, and the wall time a pause of the bucket ends (-inf: not paused)
+LeaseResult = tuple[int, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +66,8 @@ class LeaseRequest:
     now: float
     ttl: float
     settle: tuple[Settlement, ...] = ()
+    #: the bucket whose recorded pause (if any) this grant honours
+    pause: str | None = None
 
 
 _SETTLE_UPDATE = ("UPDATE rate_limit_leases SET tokens = :used, ends_at = :ends_at "
@@ -69,6 +81,17 @@ _COUNT = "SELECT tokens, ends_at FROM rate_limit_leases WHERE bucket = :bucket O
 _INSERT = ("INSERT INTO rate_limit_leases "
            "(bucket, lease_id, holder, tokens, granted_at, ends_at) "
            "VALUES (:bucket, :lease_id, :holder, :tokens, :now, :ends_at)")
+
+
+_PAUSED = ("SELECT paused_until FROM rate_limit_pauses "
+           "WHERE bucket = :bucket AND paused_until > :now")
+_PAUSE_EXPIRE = "DELETE FROM rate_limit_pauses WHERE paused_until <= :now"
+# keeps the later of two pauses (CASE rather than MAX/GREATEST: both backends read it)
+_PAUSE_UPSERT = ("INSERT INTO rate_limit_pauses (bucket, paused_until) VALUES (:bucket, :until) "
+                 "ON CONFLICT (bucket) DO UPDATE SET paused_until = CASE "
+                 "WHEN excluded.paused_until > rate_limit_pauses.paused_until "
+                 "THEN excluded.paused_until ELSE rate_limit_pauses.paused_until END")
+_NOT_PAUSED = float("-inf")
 
 
 def decide(windows: Sequence[Window], counted: Sequence[Sequence[tuple[int, float]]],
@@ -113,12 +136,28 @@ def settle_sqlite(db: sqlite3.Connection, holder: str, settle: Sequence[Settleme
         db.execute(_SETTLE_UPDATE if s.used else _SETTLE_DELETE, _settle_params(holder, s))
 
 
-def lease_sqlite(db: sqlite3.Connection, req: LeaseRequest) -> tuple[int, float]:
+def pause_sqlite(db: sqlite3.Connection, bucket: str, until: float, now: float) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(_PAUSE_EXPIRE, {"now": now})
+        db.execute(_PAUSE_UPSERT, {"bucket": bucket, "until": until})
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def lease_sqlite(db: sqlite3.Connection, req: LeaseRequest) -> LeaseResult:
     """Run in a worker thread: BEGIN IMMEDIATE takes the database's write lock (waiting
     up to busy_timeout), which serialises grants across processes."""
     db.execute("BEGIN IMMEDIATE")
     try:
         settle_sqlite(db, req.holder, req.settle)
+        if req.pause is not None:
+            row = db.execute(_PAUSED, {"bucket": req.pause, "now": req.now}).fetchone()
+            if row is not None:
+                db.execute("COMMIT")
+                return 0, float(row[0]), float(row[0])
         counted = []
         for w in req.windows:
             db.execute(_EXPIRE, {"bucket": w.key, "period": w.period, "now": req.now})
@@ -133,7 +172,7 @@ def lease_sqlite(db: sqlite3.Connection, req: LeaseRequest) -> tuple[int, float]
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-    return grant, retry_at
+    return grant, retry_at, _NOT_PAUSED
 
 
 # -- PostgreSQL (and in-memory SQLite): the async engine ---------------------------------
@@ -145,7 +184,12 @@ async def settle_async(conn: AsyncConnection, holder: str,
                            _settle_params(holder, s))
 
 
-async def lease_async(conn: AsyncConnection, req: LeaseRequest) -> tuple[int, float]:
+async def pause_async(conn: AsyncConnection, bucket: str, until: float, now: float) -> None:
+    await conn.execute(text(_PAUSE_EXPIRE), {"now": now})
+    await conn.execute(text(_PAUSE_UPSERT), {"bucket": bucket, "until": until})
+
+
+async def lease_async(conn: AsyncConnection, req: LeaseRequest) -> LeaseResult:
     """Inside the caller's transaction. On PostgreSQL a transaction-scoped advisory lock
     per limit serialises grants of that limit only (taken in key order: no deadlock);
     on SQLite the caller began the transaction IMMEDIATE."""
@@ -153,6 +197,11 @@ async def lease_async(conn: AsyncConnection, req: LeaseRequest) -> tuple[int, fl
         for key in sorted(advisory_key(w.key) for w in req.windows):
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
     await settle_async(conn, req.holder, req.settle)
+    if req.pause is not None:
+        until = (await conn.execute(text(_PAUSED), {"bucket": req.pause, "now": req.now})
+                 ).scalar()
+        if until is not None:
+            return 0, float(until), float(until)
     counted: list[list[tuple[int, float]]] = []
     for w in req.windows:
         await conn.execute(text(_EXPIRE), {"bucket": w.key, "period": w.period, "now": req.now})
@@ -164,4 +213,4 @@ async def lease_async(conn: AsyncConnection, req: LeaseRequest) -> tuple[int, fl
             await conn.execute(text(_INSERT), {
                 "bucket": w.key, "lease_id": req.lease_id, "holder": req.holder,
                 "tokens": grant, "now": req.now, "ends_at": req.now + req.ttl})
-    return grant, retry_at
+    return grant, retry_at, _NOT_PAUSED

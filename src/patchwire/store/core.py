@@ -31,9 +31,12 @@ from sqlalchemy.sql import ColumnElement
 from patchwire.errors import ConnectionExists, PatchwireError, StoreError, UnknownConnection
 from patchwire.store._leases import (
     LeaseRequest,
+    LeaseResult,
     Settlement,
     lease_async,
     lease_sqlite,
+    pause_async,
+    pause_sqlite,
     settle_async,
     settle_sqlite,
 )
@@ -577,10 +580,12 @@ class Store:
     _lease_db: sqlite3.Connection | None = None
     _lease_turn: asyncio.Lock | None = None
 
-    async def lease_rate_limit(self, req: LeaseRequest) -> tuple[int, float]:
+    async def lease_rate_limit(self, req: LeaseRequest) -> LeaseResult:
         """Grant up to ``req.want`` tokens of the limits in ``req.windows`` (all or none
         of them) and settle the holder's finished leases, in one transaction serialised
-        per limit. Returns (tokens granted, wall time the first token frees when 0)."""
+        per limit. Returns (tokens granted, wall time the first token frees when 0, wall
+        time the pause recorded for ``req.pause`` ends or -inf); a paused bucket gets
+        nothing until its pause ends."""
         with self._errors("lease rate-limit tokens"):
             database = self._engine.url.database or ""
             if self.dialect == "sqlite" and database not in ("", ":memory:"):
@@ -589,6 +594,18 @@ class Store:
                 conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
                 async with conn.begin():
                     return await lease_async(conn, req)
+
+    async def pause_rate_limit(self, bucket: str, until: float, now: float) -> None:
+        """Record that the upstream wants ``bucket`` paused until the wall time ``until``
+        (a later pause already recorded stays); lease grants for it honour the pause."""
+        with self._errors("record a rate-limit pause"):
+            database = self._engine.url.database or ""
+            if self.dialect == "sqlite" and database not in ("", ":memory:"):
+                await self._in_lease_thread(
+                    database, lambda db: pause_sqlite(db, bucket, until, now))
+                return
+            async with self._engine.begin() as conn:
+                await pause_async(conn, bucket, until, now)
 
     async def settle_rate_limit_leases(self, holder: str,
                                        settle: Sequence[Settlement]) -> None:
