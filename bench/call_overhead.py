@@ -1,9 +1,11 @@
 """Call-path overhead: ``pw.call`` against a raw aiohttp loop doing the same requests.
 
 The sandbox runs in a separate process (so its CPU is not ours); both loops send
-``GET /shop/orders/42`` with the same auth header and parse the JSON body. Rounds
-alternate raw/patchwire and the best round of each is kept, so drift on a shared machine
-hits both alike. The last line of output is one JSON object of the figures.
+``GET /shop/orders/42`` with the same auth header and parse the JSON body. Each
+measurement alternates ten chunks of raw and patchwire calls and compares their total
+times, so drift on a shared machine hits both alike. Patchwire runs with everything on:
+validation, the SSRF guard, retries, limits, the breaker and the call log. The last line
+of output is one JSON object of the figures.
 
     python bench/call_overhead.py            # 20,000 calls per measurement
     python bench/call_overhead.py --quick    # under 30 s, same output shape
