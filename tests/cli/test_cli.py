@@ -338,7 +338,7 @@ async def test_serve_answers_calls_over_http_and_stops_on_interrupt(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert f"Patchwire API on http://127.0.0.1:{port}/api/v1" in " ".join(out.decode().split())
+    assert f"Patchwire API starting on http://127.0.0.1:{port}/api/v1" in " ".join(out.decode().split())
     assert proc.returncode == 0, err.decode()
     assert "Traceback" not in err.decode()
     assert leaks_in(out + err, canary) == []
