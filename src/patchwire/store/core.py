@@ -151,21 +151,8 @@ def _connection_record(row: Row[Any]) -> ConnectionRecord:
 
 
 def _call_record(row: Row[Any]) -> CallRecord:
-    m = row._mapping
-    return CallRecord(
-        id=m["id"],
-        request_id=m["request_id"],
-        action=m["action"],
-        connector=m["connector"],
-        connection=m["connection"],
-        status=m["status"],
-        http_status=m["http_status"],
-        latency_ms=m["latency_ms"],
-        attempts=m["attempts"],
-        error_class=m["error_class"],
-        error_message=m["error_message"],
-        started_at=m["started_at"],
-    )
+    # the calls table's columns are exactly CallRecord's fields
+    return CallRecord(**row._mapping)
 
 
 def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -478,13 +465,11 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot record calls: {exc}") from exc
 
-    _CALL_COLUMNS = _CALL_LOG_COLUMNS
-
     def _insert_calls_sql(self) -> tuple[str, Callable[[datetime], Any]]:
         if self._calls_sql is not None:
             return self._calls_sql
         dialect = self._engine.dialect
-        n = len(self._CALL_COLUMNS)
+        n = len(_CALL_LOG_COLUMNS)
         if dialect.paramstyle == "qmark":
             marks = ["?"] * n
         elif dialect.paramstyle == "numeric_dollar":
@@ -495,7 +480,7 @@ class Store:
             marks = ["%s"] * n
         quote = dialect.identifier_preparer.quote
         sql = (f"INSERT INTO {quote(_CALLS.name)} "  # noqa: S608 - identifiers are constants
-               f"({', '.join(quote(c) for c in self._CALL_COLUMNS)}) "
+               f"({', '.join(quote(c) for c in _CALL_LOG_COLUMNS)}) "
                f"VALUES ({', '.join(marks)})")
         if dialect.name == "sqlite":
             # What UTCDateTime + SQLite's DateTime write, without three Python layers per
