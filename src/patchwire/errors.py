@@ -11,7 +11,10 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
     ├── LookupFailed                 a named thing does not exist
     │   ├── UnknownConnector
     │   ├── UnknownAction
-    │   └── UnknownConnection
+    │   ├── UnknownConnection
+    │   ├── UnknownTool
+    │   └── UnknownApproval
+    ├── ApprovalStateError           an approval was already decided (or used)
     ├── ConnectionExists             a connection with that name already exists
     ├── VaultError                   a secret cannot be encrypted or decrypted
     ├── StoreError                   the database failed or is unreachable
@@ -47,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ApprovalStateError",
     "AuthError",
     "BlockedDestinationError",
     "CallContext",
@@ -71,7 +75,9 @@ __all__ = [
     "StoreError",
     "TransportError",
     "UnknownAction",
+    "UnknownApproval",
     "UnknownConnection",
+    "UnknownTool",
     "UnknownConnector",
     "UpstreamError",
     "UpstreamResponseError",
@@ -150,6 +156,18 @@ class UnknownAction(LookupFailed):
 
 class UnknownConnection(LookupFailed):
     code = "unknown_connection"
+
+
+class UnknownTool(LookupFailed):
+    code = "unknown_tool"
+
+
+class UnknownApproval(LookupFailed):
+    code = "unknown_approval"
+
+
+class ApprovalStateError(PatchwireError):
+    code = "approval_already_decided"
 
 
 class ConnectionExists(PatchwireError):

@@ -54,7 +54,7 @@ async def test_open_applies_migrations_and_reopening_is_a_no_op(store_url: str) 
         assert [c.name for c in await store.list_connections()] == ["keep-me"]
         async with store.engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert [v[0] for v in versions] == ["0003"]
+    assert [v[0] for v in versions] == ["0004"]
 
 
 async def test_concurrent_opens_of_a_new_store_migrate_it_once(store_url: str) -> None:
@@ -62,7 +62,7 @@ async def test_concurrent_opens_of_a_new_store_migrate_it_once(store_url: str) -
     try:
         async with stores[0].engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [v[0] for v in versions] == ["0003"]
+        assert [v[0] for v in versions] == ["0004"]
     finally:
         for opened in stores:
             await opened.close()

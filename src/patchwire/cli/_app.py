@@ -7,7 +7,7 @@ import contextlib
 
 import typer
 
-from patchwire.cli import _call, _connections, _connectors
+from patchwire.cli import _approvals, _call, _connections, _connectors, _mcp, _tools
 from patchwire.cli._common import console, errors_handled, fail, settings
 
 app = typer.Typer(
@@ -18,8 +18,12 @@ app = typer.Typer(
 )
 app.add_typer(_connectors.app, name="connector")
 app.add_typer(_connections.app, name="connection")
+app.add_typer(_tools.app, name="tools")
+app.add_typer(_approvals.app, name="approvals")
 app.command("call")(_call.call)
 app.command("calls")(_call.calls)
+# --- MCP server over stdio (src/patchwire/cli/_mcp.py) ---
+app.command("mcp")(_mcp.mcp)
 
 vault_app = typer.Typer(help="The credential vault.", no_args_is_help=True)
 app.add_typer(vault_app, name="vault")

@@ -34,6 +34,9 @@ __all__ = [
 def connector_json_schema() -> dict[str, object]:
     """JSON Schema of the connector format (for editors and `patchwire connector schema`)."""
     schema = ConnectorSpec.model_json_schema(by_alias=True)
+    # `tool: true` / `tool: false` are shorthands the model converts before validating
+    tool = schema["$defs"]["ActionSpec"]["properties"]["tool"]
+    tool["anyOf"].insert(0, {"type": "boolean"})
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Patchwire connector"
     return schema

@@ -207,6 +207,9 @@ def _action_expression_problems(base: _Loc, action: dict[str, Any]) -> list[tupl
         for key in ("items", "next_cursor", "total_pages", "has_more", "next_url"):
             if isinstance(pagination.get(key), str):
                 found.extend(_expr_problem((*base, "pagination", key), pagination[key]))
+    tool = action.get("tool")
+    if isinstance(tool, dict) and isinstance(tool.get("result"), str):
+        found.extend(_expr_problem((*base, "tool", "result"), tool["result"]))
     return found
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "RetryPolicy",
     "SettingSpec",
     "Timeouts",
+    "ToolSpec",
 ]
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -274,6 +275,28 @@ class ErrorRule(_Spec):
 
 ActionName = Annotated[str, Field(pattern=NAME_PATTERN)]
 
+TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+
+
+class ToolSpec(_Spec):
+    """How an action is offered to a chatbot as a tool. Unset fields take defaults from the
+    action: name ``<connector>_<action>``, description from its summary and description,
+    read-only for GET/HEAD/OPTIONS, destructive for DELETE, confirm when destructive."""
+
+    enabled: bool = True
+    name: str | None = Field(None, pattern=TOOL_NAME_PATTERN,
+                             description="the name models see (letters, digits, _ and -)")
+    description: str | None = None
+    read_only: bool | None = Field(None, description="only reads; never changes anything")
+    destructive: bool | None = Field(
+        None, description="may delete, pay, refund or otherwise change things for good")
+    confirm: bool | None = Field(
+        None, description="a person must approve each call (default: when destructive)")
+    result: str | None = Field(
+        None, description="JSONata projection of the result, so the model sees what matters")
+    max_result_bytes: int = Field(
+        8192, ge=256, le=1_048_576, description="longer results are cut, with a note saying so")
+
 
 class ActionSpec(_Spec):
     summary: str = ""
@@ -290,7 +313,23 @@ class ActionSpec(_Spec):
     idempotent: bool | None = Field(
         None, description="defaults to true for GET/HEAD/PUT/DELETE/OPTIONS"
     )
-    tool: dict[str, Any] | None = Field(None, description="tool exposure (see tools docs)")
+    tool: ToolSpec | None = Field(
+        None, description="offer this action to chatbots as a tool (true, or tool settings)")
+
+    @field_validator("tool", mode="before")
+    @classmethod
+    def _tool_shorthand(cls, v: Any) -> Any:
+        # `tool: true` is the common case; a bool in the union would double every error path
+        if v is True:
+            return {}
+        if v is False:
+            return {"enabled": False}
+        return v
+
+    @property
+    def tool_spec(self) -> ToolSpec | None:
+        """The tool settings when the YAML offers this action as a tool, else None."""
+        return self.tool if self.tool is not None and self.tool.enabled else None
 
     @property
     def is_idempotent(self) -> bool:

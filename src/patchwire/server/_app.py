@@ -16,9 +16,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.routing import Route
 
 from patchwire._patchwire import Patchwire
 from patchwire.errors import (
+    ApprovalStateError,
     CallError,
     ConfigError,
     ConnectionExists,
@@ -27,6 +29,7 @@ from patchwire.errors import (
     PatchwireError,
     UpstreamResponseError,
 )
+from patchwire.server._tools_api import tools_router
 
 __all__ = ["create_app", "is_loopback"]
 
@@ -62,7 +65,7 @@ def _status_for(exc: PatchwireError) -> int:
         return 422
     if isinstance(exc, LookupFailed):
         return 404
-    if isinstance(exc, ConnectionExists):
+    if isinstance(exc, ConnectionExists | ApprovalStateError):
         return 409
     if isinstance(exc, ConfigError):
         return 400
@@ -108,6 +111,12 @@ def create_app(
 ) -> FastAPI:
     """The API over ``pw``. ``background_refresh``: renew OAuth2 tokens due for renewal
     every that many seconds while the app runs (``patchwire serve`` turns it on)."""
+    # --- MCP (Streamable HTTP at /mcp; src/patchwire/tools/_mcp.py) ---
+    from patchwire.tools._invoke import ToolInvoker
+    from patchwire.tools._mcp import McpHttpEndpoint
+
+    mcp_endpoint = McpHttpEndpoint(ToolInvoker(pw))
+    # --- end MCP ---
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -116,7 +125,8 @@ def create_app(
         if background_refresh is not None:
             pw.start_background_refresh(background_refresh)
         try:
-            yield
+            async with mcp_endpoint.run():  # MCP: the Streamable HTTP session manager
+                yield
         finally:
             if background_refresh is not None:
                 await pw.stop_background_refresh()
@@ -125,6 +135,8 @@ def create_app(
 
     app = FastAPI(title="Patchwire", version="0.1.0", lifespan=lifespan,
                   docs_url="/api/docs", openapi_url="/api/v1/openapi.json")
+    # MCP: an ASGI endpoint (every method: POST, GET for the event stream, DELETE)
+    app.router.routes.append(Route("/mcp", endpoint=mcp_endpoint))
 
     @app.exception_handler(PatchwireError)
     async def _patchwire_error(_: Request, exc: PatchwireError) -> JSONResponse:
@@ -181,4 +193,5 @@ def create_app(
                                         limit=max(1, min(limit, 1000)))
         return [r.to_dict() for r in records]
 
+    app.include_router(tools_router(pw))
     return app

@@ -9,12 +9,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, MetaData, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["NAMING_CONVENTION", "Base", "CallRow", "ConnectionRow", "UTCDateTime"]
+__all__ = [
+    "NAMING_CONVENTION",
+    "ApprovalRow",
+    "Base",
+    "CallRow",
+    "ConnectionRow",
+    "ToolCallRow",
+    "ToolSettingRow",
+    "UTCDateTime",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -88,4 +97,57 @@ class CallRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False)
     error_class: Mapped[str | None] = mapped_column(String(200), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class ToolSettingRow(Base):
+    """Tool settings set with ``patchwire tools enable|disable``; they win over the YAML."""
+
+    __tablename__ = "tool_settings"
+
+    target: Mapped[str] = mapped_column(String(300), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ApprovalRow(Base):
+    """A request for a person's yes before something runs (a tool call; later a flow step)."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    subject: Mapped[str] = mapped_column(String(300), nullable=False)
+    target: Mapped[str] = mapped_column(String(300), nullable=False)
+    connection: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ToolCallRow(Base):
+    """The tool audit: every call a model made, whether its arguments were valid, and how
+    it ended. Arguments are stored redacted."""
+
+    __tablename__ = "tool_calls"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    tool: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    target: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    connection: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    arguments: Mapped[Any] = mapped_column(JSON, nullable=True)
+    validation_failed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
+    approval_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
