@@ -47,8 +47,9 @@ async def test_open_applies_migrations_and_reopening_is_a_no_op(store_url: str) 
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
             version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
         await store.add_connection(ConnectionRecord.new("keep-me", "shop"))
-    assert {"connections", "calls", "alembic_version", "rate_limit_pauses"} <= tables
-    assert version == "0003"
+    assert {"connections", "calls", "alembic_version", "rate_limit_pauses", "approvals",
+            "tool_calls", "tool_settings"} <= tables
+    assert version == "0004"
 
     async with await Store.open(store_url) as store:
         assert [c.name for c in await store.list_connections()] == ["keep-me"]
@@ -78,7 +79,7 @@ async def test_migrated_schema_has_every_model_column_and_index(store: Store) ->
                 {i["name"] for i in insp.get_indexes(t) if not i.get("duplicates_constraint")},
                 {u["name"] for u in insp.get_unique_constraints(t)},
             )
-            for t in ("connections", "calls")
+            for t in Base.metadata.tables
         }
 
     async with store.engine.connect() as conn:

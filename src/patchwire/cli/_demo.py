@@ -9,9 +9,11 @@ its result and timing. Connections are created (or updated) in the default store
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from rich.console import Console
@@ -83,7 +85,7 @@ async def _connect(pw: Patchwire, sandbox_url: str) -> None:
 async def run_demo(*, port: int = 0) -> None:
     settings = load_settings()
     console.rule("[bold]Patchwire demo[/]: a support bot that can act")
-    async with Sandbox(port=port) as sandbox, Patchwire(_admit(settings, sandbox)) as pw:
+    async with _sandbox(port) as sandbox, Patchwire(_admit(settings, sandbox)) as pw:
         console.print(f"Sandbox APIs on [bold]{sandbox.url}[/] (shop · helpdesk · calendar · "
                       f"payments); store at {settings.effective_database_url.split('///')[-1]}")
         console.print(f"SSRF guard on: internal addresses are refused; the sandbox's address "
@@ -172,6 +174,81 @@ async def run_demo(*, port: int = 0) -> None:
             table.add_row(action, status, str(attempts or ""), f"{ms:.1f}" if ms else "", rid)
         console.print(table)
         console.print("Every call is in the call log: [bold]patchwire calls[/]")
+        await _tools_scene(pw, charge)
+    _connect_a_client(sandbox.port)
+
+
+DEMO_CONNECTIONS = ["demo-shop", "demo-helpdesk", "demo-calendar", "demo-payments"]
+
+
+async def _tools_scene(pw: Patchwire, charge: dict[str, Any]) -> None:
+    """The same actions as a model sees them: tools with safety flags, errors it can act
+    on, and a refund that waits for a person's yes."""
+    from patchwire.tools import ToolInvoker
+
+    console.print()
+    console.rule("[bold]The same actions as chatbot tools[/]")
+    invoker = ToolInvoker(pw, connections=DEMO_CONNECTIONS)
+    catalog = await invoker.catalog()
+    gated = [t.name for t in catalog if t.confirm]
+    console.print(f"{len(catalog)} tools; {len(gated)} need a person's approval: "
+                  f"{', '.join(gated)}")
+    wrong = await invoker.invoke("shop_get_order", {"order": 42}, session_id="demo")
+    console.print(Panel(wrong.text, title="model calls shop_get_order with a wrong argument "
+                        "→ what it reads", border_style="yellow"))
+    args = {"charge_id": charge["id"], "amount": 50, "reason": "goodwill"}
+    pending = await invoker.invoke("payments_refund_charge", args, session_id="demo")
+    console.print(Panel(pending.text, title="model asks for a refund → what it reads",
+                        border_style="yellow"))
+    if pending.approval_id:
+        await invoker.repository.decide_approval(
+            pending.approval_id, approved=True, decided_by="demo supervisor",
+            reason="goodwill gesture approved")
+        done = await invoker.invoke("payments_refund_charge", args, session_id="demo")
+        console.print(f"  [green]✓[/] approved by the supervisor; the model's retry ran: "
+                      f"{done.status} {_short(done.data)}")
+    console.print("Tool calls are audited: [bold]patchwire tools audit[/]; approvals: "
+                  "[bold]patchwire approvals list --status all[/]")
+
+
+def _connect_a_client(sandbox_port: int) -> None:
+    import shutil
+    import sys
+    from pathlib import Path
+
+    exe = shutil.which("patchwire") or str(Path(sys.executable).with_name("patchwire"))
+    scope = " ".join(f"--connection {c}" for c in DEMO_CONNECTIONS)
+    env = "PATCHWIRE_ALLOW_NETWORKS=127.0.0.1"
+    sandbox = "patchwire sandbox" + (f" --port {sandbox_port}" if sandbox_port != 8765 else "")
+    console.print()
+    console.rule("[bold]Connect a chatbot[/]")
+    console.print(
+        f"The demo connections point at the sandbox on port {sandbox_port}; start it again "
+        f"first: [bold]{sandbox} &[/]\n"
+        f"• MCP over stdio (Claude Desktop, Cursor, Inspector): command [bold]{exe}[/], "
+        f"args [bold]mcp {scope}[/], env {env}\n"
+        f"  try it: [bold]{env} npx @modelcontextprotocol/inspector --cli {exe} mcp "
+        f"--connection demo-shop --method tools/list[/]\n"
+        f"• MCP over Streamable HTTP: [bold]{env} patchwire serve[/] → "
+        "http://127.0.0.1:8600/mcp\n"
+        "• OpenAI / Anthropic tool definitions: [bold]patchwire tools export --format openai "
+        "--connection demo-shop[/]\n"
+        "• A terminal chat with any OpenAI-compatible model: [bold]patchwire chat --base-url "
+        "URL --model M --connection demo-shop[/]", highlight=False)
+
+
+@contextlib.asynccontextmanager
+async def _sandbox(port: int) -> AsyncIterator[Sandbox]:
+    """The sandbox on ``port``; by default on `patchwire sandbox`'s port 8765 when it is
+    free, so the demo's connections keep working with a sandbox started afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            sandbox = await stack.enter_async_context(Sandbox(port=port or 8765))
+        except OSError:
+            if port:
+                raise
+            sandbox = await stack.enter_async_context(Sandbox(port=0))
+        yield sandbox
 
 
 def _admit(settings: Settings, sandbox: Sandbox) -> Settings:

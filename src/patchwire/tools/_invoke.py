@@ -189,8 +189,13 @@ class ToolInvoker:
             else:
                 result = await self._invoke(tool, arguments, session_id, confirm,
                                             request_id, audit)
+        except PatchwireError as exc:
+            # e.g. the store is unreachable or a scoped connection was removed
+            log.warning("tool call %s failed: %s (request %s)", name, exc, request_id)
+            result = ToolResult("error", f"The tool could not run: {exc}. This is not caused "
+                                "by your arguments; tell the user it is unavailable right now.")
         except Exception:
-            # A bug or an unavailable store must not reach the model as a traceback.
+            # A bug must not reach the model as a traceback.
             log.exception("tool call %s failed unexpectedly (request %s)", name, request_id)
             result = ToolResult("error", "The tool failed because of an internal error in "
                                 f"Patchwire (reference {request_id}). This is not caused by "
