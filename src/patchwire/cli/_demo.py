@@ -196,7 +196,10 @@ async def _tools_scene(pw: Patchwire, charge: dict[str, Any]) -> None:
     wrong = await invoker.invoke("shop_get_order", {"order": 42}, session_id="demo")
     console.print(Panel(wrong.text, title="model calls shop_get_order with a wrong argument "
                         "→ what it reads", border_style="yellow"))
-    args = {"charge_id": charge["id"], "amount": 50, "reason": "goodwill"}
+    listed = await pw.call("payments.list_charges", {"limit": 50}, connection="demo-payments")
+    refundable = [c for c in _items(listed) if not c.get("refunded") and c["id"] != charge["id"]]
+    target = refundable[0] if refundable else charge
+    args = {"charge_id": target["id"], "amount": 50, "reason": "goodwill"}
     pending = await invoker.invoke("payments_refund_charge", args, session_id="demo")
     console.print(Panel(pending.text, title="model asks for a refund → what it reads",
                         border_style="yellow"))
@@ -206,7 +209,8 @@ async def _tools_scene(pw: Patchwire, charge: dict[str, Any]) -> None:
             reason="goodwill gesture approved")
         done = await invoker.invoke("payments_refund_charge", args, session_id="demo")
         console.print(f"  [green]✓[/] approved by the supervisor; the model's retry ran: "
-                      f"{done.status} {_short(done.data)}")
+                      f"{done.status}: {_short(done.data) if done.data else done.text}",
+                      highlight=False)
     console.print("Tool calls are audited: [bold]patchwire tools audit[/]; approvals: "
                   "[bold]patchwire approvals list --status all[/]")
 

@@ -337,6 +337,13 @@ def _expected(schema: Mapping[str, Any], path: str) -> str | None:
             return None
     if not isinstance(node, Mapping):
         return None
+    if node is schema:
+        props = node.get("properties") or {}
+        required = set(node.get("required") or ())
+        if not props:
+            return "no arguments"
+        return "arguments " + ", ".join(
+            f"{k}{' (required)' if k in required else ''}" for k in props)
     bits: list[str] = []
     if "type" in node:
         t = node["type"]
