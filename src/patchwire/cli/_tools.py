@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import typer
 from rich.table import Table
@@ -98,7 +98,7 @@ def export(
 
         async with Patchwire(settings()) as pw:
             catalog = await _catalog(pw, connection, every_action, connector, tag, read_only)
-        print_json(export_tools(catalog, cast(ExportFormat, format_)))
+        print_json(export_tools(catalog, format_))
 
     run(main())
 

@@ -47,6 +47,7 @@ from patchwire.expressions import Expression, compile_expression
 from patchwire.store.records import utcnow
 from patchwire.store.tools import ApprovalRecord, ToolCallRecord, ToolRepository
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter
+from patchwire.tools._providers import drop_strict_nulls
 from patchwire.tools._shaping import shape_result
 
 if TYPE_CHECKING:
@@ -224,8 +225,6 @@ class ToolInvoker:
             return ToolResult("invalid_arguments",
                               f"The arguments of {tool.name} must be a JSON object, not "
                               f"{type(arguments).__name__}. Call it again with an object.")
-        from patchwire.tools._providers import drop_strict_nulls
-
         args = drop_strict_nulls(tool.input_schema, dict(arguments))
         compiled = self._pw.compiled_action(tool.target)
         try:
