@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -29,13 +30,22 @@ async def sandbox(canary: str) -> AsyncIterator[Sandbox]:
         yield running
 
 
-@pytest.fixture
-async def pw(tmp_path: Path, sandbox: Sandbox, canary: str) -> AsyncIterator[Patchwire]:
-    """Patchwire on SQLite in ``tmp_path`` with one connection per sandbox API."""
-    async with Patchwire(local_settings(tmp_path / "home")) as opened:
+@asynccontextmanager
+async def connected(home: Path, sandbox: Sandbox, canary: str,
+                    database_url: str | None = None) -> AsyncIterator[Patchwire]:
+    """Patchwire with one connection per sandbox API (names in CONNECTIONS)."""
+    overrides = {"database_url": database_url} if database_url else {}
+    async with Patchwire(local_settings(home, **overrides)) as opened:
         for api, name in CONNECTIONS.items():
             values = {"sandbox_url": sandbox.url, **SANDBOX_CREDENTIALS[api]}
             if api == "shop":
                 values["api_key"] = canary
             await opened.add_connection(api, name, values)
+        yield opened
+
+
+@pytest.fixture
+async def pw(tmp_path: Path, sandbox: Sandbox, canary: str) -> AsyncIterator[Patchwire]:
+    """Patchwire on SQLite in ``tmp_path`` with one connection per sandbox API."""
+    async with connected(tmp_path / "home", sandbox, canary) as opened:
         yield opened

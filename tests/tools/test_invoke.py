@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from patchwire import Patchwire
 from patchwire.sandbox import Sandbox
 from patchwire.store.tools import ToolRepository
 from patchwire.tools import Decision, Tool, ToolInvoker
 from tests.cli.leaks import encoded_forms
+from tests.tools.conftest import connected
+
+
+@pytest.fixture
+async def pw(tmp_path: Path, sandbox: Sandbox, canary: str,
+             store_url: str) -> AsyncIterator[Patchwire]:
+    """The tool call path on SQLite and on PostgreSQL (approvals and the audit are rows)."""
+    async with connected(tmp_path / "home", sandbox, canary, store_url) as opened:
+        yield opened
 
 
 def charges(sandbox: Sandbox) -> dict[str, Any]:
