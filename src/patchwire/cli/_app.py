@@ -7,7 +7,7 @@ import contextlib
 
 import typer
 
-from patchwire.cli import _approvals, _call, _connections, _connectors, _mcp, _tools
+from patchwire.cli import _approvals, _call, _chat, _connections, _connectors, _mcp, _tools
 from patchwire.cli._common import console, errors_handled, fail, settings
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(_tools.app, name="tools")
 app.add_typer(_approvals.app, name="approvals")
 app.command("call")(_call.call)
 app.command("calls")(_call.calls)
+app.command("chat")(_chat.chat)
 # --- MCP server over stdio (src/patchwire/cli/_mcp.py) ---
 app.command("mcp")(_mcp.mcp)
 
