@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/call_overhead.py
 	$(BIN)/python bench/outage.py
 	$(BIN)/python bench/ratelimit.py
+	$(BIN)/python bench/tool_call.py
 
 sandbox: $(STAMP)
 	$(BIN)/patchwire sandbox

@@ -1,0 +1,367 @@
+"""The MCP server: Patchwire's tools for any MCP client, over stdio or Streamable HTTP.
+
+A low-level ``mcp`` SDK ``Server`` whose tool list is read from a :class:`ToolInvoker`'s
+catalog on every ``tools/list`` (so ``patchwire tools enable`` and new connections show up
+without a restart) and whose ``tools/call`` goes through :meth:`ToolInvoker.invoke`: the same
+validation, approval gate, call path, result shaping and audit as every other tool caller.
+
+Errors. Every outcome other than ``ok`` is a ``CallToolResult`` with ``isError`` and the
+invoker's model-readable text. Handlers catch every exception themselves: in the handshake
+era the SDK would otherwise put the exception's text on the wire, and that text may name
+internals (never a stack trace or a secret reaches a client from here).
+
+Confirmation (tools a person must approve) uses MCP elicitation, in both protocol eras the
+SDK speaks:
+
+- handshake era (2025-11-25 and before): a standalone ``elicitation/create`` request sent to
+  the client while the call waits (the invoker's :data:`ConfirmCallback`);
+- 2026-07-28: servers cannot send requests, so the first ``tools/call`` round files a pending
+  approval and answers ``InputRequiredResult`` with the question embedded; the client retries
+  with the person's answer, which decides that approval, and the invoker then runs (or
+  refuses) the call. The approval id travels in ``requestState``, which the SDK's
+  :class:`RequestStateBoundary` seals (AES-GCM) and binds to this tool and these arguments,
+  so a client cannot swap in another approval or other arguments.
+
+A client without the elicitation capability gets the invoker's pending-approval answer: the
+call waits for a person to approve it elsewhere (dashboard, API, CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import anyio
+import mcp_types as types
+from mcp.server import Server
+from mcp.server.context import ServerRequestContext
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from patchwire import __version__
+from patchwire._ids import new_id
+from patchwire.errors import ApprovalStateError, UnknownApproval
+from patchwire.tools._catalog import Tool, ToolCatalog
+from patchwire.tools._invoke import ConfirmCallback, Decision, ToolInvoker, redact_arguments
+from patchwire.tools._providers import to_mcp
+
+__all__ = [
+    "ELICIT_TIMEOUT_S",
+    "McpHttpEndpoint",
+    "build_server",
+    "loopback_security",
+    "serve_stdio",
+]
+
+log = logging.getLogger("patchwire.mcp")
+
+SERVER_NAME: Final = "patchwire"
+#: how long a call waits for a person to answer an elicitation before it files a pending
+#: approval instead (the person can still approve it later, elsewhere)
+ELICIT_TIMEOUT_S: Final = 600.0
+#: the key of the approval question in a 2026-07-28 ``InputRequiredResult``
+_APPROVAL_KEY: Final = "patchwire_approval"
+#: arguments longer than this are cut in the question shown to the person
+_MAX_SHOWN_ARGUMENTS: Final = 2000
+
+_INSTRUCTIONS: Final = (
+    "Patchwire's tools act on real systems (shops, helpdesks, calendars, payments) through "
+    "stored connections. Tool errors come back as readable text saying what to fix; some "
+    "tools need a person's approval before they run."
+)
+
+#: the form a person answers to approve a call (a flat object of primitives, as the spec
+#: requires for form-mode elicitation)
+APPROVAL_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "properties": {
+        "approve": {"type": "boolean", "title": "Approve",
+                    "description": "Let this call run", "default": False},
+        "reason": {"type": "string", "title": "Reason",
+                   "description": "Optional note kept with the decision"},
+    },
+    "required": ["approve"],
+}
+
+_LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _text(text: str, *, error: bool, data: Any = None) -> types.CallToolResult:
+    # structuredContent must be a JSON object in the handshake era; without an outputSchema
+    # it is optional, so only objects are sent and the text always carries the result.
+    structured = data if isinstance(data, dict) and not error else None
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
+                                structured_content=structured, is_error=error)
+
+
+def _internal_error(what: str) -> types.CallToolResult:
+    ref = new_id()
+    log.exception("MCP %s failed unexpectedly (reference %s)", what, ref)
+    return _text(f"The tool failed because of an internal error in Patchwire (reference {ref}). "
+                 "This is not caused by your arguments; tell the user it is unavailable right "
+                 "now.", error=True)
+
+
+def _modern(ctx: ServerRequestContext[Any, Any]) -> bool:
+    """Whether this request speaks 2026-07-28 (no server-to-client requests)."""
+    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+def _can_elicit(ctx: ServerRequestContext[Any, Any]) -> bool:
+    """The client declared form elicitation (a bare ``elicitation: {}`` predates modes and
+    means form; url-only does not)."""
+    caps = ctx.session.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def _client_name(ctx: ServerRequestContext[Any, Any]) -> str:
+    params = ctx.session.client_params
+    return params.client_info.name if params is not None else "unknown"
+
+
+def _question(tool: Tool, arguments: Mapping[str, Any]) -> str:
+    shown = json.dumps(redact_arguments(dict(arguments)), ensure_ascii=False, sort_keys=True,
+                       default=str)
+    if len(shown) > _MAX_SHOWN_ARGUMENTS:
+        shown = shown[:_MAX_SHOWN_ARGUMENTS] + " …(cut)"
+    where = f"connection '{tool.connection}'" if tool.connection else "its default connection"
+    return (f"The assistant wants to run {tool.title} ({tool.target}) through {where} with "
+            f"these arguments:\n{shown}\n\nApprove this call?")
+
+
+def _decision(answer: types.ElicitResult, client: str) -> Decision:
+    """A person's answer as a Decision. Anything but an explicit ``approve: true`` refuses:
+    a call that moves money never runs on an ambiguous answer."""
+    by = f"mcp elicitation (client {client!r})"
+    content = answer.content or {}
+    reason = content.get("reason")
+    note = reason.strip()[:500] if isinstance(reason, str) and reason.strip() else None
+    if answer.action == "accept":
+        if content.get("approve") is True:
+            return Decision(True, by, note)
+        return Decision(False, by, note or "the person did not approve it")
+    if answer.action == "decline":
+        return Decision(False, by, note or "the person declined")
+    return Decision(False, by, "the person dismissed the request without answering")
+
+
+def _handshake_confirm(ctx: ServerRequestContext[Any, Any]) -> ConfirmCallback | None:
+    """Ask over the connection's back-channel (handshake era), or None when it cannot."""
+    if not (_can_elicit(ctx) and ctx.session.can_send_request):
+        return None
+    client = _client_name(ctx)
+
+    async def confirm(tool: Tool, arguments: Mapping[str, Any]) -> Decision | None:
+        try:
+            with anyio.fail_after(ELICIT_TIMEOUT_S):
+                answer = await ctx.session.elicit_form(_question(tool, arguments),
+                                                       APPROVAL_SCHEMA,
+                                                       related_request_id=ctx.request_id)
+        except Exception as exc:  # the client could not ask: leave the approval pending
+            log.warning("elicitation for %s failed (%s); filing a pending approval",
+                        tool.name, type(exc).__name__)
+            return None
+        return _decision(answer, client)
+
+    return confirm
+
+
+def _session_id(ctx: ServerRequestContext[Any, Any], fallback: str | None) -> str | None:
+    """The MCP session id on Streamable HTTP; the connection's own id on stdio. A 2026-07-28
+    HTTP request belongs to no session, so it gets None."""
+    if isinstance(ctx.request, Request):
+        return ctx.request.headers.get("mcp-session-id")
+    return fallback
+
+
+class _ToolList:
+    """The catalog as MCP tools, converted once per catalog the invoker builds."""
+
+    def __init__(self) -> None:
+        self._catalog: ToolCatalog | None = None
+        self._tools: list[types.Tool] = []
+        self._schemas: dict[str, Mapping[str, Any]] = {}
+
+    def tools(self, catalog: ToolCatalog) -> list[types.Tool]:
+        if catalog is not self._catalog:
+            tools = [types.Tool.model_validate(to_mcp(t)) for t in catalog]
+            self._tools, self._catalog = tools, catalog
+            self._schemas = {t.name: t.input_schema for t in tools}
+        return self._tools
+
+    def input_schema(self, name: str) -> Mapping[str, Any] | None:
+        """For the SDK's ``Mcp-Param-*`` header check, which must not await."""
+        return self._schemas.get(name)
+
+
+def build_server(invoker: ToolInvoker, *, session_id: str | None = None) -> Server[Any]:
+    """The MCP server over ``invoker``. ``session_id`` names the connection in the audit
+    where the transport has no session of its own (stdio; default: a new id)."""
+    fallback_session = session_id or f"mcp-{new_id()}"
+    listing = _ToolList()
+
+    async def list_tools(ctx: ServerRequestContext[Any, Any],
+                         params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        try:
+            catalog = await invoker.catalog()
+            return types.ListToolsResult(tools=listing.tools(catalog))
+        except Exception:
+            ref = new_id()
+            log.exception("MCP tools/list failed (reference %s)", ref)
+            # Not a tool result, so a protocol error; its text is ours, never the exception's.
+            raise MCPError(types.INTERNAL_ERROR,
+                           f"Patchwire could not list its tools (reference {ref})") from None
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        try:
+            sid = _session_id(ctx, fallback_session)
+            if _modern(ctx):
+                return await _call_modern(invoker, ctx, params, sid)
+            result = await invoker.invoke(params.name, params.arguments, session_id=sid,
+                                          confirm=_handshake_confirm(ctx))
+            return _text(result.text, error=result.is_error, data=result.data)
+        except Exception:
+            return _internal_error(f"tools/call {params.name[:100]!r}")
+
+    server: Server[Any] = Server(
+        SERVER_NAME, version=__version__, title="Patchwire", instructions=_INSTRUCTIONS,
+        on_list_tools=list_tools, on_call_tool=call_tool,
+        get_tool_input_schema=listing.input_schema,
+    )
+    # Seals requestState (the pending approval's id) for the 2026-07-28 round trip. The key
+    # lives in this process only: a round must come back to the server that started it,
+    # which holds for stdio and for `patchwire serve` (one process).
+    server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(),
+                                                  default_audience=SERVER_NAME))
+    return server
+
+
+async def _call_modern(
+    invoker: ToolInvoker, ctx: ServerRequestContext[Any, Any],
+    params: types.CallToolRequestParams, session_id: str | None,
+) -> types.CallToolResult | types.InputRequiredResult:
+    """One round of a 2026-07-28 ``tools/call`` (see the module docstring)."""
+    can_elicit = _can_elicit(ctx)
+    if params.request_state is not None:
+        # The retry: the boundary has verified the state is ours and bound to this very
+        # tool and arguments. Record the person's answer on the approval it names.
+        await _apply_answer(invoker, params, _client_name(ctx))
+    result = await invoker.invoke(params.name, params.arguments, session_id=session_id,
+                                  confirm=None)
+    if (result.status == "pending_approval" and result.approval_id is not None and can_elicit
+            and params.request_state is None):
+        tool = (await invoker.catalog()).find(params.name)
+        if tool is not None:
+            question = types.ElicitRequest(params=types.ElicitRequestFormParams(
+                message=_question(tool, params.arguments or {}),
+                requested_schema=APPROVAL_SCHEMA))
+            return types.InputRequiredResult(
+                input_requests={_APPROVAL_KEY: question},
+                request_state=json.dumps({"approval": result.approval_id}))
+    return _text(result.text, error=result.is_error, data=result.data)
+
+
+async def _apply_answer(invoker: ToolInvoker, params: types.CallToolRequestParams,
+                        client: str) -> None:
+    try:
+        approval_id = json.loads(params.request_state or "")["approval"]
+    except (ValueError, KeyError, TypeError):
+        return  # not a state this server minted in this shape; the invoker decides as usual
+    answer = (params.input_responses or {}).get(_APPROVAL_KEY)
+    if not isinstance(answer, types.ElicitResult) or not isinstance(approval_id, str):
+        return  # no answer: the approval stays pending and the model is told so
+    decision = _decision(answer, client)
+    try:
+        await invoker.repository.decide_approval(approval_id, approved=decision.approved,
+                                                 decided_by=decision.decided_by[:200],
+                                                 reason=decision.reason)
+    except (ApprovalStateError, UnknownApproval):
+        # Someone decided it meanwhile (dashboard, API), or it expired: what stands wins,
+        # and the invoker reports it.
+        log.info("approval %s was no longer pending when the MCP answer came", approval_id)
+
+
+# -- transports ---------------------------------------------------------------------------
+
+async def serve_stdio(invoker: ToolInvoker) -> None:
+    """Serve one MCP client over this process's stdin and stdout until it disconnects."""
+    server = build_server(invoker, session_id=f"mcp-stdio-{new_id()}")
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+def loopback_security(port: int | None) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only Host and Origin headers naming this server on loopback
+    (``127.0.0.1``, ``localhost``, ``[::1]`` at ``port``; any port when it is unknown)."""
+    suffixes = [":*"] if port is None else [f":{port}"] + ([""] if port == 80 else [])
+    hosts = [f"{name}{suffix}" for name in _LOOPBACK_NAMES for suffix in suffixes]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
+                                     allowed_origins=[f"http://{h}" for h in hosts])
+
+
+class McpHttpEndpoint:
+    """The ASGI endpoint for ``/mcp`` (Streamable HTTP, both protocol eras).
+
+    Requests must name this very server in ``Host`` (and ``Origin``, when sent): the port is
+    read from the socket each request arrives on, so a page served by another local port
+    cannot drive the tools either. ``run()`` must be entered (the app's lifespan) before
+    requests are served.
+    """
+
+    def __init__(self, invoker: ToolInvoker, *, json_response: bool = False) -> None:
+        # json_response=True answers each POST with one JSON body: faster, but it removes the
+        # back-channel handshake-era elicitation needs, so confirm tools would only ever be
+        # left pending. Hence SSE by default.
+        self.server = build_server(invoker)
+        self._json_response = json_response
+        self._manager: StreamableHTTPSessionManager | None = None
+        self._guards: dict[int | None, TransportSecurityMiddleware] = {}
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """Serve sessions until exit (a manager runs once, so each run gets its own, and an
+        app can go through its lifespan more than once, as tests do)."""
+        # The SDK's own check runs behind ours with the port-agnostic loopback rule.
+        manager = StreamableHTTPSessionManager(
+            app=self.server, json_response=self._json_response,
+            security_settings=loopback_security(None))
+        async with manager.run():
+            self._manager = manager
+            try:
+                yield
+            finally:
+                self._manager = None
+
+    def _guard(self, scope: Scope) -> TransportSecurityMiddleware:
+        server: Sequence[Any] | None = scope.get("server")
+        port = server[1] if server and len(server) > 1 and isinstance(server[1], int) else None
+        guard = self._guards.get(port)
+        if guard is None:
+            guard = self._guards[port] = TransportSecurityMiddleware(loopback_security(port))
+        return guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Host/Origin only here (is_post=False); the SDK checks the content type.
+            refused = await self._guard(scope).validate_request(Request(scope, receive))
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        manager = self._manager
+        if manager is None:  # outside the app's lifespan (starting up or shutting down)
+            await Response("MCP endpoint not running", status_code=503)(scope, receive, send)
+            return
+        await manager.handle_request(scope, receive, send)
