@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from patchwire._ids import new_id
-from patchwire._recorder import CallRecorder
+from patchwire._recorder import BatchWriter
 from patchwire.auth import DEFAULT_MAX_TOKEN_AGE, DEFAULT_REFRESH_SKEW, TokenKeeper
 from patchwire.auth._consent import DEFAULT_CONSENT_TIMEOUT, consent_via_loopback
 from patchwire.auth.vault import Vault, connection_aad
@@ -32,6 +32,7 @@ from patchwire.errors import (
     ConfigError,
     OAuthError,
     PatchwireError,
+    StoreError,
     UnknownConnection,
     UpstreamResponseError,
 )
@@ -39,6 +40,7 @@ from patchwire.http import BreakerState, HttpCore
 from patchwire.pagination import paginate as _paginate
 from patchwire.store import Store
 from patchwire.store.records import CallRecord, ConnectionRecord
+from patchwire.store.tools import ToolCallRecord, ToolRepository
 
 __all__ = ["ConnectionInfo", "Patchwire"]
 
@@ -91,7 +93,8 @@ class Patchwire:
         self._http = http or HttpCore(allow_networks=self.settings.allow_networks)
         self._store: Store | None = None
         self._vault: Vault | None = None
-        self._recorder: CallRecorder | None = None
+        self._recorder: BatchWriter[CallRecord] | None = None
+        self._tool_audit: BatchWriter[ToolCallRecord] | None = None
         self._compiled: dict[str, CompiledAction] = {}
         self._connections: dict[str, ResolvedConnection] = {}
         self._loading: dict[str, asyncio.Future[ResolvedConnection]] = {}
@@ -110,7 +113,9 @@ class Patchwire:
                 self._store = await Store.open(self.settings.effective_database_url)
                 # declared rate limits hold across every process sharing this store
                 self._http.limiters.share(self._store)
-                self._recorder = CallRecorder(self._store)
+                self._recorder = BatchWriter(self._store.record_calls, what="call records")
+                self._tool_audit = BatchWriter(ToolRepository(self._store).record_tool_calls,
+                                               what="tool audit records")
                 self._tokens = TokenKeeper(self._store, self._vault, self._connectors,
                                            self._http, on_failure=self._record_refresh_failure)
         return self
@@ -120,6 +125,9 @@ class Patchwire:
         if self._recorder is not None:
             await self._recorder.close()
             self._recorder = None
+        if self._tool_audit is not None:
+            await self._tool_audit.close()
+            self._tool_audit = None
         await self._http.close()
         if self._store is not None:
             await self._http.limiters.unshare()  # hands unused leased tokens back
@@ -425,9 +433,18 @@ class Patchwire:
         return self._http.breaker_state(connector)
 
     async def flush(self) -> None:
-        """Write pending call records now (they are otherwise written in batches)."""
+        """Write pending call and tool audit records now (they are otherwise written in
+        batches)."""
         if self._recorder is not None:
             await self._recorder.flush()
+        if self._tool_audit is not None:
+            await self._tool_audit.flush()
+
+    def audit_tool_call(self, record: ToolCallRecord) -> None:
+        """Add a tool call to the tool audit (written in batches, like the call log)."""
+        if self._tool_audit is None:
+            raise StoreError("cannot audit a tool call: Patchwire is not open")
+        self._tool_audit.record(record)
 
     # -- pagination ------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The call log writer: calls are appended in memory and written to the store in batches.
+"""Batched writers: the call log (and the tool audit) are appended in memory and written to
+the store in batches.
 
 One INSERT per call would make the database the bottleneck of the call path (and, on
 SQLite, serialise every call behind a file lock); batching keeps the per-call cost to an
@@ -10,32 +11,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 from patchwire.errors import StoreError
-from patchwire.store import Store
-from patchwire.store.records import CallRecord
 
-__all__ = ["CallRecorder"]
+__all__ = ["BatchWriter"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("patchwire.calls")
 
 
-class CallRecorder:
+class BatchWriter(Generic[T]):
+    """Appends records in memory; ``write`` stores a batch of them."""
+
     def __init__(
-        self, store: Store, *, interval: float = 0.25, batch: int = 1000,
-        max_pending: int = 100_000,
+        self, write: Callable[[Sequence[T]], Awaitable[None]], *, what: str = "records",
+        interval: float = 0.25, batch: int = 1000, max_pending: int = 100_000,
     ) -> None:
-        self._store = store
+        self._write = write
+        self._what = what
         self._interval = interval
         self._batch = batch
         self._max_pending = max_pending
-        self._pending: list[CallRecord] = []
+        self._pending: list[T] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.dropped = 0
 
-    def record(self, rec: CallRecord) -> None:
+    def record(self, rec: T) -> None:
         if len(self._pending) >= self._max_pending:
             # The store is down or far behind; keep memory bounded and say so.
             self.dropped += 1
@@ -58,9 +64,9 @@ class CallRecorder:
             while self._pending:
                 batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
                 try:
-                    await self._store.record_calls(batch)
+                    await self._write(batch)
                 except StoreError as exc:
-                    log.warning("call log write failed, will retry: %s", exc)
+                    log.warning("%s write failed, will retry: %s", self._what, exc)
                     self._pending[:0] = batch
                     return
 
@@ -72,4 +78,5 @@ class CallRecorder:
                 await self._task
             self._task = None
         if self._pending:
-            log.error("%d call records could not be written", len(self._pending))
+            log.error("%d %s could not be written", len(self._pending), self._what)
+

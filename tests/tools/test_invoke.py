@@ -39,7 +39,7 @@ async def test_a_read_tool_returns_the_upstream_result_as_json_for_the_model(
     result = await ToolInvoker(pw).invoke("shop_get_order", {"order_id": "7"}, session_id="s1")
     assert result.status == "ok" and not result.is_error
     assert json.loads(result.text) == result.data and str(result.data["id"]) == "7"
-    (audited,) = await ToolRepository(pw.store).list_tool_calls(session_id="s1")
+    (audited,) = await ToolInvoker(pw).tool_calls(session_id="s1")
     assert (audited.tool, audited.target, audited.connection, audited.status,
             audited.validation_failed) == ("shop_get_order", "shop.get_order", "acme", "ok",
                                            False)
@@ -52,7 +52,7 @@ async def test_invalid_arguments_name_the_field_and_what_was_expected_and_call_n
     assert result.status == "invalid_arguments" and result.is_error
     assert "order_id" in result.text and "string" in result.text and "again" in result.text
     assert await pw.recent_calls() == []
-    (audited,) = await ToolRepository(pw.store).list_tool_calls(session_id="s2")
+    (audited,) = await ToolInvoker(pw).tool_calls(session_id="s2")
     assert audited.validation_failed and audited.status == "invalid_arguments"
 
 
@@ -84,7 +84,7 @@ async def test_an_upstream_error_is_readable_and_holds_no_secret(
                                           session_id="s3")
     assert result.status == "error" and "not_found" in result.text
     assert "Traceback" not in result.text
-    (audited,) = await ToolRepository(pw.store).list_tool_calls(session_id="s3")
+    (audited,) = await ToolInvoker(pw).tool_calls(session_id="s3")
     for form in encoded_forms(canary).values():
         assert form.decode(errors="ignore") not in result.text + str(audited)
 
@@ -228,6 +228,6 @@ async def test_a_disabled_tool_is_gone_and_arguments_in_the_audit_are_redacted(
     assert "shop_get_order" not in catalog
     await invoker.invoke("shop_get_order", {"order_id": "1", "api_token": "tok-123456"},
                          session_id="s9")
-    (audited,) = await invoker.repository.list_tool_calls(session_id="s9")
+    (audited,) = await invoker.tool_calls(session_id="s9")
     assert audited.status == "unknown_tool"
     assert audited.arguments == {"order_id": "1", "api_token": "***"}

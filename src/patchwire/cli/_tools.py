@@ -219,7 +219,7 @@ def audit(
 
         async with Patchwire(settings()) as pw:
             await pw.open()
-            records = await ToolInvoker(pw).repository.list_tool_calls(
+            records = await ToolInvoker(pw).tool_calls(
                 session_id=session, tool=tool, validation_failed=True if invalid else None,
                 limit=limit)
         if as_json:

@@ -66,7 +66,7 @@ def tools_router(pw: Patchwire) -> APIRouter:
     async def list_tool_calls(session_id: str | None = None, tool: str | None = None,
                               invalid: bool | None = None,
                               limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-        found = await repo().list_tool_calls(session_id=session_id, tool=tool,
+        found = await invoker.tool_calls(session_id=session_id, tool=tool,
                                              validation_failed=invalid, limit=limit)
         return [r.to_dict() for r in found]
 

@@ -148,6 +148,14 @@ class ToolInvoker:
     def repository(self) -> ToolRepository:
         return ToolRepository(self._pw.store)
 
+    async def tool_calls(self, *, session_id: str | None = None, tool: str | None = None,
+                         validation_failed: bool | None = None,
+                         limit: int = 100) -> list[ToolCallRecord]:
+        """The tool audit, newest first, including calls not yet written to the store."""
+        await self._pw.flush()
+        return await self.repository.list_tool_calls(
+            session_id=session_id, tool=tool, validation_failed=validation_failed, limit=limit)
+
     async def catalog(self, *, refresh: bool = False) -> ToolCatalog:
         """The current tools."""
         now = self._clock()
@@ -210,10 +218,7 @@ class ToolInvoker:
             error=None if result.status == "ok" else (audit.error or result.text)[:2000],
             latency_ms=latency_ms, approval_id=result.approval_id or audit.approval_id,
             request_id=request_id, started_at=started_at)
-        try:
-            await self.repository.record_tool_calls([record])
-        except PatchwireError:
-            log.warning("could not record tool call %s in the audit", request_id)
+        self._pw.audit_tool_call(record)
         return result
 
     async def _invoke(self, tool: Tool, arguments: Mapping[str, Any] | None,
