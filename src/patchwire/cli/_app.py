@@ -47,7 +47,8 @@ def serve(
     if not is_loopback(host):
         fail(f"refusing to bind {host}: without API keys the server binds loopback only "
              "(127.0.0.1 or ::1)", code=2)
-    console.print(f"Patchwire API starting on http://{host}:{port}/api/v1 (docs at /api/docs)")
+    console.print(f"Patchwire API starting on http://{host}:{port}/api/v1 (docs at /api/docs); "
+                  f"MCP (Streamable HTTP) at http://{host}:{port}/mcp")
     with errors_handled():
         app = create_app(Patchwire(cfg), background_refresh=BACKGROUND_REFRESH_INTERVAL)
         uvicorn.run(app, host=host, port=port, log_level="warning")
