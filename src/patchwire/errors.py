@@ -5,7 +5,7 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
 
     PatchwireError
     ├── ConfigError                  settings, key files, unusable environment
-    ├── SpecError                    a connector (or later, flow) document is invalid;
+    ├── SpecError                    a connector or flow document is invalid;
     │                                carries every SpecProblem with file, line and field path
     ├── OpenAPIImportError           an OpenAPI document cannot be turned into a connector
     ├── LookupFailed                 a named thing does not exist
@@ -13,8 +13,12 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
     │   ├── UnknownAction
     │   ├── UnknownConnection
     │   ├── UnknownTool
-    │   └── UnknownApproval
+    │   ├── UnknownApproval
+    │   ├── UnknownFlow
+    │   └── UnknownRun
     ├── ApprovalStateError           an approval was already decided (or used)
+    ├── FlowInputError               a run's input does not match its flow's input schema
+    ├── RunStateError                the run cannot do that now (cancel a finished run...)
     ├── ConnectionExists             a connection with that name already exists
     ├── VaultError                   a secret cannot be encrypted or decrypted
     ├── StoreError                   the database failed or is unreachable
@@ -60,6 +64,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ConnectionExists",
+    "FlowInputError",
     "InputValidationError",
     "LookupFailed",
     "NotFoundError",
@@ -70,6 +75,7 @@ __all__ = [
     "ReauthRequired",
     "RequestRenderError",
     "ResponseMappingError",
+    "RunStateError",
     "SpecError",
     "SpecProblem",
     "StoreError",
@@ -78,6 +84,8 @@ __all__ = [
     "UnknownApproval",
     "UnknownConnection",
     "UnknownConnector",
+    "UnknownFlow",
+    "UnknownRun",
     "UnknownTool",
     "UpstreamError",
     "UpstreamResponseError",
@@ -166,8 +174,35 @@ class UnknownApproval(LookupFailed):
     code = "unknown_approval"
 
 
+class UnknownFlow(LookupFailed):
+    code = "unknown_flow"
+
+
+class UnknownRun(LookupFailed):
+    code = "unknown_run"
+
+
 class ApprovalStateError(PatchwireError):
     code = "approval_already_decided"
+
+
+class FlowInputError(PatchwireError):
+    """The input of a run does not match the flow's input schema; ``problems`` say where."""
+
+    code = "invalid_flow_input"
+
+    def __init__(self, message: str, problems: list[ValidationProblem]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["problems"] = [{"path": p.path, "message": p.message} for p in self.problems]
+        return d
+
+
+class RunStateError(PatchwireError):
+    code = "run_state"
 
 
 class ConnectionExists(PatchwireError):

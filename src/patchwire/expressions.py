@@ -21,6 +21,8 @@ from patchwire.errors import PatchwireError
 __all__ = ["Expression", "ExpressionError", "compile_expression"]
 
 _SIMPLE_PATH = re.compile(r"^\s*(?:\$|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$")
+#: ``$steps.lookup.id``: a path from a bound variable (flows use these all the time)
+_VARIABLE_PATH = re.compile(r"^\s*\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$")
 _MISSING = object()
 DEFAULT_TIMEOUT_MS = 1000
 DEFAULT_MAX_DEPTH = 200
@@ -35,14 +37,17 @@ class ExpressionError(PatchwireError):
 class Expression:
     """A compiled JSONata expression."""
 
-    __slots__ = ("_compiled", "_path", "source")
+    __slots__ = ("_compiled", "_path", "_variable", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
         self._path: tuple[str, ...] | None = None
+        self._variable: tuple[str, tuple[str, ...]] | None = None
         stripped = source.strip()
         if _SIMPLE_PATH.match(stripped):
             self._path = () if stripped == "$" else tuple(stripped.split("."))
+        elif (m := _VARIABLE_PATH.match(stripped)) is not None:
+            self._variable = (m.group(1), tuple(m.group(2).split(".")[1:]))
         try:
             self._compiled = jsonata.Jsonata(source)
         except Exception as exc:  # the library raises JException (a RuntimeError) and others
@@ -53,6 +58,12 @@ class Expression:
             value = _walk(data, self._path)
             if value is not _MISSING:
                 return value
+        elif self._variable is not None and bindings:
+            name, path = self._variable
+            if name in bindings:
+                value = _walk(bindings[name], path) if path else bindings[name]
+                if value is not _MISSING and not (not path and isinstance(value, list)):
+                    return value
         try:
             # jsonata-python starts its time box when bounds are set, not per evaluation,
             # so the bounds are set anew for every evaluation.

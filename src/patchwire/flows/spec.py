@@ -139,8 +139,10 @@ class StepRetry(_Spec):
     max_backoff: Duration = 300.0
     multiplier: float = Field(2.0, ge=1.0, le=10.0)
 
-    _durations = field_validator("backoff", "max_backoff", mode="before")(
-        classmethod(lambda cls, v: parse_duration(v)))
+    @field_validator("backoff", "max_backoff", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> float:
+        return parse_duration(v)
 
 
 class OnError(_Spec):

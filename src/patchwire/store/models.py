@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -20,6 +30,11 @@ __all__ = [
     "Base",
     "CallRow",
     "ConnectionRow",
+    "FlowEventRow",
+    "FlowRunRow",
+    "FlowScheduleRow",
+    "FlowStepRow",
+    "FlowVersionRow",
     "ToolCallRow",
     "ToolSettingRow",
     "UTCDateTime",
@@ -151,3 +166,87 @@ class ToolCallRow(Base):
     approval_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class FlowVersionRow(Base):
+    """A flow definition as it was when a run started: runs keep the version they began."""
+
+    __tablename__ = "flow_versions"
+
+    flow_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class FlowRunRow(Base):
+    """One run of a flow. Times are epoch seconds (wall clock), like the rate-limit leases:
+    the engine compares them on every claim and checkpoint."""
+
+    __tablename__ = "flow_runs"
+    __table_args__ = (
+        Index("ix_flow_runs_status_wake_at", "status", "wake_at"),
+        Index("ix_flow_runs_flow_id_created_at", "flow_id", "created_at"),
+        Index("ix_flow_runs_created_at", "created_at"),
+        Index("ix_flow_runs_parent_run_id", "parent_run_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(200), nullable=False)
+    flow_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    flow_digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    trigger: Mapped[str] = mapped_column(String(32), nullable=False)
+    input: Mapped[Any] = mapped_column(JSON, nullable=True)
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[Any] = mapped_column(JSON, nullable=True)
+    parent_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    parent_step: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(300), nullable=True,
+                                                        unique=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    wake_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FlowStepRow(Base):
+    """A step of a run that started: its output once done. ``key`` is the step's path in
+    the flow (``notify``, ``each[3].lookup``), the same on every replay."""
+
+    __tablename__ = "flow_steps"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[Any] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[float] = mapped_column(Float, nullable=False)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FlowScheduleRow(Base):
+    """The last schedule slot fired per flow trigger, so a slot fires once across restarts."""
+
+    __tablename__ = "flow_schedules"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    last_slot: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class FlowEventRow(Base):
+    """Events emitted by flows (``emit``), for outbound webhooks to deliver."""
+
+    __tablename__ = "flow_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    data: Mapped[Any] = mapped_column(JSON, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)

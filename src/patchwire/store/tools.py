@@ -16,7 +16,7 @@ from sqlalchemy.engine import Row
 
 from patchwire.errors import ApprovalStateError, UnknownApproval
 from patchwire.store.core import Store
-from patchwire.store.models import ApprovalRow, ToolCallRow, ToolSettingRow
+from patchwire.store.models import ApprovalRow, FlowRunRow, ToolCallRow, ToolSettingRow
 from patchwire.store.records import utcnow
 
 __all__ = ["ApprovalRecord", "ApprovalStatus", "ToolCallRecord", "ToolRepository"]
@@ -24,6 +24,7 @@ __all__ = ["ApprovalRecord", "ApprovalStatus", "ToolCallRecord", "ToolRepository
 _SETTINGS = cast(Table, ToolSettingRow.__table__)
 _APPROVALS = cast(Table, ApprovalRow.__table__)
 _TOOL_CALLS = cast(Table, ToolCallRow.__table__)
+_RUNS = cast(Table, FlowRunRow.__table__)
 
 ApprovalStatus = Literal["pending", "approved", "denied", "expired", "used"]
 
@@ -186,7 +187,15 @@ class ToolRepository:
             raise ApprovalStateError(
                 f"approval {approval_id} is already {state}{by}; only a pending request "
                 "can be decided")
-        return await self.get_approval(approval_id)
+        decided = await self.get_approval(approval_id)
+        if decided.kind == "flow":
+            # the run waiting on this approval is due now (0: due under any clock)
+            with self._store._errors(f"wake run {decided.target!r}"):
+                async with self._store.engine.begin() as conn:
+                    await conn.execute(update(_RUNS).where(
+                        _RUNS.c.id == decided.target, _RUNS.c.status == "waiting").values(
+                        wake_at=0.0))
+        return decided
 
     async def use_approval(self, approval_id: str) -> bool:
         """Mark an approved request as used; False if it was not approved or already used,

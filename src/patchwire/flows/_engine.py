@@ -1,0 +1,830 @@
+"""The embedded engine: durable flow runs on the store (SQLite or PostgreSQL).
+
+A run is a row; each finished step is a checkpoint row written (with group commit, see
+``_journal.py``) before the run goes on. After a crash, a run resumes where it was: its
+checkpoints are loaded, finished steps are replayed from their recorded outputs and never
+run again; the step that was in flight runs again, once, and its calls carry the same
+idempotency key (``<run>:<step key>``) so an upstream that honours keys applies it once.
+
+Ownership: the engine that runs a run holds a lease on it (``owner``, ``lease_until``),
+renewed while it runs. Runs that wait (a timer, an approval, a sub-flow) are released and
+claimed again when due; runs of an engine that died are claimed once its lease expires, or
+at once when it ran on this host and its process is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo
+
+import jsonschema_rs
+import orjson
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from patchwire._ids import new_id
+from patchwire.errors import (
+    CallError,
+    FlowInputError,
+    RunStateError,
+    UnknownApproval,
+    UnknownFlow,
+    UnknownRun,
+    ValidationProblem,
+)
+from patchwire.flows._context import Scope, StepFailure, Suspend
+from patchwire.flows._interpreter import Interpreter, RunProgress
+from patchwire.flows._journal import Journal
+from patchwire.flows.spec import FlowSpec
+from patchwire.store.models import (
+    FlowEventRow,
+    FlowRunRow,
+    FlowScheduleRow,
+    FlowStepRow,
+    FlowVersionRow,
+)
+from patchwire.store.tools import ApprovalRecord, ToolRepository
+
+if TYPE_CHECKING:
+    from patchwire._patchwire import Patchwire
+    from patchwire.http import PreparedRequest
+
+__all__ = ["FINISHED", "FlowEngine", "RunRecord", "StepRecord"]
+
+log = logging.getLogger("patchwire.flows")
+
+_RUNS = cast(Table, FlowRunRow.__table__)
+_STEPS = cast(Table, FlowStepRow.__table__)
+_VERSIONS = cast(Table, FlowVersionRow.__table__)
+_SCHEDULES = cast(Table, FlowScheduleRow.__table__)
+_EVENTS = cast(Table, FlowEventRow.__table__)
+
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+#: step statuses that count as done on replay
+_COMPLETE = ("succeeded", "continued", "fallback")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value, default=str).decode()
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as the API and CLI show it."""
+
+    id: str
+    flow_id: str
+    flow_version: int
+    status: str
+    trigger: str
+    input: Any
+    output: Any
+    error: Any
+    parent_run_id: str | None
+    attempt: int
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    wake_at: float | None
+
+    @property
+    def dead_letter(self) -> bool:
+        """Failed for good: it ran out of retries or hit a fail step."""
+        return self.status == "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "flow": self.flow_id, "version": self.flow_version,
+                "status": self.status, "trigger": self.trigger, "input": self.input,
+                "output": self.output, "error": self.error,
+                "parent_run_id": self.parent_run_id, "attempt": self.attempt,
+                "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
+                "finished_at": _iso(self.finished_at), "wake_at": _iso(self.wake_at)}
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    run_id: str
+    key: str
+    kind: str
+    status: str
+    output: Any
+    error: Any
+    attempts: int
+    started_at: float
+    finished_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "kind": self.kind, "status": self.status,
+                "output": self.output, "error": self.error, "attempts": self.attempts,
+                "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at)}
+
+
+def _run_record(m: Any) -> RunRecord:
+    return RunRecord(
+        id=m["id"], flow_id=m["flow_id"], flow_version=m["flow_version"], status=m["status"],
+        trigger=m["trigger"], input=m["input"], output=m["output"], error=m["error"],
+        parent_run_id=m["parent_run_id"], attempt=m["attempt"], created_at=m["created_at"],
+        updated_at=m["updated_at"], finished_at=m["finished_at"], wake_at=m["wake_at"])
+
+
+def digest_of(flow: FlowSpec) -> str:
+    blob = orjson.dumps(flow.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(slots=True)
+class _Run:
+    """A run this engine is executing."""
+
+    id: str
+    flow: FlowSpec
+    digest: str
+    trigger: str
+    input: Any
+    parent_run_id: str | None
+    parent_step: str | None
+    idempotency_key: str | None
+    attempt: int
+    created_at: float
+    status: str = "running"
+    output: Any = None
+    error: Any = None
+    wake_at: float | None = None
+    finished_at: float | None = None
+
+    def row(self, owner: str | None, lease_until: float | None, now: float) -> tuple[Any, ...]:
+        return (self.id, self.flow.id, self.flow.version, self.digest, self.status,
+                self.trigger, _json(self.input), _json(self.output), _json(self.error),
+                self.parent_run_id, self.parent_step, self.idempotency_key, owner, lease_until,
+                self.wake_at, self.attempt, self.created_at, now, self.finished_at)
+
+
+class _Effects:
+    """The interpreter's effects for one run, on this engine."""
+
+    def __init__(self, engine: FlowEngine, run: _Run) -> None:
+        self.engine = engine
+        self.run = run
+
+    def now(self) -> float:
+        return self.engine.clock()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.engine.sleep(seconds)
+
+    async def call(self, action: str, arguments: Any, connection: str | None, *,
+                   idempotency_key: str) -> Any:
+        pw = self.engine.pw
+        try:
+            compiled = pw.compiled_action(action)
+        except CallError as exc:
+            raise StepFailure(exc.code, exc.message, retryable=False) from exc
+        except Exception as exc:
+            raise StepFailure("unknown_action", str(exc), retryable=False) from exc
+        header = compiled.connector.retry.idempotency_header
+
+        def keyed(req: PreparedRequest, _: Any) -> None:
+            if header and not compiled.idempotent and not any(
+                    k.lower() == header.lower() for k in req.headers):
+                req.headers[header] = idempotency_key
+
+        try:
+            outcome = await pw.execute(action, arguments, connection=connection,
+                                       run_id=self.run.id, adjust_request=keyed)
+        except CallError as exc:
+            transient = exc.code in ("timeout", "transport_error", "rate_limited",
+                                     "circuit_open", "upstream_error")
+            raise StepFailure(exc.code, exc.message, retryable=transient) from exc
+        except Exception as exc:
+            raise StepFailure(getattr(exc, "code", "error"), str(exc),
+                              retryable=False) from exc
+        return outcome.result
+
+    async def checkpoint(self, key: str, kind: str, status: str, output: Any,
+                         error: dict[str, Any] | None, attempts: int,
+                         started_at: float) -> None:
+        now = self.engine.clock()
+        finished = None if status == "waiting" else now
+        await self.engine.journal.write(steps=[(
+            self.run.id, key, kind, status, _json(output), _json(error), attempts, started_at,
+            finished)])
+
+    async def approval(self, key: str, message: Any, open_for: float) -> dict[str, Any]:
+        return await self.engine._approval(self.run, key, message, open_for)
+
+    async def child_run(self, key: str, flow: str, input: Any) -> dict[str, Any]:
+        return await self.engine._child_run(self.run, key, flow, input)
+
+    async def emit(self, key: str, type: str, data: Any) -> str:
+        event_id = hashlib.sha256(f"{self.run.id}:{key}".encode()).hexdigest()[:32]
+        await self.engine.journal.write(events=[(event_id, type, _json(data), self.run.id,
+                                                 self.engine.clock())])
+        return event_id
+
+
+class FlowEngine:
+    """Runs flows durably in this process. ``start()`` it, start runs, ``stop()`` it.
+
+    ``flows`` maps flow ids to their current definitions (a FlowRegistry works). ``clock``
+    (epoch seconds) and ``sleep`` can be replaced in tests; ``poll_interval`` is how often
+    due work (timers, approvals, schedules, orphaned runs) is looked for.
+    """
+
+    def __init__(
+        self, pw: Patchwire, flows: Mapping[str, FlowSpec] | Any, *,
+        owner: str | None = None, lease: float = 30.0, max_concurrency: int = 256,
+        poll_interval: float = 1.0, clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        schedules: bool = True,
+    ) -> None:
+        self.pw = pw
+        self._flows = flows
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        self.lease = lease
+        self.max_concurrency = max_concurrency
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.sleep = sleep
+        self.schedules = schedules
+        self._journal: Journal | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._finished: dict[str, asyncio.Event] = {}
+        self._per_flow: dict[str, int] = {}
+        self._versions: dict[tuple[str, str], FlowSpec] = {}
+        self._validators: dict[str, jsonschema_rs.Validator] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self._stopping = False
+        self._last_heartbeat = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            raise RunStateError("the flow engine is not started")
+        return self._journal
+
+    async def start(self) -> FlowEngine:
+        await self.pw.open()
+        if self._journal is None:
+            self._journal = Journal(self.pw.store)
+        self._stopping = False
+        await self._release_dead_owners()
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._loop())
+        return self
+
+    async def stop(self) -> None:
+        """Stop: running runs are released (their leases dropped) and resume elsewhere or
+        at the next start, from their last checkpoint."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._journal is not None:
+            await self._journal.close()
+            self._journal = None
+        with contextlib.suppress(Exception):
+            async with self.pw.store.engine.begin() as conn:
+                await conn.execute(update(_RUNS).where(
+                    _RUNS.c.owner == self.owner, _RUNS.c.status == "running").values(
+                    owner=None, lease_until=None))
+
+    async def __aenter__(self) -> FlowEngine:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- flows --------------------------------------------------------------------------------
+
+    def flow(self, flow_id: str) -> FlowSpec:
+        getter = getattr(self._flows, "get", None)
+        try:
+            spec = self._flows[flow_id] if getter is None else getter(flow_id)
+        except (KeyError, UnknownFlow):
+            spec = None
+        if spec is None:
+            raise UnknownFlow(f"no flow named {flow_id!r}")
+        return cast(FlowSpec, spec)
+
+    async def _remember_version(self, flow: FlowSpec) -> str:
+        digest = digest_of(flow)
+        if (flow.id, digest) in self._versions:
+            return digest
+        store = self.pw.store
+        dialect = postgresql if store.dialect == "postgresql" else sqlite
+        stmt = dialect.insert(_VERSIONS).values(
+            flow_id=flow.id, digest=digest, version=flow.version,
+            definition=flow.model_dump(mode="json", by_alias=True), created_at=self.clock(),
+        ).on_conflict_do_nothing()
+        with store._errors(f"save flow {flow.id} version {flow.version}"):
+            async with store.engine.begin() as conn:
+                await conn.execute(stmt)
+        self._versions[(flow.id, digest)] = flow
+        return digest
+
+    async def _version(self, flow_id: str, digest: str) -> FlowSpec:
+        found = self._versions.get((flow_id, digest))
+        if found is not None:
+            return found
+        async with self.pw.store.engine.connect() as conn:
+            row = (await conn.execute(select(_VERSIONS.c.definition).where(
+                _VERSIONS.c.flow_id == flow_id, _VERSIONS.c.digest == digest))).first()
+        if row is None:
+            raise UnknownFlow(f"flow {flow_id!r} version {digest} is not in the store")
+        spec = FlowSpec.model_validate(row[0])
+        self._versions[(flow_id, digest)] = spec
+        return spec
+
+    def _validate_input(self, flow: FlowSpec, digest: str, value: Any) -> None:
+        validator = self._validators.get(digest)
+        if validator is None:
+            validator = self._validators[digest] = jsonschema_rs.validator_for(
+                flow.input, validate_formats=True)
+        if validator.is_valid(value):
+            return
+        problems = [ValidationProblem("$" + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.instance_path), e.message)
+            for e in validator.iter_errors(value)]
+        raise FlowInputError(f"the input of flow {flow.id} is invalid: "
+                             + "; ".join(map(str, problems)), problems)
+
+    # -- starting and watching runs --------------------------------------------------------------
+
+    async def start_run(self, flow_id: str, input: Any = None, *, trigger: str = "manual",
+                        idempotency_key: str | None = None, parent_run_id: str | None = None,
+                        parent_step: str | None = None) -> str:
+        """Start a run; its id. With ``idempotency_key``, starting the same key again
+        returns the first run's id instead of starting another."""
+        flow = self.flow(flow_id)
+        value = {} if input is None else input
+        digest = await self._remember_version(flow)
+        self._validate_input(flow, digest, value)
+        now = self.clock()
+        run = _Run(id=new_id(), flow=flow, digest=digest, trigger=trigger, input=value,
+                   parent_run_id=parent_run_id, parent_step=parent_step,
+                   idempotency_key=idempotency_key, attempt=1, created_at=now)
+        local = not self._stopping and self._has_room(flow)
+        run.status = "running" if local else "queued"
+        row = run.row(self.owner if local else None, now + self.lease if local else None, now)
+        if idempotency_key is not None:
+            existing = await self._insert_keyed(row, idempotency_key)
+            if existing is not None:
+                return existing
+        else:
+            await self.journal.write(runs=[row])
+        if local:
+            self._launch(run, RunProgress())
+        else:
+            self._kick.set()
+        return run.id
+
+    async def _insert_keyed(self, row: tuple[Any, ...], key: str) -> str | None:
+        """Insert unless a run with this key exists; that run's id, or None if inserted."""
+        from patchwire.flows._journal import RUN_COLUMNS
+
+        store = self.pw.store
+        values = dict(zip(RUN_COLUMNS, row, strict=True))
+        for col in ("input", "output", "error"):
+            values[col] = None if values[col] is None else orjson.loads(values[col])
+        dialect = postgresql if store.dialect == "postgresql" else sqlite
+        stmt = dialect.insert(_RUNS).values(**values).on_conflict_do_nothing(
+            index_elements=["idempotency_key"])
+        with store._errors("start a run"):
+            async with store.engine.begin() as conn:
+                result = await conn.execute(stmt)
+                if result.rowcount:
+                    return None
+                found = await conn.scalar(select(_RUNS.c.id).where(
+                    _RUNS.c.idempotency_key == key))
+        return str(found)
+
+    async def run(self, flow_id: str, input: Any = None, *, max_wait: float | None = None,
+                  **options: Any) -> RunRecord:
+        """Start a run and wait for it to finish (or to wait for something)."""
+        run_id = await self.start_run(flow_id, input, **options)
+        return await self.wait(run_id, max_wait=max_wait)
+
+    async def wait(self, run_id: str, *, max_wait: float | None = None,
+                   until_waiting: bool = True) -> RunRecord:
+        """The run once it finished — or, with ``until_waiting``, once it waits for a timer,
+        an approval or a sub-flow. TimeoutError after ``max_wait`` seconds."""
+        async with asyncio.timeout(max_wait):
+            while True:
+                event = self._finished.get(run_id)
+                if event is not None:
+                    await event.wait()
+                record = await self.get_run(run_id)
+                if record.status in FINISHED or (until_waiting and record.status == "waiting"):
+                    return record
+                if event is None:
+                    await asyncio.sleep(self.poll_interval)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        async with self.pw.store.engine.connect() as conn:
+            row = (await conn.execute(select(_RUNS).where(_RUNS.c.id == run_id))).first()
+        if row is None:
+            raise UnknownRun(f"no run with id {run_id!r}")
+        return _run_record(row._mapping)
+
+    async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
+                        since: float | None = None, until: float | None = None,
+                        before: str | None = None, limit: int = 100) -> list[RunRecord]:
+        """Newest first; ``before`` (a run id) pages through older ones."""
+        stmt = select(_RUNS).order_by(_RUNS.c.created_at.desc(), _RUNS.c.id.desc())
+        if flow_id is not None:
+            stmt = stmt.where(_RUNS.c.flow_id == flow_id)
+        if status is not None:
+            stmt = stmt.where(_RUNS.c.status == status)
+        if since is not None:
+            stmt = stmt.where(_RUNS.c.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(_RUNS.c.created_at < until)
+        if before is not None:
+            anchor = await self.get_run(before)
+            stmt = stmt.where((_RUNS.c.created_at < anchor.created_at) | (
+                (_RUNS.c.created_at == anchor.created_at) & (_RUNS.c.id < anchor.id)))
+        async with self.pw.store.engine.connect() as conn:
+            rows = (await conn.execute(stmt.limit(max(1, min(limit, 10_000))))).all()
+        return [_run_record(r._mapping) for r in rows]
+
+    async def steps(self, run_id: str) -> list[StepRecord]:
+        async with self.pw.store.engine.connect() as conn:
+            rows = (await conn.execute(select(_STEPS).where(_STEPS.c.run_id == run_id)
+                                       .order_by(_STEPS.c.started_at, _STEPS.c.key))).all()
+        return [StepRecord(**r._mapping) for r in rows]
+
+    # -- cancel and retry -----------------------------------------------------------------------
+
+    async def cancel(self, run_id: str, *, reason: str = "cancelled") -> RunRecord:
+        now = self.clock()
+        async with self.pw.store.engine.begin() as conn:
+            result = await conn.execute(update(_RUNS).where(
+                _RUNS.c.id == run_id, _RUNS.c.status.in_(("queued", "running", "waiting")),
+            ).values(status="cancelled", owner=None, lease_until=None, wake_at=None,
+                     finished_at=now, updated_at=now,
+                     error={"code": "cancelled", "message": reason}))
+        if not result.rowcount:
+            record = await self.get_run(run_id)
+            raise RunStateError(f"run {run_id} is {record.status}; only queued, running or "
+                                "waiting runs can be cancelled")
+        task = self._tasks.get(run_id)
+        if task is not None:
+            task.cancel()
+        record = await self.get_run(run_id)
+        if record.parent_run_id:
+            await self._wake(record.parent_run_id)
+        return record
+
+    async def retry(self, run_id: str) -> RunRecord:
+        """Run a failed (or cancelled) run again from the step that failed: finished steps
+        keep their outputs and are not run again."""
+        now = self.clock()
+        async with self.pw.store.engine.begin() as conn:
+            result = await conn.execute(update(_RUNS).where(
+                _RUNS.c.id == run_id, _RUNS.c.status.in_(("failed", "cancelled")),
+            ).values(status="queued", error=None, output=None, finished_at=None,
+                     attempt=_RUNS.c.attempt + 1, updated_at=now, owner=None,
+                     lease_until=None, wake_at=None))
+            if result.rowcount:
+                await conn.execute(delete(_STEPS).where(
+                    _STEPS.c.run_id == run_id, _STEPS.c.status.not_in(_COMPLETE)))
+        if not result.rowcount:
+            record = await self.get_run(run_id)
+            raise RunStateError(f"run {run_id} is {record.status}; only failed or cancelled "
+                                "runs can be retried")
+        self._kick.set()
+        return await self.get_run(run_id)
+
+    async def retry_failed(self, *, flow_id: str | None = None, limit: int = 1000) -> list[str]:
+        """Retry every dead letter (failed run), optionally of one flow."""
+        failed = await self.list_runs(flow_id=flow_id, status="failed", limit=limit)
+        done = []
+        for record in failed:
+            with contextlib.suppress(RunStateError):
+                await self.retry(record.id)
+                done.append(record.id)
+        return done
+
+    # -- execution ------------------------------------------------------------------------------
+
+    def _has_room(self, flow: FlowSpec) -> bool:
+        if len(self._tasks) >= self.max_concurrency:
+            return False
+        return flow.concurrency is None or self._per_flow.get(flow.id, 0) < flow.concurrency
+
+    def _launch(self, run: _Run, progress: RunProgress) -> None:
+        self._per_flow[run.flow.id] = self._per_flow.get(run.flow.id, 0) + 1
+        self._finished.setdefault(run.id, asyncio.Event())
+        task = asyncio.get_running_loop().create_task(self._execute(run, progress))
+        self._tasks[run.id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(run.id, None)
+            self._per_flow[run.flow.id] -= 1
+            event = self._finished.pop(run.id, None)
+            if event is not None:
+                event.set()
+            self._kick.set()
+
+        task.add_done_callback(done)
+
+    async def _execute(self, run: _Run, progress: RunProgress) -> None:
+        scope = Scope(input=run.input, run={
+            "id": run.id, "flow": run.flow.id, "version": run.flow.version,
+            "attempt": run.attempt, "started_at": _iso(run.created_at)})
+        interpreter = Interpreter(run.flow, _Effects(self, run), progress, scope)
+        try:
+            output = await interpreter.run()
+        except Suspend as pause:
+            run.status, run.wake_at = "waiting", pause.until
+            await self._save(run, owner=None)
+            return
+        except StepFailure as failure:
+            run.status, run.error, run.finished_at = "failed", failure.to_dict(), self.clock()
+        except asyncio.CancelledError:
+            return  # cancelled, or the engine stops: the checkpoints say where it was
+        except Exception as exc:  # a bug must fail the run, not leave it running forever
+            log.exception("run %s of flow %s failed unexpectedly", run.id, run.flow.id)
+            run.status, run.finished_at = "failed", self.clock()
+            run.error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+        else:
+            run.status, run.output, run.finished_at = "succeeded", output, self.clock()
+        await self._save(run, owner=None)
+        if run.parent_run_id:
+            await self._wake(run.parent_run_id)
+
+    async def _save(self, run: _Run, *, owner: str | None) -> None:
+        now = self.clock()
+        await self.journal.write(runs=[run.row(owner, None if owner is None else
+                                               now + self.lease, now)])
+
+    async def _resume(self, row: Any) -> None:
+        flow = await self._version(row["flow_id"], row["flow_digest"])
+        run = _Run(id=row["id"], flow=flow, digest=row["flow_digest"], trigger=row["trigger"],
+                   input=row["input"], parent_run_id=row["parent_run_id"],
+                   parent_step=row["parent_step"], idempotency_key=row["idempotency_key"],
+                   attempt=row["attempt"], created_at=row["created_at"])
+        progress = RunProgress()
+        async with self.pw.store.engine.connect() as conn:
+            steps = (await conn.execute(select(_STEPS.c.key, _STEPS.c.status, _STEPS.c.output)
+                                        .where(_STEPS.c.run_id == run.id))).all()
+        for key, status, output in steps:
+            if status in _COMPLETE:
+                progress.done[key] = output
+            elif status == "waiting":
+                progress.waiting[key] = output
+        self._launch(run, progress)
+
+    # -- the loop: claims, heartbeats, schedules --------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("flow engine tick failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.poll_interval)
+            self._kick.clear()
+
+    async def tick(self) -> int:
+        """One pass: renew leases, notice cancellations, fire due schedules, claim due runs.
+        How many runs it claimed (tests drive the engine with this and a fake clock)."""
+        now = self.clock()
+        if now - self._last_heartbeat >= self.lease / 3:
+            await self._heartbeat(now)
+        if self.schedules:
+            await self.fire_schedules(now)
+        return await self._claim(now)
+
+    async def _heartbeat(self, now: float) -> None:
+        self._last_heartbeat = now
+        async with self.pw.store.engine.begin() as conn:
+            await conn.execute(update(_RUNS).where(
+                _RUNS.c.owner == self.owner, _RUNS.c.status == "running").values(
+                lease_until=now + self.lease))
+            if self._tasks:
+                cancelled = (await conn.execute(select(_RUNS.c.id).where(
+                    _RUNS.c.id.in_(list(self._tasks)), _RUNS.c.status == "cancelled"))).all()
+            else:
+                cancelled = []
+        for (run_id,) in cancelled:
+            task = self._tasks.get(run_id)
+            if task is not None:
+                task.cancel()
+
+    def _due(self, now: float) -> Any:
+        return (
+            (_RUNS.c.status == "queued")
+            | ((_RUNS.c.status == "waiting") & (_RUNS.c.wake_at <= now))
+            | ((_RUNS.c.status == "running") & (_RUNS.c.owner.is_(None)))
+            | ((_RUNS.c.status == "running") & (_RUNS.c.lease_until < now)))
+
+    async def _claim(self, now: float) -> int:
+        room = self.max_concurrency - len(self._tasks)
+        if room <= 0 or self._stopping:
+            return 0
+        full = [f for f, n in self._per_flow.items()
+                if (spec := self._flow_or_none(f)) is not None and spec.concurrency is not None
+                and n >= spec.concurrency]
+        due = self._due(now)
+        pick = select(_RUNS.c.id).where(due)
+        if full:
+            pick = pick.where(_RUNS.c.flow_id.not_in(full))
+        pick = pick.order_by(_RUNS.c.created_at).limit(room)
+        async with self.pw.store.engine.begin() as conn:
+            ids = [r[0] for r in (await conn.execute(pick)).all()]
+            if not ids:
+                return 0
+            rows = (await conn.execute(
+                update(_RUNS).where(_RUNS.c.id.in_(ids), due).values(
+                    status="running", owner=self.owner, lease_until=now + self.lease,
+                    wake_at=None, updated_at=now).returning(*_RUNS.c))).all()
+        claimed = 0
+        for row in rows:
+            m = row._mapping
+            if m["id"] in self._tasks:
+                continue
+            try:
+                await self._resume(m)
+                claimed += 1
+            except Exception:
+                log.exception("cannot resume run %s", m["id"])
+        return claimed
+
+    def _flow_or_none(self, flow_id: str) -> FlowSpec | None:
+        try:
+            return self.flow(flow_id)
+        except UnknownFlow:
+            return None
+
+    async def _release_dead_owners(self) -> None:
+        """Runs held by engines on this host whose process is gone are free at once (no
+        need to wait for their leases to expire after a crash)."""
+        host = socket.gethostname()
+        async with self.pw.store.engine.connect() as conn:
+            owners = [r[0] for r in (await conn.execute(
+                select(_RUNS.c.owner).where(_RUNS.c.status == "running",
+                                            _RUNS.c.owner.is_not(None)).distinct())).all()]
+        dead = []
+        for owner in owners:
+            parts = owner.split(":")
+            if (len(parts) == 3 and parts[0] == host and parts[1].isdigit()
+                    and owner != self.owner and not _pid_alive(int(parts[1]))):
+                dead.append(owner)
+        if dead:
+            async with self.pw.store.engine.begin() as conn:
+                await conn.execute(update(_RUNS).where(
+                    _RUNS.c.owner.in_(dead), _RUNS.c.status == "running").values(
+                    owner=None, lease_until=None))
+
+    async def _wake(self, run_id: str) -> None:
+        async with self.pw.store.engine.begin() as conn:
+            await conn.execute(update(_RUNS).where(
+                _RUNS.c.id == run_id, _RUNS.c.status == "waiting").values(wake_at=0.0))
+        self._kick.set()
+
+    # -- approvals and sub-flows -----------------------------------------------------------------
+
+    async def _approval(self, run: _Run, key: str, message: Any,
+                        open_for: float) -> dict[str, Any]:
+        repo = ToolRepository(self.pw.store)
+        approval_id = hashlib.sha256(f"{run.id}:{key}".encode()).hexdigest()[:32]
+        try:
+            found = await repo.get_approval(approval_id)
+        except UnknownApproval:
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            found = ApprovalRecord(
+                id=approval_id, kind="flow", subject=f"{run.flow.id}.{key}", target=run.id,
+                connection=None,
+                arguments={"message": message, "run_id": run.id, "flow": run.flow.id,
+                           "step": key},
+                fingerprint=hashlib.sha256(f"flow:{run.id}:{key}".encode()).hexdigest(),
+                session_id=None, status="pending", requested_at=now,
+                expires_at=now + timedelta(seconds=open_for))
+            await repo.add_approval(found)
+        expires = found.expires_at.timestamp() if found.expires_at else None
+        return {"status": found.effective_status(datetime.fromtimestamp(self.clock(), UTC)),
+                "decided_by": found.decided_by, "reason": found.reason,
+                "expires_at": expires, "id": found.id}
+
+    async def _child_run(self, run: _Run, key: str, flow_id: str,
+                         input: Any) -> dict[str, Any]:
+        child_id = await self.start_run(flow_id, input, trigger="flow",
+                                        idempotency_key=f"sub:{run.id}:{key}",
+                                        parent_run_id=run.id, parent_step=key)
+        child = await self.get_run(child_id)
+        return {"status": child.status, "output": child.output, "error": child.error,
+                "id": child.id}
+
+    # -- schedules and retention -----------------------------------------------------------------
+
+    async def fire_schedules(self, now: float) -> list[str]:
+        """Start the runs of schedule slots that are due, once per slot across restarts and
+        processes (the slot is the run's idempotency key)."""
+        from croniter import croniter
+
+        started: list[str] = []
+        flows = self._flows.values() if hasattr(self._flows, "values") else list(self._flows)
+        for flow in flows:
+            for index, schedule in enumerate(flow.trigger.schedule):
+                key = f"{flow.id}#{index}"
+                last = await self._last_slot(key, now)
+                tz = ZoneInfo(schedule.timezone)
+                slots: list[float] = []
+                cursor = croniter(schedule.cron, datetime.fromtimestamp(last, tz))
+                while len(slots) < 1000:
+                    slot = cast(datetime, cursor.get_next(datetime)).timestamp()
+                    if slot > now:
+                        break
+                    slots.append(slot)
+                if not slots:
+                    continue
+                if schedule.missed == "skip":
+                    fire = [slots[-1]] if now - slots[-1] < self.poll_interval * 2 else []
+                elif schedule.missed == "once":
+                    fire = [slots[-1]]
+                else:
+                    fire = slots
+                for slot in fire:
+                    started.append(await self.start_run(
+                        flow.id, dict(schedule.input), trigger="schedule",
+                        idempotency_key=f"schedule:{key}:{int(slot)}"))
+                await self._set_last_slot(key, slots[-1])
+        return started
+
+    async def _last_slot(self, key: str, now: float) -> float:
+        async with self.pw.store.engine.connect() as conn:
+            last = await conn.scalar(select(_SCHEDULES.c.last_slot).where(
+                _SCHEDULES.c.key == key))
+        if last is None:
+            await self._set_last_slot(key, now)  # a new schedule starts from now
+            return now
+        return float(last)
+
+    async def _set_last_slot(self, key: str, slot: float) -> None:
+        store = self.pw.store
+        dialect = postgresql if store.dialect == "postgresql" else sqlite
+        stmt = dialect.insert(_SCHEDULES).values(key=key, last_slot=slot)
+        stmt = stmt.on_conflict_do_update(index_elements=["key"],
+                                          set_={"last_slot": stmt.excluded.last_slot})
+        async with store.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def purge(self, *, older_than: float | None = None, now: float | None = None) -> int:
+        """Delete finished runs past their flow's retention (or older than ``older_than``
+        seconds for every flow), with their steps. How many runs were deleted."""
+        now = self.clock() if now is None else now
+        rules: list[tuple[str | None, float]] = []
+        if older_than is not None:
+            rules.append((None, older_than))
+        else:
+            flows = self._flows.values() if hasattr(self._flows, "values") else []
+            rules.extend((f.id, f.retention) for f in flows if f.retention is not None)
+        deleted = 0
+        async with self.pw.store.engine.begin() as conn:
+            for flow_id, age in rules:
+                cond = [_RUNS.c.status.in_(FINISHED), _RUNS.c.finished_at < now - age]
+                if flow_id is not None:
+                    cond.append(_RUNS.c.flow_id == flow_id)
+                ids = select(_RUNS.c.id).where(*cond).scalar_subquery()
+                await conn.execute(delete(_STEPS).where(_STEPS.c.run_id.in_(ids)))
+                result = await conn.execute(delete(_RUNS).where(*cond))
+                deleted += result.rowcount or 0
+        return deleted
