@@ -95,6 +95,7 @@ class Patchwire:
         self._vault: Vault | None = None
         self._recorder: BatchWriter[CallRecord] | None = None
         self._tool_audit: BatchWriter[ToolCallRecord] | None = None
+        self._defaults: dict[str, tuple[str, float]] = {}
         self._compiled: dict[str, CompiledAction] = {}
         self._connections: dict[str, ResolvedConnection] = {}
         self._loading: dict[str, asyncio.Future[ResolvedConnection]] = {}
@@ -178,6 +179,7 @@ class Patchwire:
             )
         await self.store.add_connection(rec)
         self._connections.pop(name, None)
+        self._defaults.clear()
         return self._info(rec)
 
     async def update_connection(
@@ -206,6 +208,7 @@ class Patchwire:
     async def remove_connection(self, name: str) -> None:
         await self.store.remove_connection(name)
         self._connections.pop(name, None)
+        self._defaults.clear()
 
     def _decrypt(self, rec: ConnectionRecord) -> dict[str, Any]:
         if not rec.secrets:
@@ -257,8 +260,14 @@ class Patchwire:
         return resolved
 
     async def _default_connection(self, connector: str) -> str:
+        """The connector's only connection (kept for the connection TTL: flows and tools
+        call without naming one all the time)."""
+        cached = self._defaults.get(connector)
+        if cached is not None and time.monotonic() - cached[1] < CONNECTION_TTL:
+            return cached[0]
         recs = await self.store.list_connections(connector=connector)
         if len(recs) == 1:
+            self._defaults[connector] = (recs[0].name, time.monotonic())
             return recs[0].name
         if not recs:
             raise UnknownConnection(

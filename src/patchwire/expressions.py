@@ -21,6 +21,13 @@ from patchwire.errors import PatchwireError
 __all__ = ["Expression", "ExpressionError", "compile_expression"]
 
 _SIMPLE_PATH = re.compile(r"^\s*(?:\$|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$")
+_PATH_SRC = r"\$?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_KEY_SRC = r"(?:'[^'\\]*'|\"[^\"\\]*\")"
+#: ``{'id': $steps.order.id, 'email': customer.email}``: an object of paths (flows' most
+#: common transform), evaluated field by field without the full evaluator
+_OBJECT_OF_PATHS = re.compile(
+    rf"^\s*\{{\s*(?:{_KEY_SRC}\s*:\s*{_PATH_SRC}\s*(?:,\s*{_KEY_SRC}\s*:\s*{_PATH_SRC}\s*)*)?\}}\s*$")
+_OBJECT_FIELD = re.compile(rf"({_KEY_SRC})\s*:\s*({_PATH_SRC})")
 #: ``$steps.lookup.id``: a path from a bound variable (flows use these all the time)
 _VARIABLE_PATH = re.compile(r"^\s*\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$")
 _MISSING = object()
@@ -37,7 +44,7 @@ class ExpressionError(PatchwireError):
 class Expression:
     """A compiled JSONata expression."""
 
-    __slots__ = ("_compiled", "_path", "_variable", "source")
+    __slots__ = ("_compiled", "_fields", "_path", "_variable", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -48,12 +55,24 @@ class Expression:
             self._path = () if stripped == "$" else tuple(stripped.split("."))
         elif (m := _VARIABLE_PATH.match(stripped)) is not None:
             self._variable = (m.group(1), tuple(m.group(2).split(".")[1:]))
+        self._fields: list[tuple[str, str | None, tuple[str, ...]]] | None = None
+        if _OBJECT_OF_PATHS.match(stripped):
+            self._fields = []
+            for key, path in _OBJECT_FIELD.findall(stripped):
+                parts = path.split(".")
+                variable = parts[0][1:] if parts[0].startswith("$") else None
+                self._fields.append((key[1:-1], variable,
+                                     tuple(parts[1:] if variable is not None else parts)))
         try:
             self._compiled = jsonata.Jsonata(source)
         except Exception as exc:  # the library raises JException (a RuntimeError) and others
             raise ExpressionError(f"invalid JSONata {source!r}: {exc}") from exc
 
     def evaluate(self, data: Any, bindings: Mapping[str, Any] | None = None) -> Any:
+        if self._fields is not None:
+            built = self._object(data, bindings or {})
+            if built is not _MISSING:
+                return built
         if self._path is not None and not bindings:
             value = _walk(data, self._path)
             if value is not _MISSING:
@@ -72,6 +91,22 @@ class Expression:
         except Exception as exc:
             raise ExpressionError(f"JSONata {self.source!r} failed: {exc}") from exc
 
+    def _object(self, data: Any, bindings: Mapping[str, Any]) -> Any:
+        assert self._fields is not None
+        out: dict[str, Any] = {}
+        for key, variable, path in self._fields:
+            if variable is not None:
+                if variable == "" or variable not in bindings:
+                    return _MISSING  # `$` alone, or an unknown variable: the evaluator decides
+                value = _walk_defined(bindings[variable], path)
+            else:
+                value = _walk_defined(data, path)
+            if value is _MISSING:
+                return _MISSING
+            if value is not _UNDEFINED:  # JSONata leaves out fields whose value is undefined
+                out[key] = value
+        return out
+
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
 
@@ -88,6 +123,23 @@ def _walk(data: Any, path: tuple[str, ...]) -> Any:
     # A list at the end is returned whole by JSONata too, except singletons and nested
     # arrays, which JSONata flattens: defer those to the evaluator.
     if isinstance(current, list) and path and (len(current) <= 1 or _has_list(current)):
+        return _MISSING
+    return current
+
+
+_UNDEFINED = object()
+
+
+def _walk_defined(data: Any, path: tuple[str, ...]) -> Any:
+    """Like ``_walk``, telling a missing field (``_UNDEFINED``) from a JSON null."""
+    current = data
+    for key in path:
+        if not isinstance(current, dict):
+            return _MISSING if isinstance(current, list) else _UNDEFINED
+        if key not in current:
+            return _UNDEFINED
+        current = current[key]
+    if isinstance(current, list) and (len(current) <= 1 or _has_list(current)):
         return _MISSING
     return current
 

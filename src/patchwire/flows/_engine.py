@@ -15,6 +15,7 @@ at once when it ran on this host and its process is gone.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
@@ -272,9 +273,14 @@ class FlowEngine:
         self.schedules = schedules
         self._journal: Journal | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: runs this engine started and owns, waiting for room (FIFO)
+        self._backlog: collections.deque[_Run] = collections.deque()
+        #: how recently finished local runs ended, for wait() without a query
+        self._results: collections.OrderedDict[str, RunRecord] = collections.OrderedDict()
         self._finished: dict[str, asyncio.Event] = {}
         self._per_flow: dict[str, int] = {}
         self._versions: dict[tuple[str, str], FlowSpec] = {}
+        self._digests: dict[int, tuple[FlowSpec, str]] = {}
         self._validators: dict[str, jsonschema_rs.Validator] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
@@ -303,6 +309,7 @@ class FlowEngine:
         """Stop: running runs are released (their leases dropped) and resume elsewhere or
         at the next start, from their last checkpoint."""
         self._stopping = True
+        self._backlog.clear()  # released below with the running ones
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -341,7 +348,11 @@ class FlowEngine:
         return cast(FlowSpec, spec)
 
     async def _remember_version(self, flow: FlowSpec) -> str:
+        known = self._digests.get(id(flow))
+        if known is not None and known[0] is flow:
+            return known[1]
         digest = digest_of(flow)
+        self._digests[id(flow)] = (flow, digest)
         if (flow.id, digest) in self._versions:
             return digest
         store = self.pw.store
@@ -397,22 +408,26 @@ class FlowEngine:
         run = _Run(id=new_id(), flow=flow, digest=digest, trigger=trigger, input=value,
                    parent_run_id=parent_run_id, parent_step=parent_step,
                    idempotency_key=idempotency_key, attempt=1, created_at=now)
-        local = not self._stopping and self._has_room(flow)
+        # A started engine owns the runs it starts (running when there is room, else in its
+        # backlog, leased all the same); without one the run waits, queued, for any engine.
+        local = self._journal is not None and not self._stopping
         run.status = "running" if local else "queued"
         row = run.row(self.owner if local else None, now + self.lease if local else None, now)
-        if idempotency_key is not None:
-            existing = await self._insert_keyed(row, idempotency_key)
+        if idempotency_key is not None or not local:
+            existing = await self._insert_row(row, idempotency_key)
             if existing is not None:
                 return existing
         else:
             await self.journal.write(runs=[row])
         if local:
-            self._launch(run, RunProgress())
-        else:
-            self._kick.set()
+            self._finished.setdefault(run.id, asyncio.Event())
+            if self._has_room(flow):
+                self._launch(run, RunProgress())
+            else:
+                self._backlog.append(run)
         return run.id
 
-    async def _insert_keyed(self, row: tuple[Any, ...], key: str) -> str | None:
+    async def _insert_row(self, row: tuple[Any, ...], key: str | None) -> str | None:
         """Insert unless a run with this key exists; that run's id, or None if inserted."""
         from patchwire.flows._journal import RUN_COLUMNS
 
@@ -426,7 +441,7 @@ class FlowEngine:
         with store._errors("start a run"):
             async with store.engine.begin() as conn:
                 result = await conn.execute(stmt)
-                if result.rowcount:
+                if result.rowcount or key is None:
                     return None
                 found = await conn.scalar(select(_RUNS.c.id).where(
                     _RUNS.c.idempotency_key == key))
@@ -447,7 +462,10 @@ class FlowEngine:
                 event = self._finished.get(run_id)
                 if event is not None:
                     await event.wait()
-                record = await self.get_run(run_id)
+                known = self._results.get(run_id)
+                # what this engine saw last is the truth unless the run moved on since
+                record = (known if known is not None and known.status in FINISHED
+                          else await self.get_run(run_id))
                 if record.status in FINISHED or (until_waiting and record.status == "waiting"):
                     return record
                 if event is None:
@@ -541,6 +559,18 @@ class FlowEngine:
 
     # -- execution ------------------------------------------------------------------------------
 
+    def _start_backlog(self) -> None:
+        if self._stopping:
+            return
+        waiting: list[_Run] = []
+        while self._backlog and len(self._tasks) < self.max_concurrency:
+            run = self._backlog.popleft()
+            if self._has_room(run.flow):
+                self._launch(run, RunProgress())
+            else:
+                waiting.append(run)  # its flow is at its concurrency cap
+        self._backlog.extendleft(reversed(waiting))
+
     def _has_room(self, flow: FlowSpec) -> bool:
         if len(self._tasks) >= self.max_concurrency:
             return False
@@ -558,6 +588,7 @@ class FlowEngine:
             event = self._finished.pop(run.id, None)
             if event is not None:
                 event.set()
+            self._start_backlog()
             self._kick.set()
 
         task.add_done_callback(done)
@@ -591,6 +622,15 @@ class FlowEngine:
         now = self.clock()
         await self.journal.write(runs=[run.row(owner, None if owner is None else
                                                now + self.lease, now)])
+        if run.status in FINISHED or run.status == "waiting":
+            self._results[run.id] = RunRecord(
+                id=run.id, flow_id=run.flow.id, flow_version=run.flow.version,
+                status=run.status, trigger=run.trigger, input=run.input, output=run.output,
+                error=run.error, parent_run_id=run.parent_run_id, attempt=run.attempt,
+                created_at=run.created_at, updated_at=now, finished_at=run.finished_at,
+                wake_at=run.wake_at)
+            while len(self._results) > 10_000:
+                self._results.popitem(last=False)
 
     async def _resume(self, row: Any) -> None:
         flow = await self._version(row["flow_id"], row["flow_digest"])
@@ -677,9 +717,10 @@ class FlowEngine:
                     status="running", owner=self.owner, lease_until=now + self.lease,
                     wake_at=None, updated_at=now).returning(*_RUNS.c))).all()
         claimed = 0
+        local = {r.id for r in self._backlog}
         for row in rows:
             m = row._mapping
-            if m["id"] in self._tasks:
+            if m["id"] in self._tasks or m["id"] in local:
                 continue
             try:
                 await self._resume(m)

@@ -135,7 +135,10 @@ class Journal:
         if not batches:
             return
         if self._sqlite_path is not None:
-            await asyncio.to_thread(self._commit_sqlite, batches)
+            # On the loop thread: a batch commits in a few milliseconds (WAL, synchronous
+            # NORMAL), where a worker thread waited tens of milliseconds for the GIL behind
+            # a busy loop (measured: 2.3 ms vs 64 ms a commit at 450 runs/s).
+            self._commit_sqlite(batches)
             return
         style = "qmark" if self._store.engine.dialect.paramstyle == "qmark" else "dollar"
         with self._store._errors("write run checkpoints"):
