@@ -457,6 +457,7 @@ class FlowEngine:
                    until_waiting: bool = True) -> RunRecord:
         """The run once it finished — or, with ``until_waiting``, once it waits for a timer,
         an approval or a sub-flow. TimeoutError after ``max_wait`` seconds."""
+        pause = 0.01
         async with asyncio.timeout(max_wait):
             while True:
                 event = self._finished.get(run_id)
@@ -468,8 +469,9 @@ class FlowEngine:
                           else await self.get_run(run_id))
                 if record.status in FINISHED or (until_waiting and record.status == "waiting"):
                     return record
-                if event is None:
-                    await asyncio.sleep(self.poll_interval)
+                if event is None:  # another engine has it: poll, less and less often
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, self.poll_interval)
 
     async def get_run(self, run_id: str) -> RunRecord:
         async with self.pw.store.engine.connect() as conn:
@@ -502,7 +504,8 @@ class FlowEngine:
     async def steps(self, run_id: str) -> list[StepRecord]:
         async with self.pw.store.engine.connect() as conn:
             rows = (await conn.execute(select(_STEPS).where(_STEPS.c.run_id == run_id)
-                                       .order_by(_STEPS.c.started_at, _STEPS.c.key))).all()
+                                       .order_by(_STEPS.c.started_at, _STEPS.c.finished_at,
+                                                 _STEPS.c.key))).all()
         return [StepRecord(**r._mapping) for r in rows]
 
     # -- cancel and retry -----------------------------------------------------------------------
@@ -544,6 +547,7 @@ class FlowEngine:
             record = await self.get_run(run_id)
             raise RunStateError(f"run {run_id} is {record.status}; only failed or cancelled "
                                 "runs can be retried")
+        self._results.pop(run_id, None)
         self._kick.set()
         return await self.get_run(run_id)
 
@@ -577,6 +581,7 @@ class FlowEngine:
         return flow.concurrency is None or self._per_flow.get(flow.id, 0) < flow.concurrency
 
     def _launch(self, run: _Run, progress: RunProgress) -> None:
+        self._results.pop(run.id, None)
         self._per_flow[run.flow.id] = self._per_flow.get(run.flow.id, 0) + 1
         self._finished.setdefault(run.id, asyncio.Event())
         task = asyncio.get_running_loop().create_task(self._execute(run, progress))
@@ -708,16 +713,20 @@ class FlowEngine:
         if full:
             pick = pick.where(_RUNS.c.flow_id.not_in(full))
         pick = pick.order_by(_RUNS.c.created_at).limit(room)
+        # One statement, so SQLite takes the write lock first (a read-then-write
+        # transaction could not upgrade past another writer); ``due`` is repeated outside
+        # the subquery so that PostgreSQL re-checks it on a row another engine just took.
         async with self.pw.store.engine.begin() as conn:
-            ids = [r[0] for r in (await conn.execute(pick)).all()]
-            if not ids:
-                return 0
             rows = (await conn.execute(
-                update(_RUNS).where(_RUNS.c.id.in_(ids), due).values(
+                update(_RUNS).where(_RUNS.c.id.in_(pick.scalar_subquery()), due).values(
                     status="running", owner=self.owner, lease_until=now + self.lease,
                     wake_at=None, updated_at=now).returning(*_RUNS.c))).all()
+        if not rows:
+            return 0
         claimed = 0
         local = {r.id for r in self._backlog}
+        for row in rows:  # waiters see these as local from now on
+            self._finished.setdefault(row._mapping["id"], asyncio.Event())
         for row in rows:
             m = row._mapping
             if m["id"] in self._tasks or m["id"] in local:
@@ -727,6 +736,9 @@ class FlowEngine:
                 claimed += 1
             except Exception:
                 log.exception("cannot resume run %s", m["id"])
+                event = self._finished.pop(m["id"], None)
+                if event is not None:
+                    event.set()
         return claimed
 
     def _flow_or_none(self, flow_id: str) -> FlowSpec | None:

@@ -110,8 +110,7 @@ class Interpreter:
             scope.steps[step.id] = done[key]
             return done[key]
         if step.when is not None and not truthy(evaluate(step.when, scope)):
-            scope.steps[step.id] = None
-            return None
+            return None  # skipped: `$steps.<id>` stays undefined
         kind = step_kind(step)
         policy: StepRetry = step.retry or _NO_RETRY
         started = self.effects.now()
