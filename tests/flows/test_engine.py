@@ -70,12 +70,6 @@ def engine(pw: Patchwire, flows: Mapping[str, FlowSpec], clock: Clock, **kw: Any
     return FlowEngine(pw, dict(flows), clock=clock, sleep=no_sleep, poll_interval=3600, **kw)
 
 
-def calls_of(sandbox: Sandbox, path_part: str) -> int:
-    stats = sandbox.stats
-    return sum(n for (method, path), n in stats.requests_by_route().items()
-               if path_part in path) if hasattr(stats, "requests_by_route") else -1
-
-
 async def count_calls(pw: Patchwire, action: str) -> int:
     await pw.flush()
     return await pw.store.count_calls(action=action)
@@ -190,7 +184,7 @@ async def test_a_failed_run_is_a_dead_letter_and_retries_from_its_failed_step(
         assert run.status == "failed" and run.dead_letter
         assert run.error["step"] == "missing" and run.error["code"] == "not_found"
         assert [r.id for r in await eng.list_runs(status="failed")] == [run.id]
-        failed_step = [s for s in await eng.steps(run.id) if s.key == "missing"][0]
+        failed_step = next(s for s in await eng.steps(run.id) if s.key == "missing")
         # not_found is not transient: the step's own retries do not repeat it
         assert (failed_step.status, failed_step.attempts) == ("failed", 1)
         assert await count_calls(pw, "shop.get_order") == 2
