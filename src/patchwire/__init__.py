@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from patchwire._patchwire import ConnectionInfo, Patchwire
     from patchwire.calls import CallOutcome
     from patchwire.connectors import ConnectorRegistry, ConnectorSpec
+    from patchwire.flows._engine import FlowEngine
     from patchwire.pagination import PaginationError
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ _LAZY = {
     "CallOutcome": "patchwire.calls",
     "ConnectorRegistry": "patchwire.connectors",
     "ConnectorSpec": "patchwire.connectors",
+    "FlowEngine": "patchwire.flows._engine",
     "PaginationError": "patchwire.pagination",
 }
 
@@ -73,6 +75,7 @@ __all__ = [
     "ConnectionInfo",
     "ConnectorRegistry",
     "ConnectorSpec",
+    "FlowEngine",
     "InputValidationError",
     "NotFoundError",
     "PaginationError",

@@ -30,6 +30,8 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     #: extra directories searched for connector YAML files
     connector_paths: tuple[Path, ...] = (Path("connectors"),)
+    #: extra directories searched for flow YAML files
+    flow_paths: tuple[Path, ...] = (Path("flows"),)
     #: server bind address
     host: str = "127.0.0.1"
     port: int = 8600
@@ -72,8 +74,8 @@ def load_settings(
 ) -> Settings:
     env = dict(os.environ if environ is None else environ)
     raw: dict[str, Any] = _from_toml(toml_path or Path("patchwire.toml"))
-    for key in ("home", "database_url", "secret_key", "connector_paths", "host", "port",
-                "allow_networks"):
+    for key in ("home", "database_url", "secret_key", "connector_paths", "flow_paths", "host",
+                "port", "allow_networks"):
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
             raw[key] = value
@@ -90,6 +92,11 @@ def load_settings(
         if isinstance(paths, str):
             paths = [p for p in paths.split(os.pathsep) if p]
         kwargs["connector_paths"] = tuple(Path(p) for p in paths)
+    if "flow_paths" in raw:
+        paths = raw["flow_paths"]
+        if isinstance(paths, str):
+            paths = [p for p in paths.split(os.pathsep) if p]
+        kwargs["flow_paths"] = tuple(Path(p) for p in paths)
     if "host" in raw:
         kwargs["host"] = str(raw["host"])
     if "port" in raw:

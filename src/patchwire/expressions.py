@@ -20,8 +20,11 @@ from patchwire.errors import PatchwireError
 
 __all__ = ["Expression", "ExpressionError", "compile_expression"]
 
-_SIMPLE_PATH = re.compile(r"^\s*(?:\$|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$")
-_PATH_SRC = r"\$?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+#: JSONata's literals look like field names but are not paths
+_NOT_LITERAL = r"(?!(?:true|false|null)\b)"
+_SIMPLE_PATH = re.compile(
+    rf"^\s*(?:\$|{_NOT_LITERAL}[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*$")
+_PATH_SRC = rf"(?:\$|{_NOT_LITERAL})[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _KEY_SRC = r"(?:'[^'\\]*'|\"[^\"\\]*\")"
 #: ``{'id': $steps.order.id, 'email': customer.email}``: an object of paths (flows' most
 #: common transform), evaluated field by field without the full evaluator

@@ -492,3 +492,22 @@ async def test_a_flow_concurrency_cap_holds_runs_back_until_a_slot_frees(
         records = [await eng.wait(i, max_wait=BOUND) for i in ids]
     # each run reached its wait (releasing its slot) before the next could start
     assert [r.status for r in records] == ["waiting"] * 3
+
+
+async def test_a_flow_with_a_tool_trigger_is_a_tool_that_runs_it(pw: Patchwire) -> None:
+    from patchwire.tools import ToolInvoker
+
+    tool_flow = flow(ORDER_FLOW.replace(
+        "id: order_summary", "id: order_summary\ntrigger: {tool: {name: summarize_order}}"))
+    async with engine(pw, {"order_summary": tool_flow, "waiting": flow(WAITING.replace(
+            "id: waiting", "id: waiting\ntrigger: {tool: true}"))}, Clock()) as eng:
+        invoker = ToolInvoker(pw, engine=eng)
+        catalog = await invoker.catalog()
+        assert catalog.get("summarize_order").kind == "flow"
+        assert catalog.get("summarize_order").input_schema["required"] == ["order_id"]
+        ran = await invoker.invoke("summarize_order", {"order_id": "42"})
+        wrong = await invoker.invoke("summarize_order", {"order_id": 42})
+        waits = await invoker.invoke("flow_waiting", {})
+    assert ran.status == "ok" and ran.data["order"] == "42"
+    assert wrong.status == "invalid_arguments" and "order_id" in wrong.text
+    assert waits.status == "ok" and waits.data["status"] == "waiting"

@@ -7,7 +7,17 @@ import contextlib
 
 import typer
 
-from patchwire.cli import _approvals, _call, _chat, _connections, _connectors, _mcp, _tools
+from patchwire.cli import (
+    _approvals,
+    _call,
+    _chat,
+    _connections,
+    _connectors,
+    _flows,
+    _mcp,
+    _runs,
+    _tools,
+)
 from patchwire.cli._common import console, errors_handled, fail, settings
 
 app = typer.Typer(
@@ -20,11 +30,17 @@ app.add_typer(_connectors.app, name="connector")
 app.add_typer(_connections.app, name="connection")
 app.add_typer(_tools.app, name="tools")
 app.add_typer(_approvals.app, name="approvals")
+app.add_typer(_flows.app, name="flow")
 app.command("call")(_call.call)
 app.command("calls")(_call.calls)
 app.command("chat")(_chat.chat)
 # --- MCP server over stdio (src/patchwire/cli/_mcp.py) ---
 app.command("mcp")(_mcp.mcp)
+# --- flow runs: `flow run`, `runs ...`, `worker` (src/patchwire/cli/_runs.py) ---
+_flows.app.command("run")(_runs.run_flow)
+app.add_typer(_runs.app, name="runs")
+app.command("worker")(_runs.worker)
+# --- end flow runs ---
 
 vault_app = typer.Typer(help="The credential vault.", no_args_is_help=True)
 app.add_typer(vault_app, name="vault")
@@ -35,7 +51,8 @@ def serve(
     host: str = typer.Option(None, "--host", help="bind address (default 127.0.0.1)"),
     port: int = typer.Option(None, "--port", help="port (default 8600)"),
 ) -> None:
-    """Serve the REST API (POST /api/v1/actions/{action}/call ...)."""
+    """Serve the REST API (POST /api/v1/actions/{action}/call ...) and run flows (queued
+    and due runs, schedules) like `patchwire worker`."""
     import uvicorn
 
     from patchwire._patchwire import BACKGROUND_REFRESH_INTERVAL, Patchwire
@@ -50,7 +67,8 @@ def serve(
     console.print(f"Patchwire API starting on http://{host}:{port}/api/v1 (docs at /api/docs); "
                   f"MCP (Streamable HTTP) at http://{host}:{port}/mcp")
     with errors_handled():
-        app = create_app(Patchwire(cfg), background_refresh=BACKGROUND_REFRESH_INTERVAL)
+        app = create_app(Patchwire(cfg), background_refresh=BACKGROUND_REFRESH_INTERVAL,
+                         engine=True)
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from patchwire.connectors._schemas import input_schema_problem
 from patchwire.connectors._template import placeholders_in
@@ -14,9 +16,20 @@ from patchwire.connectors.spec import ActionSpec, ConnectorSpec, OAuth2Auth
 from patchwire.errors import SpecError, SpecProblem
 from patchwire.expressions import ExpressionError, compile_expression
 
-__all__ = ["check_connector", "load_connector_file", "load_connector_text", "parse_connector"]
+__all__ = [
+    "check_connector",
+    "dedupe_problems",
+    "load_connector_file",
+    "load_connector_text",
+    "parse_connector",
+    "pydantic_problems",
+]
 
 _Loc = tuple[str | int, ...]
+#: pydantic's location of an error + the raw document -> the path as written in YAML
+CleanLoc = Callable[[tuple[Any, ...], Any], _Loc]
+#: a document-specific wording of one error: (path, message), or None for the default one
+Explain = Callable[[ErrorDetails, _Loc], tuple[_Loc, str] | None]
 
 
 def load_connector_file(path: str | FsPath) -> ConnectorSpec:
@@ -45,17 +58,18 @@ def parse_connector(
     try:
         spec = ConnectorSpec.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, data, lines))
+        problems.extend(pydantic_problems(exc, data, lines))
         # Semantic checks still run on the parts that parsed, so one pass shows everything.
         problems.extend(_raw_semantic_problems(data, lines))
-        raise SpecError(_dedupe(problems)) from None
+        raise SpecError(dedupe_problems(problems)) from None
     problems.extend(lines.problem(loc, msg) for loc, msg in check_connector(spec))
     if problems:
-        raise SpecError(_dedupe(problems))
+        raise SpecError(dedupe_problems(problems))
     return spec
 
 
-def _dedupe(problems: list[SpecProblem]) -> list[SpecProblem]:
+def dedupe_problems(problems: list[SpecProblem]) -> list[SpecProblem]:
+    """Each problem once, in document order."""
     seen: set[SpecProblem] = set()
     out = []
     for p in problems:
@@ -65,12 +79,23 @@ def _dedupe(problems: list[SpecProblem]) -> list[SpecProblem]:
     return sorted(out, key=lambda p: (p.line or 0, p.path))
 
 
-def _pydantic_problems(exc: ValidationError, data: Any, lines: LineMap) -> list[SpecProblem]:
+def pydantic_problems(
+    exc: ValidationError, data: Any, lines: LineMap, *,
+    clean_loc: CleanLoc | None = None, explain: Explain | None = None,
+) -> list[SpecProblem]:
+    """pydantic's errors as problems at YAML paths, worded for a person writing YAML.
+
+    ``clean_loc`` maps pydantic's locations (with union tags) to YAML paths; ``explain``
+    lets a document kind word its own errors (flows explain their step kinds).
+    """
     out = []
     for err in exc.errors(include_url=False):
-        loc = _clean_loc(err["loc"], data)
+        loc = (clean_loc or _clean_loc)(err["loc"], data)
         msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        explained = explain(err, loc) if explain is not None else None
+        if explained is not None:
+            loc, msg = explained
+        elif err["type"] == "extra_forbidden":
             msg = f"unknown field {loc[-1]!r}" if loc else "unknown field"
         elif err["type"] == "string_pattern_mismatch" and loc[-1:] == ("[key]",):
             # a dict key failed its pattern (an action name)

@@ -17,8 +17,13 @@ __all__ = ["input_schema_problem"]
 Path = tuple[str | int, ...]
 
 
-def input_schema_problem(schema: Any) -> tuple[Path, str] | None:
-    """(path inside the schema, message) of the first problem, or None when usable."""
+def input_schema_problem(
+    schema: Any, *, what: str = "an action's input schema"
+) -> tuple[Path, str] | None:
+    """(path inside the schema, message) of the first problem, or None when usable.
+
+    ``what`` names the schema in the message (flows check their input schema here too).
+    """
     try:
         jsonschema_rs.meta.validate(schema)
     except jsonschema_rs.ValidationError as exc:
@@ -30,7 +35,7 @@ def input_schema_problem(schema: Any) -> tuple[Path, str] | None:
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
         return (), f"cannot be compiled: {str(exc).splitlines()[0]}"
     if isinstance(schema, dict) and schema.get("type", "object") != "object":
-        return (), "an action's input schema must describe an object"
+        return (), f"{what} must describe an object"
     return None
 
 

@@ -337,6 +337,11 @@ class FlowEngine:
 
     # -- flows --------------------------------------------------------------------------------
 
+    def flows(self) -> list[FlowSpec]:
+        """The current definitions of every flow this engine knows."""
+        values = getattr(self._flows, "values", None)
+        return list(values() if values is not None else self._flows)
+
     def flow(self, flow_id: str) -> FlowSpec:
         getter = getattr(self._flows, "get", None)
         try:
@@ -814,8 +819,7 @@ class FlowEngine:
         from croniter import croniter
 
         started: list[str] = []
-        flows = self._flows.values() if hasattr(self._flows, "values") else list(self._flows)
-        for flow in flows:
+        for flow in self.flows():
             for index, schedule in enumerate(flow.trigger.schedule):
                 key = f"{flow.id}#{index}"
                 last = await self._last_slot(key, now)
@@ -868,8 +872,7 @@ class FlowEngine:
         if older_than is not None:
             rules.append((None, older_than))
         else:
-            flows = self._flows.values() if hasattr(self._flows, "values") else []
-            rules.extend((f.id, f.retention) for f in flows if f.retention is not None)
+            rules.extend((f.id, f.retention) for f in self.flows() if f.retention is not None)
         deleted = 0
         async with self.pw.store.engine.begin() as conn:
             for flow_id, age in rules:

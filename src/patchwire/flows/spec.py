@@ -201,6 +201,15 @@ class SwitchStep(_StepBase):
     cases: dict[str, list[Step]]
     default: list[Step] = Field(default_factory=list)
 
+    @field_validator("cases", mode="before")
+    @classmethod
+    def _case_keys(cls, v: Any) -> Any:
+        # YAML reads `1:` and `true:` as a number and a boolean; a case is matched as text
+        if isinstance(v, dict):
+            return {(str(k).lower() if isinstance(k, bool) else str(k)): steps
+                    for k, steps in v.items()}
+        return v
+
 
 class ForeachStep(_StepBase):
     foreach: str = Field(description="JSONata giving a list")

@@ -24,11 +24,16 @@ from patchwire.errors import (
     CallError,
     ConfigError,
     ConnectionExists,
+    FlowInputError,
     InputValidationError,
     LookupFailed,
     PatchwireError,
+    RunStateError,
     UpstreamResponseError,
 )
+from patchwire.flows import FlowRegistry
+from patchwire.flows._engine import FlowEngine
+from patchwire.server._flows_api import flows_router
 from patchwire.server._tools_api import tools_router
 
 __all__ = ["create_app", "is_loopback"]
@@ -61,11 +66,11 @@ class CallResponse(BaseModel):
 
 
 def _status_for(exc: PatchwireError) -> int:
-    if isinstance(exc, InputValidationError):
+    if isinstance(exc, InputValidationError | FlowInputError):
         return 422
     if isinstance(exc, LookupFailed):
         return 404
-    if isinstance(exc, ConnectionExists | ApprovalStateError):
+    if isinstance(exc, ConnectionExists | ApprovalStateError | RunStateError):
         return 409
     if isinstance(exc, ConfigError):
         return 400
@@ -108,15 +113,30 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JS
 
 def create_app(
     pw: Patchwire, *, manage_lifecycle: bool = True, background_refresh: float | None = None,
+    engine: bool | FlowEngine = False, flows: FlowRegistry | None = None,
 ) -> FastAPI:
     """The API over ``pw``. ``background_refresh``: renew OAuth2 tokens due for renewal
-    every that many seconds while the app runs (``patchwire serve`` turns it on)."""
+    every that many seconds while the app runs (``patchwire serve`` turns it on).
+
+    ``engine``: ``True`` runs flows in this process while the app runs — queued and due
+    runs, schedules — like ``patchwire worker`` (``patchwire serve`` turns it on); a
+    FlowEngine is used (started and stopped) as given; ``False`` only records runs started
+    through the API as queued, for a worker (``wait`` then waits for that worker).
+    ``flows``: default, the shipped examples and ``settings.flow_paths``."""
     # --- MCP (Streamable HTTP at /mcp; src/patchwire/tools/_mcp.py) ---
     from patchwire.tools._invoke import ToolInvoker
     from patchwire.tools._mcp import McpHttpEndpoint
 
     mcp_endpoint = McpHttpEndpoint(ToolInvoker(pw))
     # --- end MCP ---
+    # --- flows (src/patchwire/server/_flows_api.py) ---
+    registry = flows if flows is not None else FlowRegistry.load(pw.settings.flow_paths)
+    # a mapping, not the registry: FlowEngine.purge reads retention through .values()
+    flow_engine = engine if isinstance(engine, FlowEngine) else FlowEngine(
+        pw, registry.as_mapping(), schedules=bool(engine))
+    # not started, an engine runs nothing: the runs it starts are queued for a worker
+    run_flows = engine is not False
+    # --- end flows ---
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -125,9 +145,13 @@ def create_app(
         if background_refresh is not None:
             pw.start_background_refresh(background_refresh)
         try:
+            if run_flows:
+                await flow_engine.start()  # flows: released again by stop() below
             async with mcp_endpoint.run():  # MCP: the Streamable HTTP session manager
                 yield
         finally:
+            if run_flows:  # flows: runs in flight resume elsewhere or at the next start
+                await flow_engine.stop()
             if background_refresh is not None:
                 await pw.stop_background_refresh()
             if manage_lifecycle:
@@ -194,4 +218,5 @@ def create_app(
         return [r.to_dict() for r in records]
 
     app.include_router(tools_router(pw))
+    app.include_router(flows_router(registry, flow_engine))
     return app

@@ -17,6 +17,7 @@ from typing import Any
 from patchwire.connectors import ConnectorRegistry
 from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ToolSpec
 from patchwire.errors import UnknownTool
+from patchwire.flows.spec import FlowSpec
 
 __all__ = ["Tool", "ToolCatalog", "ToolFilter", "sanitize_tool_name"]
 
@@ -44,6 +45,8 @@ class Tool:
     result: str | None = None
     max_result_bytes: int = 8192
     tags: tuple[str, ...] = ()
+    #: "action" (target ``connector.action``) or "flow" (target ``flow:<id>``, a run)
+    kind: str = "action"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,7 @@ class ToolCatalog:
         connections: Sequence[tuple[str, str]] | None = None,
         filter: ToolFilter | None = None,
         every_action: bool = False,
+        flows: Iterable[FlowSpec] = (),
     ) -> ToolCatalog:
         """Tools from ``registry``.
 
@@ -117,7 +121,8 @@ class ToolCatalog:
         ``connections`` is a list of ``(connection, connector)`` pairs to bind tools to:
         with one connection of a connector its tools keep their names, with several each
         tool is offered once per connection, prefixed by the connection's name.
-        ``every_action`` offers every action (used to check provider schemas).
+        ``every_action`` offers every action (used to check provider schemas). ``flows``
+        with a ``tool`` trigger are offered too: calling one runs the flow.
         """
         overrides = overrides or {}
         by_connector: dict[str, list[str]] | None = None
@@ -148,6 +153,19 @@ class ToolCatalog:
                         continue
                     name = f"{conn}_{base}" if conn is not None and len(bound) > 1 else base
                     candidates.append(_Candidate(name, tool))
+        for flow in flows:
+            trigger = flow.trigger.tool
+            if trigger is None:
+                continue
+            tool = Tool(
+                name="", target=f"flow:{flow.id}", connector="flow", connection=None,
+                title=flow.title or flow.id.replace("_", " ").capitalize(),
+                description=(trigger.description or flow.description or flow.title
+                             or f"Run the flow {flow.id}").strip(),
+                input_schema=flow.input, read_only=trigger.read_only, destructive=False,
+                idempotent=False, confirm=trigger.confirm, kind="flow")
+            if filter is None or filter.admits(tool):
+                candidates.append(_Candidate(trigger.name or f"flow_{flow.id}", tool))
         return cls(_assign_names(candidates))
 
     def get(self, name: str) -> Tool:

@@ -32,6 +32,7 @@ from patchwire.errors import (
     CallTimeoutError,
     CircuitOpenError,
     ConflictError,
+    FlowInputError,
     InputValidationError,
     LookupFailed,
     NotFoundError,
@@ -52,6 +53,7 @@ from patchwire.tools._shaping import shape_result
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
+    from patchwire.flows._engine import FlowEngine
 
 __all__ = [
     "ConfirmCallback",
@@ -132,9 +134,12 @@ class ToolInvoker:
         self, pw: Patchwire, *, connections: Sequence[str] | None = None,
         filter: ToolFilter | None = None,
         approval_ttl: timedelta = timedelta(hours=24), catalog_ttl: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, engine: FlowEngine | None = None,
+        flow_wait: float = 30.0,
     ) -> None:
         self._pw = pw
+        self._engine = engine
+        self._flow_wait = flow_wait
         self._connections = list(connections) if connections is not None else None
         self._filter = filter
         self._approval_ttl = approval_ttl
@@ -175,9 +180,11 @@ class ToolInvoker:
                     f"(known: {', '.join(sorted(names)) or 'none'})")
             wanted = set(self._connections)
             known = [c for c in known if c.name in wanted]
+        flows = list(self._engine.flows()) if self._engine is not None else []
         catalog = ToolCatalog.build(
             self._pw.connectors, overrides=overrides,
-            connections=[(c.name, c.connector) for c in known], filter=self._filter)
+            connections=[(c.name, c.connector) for c in known], filter=self._filter,
+            flows=flows)
         self._catalog, self._built_at = catalog, now
         return catalog
 
@@ -231,6 +238,8 @@ class ToolInvoker:
                               f"The arguments of {tool.name} must be a JSON object, not "
                               f"{type(arguments).__name__}. Call it again with an object.")
         args = drop_strict_nulls(tool.input_schema, dict(arguments))
+        if tool.kind == "flow":
+            return await self._run_flow(tool, args, session_id, confirm, audit)
         compiled = self._pw.compiled_action(tool.target)
         try:
             compiled.validate(args, context=_context(tool, request_id))
@@ -256,6 +265,47 @@ class ToolInvoker:
                               max_bytes=tool.max_result_bytes)
         return ToolResult("ok", shaped.text, shaped.data, approval_id=approval_id,
                           truncated=shaped.truncated)
+
+    async def _run_flow(self, tool: Tool, args: dict[str, Any], session_id: str | None,
+                        confirm: ConfirmCallback | None, audit: _Audit) -> ToolResult:
+        """A flow tool starts a run and waits (bounded) for its output."""
+        if self._engine is None:
+            return ToolResult("error", f"{tool.name} runs a flow, and no flow engine runs "
+                              "here; tell the user it is unavailable.")
+        approval_id: str | None = None
+        if tool.confirm:
+            gate = await self._gate(tool, args, session_id, confirm)
+            if isinstance(gate, ToolResult):
+                audit.approval_id = gate.approval_id
+                return gate
+            approval_id = audit.approval_id = gate
+        flow_id = tool.target.removeprefix("flow:")
+        try:
+            run_id = await self._engine.start_run(flow_id, args, trigger="tool")
+        except FlowInputError as exc:
+            return ToolResult("invalid_arguments", _invalid_text(tool, exc.problems))
+        except PatchwireError as exc:
+            return ToolResult("error", f"{tool.name} could not start: {exc}",
+                              approval_id=approval_id)
+        try:
+            run = await self._engine.wait(run_id, max_wait=self._flow_wait)
+        except TimeoutError:
+            return ToolResult("ok", f"The run {run_id} of {tool.name} was started and is "
+                              "still running; its result is not ready yet.",
+                              {"run_id": run_id, "status": "running"}, approval_id)
+        if run.status == "succeeded":
+            shaped = shape_result(run.output, max_bytes=tool.max_result_bytes)
+            return ToolResult("ok", shaped.text, shaped.data, approval_id, shaped.truncated)
+        if run.status == "waiting":
+            return ToolResult("ok", f"The run {run_id} of {tool.name} started and now waits "
+                              "(for a person's approval or a timer); it will go on by itself. "
+                              "Tell the user.", {"run_id": run_id, "status": "waiting"},
+                              approval_id)
+        error = run.error or {}
+        audit.error = str(error)
+        return ToolResult("error", f"{tool.name} failed at step {error.get('step')} "
+                          f"({error.get('code')}): {error.get('message')}. Tell the user.",
+                          approval_id=approval_id)
 
     def _projection(self, tool: Tool) -> Expression | None:
         if tool.result is None:
