@@ -47,14 +47,24 @@ def mcp(
         tool_filter = ToolFilter(
             connectors=frozenset(connector) if connector else None,
             tags=frozenset(tag) if tag else None, read_only=read_only)
-        async with Patchwire(settings()) as pw:
-            invoker = ToolInvoker(pw, connections=connection or None, filter=tool_filter)
+        from patchwire.flows import FlowRegistry
+        from patchwire.flows._engine import FlowEngine
+
+        cfg = settings()
+        async with Patchwire(cfg) as pw:
+            # Flow tools run here, durably; this process runs only the runs it starts, and
+            # what it leaves waiting (an approval, a timer) a worker or `serve` resumes.
+            engine = FlowEngine(pw, FlowRegistry.load(cfg.flow_paths).as_mapping(),
+                                schedules=False, claims=False)
+            invoker = ToolInvoker(pw, connections=connection or None, filter=tool_filter,
+                                  engine=engine)
             # Build the catalog now so an unknown --connection is an error on stderr and
             # exit status 1, not a server that fails every request.
             catalog = await invoker.catalog()
             logging.getLogger("patchwire.mcp").info("serving %d tool(s) over stdio",
                                                     len(catalog))
-            await serve_stdio(invoker)
+            async with engine:
+                await serve_stdio(invoker)
 
     with contextlib.suppress(KeyboardInterrupt):
         run(main())

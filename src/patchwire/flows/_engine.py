@@ -252,7 +252,8 @@ class FlowEngine:
 
     ``flows`` maps flow ids to their current definitions (a FlowRegistry works). ``clock``
     (epoch seconds) and ``sleep`` can be replaced in tests; ``poll_interval`` is how often
-    due work (timers, approvals, schedules, orphaned runs) is looked for.
+    due work (timers, approvals, schedules, orphaned runs) is looked for. ``schedules``
+    and ``claims`` off: the engine runs only the runs it starts itself.
     """
 
     def __init__(
@@ -260,7 +261,7 @@ class FlowEngine:
         owner: str | None = None, lease: float = 30.0, max_concurrency: int = 256,
         poll_interval: float = 1.0, clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        schedules: bool = True,
+        schedules: bool = True, claims: bool = True,
     ) -> None:
         self.pw = pw
         self._flows = flows
@@ -271,6 +272,9 @@ class FlowEngine:
         self.clock = clock
         self.sleep = sleep
         self.schedules = schedules
+        #: claim queued, due and orphaned runs from the store (a worker does; a process
+        #: that only runs what it starts, like `patchwire mcp`, does not)
+        self.claims = claims
         self._journal: Journal | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         #: runs this engine started and owns, waiting for room (FIFO)
@@ -708,7 +712,7 @@ class FlowEngine:
 
     async def _claim(self, now: float) -> int:
         room = self.max_concurrency - len(self._tasks)
-        if room <= 0 or self._stopping:
+        if room <= 0 or self._stopping or not self.claims:
             return 0
         full = [f for f, n in self._per_flow.items()
                 if (spec := self._flow_or_none(f)) is not None and spec.concurrency is not None

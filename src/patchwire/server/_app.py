@@ -123,20 +123,21 @@ def create_app(
     FlowEngine is used (started and stopped) as given; ``False`` only records runs started
     through the API as queued, for a worker (``wait`` then waits for that worker).
     ``flows``: default, the shipped examples and ``settings.flow_paths``."""
-    # --- MCP (Streamable HTTP at /mcp; src/patchwire/tools/_mcp.py) ---
-    from patchwire.tools._invoke import ToolInvoker
-    from patchwire.tools._mcp import McpHttpEndpoint
-
-    mcp_endpoint = McpHttpEndpoint(ToolInvoker(pw))
-    # --- end MCP ---
     # --- flows (src/patchwire/server/_flows_api.py) ---
     registry = flows if flows is not None else FlowRegistry.load(pw.settings.flow_paths)
-    # a mapping, not the registry: FlowEngine.purge reads retention through .values()
     flow_engine = engine if isinstance(engine, FlowEngine) else FlowEngine(
         pw, registry.as_mapping(), schedules=bool(engine))
     # not started, an engine runs nothing: the runs it starts are queued for a worker
     run_flows = engine is not False
     # --- end flows ---
+    # --- MCP (Streamable HTTP at /mcp; src/patchwire/tools/_mcp.py) ---
+    from patchwire.tools._invoke import ToolInvoker
+    from patchwire.tools._mcp import McpHttpEndpoint
+
+    # flows with a tool trigger are tools where this app runs flows
+    tool_invoker = ToolInvoker(pw, engine=flow_engine if run_flows else None)
+    mcp_endpoint = McpHttpEndpoint(tool_invoker)
+    # --- end MCP ---
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -217,6 +218,6 @@ def create_app(
                                         limit=max(1, min(limit, 1000)))
         return [r.to_dict() for r in records]
 
-    app.include_router(tools_router(pw))
+    app.include_router(tools_router(pw, tool_invoker))
     app.include_router(flows_router(registry, flow_engine))
     return app

@@ -27,9 +27,10 @@ class Verdict(BaseModel):
     by: str | None = Field(None, max_length=200, description="who decides (default: api)")
 
 
-def tools_router(pw: Patchwire) -> APIRouter:
+def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
-    invoker = ToolInvoker(pw)
+    invoker = invoker or ToolInvoker(pw)
+    engine = invoker.engine
 
     def repo() -> ToolRepository:
         return ToolRepository(pw.store)
@@ -45,7 +46,8 @@ def tools_router(pw: Patchwire) -> APIRouter:
     ) -> list[dict[str, Any]]:
         flt = ToolFilter(connectors=frozenset(connector) if connector else None,
                          tags=frozenset(tag) if tag else None, read_only=read_only)
-        catalog = await ToolInvoker(pw, connections=connection, filter=flt).catalog()
+        catalog = await ToolInvoker(pw, connections=connection, filter=flt,
+                                    engine=engine).catalog()
         if format != "patchwire":
             from patchwire.tools._providers import export_tools
 

@@ -150,6 +150,11 @@ class ToolInvoker:
         self._projections: dict[str, Expression] = {}
 
     @property
+    def engine(self) -> FlowEngine | None:
+        """The flow engine that runs flow tools (None: no flow tools)."""
+        return self._engine
+
+    @property
     def repository(self) -> ToolRepository:
         return ToolRepository(self._pw.store)
 
