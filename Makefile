@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/outage.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/tool_call.py
+	$(BIN)/python bench/flow_throughput.py
 
 sandbox: $(STAMP)
 	$(BIN)/patchwire sandbox

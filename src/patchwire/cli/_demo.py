@@ -175,6 +175,7 @@ async def run_demo(*, port: int = 0) -> None:
         console.print(table)
         console.print("Every call is in the call log: [bold]patchwire calls[/]")
         await _tools_scene(pw, charge)
+        await _flows_scene(pw, customer, order)
     _connect_a_client(sandbox.port)
 
 
@@ -213,6 +214,42 @@ async def _tools_scene(pw: Patchwire, charge: dict[str, Any]) -> None:
                       highlight=False)
     console.print("Tool calls are audited: [bold]patchwire tools audit[/]; approvals: "
                   "[bold]patchwire approvals list --status all[/]")
+
+
+async def _flows_scene(pw: Patchwire, customer: dict[str, Any],
+                       order: dict[str, Any]) -> None:
+    """The shipped example flows, run durably by the embedded engine."""
+    from patchwire.flows import FlowRegistry
+    from patchwire.flows._engine import FlowEngine
+
+    console.print()
+    console.rule("[bold]Durable flows[/]: the same work as multi-step workflows")
+    registry = FlowRegistry.load(pw.settings.flow_paths)
+    async with FlowEngine(pw, registry.as_mapping(), schedules=False) as engine:
+        scenes = [
+            ("chat_to_ticket", {"email": customer["email"],
+                                "message": "Where is my refund? (from the chat widget)"}),
+            ("refund_to_ticket_comment", {"order_id": str(order["id"]),
+                                          "reason": "damaged in transit"}),
+            ("overdue_invoice_reminders", {}),
+        ]
+        for flow_id, flow_input in scenes:
+            if flow_id not in {f.id for f in registry}:
+                continue
+            run = await engine.run(flow_id, flow_input, trigger="demo", max_wait=60)
+            steps = await engine.steps(run.id)
+            colour = "green" if run.status == "succeeded" else "red"
+            console.print(f"  [{colour}]{run.status}[/] {flow_id} "
+                          f"[dim](run {run.id[-8:]}, {len(steps)} step checkpoints)[/]: "
+                          f"{_short(run.output if run.status == 'succeeded' else run.error)}",
+                          highlight=False)
+    schedule = next((f.trigger.schedule[0] for f in registry if f.trigger.schedule), None)
+    if schedule is not None:
+        console.print(f"Scheduled flows fire on `patchwire serve` / `patchwire worker` "
+                      f"(e.g. cron '{schedule.cron}' {schedule.timezone}); runs survive "
+                      "crashes and resume where they were.")
+    console.print("Runs: [bold]patchwire runs list[/], [bold]patchwire runs show ID[/]; "
+                  "flows: [bold]patchwire flow list[/], docs/flows.md")
 
 
 def _connect_a_client(sandbox_port: int) -> None:
