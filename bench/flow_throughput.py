@@ -136,12 +136,14 @@ class TimedJournal(Journal):
 class NoStepJournal(TimedJournal):
     """Drops step checkpoints; run rows (start, finish) are written as usual."""
 
-    async def write(self, runs: Sequence[tuple[Any, ...]] = (),
-                    steps: Sequence[tuple[Any, ...]] = (),
-                    events: Sequence[tuple[Any, ...]] = ()) -> None:
+    def enqueue(self, runs: Sequence[tuple[Any, ...]] = (),
+                steps: Sequence[tuple[Any, ...]] = (),
+                events: Sequence[tuple[Any, ...]] = ()) -> asyncio.Future[None]:
         if not runs and not events:
-            return
-        await super().write(runs=runs, events=events)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return super().enqueue(runs=runs, events=events)
 
 
 def process_cpu(pid: int) -> float | None:

@@ -389,15 +389,15 @@ steps:
     # The engine "dies" after the charge was made upstream but before its checkpoint was
     # committed: the charge step was in flight.
     in_flight = asyncio.Event()
-    commit = crashed.journal.write
+    enqueue = crashed.journal.enqueue
 
-    async def dying_write(runs: Any = (), steps: Any = (), events: Any = ()) -> None:
+    def dying_enqueue(runs: Any = (), steps: Any = (), events: Any = ()) -> Any:
         if any(step[1] == "charge" for step in steps):
-            in_flight.set()
-            await asyncio.Event().wait()  # never returns: the process is gone
-        await commit(runs, steps, events)
+            in_flight.set()  # never committed: the process is gone before that
+            return asyncio.get_running_loop().create_future()
+        return enqueue(runs, steps, events)
 
-    crashed.journal.write = dying_write  # type: ignore[method-assign]
+    crashed.journal.enqueue = dying_enqueue  # type: ignore[method-assign]
     run_id = await crashed.start_run("charge")
     await asyncio.wait_for(in_flight.wait(), BOUND)
     assert len(charges) == before + 1

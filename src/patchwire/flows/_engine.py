@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -185,11 +186,25 @@ class _Run:
 
 
 class _Effects:
-    """The interpreter's effects for one run, on this engine."""
+    """The interpreter's effects for one run, on this engine.
+
+    Checkpoints are queued, not awaited; what must be durable is awaited at a barrier
+    before the next effect on the world (a call, an event, an approval, a sub-flow) and
+    before the run's own row changes. So a step's output is always committed before
+    anything that comes after it can happen — a crash repeats only the step in flight —
+    while a run waits for about one commit per call instead of one per step.
+    """
 
     def __init__(self, engine: FlowEngine, run: _Run) -> None:
         self.engine = engine
         self.run = run
+        self.pending: list[asyncio.Future[None]] = []
+
+    async def barrier(self) -> None:
+        """Every checkpoint queued so far is committed (or its failure raised)."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            await asyncio.gather(*pending)
 
     def now(self) -> float:
         return self.engine.clock()
@@ -199,6 +214,7 @@ class _Effects:
 
     async def call(self, action: str, arguments: Any, connection: str | None, *,
                    idempotency_key: str) -> Any:
+        await self.barrier()
         pw = self.engine.pw
         try:
             compiled = pw.compiled_action(action)
@@ -230,17 +246,20 @@ class _Effects:
                          started_at: float) -> None:
         now = self.engine.clock()
         finished = None if status == "waiting" else now
-        await self.engine.journal.write(steps=[(
+        self.pending.append(self.engine.journal.enqueue(steps=[(
             self.run.id, key, kind, status, _json(output), _json(error), attempts, started_at,
-            finished)])
+            finished)]))
 
     async def approval(self, key: str, message: Any, open_for: float) -> dict[str, Any]:
+        await self.barrier()
         return await self.engine._approval(self.run, key, message, open_for)
 
     async def child_run(self, key: str, flow: str, input: Any) -> dict[str, Any]:
+        await self.barrier()
         return await self.engine._child_run(self.run, key, flow, input)
 
     async def emit(self, key: str, type: str, data: Any) -> str:
+        await self.barrier()
         event_id = hashlib.sha256(f"{self.run.id}:{key}".encode()).hexdigest()[:32]
         await self.engine.journal.write(events=[(event_id, type, _json(data), self.run.id,
                                                  self.engine.clock())])
@@ -611,9 +630,14 @@ class FlowEngine:
         scope = Scope(input=run.input, run={
             "id": run.id, "flow": run.flow.id, "version": run.flow.version,
             "attempt": run.attempt, "started_at": _iso(run.created_at)})
-        interpreter = Interpreter(run.flow, _Effects(self, run), progress, scope)
+        effects = _Effects(self, run)
+        interpreter = Interpreter(run.flow, effects, progress, scope)
         try:
-            output = await interpreter.run()
+            try:
+                output = await interpreter.run()
+            finally:
+                if not isinstance(sys.exc_info()[1], asyncio.CancelledError):
+                    await effects.barrier()  # the steps before the run's own row
         except Suspend as pause:
             run.status, run.wake_at = "waiting", pause.until
             await self._save(run, owner=None)

@@ -91,6 +91,13 @@ class Journal:
                     steps: Sequence[tuple[Any, ...]] = (),
                     events: Sequence[tuple[Any, ...]] = ()) -> None:
         """Queue rows (tuples in RUN_COLUMNS / STEP_COLUMNS order) and await their commit."""
+        await self.enqueue(runs, steps, events)
+
+    def enqueue(self, runs: Sequence[tuple[Any, ...]] = (),
+                steps: Sequence[tuple[Any, ...]] = (),
+                events: Sequence[tuple[Any, ...]] = ()) -> asyncio.Future[None]:
+        """Queue rows; the future is done once they are committed (or failed to be).
+        Batches commit in order: when a later write's future is done, so is this one."""
         if self._closed:
             raise StoreError("the run journal is closed")
         for row in runs:
@@ -103,7 +110,7 @@ class Journal:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._writer())
         self._wake.set()
-        await fut
+        return fut
 
     async def _writer(self) -> None:
         while self._waiters:
