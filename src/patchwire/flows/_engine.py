@@ -49,7 +49,6 @@ from patchwire.flows._interpreter import Interpreter, RunProgress
 from patchwire.flows._journal import Journal
 from patchwire.flows.spec import FlowSpec
 from patchwire.store.models import (
-    FlowEventRow,
     FlowRunRow,
     FlowScheduleRow,
     FlowStepRow,
@@ -69,7 +68,6 @@ _RUNS = cast(Table, FlowRunRow.__table__)
 _STEPS = cast(Table, FlowStepRow.__table__)
 _VERSIONS = cast(Table, FlowVersionRow.__table__)
 _SCHEDULES = cast(Table, FlowScheduleRow.__table__)
-_EVENTS = cast(Table, FlowEventRow.__table__)
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 #: step statuses that count as done on replay
@@ -262,7 +260,7 @@ class _Effects:
         await self.barrier()
         event_id = hashlib.sha256(f"{self.run.id}:{key}".encode()).hexdigest()[:32]
         await self.engine.journal.write(events=[(event_id, type, _json(data), self.run.id,
-                                                 self.engine.clock())])
+                                                 "flow", self.engine.clock())])
         return event_id
 
 

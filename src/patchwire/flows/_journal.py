@@ -34,7 +34,7 @@ _RUN_MUTABLE = ("status", "output", "error", "owner", "lease_until", "wake_at", 
                 "updated_at", "finished_at")
 STEP_COLUMNS = ("run_id", "key", "kind", "status", "output", "error", "attempts",
                 "started_at", "finished_at")
-EVENT_COLUMNS = ("id", "type", "data", "run_id", "created_at")
+EVENT_COLUMNS = ("id", "type", "data", "run_id", "source", "created_at")
 _SQLITE_LOCK_WAIT_S = 30.0
 #: SQLite binds at most 32,766 parameters a statement
 _MAX_PARAMS = 30_000
@@ -66,7 +66,7 @@ def _sql(kind: str, rows: int, style: str) -> str:
     if kind == "steps":
         return _upsert_sql("flow_steps", STEP_COLUMNS, ("run_id", "key"), STEP_COLUMNS[2:],
                            rows, marks)
-    return _upsert_sql("flow_events", EVENT_COLUMNS, ("id",), (), rows, marks)
+    return _upsert_sql("events", EVENT_COLUMNS, ("id",), (), rows, marks)
 
 
 class Journal:

@@ -30,7 +30,7 @@ __all__ = [
     "Base",
     "CallRow",
     "ConnectionRow",
-    "FlowEventRow",
+    "EventRow",
     "FlowRunRow",
     "FlowScheduleRow",
     "FlowStepRow",
@@ -240,13 +240,23 @@ class FlowScheduleRow(Base):
     last_slot: Mapped[float] = mapped_column(Float, nullable=False)
 
 
-class FlowEventRow(Base):
-    """Events emitted by flows (``emit``), for outbound webhooks to deliver."""
+class EventRow(Base):
+    """The event log: events emitted by flows (``emit``), runs and syncs, which outbound
+    webhooks deliver to subscribers (``dispatched_at`` once deliveries exist for it)."""
 
-    __tablename__ = "flow_events"
+    __tablename__ = "events"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     type: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
     data: Mapped[Any] = mapped_column(JSON, nullable=True)
     run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    dispatched_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+
+
+# Tables of other parts of Patchwire, defined next to the code that owns them; imported so
+# that ``Base.metadata`` (the source of truth the migrations are checked against) has them.
+from patchwire.store import _delivery_models, _sync_models, _webhook_models  # noqa: E402
+
+__all__ += ["_delivery_models", "_sync_models", "_webhook_models"]
