@@ -511,3 +511,25 @@ async def test_a_flow_with_a_tool_trigger_is_a_tool_that_runs_it(pw: Patchwire) 
     assert ran.status == "ok" and ran.data["order"] == "42"
     assert wrong.status == "invalid_arguments" and "order_id" in wrong.text
     assert waits.status == "ok" and waits.data["status"] == "waiting"
+
+
+async def test_runs_that_end_and_emit_steps_write_events_for_subscribers(
+        pw: Patchwire) -> None:
+    from sqlalchemy import text
+
+    spec = flow("""
+id: emitting
+steps:
+  - {id: note, emit: ticket.noted, data: "{'n': $input.n}"}
+  - {id: boom, fail: "'no'", when: "$input.n > 1"}
+""")
+    async with engine(pw, {"emitting": spec}, Clock()) as eng:
+        ok = await eng.run("emitting", {"n": 1}, max_wait=BOUND)
+        bad = await eng.run("emitting", {"n": 2}, max_wait=BOUND)
+    async with pw.store.engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT type, source, run_id FROM events ORDER BY created_at"))).all()
+    assert [(t, s) for t, s, _ in rows] == [
+        ("ticket.noted", "flow"), ("run.succeeded", "run"), ("ticket.noted", "flow"),
+        ("run.failed", "run")]
+    assert [r for _, _, r in rows] == [ok.id, ok.id, bad.id, bad.id]

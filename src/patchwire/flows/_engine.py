@@ -141,6 +141,16 @@ def _run_record(m: Any) -> RunRecord:
         updated_at=m["updated_at"], finished_at=m["finished_at"], wake_at=m["wake_at"])
 
 
+def _run_event(run_id: str, attempt: int, status: str, flow_id: str, error: Any,
+               now: float) -> tuple[Any, ...]:
+    """An ``events`` row (journal column order) for a run that ended."""
+    event_id = hashlib.sha256(f"run:{run_id}:{attempt}:{status}".encode()).hexdigest()[:32]
+    data = {"run_id": run_id, "flow": flow_id, "status": status, "attempt": attempt}
+    if error:
+        data["error"] = error
+    return (event_id, f"run.{status}", _json(data), run_id, "run", now)
+
+
 def digest_of(flow: FlowSpec) -> str:
     blob = orjson.dumps(flow.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()[:32]
@@ -656,8 +666,13 @@ class FlowEngine:
 
     async def _save(self, run: _Run, *, owner: str | None) -> None:
         now = self.clock()
+        events = []
+        if run.status in ("succeeded", "failed"):
+            # committed with the run's final row: subscribers hear of every run's end once
+            events.append(_run_event(run.id, run.attempt, run.status, run.flow.id,
+                                     run.error, now))
         await self.journal.write(runs=[run.row(owner, None if owner is None else
-                                               now + self.lease, now)])
+                                               now + self.lease, now)], events=events)
         if run.status in FINISHED or run.status == "waiting":
             self._results[run.id] = RunRecord(
                 id=run.id, flow_id=run.flow.id, flow_version=run.flow.version,
