@@ -16,6 +16,7 @@ import contextlib
 import functools
 import itertools
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,6 +207,32 @@ def _sqlite_insert_calls(rows: int) -> str:
             + ", ".join([one] * rows))
 
 
+#: how long opening a store waits for other processes migrating the same new SQLite file
+SQLITE_MIGRATION_WAIT_S = 120.0
+
+
+async def _migrate(engine: AsyncEngine, *, sqlite: bool) -> None:
+    """Apply migrations to head in one transaction (IMMEDIATE on SQLite, advisory-locked
+    on PostgreSQL). On SQLite, processes opening the same new file at once queue behind
+    the first one's write lock; a migration can outlast the busy timeout on a loaded
+    machine, so a "locked" answer is waited out (bounded) instead of failing the open."""
+    deadline = time.monotonic() + SQLITE_MIGRATION_WAIT_S
+    delay = 0.05
+    while True:
+        try:
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
+                async with conn.begin():
+                    await conn.run_sync(_run_migrations)
+            return
+        except DBAPIError as exc:
+            locked = sqlite and "locked" in str(exc.orig)
+            if not locked or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
 def _alembic_command_error() -> type[Exception]:
     import alembic.util.exc
 
@@ -244,10 +271,7 @@ class Store:
             _install_sqlite_pragmas(engine)
         store = cls(engine)
         try:
-            async with engine.connect() as conn:
-                conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
-                async with conn.begin():
-                    await conn.run_sync(_run_migrations)
+            await _migrate(engine, sqlite=parsed.get_backend_name() == "sqlite")
         except _alembic_command_error() as exc:
             await engine.dispose()
             raise StoreError(
