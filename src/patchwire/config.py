@@ -32,6 +32,8 @@ class Settings:
     connector_paths: tuple[Path, ...] = (Path("connectors"),)
     #: extra directories searched for flow YAML files
     flow_paths: tuple[Path, ...] = (Path("flows"),)
+    #: extra directories searched for sync YAML files
+    sync_paths: tuple[Path, ...] = (Path("syncs"),)
     #: server bind address
     host: str = "127.0.0.1"
     port: int = 8600
@@ -74,7 +76,8 @@ def load_settings(
 ) -> Settings:
     env = dict(os.environ if environ is None else environ)
     raw: dict[str, Any] = _from_toml(toml_path or Path("patchwire.toml"))
-    for key in ("home", "database_url", "secret_key", "connector_paths", "flow_paths", "host",
+    for key in ("home", "database_url", "secret_key", "connector_paths", "flow_paths",
+                "sync_paths", "host",
                 "port", "allow_networks"):
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
@@ -97,6 +100,11 @@ def load_settings(
         if isinstance(paths, str):
             paths = [p for p in paths.split(os.pathsep) if p]
         kwargs["flow_paths"] = tuple(Path(p) for p in paths)
+    if "sync_paths" in raw:
+        paths = raw["sync_paths"]
+        if isinstance(paths, str):
+            paths = [p for p in paths.split(os.pathsep) if p]
+        kwargs["sync_paths"] = tuple(Path(p) for p in paths)
     if "host" in raw:
         kwargs["host"] = str(raw["host"])
     if "port" in raw:

@@ -21,6 +21,8 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
     ├── RunStateError                the run cannot do that now (cancel a finished run...)
     ├── ConnectionExists             a connection with that name already exists
     ├── VaultError                   a secret cannot be encrypted or decrypted
+    ├── WebhookRejected              an inbound webhook failed verification (carries a
+    │                                short reason code and the HTTP status to answer)
     ├── StoreError                   the database failed or is unreachable
     ├── OAuthError                   an OAuth2 token request failed (carries the RFC 6749
     │   │                            error code, e.g. invalid_grant, never a token)
@@ -92,6 +94,7 @@ __all__ = [
     "UpstreamValidationError",
     "ValidationProblem",
     "VaultError",
+    "WebhookRejected",
 ]
 
 
@@ -215,6 +218,27 @@ class VaultError(PatchwireError):
 
 class StoreError(PatchwireError):
     code = "store_error"
+
+
+class WebhookRejected(PatchwireError):
+    """An inbound webhook failed verification.
+
+    ``reason`` is a short machine code (``missing_signature``, ``malformed_signature``,
+    ``bad_signature``, ``stale_timestamp``, ``missing_timestamp``...) and ``status`` the HTTP
+    status to answer with. Built from header names and codes only: neither secrets nor the
+    expected signature ever reach the message, so it is safe to record and return.
+    """
+
+    code = "webhook_rejected"
+
+    def __init__(self, reason: str, status: int = 401, message: str | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        self.message = message or reason.replace("_", " ")
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "reason": self.reason, "message": self.message}
 
 
 class OAuthError(PatchwireError):

@@ -14,11 +14,15 @@ from patchwire.cli import (
     _connections,
     _connectors,
     _flows,
+    _keys,
     _mcp,
     _runs,
+    _subscriptions,
+    _sync,
     _tools,
+    _webhooks,
 )
-from patchwire.cli._common import console, errors_handled, fail, settings
+from patchwire.cli._common import console, errors_handled, fail, run, settings
 
 app = typer.Typer(
     name="patchwire",
@@ -41,6 +45,21 @@ _flows.app.command("run")(_runs.run_flow)
 app.add_typer(_runs.app, name="runs")
 app.command("worker")(_runs.worker)
 # --- end flow runs ---
+# --- inbound webhooks: sources, inbox, rejections (src/patchwire/cli/_webhooks.py) ---
+app.add_typer(_webhooks.app, name="webhooks")
+# --- outbound webhooks (src/patchwire/cli/_subscriptions.py) ---
+app.add_typer(_subscriptions.subscriptions_app, name="subscriptions")
+app.add_typer(_subscriptions.deliveries_app, name="deliveries")
+# --- end outbound webhooks ---
+
+# --- API keys (src/patchwire/cli/_keys.py) ---
+app.add_typer(_keys.app, name="keys")
+# --- end API keys ---
+
+# --- sync: `sync list|run|status|check|example`, `records list` (src/patchwire/cli/_sync.py) ---
+app.add_typer(_sync.app, name="sync")
+app.add_typer(_sync.records_app, name="records")
+# --- end sync ---
 
 vault_app = typer.Typer(help="The credential vault.", no_args_is_help=True)
 app.add_typer(vault_app, name="vault")
@@ -61,15 +80,26 @@ def serve(
     cfg = settings()
     host = host or cfg.host
     port = cfg.port if port is None else port
-    if not is_loopback(host):
-        fail(f"refusing to bind {host}: without API keys the server binds loopback only "
-             "(127.0.0.1 or ::1)", code=2)
+    # --- access control and observability (server/_auth.py, observability/) ---
+    from patchwire.observability import configure_logging, configure_tracing_from_env
+    from patchwire.server._auth import AccessPolicy, admin_key_exists
+
+    public = not is_loopback(host)
+    if public and not run(admin_key_exists(cfg.effective_database_url)):
+        fail(f"refusing to bind {host}: without an admin API key the server binds loopback "
+             "only (127.0.0.1 or ::1); create one with `patchwire keys create NAME --scope "
+             "admin`, then every request needs a key", code=2)
+    with errors_handled():
+        configure_logging()  # PATCHWIRE_LOG_FORMAT=json|text, PATCHWIRE_LOG_LEVEL
+    configure_tracing_from_env()  # PATCHWIRE_TRACING=1
+    # --- end access control and observability ---
     console.print(f"Patchwire API starting on http://{host}:{port}/api/v1 (docs at /api/docs); "
                   f"MCP (Streamable HTTP) at http://{host}:{port}/mcp")
     with errors_handled():
         app = create_app(Patchwire(cfg), background_refresh=BACKGROUND_REFRESH_INTERVAL,
-                         engine=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+                         engine=True, access=AccessPolicy(require_keys=public))
+        # log_config=None: uvicorn's lines go through the handler configure_logging set
+        uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
 
 
 @app.command()
@@ -77,6 +107,11 @@ def sandbox(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8765, "--port"),
     seed: int = typer.Option(0, "--seed", help="seed of the generated data and chaos"),
+    webhook_url: str | None = typer.Option(
+        None, "--webhook-url",
+        help="send the APIs' signed webhooks (order refunded...) to this URL, e.g. "
+             "http://127.0.0.1:8600/hooks/shop",
+    ),
 ) -> None:
     """Serve the sandbox APIs (shop, helpdesk, calendar, payments) on loopback."""
     from patchwire.server import is_loopback
@@ -84,13 +119,19 @@ def sandbox(
     if not is_loopback(host):
         fail(f"the sandbox binds loopback only, not {host}", code=2)
     from patchwire.sandbox import serve_forever
+    from patchwire.sandbox._webhooks import checked_webhook_url
+
+    try:
+        checked_webhook_url(webhook_url)
+    except ValueError as exc:
+        fail(str(exc), code=2)
 
     def ready(url: str) -> None:
         console.print(f"sandbox listening on {url} (shop, helpdesk, calendar, payments); "
                       "Ctrl-C stops it")
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(host, port, seed=seed, ready=ready))
+        asyncio.run(serve_forever(host, port, seed=seed, ready=ready, webhook_url=webhook_url))
 
 
 @app.command()

@@ -48,6 +48,8 @@ from patchwire.flows._context import Scope, StepFailure, Suspend
 from patchwire.flows._interpreter import Interpreter, RunProgress
 from patchwire.flows._journal import Journal
 from patchwire.flows.spec import FlowSpec
+from patchwire.observability import _tracing as _observe
+from patchwire.observability._metrics import RUNS as _RUNS_METRIC
 from patchwire.store.models import (
     FlowRunRow,
     FlowScheduleRow,
@@ -257,6 +259,7 @@ class _Effects:
         self.pending.append(self.engine.journal.enqueue(steps=[(
             self.run.id, key, kind, status, _json(output), _json(error), attempts, started_at,
             finished)]))
+        _observe.step_span(self.run.id, key, kind, status, started_at, finished)  # observability
 
     async def approval(self, key: str, message: Any, open_for: float) -> dict[str, Any]:
         await self.barrier()
@@ -562,6 +565,7 @@ class FlowEngine:
         if task is not None:
             task.cancel()
         record = await self.get_run(run_id)
+        _RUNS_METRIC.labels(record.flow_id, "cancelled").inc()  # observability
         if record.parent_run_id:
             await self._wake(record.parent_run_id)
         return record
@@ -620,7 +624,9 @@ class FlowEngine:
         self._results.pop(run.id, None)
         self._per_flow[run.flow.id] = self._per_flow.get(run.flow.id, 0) + 1
         self._finished.setdefault(run.id, asyncio.Event())
-        task = asyncio.get_running_loop().create_task(self._execute(run, progress))
+        # observability: run id in the log context, a span, run counters (see _tracing.py)
+        task = asyncio.get_running_loop().create_task(
+            _observe.observed_run(self._execute(run, progress), run))
         self._tasks[run.id] = task
 
         def done(_: asyncio.Task[None]) -> None:

@@ -45,6 +45,8 @@ from patchwire.http._retry import (
     server_delay,
 )
 from patchwire.http._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector
+from patchwire.observability import _tracing
+from patchwire.observability._metrics import observe_rate_limit_wait
 
 __all__ = ["HttpCore", "PreparedRequest", "RawResponse"]
 
@@ -219,9 +221,11 @@ class HttpCore:
             try:
                 if guard is not None and guard.semaphore is not None:
                     async with guard.semaphore:
-                        response = await self._attempt(session, req, timeout)
+                        response = await self._attempt(session, req, timeout, context,
+                                                       decision.attempts)
                 else:
-                    response = await self._attempt(session, req, timeout)
+                    response = await self._attempt(session, req, timeout, context,
+                                                   decision.attempts)
             except _RETRYABLE_TRANSPORT as exc:
                 if guard is not None:
                     guard.breaker.record(False)
@@ -285,7 +289,9 @@ class HttpCore:
                 paused_for = bucket.paused_until - self._clock()
                 if paused_for > retry.retry_after_cap:
                     raise _paused_error(bucket, paused_for, retry, context)
+                waited_from = self._clock()
                 await bucket.acquire()
+                observe_rate_limit_wait(guard.spec.name, self._clock() - waited_from)
         except BaseException:
             guard.breaker.release_probe()
             raise
@@ -319,21 +325,33 @@ class HttpCore:
         return True
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, req: PreparedRequest, limits: aiohttp.ClientTimeout
+        self, session: aiohttp.ClientSession, req: PreparedRequest,
+        limits: aiohttp.ClientTimeout, context: CallContext | None = None, attempt: int = 1,
     ) -> RawResponse:
-        async with session.request(
-            req.method,
-            req.url,
-            headers=req.headers,
-            params=req.params,
-            cookies=req.cookies,
-            json=req.json if req.data is None else None,
-            data=req.data,
-            timeout=limits,
-            allow_redirects=True,
-        ) as resp:
-            body = await resp.read()
-            return RawResponse(resp.status, resp.headers, body, str(resp.url))
+        # observability: a span per attempt and its traceparent header, only when tracing
+        # is on (off, this costs one attribute check)
+        span = _tracing.start_attempt(req, context, attempt) if _tracing.active else None
+        try:
+            async with session.request(
+                req.method,
+                req.url,
+                headers=req.headers,
+                params=req.params,
+                cookies=req.cookies,
+                json=req.json if req.data is None else None,
+                data=req.data,
+                timeout=limits,
+                allow_redirects=True,
+            ) as resp:
+                body = await resp.read()
+                raw = RawResponse(resp.status, resp.headers, body, str(resp.url))
+        except BaseException as exc:
+            if span is not None:
+                _tracing.attempt_failed(span, exc)
+            raise
+        if span is not None:
+            _tracing.attempt_finished(span, raw.status)
+        return raw
 
     async def _wait(self, delay: float, decision: RetryDecision) -> None:
         decision.retries += 1

@@ -23,6 +23,12 @@ An OAuth2 authorization server (authorization code with PKCE, client credentials
 refresh with optional rotation and reuse detection) lives under ``/oauth``; see
 ``_oauth.py`` and ``Sandbox.state.oauth``.
 
+With a webhook URL (``Sandbox(webhook_url=...)``, ``--webhook-url``, ``PUT
+/_sandbox/webhooks``) the APIs send signed webhooks for their own events, each in another
+vendor's scheme: shop like Shopify, payments like Stripe, helpdesk like GitHub, calendar in
+Standard Webhooks; secrets in ``SANDBOX_WEBHOOK_SECRETS``, schemes in
+``SANDBOX_WEBHOOK_SCHEMES`` (see ``_webhooks.py``).
+
 Run it with ``python -m patchwire.sandbox --port 8765``.
 """
 
@@ -32,6 +38,12 @@ from ._chaos import DEFAULT_RATE_LIMIT_PER_MINUTE, ChaosSettings
 from ._oauth import OAUTH_CLIENTS, OAuthServer, OAuthStats
 from ._server import Sandbox, serve_forever
 from ._stats import SandboxStats
+from ._webhooks import (
+    SANDBOX_WEBHOOK_SCHEMES,
+    SANDBOX_WEBHOOK_SECRETS,
+    WebhookCounters,
+    WebhookSender,
+)
 
 DEFAULT_PORT = 8765
 
@@ -41,12 +53,16 @@ __all__ = [
     "DEFAULT_RATE_LIMIT_PER_MINUTE",
     "OAUTH_CLIENTS",
     "SANDBOX_CREDENTIALS",
+    "SANDBOX_WEBHOOK_SCHEMES",
+    "SANDBOX_WEBHOOK_SECRETS",
     "ChaosSettings",
     "OAuthServer",
     "OAuthStats",
     "Sandbox",
     "SandboxState",
     "SandboxStats",
+    "WebhookCounters",
+    "WebhookSender",
     "auth_headers",
     "build_app",
     "serve_forever",

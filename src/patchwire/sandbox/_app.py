@@ -23,6 +23,7 @@ from ._ratelimit import RateLimiter
 from ._responses import ApiError, error_body, json_response
 from ._shop import ShopApi
 from ._stats import SandboxStats
+from ._webhooks import SANDBOX_WEBHOOK_SCHEMES, WebhookSender
 
 API_NAMES = ("shop", "helpdesk", "calendar", "payments")
 CONTROL_PREFIX = "/_sandbox"
@@ -38,15 +39,27 @@ class SandboxState:
         chaos: ChaosSettings | None = None,
         credentials: Mapping[str, Mapping[str, str]] | None = None,
         calendar_anchor: date | None = None,
+        webhook_url: str | None = None,
+        webhook_secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.seed = seed
         self.credentials = merged_credentials(credentials)
         self.authenticators: dict[str, Authenticator] = build_authenticators(self.credentials)
+        self.webhooks = WebhookSender(webhook_url, webhook_secrets)
+        shop = ShopApi(seed)
+        helpdesk = HelpdeskApi(seed, agent_email=self.credentials["helpdesk"]["username"])
+        calendar = CalendarApi(seed, anchor=calendar_anchor)
+        payments = PaymentsApi(seed)
+        # Each API announces its own events (order refunded...) through this hook.
+        shop.events = self.webhooks.events_for("shop")
+        helpdesk.events = self.webhooks.events_for("helpdesk")
+        calendar.events = self.webhooks.events_for("calendar")
+        payments.events = self.webhooks.events_for("payments")
         self.apis: dict[str, SandboxApi] = {
-            "shop": ShopApi(seed),
-            "helpdesk": HelpdeskApi(seed, agent_email=self.credentials["helpdesk"]["username"]),
-            "calendar": CalendarApi(seed, anchor=calendar_anchor),
-            "payments": PaymentsApi(seed),
+            "shop": shop,
+            "helpdesk": helpdesk,
+            "calendar": calendar,
+            "payments": payments,
         }
         self.chaos = ChaosControl(global_settings=chaos or ChaosSettings(), seed=seed)
         self.limiter = RateLimiter()
@@ -62,6 +75,7 @@ class SandboxState:
             api.reset(self.seed)
         self.limiter.reset()
         self.stats.clear()
+        self.webhooks.counters.clear()
         self.oauth.reset()
         self.chaos.reseed(self.chaos.seed)
 
@@ -180,6 +194,7 @@ def _control_routes(state: SandboxState) -> list[web.RouteDef]:
                     "chaos": f"{origin}{CONTROL_PREFIX}/chaos",
                     "reset": f"{origin}{CONTROL_PREFIX}/reset",
                     "stats": f"{origin}{CONTROL_PREFIX}/stats",
+                    "webhooks": f"{origin}{CONTROL_PREFIX}/webhooks",
                 },
             }
         )
@@ -220,7 +235,32 @@ def _control_routes(state: SandboxState) -> list[web.RouteDef]:
         return json_response({"reset": True, "seed": state.seed})
 
     async def stats(request: web.Request) -> web.StreamResponse:
-        return json_response(state.stats.to_json())
+        # SandboxStats covers requests; the webhook counters live with their sender.
+        return json_response(
+            {**state.stats.to_json(), "webhooks": state.webhooks.counters.to_json()}
+        )
+
+    def webhooks_json() -> dict[str, Any]:
+        # Secrets are published defaults or the caller's own, but still not echoed here.
+        return {
+            "url": state.webhooks.url,
+            "schemes": {api: s.scheme for api, s in SANDBOX_WEBHOOK_SCHEMES.items()},
+            "counters": state.webhooks.counters.to_json(),
+        }
+
+    async def get_webhooks(request: web.Request) -> web.StreamResponse:
+        return json_response(webhooks_json())
+
+    async def put_webhooks(request: web.Request) -> web.StreamResponse:
+        body = await _optional_json(request)
+        url = body.get("url")
+        if set(body) != {"url"} or (url is not None and not isinstance(url, str)):
+            raise ApiError(422, "validation_failed", 'send {"url": "http://..."} or {"url": null}')
+        try:
+            state.webhooks.set_url(url)
+        except ValueError as exc:
+            raise ApiError(422, "validation_failed", str(exc)) from None
+        return json_response(webhooks_json())
 
     return [
         web.get("/", index),
@@ -229,6 +269,8 @@ def _control_routes(state: SandboxState) -> list[web.RouteDef]:
         web.delete(f"{CONTROL_PREFIX}/chaos", delete_chaos),
         web.post(f"{CONTROL_PREFIX}/reset", reset),
         web.get(f"{CONTROL_PREFIX}/stats", stats),
+        web.get(f"{CONTROL_PREFIX}/webhooks", get_webhooks),
+        web.put(f"{CONTROL_PREFIX}/webhooks", put_webhooks),
     ]
 
 
@@ -276,6 +318,11 @@ def build_app(
         if state.chaos.release is not None:
             state.chaos.release.set()
 
+    async def on_cleanup(app: web.Application) -> None:
+        # Lets queued events go out (briefly) and stops the delivery workers.
+        await state.webhooks.close()
+
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
     return app

@@ -1,4 +1,8 @@
-"""The calendar API: availability, appointments with RFC 8288 ``Link`` pagination."""
+"""The calendar API: availability, appointments with RFC 8288 ``Link`` pagination.
+
+Webhooks (Standard Webhooks): ``appointment.booked`` and ``appointment.cancelled``, ``data``
+the appointment (``status`` "cancelled" in the latter).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from ._responses import (
     read_json_object,
     validation_error,
 )
+from ._webhooks import NO_EVENTS, ApiEvents
 
 OPEN = time(9, 0)
 CLOSE = time(17, 0)
@@ -39,6 +44,7 @@ def _parse_date(raw: str | None, field: str) -> date:
 
 class CalendarApi(SandboxApi):
     name = "calendar"
+    events: ApiEvents = NO_EVENTS
 
     def __init__(self, seed: int, anchor: date | None = None) -> None:
         self.anchor = anchor
@@ -213,9 +219,9 @@ class CalendarApi(SandboxApi):
                 conflicting_appointment_id=clash["id"],
             )
         appointment = self._store(start, duration, email.strip().lower(), str(topic), now_iso())
-        return json_response(
-            self._public(appointment), 201, {"Location": f"{request.path}/{appointment['id']}"}
-        )
+        public = self._public(appointment)
+        self.events.emit("appointment.booked", public)
+        return json_response(public, 201, {"Location": f"{request.path}/{appointment['id']}"})
 
     def _find(self, request: web.Request) -> dict[str, Any]:
         aid = request.match_info["appointment_id"]
@@ -228,5 +234,7 @@ class CalendarApi(SandboxApi):
         return json_response(self._public(self._find(request)))
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
-        del self.appointments[self._find(request)["id"]]
+        appointment = self.appointments.pop(self._find(request)["id"])
+        cancelled = {**self._public(appointment), "status": "cancelled"}
+        self.events.emit("appointment.cancelled", cancelled)
         return web.Response(status=204)

@@ -1,4 +1,8 @@
-"""The helpdesk API: tickets, comments (form bodies) and attachments (multipart)."""
+"""The helpdesk API: tickets, comments (form bodies) and attachments (multipart).
+
+Webhooks (GitHub-style, the type in ``X-GitHub-Event``): ``ticket.created``,
+``ticket.updated`` (``data`` the ticket) and ``comment.created`` (``data`` the comment).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from ._responses import (
     read_json_object,
     validation_error,
 )
+from ._webhooks import NO_EVENTS, ApiEvents
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 STATUSES = ("new", "open", "pending", "solved", "closed")
@@ -44,6 +49,7 @@ AGENTS = ("agent@example.com", "sam.support@example.com", "lee.support@example.c
 
 class HelpdeskApi(SandboxApi):
     name = "helpdesk"
+    events: ApiEvents = NO_EVENTS
 
     def __init__(self, seed: int, agent_email: str = AGENTS[0]) -> None:
         self.agent_email = agent_email
@@ -221,6 +227,7 @@ class HelpdeskApi(SandboxApi):
         self.tickets[ticket["id"]] = ticket
         self.comments[ticket["id"]] = []
         self.attachments[ticket["id"]] = []
+        self.events.emit("ticket.created", ticket)
         return json_response(ticket, 201, {"Location": f"{request.path}/{ticket['id']}"})
 
     async def update_ticket(self, request: web.Request) -> web.StreamResponse:
@@ -243,6 +250,7 @@ class HelpdeskApi(SandboxApi):
             value = payload[name]
             ticket[name] = sorted(set(value)) if name == "tags" else value
         ticket["updated_at"] = now_iso()
+        self.events.emit("ticket.updated", ticket)
         return json_response(ticket)
 
     async def list_comments(self, request: web.Request) -> web.StreamResponse:
@@ -271,6 +279,7 @@ class HelpdeskApi(SandboxApi):
             at=now_iso(),
         )
         ticket["updated_at"] = comment["created_at"]
+        self.events.emit("comment.created", comment)
         return json_response(comment, 201)
 
     async def upload_attachment(self, request: web.Request) -> web.StreamResponse:

@@ -1,4 +1,8 @@
-"""The payments API: Stripe-like charges and refunds with form bodies and idempotency."""
+"""The payments API: Stripe-like charges and refunds with form bodies and idempotency.
+
+Webhooks (Stripe-style): ``charge.succeeded`` and ``charge.refunded``, ``data`` the charge.
+A request replayed under its Idempotency-Key sends nothing again.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from ._responses import (
     not_found,
     read_form,
 )
+from ._webhooks import NO_EVENTS, ApiEvents
 
 CURRENCIES = frozenset({"usd", "eur", "gbp", "cad", "aud", "jpy", "chf", "sek"})
 MIN_AMOUNT, MAX_AMOUNT = 50, 99_999_999
@@ -48,6 +53,7 @@ def _form_int(form: MultiDictProxy[Any], name: str, errors: FieldErrors) -> int 
 
 class PaymentsApi(SandboxApi):
     name = "payments"
+    events: ApiEvents = NO_EVENTS
 
     def reset(self, seed: int) -> None:
         rng = random.Random(f"payments:{seed}")
@@ -202,6 +208,7 @@ class PaymentsApi(SandboxApi):
             metadata=metadata,
             created=int(time.time()),
         )
+        self.events.emit("charge.succeeded", charge)
         return json_response(charge, 201)
 
     def _charge(self, request: web.Request) -> dict[str, Any]:
@@ -254,6 +261,7 @@ class PaymentsApi(SandboxApi):
             refund = self._refund(
                 charge, amount, None if reason is None else str(reason), int(time.time())
             )
+            self.events.emit("charge.refunded", charge)  # like Stripe: the charge object
             return json_response(refund, 201)
 
         return await self._idempotent(request, produce)

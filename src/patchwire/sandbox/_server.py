@@ -11,9 +11,12 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from patchwire.webhooks._schemes import SchemeSettings
+
 from ._app import API_NAMES, SandboxState, build_app
 from ._chaos import ChaosSettings
 from ._stats import SandboxStats
+from ._webhooks import SANDBOX_WEBHOOK_SCHEMES, WebhookCounters
 
 SHUTDOWN_TIMEOUT_S = 2.0
 
@@ -22,6 +25,10 @@ class Sandbox:
     """The four sandbox APIs on one loopback port.
 
     ``port=0`` picks a free port; read it back from :attr:`url` after :meth:`start`.
+
+    With ``webhook_url`` (or :meth:`set_webhook_url` later) the APIs post signed webhooks
+    for their own events there, signed with ``webhook_secrets`` (defaults:
+    ``SANDBOX_WEBHOOK_SECRETS``) under each API's scheme (:meth:`webhook_scheme`).
     """
 
     def __init__(
@@ -33,11 +40,18 @@ class Sandbox:
         chaos: ChaosSettings | None = None,
         credentials: Mapping[str, Mapping[str, str]] | None = None,
         calendar_anchor: date | None = None,
+        webhook_url: str | None = None,
+        webhook_secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._state = SandboxState(
-            seed=seed, chaos=chaos, credentials=credentials, calendar_anchor=calendar_anchor
+            seed=seed,
+            chaos=chaos,
+            credentials=credentials,
+            calendar_anchor=calendar_anchor,
+            webhook_url=webhook_url,
+            webhook_secrets=webhook_secrets,
         )
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -84,6 +98,35 @@ class Sandbox:
     @property
     def stats(self) -> SandboxStats:
         return self._state.stats
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self._state.webhooks.url
+
+    def set_webhook_url(self, url: str | None) -> None:
+        """Sends the APIs' events to ``url`` from now on; ``None`` stops sending."""
+        self._state.webhooks.set_url(url)
+
+    @property
+    def webhook_secrets(self) -> dict[str, str]:
+        """The secret each API signs its webhooks with (the defaults plus overrides)."""
+        return dict(self._state.webhooks.secrets)
+
+    @staticmethod
+    def webhook_scheme(api: str) -> SchemeSettings:
+        """How ``api`` signs its webhooks: the settings a receiver verifies them with."""
+        if api not in SANDBOX_WEBHOOK_SCHEMES:
+            raise ValueError(f"unknown sandbox API {api!r}; expected one of {list(API_NAMES)}")
+        return SANDBOX_WEBHOOK_SCHEMES[api]
+
+    @property
+    def webhook_stats(self) -> WebhookCounters:
+        """Events emitted, sent, failed, dropped and retried (also in ``/_sandbox/stats``)."""
+        return self._state.webhooks.counters
+
+    async def flush_webhooks(self, within_s: float = 5.0) -> None:
+        """Waits until every queued webhook was delivered or given up on (TimeoutError)."""
+        await self._state.webhooks.flush(within_s)
 
     @property
     def state(self) -> SandboxState:
@@ -137,8 +180,12 @@ async def serve_forever(
     *,
     seed: int = 0,
     ready: Callable[[str], None] | None = None,
+    webhook_url: str | None = None,
 ) -> None:
-    """Runs a sandbox until cancelled, SIGINT or SIGTERM; ``ready(url)`` once it listens."""
+    """Runs a sandbox until cancelled, SIGINT or SIGTERM; ``ready(url)`` once it listens.
+
+    ``webhook_url``: where the APIs send their signed events (none when unset).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -149,7 +196,7 @@ async def serve_forever(
             continue  # not the main thread, or not supported (Windows): cancellation only
         installed.append(sig)
     try:
-        async with Sandbox(host, port, seed=seed) as sandbox:
+        async with Sandbox(host, port, seed=seed, webhook_url=webhook_url) as sandbox:
             if ready is not None:
                 ready(sandbox.url)
             await stop.wait()

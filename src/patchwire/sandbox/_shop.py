@@ -1,4 +1,9 @@
-"""The shop API: customers, products and orders behind an ``X-API-Key`` header."""
+"""The shop API: customers, products and orders behind an ``X-API-Key`` header.
+
+Webhooks (Shopify-style, see ``_webhooks.py``): ``order.created``; ``order.refunded`` when
+an order becomes refunded, its ``data`` the order plus ``reason`` (the ``note`` sent with
+the refund, when there is one); ``order.updated`` for any other change.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from ._responses import (
     not_found,
     read_json_object,
 )
+from ._webhooks import NO_EVENTS, ApiEvents
 
 PRODUCTS = (
     ("Espresso Beans 1kg", 2490),
@@ -102,6 +108,7 @@ def cursor_page(items: Sequence[dict[str, Any]], query: Any) -> dict[str, Any]:
 
 class ShopApi(SandboxApi):
     name = "shop"
+    events: ApiEvents = NO_EVENTS
 
     def reset(self, seed: int) -> None:
         rng = random.Random(f"shop:{seed}")
@@ -228,6 +235,12 @@ class ShopApi(SandboxApi):
             items = [o for o in items if o["customer_id"] == customer_id]
         if status is not None:
             items = [o for o in items if o["status"] == status]
+        since = query.get("updated_since")
+        if since is not None:
+            # Incremental sync: changes since a watermark, oldest change first, so a
+            # client that stops after some pages can resume from the last one it read.
+            items = sorted((o for o in items if o["updated_at"] >= since),
+                           key=lambda o: (o["updated_at"], int(o["id"])))
         return json_response(cursor_page(items, query))
 
     async def get_order(self, request: web.Request) -> web.StreamResponse:
@@ -285,6 +298,7 @@ class ShopApi(SandboxApi):
         order["shipping_address"] = address
         order["note"] = note
         self.orders[oid] = order
+        self.events.emit("order.created", order)
         return json_response(order, 201, {"Location": f"{request.path}/{oid}"})
 
     async def update_order(self, request: web.Request) -> web.StreamResponse:
@@ -304,6 +318,7 @@ class ShopApi(SandboxApi):
             if name in payload and payload[name] is not None and not isinstance(payload[name], str):
                 errors.add(name, "must be a string or null")
         errors.raise_if_any()
+        refunded = False
         if status is not None and status != order["status"]:
             if status not in TRANSITIONS[order["status"]]:
                 raise ApiError(
@@ -313,11 +328,21 @@ class ShopApi(SandboxApi):
                     current_status=order["status"],
                 )
             order["status"] = status
+            refunded = status == "refunded"
         for name in ("shipping_address", "note"):
             if name in payload:
                 order[name] = payload[name]
         order["updated_at"] = now_iso()
         self._order_json.pop(oid, None)
+        if refunded:
+            # The API has no refund-reason field; the note sent with the refund is the
+            # merchant's reason. Omitted when unknown so that mappings like
+            # {"reason": data.reason} leave it out rather than pass null.
+            reason = payload.get("note")
+            data = {**order, "reason": reason} if reason else order
+            self.events.emit("order.refunded", data)
+        else:
+            self.events.emit("order.updated", order)
         return json_response(order)
 
     async def list_products(self, request: web.Request) -> web.StreamResponse:

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
@@ -33,8 +33,25 @@ from patchwire.errors import (
 )
 from patchwire.flows import FlowRegistry
 from patchwire.flows._engine import FlowEngine
+from patchwire.observability._logging import RequestContextMiddleware
+from patchwire.observability._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from patchwire.observability._metrics import exposition, observe_breakers
+from patchwire.server._auth import (
+    AccessPolicy,
+    ApiKeyMiddleware,
+    FailedAuthLimiter,
+    KeyRing,
+    auth_routes,
+)
+from patchwire.server._deliveries_api import deliveries_router
 from patchwire.server._flows_api import flows_router
+from patchwire.server._records_api import records_router
 from patchwire.server._tools_api import tools_router
+from patchwire.server._webhooks_api import WebhookReceiver, webhooks_router
+from patchwire.sync import SyncEngine, SyncRegistry
+from patchwire.webhooks._deliveries import DeliveryWorker, WebhookOutbox
+from patchwire.webhooks._inbox import Inbox
+from patchwire.webhooks._sources import SourceCache, WebhookSources
 
 __all__ = ["create_app", "is_loopback"]
 
@@ -114,6 +131,9 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JS
 def create_app(
     pw: Patchwire, *, manage_lifecycle: bool = True, background_refresh: float | None = None,
     engine: bool | FlowEngine = False, flows: FlowRegistry | None = None,
+    inbox: Inbox | None = None,
+    syncs: SyncRegistry | None = None,
+    access: AccessPolicy | None = None,
 ) -> FastAPI:
     """The API over ``pw``. ``background_refresh``: renew OAuth2 tokens due for renewal
     every that many seconds while the app runs (``patchwire serve`` turns it on).
@@ -122,7 +142,14 @@ def create_app(
     runs, schedules — like ``patchwire worker`` (``patchwire serve`` turns it on); a
     FlowEngine is used (started and stopped) as given; ``False`` only records runs started
     through the API as queued, for a worker (``wait`` then waits for that worker).
-    ``flows``: default, the shipped examples and ``settings.flow_paths``."""
+    ``flows``: default, the shipped examples and ``settings.flow_paths``.
+    ``inbox``: the webhook inbox (``app.state.inbox``; add event handlers to it) — by
+    default one starting flows on this app's engine; its events are processed where this
+    app runs flows, or always when one is given.
+    ``syncs``: default, ``settings.sync_paths``; polled on schedule where this app runs
+    flows, their records served at ``/api/v1/records`` and searched by records tools.
+    ``access``: how API keys are checked (``server/_auth.py``); by default only once the
+    store holds a key (``patchwire serve`` on a non-loopback address requires them)."""
     # --- flows (src/patchwire/server/_flows_api.py) ---
     registry = flows if flows is not None else FlowRegistry.load(pw.settings.flow_paths)
     flow_engine = engine if isinstance(engine, FlowEngine) else FlowEngine(
@@ -130,14 +157,30 @@ def create_app(
     # not started, an engine runs nothing: the runs it starts are queued for a worker
     run_flows = engine is not False
     # --- end flows ---
+    # --- sync (src/patchwire/server/_records_api.py) ---
+    sync_registry = syncs if syncs is not None else SyncRegistry.load(pw.settings.sync_paths)
+    sync_engine = SyncEngine(pw, sync_registry)
+    # --- end sync ---
     # --- MCP (Streamable HTTP at /mcp; src/patchwire/tools/_mcp.py) ---
     from patchwire.tools._invoke import ToolInvoker
     from patchwire.tools._mcp import McpHttpEndpoint
 
     # flows with a tool trigger are tools where this app runs flows
-    tool_invoker = ToolInvoker(pw, engine=flow_engine if run_flows else None)
+    tool_invoker = ToolInvoker(pw, engine=flow_engine if run_flows else None,
+                               syncs=sync_registry)  # sync: records tools
     mcp_endpoint = McpHttpEndpoint(tool_invoker)
     # --- end MCP ---
+
+    # --- inbound webhooks (src/patchwire/server/_webhooks_api.py) ---
+    webhook_inbox = inbox if inbox is not None else Inbox(pw, flow_engine)
+    process_inbox = run_flows or inbox is not None
+    webhook_sources = WebhookSources(pw)
+    source_cache = SourceCache(webhook_sources)
+    # --- end inbound webhooks ---
+    webhook_inbox.add_handler(sync_engine.handle_webhook_event)  # sync: records in real time
+
+    # outbound webhooks (src/patchwire/webhooks/_deliveries.py): the worker needs the store
+    delivery_worker: list[DeliveryWorker] = []
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -148,9 +191,21 @@ def create_app(
         try:
             if run_flows:
                 await flow_engine.start()  # flows: released again by stop() below
+            if run_flows:  # outbound webhooks: dispatch events, send deliveries
+                delivery_worker.append(await DeliveryWorker(WebhookOutbox.of(pw)).start())
+            if process_inbox:  # inbound webhooks: flows and handlers for inbox events
+                await webhook_inbox.start()
+            if run_flows:  # sync: scheduled polls and reconciliations
+                await sync_engine.start()
             async with mcp_endpoint.run():  # MCP: the Streamable HTTP session manager
                 yield
         finally:
+            await sync_engine.stop()  # sync: a poll cut short resumes from its saved cursor
+            # inbound webhooks: unfinished events are released; queued rows are committed
+            await webhook_inbox.stop()
+            for worker in delivery_worker:  # outbound webhooks: unsent ones go later
+                await worker.stop()
+            delivery_worker.clear()
             if run_flows:  # flows: runs in flight resume elsewhere or at the next start
                 await flow_engine.stop()
             if background_refresh is not None:
@@ -160,8 +215,29 @@ def create_app(
 
     app = FastAPI(title="Patchwire", version="0.1.0", lifespan=lifespan,
                   docs_url="/api/docs", openapi_url="/api/v1/openapi.json")
+    # --- access control and observability (server/_auth.py, observability/) ---
+    policy = access or AccessPolicy()
+    key_ring = KeyRing(lambda: pw.store, ttl=policy.cache_ttl)
+    auth_limiter = FailedAuthLimiter(policy.max_failures, policy.failure_window)
+    # added last = runs first: request ids wrap authentication, so refusals are logged too
+    app.add_middleware(ApiKeyMiddleware, store=lambda: pw.store, policy=policy,
+                       ring=key_ring, limiter=auth_limiter)
+    app.add_middleware(RequestContextMiddleware)
+    app.router.routes.extend(auth_routes(key_ring, auth_limiter))
+    app.state.key_ring = key_ring
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        # breaker states are sampled now rather than pushed on every transition
+        observe_breakers(pw.breaker_state(spec.name) for spec in pw.connectors)
+        return Response(exposition(), media_type=METRICS_CONTENT_TYPE)
+    # --- end access control and observability ---
     # MCP: an ASGI endpoint (every method: POST, GET for the event stream, DELETE)
     app.router.routes.append(Route("/mcp", endpoint=mcp_endpoint))
+    # inbound webhooks: a plain ASGI endpoint that reads the raw body itself
+    app.router.routes.append(Route("/hooks/{source}", methods=["GET", "POST"],
+                                   endpoint=WebhookReceiver(source_cache, webhook_inbox)))
+    app.state.inbox = webhook_inbox
 
     @app.exception_handler(PatchwireError)
     async def _patchwire_error(_: Request, exc: PatchwireError) -> JSONResponse:
@@ -220,4 +296,12 @@ def create_app(
 
     app.include_router(tools_router(pw, tool_invoker))
     app.include_router(flows_router(registry, flow_engine))
+    app.include_router(webhooks_router(webhook_sources, source_cache, webhook_inbox))
+    app.include_router(deliveries_router(pw))  # outbound webhooks
+    app.include_router(records_router(sync_engine))  # sync: /api/v1/syncs, /api/v1/records
+    # --- dashboard (src/patchwire/dashboard): HTML pages at / and their /assets ---
+    from patchwire.dashboard import mount_dashboard
+
+    mount_dashboard(app, pw, engine=flow_engine, invoker=tool_invoker)
+    # --- end dashboard ---
     return app

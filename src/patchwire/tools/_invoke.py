@@ -16,7 +16,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,6 +45,7 @@ from patchwire.errors import (
     ValidationProblem,
 )
 from patchwire.expressions import Expression, compile_expression
+from patchwire.observability._metrics import TOOL_CALLS
 from patchwire.store.records import utcnow
 from patchwire.store.tools import ApprovalRecord, ToolCallRecord, ToolRepository
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter
@@ -54,6 +55,7 @@ from patchwire.tools._shaping import shape_result
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
     from patchwire.flows._engine import FlowEngine
+    from patchwire.sync.spec import SyncSpec
 
 __all__ = [
     "ConfirmCallback",
@@ -135,11 +137,16 @@ class ToolInvoker:
         filter: ToolFilter | None = None,
         approval_ttl: timedelta = timedelta(hours=24), catalog_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic, engine: FlowEngine | None = None,
-        flow_wait: float = 30.0,
+        flow_wait: float = 30.0, syncs: Iterable[SyncSpec] | None = None,
     ) -> None:
         self._pw = pw
         self._engine = engine
         self._flow_wait = flow_wait
+        # --- records tools (src/patchwire/tools/_records_tool.py): syncs with `tool:`;
+        # None: the user's syncs (settings.sync_paths), loaded with the first catalog ---
+        self._syncs: dict[str, SyncSpec] | None = (
+            None if syncs is None else {s.id: s for s in syncs})
+        # --- end records tools ---
         self._connections = list(connections) if connections is not None else None
         self._filter = filter
         self._approval_ttl = approval_ttl
@@ -190,6 +197,14 @@ class ToolInvoker:
             self._pw.connectors, overrides=overrides,
             connections=[(c.name, c.connector) for c in known], filter=self._filter,
             flows=flows)
+        # --- records tools: a search over each sync's records, bound to connections ---
+        from patchwire.tools._records_tool import load_syncs, with_records_tools
+
+        if self._syncs is None:
+            self._syncs = load_syncs(self._pw)
+        catalog = with_records_tools(catalog, self._syncs.values(),
+                                     [(c.name, c.connector) for c in known], self._filter)
+        # --- end records tools ---
         self._catalog, self._built_at = catalog, now
         return catalog
 
@@ -231,6 +246,8 @@ class ToolInvoker:
             latency_ms=latency_ms, approval_id=result.approval_id or audit.approval_id,
             request_id=request_id, started_at=started_at)
         self._pw.audit_tool_call(record)
+        # observability: tool calls by outcome; a model's unknown tool names stay one label
+        TOOL_CALLS.labels(tool.name if tool else "unknown", result.status).inc()
         return result
 
     async def _invoke(self, tool: Tool, arguments: Mapping[str, Any] | None,
@@ -243,6 +260,10 @@ class ToolInvoker:
                               f"The arguments of {tool.name} must be a JSON object, not "
                               f"{type(arguments).__name__}. Call it again with an object.")
         args = drop_strict_nulls(tool.input_schema, dict(arguments))
+        if tool.kind == "records":  # records tools: answered from the store, no upstream
+            from patchwire.tools._records_tool import invoke_records_tool
+
+            return await invoke_records_tool(self._pw, tool, args, self._syncs or {})
         if tool.kind == "flow":
             return await self._run_flow(tool, args, session_id, confirm, audit)
         compiled = self._pw.compiled_action(tool.target)

@@ -1,0 +1,247 @@
+"""Read-only aggregations the dashboard shows: the call log, runs, approvals, tool calls.
+
+Every query is bounded: counts are aggregated in the database over an indexed time range
+(``calls.started_at``, ``flow_runs.created_at``), and anything fetched row by row has a
+limit, so a page costs about the same with 100 or 10 million rows in the store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, case, func, select
+
+from patchwire.store.core import Store
+from patchwire.store.models import CallRow, FlowRunRow, FlowVersionRow
+from patchwire.store.tools import ToolCallRecord
+
+__all__ = [
+    "CallStats",
+    "ChartPoint",
+    "RetriedCall",
+    "call_series",
+    "call_stats",
+    "flow_definition",
+    "percentile",
+    "retried_calls",
+    "run_status_counts",
+    "step_specs",
+]
+
+_CALLS = cast(Table, CallRow.__table__)
+_RUNS = cast(Table, FlowRunRow.__table__)
+_VERSIONS = cast(Table, FlowVersionRow.__table__)
+
+#: latencies fetched per connection for its percentiles: exact below this many calls in the
+#: window, from the newest this many above it (the page says so)
+LATENCY_SAMPLE = 10_000
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile (``p`` in 0..100) of already sorted values."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return float(sorted_values[min(rank, len(sorted_values)) - 1])
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """The quality signals of one connection (or connector, ``connection`` None) in a
+    window of the call log."""
+
+    connector: str
+    connection: str | None
+    calls: int
+    ok: int
+    attempts: int
+    p50_ms: float | None
+    p95_ms: float | None
+    sampled: bool
+    last_call_at: datetime | None
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.ok / self.calls if self.calls else None
+
+    @property
+    def retries_per_call(self) -> float | None:
+        # every attempt after a call's first is a retry
+        return (self.attempts - self.calls) / self.calls if self.calls else None
+
+
+async def call_stats(store: Store, since: datetime, *,
+                     sample: int = LATENCY_SAMPLE) -> list[CallStats]:
+    """Per (connector, connection) since ``since``: exact counts (one GROUP BY over the
+    ``started_at`` index range) and p50/p95 latency from the newest ``sample`` calls."""
+    window = _CALLS.c.started_at >= since
+    ok = func.sum(case((_CALLS.c.status == "ok", 1), else_=0))
+    stmt = (select(_CALLS.c.connector, _CALLS.c.connection, func.count(), ok,
+                   func.sum(_CALLS.c.attempts), func.max(_CALLS.c.started_at))
+            .where(window).group_by(_CALLS.c.connector, _CALLS.c.connection))
+    out: list[CallStats] = []
+    with store._errors("aggregate the call log"):
+        async with store.engine.connect() as conn:
+            groups = (await conn.execute(stmt)).all()
+            for connector, connection, calls, n_ok, attempts, last in groups:
+                # SQLite returns max() of a timestamp column as text: parse it back
+                last_at = _as_datetime(last)
+                where = [window, _CALLS.c.connector == connector,
+                         _CALLS.c.connection.is_(None) if connection is None
+                         else _CALLS.c.connection == connection]
+                latencies = sorted(float(v) for (v,) in (await conn.execute(
+                    select(_CALLS.c.latency_ms).where(*where)
+                    .order_by(_CALLS.c.started_at.desc()).limit(sample))).all())
+                out.append(CallStats(
+                    connector=connector, connection=connection, calls=int(calls),
+                    ok=int(n_ok or 0), attempts=int(attempts or 0),
+                    p50_ms=percentile(latencies, 50), p95_ms=percentile(latencies, 95),
+                    sampled=int(calls) > len(latencies), last_call_at=last_at))
+    out.sort(key=lambda s: (s.connector, s.connection or ""))
+    return out
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class ChartPoint:
+    """One time bucket of the call log."""
+
+    start: datetime
+    calls: int
+    ok: int
+    attempts: int
+    avg_ms: float | None
+    max_ms: float | None
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.ok / self.calls if self.calls else None
+
+    @property
+    def retries_per_call(self) -> float | None:
+        return (self.attempts - self.calls) / self.calls if self.calls else None
+
+
+async def call_series(store: Store, since: datetime, until: datetime, *, buckets: int = 24,
+                      connector: str | None = None) -> list[ChartPoint]:
+    """The call log in ``buckets`` equal slices of [since, until): one GROUP BY whose
+    bucket is a CASE over the slice bounds, so it works alike on SQLite and PostgreSQL
+    (neither shares a portable epoch/floor function with the other)."""
+    step = (until - since) / buckets
+    bounds = [since + step * (i + 1) for i in range(buckets)]
+    bucket = case(*[(_CALLS.c.started_at < b, i) for i, b in enumerate(bounds)],
+                  else_=buckets - 1).label("bucket")
+    ok = func.sum(case((_CALLS.c.status == "ok", 1), else_=0))
+    where = [_CALLS.c.started_at >= since, _CALLS.c.started_at < until]
+    if connector is not None:
+        where.append(_CALLS.c.connector == connector)
+    stmt = (select(bucket, func.count(), ok, func.sum(_CALLS.c.attempts),
+                   func.avg(_CALLS.c.latency_ms), func.max(_CALLS.c.latency_ms))
+            .where(*where).group_by(bucket))
+    with store._errors("chart the call log"):
+        async with store.engine.connect() as conn:
+            rows = {int(r[0]): r for r in (await conn.execute(stmt)).all()}
+    points: list[ChartPoint] = []
+    for i in range(buckets):
+        row = rows.get(i)
+        if row is None:
+            points.append(ChartPoint(since + step * i, 0, 0, 0, None, None))
+        else:
+            points.append(ChartPoint(since + step * i, int(row[1]), int(row[2] or 0),
+                                     int(row[3] or 0), _float(row[4]), _float(row[5])))
+    return points
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+async def run_status_counts(store: Store, since: float | None = None) -> dict[str, int]:
+    """Runs per status (created since ``since``, epoch seconds)."""
+    stmt = select(_RUNS.c.status, func.count()).group_by(_RUNS.c.status)
+    if since is not None:
+        stmt = stmt.where(_RUNS.c.created_at >= since)
+    with store._errors("count runs"):
+        async with store.engine.connect() as conn:
+            return {str(s): int(n) for s, n in (await conn.execute(stmt)).all()}
+
+
+async def flow_definition(store: Store, flow_id: str, version: int) -> dict[str, Any] | None:
+    """The definition a run started with (runs keep the version they began)."""
+    stmt = (select(_VERSIONS.c.definition)
+            .where(and_(_VERSIONS.c.flow_id == flow_id, _VERSIONS.c.version == version))
+            .order_by(_VERSIONS.c.created_at.desc()).limit(1))
+    with store._errors(f"read flow {flow_id} version {version}"):
+        async with store.engine.connect() as conn:
+            found = await conn.scalar(stmt)
+    return dict(found) if isinstance(found, Mapping) else None
+
+
+def step_specs(definition: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Step id -> its declaration, nested steps included (a step key such as
+    ``each[3].lookup`` ends in the id of the declaration it ran)."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(steps: Iterable[Any]) -> None:
+        for step in steps:
+            if not isinstance(step, Mapping):
+                continue
+            if isinstance(step.get("id"), str):
+                found.setdefault(step["id"], dict(step))
+            for key in ("then", "else", "do", "default"):
+                child = step.get(key)
+                if isinstance(child, list):
+                    walk(child)
+            # switch cases and parallel branches: name -> steps; on_error: its step lists
+            for key in ("cases", "parallel", "on_error"):
+                child = step.get(key)
+                if isinstance(child, Mapping):
+                    for item in child.values():
+                        if isinstance(item, list):
+                            walk(item)
+
+    walk((definition or {}).get("steps") or [])
+    return found
+
+
+@dataclass(frozen=True)
+class RetriedCall:
+    """A tool call whose arguments failed validation, and what the model did next."""
+
+    call: ToolCallRecord
+    retry: ToolCallRecord | None
+
+
+def retried_calls(calls: Sequence[ToolCallRecord]) -> dict[str, ToolCallRecord]:
+    """For each invalid_arguments call (by id): the model's next call of the same tool in
+    the same session, if it made one among ``calls`` — a retry after reading the error."""
+    ordered = sorted(calls, key=lambda c: (c.started_at, c.id))
+    out: dict[str, ToolCallRecord] = {}
+    for i, call in enumerate(ordered):
+        if not call.validation_failed or call.session_id is None:
+            continue
+        for later in ordered[i + 1:]:
+            if later.session_id == call.session_id and later.tool == call.tool:
+                out[call.id] = later
+                break
+    return out
+
+
+def window_start(window: str, now: datetime | None = None) -> tuple[datetime, timedelta]:
+    """The start of a named window (``1h``, ``24h``, ``7d``) and its length."""
+    length = WINDOWS.get(window, WINDOWS["24h"])
+    return (now or datetime.now(UTC)) - length, length
+
+
+WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(hours=24),
+                                 "7d": timedelta(days=7)}

@@ -1,0 +1,44 @@
+"""Observability: Prometheus metrics, OpenTelemetry traces and structured logs.
+
+- ``patchwire.observability.metrics``: the registry and metric objects (``CALLS``,
+  ``WEBHOOK_EVENTS``, ``DELIVERY_LAG``...) and ``counter()/gauge()/histogram()`` to add
+  more; ``GET /metrics`` serves them.
+- ``enable_tracing()`` / ``PATCHWIRE_TRACING=1``: spans per run, step and upstream attempt
+  (optional extra ``patchwire[otel]``).
+- ``configure_logging()`` / ``PATCHWIRE_LOG_FORMAT=json|text``: log lines with the request
+  id and run id (``log_context``), secrets redacted.
+"""
+
+from __future__ import annotations
+
+from patchwire.observability import _metrics as metrics
+from patchwire.observability._logging import (
+    JsonFormatter,
+    TextFormatter,
+    configure_logging,
+    current_request_id,
+    current_run_id,
+    log_context,
+    redact_text,
+    remember_secrets,
+)
+from patchwire.observability._tracing import (
+    configure_tracing_from_env,
+    disable_tracing,
+    enable_tracing,
+)
+
+__all__ = [
+    "JsonFormatter",
+    "TextFormatter",
+    "configure_logging",
+    "configure_tracing_from_env",
+    "current_request_id",
+    "current_run_id",
+    "disable_tracing",
+    "enable_tracing",
+    "log_context",
+    "metrics",
+    "redact_text",
+    "remember_secrets",
+]

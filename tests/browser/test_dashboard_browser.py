@@ -1,0 +1,157 @@
+"""The dashboard in a real browser: Debian's Chromium driven by pip ``playwright`` through
+its executable path (``scripts/ci-chromium.sh`` installs it; playwright's own browser
+download cannot work here). What a person does: open the overview, filter the runs, open a
+failed run, retry it and watch it succeed, approve a pending action, call a tool in the
+playground. Screenshots of each step go to ``.artifacts/screenshots/``.
+
+Skipped when Chromium or playwright is missing; with ``CI`` set that is a failure instead,
+so the pipeline cannot silently stop testing in a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dashboard.test_pages import Dash, canary, dash, sandbox, start  # noqa: F401
+from tests.flows.test_runs_cli import add_order
+
+#: where screenshots are kept (gitignored; CI keeps them as artifacts)
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
+#: bound on anything the page must show, in milliseconds (playwright's unit)
+SHOW_MS = 10_000
+#: flags for a root user on a machine whose only network is the package registries: no
+#: sandbox (root), and none of Chromium's own background connections
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def _missing(why: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{why} but CI is set: run scripts/ci-chromium.sh and install '.[dev]'")
+    pytest.skip(why)
+
+
+def chromium_path() -> str:
+    found = os.environ.get("PATCHWIRE_CHROMIUM") or next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+    if not found:
+        _missing("Debian's chromium is not installed (scripts/ci-chromium.sh)")
+    return str(found)
+
+
+@pytest.fixture
+async def browser_page(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    executable = chromium_path()
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install -e '.[dev]')")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1360, "height": 900})
+            page = await context.new_page()
+            page.set_default_timeout(SHOW_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield page
+            assert errors == [], f"JavaScript errors on the page: {errors}"
+        finally:
+            await browser.close()
+
+
+async def shot(page: Any, name: str) -> None:
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+async def test_a_person_works_through_the_dashboard(dash: Dash, browser_page: Any) -> None:  # noqa: F811
+    page = browser_page
+    from playwright.async_api import expect
+
+    # seed: a run that succeeds, one that fails (the order does not exist yet), a waiting
+    # one, a call in the call log, and a tool call that waits for a person
+    ok = await start(dash, "order_status", order_id="42")
+    failed = await start(dash, "two_orders", order_id="9100")
+    await start(dash, "pause")
+    assert (ok["status"], failed["status"]) == ("succeeded", "failed")
+    orders = dash.sandbox.state.apis["shop"].orders  # type: ignore[attr-defined]
+    order = next(o for o, row in orders.items() if row["status"] == "pending")
+    gated = await dash.api("POST", "/tools/shop_update_order_status/call",
+                           arguments={"order_id": order, "status": "cancelled"},
+                           session_id="browser-chat")
+    assert gated["status"] == "pending_approval"
+
+    # 1. the overview
+    await page.goto(dash.at("/"))
+    await expect(page.locator('tr[data-connection="acme"]')).to_contain_text("shop")
+    await expect(page.locator(".card.attention")).to_contain_text("1 pending approvals")
+    await expect(page.locator("figure.chart svg").first).to_be_visible()
+    await shot(page, "01-overview")
+
+    # 2. the runs list, filtered to the failed runs of one flow (swapped in place)
+    await page.goto(dash.at("/runs"))
+    await expect(page.locator("tr[data-run]")).to_have_count(3)
+    await page.select_option('select[name="flow"]', "two_orders")
+    await page.select_option('select[name="status"]', "failed")
+    await page.click('#run-filters button[type="submit"]')
+    rows = page.locator("tr[data-run]")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-run", failed["id"])
+    assert "flow=two_orders" in page.url and "status=failed" in page.url
+    await shot(page, "02-runs-filtered")
+
+    # 3. the failed run: its timeline, then retry it and watch it succeed
+    await rows.first.locator("a").click()
+    await page.wait_for_url(re.compile(f"/runs/{failed['id']}$"))
+    await expect(page.locator('li[data-step="missing"]')).to_have_attribute(
+        "data-status", "failed")
+    await expect(page.locator(".error-box").first).to_contain_text("not_found")
+    await shot(page, "03-run-failed")
+    add_order(dash.sandbox, "9100")
+    await page.click("#retry")
+    # the page polls the running run until it is done
+    await expect(page.locator(".run")).to_have_attribute("data-status", "succeeded")
+    await expect(page.locator('li[data-step="missing"]')).to_have_attribute(
+        "data-status", "succeeded")
+    await expect(page.locator("#retry")).to_have_count(0)
+    await shot(page, "04-run-retried")
+    assert (await dash.api("GET", f"/runs/{failed['id']}"))["status"] == "succeeded"
+
+    # 4. approve the pending tool call, with a name and a reason
+    await page.goto(dash.at("/approvals"))
+    card = page.locator(f'#approval-{gated["approval_id"]}')
+    await expect(card).to_have_attribute("data-status", "pending")
+    await card.locator('input[name="by"]').fill("ana")
+    await card.locator('input[name="reason"]').fill("the customer asked in chat")
+    await card.get_by_role("button", name="Approve").click()
+    card = page.locator(f'#approval-{gated["approval_id"]}')
+    await expect(card).to_have_attribute("data-status", "approved")
+    await expect(card.locator(".decided")).to_contain_text("dashboard:ana")
+    await shot(page, "05-approved")
+    decided = await dash.api("GET", f"/approvals/{gated['approval_id']}")
+    assert (decided["status"], decided["decided_by"]) == ("approved", "dashboard:ana")
+
+    # 5. the playground: a form made from the tool's schema, and the result
+    await page.goto(dash.at("/playground?tool=shop_get_order"))
+    await page.fill("#arg-order_id", "42")
+    await page.click("#call-tool")
+    result = page.locator("#tool-result .tool-result")
+    await expect(result).to_have_attribute("data-status", "ok")
+    await expect(result.locator("pre.json")).to_contain_text('"id": "42"')
+    await shot(page, "06-playground")
+    # and what a model would read for arguments that do not fit
+    await page.fill("#arg-order_id", "")
+    await page.click("#call-tool")
+    await expect(result).to_have_attribute("data-status", "invalid_arguments")
+    await expect(result.locator("pre.model-text")).to_contain_text("order_id")
+    await shot(page, "07-playground-invalid")
