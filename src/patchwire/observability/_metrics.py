@@ -17,7 +17,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -64,7 +63,9 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 # resident memory, CPU and open file descriptors of this process (Linux)
 ProcessCollector(registry=REGISTRY)
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: the classic text format every Prometheus version (and most other scrapers) reads; our
+#: metric names need none of the newer format's escaping
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: upstream latency buckets (seconds): most APIs answer in 20 ms-2 s; timeouts reach 30 s+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

@@ -20,6 +20,7 @@ secret of the source scrubbed from the header summary and the body excerpt.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -76,12 +77,23 @@ def _secret_header(name: str, scheme: SchemeSettings) -> bool:
         scheme.header is not None and name == scheme.header.lower())
 
 
+@functools.lru_cache(maxsize=4096)
+def _kept_name(name: bytes, generic_header: str | None) -> str | None:
+    """The header's name if an event keeps it (ASGI gives names lowercased), else None;
+    cached: the same few names arrive with every request."""
+    text = name.decode("latin-1")
+    if text in _TRANSPORT or any(w in text for w in _SECRET_WORDS) or (
+            generic_header is not None and text == generic_header.lower()):
+        return None
+    return text
+
+
 def _stored_headers(raw: list[tuple[bytes, bytes]], scheme: SchemeSettings) -> str:
     """The headers kept with an event (JSON): no transport, signature or credential ones."""
     kept: dict[str, str] = {}
     for key, value in raw:
-        name = key.decode("latin-1").lower()
-        if name in _TRANSPORT or name in kept or _secret_header(name, scheme):
+        name = _kept_name(key, scheme.header)
+        if name is None or name in kept:
             continue
         kept[name] = value.decode("latin-1")[:_MAX_HEADER_VALUE]
         if len(kept) >= _MAX_STORED_HEADERS:
