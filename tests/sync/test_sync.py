@@ -429,3 +429,51 @@ async def test_the_cli_lists_runs_and_shows_syncs_and_their_records(
     assert [r["id"] for r in records.json()] == ["cus_0009"], records
     unknown = await cli("sync", "run", "nope")
     assert unknown.code == 1 and "unknown sync" in unknown.flat_err
+
+
+async def test_a_sandbox_refund_webhook_updates_the_synced_order_through_the_inbox(
+        tmp_path: Path, sandbox: Sandbox, canary: str, store_url: str) -> None:
+    """The real path: the sandbox shop signs an order.refunded webhook like Shopify, the
+    receiver verifies it into the inbox, the inbox hands it to the sync."""
+    import aiohttp
+
+    from patchwire.server import create_app
+    from patchwire.webhooks._sources import WebhookSources
+    from tests.helpers import local_settings
+    from tests.server.live import serving
+
+    settings = local_settings(tmp_path / "home", database_url=store_url)
+    async with Patchwire(settings) as setup:
+        await setup.add_connection("shop", "acme",
+                                   {"sandbox_url": sandbox.url, "api_key": canary})
+        await WebhookSources(setup).add("shop", sandbox.webhook_scheme("shop"),
+                                        [sandbox.webhook_secrets["shop"]])
+        paid = await setup.call("shop.list_orders", {"status": "paid", "limit": 1})
+    order_id = str(paid["data"][0]["id"])
+    # polled once at start (a new sync polls at once), then not before next year: only the
+    # webhook can bring the refund in during the test
+    spec = example("shop_orders", schedule={"cron": "0 0 1 1 *"}, reconcile=None)
+    app = create_app(Patchwire(settings), engine=True, syncs=SyncRegistry([spec]))
+    async with serving(app) as url, aiohttp.ClientSession() as http:
+        async def record() -> dict[str, Any] | None:
+            async with http.get(f"{url}/api/v1/records/order/acme/{order_id}") as resp:
+                return await resp.json() if resp.status == 200 else None  # type: ignore[no-any-return]
+
+        async with asyncio.timeout(20):
+            while True:  # the initial poll
+                if await record() is not None:
+                    break
+                await asyncio.sleep(0.05)
+        sandbox.set_webhook_url(f"{url}/hooks/shop")
+        async with Patchwire(settings) as caller:
+            await caller.call("shop.update_order_status",
+                              {"order_id": order_id, "status": "refunded"})
+        async with asyncio.timeout(20):
+            while True:
+                current = await record()
+                assert current is not None
+                if current["data"]["status"] == "refunded":
+                    break
+                await asyncio.sleep(0.05)
+    assert current["changed_by"] == "webhook" and current["version"] == 2
+    assert "reason" not in current["data"]

@@ -463,7 +463,7 @@ class Inbox:
             await self._writer.close()
             self._writer = None
         with contextlib.suppress(Exception):
-            async with self.pw.store.engine.begin() as conn:
+            async with self._write() as conn:
                 await conn.execute(update(_INBOX).where(
                     _INBOX.c.owner == self.owner, _INBOX.c.status == "pending").values(
                     owner=None, lease_until=None))
