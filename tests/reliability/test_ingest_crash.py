@@ -196,6 +196,7 @@ async def test_every_acknowledged_event_is_in_the_inbox_once_and_processed_once_
     kill_at = sorted(rng.sample(range(EVENTS // 10, EVENTS * 8 // 10), KILLS))
     acked_before_kill: list[int] = []
     await server.start()
+    started = time.monotonic()
     try:
         async with asyncio.timeout(INGEST_TIMEOUT_S):
             sending = asyncio.create_task(generator.run())
@@ -210,6 +211,7 @@ async def test_every_acknowledged_event_is_in_the_inbox_once_and_processed_once_
                 await server.start()
                 generator.up.set()
             await sending
+        ingested = time.monotonic()
         # a second processor (this process) helps the server finish what is pending
         async with Patchwire(settings) as pw:
             flows = {FLOW_ID: FlowSpec.model_validate(CRASH_FLOW)}
@@ -226,6 +228,9 @@ async def test_every_acknowledged_event_is_in_the_inbox_once_and_processed_once_
                     _INBOX.c.status != "processed"))
     finally:
         await server.stop()
+    print(f"ingest {ingested - started:.1f} s ({EVENTS / (ingested - started):.0f} acked/s), "
+          f"drain {time.monotonic() - ingested:.1f} s; kills after {acked_before_kill} acks; "
+          f"{generator.broken} requests broken, statuses {dict(generator.statuses)}")
 
     # the generator: everything acknowledged, through three kills
     assert server.starts == KILLS + 1

@@ -239,6 +239,8 @@ def configure_logging(format: LogFormat | None = None, *, level: str | int | Non
     root.addHandler(handler)
     _installed = handler
     root.setLevel(level or os.environ.get("PATCHWIRE_LOG_LEVEL", "INFO").upper())
+    # migrations announce every plugin and step at INFO on each start: only their problems
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # one line per request only where logs are shipped as data, not on a person's terminal
     logging.getLogger("patchwire.access").disabled = fmt != "json"
     return handler

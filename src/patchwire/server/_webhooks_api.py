@@ -37,6 +37,7 @@ from patchwire._ids import new_id
 from patchwire.errors import PatchwireError, StoreError, WebhookRejected
 from patchwire.expressions import ExpressionError
 from patchwire.http._redact import Redactor, excerpt
+from patchwire.observability._metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
 from patchwire.webhooks._inbox import Inbox
 from patchwire.webhooks._schemes import SchemeSettings, Verified, handshake, verify
 from patchwire.webhooks._sources import (
@@ -203,6 +204,22 @@ def _problem_body(status: int, title: str, detail: str, code: str, **extra: Any)
                          "status": status, "detail": detail})
 
 
+#: the label children of the counters, cached (a lookup a request instead of three)
+_counted: dict[tuple[str, str, str], Any] = {}
+
+
+def _count(kind: str, source: str, label: str) -> None:
+    """Count an accepted (``kind`` "event", ``label`` duplicate true|false) or refused
+    (``label`` the reason) request. Unknown source names come from anyone on the network:
+    they are counted under one label, never their own."""
+    key = (kind, source, label)
+    child = _counted.get(key)
+    if child is None:
+        metric = WEBHOOK_EVENTS if kind == "event" else WEBHOOK_REJECTIONS
+        child = _counted[key] = metric.labels(source, label)
+    child.inc()
+
+
 class WebhookReceiver:
     """``/hooks/{source}``: an ASGI endpoint over the source cache and the inbox."""
 
@@ -223,6 +240,7 @@ class WebhookReceiver:
                                 "store_unavailable")
             return
         if source is None or not source.enabled:
+            _count("rejection", "(unknown)" if source is None else name, "unknown_source")
             await self._problem(send, 404, "Unknown webhook source",
                                 f"no enabled webhook source named {name!r}",
                                 "unknown_webhook_source")
@@ -319,6 +337,7 @@ class WebhookReceiver:
                                 "the event could not be stored; retry later",
                                 "store_unavailable")
             return
+        _count("event", source.name, "false" if inserted else "true")
         if inserted:
             await _respond(send, 202, orjson.dumps({"id": row[0], "status": "accepted"}),
                            b"application/json")
@@ -335,6 +354,7 @@ class WebhookReceiver:
         row = (new_id(), source.name, reason[:64], status, redact(detail)[:2000],
                orjson.dumps(_header_summary(scope["headers"], source.scheme, redact)).decode(),
                excerpt(body, redact, _EXCERPT_CHARS) if body else None, size, self.clock())
+        _count("rejection", source.name, reason)
         try:
             await self.inbox.writer.reject(row)
         except PatchwireError as exc:

@@ -894,6 +894,7 @@ class DeliveryWorker:
                                            ttl_dns_cache=300),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 raise_for_status=False,
+                timeout=self._timeout,
             )
         return self._session
 
@@ -1069,8 +1070,7 @@ class DeliveryWorker:
         retry_after: float | None = None
         try:
             async with self._get_session().post(ep.url, data=body, headers=headers,
-                                                allow_redirects=False,
-                                                timeout=self._timeout) as resp:
+                                                allow_redirects=False) as resp:
                 status = resp.status
                 payload = await resp.content.read(_RESPONSE_READ_LIMIT)
                 if not 200 <= status < 300:

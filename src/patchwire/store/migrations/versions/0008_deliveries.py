@@ -7,33 +7,13 @@ Create Date: 2025-01-08
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
 
-
-def _parallel_down_revision() -> str:
-    """TEMPORARY while 0007 and 0009 are written in parallel: chain after the one head of
-    the other revision files, so the history stays linear whatever exists yet. Replace by
-    ``down_revision = "0007"`` once 0007 exists and 0009 revises 0008."""
-    revised: dict[str, str] = {}
-    for path in Path(__file__).parent.glob("0*.py"):
-        if path.name == Path(__file__).name:
-            continue
-        text = path.read_text(encoding="utf-8")
-        rev = re.search(r'^revision: str = "([^"]+)"', text, re.M)
-        down = re.search(r'^down_revision: str \| None = "([^"]+)"', text, re.M)
-        if rev:
-            revised[rev.group(1)] = down.group(1) if down else ""
-    heads = set(revised) - set(revised.values())
-    return heads.pop() if len(heads) == 1 else "0007"
-
-
 revision: str = "0008"
-down_revision: str | None = _parallel_down_revision()
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
