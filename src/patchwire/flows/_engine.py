@@ -209,6 +209,9 @@ class _Effects:
         self.engine = engine
         self.run = run
         self.pending: list[asyncio.Future[None]] = []
+        #: what the run waits for, re-checked once its waiting row is committed: a child
+        #: that ended (or an approval decided) just before could not wake it (lost wake-up)
+        self.waits_on: list[Callable[[], Awaitable[bool]]] = []
 
     async def barrier(self) -> None:
         """Every checkpoint queued so far is committed (or its failure raised)."""
@@ -263,11 +266,27 @@ class _Effects:
 
     async def approval(self, key: str, message: Any, open_for: float) -> dict[str, Any]:
         await self.barrier()
-        return await self.engine._approval(self.run, key, message, open_for)
+        state = await self.engine._approval(self.run, key, message, open_for)
+        if state["status"] == "pending":
+            repo, approval_id = ToolRepository(self.engine.pw.store), state["id"]
+
+            async def decided() -> bool:
+                return (await repo.get_approval(approval_id)).status != "pending"
+
+            self.waits_on.append(decided)
+        return state
 
     async def child_run(self, key: str, flow: str, input: Any) -> dict[str, Any]:
         await self.barrier()
-        return await self.engine._child_run(self.run, key, flow, input)
+        state = await self.engine._child_run(self.run, key, flow, input)
+        if state["status"] not in FINISHED:
+            engine, child_id = self.engine, state["id"]
+
+            async def ended() -> bool:
+                return (await engine.get_run(child_id)).status in FINISHED
+
+            self.waits_on.append(ended)
+        return state
 
     async def emit(self, key: str, type: str, data: Any) -> str:
         await self.barrier()
@@ -309,6 +328,7 @@ class FlowEngine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         #: runs this engine started and owns, waiting for room (FIFO)
         self._backlog: collections.deque[_Run] = collections.deque()
+        self._resuming: set[asyncio.Task[None]] = set()
         #: how recently finished local runs ended, for wait() without a query
         self._results: collections.OrderedDict[str, RunRecord] = collections.OrderedDict()
         self._finished: dict[str, asyncio.Event] = {}
@@ -655,6 +675,10 @@ class FlowEngine:
         except Suspend as pause:
             run.status, run.wake_at = "waiting", pause.until
             await self._save(run, owner=None)
+            for check in effects.waits_on:
+                if await check():
+                    await self._wake(run.id)
+                    break
             return
         except StepFailure as failure:
             run.status, run.error, run.finished_at = "failed", failure.to_dict(), self.clock()
@@ -781,7 +805,14 @@ class FlowEngine:
             self._finished.setdefault(row._mapping["id"], asyncio.Event())
         for row in rows:
             m = row._mapping
-            if m["id"] in self._tasks or m["id"] in local:
+            if m["id"] in local:
+                continue
+            finishing = self._tasks.get(m["id"])
+            if finishing is not None:
+                # Woken during its own last moments (it just saved itself waiting, and
+                # what it waits for is done): resume it once that task has ended.
+                self._resume_after(finishing, dict(m))
+                claimed += 1
                 continue
             try:
                 await self._resume(m)
@@ -792,6 +823,16 @@ class FlowEngine:
                 if event is not None:
                     event.set()
         return claimed
+
+    def _resume_after(self, task: asyncio.Task[None], row: dict[str, Any]) -> None:
+        def resume(_: asyncio.Task[None]) -> None:
+            if self._stopping:
+                return
+            later = asyncio.get_running_loop().create_task(self._resume(row))
+            self._resuming.add(later)
+            later.add_done_callback(self._resuming.discard)
+
+        task.add_done_callback(resume)
 
     def _flow_or_none(self, flow_id: str) -> FlowSpec | None:
         try:
