@@ -548,32 +548,48 @@ def purge(older_than: str = typer.Option(
 
 def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
                                            help="runs in flight at most")) -> None:
-    """Run flows: claim queued and due runs, fire schedules, until Ctrl-C or SIGTERM."""
-    # Patchwire's own records at INFO; libraries (alembic's migration chatter) only warn
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("patchwire").setLevel(logging.INFO)
+    """Do the background work `serve` does, without the API: run flows (queued and due
+    runs, schedules), process the webhook inbox, send outbound webhooks, poll syncs —
+    until Ctrl-C or SIGTERM."""
+    from patchwire.observability import configure_logging, configure_tracing_from_env
+
+    configure_logging()  # PATCHWIRE_LOG_FORMAT=json|text, PATCHWIRE_LOG_LEVEL
+    configure_tracing_from_env()  # PATCHWIRE_TRACING=1
 
     async def main() -> None:
         from patchwire._patchwire import Patchwire
         from patchwire.flows._engine import FlowEngine
+        from patchwire.sync import SyncEngine, SyncRegistry
+        from patchwire.webhooks._deliveries import DeliveryWorker, WebhookOutbox
+        from patchwire.webhooks._inbox import Inbox
 
         reg = _registry()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with Patchwire(settings()) as pw:
+        cfg = settings()
+        async with Patchwire(cfg) as pw:
             engine = FlowEngine(pw, _flows_of(reg), max_concurrency=concurrency)
+            syncs = SyncEngine(pw, SyncRegistry.load(cfg.sync_paths))
+            inbox = Inbox(pw, engine)
+            inbox.add_handler(syncs.handle_webhook_event)
             await engine.start()
+            deliveries = await DeliveryWorker(WebhookOutbox.of(pw)).start()
+            await inbox.start()
+            await syncs.start()
             schedules = sum(len(f.trigger.schedule) for f in reg)
-            log.info("worker %s started: %d flow(s), %d schedule(s), concurrency %d",
-                     engine.owner, len(reg), schedules, concurrency)
+            log.info("worker %s started: %d flow(s), %d schedule(s), concurrency %d; "
+                     "webhook inbox, deliveries and syncs", engine.owner, len(reg),
+                     schedules, concurrency)
             try:
                 await stop.wait()
             finally:
-                log.info("stopping: runs in flight are released and resume from their "
-                         "last checkpoint")
+                log.info("stopping: work in flight is released and resumes from its last "
+                         "checkpoint")
+                await syncs.stop()
+                await inbox.stop()
+                await deliveries.stop()
                 await engine.stop()
         log.info("worker stopped")
 

@@ -38,7 +38,7 @@ from patchwire.errors import PatchwireError, StoreError, WebhookRejected
 from patchwire.expressions import ExpressionError
 from patchwire.http._redact import Redactor, excerpt
 from patchwire.observability._metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
-from patchwire.webhooks._inbox import Inbox
+from patchwire.webhooks._inbox import Inbox, InboxEvent
 from patchwire.webhooks._schemes import SchemeSettings, Verified, handshake, verify
 from patchwire.webhooks._sources import (
     DEFAULT_GRACE_S,
@@ -89,8 +89,8 @@ def _kept_name(name: bytes, generic_header: str | None) -> str | None:
     return text
 
 
-def _stored_headers(raw: list[tuple[bytes, bytes]], scheme: SchemeSettings) -> str:
-    """The headers kept with an event (JSON): no transport, signature or credential ones."""
+def _stored_headers(raw: list[tuple[bytes, bytes]], scheme: SchemeSettings) -> dict[str, str]:
+    """The headers kept with an event: no transport, signature or credential ones."""
     kept: dict[str, str] = {}
     for key, value in raw:
         name = _kept_name(key, scheme.header)
@@ -99,7 +99,7 @@ def _stored_headers(raw: list[tuple[bytes, bytes]], scheme: SchemeSettings) -> s
         kept[name] = value.decode("latin-1")[:_MAX_HEADER_VALUE]
         if len(kept) >= _MAX_STORED_HEADERS:
             break
-    return orjson.dumps(kept).decode()
+    return kept
 
 
 def _header_summary(raw: list[tuple[bytes, bytes]], scheme: SchemeSettings,
@@ -324,12 +324,12 @@ class WebhookReceiver:
             # what the expression should have given (no dedupe key, no type)
             log.warning("webhook source %s: an expression failed on an event: %s",
                         source.name, exc)
-        row = (new_id(), source.name, _text(event_id, _MAX_EVENT_ID),
-               _text(event_type, _MAX_TYPE), stored, _stored_headers(scope["headers"],
-                                                                     source.scheme),
-               now, "pending", 0, now)
+        event = InboxEvent(id=new_id(), source=source.name,
+                           event_id=_text(event_id, _MAX_EVENT_ID),
+                           type=_text(event_type, _MAX_TYPE), payload=payload, received_at=now)
+        kept = _stored_headers(scope["headers"], source.scheme)
         try:
-            inserted = await self.inbox.writer.submit(row)
+            inserted = await self.inbox.submit(event, stored, kept, orjson.dumps(kept).decode())
         except StoreError as exc:
             log.warning("webhook event from %s not committed: %s", source.name, exc)
             # a 5xx: the sender keeps the event and retries it
@@ -339,11 +339,11 @@ class WebhookReceiver:
             return
         _count("event", source.name, "false" if inserted else "true")
         if inserted:
-            await _respond(send, 202, orjson.dumps({"id": row[0], "status": "accepted"}),
+            await _respond(send, 202, orjson.dumps({"id": event.id, "status": "accepted"}),
                            b"application/json")
         else:
             await _respond(send, 200, orjson.dumps({"status": "duplicate",
-                                                    "event_id": row[2]}),
+                                                    "event_id": event.event_id}),
                            b"application/json")
 
     async def _reject(self, scope: Scope, send: Send, source: LoadedSource, reason: str,

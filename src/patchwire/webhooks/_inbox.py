@@ -33,6 +33,7 @@ marked failed (``patchwire webhooks replay`` puts it back).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import itertools
@@ -81,7 +82,7 @@ _REJECTIONS = cast(Table, WebhookRejectionRow.__table__)
 
 #: the columns a receiver writes, in the order of the tuples given to InboxWriter.submit
 INBOX_COLUMNS = ("id", "source", "event_id", "type", "payload", "headers", "received_at",
-                 "status", "attempts", "next_attempt_at")
+                 "status", "attempts", "next_attempt_at", "owner", "lease_until")
 REJECTION_COLUMNS = ("id", "source", "reason", "status", "detail", "headers", "body_excerpt",
                      "body_bytes", "received_at")
 STATUSES = ("pending", "processed", "failed")
@@ -269,7 +270,8 @@ class InboxWriter:
                       rejections: list[tuple[Any, ...]]) -> set[str]:
         if self._sqlite_path is not None:
             delay, deadline = 0.0005, time.monotonic() + _SQLITE_LOCK_WAIT_S
-            while (inserted := self._commit_sqlite(events, rejections)) is None:
+            while (inserted := await asyncio.to_thread(
+                    self._commit_sqlite, events, rejections)) is None:
                 if time.monotonic() > deadline:
                     raise StoreError("cannot write webhook events: the database stayed "
                                      f"locked for {_SQLITE_LOCK_WAIT_S:.0f} s")
@@ -421,6 +423,13 @@ class Inbox:
         self._passed = asyncio.Event()
         self._stopping = False
         self._routes: tuple[tuple[int, ...], dict[str, list[_Route]]] | None = None
+        #: events this process received and owns from their insert on, handed over in
+        #: memory once committed (see :meth:`submit`), and how many are on their way
+        self._local: collections.deque[_Claimed] = collections.deque()
+        self._local_pending = 0
+        self.local_limit = 4 * batch_size
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._store_pass = float("-inf")
         #: events this processor marked processed (tests and the benchmark read it)
         self.processed = 0
 
@@ -439,26 +448,65 @@ class Inbox:
         return self._writer
 
     async def ingest(self, row: tuple[Any, ...]) -> bool:
-        """Commit one inbox row (INBOX_COLUMNS order); False when it was a duplicate."""
+        """Commit one inbox row (INBOX_COLUMNS order; its first ten columns are enough);
+        False when it was a duplicate."""
+        if len(row) < len(INBOX_COLUMNS):
+            row = (*row, *(None,) * (len(INBOX_COLUMNS) - len(row)))
         return await self.writer.submit(row)
+
+    def submit(self, event: InboxEvent, payload: str | None, headers: dict[str, Any],
+               headers_json: str) -> asyncio.Future[bool]:
+        """Queue a received event for the inbox (``payload`` and ``headers_json`` as stored:
+        JSON text); the future says once it is committed whether it was new.
+
+        While this processor runs and is not behind, the row is inserted already claimed
+        by it (``owner``, ``lease_until``) and the event is handed over in memory once
+        committed: processing it then needs no claim transaction and no parsing. Should
+        this process die first, the row is an ordinary claimed row: due again at once for
+        the next processor on this host, or when its lease expires.
+        """
+        at = event.received_at
+        local = (self._task is not None and not self._stopping
+                 and len(self._local) + self._local_pending < self.local_limit)
+        fut = self.writer.submit((event.id, event.source, event.event_id, event.type, payload,
+                                  headers_json, at, "pending", 0, at,
+                                  self.owner if local else None,
+                                  self.clock() + self.lease if local else None))
+        if local:
+            self._local_pending += 1
+
+            def handover(done: asyncio.Future[bool]) -> None:
+                self._local_pending -= 1
+                if not done.cancelled() and done.exception() is None and done.result():
+                    self._local.append(_Claimed(event.id, event.source, event.event_id,
+                                                event.type, event.payload, headers, at, 0))
+                    self._kick.set()
+
+            fut.add_done_callback(handover)
+        return fut
 
     async def start(self) -> Inbox:
         await self.pw.open()
         self._stopping = False
         await self._release_dead_owners()
+        loop = asyncio.get_running_loop()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop())
+            self._task = loop.create_task(self._loop())
+        if self._heartbeat is None:
+            self._heartbeat = loop.create_task(self._renew())
         return self
 
     async def stop(self) -> None:
         """Stop processing (events claimed and unfinished are released at once) and flush
         the writer."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._heartbeat = None
+        self._local.clear()  # released below with the other events it owns
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
@@ -482,6 +530,10 @@ class Inbox:
         while not self._stopping:
             try:
                 claimed = await self.tick()
+                if time.monotonic() - self._store_pass >= self.poll_interval:
+                    # events handed over in memory must not starve the store's: retries
+                    # coming due, events of processors that died
+                    claimed += await self.tick(store=True)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -576,43 +628,41 @@ class Inbox:
             async with conn.begin():
                 yield conn
 
-    async def tick(self) -> int:
-        """Claim due events and process them; how many were claimed."""
-        now = self.clock()
-        claimed = await self._claim(now)
-        if not claimed:
+    async def tick(self, *, store: bool = False) -> int:
+        """Process a batch: the events handed over in memory, else (or with ``store``)
+        due events claimed from the store; how many."""
+        if self._local and not store:
+            batch = [self._local.popleft()
+                     for _ in range(min(self.batch_size, len(self._local)))]
+        else:
+            self._store_pass = time.monotonic()
+            batch = await self._claim(self.clock())
+        if not batch:
             return 0
-        renew = asyncio.get_running_loop().create_task(self._renew([m.id for m in claimed]))
-        try:
-            room = asyncio.Semaphore(self.concurrency)
+        room = asyncio.Semaphore(self.concurrency)
 
-            async def one(m: _Claimed) -> tuple[str, int, BaseException | None]:
-                async with room:
-                    try:
-                        await self._process(m)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        return m.id, m.attempts, exc
-                    return m.id, m.attempts, None
+        async def one(m: _Claimed) -> tuple[str, int, BaseException | None]:
+            async with room:
+                try:
+                    await self._process(m)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    return m.id, m.attempts, exc
+                return m.id, m.attempts, None
 
-            outcomes = await asyncio.gather(*(one(m) for m in claimed))
-        finally:
-            renew.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renew
-        await self._settle(outcomes)
-        return len(claimed)
+        await self._settle(await asyncio.gather(*(one(m) for m in batch)))
+        return len(batch)
 
-    async def _renew(self, ids: list[str]) -> None:
-        """Keep the batch's lease while its events are processed."""
+    async def _renew(self) -> None:
+        """Keep the lease of every event this processor owns (claimed, being processed or
+        handed over and waiting) while it runs."""
         while True:
             await asyncio.sleep(self.lease / 3)
             with contextlib.suppress(Exception):  # the next renewal (or the lease) covers it
                 async with self._write() as conn:
                     await conn.execute(update(_INBOX).where(
-                        _INBOX.c.id.in_(ids), _INBOX.c.owner == self.owner,
-                        _INBOX.c.status == "pending").values(
+                        _INBOX.c.owner == self.owner, _INBOX.c.status == "pending").values(
                         lease_until=self.clock() + self.lease))
 
     async def _settle(self, outcomes: Sequence[tuple[str, int, BaseException | None]]) -> None:
