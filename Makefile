@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/tool_call.py
 	$(BIN)/python bench/flow_throughput.py
+	$(BIN)/python bench/webhook_ingest.py
 	$(BIN)/python bench/deliveries.py
 	$(BIN)/python bench/dashboard.py
 

@@ -68,7 +68,10 @@ def serve(home: str, database_url: str, port_file: str) -> None:
 
     settings = Settings(home=Path(home), connector_paths=(), database_url=database_url)
     app = create_app(Patchwire(settings), engine=True)
-    sock = socket.socket()
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose protocol says
+    # TCP, and a plain socket.socket() says 0 — then every response waits out the client's
+    # delayed ACK (40 ms) behind Nagle
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)

@@ -241,7 +241,7 @@ async def test_a_processor_that_lost_its_lease_cannot_mark_the_event(pw: Patchwi
     assert await fast.tick() == 0  # leased
     clock.now += 31  # the slow processor's lease ran out: the event is due again
     assert await fast.tick() == 1
-    await slow._settle([(claimed["id"], 0, None)])  # too late: not its event any more
+    await slow._settle([(claimed.id, 0, None)])  # too late: not its event any more
     assert (slow.processed, fast.processed) == (0, 1)
     event = await fast.get_event(r[0])
     assert (event.status, event.attempts) == ("processed", 1)
@@ -259,7 +259,7 @@ async def test_the_writer_drops_duplicates_inside_one_batch_but_never_events_wit
     await inbox.stop()
 
 
-async def test_a_signed_event_posted_to_the_server_starts_its_flow_which_runs_to_the_end(
+async def test_a_signed_event_posted_to_the_server_starts_its_flow_and_its_handlers_once(
         tmp_path: Path, store_url: str) -> None:
     settings = local_settings(tmp_path / "home", database_url=store_url)
     secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -269,6 +269,12 @@ async def test_a_signed_event_posted_to_the_server_starts_its_flow_which_runs_to
     registry = FlowRegistry(flows(REFUND_FLOW).values())
     engine = FlowEngine(app_pw, registry.as_mapping(), schedules=False)
     app = create_app(app_pw, engine=engine, flows=registry)
+    handled: list[InboxEvent] = []
+
+    async def handler(event: InboxEvent) -> None:
+        handled.append(event)
+
+    cast(Inbox, app.state.inbox).add_handler(handler)
     async with (
         serving(app) as url,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
@@ -289,3 +295,5 @@ async def test_a_signed_event_posted_to_the_server_starts_its_flow_which_runs_to
         async with http.get(f"{url}/api/v1/webhooks/inbox") as r:
             [event] = await r.json()
         assert event["status"] == "processed"
+        assert [(e.id, e.event_id, e.type, e.payload) for e in handled] == [
+            (event["id"], "msg_refund_5", "order.refunded", json.loads(body))]

@@ -24,7 +24,7 @@ from patchwire.server import create_app
 from patchwire.webhooks import SchemeSettings, sign
 from patchwire.webhooks._sources import WebhookSources
 from tests.cli.clirun import Cli
-from tests.cli.leaks import new_canary
+from tests.cli.leaks import leaks_in_database, leaks_in_files, new_canary
 from tests.helpers import local_settings
 from tests.server.live import serving
 
@@ -176,6 +176,8 @@ async def test_a_missing_signature_is_refused_and_a_body_echoing_the_secret_is_s
     [rejected] = await hooks.get("/api/v1/webhooks/rejections?source=stripe")
     assert hooks.secrets["stripe"] not in json.dumps(rejected)
     assert "***" in rejected["body_excerpt"]
+    url = hooks.settings.effective_database_url
+    assert await leaks_in_database(url, hooks.secrets["stripe"]) == {}
 
 
 async def test_a_body_over_the_limit_is_refused_413_by_length_and_while_read(
@@ -292,9 +294,11 @@ async def test_the_cli_adds_lists_shows_and_rotates_sources_without_showing_a_se
     rotate = await cli("webhooks", "source", "rotate", "shop", "--secret-stdin",
                        "--grace", "1h", stdin=rotated + "\n")
     assert rotate.code == 0, rotate
-    listed = await cli("webhooks", "source", "list")
-    shown = await cli("webhooks", "source", "show", "shop", "--json")
+    listed, shown, events = await cli.all(("webhooks", "source", "list"),
+                                          ("webhooks", "source", "show", "shop", "--json"),
+                                          ("webhooks", "inbox", "--json"))
     assert listed.code == 0 and shown.code == 0, (listed, shown)
+    assert events.code == 0 and events.json() == []
     assert "shop" in listed.out and "stripe" in listed.out
     detail = shown.json()
     assert detail["scheme"]["scheme"] == "stripe"
@@ -304,9 +308,12 @@ async def test_the_cli_adds_lists_shows_and_rotates_sources_without_showing_a_se
     assert duplicate.code == 1
     assert "already exists" in duplicate.flat_err
     missing = await cli("webhooks", "source", "add", "other", "--scheme", "stripe")
-    assert missing.code != 0
-    events = await cli("webhooks", "inbox", "--json")
-    assert events.code == 0 and events.json() == []
+    assert missing.code == 2
+    assert "--secret-env" in missing.flat_err
+    unknown = await cli("webhooks", "replay", "no-such-event")
+    assert unknown.code == 1
+    assert "no inbox event" in unknown.flat_err
+    assert leaks_in_files(cli.home, secret) == {} and leaks_in_files(cli.home, rotated) == {}
     removed = await cli("webhooks", "source", "remove", "shop")
     assert removed.code == 0, removed
     transcript = cli.transcript()
