@@ -33,11 +33,13 @@ import jsonschema_rs
 import orjson
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from patchwire._ids import new_id
 from patchwire.errors import (
     CallError,
     FlowInputError,
+    StoreError,
     RunStateError,
     UnknownApproval,
     UnknownFlow,
@@ -738,6 +740,9 @@ class FlowEngine:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
+            except (StoreError, DBAPIError) as exc:
+                # a busy or briefly unreachable database: the next tick tries again
+                log.warning("flow engine tick: %s; trying again", str(exc).splitlines()[0])
             except Exception:
                 log.exception("flow engine tick failed; trying again")
             with contextlib.suppress(TimeoutError):
