@@ -39,8 +39,8 @@ from patchwire._ids import new_id
 from patchwire.errors import (
     CallError,
     FlowInputError,
-    StoreError,
     RunStateError,
+    StoreError,
     UnknownApproval,
     UnknownFlow,
     UnknownRun,
