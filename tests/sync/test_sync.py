@@ -437,6 +437,7 @@ async def test_a_sandbox_refund_webhook_updates_the_synced_order_through_the_inb
     receiver verifies it into the inbox, the inbox hands it to the sync."""
     import aiohttp
 
+    from patchwire.sandbox import SANDBOX_CREDENTIALS
     from patchwire.server import create_app
     from patchwire.webhooks._sources import WebhookSources
     from tests.helpers import local_settings
@@ -446,6 +447,8 @@ async def test_a_sandbox_refund_webhook_updates_the_synced_order_through_the_inb
     async with Patchwire(settings) as setup:
         await setup.add_connection("shop", "acme",
                                    {"sandbox_url": sandbox.url, "api_key": canary})
+        await setup.add_connection("helpdesk", "support", {  # for the refund flow
+            "sandbox_url": sandbox.url, **SANDBOX_CREDENTIALS["helpdesk"]})
         await WebhookSources(setup).add("shop", sandbox.webhook_scheme("shop"),
                                         [sandbox.webhook_secrets["shop"]])
         paid = await setup.call("shop.list_orders", {"status": "paid", "limit": 1})
@@ -475,5 +478,17 @@ async def test_a_sandbox_refund_webhook_updates_the_synced_order_through_the_inb
                 if current["data"]["status"] == "refunded":
                     break
                 await asyncio.sleep(0.05)
+        # the same event started the shipped flow whose webhook trigger matches it
+        async with asyncio.timeout(20):
+            while True:
+                async with http.get(f"{url}/api/v1/runs",
+                                    params={"flow": "refund_to_ticket_comment"}) as resp:
+                    runs = await resp.json()
+                if runs and runs[0]["status"] in ("succeeded", "failed"):
+                    break
+                await asyncio.sleep(0.05)
     assert current["changed_by"] == "webhook" and current["version"] == 2
     assert "reason" not in current["data"]
+    assert len(runs) == 1 and runs[0]["trigger"] == "webhook"
+    assert runs[0]["status"] == "succeeded", runs[0]["error"]
+    assert runs[0]["input"] == {"order_id": order_id}
