@@ -14,6 +14,7 @@ dropped at the next rotation and ignored by the receiver meanwhile.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _MAX_BODY_CEILING = 64 << 20
 
 _SOURCES = cast(Table, WebhookSourceRow.__table__)
+
+log = logging.getLogger("patchwire.webhooks")
 
 
 class UnknownWebhookSource(LookupFailed):
@@ -328,9 +331,17 @@ class WebhookSources:
         for row in rows:
             m = row._mapping
             id_path, type_path = m["event_id_path"], m["event_type_path"]
+            try:
+                secrets = self._open(m["id"], m["secrets"])
+            except PatchwireError as exc:
+                # One source whose secret this key set cannot open (the key was rotated
+                # away) must not take the others down: it verifies nothing (`no_secret`,
+                # a 5xx its sender retries) until its secret is set again.
+                log.warning("webhook source %r: %s", m["name"], exc)
+                secrets = ()
             loaded[m["name"]] = LoadedSource(
                 name=m["name"], scheme=SchemeSettings.model_validate(m["scheme"]),
-                secrets=self._open(m["id"], m["secrets"]),
+                secrets=secrets,
                 event_id=compile_expression(id_path) if id_path else None,
                 event_type=compile_expression(type_path) if type_path else None,
                 max_body_bytes=int(m["max_body_bytes"]), enabled=bool(m["enabled"]))
