@@ -153,14 +153,21 @@ def rotate() -> None:
     from patchwire.store import Store
 
     async def main() -> None:
+        from patchwire._patchwire import Patchwire
         from patchwire.auth.vault import Vault
+        from patchwire.webhooks._deliveries import WebhookOutbox
+        from patchwire.webhooks._sources import WebhookSources
 
         cfg = settings()
         vault = Vault.from_settings(cfg)
         new = vault.rotate()
         async with await Store.open(cfg.effective_database_url) as store:
             count = await reencrypt_connections(store, vault)
-        console.print(f"[green]rotated[/]: key {new} is active; {count} connection(s) "
+            subscriptions = await WebhookOutbox(store, vault).reencrypt()
+        async with Patchwire(cfg) as pw:  # opened after rotate: it reads the new key set
+            sources = await WebhookSources(pw).reencrypt()
+        console.print(f"[green]rotated[/]: key {new} is active; {count} connection(s), "
+                      f"{sources} webhook source(s) and {subscriptions} subscription(s) "
                       "re-encrypted")
 
     run(main())

@@ -483,6 +483,22 @@ class WebhookOutbox:
         return str(self.vault.decrypt_json(token, aad=subscription_aad(subscription_id))
                    ["secret"])
 
+    async def reencrypt(self) -> int:
+        """Re-encrypt every subscription's secret under the vault's active key (after
+        ``patchwire vault rotate``); how many were rewritten."""
+        count = 0
+        with self.store._errors("re-encrypt webhook subscription secrets"):
+            async with self.store.engine.begin() as conn:
+                rows = (await conn.execute(select(_SUBS.c.id, _SUBS.c.secret))).all()
+                for sub_id, token in rows:
+                    if not self.vault.needs_reencrypt(token):
+                        continue
+                    doc = self.vault.decrypt_json(token, aad=subscription_aad(sub_id))
+                    await conn.execute(update(_SUBS).where(_SUBS.c.id == sub_id).values(
+                        secret=self.vault.encrypt_json(doc, aad=subscription_aad(sub_id))))
+                    count += 1
+        return count
+
     # -- deliveries --------------------------------------------------------------------------
 
     async def list_deliveries(self, *, subscription_id: str | None = None,
