@@ -271,7 +271,7 @@ def _connect_a_client(sandbox_port: int) -> None:
         f"  try it: [bold]{env} npx @modelcontextprotocol/inspector --cli {exe} mcp "
         f"--connection demo-shop --method tools/list[/]\n"
         f"• MCP over Streamable HTTP: [bold]{env} patchwire serve[/] → "
-        "http://127.0.0.1:8600/mcp\n"
+        "http://127.0.0.1:8600/mcp (the dashboard of all the above: http://127.0.0.1:8600/)\n"
         "• OpenAI / Anthropic tool definitions: [bold]patchwire tools export --format openai "
         "--connection demo-shop[/]\n"
         "• A terminal chat with any OpenAI-compatible model: [bold]patchwire chat --base-url "
