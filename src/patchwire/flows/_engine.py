@@ -19,8 +19,6 @@ import collections
 import contextlib
 import hashlib
 import logging
-import os
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -52,6 +50,7 @@ from patchwire.flows._journal import Journal
 from patchwire.flows.spec import FlowSpec
 from patchwire.observability import _tracing as _observe
 from patchwire.observability._metrics import RUNS as _RUNS_METRIC
+from patchwire.store._owners import dead_local_owners, new_owner_id
 from patchwire.store.models import (
     FlowRunRow,
     FlowScheduleRow,
@@ -164,14 +163,6 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i: i + size] for i in range(0, len(items), size)]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(slots=True)
@@ -320,7 +311,7 @@ class FlowEngine:
     ) -> None:
         self.pw = pw
         self._flows = flows
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        self.owner = owner or new_owner_id()
         self.lease = lease
         self.max_concurrency = max_concurrency
         self.poll_interval = poll_interval
@@ -866,17 +857,11 @@ class FlowEngine:
     async def _release_dead_owners(self) -> None:
         """Runs held by engines on this host whose process is gone are free at once (no
         need to wait for their leases to expire after a crash)."""
-        host = socket.gethostname()
         async with self.pw.store.engine.connect() as conn:
             owners = [r[0] for r in (await conn.execute(
                 select(_RUNS.c.owner).where(_RUNS.c.status == "running",
                                             _RUNS.c.owner.is_not(None)).distinct())).all()]
-        dead = []
-        for owner in owners:
-            parts = owner.split(":")
-            if (len(parts) == 3 and parts[0] == host and parts[1].isdigit()
-                    and owner != self.owner and not _pid_alive(int(parts[1]))):
-                dead.append(owner)
+        dead = dead_local_owners(owners, me=self.owner)
         if dead:
             async with self.pw.store.engine.begin() as conn:
                 await conn.execute(update(_RUNS).where(

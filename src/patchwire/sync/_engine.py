@@ -32,8 +32,6 @@ import contextlib
 import fnmatch
 import hashlib
 import logging
-import os
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +49,7 @@ from patchwire.errors import CallContext, PatchwireError, StoreError
 from patchwire.expressions import Expression, ExpressionError, compile_expression
 from patchwire.pagination import effective_pagination
 from patchwire.store import Store
+from patchwire.store._owners import new_owner_id
 from patchwire.store._sync_models import SyncRecordRow, SyncStateRow
 from patchwire.store.models import EventRow
 from patchwire.sync.spec import SyncRegistry, SyncSpec, SyncWebhook, UnknownSync
@@ -488,7 +487,7 @@ class SyncEngine:
     ) -> None:
         self.pw = pw
         self._syncs: dict[str, SyncSpec] = {s.id: s for s in syncs}
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        self.owner = owner or new_owner_id()
         self.clock = clock
         self.poll_interval = poll_interval
         self.lease = lease

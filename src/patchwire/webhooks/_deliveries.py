@@ -48,11 +48,9 @@ import contextlib
 import functools
 import itertools
 import logging
-import os
 import random
 import re
 import secrets
-import socket
 import sqlite3
 import time
 import weakref
@@ -85,6 +83,7 @@ from patchwire.store._delivery_models import (
     WebhookDeliveryRow,
     WebhookSubscriptionRow,
 )
+from patchwire.store._owners import new_owner_id
 from patchwire.store.core import _SQLITE_IMMEDIATE, SQLITE_BUSY_TIMEOUT_MS
 from patchwire.store.models import EventRow
 from patchwire.webhooks._schemes import SchemeSettings, sign
@@ -834,7 +833,7 @@ class DeliveryWorker:
     ) -> None:
         self.outbox = outbox
         self.store = outbox.store
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        self.owner = owner or new_owner_id()
         self.lease = lease
         self.poll_interval = poll_interval
         self.max_endpoints = max_endpoints

@@ -39,9 +39,7 @@ import contextlib
 import functools
 import itertools
 import logging
-import os
 import random
-import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -53,9 +51,9 @@ from sqlalchemy import RowMapping, Table, Text, func, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from patchwire._ids import new_id
 from patchwire.errors import FlowInputError, LookupFailed, StoreError, UnknownFlow
 from patchwire.expressions import Expression, ExpressionError, compile_expression
+from patchwire.store._owners import dead_local_owners, new_owner_id
 from patchwire.store._webhook_models import WebhookInboxRow, WebhookRejectionRow
 
 if TYPE_CHECKING:
@@ -352,14 +350,6 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -406,7 +396,7 @@ class Inbox:
     ) -> None:
         self.pw = pw
         self.engine = engine
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        self.owner = owner or new_owner_id()
         self.lease = lease
         self.batch_size = batch_size
         self.concurrency = concurrency
@@ -575,17 +565,11 @@ class Inbox:
     async def _release_dead_owners(self) -> None:
         """Events claimed by processors on this host whose process is gone are due at
         once (no need to wait for their leases to expire after a crash)."""
-        host = socket.gethostname()
         async with self.pw.store.engine.connect() as conn:
             owners = [r[0] for r in (await conn.execute(
                 select(_INBOX.c.owner).where(_INBOX.c.status == "pending",
                                              _INBOX.c.owner.is_not(None)).distinct())).all()]
-        dead = []
-        for owner in owners:
-            parts = owner.split(":")
-            if (len(parts) == 3 and parts[0] == host and parts[1].isdigit()
-                    and owner != self.owner and not _pid_alive(int(parts[1]))):
-                dead.append(owner)
+        dead = dead_local_owners(owners, me=self.owner)
         if dead:
             async with self._write() as conn:
                 await conn.execute(update(_INBOX).where(
