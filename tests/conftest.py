@@ -1,3 +1,3 @@
 """Shared pytest configuration. Fixture families live in their own modules (plugins)."""
 
-pytest_plugins = ["tests.store_fixtures"]
+pytest_plugins = ["tests.store_fixtures", "tests.temporal_fixtures"]

@@ -39,6 +39,7 @@ from patchwire.errors import (
 from patchwire.http import BreakerState, HttpCore
 from patchwire.pagination import paginate as _paginate
 from patchwire.store import Store
+from patchwire.store._slots import SlotTable
 from patchwire.store.records import CallRecord, ConnectionRecord
 from patchwire.store.tools import ToolCallRecord, ToolRepository
 
@@ -92,6 +93,7 @@ class Patchwire:
         self._connectors = connectors
         self._http = http or HttpCore(allow_networks=self.settings.allow_networks)
         self._store: Store | None = None
+        self._slots: SlotTable | None = None
         self._vault: Vault | None = None
         self._recorder: BatchWriter[CallRecord] | None = None
         self._tool_audit: BatchWriter[ToolCallRecord] | None = None
@@ -114,6 +116,10 @@ class Patchwire:
                 self._store = await Store.open(self.settings.effective_database_url)
                 # declared rate limits hold across every process sharing this store
                 self._http.limiters.share(self._store)
+                if self.settings.effective_shared_concurrency:
+                    # so do connectors' concurrency caps (several workers share the store)
+                    self._slots = SlotTable(self._store)
+                    self._http.share_concurrency(self._slots)
                 self._recorder = BatchWriter(self._store.record_calls, what="call records")
                 self._tool_audit = BatchWriter(ToolRepository(self._store).record_tool_calls,
                                                what="tool audit records")
@@ -132,6 +138,10 @@ class Patchwire:
         await self._http.close()
         if self._store is not None:
             await self._http.limiters.unshare()  # hands unused leased tokens back
+            await self._http.unshare_concurrency()  # once slot releases are written
+            if self._slots is not None:
+                await self._slots.close()
+                self._slots = None
             await self._store.close()
             self._store = None
         self._connections.clear()

@@ -372,11 +372,12 @@ async def execute_call(
         if req is not None:
             context.url = conn.redact(req.url)
         record = _record(compiled, conn, record_id, request_id, "error", status, latency,
-                         decision.attempts, exc.code, conn.redact(exc.message), started_wall)
+                         decision.attempts, exc.code, conn.redact(exc.message), started_wall,
+                         decision.rate_limit_wait)
         return None, exc, record
     latency = (time.perf_counter() - started) * 1000
     record = _record(compiled, conn, record_id, request_id, "ok", status, latency,
-                     decision.attempts, None, None, started_wall)
+                     decision.attempts, None, None, started_wall, decision.rate_limit_wait)
     outcome = CallOutcome(result, raw.status, decision.attempts, latency, request_id, raw)
     return outcome, None, record
 
@@ -385,6 +386,7 @@ def _record(
     compiled: CompiledAction, conn: ResolvedConnection, record_id: str, request_id: str,
     status: str, http_status: int | None, latency_ms: float, attempts: int,
     error_class: str | None, error_message: str | None, started_wall: float,
+    rate_limit_wait: float,
 ) -> CallRecord:
     # observability: calls by status (ok or the error code), latency, retries (~1.5 µs)
     observe_call(compiled.connector.name, compiled.qualified, error_class or status,
@@ -394,6 +396,7 @@ def _record(
         status, http_status, latency_ms, attempts, error_class,
         error_message[:1000] if error_message else None,
         datetime.fromtimestamp(started_wall, UTC),
+        rate_limit_wait * 1000,
     )
 
 

@@ -41,12 +41,30 @@ class Settings:
     #: ``127.0.0.0/8`` for the sandbox) and exact host names (their internal addresses,
     #: never cloud metadata). Env: comma-separated ``PATCHWIRE_ALLOW_NETWORKS``.
     allow_networks: tuple[str, ...] = ()
+    #: where flow runs execute: ``embedded`` (this store) or ``temporal`` (docs/scale-out.md)
+    engine: str = "embedded"
+    #: Temporal frontend (host:port), namespace and task queue, for ``engine = "temporal"``
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "patchwire"
+    #: seconds one activity attempt may take before Temporal retries it on another worker
+    temporal_activity_timeout: float = 120.0
+    #: whether connectors' ``concurrency`` caps hold across every process sharing the
+    #: store (a store round trip per capped call) rather than per process; ``None``: yes
+    #: on the Temporal engine (several workers), no on the embedded one
+    shared_concurrency: bool | None = None
 
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.home / 'patchwire.db').resolve()}"
+
+    @property
+    def effective_shared_concurrency(self) -> bool:
+        if self.shared_concurrency is not None:
+            return self.shared_concurrency
+        return self.engine == "temporal"
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -78,7 +96,9 @@ def load_settings(
     raw: dict[str, Any] = _from_toml(toml_path or Path("patchwire.toml"))
     for key in ("home", "database_url", "secret_key", "connector_paths", "flow_paths",
                 "sync_paths", "host",
-                "port", "allow_networks"):
+                "port", "allow_networks", "engine", "temporal_address",
+                "temporal_namespace", "temporal_task_queue", "temporal_activity_timeout",
+                "shared_concurrency"):
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
             raw[key] = value
@@ -114,7 +134,41 @@ def load_settings(
             raise ConfigError(f"port must be an integer, got {raw['port']!r}") from exc
     if "allow_networks" in raw:
         kwargs["allow_networks"] = _allow_list(raw["allow_networks"])
+    if "engine" in raw:
+        engine = str(raw["engine"]).strip().lower()
+        if engine not in ("embedded", "temporal"):
+            raise ConfigError(f"engine must be 'embedded' or 'temporal', got {raw['engine']!r} "
+                              "(PATCHWIRE_ENGINE, --engine or patchwire.toml)")
+        kwargs["engine"] = engine
+    for key in ("temporal_address", "temporal_namespace", "temporal_task_queue"):
+        if key in raw:
+            kwargs[key] = str(raw[key])
+    if "temporal_activity_timeout" in raw:
+        try:
+            kwargs["temporal_activity_timeout"] = float(raw["temporal_activity_timeout"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError("temporal_activity_timeout must be a number of seconds, got "
+                              f"{raw['temporal_activity_timeout']!r}") from exc
+    if "shared_concurrency" in raw:
+        kwargs["shared_concurrency"] = _flag("shared_concurrency", raw["shared_concurrency"])
     return Settings(**kwargs)
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(key: str, value: Any) -> bool:
+    """A toml boolean, or an env value such as ``1``/``0`` or ``true``/``false``."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{key} must be true or false (1/0), got {value!r} "
+                      f"(PATCHWIRE_{key.upper()} or patchwire.toml)")
 
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")

@@ -19,6 +19,7 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
     ├── ApprovalStateError           an approval was already decided (or used)
     ├── FlowInputError               a run's input does not match its flow's input schema
     ├── RunStateError                the run cannot do that now (cancel a finished run...)
+    ├── EngineUnavailable            Temporal cannot be reached or did not take a run
     ├── ConnectionExists             a connection with that name already exists
     ├── VaultError                   a secret cannot be encrypted or decrypted
     ├── WebhookRejected              an inbound webhook failed verification (carries a
@@ -66,6 +67,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ConnectionExists",
+    "EngineUnavailable",
     "FlowInputError",
     "InputValidationError",
     "LookupFailed",
@@ -206,6 +208,10 @@ class FlowInputError(PatchwireError):
 
 class RunStateError(PatchwireError):
     code = "run_state"
+
+
+class EngineUnavailable(PatchwireError):
+    code = "engine_unavailable"
 
 
 class ConnectionExists(PatchwireError):

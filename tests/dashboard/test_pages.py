@@ -169,8 +169,9 @@ async def test_the_overview_shows_each_connections_quality_breaker_and_tokens(
         pass  # an upstream 404: a failed call
     html = await dash.page("/")
     row = text_of(re.search(r'<tr data-connection="acme">.*?</tr>', html, re.S)[0])
-    # 2 calls, one failed; both latencies measured; the breaker has seen them
-    assert re.search(r"shop acme 2 50\.0% \d+(\.\d)? ms \d+(\.\d)? ms 0\.00 not recorded "
+    # 2 calls, one failed; both latencies measured; neither waited for a rate limit;
+    # the breaker has seen them
+    assert re.search(r"shop acme 2 50\.0% \d+(\.\d)? ms \d+(\.\d)? ms 0\.00 none "
                      r"closed", row), row
     ana = text_of(re.search(r'<tr data-connection="okta-ana">.*?</tr>', html, re.S)[0])
     assert re.search(r"expires in (59|60) min", ana), ana

@@ -264,7 +264,10 @@ def test_the_scope_table_covers_every_route_of_the_app(tmp_path: Path) -> None:
     assert all(scope in (PUBLIC, "read", "run", "approve", "admin") for scope in seen.values())
     # every read of the REST API needs "read" (keys aside); every change at least a scope
     assert {scope for (method, path), scope in seen.items()
-            if method == "GET" and path != "/healthz"} == {"read"}
+            if method == "GET" and path != "/healthz"
+            and not path.startswith("/api/v1/keys")} == {"read"}
+    assert {scope for (method, path), scope in seen.items()
+            if path.startswith("/api/v1/keys")} == {"admin"}
     expected = {
         ("GET", "/healthz"): PUBLIC,
         ("POST", "/hooks/source"): PUBLIC,

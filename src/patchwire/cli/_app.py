@@ -69,15 +69,20 @@ app.add_typer(vault_app, name="vault")
 def serve(
     host: str = typer.Option(None, "--host", help="bind address (default 127.0.0.1)"),
     port: int = typer.Option(None, "--port", help="port (default 8600)"),
+    engine: str = typer.Option(None, "--engine",
+                               help="where flows run: embedded (default) or temporal "
+                                    "(PATCHWIRE_ENGINE; docs/scale-out.md)"),
 ) -> None:
     """Serve the REST API (POST /api/v1/actions/{action}/call ...) and run flows (queued
-    and due runs, schedules) like `patchwire worker`."""
+    and due runs, schedules) like `patchwire worker`. With the Temporal engine it starts
+    runs on Temporal and `patchwire worker` processes execute them."""
     import uvicorn
 
     from patchwire._patchwire import BACKGROUND_REFRESH_INTERVAL, Patchwire
     from patchwire.server import create_app, is_loopback
 
-    cfg = settings()
+    with errors_handled():
+        cfg = settings(engine=engine)
     host = host or cfg.host
     port = cfg.port if port is None else port
     # --- access control and observability (server/_auth.py, observability/) ---
@@ -136,13 +141,29 @@ def sandbox(
 
 @app.command()
 def demo(
-    port: int = typer.Option(0, "--sandbox-port", help="sandbox port (default: any free one)"),
+    port: int | None = typer.Option(
+        None, "--port", min=0, max=65535,
+        help="server port (default 8700, or any free one when taken; 0: any free one)"),
+    sandbox_port: int | None = typer.Option(
+        None, "--sandbox-port", min=0, max=65535,
+        help="sandbox port (default 8765, or any free one when taken; 0: any free one)"),
+    once: bool = typer.Option(False, "--once",
+                              help="walk the scenario and exit, without the server"),
+    duration: float | None = typer.Option(
+        None, "--for", min=0, metavar="SECONDS",
+        help="stop by itself after serving this long past the walkthrough"),
 ) -> None:
-    """Walk a chatbot-style scenario against the sandbox APIs."""
-    from patchwire.cli._demo import run_demo
+    """Run Patchwire on the sandbox APIs with its own demo store (.patchwire-demo/): a
+    chatbot-style walkthrough, then the dashboard, API and MCP server with a little
+    background traffic until Ctrl-C."""
+    if once and duration is not None:
+        fail("--once walks the scenario without the server; --for bounds the server", code=2)
+    # Ctrl-C before the demo handles signals itself (while it loads) stops it quietly too
+    with contextlib.suppress(KeyboardInterrupt), errors_handled():
+        from patchwire.cli._demo import DemoOptions, run_demo
 
-    with errors_handled():
-        asyncio.run(run_demo(port=port))
+        asyncio.run(run_demo(DemoOptions(once=once, port=port, sandbox_port=sandbox_port,
+                                         duration=duration)))
 
 
 @vault_app.command("rotate")

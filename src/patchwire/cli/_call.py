@@ -118,12 +118,14 @@ def calls(
             print_json([r.to_dict() for r in records])
             return
         table = Table("when", "action", "connection", "status", "http", "attempts", "ms",
-                      "error")
+                      "waited ms", "error")
         table.columns[1].no_wrap = True
         for r in records:
+            # waited: for rate limits, the concurrency cap and 429 pauses (blank: no wait)
             table.add_row(r.started_at.strftime("%H:%M:%S"), r.action, escape(r.connection or ""),
                           "[green]ok[/]" if r.status == "ok" else "[red]error[/]",
                           str(r.http_status or ""), str(r.attempts), f"{r.latency_ms:.1f}",
+                          f"{r.rate_limit_wait_ms:.1f}" if r.rate_limit_wait_ms else "",
                           escape(r.error_class or ""))
         console.print(table)
 

@@ -21,8 +21,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def settings() -> Settings:
-    return load_settings()
+def settings(**overrides: Any) -> Settings:
+    """The settings, with command-line options (``None``: not given) on top."""
+    return load_settings(**overrides)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -26,21 +26,21 @@ def create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a key and print it, once: only a digest of it is stored."""
-    from patchwire.server._auth import check_scopes
+    from patchwire.server._auth import check_key_name, check_scopes
 
+    # checked here too (KeyRepository.create checks again) to refuse before opening the store
     try:
         scopes = check_scopes(s.strip().lower() for item in scope for s in item.split(","))
+        name = check_key_name(name)
     except ValueError as exc:
         fail(str(exc), code=2)
-    if not name.strip() or len(name) > 200:
-        fail("the key's name must be 1 to 200 characters", code=2)
 
     async def main() -> None:
         from patchwire.server._auth import KeyRepository
         from patchwire.store import Store
 
         async with await Store.open(settings().effective_database_url) as store:
-            record, text = await KeyRepository(store).create(name.strip(), scopes)
+            record, text = await KeyRepository(store).create(name, scopes)
         if as_json:
             print_json({**record.to_dict(), "key": text})
             return

@@ -117,16 +117,17 @@ async def _session(mode: str = "store") -> AsyncIterator[_Session]:
     """``mode``: ``store`` (the engine is not started: it reads and updates rows, and runs
     it starts are queued) or ``foreground`` (started; runs ``mine`` here)."""
     from patchwire._patchwire import Patchwire
-    from patchwire.flows._engine import FlowEngine
+    from patchwire.flows._engine import create_engine
 
     reg = _registry()
     async with Patchwire(settings()) as pw:
         flows = _flows_of(reg)
         mine: set[str] = set()
-        if mode == "foreground":
+        engine = create_engine(pw, flows, schedules=False)
+        if engine.remote:
+            mode = "remote"  # Temporal's workers run the runs; this engine starts them
+        elif mode == "foreground":
             engine = foreground_engine(pw, flows, mine)
-        else:
-            engine = FlowEngine(pw, flows, schedules=False)
         if mode == "store":
             yield _Session(reg, engine, mine)
             return
@@ -547,10 +548,15 @@ def purge(older_than: str = typer.Option(
 
 
 def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
-                                           help="runs in flight at most")) -> None:
+                                           help="runs in flight at most"),
+           engine_kind: str = typer.Option(None, "--engine",
+                                           help="embedded (default) or temporal "
+                                                "(PATCHWIRE_ENGINE; docs/scale-out.md)"),
+           ) -> None:
     """Do the background work `serve` does, without the API: run flows (queued and due
     runs, schedules), process the webhook inbox, send outbound webhooks, poll syncs —
-    until Ctrl-C or SIGTERM."""
+    until Ctrl-C or SIGTERM. With the Temporal engine it is a Temporal worker: it runs
+    flow workflows and their activities from the task queue."""
     from patchwire.observability import configure_logging, configure_tracing_from_env
 
     configure_logging()  # PATCHWIRE_LOG_FORMAT=json|text, PATCHWIRE_LOG_LEVEL
@@ -558,7 +564,7 @@ def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
 
     async def main() -> None:
         from patchwire._patchwire import Patchwire
-        from patchwire.flows._engine import FlowEngine
+        from patchwire.flows._engine import create_engine
         from patchwire.sync import SyncEngine, SyncRegistry
         from patchwire.webhooks._deliveries import DeliveryWorker, WebhookOutbox
         from patchwire.webhooks._inbox import Inbox
@@ -568,25 +574,43 @@ def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        cfg = settings()
+        cfg = settings(engine=engine_kind)
         async with Patchwire(cfg) as pw:
-            engine = FlowEngine(pw, _flows_of(reg), max_concurrency=concurrency)
+            engine = create_engine(pw, _flows_of(reg), max_concurrency=concurrency)
             syncs = SyncEngine(pw, SyncRegistry.load(cfg.sync_paths))
             inbox = Inbox(pw, engine)
             inbox.add_handler(syncs.handle_webhook_event)
             await engine.start()
+            temporal = None
+            if engine.remote:  # Temporal: this process executes workflows and activities
+                from patchwire.flows._temporal import TemporalEngine
+
+                assert isinstance(engine, TemporalEngine)
+                temporal = engine.worker(max_concurrent_activities=concurrency)
+            temporal_task = (asyncio.get_running_loop().create_task(temporal.run())
+                             if temporal is not None else None)
             deliveries = await DeliveryWorker(WebhookOutbox.of(pw)).start()
             await inbox.start()
             await syncs.start()
             schedules = sum(len(f.trigger.schedule) for f in reg)
-            log.info("worker %s started: %d flow(s), %d schedule(s), concurrency %d; "
-                     "webhook inbox, deliveries and syncs", engine.owner, len(reg),
-                     schedules, concurrency)
+            log.info("worker %s started (%s engine): %d flow(s), %d schedule(s), "
+                     "concurrency %d; webhook inbox, deliveries and syncs", engine.owner,
+                     cfg.engine, len(reg), schedules, concurrency)
             try:
-                await stop.wait()
+                if temporal_task is not None:
+                    done, _ = await asyncio.wait(
+                        [temporal_task, asyncio.ensure_future(stop.wait())],
+                        return_when=asyncio.FIRST_COMPLETED)
+                    if temporal_task in done:
+                        temporal_task.result()  # a worker that died: say why
+                else:
+                    await stop.wait()
             finally:
                 log.info("stopping: work in flight is released and resumes from its last "
                          "checkpoint")
+                if temporal is not None and temporal_task is not None \
+                        and not temporal_task.done():
+                    await temporal.shutdown()
                 await syncs.stop()
                 await inbox.stop()
                 await deliveries.stop()

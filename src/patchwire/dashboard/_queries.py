@@ -63,6 +63,10 @@ class CallStats:
     p95_ms: float | None
     sampled: bool
     last_call_at: datetime | None
+    #: calls that waited for a rate limit, the concurrency cap or a 429 pause
+    waited: int = 0
+    #: their waits added up (milliseconds)
+    wait_ms: float = 0.0
 
     @property
     def success_rate(self) -> float | None:
@@ -73,6 +77,11 @@ class CallStats:
         # every attempt after a call's first is a retry
         return (self.attempts - self.calls) / self.calls if self.calls else None
 
+    @property
+    def mean_wait_ms(self) -> float | None:
+        """The mean wait of the calls that waited (None when none did)."""
+        return self.wait_ms / self.waited if self.waited else None
+
 
 async def call_stats(store: Store, since: datetime, *,
                      sample: int = LATENCY_SAMPLE) -> list[CallStats]:
@@ -80,14 +89,16 @@ async def call_stats(store: Store, since: datetime, *,
     ``started_at`` index range) and p50/p95 latency from the newest ``sample`` calls."""
     window = _CALLS.c.started_at >= since
     ok = func.sum(case((_CALLS.c.status == "ok", 1), else_=0))
+    waited = func.sum(case((_CALLS.c.rate_limit_wait_ms > 0, 1), else_=0))
     stmt = (select(_CALLS.c.connector, _CALLS.c.connection, func.count(), ok,
-                   func.sum(_CALLS.c.attempts), func.max(_CALLS.c.started_at))
+                   func.sum(_CALLS.c.attempts), func.max(_CALLS.c.started_at), waited,
+                   func.sum(_CALLS.c.rate_limit_wait_ms))
             .where(window).group_by(_CALLS.c.connector, _CALLS.c.connection))
     out: list[CallStats] = []
     with store._errors("aggregate the call log"):
         async with store.engine.connect() as conn:
             groups = (await conn.execute(stmt)).all()
-            for connector, connection, calls, n_ok, attempts, last in groups:
+            for connector, connection, calls, n_ok, attempts, last, n_waited, wait in groups:
                 # SQLite returns max() of a timestamp column as text: parse it back
                 last_at = _as_datetime(last)
                 where = [window, _CALLS.c.connector == connector,
@@ -100,7 +111,8 @@ async def call_stats(store: Store, since: datetime, *,
                     connector=connector, connection=connection, calls=int(calls),
                     ok=int(n_ok or 0), attempts=int(attempts or 0),
                     p50_ms=percentile(latencies, 50), p95_ms=percentile(latencies, 95),
-                    sampled=int(calls) > len(latencies), last_call_at=last_at))
+                    sampled=int(calls) > len(latencies), last_call_at=last_at,
+                    waited=int(n_waited or 0), wait_ms=float(wait or 0.0)))
     out.sort(key=lambda s: (s.connector, s.connection or ""))
     return out
 

@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from patchwire._ids import new_id
 from patchwire.errors import (
     CallError,
+    ConfigError,
     FlowInputError,
     RunStateError,
     StoreError,
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
     from patchwire.http import PreparedRequest
 
-__all__ = ["FINISHED", "FlowEngine", "RunRecord", "StepRecord"]
+__all__ = ["FINISHED", "FlowEngine", "RunRecord", "StepRecord", "create_engine"]
 
 log = logging.getLogger("patchwire.flows")
 
@@ -129,10 +130,13 @@ class StepRecord:
     attempts: int
     started_at: float
     finished_at: float | None
+    #: what the step was given: a call's arguments, an approval's message, ...
+    input: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "kind": self.kind, "status": self.status,
-                "output": self.output, "error": self.error, "attempts": self.attempts,
+                "input": self.input, "output": self.output, "error": self.error,
+                "attempts": self.attempts,
                 "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at)}
 
 
@@ -163,6 +167,35 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i: i + size] for i in range(0, len(items), size)]
 
 
+async def call_action(pw: Patchwire, action: str, arguments: Any, connection: str | None, *,
+                      run_id: str, idempotency_key: str) -> Any:
+    """A flow step's call: the action's result, or a StepFailure saying whether retrying
+    the step may help. The idempotency key goes in the connector's idempotency header
+    (unless the request has one), so a step re-run after a crash is applied once."""
+    try:
+        compiled = pw.compiled_action(action)
+    except CallError as exc:
+        raise StepFailure(exc.code, exc.message, retryable=False) from exc
+    except Exception as exc:
+        raise StepFailure("unknown_action", str(exc), retryable=False) from exc
+    header = compiled.connector.retry.idempotency_header
+
+    def keyed(req: PreparedRequest, _: Any) -> None:
+        if header and not compiled.idempotent and not any(
+                k.lower() == header.lower() for k in req.headers):
+            req.headers[header] = idempotency_key
+
+    try:
+        outcome = await pw.execute(action, arguments, connection=connection,
+                                   run_id=run_id, adjust_request=keyed)
+    except CallError as exc:
+        transient = exc.code in ("timeout", "transport_error", "rate_limited",
+                                 "circuit_open", "upstream_error")
+        raise StepFailure(exc.code, exc.message, retryable=transient) from exc
+    except Exception as exc:
+        raise StepFailure(getattr(exc, "code", "error"), str(exc),
+                          retryable=False) from exc
+    return outcome.result
 
 
 @dataclass(slots=True)
@@ -225,40 +258,17 @@ class _Effects:
     async def call(self, action: str, arguments: Any, connection: str | None, *,
                    idempotency_key: str) -> Any:
         await self.barrier()
-        pw = self.engine.pw
-        try:
-            compiled = pw.compiled_action(action)
-        except CallError as exc:
-            raise StepFailure(exc.code, exc.message, retryable=False) from exc
-        except Exception as exc:
-            raise StepFailure("unknown_action", str(exc), retryable=False) from exc
-        header = compiled.connector.retry.idempotency_header
-
-        def keyed(req: PreparedRequest, _: Any) -> None:
-            if header and not compiled.idempotent and not any(
-                    k.lower() == header.lower() for k in req.headers):
-                req.headers[header] = idempotency_key
-
-        try:
-            outcome = await pw.execute(action, arguments, connection=connection,
-                                       run_id=self.run.id, adjust_request=keyed)
-        except CallError as exc:
-            transient = exc.code in ("timeout", "transport_error", "rate_limited",
-                                     "circuit_open", "upstream_error")
-            raise StepFailure(exc.code, exc.message, retryable=transient) from exc
-        except Exception as exc:
-            raise StepFailure(getattr(exc, "code", "error"), str(exc),
-                              retryable=False) from exc
-        return outcome.result
+        return await call_action(self.engine.pw, action, arguments, connection,
+                                 run_id=self.run.id, idempotency_key=idempotency_key)
 
     async def checkpoint(self, key: str, kind: str, status: str, output: Any,
                          error: dict[str, Any] | None, attempts: int,
-                         started_at: float) -> None:
+                         started_at: float, input: Any = None) -> None:
         now = self.engine.clock()
         finished = None if status == "waiting" else now
         self.pending.append(self.engine.journal.enqueue(steps=[(
             self.run.id, key, kind, status, _json(output), _json(error), attempts, started_at,
-            finished)]))
+            finished, _json(input))]))
         _observe.step_span(self.run.id, key, kind, status, started_at, finished)  # observability
 
     async def approval(self, key: str, message: Any, open_for: float) -> dict[str, Any]:
@@ -301,6 +311,10 @@ class FlowEngine:
     due work (timers, approvals, schedules, orphaned runs) is looked for. ``schedules``
     and ``claims`` off: the engine runs only the runs it starts itself.
     """
+
+    #: runs execute elsewhere (Temporal workers): start() connects, even where this
+    #: process runs no flows itself
+    remote = False
 
     def __init__(
         self, pw: Patchwire, flows: Mapping[str, FlowSpec] | Any, *,
@@ -692,15 +706,17 @@ class FlowEngine:
         if run.parent_run_id:
             await self._wake(run.parent_run_id)
 
-    async def _save(self, run: _Run, *, owner: str | None) -> None:
+    async def _save(self, run: _Run, *, owner: str | None,
+                    lease_until: float | None = None) -> None:
         now = self.clock()
+        if lease_until is None and owner is not None:
+            lease_until = now + self.lease
         events = []
         if run.status in ("succeeded", "failed"):
             # committed with the run's final row: subscribers hear of every run's end once
             events.append(_run_event(run.id, run.attempt, run.status, run.flow.id,
                                      run.error, now))
-        await self.journal.write(runs=[run.row(owner, None if owner is None else
-                                               now + self.lease, now)], events=events)
+        await self.journal.write(runs=[run.row(owner, lease_until, now)], events=events)
         if run.status in FINISHED or run.status == "waiting":
             self._results[run.id] = RunRecord(
                 id=run.id, flow_id=run.flow.id, flow_version=run.flow.version,
@@ -777,7 +793,8 @@ class FlowEngine:
 
     def _due(self, now: float) -> Any:
         return (
-            (_RUNS.c.status == "queued")
+            # queued by an engine that runs them elsewhere (Temporal) when it has an owner
+            ((_RUNS.c.status == "queued") & _RUNS.c.owner.is_(None))
             | ((_RUNS.c.status == "waiting") & (_RUNS.c.wake_at <= now))
             | ((_RUNS.c.status == "running") & (_RUNS.c.owner.is_(None)))
             | ((_RUNS.c.status == "running") & (_RUNS.c.lease_until < now)))
@@ -980,3 +997,20 @@ class FlowEngine:
                 result = await conn.execute(delete(_RUNS).where(*cond))
                 deleted += result.rowcount or 0
         return deleted
+
+
+def create_engine(pw: Patchwire, flows: Mapping[str, FlowSpec] | Any, *,
+                  kind: str | None = None, **options: Any) -> FlowEngine:
+    """The engine the settings ask for (``engine``; ``kind`` overrides): the embedded one,
+    or one running flows on Temporal (needs ``pip install 'patchwire[temporal]'``)."""
+    chosen = kind or pw.settings.engine
+    if chosen == "temporal":
+        try:
+            from patchwire.flows._temporal import TemporalEngine
+        except ImportError as exc:
+            raise ConfigError("engine 'temporal' needs the Temporal SDK: "
+                              "pip install 'patchwire[temporal]'") from exc
+        return TemporalEngine(pw, flows, **options)
+    if chosen != "embedded":
+        raise ConfigError(f"engine must be 'embedded' or 'temporal', got {chosen!r}")
+    return FlowEngine(pw, flows, **options)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -61,7 +61,10 @@ class Effects(Protocol):
 
     async def checkpoint(self, key: str, kind: str, status: str, output: Any,
                          error: dict[str, Any] | None, attempts: int, started_at: float,
-                         ) -> None: ...
+                         input: Any = None) -> None:
+        """Record a step's state; ``input`` is what it was given (a call's arguments, an
+        approval's message, a sub-flow's input, an event's data), for the run timeline."""
+        ...
 
     async def approval(self, key: str, message: Any, open_for: float) -> dict[str, Any]:
         """File (once per key) or read the approval for a step: ``{status, decided_by,
@@ -85,11 +88,15 @@ class RunProgress:
 
 class Interpreter:
     def __init__(self, flow: FlowSpec, effects: Effects, progress: RunProgress,
-                 scope: Scope) -> None:
+                 scope: Scope, *, random: Callable[[], float] = random.random) -> None:
         self.flow = flow
         self.effects = effects
         self.progress = progress
         self.scope = scope
+        #: what each step in flight was given, recorded with its checkpoint
+        self.inputs: dict[str, Any] = {}
+        #: backoff jitter; a Temporal workflow passes its deterministic one
+        self.random = random
 
     async def run(self) -> Any:
         """Run the flow to its end; the run's output. Raises StepFailure or Suspend."""
@@ -136,8 +143,9 @@ class Interpreter:
                 output, status, error = await self._on_error(step, scope, key, failure,
                                                              attempt, started)
                 break
-            await self.effects.sleep(_backoff(policy, attempt))
-        await self.effects.checkpoint(key, kind, status, output, error, attempt, started)
+            await self.effects.sleep(_backoff(policy, attempt, self.random()))
+        await self.effects.checkpoint(key, kind, status, output, error, attempt, started,
+                                      self.inputs.pop(key, None))
         done[key] = output
         scope.steps[step.id] = output
         return output
@@ -151,7 +159,7 @@ class Interpreter:
                 await self.steps(handler.compensate, scope.child(error=error),
                                  f"{key}.compensate.")
             await self.effects.checkpoint(key, step_kind(step), "failed", None, error,
-                                          attempts, started)
+                                          attempts, started, self.inputs.pop(key, None))
             raise failure
         if handler.fallback:
             output = await self.steps(handler.fallback, scope.child(error=error),
@@ -183,7 +191,8 @@ class Interpreter:
                 return await self._approve(step, scope, key)
             case "emit":
                 assert isinstance(step, EmitStep)
-                event_id = await self.effects.emit(key, step.emit, evaluate(step.data, scope))
+                data = self.inputs[key] = evaluate(step.data, scope)
+                event_id = await self.effects.emit(key, step.emit, data)
                 return {"event_id": event_id, "type": step.emit}
             case "flow":
                 return await self._sub_flow(step, scope, key)
@@ -203,6 +212,8 @@ class Interpreter:
                 raise StepFailure("invalid_connection", f"the connection expression of {key} "
                                   f"gave {connection!r}, not a connection name",
                                   retryable=False)
+        self.inputs[key] = ({"arguments": arguments} if connection is None
+                            else {"arguments": arguments, "connection": connection})
         return await self.effects.call(step.call, arguments, connection,
                                        idempotency_key=f"{scope.run['id']}:{key}")
 
@@ -256,7 +267,7 @@ class Interpreter:
         return {"waited_until": datetime.fromtimestamp(until).astimezone().isoformat()}
 
     async def _approve(self, step: ApproveStep, scope: Scope, key: str) -> Any:
-        message = evaluate(step.approve, scope)
+        message = self.inputs[key] = evaluate(step.approve, scope)
         state = await self.effects.approval(key, message, step.approve_timeout)
         status = state["status"]
         if status == "expired":
@@ -276,6 +287,7 @@ class Interpreter:
     async def _sub_flow(self, step: FlowStep, scope: Scope, key: str) -> Any:
         child_input = (evaluate(step.input, scope) if isinstance(step.input, str)
                        else evaluate_template(step.input, scope))
+        self.inputs[key] = child_input
         state = await self.effects.child_run(key, step.flow, child_input)
         status = state["status"]
         if status == "succeeded":
@@ -306,9 +318,9 @@ async def _all(coros: list[Any]) -> list[Any]:
     return list(results)
 
 
-def _backoff(policy: StepRetry, attempt: int) -> float:
+def _backoff(policy: StepRetry, attempt: int, draw: float) -> float:
     cap = min(policy.max_backoff, policy.backoff * policy.multiplier ** (attempt - 1))
-    return random.uniform(0, cap)  # full jitter
+    return draw * cap  # full jitter
 
 
 def _label(value: Any) -> str:

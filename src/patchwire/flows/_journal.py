@@ -33,7 +33,7 @@ RUN_COLUMNS = ("id", "flow_id", "flow_version", "flow_digest", "status", "trigge
 _RUN_MUTABLE = ("status", "output", "error", "owner", "lease_until", "wake_at", "attempt",
                 "updated_at", "finished_at")
 STEP_COLUMNS = ("run_id", "key", "kind", "status", "output", "error", "attempts",
-                "started_at", "finished_at")
+                "started_at", "finished_at", "input")
 EVENT_COLUMNS = ("id", "type", "data", "run_id", "source", "created_at")
 _SQLITE_LOCK_WAIT_S = 30.0
 #: SQLite binds at most 32,766 parameters a statement

@@ -5,7 +5,9 @@ Patchwire talks HTTP to an upstream.
 aiohttp rather than httpx: DESIGN.md records httpx's default transport at a fraction of
 aiohttp's throughput on these machines, and the call path must stay within 15% of a raw
 aiohttp loop. So the per-call work here is kept to dict lookups and counters: no store
-round trip and no per-call objects beyond the response.
+round trip and no per-call objects beyond the response. The one exception is opted into:
+with ``shared_concurrency`` a capped connector's call takes a slot in the store (see
+:meth:`HttpCore.share_concurrency`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from patchwire.errors import (
 )
 from patchwire.http._breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from patchwire.http._budget import RetryBudget
-from patchwire.http._guard import ConnectorGuard
-from patchwire.http._ratelimit import Bucket, RateLimiters
+from patchwire.http._guard import ConnectorGuard, HeldSlot, SharedSlots, SlotSource
+from patchwire.http._ratelimit import Bucket, CallLater, RateLimiters
 from patchwire.http._retry import (
     RetryDecision,
     backoff_delay,
@@ -51,6 +53,15 @@ from patchwire.observability._metrics import observe_rate_limit_wait
 __all__ = ["HttpCore", "PreparedRequest", "RawResponse"]
 
 _RETRYABLE_TRANSPORT = (aiohttp.ClientConnectionError, asyncio.TimeoutError)
+
+#: polling for a concurrency slot in the store backs off from the first delay, doubling up
+#: to the second: a slot frees when some call ends, which no process is told about
+SLOT_POLL_FIRST = 0.005
+SLOT_POLL_MAX = 0.1
+#: a store slot outlives its attempt's total timeout by this much before another process
+#: may take it over (the holder died): room for a stalled loop, the release's round trip
+#: and clock differences between hosts
+SLOT_EXPIRY_MARGIN = 10.0
 
 
 @dataclass(slots=True)
@@ -96,10 +107,12 @@ class HttpCore:
         retry_budget_min: int = 10,
         allow_networks: Iterable[str] = (),
         resolver: AbstractResolver | None = None,
+        call_later: CallLater | None = None,
     ) -> None:
         """``allow_networks``: CIDRs and host names the SSRF guard admits besides public
         addresses (see ``http/_ssrf.py``). ``resolver`` replaces the DNS lookup under the
-        guard (tests)."""
+        guard (tests). ``call_later`` schedules the rate limiters' wake-ups (a fake timer
+        wheel in tests, with a fake ``clock``)."""
         self._limit = limit
         self.destinations = DestinationPolicy.from_allow_list(allow_networks)
         self._resolver = resolver
@@ -112,8 +125,11 @@ class HttpCore:
         self._breaker_policy = breaker or BreakerPolicy()
         self._budget_ratio = retry_budget_ratio
         self._budget_min = retry_budget_min
-        self.limiters = RateLimiters(clock=clock)
+        self.limiters = (RateLimiters(clock=clock) if call_later is None
+                         else RateLimiters(clock=clock, call_later=call_later))
         self._guards: dict[str, ConnectorGuard] = {}
+        #: concurrency slots in the store, when caps hold across processes
+        self.slots: SharedSlots | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -132,6 +148,20 @@ class HttpCore:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def share_concurrency(self, source: SlotSource, *, wall: Callable[[], float] = time.time,
+                          holder: str | None = None) -> SharedSlots:
+        """Hold connectors' ``concurrency`` caps together with every other process using
+        ``source``: a capped call then also takes a slot in the store (a round trip to take
+        it and one to give it back). Uncapped connectors never touch the store."""
+        self.slots = SharedSlots(source, wall=wall, holder=holder)
+        return self.slots
+
+    async def unshare_concurrency(self) -> None:
+        """Stop sharing (before the store closes), once releases in flight are written."""
+        slots, self.slots = self.slots, None
+        if slots is not None:
+            await slots.close()
 
     def _timeout(self, t: Timeouts) -> aiohttp.ClientTimeout:
         entry = self._timeouts.get(id(t))
@@ -216,13 +246,28 @@ class HttpCore:
                 # fast path without a coroutine: closed breaker, one bucket with a slot free
                 if not (guard.breaker.state == "closed" and len(plan) == 1
                         and plan[0].try_take()):
-                    await self._admit(guard, connection, retry, context)
+                    await self._admit(guard, connection, retry, context, decision)
             decision.attempts += 1
             try:
                 if guard is not None and guard.semaphore is not None:
-                    async with guard.semaphore:
-                        response = await self._attempt(session, req, timeout, context,
-                                                       decision.attempts)
+                    semaphore = guard.semaphore
+                    if semaphore.locked():  # the cap is reached: time the wait (only then)
+                        waited_from = self._clock()
+                        await semaphore.acquire()
+                        decision.rate_limit_wait += self._clock() - waited_from
+                    else:
+                        await semaphore.acquire()
+                    try:
+                        slots = self.slots
+                        if slots is None:
+                            response = await self._attempt(session, req, timeout, context,
+                                                           decision.attempts)
+                        else:
+                            response = await self._attempt_in_slot(
+                                slots, guard.spec, session, req, timeout, timeouts, context,
+                                decision)
+                    finally:
+                        semaphore.release()
                 else:
                     response = await self._attempt(session, req, timeout, context,
                                                    decision.attempts)
@@ -260,7 +305,9 @@ class HttpCore:
                 if delay is None:
                     delay = backoff_delay(retry, decision.attempts, self._rng)
                 if delay <= retry.retry_after_cap:
-                    await self._wait(delay, decision)
+                    waited = await self._wait(delay, decision)
+                    if status == 429:  # the upstream's rate limit held this call
+                        decision.rate_limit_wait += waited
                     continue
                 # Beyond the cap the caller gets the 429/503 with when to retry instead.
                 decision.retry_after = delay
@@ -270,8 +317,12 @@ class HttpCore:
             return response
 
     async def _admit(self, guard: ConnectorGuard, connection: str | None, retry: RetryPolicy,
-                     context: CallContext) -> None:
-        """Breaker first (an open circuit fails without waiting), then rate-limit slots."""
+                     context: CallContext, decision: RetryDecision) -> None:
+        """Breaker first (an open circuit fails without waiting), then rate-limit slots.
+
+        Time spent queued for a slot (a declared limit, or a pause after a 429 or
+        ``X-RateLimit-Remaining: 0``) is added to ``decision.rate_limit_wait``; a slot
+        free at once costs no clock read."""
         probe_at = guard.breaker.allow()
         if probe_at is not None:
             wait = max(0.0, probe_at - self._clock())
@@ -291,10 +342,58 @@ class HttpCore:
                     raise _paused_error(bucket, paused_for, retry, context)
                 waited_from = self._clock()
                 await bucket.acquire()
-                observe_rate_limit_wait(guard.spec.name, self._clock() - waited_from)
+                waited = self._clock() - waited_from
+                decision.rate_limit_wait += waited
+                observe_rate_limit_wait(guard.spec.name, waited)
         except BaseException:
             guard.breaker.release_probe()
             raise
+
+    async def _attempt_in_slot(
+        self, slots: SharedSlots, spec: ConnectorSpec, session: aiohttp.ClientSession,
+        req: PreparedRequest, limits: aiohttp.ClientTimeout, timeouts: Timeouts,
+        context: CallContext, decision: RetryDecision,
+    ) -> RawResponse:
+        """One attempt holding a slot of the connector's cap in the store. The local
+        semaphore is already held, so this process queues its own callers in order and
+        only as many as the cap ever poll the store."""
+        held = await self._take_slot(slots, spec, timeouts, context, decision)
+        try:
+            return await self._attempt(session, req, limits, context, decision.attempts)
+        finally:
+            await slots.release(held)
+
+    async def _take_slot(self, slots: SharedSlots, spec: ConnectorSpec, timeouts: Timeouts,
+                         context: CallContext, decision: RetryDecision) -> HeldSlot:
+        """A store slot of ``spec``'s cap, polling with capped exponential backoff while
+        other processes hold them all; the wait counts as a rate-limit wait and lasts at
+        most the total timeout (then CallTimeoutError: no request was sent)."""
+        cap = spec.concurrency
+        assert cap is not None
+        ttl = timeouts.total + SLOT_EXPIRY_MARGIN
+        held = await slots.try_take(spec.name, cap, ttl)
+        if held is not None:
+            return held
+        started = self._clock()
+        deadline = started + timeouts.total
+        delay = SLOT_POLL_FIRST
+        try:
+            while True:
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise CallTimeoutError(
+                        f"no concurrency slot of {spec.name} came free within the total "
+                        f"timeout ({timeouts.total:g}s): all {cap} are held by calls in "
+                        f"flight in the processes sharing the store; no request was sent",
+                        context=context,
+                    )
+                await self._sleep(min(delay, left))
+                delay = min(delay * 2, SLOT_POLL_MAX)
+                held = await slots.try_take(spec.name, cap, ttl)
+                if held is not None:
+                    return held
+        finally:
+            decision.rate_limit_wait += self._clock() - started
 
     def _note_limits(self, guard: ConnectorGuard, connection: str | None,
                      response: RawResponse, retry: RetryPolicy) -> None:
@@ -353,11 +452,15 @@ class HttpCore:
             _tracing.attempt_finished(span, raw.status)
         return raw
 
-    async def _wait(self, delay: float, decision: RetryDecision) -> None:
+    async def _wait(self, delay: float, decision: RetryDecision) -> float:
+        """Back off ``delay`` seconds before a retry; returns the seconds slept (0 under
+        the instant-retries testing switch)."""
         decision.retries += 1
         decision.waited += delay
         if delay > 0 and not instant_retries():
             await self._sleep(delay)
+            return delay
+        return 0.0
 
 
 def _iso(epoch: float) -> str:

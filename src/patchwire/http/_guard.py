@@ -2,18 +2,36 @@
 
 Built once per connector spec and looked up by name on every call, so the hot path is a
 dict lookup and an identity check rather than anything derived from the spec.
+
+A connector's ``concurrency`` cap is an asyncio.Semaphore in each process; when several
+processes share the store (``shared_concurrency``), a call under the cap also takes one of
+the connector's slots in the store (:class:`SharedSlots`, ``store/_slots.py``), so the cap
+holds for all of them together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from patchwire.connectors.spec import ConnectorSpec
 from patchwire.http._breaker import CircuitBreaker
 from patchwire.http._budget import RetryBudget
 from patchwire.http._ratelimit import Bucket, RateLimiters
 
-__all__ = ["ConnectorGuard"]
+__all__ = ["ConnectorGuard", "HeldSlot", "SharedSlots", "SlotSource"]
+
+log = logging.getLogger(__name__)
+
+#: longest wait for slot releases still being written to the store (at shutdown)
+RELEASE_WAIT = 5.0
 
 
 class ConnectorGuard:
@@ -36,3 +54,83 @@ class ConnectorGuard:
                                        connection or "")
             self._plans[connection] = plan
         return plan
+
+
+class SlotSource(Protocol):
+    """What the store offers (``patchwire.store._slots.SlotTable``)."""
+
+    async def take_slot(self, connector: str, cap: int, holder: str, now: float,
+                        expires_at: float) -> int | None: ...
+
+    async def release_slot(self, connector: str, slot: int, holder: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSlot:
+    connector: str
+    index: int
+    holder: str
+
+
+class SharedSlots:
+    """This process's side of the concurrency slots in the store.
+
+    Every take has its own holder id (the process's id and a counter), so a slot that
+    expired under a slow call and was taken over is never cleared by the slow call.
+    """
+
+    def __init__(self, source: SlotSource, *, wall: Callable[[], float] = time.time,
+                 holder: str | None = None) -> None:
+        self.source = source
+        # expiries are compared across processes: the wall clock, not a monotonic one
+        self.wall = wall
+        self.holder = holder or uuid.uuid4().hex
+        self._takes = itertools.count()
+        #: releases being written to the store
+        self._releasing: set[asyncio.Task[None]] = set()
+
+    async def try_take(self, connector: str, cap: int, ttl: float) -> HeldSlot | None:
+        """One of the ``cap`` slots of ``connector`` for ``ttl`` seconds, or None when
+        every one is held."""
+        holder = f"{self.holder}.{next(self._takes):x}"
+        now = self.wall()
+        taking = asyncio.ensure_future(
+            self.source.take_slot(connector, cap, holder, now, now + ttl))
+        try:
+            # shielded: a statement cancelled half-way may still have taken the slot
+            index = await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            taking.add_done_callback(functools.partial(self._taken_late, connector, holder))
+            raise
+        return None if index is None else HeldSlot(connector, index, holder)
+
+    async def release(self, slot: HeldSlot) -> None:
+        """Give ``slot`` back. Never raises a store error (the slot then frees itself at
+        its expiry); a cancellation stops the wait, not the release."""
+        task = asyncio.ensure_future(self._release(slot))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+        await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Wait (at most RELEASE_WAIT seconds) for the releases being written."""
+        if self._releasing:
+            await asyncio.wait(self._releasing, timeout=RELEASE_WAIT)
+
+    async def _release(self, slot: HeldSlot) -> None:
+        try:
+            await self.source.release_slot(slot.connector, slot.index, slot.holder)
+        except Exception as exc:
+            log.warning("could not release concurrency slot %d of %s (it frees itself at "
+                        "its expiry): %s", slot.index, slot.connector, exc)
+
+    def _taken_late(self, connector: str, holder: str, taking: asyncio.Future[int | None]
+                    ) -> None:
+        """The caller was cancelled while its take ran: give back what the take got."""
+        if taking.cancelled() or taking.exception() is not None:
+            return
+        index = taking.result()
+        if index is not None:
+            task = asyncio.ensure_future(self._release(HeldSlot(connector, index, holder)))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)

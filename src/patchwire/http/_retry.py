@@ -48,6 +48,9 @@ class RetryDecision:
     stopped: str | None = None
     #: seconds the upstream asked to wait when the call gave up (429/503 beyond the cap)
     retry_after: float | None = None
+    #: seconds spent waiting for rate-limit slots, the concurrency cap and 429 pauses
+    #: (added to only when a wait happens, so the fast path never reads a clock for it)
+    rate_limit_wait: float = 0.0
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

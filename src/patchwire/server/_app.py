@@ -33,7 +33,7 @@ from patchwire.errors import (
     UpstreamResponseError,
 )
 from patchwire.flows import FlowRegistry
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows._engine import FlowEngine, create_engine
 from patchwire.observability._logging import RequestContextMiddleware
 from patchwire.observability._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from patchwire.observability._metrics import exposition, observe_breakers
@@ -46,6 +46,7 @@ from patchwire.server._auth import (
 )
 from patchwire.server._deliveries_api import deliveries_router
 from patchwire.server._flows_api import flows_router
+from patchwire.server._keys_api import keys_router
 from patchwire.server._records_api import records_router
 from patchwire.server._tools_api import tools_router
 from patchwire.server._webhooks_api import WebhookReceiver, webhooks_router
@@ -173,10 +174,13 @@ def create_app(
     store holds a key (``patchwire serve`` on a non-loopback address requires them)."""
     # --- flows (src/patchwire/server/_flows_api.py) ---
     registry = flows if flows is not None else FlowRegistry.load(pw.settings.flow_paths)
-    flow_engine = engine if isinstance(engine, FlowEngine) else FlowEngine(
+    # the settings choose the engine: embedded, or Temporal (runs go to its workers)
+    flow_engine = engine if isinstance(engine, FlowEngine) else create_engine(
         pw, registry.as_mapping(), schedules=bool(engine))
     # not started, an engine runs nothing: the runs it starts are queued for a worker
     run_flows = engine is not False
+    # a Temporal engine starts runs on Temporal even where this app runs no background work
+    start_engine = run_flows or flow_engine.remote
     # --- end flows ---
     # --- sync (src/patchwire/server/_records_api.py) ---
     sync_registry = syncs if syncs is not None else SyncRegistry.load(pw.settings.sync_paths)
@@ -210,7 +214,7 @@ def create_app(
         if background_refresh is not None:
             pw.start_background_refresh(background_refresh)
         try:
-            if run_flows:
+            if start_engine:
                 await flow_engine.start()  # flows: released again by stop() below
             if run_flows:  # outbound webhooks: dispatch events, send deliveries
                 delivery_worker.append(await DeliveryWorker(WebhookOutbox.of(pw)).start())
@@ -227,7 +231,7 @@ def create_app(
             for worker in delivery_worker:  # outbound webhooks: unsent ones go later
                 await worker.stop()
             delivery_worker.clear()
-            if run_flows:  # flows: runs in flight resume elsewhere or at the next start
+            if start_engine:  # flows: runs in flight resume elsewhere or at the next start
                 await flow_engine.stop()
             if background_refresh is not None:
                 await pw.stop_background_refresh()
@@ -325,6 +329,7 @@ def create_app(
     app.include_router(webhooks_router(webhook_sources, source_cache, webhook_inbox))
     app.include_router(deliveries_router(pw))  # outbound webhooks
     app.include_router(records_router(sync_engine))  # sync: /api/v1/syncs, /api/v1/records
+    app.include_router(keys_router(lambda: pw.store, key_ring))  # access: /api/v1/keys
     # --- dashboard (src/patchwire/dashboard): HTML pages at / and their /assets ---
     from patchwire.dashboard import mount_dashboard
 

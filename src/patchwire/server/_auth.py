@@ -40,6 +40,7 @@ import logging
 import re
 import secrets
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import asdict, dataclass, field
@@ -51,7 +52,7 @@ import orjson
 from sqlalchemy import Table, insert, select, update
 from starlette.types import ASGIApp, Receive, Send
 
-from patchwire.errors import PatchwireError
+from patchwire.errors import LookupFailed, PatchwireError
 from patchwire.observability._metrics import AUTH_FAILURES
 from patchwire.store._key_models import ApiKeyRow
 from patchwire.store.records import utcnow
@@ -74,6 +75,8 @@ __all__ = [
     "UnknownApiKey",
     "add_scope_rule",
     "auth_routes",
+    "check_key_name",
+    "check_scopes",
     "parse_key",
     "required_scope",
 ]
@@ -98,7 +101,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 
-class UnknownApiKey(PatchwireError):
+class UnknownApiKey(LookupFailed):
     code = "unknown_api_key"
 
 
@@ -170,18 +173,37 @@ def check_scopes(scopes: Iterable[str]) -> tuple[ScopeName, ...]:
     return tuple(s for s in SCOPES if s in given)
 
 
+#: the longest name a key may have (the column's width)
+MAX_KEY_NAME = 200
+
+
+def check_key_name(name: str) -> str:
+    """The name without surrounding blanks; ValueError unless that is 1 to 200 characters
+    with no control character (a NUL cannot be stored in PostgreSQL text; line breaks
+    would forge lines where the name is printed)."""
+    stripped = name.strip()
+    if not stripped or len(stripped) > MAX_KEY_NAME:
+        raise ValueError(f"a key's name must be 1 to {MAX_KEY_NAME} characters")
+    if any(unicodedata.category(c) == "Cc" for c in stripped):
+        raise ValueError("a key's name cannot contain control characters")
+    return stripped
+
+
 class KeyRepository:
-    """API keys in the store (``api_keys``)."""
+    """API keys in the store (``api_keys``): what ``patchwire keys`` and ``/api/v1/keys``
+    (``server/_keys_api.py``) both use."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
     async def create(self, name: str, scopes: Iterable[str]) -> tuple[ApiKeyRecord, str]:
-        """A new key; returns its record and the full key text, which is not kept."""
+        """A new key; returns its record and the full key text, which is not kept.
+        ValueError for an unacceptable name or scope (:func:`check_key_name`,
+        :func:`check_scopes`)."""
         checked = check_scopes(scopes)
         key_id, secret, text = new_key()
-        rec = ApiKeyRecord(id=key_id, name=name, scopes=checked, created_at=utcnow(),
-                           secret_hash=_digest(secret))
+        rec = ApiKeyRecord(id=key_id, name=check_key_name(name), scopes=checked,
+                           created_at=utcnow(), secret_hash=_digest(secret))
         with self._store._errors("create an API key"):
             async with self._store.engine.begin() as conn:
                 await conn.execute(insert(_KEYS).values(

@@ -392,10 +392,16 @@ class SourceUpdate(BaseModel):
     max_body_bytes: int | None = Field(None, ge=1)
 
 
+#: the longest grace period a rotation may give the older secrets: a year (an unbounded one
+#: stored an expiry past what a timestamp can hold, and the source could not be read back)
+MAX_GRACE_S = 365 * 86_400.0
+
+
 class SecretRotation(BaseModel):
     secret: str = Field(min_length=1)
-    grace_s: float = Field(DEFAULT_GRACE_S, ge=0,
-                           description="how long the older secrets stay valid")
+    grace_s: float = Field(DEFAULT_GRACE_S, ge=0, le=MAX_GRACE_S, allow_inf_nan=False,
+                           description="how long the older secrets stay valid (at most a "
+                                       "year)")
 
 
 InboxStatus = Literal["pending", "processed", "failed"]

@@ -188,8 +188,8 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
 
 _CALL_LOG_COLUMNS = ("id", "request_id", "action", "connector", "connection", "status",
                      "http_status", "latency_ms", "attempts", "error_class", "error_message",
-                     "started_at")
-#: SQLite allows 32,766 bound parameters a statement (3.32+); 12 columns a row
+                     "started_at", "rate_limit_wait_ms")
+#: SQLite allows 32,766 bound parameters a statement (3.32+); 13 columns a row
 _SQLITE_ROWS_PER_INSERT = 2000
 
 
@@ -448,7 +448,8 @@ class Store:
         sql, started_at = self._insert_calls_sql()
         rows = [
             (r.id, r.request_id, r.action, r.connector, r.connection, r.status, r.http_status,
-             r.latency_ms, r.attempts, r.error_class, r.error_message, started_at(r.started_at))
+             r.latency_ms, r.attempts, r.error_class, r.error_message, started_at(r.started_at),
+             r.rate_limit_wait_ms)
             for r in records
         ]
         database = self._engine.url.database or ""

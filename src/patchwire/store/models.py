@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -29,6 +30,7 @@ __all__ = [
     "ApprovalRow",
     "Base",
     "CallRow",
+    "ConcurrencySlotRow",
     "ConnectionRow",
     "EventRow",
     "FlowRunRow",
@@ -113,6 +115,9 @@ class CallRow(Base):
     error_class: Mapped[str | None] = mapped_column(String(200), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    #: time spent waiting for rate limits, the concurrency cap and 429 pauses (0: none)
+    rate_limit_wait_ms: Mapped[float] = mapped_column(Float, nullable=False,
+                                                      server_default=text("0"))
 
 
 class ToolSettingRow(Base):
@@ -229,6 +234,8 @@ class FlowStepRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False)
     started_at: Mapped[float] = mapped_column(Float, nullable=False)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: what the step was given (its rendered input), when the engine records it
+    input: Mapped[Any] = mapped_column(JSON, nullable=True)
 
 
 class FlowScheduleRow(Base):
@@ -253,6 +260,19 @@ class EventRow(Base):
     source: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
     dispatched_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+
+
+class ConcurrencySlotRow(Base):
+    """One of a connector's ``concurrency`` slots, shared by every process using the store
+    (``_slots.py``): free when ``holder`` is NULL or ``expires_at`` (wall-clock seconds)
+    has passed."""
+
+    __tablename__ = "concurrency_slots"
+
+    connector: Mapped[str] = mapped_column(String(200), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 # Tables of other parts of Patchwire, defined next to the code that owns them; imported so

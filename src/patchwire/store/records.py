@@ -84,6 +84,9 @@ class CallRecord(NamedTuple):
     error_class: str | None
     error_message: str | None
     started_at: datetime
+    #: milliseconds the call waited for its rate limits, its connector's concurrency cap
+    #: and the upstream's 429 pauses (0 when it went straight through)
+    rate_limit_wait_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = self._asdict()

@@ -1,0 +1,540 @@
+"""The Temporal engine: the same flows, run as Temporal workflows (``PATCHWIRE_ENGINE=temporal``).
+
+Every run is one execution of a single generic workflow, ``patchwire.flow``, whose code is
+the flow interpreter (``_interpreter.py``) — the same semantics as the embedded engine.
+The workflow is deterministic: everything that touches the world is an activity, run by
+``patchwire worker`` processes::
+
+    patchwire serve ──start/cancel/signal──▶ Temporal ◀──poll── patchwire worker (xN)
+          │                                                        │ activities:
+          └──────────── runs, steps, approvals (PostgreSQL) ◀──────┘ call, approval,
+                                                                      sub-flow, emit, save
+
+Durability comes from Temporal's history: a finished step is never run again because the
+workflow replays it from history, not from the store. The store keeps what the runs API
+and the dashboard show (run rows, step checkpoints, approvals, events): checkpoints travel
+with the run's next activity, so a run costs about one activity per call.
+
+Waiting (timers, approvals, sub-flows) uses the interpreter's own suspension: the workflow
+records the run as waiting, sleeps on a durable timer or until woken by the ``wake`` signal,
+and replays the interpreter from its progress. Wake-ups come from the store: an approval
+decided anywhere (API, CLI, dashboard) or a child run that ended marks the run due, and
+every engine's loop signals the due runs' workflows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy import and_, select, update
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from patchwire._ids import new_id
+from patchwire.config import Settings
+from patchwire.errors import EngineUnavailable, RunStateError
+from patchwire.flows._context import Scope, StepFailure, Suspend
+from patchwire.flows._engine import (
+    _RUNS,
+    _STEPS,
+    FINISHED,
+    FlowEngine,
+    RunRecord,
+    _iso,
+    _json,
+    _Run,
+    _run_event,
+    call_action,
+)
+from patchwire.flows._interpreter import Interpreter, RunProgress
+from patchwire.flows.spec import FlowSpec
+from patchwire.observability._metrics import RUNS as _RUNS_METRIC
+
+__all__ = ["FlowWorkflow", "TemporalEngine", "TemporalOptions"]
+
+log = logging.getLogger("patchwire.flows.temporal")
+
+#: the owner of every run on Temporal: embedded engines never claim these rows
+TEMPORAL_OWNER = "temporal"
+#: Temporal runs are never leased by an embedded engine
+_NEVER = 1e15
+WORKFLOW = "patchwire.flow"
+_COMPLETE = ("succeeded", "continued", "fallback")
+
+
+class TemporalOptions:
+    """Where Temporal is and how runs use it (settings ``temporal_*``)."""
+
+    def __init__(self, *, address: str = "127.0.0.1:7233", namespace: str = "default",
+                 task_queue: str = "patchwire", activity_timeout: float = 120.0) -> None:
+        self.address = address
+        self.namespace = namespace
+        self.task_queue = task_queue
+        #: how long one activity attempt may take before Temporal gives it to another
+        #: worker (a worker killed mid-call is noticed after this); the engine that
+        #: starts a run decides it for that run
+        self.activity_timeout = activity_timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TemporalOptions:
+        return cls(address=settings.temporal_address, namespace=settings.temporal_namespace,
+                   task_queue=settings.temporal_task_queue,
+                   activity_timeout=settings.temporal_activity_timeout)
+
+
+# -- the workflow (deterministic: no I/O, no wall clock, no randomness of its own) ----------
+
+
+class _WorkflowEffects:
+    """The interpreter's effects inside the workflow: each effect on the world is an
+    activity; checkpoints queue and go with the next activity."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.run: dict[str, Any] = job["run"]
+        self.timeout = timedelta(seconds=float(job["activity_timeout"]))
+        self.pending: list[list[Any]] = []
+        #: what a suspended run waits for: re-checked once it is recorded as waiting
+        self.waits_on: list[list[str]] = []
+        #: the next activity marks the run running again (after a start or a wake-up)
+        self.resumed = True
+
+    def now(self) -> float:
+        return workflow.now().timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def activity(self, name: str, payload: dict[str, Any], *, local: bool = True) -> Any:
+        """Run an activity with the queued checkpoints. Bookkeeping (approvals, sub-flow
+        starts, events, suspending, finishing) is idempotent, so it runs as a local
+        activity: no round trip through the server, and running it again after a crash
+        is harmless. Calls are not (a ticket opened twice is two tickets): they are
+        regular activities, recorded in the history before the run goes on."""
+        taken, self.pending = self.pending, []
+        payload = {"run": self.run, "checkpoints": taken, "resumed": self.resumed, **payload}
+        retry = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+        try:
+            if local:
+                result = await workflow.execute_local_activity(
+                    name, payload, start_to_close_timeout=self.timeout, retry_policy=retry)
+            else:
+                result = await workflow.execute_activity(
+                    name, payload, start_to_close_timeout=self.timeout, retry_policy=retry)
+        except ActivityError as exc:
+            self.pending[:0] = taken  # written again with the next one (upserts)
+            if isinstance(exc.cause, TemporalCancelledError):
+                # a step timeout or the run's cancel: asyncio must see a cancellation
+                raise asyncio.CancelledError from exc
+            raise
+        self.resumed = False
+        return result
+
+    async def call(self, action: str, arguments: Any, connection: str | None, *,
+                   idempotency_key: str) -> Any:
+        try:
+            result = await self.activity("patchwire.call", {
+                "action": action, "arguments": arguments, "connection": connection,
+                "idempotency_key": idempotency_key}, local=False)
+        except ActivityError as exc:
+            raise StepFailure("internal_error", f"the call activity failed: {exc.cause or exc}",
+                              retryable=True) from exc
+        if result.get("error") is not None:
+            err = result["error"]
+            raise StepFailure(err["code"], err["message"], retryable=bool(err["retryable"]))
+        return result.get("result")
+
+    async def checkpoint(self, key: str, kind: str, status: str, output: Any,
+                         error: dict[str, Any] | None, attempts: int, started_at: float,
+                         input: Any = None) -> None:
+        finished = None if status == "waiting" else self.now()
+        self.pending.append([key, kind, status, output, error, attempts, started_at, finished,
+                             input])
+
+    async def approval(self, key: str, message: Any, open_for: float) -> dict[str, Any]:
+        state = cast(dict[str, Any], await self.activity("patchwire.approval", {
+            "key": key, "message": message, "open_for": open_for}))
+        if state["status"] == "pending":
+            self.waits_on.append(["approval", state["id"]])
+        return state
+
+    async def child_run(self, key: str, flow: str, input: Any) -> dict[str, Any]:
+        state = cast(dict[str, Any], await self.activity("patchwire.child_run", {
+            "key": key, "flow": flow, "input": input}))
+        if state["status"] not in FINISHED:
+            self.waits_on.append(["run", state["id"]])
+        return state
+
+    async def emit(self, key: str, type: str, data: Any) -> str:
+        return cast(str, await self.activity("patchwire.emit", {
+            "key": key, "type": type, "data": data}))
+
+
+#: parsed definitions by digest: the same digest is the same document, so a worker parses
+#: each flow version once (the workflow stays deterministic: the result is the same)
+_DEFINITIONS: dict[str, FlowSpec] = {}
+
+
+def _definition(digest: str, document: dict[str, Any]) -> FlowSpec:
+    spec = _DEFINITIONS.get(digest)
+    if spec is None:
+        if len(_DEFINITIONS) > 1000:
+            _DEFINITIONS.clear()
+        spec = _DEFINITIONS[digest] = FlowSpec.model_validate(document)
+    return spec
+
+
+@workflow.defn(name=WORKFLOW, sandboxed=False)
+class FlowWorkflow:
+    """One run of any flow: the interpreter over the flow's stored definition."""
+
+    def __init__(self) -> None:
+        self._woken = False
+
+    @workflow.signal(name="wake")
+    def wake(self) -> None:
+        """What the run waits for may have happened (approval decided, sub-flow ended)."""
+        self._woken = True
+
+    @workflow.run
+    async def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        flow = _definition(job["run"]["digest"], job["definition"])
+        progress = RunProgress(done=dict(job.get("done") or {}),
+                               waiting=dict(job.get("waiting") or {}))
+        effects = _WorkflowEffects(job)
+        draw = workflow.random().random
+        info = job["run"]
+        while True:
+            scope = Scope(input=job["input"], run={
+                "id": info["id"], "flow": flow.id, "version": flow.version,
+                "attempt": info["attempt"], "started_at": _iso(info["created_at"])})
+            try:
+                output = await Interpreter(flow, effects, progress, scope, random=draw).run()
+            except Suspend as pause:
+                self._woken = False  # before the re-check, so no wake-up falls between
+                waits_on, effects.waits_on = effects.waits_on, []
+                already = await effects.activity("patchwire.suspend", {
+                    "wake_at": pause.until, "waits_on": waits_on})
+                if not already:
+                    timeout = (None if pause.until is None
+                               else max(0.0, pause.until - effects.now()))
+                    with contextlib.suppress(TimeoutError):
+                        await workflow.wait_condition(lambda: self._woken, timeout=timeout)
+                effects.resumed = True
+                continue
+            except StepFailure as failure:
+                result = {"status": "failed", "output": None, "error": failure.to_dict()}
+            except asyncio.CancelledError:
+                raise  # cancelled: the store already says so
+            except Exception as exc:  # a bug must fail the run, not retry the task forever
+                result = {"status": "failed", "output": None, "error": {
+                    "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}}
+            else:
+                result = {"status": "succeeded", "output": output, "error": None}
+            break
+        await effects.activity("patchwire.finish", result)
+        return result
+
+
+# -- the engine: starts, cancels and wakes runs; its activities run in workers ------------
+
+
+class TemporalEngine(FlowEngine):
+    """A FlowEngine whose runs execute on Temporal.
+
+    Starting, listing, cancelling and retrying runs work as on the embedded engine (same
+    store, same API); execution happens in the workers (:meth:`worker`). Its loop fires
+    schedules, signals runs that became due (approvals decided, sub-flows ended) and
+    restarts runs whose start never reached Temporal.
+    """
+
+    remote = True
+
+    def __init__(self, pw: Any, flows: Mapping[str, FlowSpec] | Any, *,
+                 options: TemporalOptions | None = None, client: Client | None = None,
+                 **kwargs: Any) -> None:
+        kwargs["claims"] = False
+        super().__init__(pw, flows, **kwargs)
+        self.options = options or TemporalOptions.from_settings(pw.settings)
+        self._client = client
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RunStateError("the Temporal engine is not started")
+        return self._client
+
+    async def start(self) -> TemporalEngine:
+        if self._client is None:
+            try:
+                self._client = await Client.connect(self.options.address,
+                                                    namespace=self.options.namespace)
+            except RuntimeError as exc:
+                raise EngineUnavailable(f"cannot reach Temporal at {self.options.address} "
+                                f"(namespace {self.options.namespace}): {exc}") from exc
+        await super().start()
+        return self
+
+    def worker(self, **options: Any) -> Worker:
+        """A Temporal worker running flow workflows and their activities in this process
+        (``await worker.run()``; the engine must be started)."""
+        acts = _Activities(self)
+        return Worker(self.client, task_queue=self.options.task_queue,
+                      workflows=[FlowWorkflow],
+                      activities=[acts.call, acts.approval, acts.child_run, acts.emit,
+                                  acts.suspend, acts.finish], **options)
+
+    # -- starting runs -------------------------------------------------------------------------
+
+    async def start_run(self, flow_id: str, input: Any = None, *, trigger: str = "manual",
+                        idempotency_key: str | None = None, parent_run_id: str | None = None,
+                        parent_step: str | None = None) -> str:
+        flow = self.flow(flow_id)
+        value = {} if input is None else input
+        digest = await self._remember_version(flow)
+        self._validate_input(flow, digest, value)
+        now = self.clock()
+        run = _Run(id=new_id(), flow=flow, digest=digest, trigger=trigger, input=value,
+                   parent_run_id=parent_run_id, parent_step=parent_step,
+                   idempotency_key=idempotency_key, attempt=1, created_at=now,
+                   status="queued")
+        # queued until its first activity: a start that never reached Temporal (a crash
+        # right here) is found queued by a loop and started then
+        existing = await self._insert_row(run.row(TEMPORAL_OWNER, _NEVER, now),
+                                          idempotency_key)
+        if existing is not None:
+            return existing
+        await self._start_workflow(run, RunProgress())
+        return run.id
+
+    async def _start_workflow(self, run: _Run, progress: RunProgress, *,
+                              replace: bool = False) -> None:
+        """Start the run's workflow; ``replace``: a retry, whose previous execution may
+        still be closing (it recorded the failure and is returning)."""
+        job = {
+            "run": {"id": run.id, "flow_id": run.flow.id, "digest": run.digest,
+                    "attempt": run.attempt, "created_at": run.created_at},
+            "definition": run.flow.model_dump(mode="json", by_alias=True),
+            "input": run.input, "done": progress.done, "waiting": progress.waiting,
+            "activity_timeout": self.options.activity_timeout,
+        }
+        try:
+            await self.client.start_workflow(
+                WORKFLOW, job, id=run.id, task_queue=self.options.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=(WorkflowIDConflictPolicy.TERMINATE_EXISTING if replace
+                                    else WorkflowIDConflictPolicy.FAIL))
+        except WorkflowAlreadyStartedError:
+            pass  # started by another engine's loop meanwhile
+        except RPCError as exc:
+            raise EngineUnavailable(f"run {run.id} is queued but Temporal at "
+                            f"{self.options.address} did not take it ({exc}); it is "
+                            "started again by the next engine loop") from exc
+
+    async def _launch_stored(self, run_id: str, *, replace: bool = False) -> None:
+        """Start the workflow of a stored run from its checkpoints (retry, lost start)."""
+        async with self.pw.store.engine.connect() as conn:
+            row = (await conn.execute(select(_RUNS).where(_RUNS.c.id == run_id))).first()
+            steps = (await conn.execute(select(_STEPS.c.key, _STEPS.c.status,
+                                               _STEPS.c.output)
+                                        .where(_STEPS.c.run_id == run_id))).all()
+        if row is None:
+            return
+        m = row._mapping
+        flow = await self._version(m["flow_id"], m["flow_digest"])
+        run = _Run(id=m["id"], flow=flow, digest=m["flow_digest"], trigger=m["trigger"],
+                   input=m["input"], parent_run_id=m["parent_run_id"],
+                   parent_step=m["parent_step"], idempotency_key=m["idempotency_key"],
+                   attempt=m["attempt"], created_at=m["created_at"], status=m["status"])
+        progress = RunProgress()
+        for key, status, output in steps:
+            if status in _COMPLETE:
+                progress.done[key] = output
+            elif status == "waiting":
+                progress.waiting[key] = output
+        await self._start_workflow(run, progress, replace=replace)
+
+    async def wait(self, run_id: str, *, max_wait: float | None = None,
+                   until_waiting: bool = True) -> RunRecord:
+        if until_waiting:
+            return await super().wait(run_id, max_wait=max_wait, until_waiting=True)
+        # the end of a run: a long poll on its workflow rather than polling the store
+        async with asyncio.timeout(max_wait):
+            with contextlib.suppress(RPCError, WorkflowFailureError):
+                await self.client.get_workflow_handle(run_id).result()
+            record = await self.get_run(run_id)
+            if record.status in FINISHED:
+                return record
+            return await super().wait(run_id, until_waiting=False)
+
+    # -- cancel, retry, wake -------------------------------------------------------------------
+
+    async def cancel(self, run_id: str, *, reason: str = "cancelled") -> RunRecord:
+        record = await super().cancel(run_id, reason=reason)
+        with contextlib.suppress(RPCError):
+            await self.client.get_workflow_handle(run_id).cancel()
+        return record
+
+    async def retry(self, run_id: str) -> RunRecord:
+        record = await super().retry(run_id)
+        async with self.pw.store.engine.begin() as conn:
+            await conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(
+                owner=TEMPORAL_OWNER, lease_until=_NEVER))
+        await self._launch_stored(run_id, replace=True)
+        return record
+
+    async def _wake(self, run_id: str) -> None:
+        with contextlib.suppress(RPCError):
+            await self.client.get_workflow_handle(run_id).signal("wake")
+
+    async def tick(self) -> int:
+        count = await super().tick()
+        await self._signal_due()
+        await self._restart_lost()
+        return count
+
+    async def _signal_due(self) -> None:
+        """Waiting runs whose wait is over or whose approval or sub-flow is decided (the
+        store marks them due) get a wake-up signal, once."""
+        now = self.clock()
+        async with self.pw.store.engine.begin() as conn:
+            due = (await conn.execute(update(_RUNS).where(
+                _RUNS.c.owner == TEMPORAL_OWNER, _RUNS.c.status == "waiting",
+                _RUNS.c.wake_at <= now).values(wake_at=None).returning(_RUNS.c.id))).all()
+        for (run_id,) in due:
+            await self._wake(run_id)
+
+    async def _restart_lost(self, grace: float = 30.0) -> None:
+        now = self.clock()
+        async with self.pw.store.engine.connect() as conn:
+            lost = (await conn.execute(select(_RUNS.c.id).where(
+                _RUNS.c.owner == TEMPORAL_OWNER, _RUNS.c.status == "queued",
+                _RUNS.c.updated_at < now - grace).limit(100))).all()
+        for (run_id,) in lost:
+            try:
+                await self._launch_stored(run_id)
+            except EngineUnavailable as exc:
+                log.warning("%s", exc)
+                return
+
+
+class _Activities:
+    """What the workflows do to the world, in a worker process, with its engine."""
+
+    def __init__(self, engine: TemporalEngine) -> None:
+        self.engine = engine
+
+    async def _run(self, info: dict[str, Any]) -> _Run:
+        flow = await self.engine._version(info["flow_id"], info["digest"])
+        return _Run(id=info["id"], flow=flow, digest=info["digest"], trigger="",
+                    input=None, parent_run_id=None, parent_step=None, idempotency_key=None,
+                    attempt=info["attempt"], created_at=info["created_at"])
+
+    async def _record(self, payload: dict[str, Any]) -> None:
+        """The checkpoints that came with an activity, and the run running again."""
+        run_id = payload["run"]["id"]
+        rows = [(run_id, key, kind, status, _json(output), _json(error), attempts,
+                 started, finished, _json(given))
+                for key, kind, status, output, error, attempts, started, finished, given
+                in payload["checkpoints"]]
+        if rows:
+            await self.engine.journal.write(steps=rows)
+        if payload.get("resumed"):
+            async with self.engine.pw.store.engine.begin() as conn:
+                await conn.execute(update(_RUNS).where(
+                    _RUNS.c.id == run_id, _RUNS.c.status.in_(("queued", "waiting"))).values(
+                    status="running", wake_at=None, updated_at=self.engine.clock()))
+
+    @activity.defn(name="patchwire.call")
+    async def call(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._record(payload)
+        try:
+            result = await call_action(
+                self.engine.pw, payload["action"], payload["arguments"],
+                payload["connection"], run_id=payload["run"]["id"],
+                idempotency_key=payload["idempotency_key"])
+        except StepFailure as failure:
+            return {"error": {"code": failure.code, "message": failure.message,
+                              "retryable": failure.retryable}}
+        return {"result": result}
+
+    @activity.defn(name="patchwire.approval")
+    async def approval(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._record(payload)
+        run = await self._run(payload["run"])
+        return await self.engine._approval(run, payload["key"], payload["message"],
+                                           float(payload["open_for"]))
+
+    @activity.defn(name="patchwire.child_run")
+    async def child_run(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._record(payload)
+        run = await self._run(payload["run"])
+        return await self.engine._child_run(run, payload["key"], payload["flow"],
+                                            payload["input"])
+
+    @activity.defn(name="patchwire.emit")
+    async def emit(self, payload: dict[str, Any]) -> str:
+        await self._record(payload)
+        run_id = payload["run"]["id"]
+        event_id = hashlib.sha256(f"{run_id}:{payload['key']}".encode()).hexdigest()[:32]
+        await self.engine.journal.write(events=[(event_id, payload["type"],
+                                                 _json(payload["data"]), run_id, "flow",
+                                                 self.engine.clock())])
+        return event_id
+
+    @activity.defn(name="patchwire.suspend")
+    async def suspend(self, payload: dict[str, Any]) -> bool:
+        """Record the run as waiting; True if what it waits for already happened."""
+        await self._record(payload)
+        engine = self.engine
+        run_id = payload["run"]["id"]
+        async with engine.pw.store.engine.begin() as conn:
+            await conn.execute(update(_RUNS).where(
+                _RUNS.c.id == run_id, _RUNS.c.status.in_(("queued", "running"))).values(
+                status="waiting", wake_at=payload["wake_at"], updated_at=engine.clock()))
+        from patchwire.store.tools import ToolRepository
+
+        repo = ToolRepository(engine.pw.store)
+        for kind, ident in payload["waits_on"]:
+            if kind == "approval" and (await repo.get_approval(ident)).status != "pending":
+                return True
+            if kind == "run" and (await engine.get_run(ident)).status in FINISHED:
+                return True
+        return False
+
+    @activity.defn(name="patchwire.finish")
+    async def finish(self, payload: dict[str, Any]) -> None:
+        payload = {**payload, "resumed": False}
+        await self._record(payload)
+        engine = self.engine
+        info = payload["run"]
+        status = payload["status"]
+        now = engine.clock()
+        async with engine.pw.store.engine.begin() as conn:
+            result = await conn.execute(update(_RUNS).where(and_(
+                _RUNS.c.id == info["id"], _RUNS.c.status.not_in(FINISHED))).values(
+                status=status, output=payload["output"], error=payload["error"],
+                wake_at=None, finished_at=now, updated_at=now))
+            row = (await conn.execute(select(_RUNS.c.flow_id, _RUNS.c.parent_run_id).where(
+                _RUNS.c.id == info["id"]))).first()
+        if not result.rowcount or row is None:
+            return  # cancelled meanwhile, or finished by an earlier attempt of this one
+        flow_id, parent = row
+        await engine.journal.write(events=[_run_event(info["id"], info["attempt"], status,
+                                                      flow_id, payload["error"], now)])
+        _RUNS_METRIC.labels(flow_id, status).inc()  # observability
+        if parent:
+            async with engine.pw.store.engine.begin() as conn:
+                await conn.execute(update(_RUNS).where(
+                    _RUNS.c.id == parent, _RUNS.c.status == "waiting").values(wake_at=0.0))
+            await engine._wake(parent)
