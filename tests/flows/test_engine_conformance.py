@@ -25,6 +25,8 @@ from patchwire.flows.spec import FlowSpec
 from patchwire.http import set_instant_retries
 from patchwire.sandbox import Sandbox
 from patchwire.store.tools import ToolRepository
+from tests.flows.test_engine import ON_ERROR, PARENT
+from tests.flows.test_engine import ORDER_FLOW as ORDER
 from tests.temporal_fixtures import running_engine
 from tests.tools.conftest import connected
 
@@ -80,25 +82,6 @@ async def finished(engine: FlowEngine, run_id: str) -> RunRecord:
 async def count_calls(pw: Patchwire, action: str) -> int:
     await pw.flush()
     return await pw.store.count_calls(action=action)
-
-
-ORDER = """
-id: order_summary
-input:
-  type: object
-  properties: {order_id: {type: string}}
-  required: [order_id]
-steps:
-  - id: order
-    call: shop.get_order
-    args: {order_id: "$input.order_id"}
-  - id: summary
-    transform: "{'id': $steps.order.id, 'customer': $steps.order.customer_id}"
-  - id: customer
-    call: shop.get_customer
-    args: {customer_id: "$steps.summary.customer"}
-output: "{'order': $steps.summary.id, 'email': $steps.customer.email}"
-"""
 
 
 async def test_calls_and_transforms_give_the_output_and_record_each_step(
@@ -157,25 +140,6 @@ async def test_if_switch_foreach_parallel_and_when_behave_alike(engine_for: Any)
     assert small.output["size"] == "small" and small.output["kind"] == "small..."
     assert {"size.then.big", "squares[2].labelled", "both.right.r"} <= keys
     assert "skipped" not in keys
-
-
-ON_ERROR = """
-id: on_error
-steps:
-  - id: tolerant
-    fail: "'first'"
-    on_error: continue
-  - id: rescued
-    fail: "'second'"
-    on_error:
-      fallback:
-        - {id: plan_b, transform: "'plan b after ' & $error.message"}
-  - id: undone
-    fail: "'third'"
-    on_error:
-      compensate:
-        - {id: cleanup, transform: "'cleaned'"}
-"""
 
 
 async def test_on_error_continues_falls_back_or_compensates_then_fails(
@@ -293,15 +257,6 @@ async def test_approvals_wait_for_a_person_deny_or_time_out(engine_for: Any,
     assert late.status == "failed" and late.error["code"] == "approval_timeout"
 
 
-PARENT = """
-id: parent
-steps:
-  - id: child
-    flow: child
-    input: {n: "$input.n"}
-  - id: doubled
-    transform: "$steps.child.result * 2"
-"""
 CHILD = """
 id: child
 steps:

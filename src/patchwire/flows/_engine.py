@@ -470,14 +470,10 @@ class FlowEngine:
                         parent_step: str | None = None) -> str:
         """Start a run; its id. With ``idempotency_key``, starting the same key again
         returns the first run's id instead of starting another."""
-        flow = self.flow(flow_id)
-        value = {} if input is None else input
-        digest = await self._remember_version(flow)
-        self._validate_input(flow, digest, value)
-        now = self.clock()
-        run = _Run(id=new_id(), flow=flow, digest=digest, trigger=trigger, input=value,
-                   parent_run_id=parent_run_id, parent_step=parent_step,
-                   idempotency_key=idempotency_key, attempt=1, created_at=now)
+        run = await self._new_run(flow_id, input, trigger=trigger,
+                                  idempotency_key=idempotency_key,
+                                  parent_run_id=parent_run_id, parent_step=parent_step)
+        now = run.created_at
         # A started engine owns the runs it starts (running when there is room, else in its
         # backlog, leased all the same); without one the run waits, queued, for any engine.
         local = self._journal is not None and not self._stopping
@@ -491,11 +487,23 @@ class FlowEngine:
             await self.journal.write(runs=[row])
         if local:
             self._finished.setdefault(run.id, asyncio.Event())
-            if self._has_room(flow):
+            if self._has_room(run.flow):
                 self._launch(run, RunProgress())
             else:
                 self._backlog.append(run)
         return run.id
+
+    async def _new_run(self, flow_id: str, input: Any, *, trigger: str,
+                       idempotency_key: str | None, parent_run_id: str | None,
+                       parent_step: str | None) -> _Run:
+        """A run of the flow's current version, its input checked (FlowInputError)."""
+        flow = self.flow(flow_id)
+        value = {} if input is None else input
+        digest = await self._remember_version(flow)
+        self._validate_input(flow, digest, value)
+        return _Run(id=new_id(), flow=flow, digest=digest, trigger=trigger, input=value,
+                    parent_run_id=parent_run_id, parent_step=parent_step,
+                    idempotency_key=idempotency_key, attempt=1, created_at=self.clock())
 
     async def _insert_row(self, row: tuple[Any, ...], key: str | None) -> str | None:
         """Insert unless a run with this key exists; that run's id, or None if inserted."""
@@ -730,6 +738,12 @@ class FlowEngine:
     async def _resume(self, row: Any, steps: list[Any] | None = None) -> None:
         """Launch a claimed run from its checkpoints (``steps``: its flow_steps rows, when
         the caller loaded them for many runs at once)."""
+        run, progress = await self._stored_run(row, steps)
+        self._launch(run, progress)
+
+    async def _stored_run(self, row: Any, steps: list[Any] | None = None,
+                          ) -> tuple[_Run, RunProgress]:
+        """A stored run (its flow_runs row) and its progress from its checkpoints."""
         flow = await self._version(row["flow_id"], row["flow_digest"])
         run = _Run(id=row["id"], flow=flow, digest=row["flow_digest"], trigger=row["trigger"],
                    input=row["input"], parent_run_id=row["parent_run_id"],
@@ -746,7 +760,7 @@ class FlowEngine:
                 progress.done[key] = output
             elif status == "waiting":
                 progress.waiting[key] = output
-        self._launch(run, progress)
+        return run, progress
 
     # -- the loop: claims, heartbeats, schedules --------------------------------------------
 

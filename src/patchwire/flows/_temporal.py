@@ -41,13 +41,11 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from patchwire._ids import new_id
 from patchwire.config import Settings
 from patchwire.errors import EngineUnavailable, RunStateError
 from patchwire.flows._context import Scope, StepFailure, Suspend
 from patchwire.flows._engine import (
     _RUNS,
-    _STEPS,
     FINISHED,
     FlowEngine,
     RunRecord,
@@ -70,7 +68,6 @@ TEMPORAL_OWNER = "temporal"
 #: Temporal runs are never leased by an embedded engine
 _NEVER = 1e15
 WORKFLOW = "patchwire.flow"
-_COMPLETE = ("succeeded", "continued", "fallback")
 
 
 class TemporalOptions:
@@ -299,15 +296,10 @@ class TemporalEngine(FlowEngine):
     async def start_run(self, flow_id: str, input: Any = None, *, trigger: str = "manual",
                         idempotency_key: str | None = None, parent_run_id: str | None = None,
                         parent_step: str | None = None) -> str:
-        flow = self.flow(flow_id)
-        value = {} if input is None else input
-        digest = await self._remember_version(flow)
-        self._validate_input(flow, digest, value)
-        now = self.clock()
-        run = _Run(id=new_id(), flow=flow, digest=digest, trigger=trigger, input=value,
-                   parent_run_id=parent_run_id, parent_step=parent_step,
-                   idempotency_key=idempotency_key, attempt=1, created_at=now,
-                   status="queued")
+        run = await self._new_run(flow_id, input, trigger=trigger,
+                                  idempotency_key=idempotency_key,
+                                  parent_run_id=parent_run_id, parent_step=parent_step)
+        run.status, now = "queued", run.created_at
         # queued until its first activity: a start that never reached Temporal (a crash
         # right here) is found queued by a loop and started then
         existing = await self._insert_row(run.row(TEMPORAL_OWNER, _NEVER, now),
@@ -345,23 +337,9 @@ class TemporalEngine(FlowEngine):
         """Start the workflow of a stored run from its checkpoints (retry, lost start)."""
         async with self.pw.store.engine.connect() as conn:
             row = (await conn.execute(select(_RUNS).where(_RUNS.c.id == run_id))).first()
-            steps = (await conn.execute(select(_STEPS.c.key, _STEPS.c.status,
-                                               _STEPS.c.output)
-                                        .where(_STEPS.c.run_id == run_id))).all()
         if row is None:
             return
-        m = row._mapping
-        flow = await self._version(m["flow_id"], m["flow_digest"])
-        run = _Run(id=m["id"], flow=flow, digest=m["flow_digest"], trigger=m["trigger"],
-                   input=m["input"], parent_run_id=m["parent_run_id"],
-                   parent_step=m["parent_step"], idempotency_key=m["idempotency_key"],
-                   attempt=m["attempt"], created_at=m["created_at"], status=m["status"])
-        progress = RunProgress()
-        for key, status, output in steps:
-            if status in _COMPLETE:
-                progress.done[key] = output
-            elif status == "waiting":
-                progress.waiting[key] = output
+        run, progress = await self._stored_run(row._mapping)
         await self._start_workflow(run, progress, replace=replace)
 
     async def wait(self, run_id: str, *, max_wait: float | None = None,
