@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from aiohttp import web
 from sqlalchemy import Table, func, select
 
 from patchwire import Patchwire
@@ -40,6 +39,7 @@ from patchwire.sandbox._helpdesk import HelpdeskApi
 from patchwire.sandbox._payments import PaymentsApi
 from patchwire.store.models import FlowRunRow, FlowStepRow
 from tests.helpers import local_settings
+from tests.reliability.counting_sandbox import counting_sandbox
 from tests.reliability.engine_worker import FLOW_ID, STEP_ORDER, crash_flow
 from tests.store_fixtures import postgres_url_or_skip, reset_postgres
 
@@ -71,24 +71,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[tuple[Sandbox, Counter[str]]]:
-    """The sandbox, with the charge requests it received counted per Idempotency-Key."""
-    box = Sandbox(seed=7)
-    payments = cast(PaymentsApi, box.state.apis["payments"])
-    requests: Counter[str] = Counter()
-    create = payments.create_charge
-
-    async def counted(request: web.Request) -> web.StreamResponse:
-        requests[request.headers.get("Idempotency-Key", "")] += 1
-        return await create(request)
-
-    # routes are bound when the app is built (at start), from the instance's attribute
-    payments.create_charge = counted  # type: ignore[method-assign]
-    # latency, applied before the handler: a killed engine leaves requests that still
-    # take effect, and responses that never reach a checkpoint
-    for api in ("payments", "helpdesk"):
-        box.set_chaos(api, latency_ms=20, jitter_ms=120)
-    async with box:
-        yield box, requests
+    async with counting_sandbox(seed=7, jitter_ms=120) as running:
+        yield running
 
 
 class Worker:

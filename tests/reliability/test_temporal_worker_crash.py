@@ -27,7 +27,6 @@ from typing import cast
 
 import pytest
 import yaml
-from aiohttp import web
 from sqlalchemy import Table, func, select
 
 from patchwire import Patchwire
@@ -37,6 +36,7 @@ from patchwire.sandbox._helpdesk import HelpdeskApi
 from patchwire.sandbox._payments import PaymentsApi
 from patchwire.store.models import FlowRunRow, FlowStepRow
 from tests.helpers import LOOPBACK, local_settings
+from tests.reliability.counting_sandbox import counting_sandbox
 from tests.reliability.engine_worker import CRASH_FLOW, FLOW_ID, STEP_ORDER, crash_flow
 
 pytestmark = pytest.mark.temporal
@@ -55,20 +55,8 @@ _STEPS = cast(Table, FlowStepRow.__table__)
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[tuple[Sandbox, Counter[str]]]:
-    box = Sandbox(seed=11)
-    payments = cast(PaymentsApi, box.state.apis["payments"])
-    requests: Counter[str] = Counter()
-    create = payments.create_charge
-
-    async def counted(request: web.Request) -> web.StreamResponse:
-        requests[request.headers.get("Idempotency-Key", "")] += 1
-        return await create(request)
-
-    payments.create_charge = counted  # type: ignore[method-assign]
-    for api in ("payments", "helpdesk"):
-        box.set_chaos(api, latency_ms=20, jitter_ms=80)
-    async with box:
-        yield box, requests
+    async with counting_sandbox(seed=11, jitter_ms=80) as running:
+        yield running
 
 
 async def start_worker(home: Path, flows: Path, database_url: str, address: str,
