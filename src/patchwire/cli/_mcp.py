@@ -48,14 +48,15 @@ def mcp(
             connectors=frozenset(connector) if connector else None,
             tags=frozenset(tag) if tag else None, read_only=read_only)
         from patchwire.flows import FlowRegistry
-        from patchwire.flows._engine import FlowEngine
+        from patchwire.flows._engine import create_engine
 
         cfg = settings()
         async with Patchwire(cfg) as pw:
             # Flow tools run here, durably; this process runs only the runs it starts, and
             # what it leaves waiting (an approval, a timer) a worker or `serve` resumes.
-            engine = FlowEngine(pw, FlowRegistry.load(cfg.flow_paths).as_mapping(),
-                                schedules=False, claims=False)
+            # With the Temporal engine, runs go to Temporal's workers instead.
+            engine = create_engine(pw, FlowRegistry.load(cfg.flow_paths).as_mapping(),
+                                   schedules=False, claims=False)
             invoker = ToolInvoker(pw, connections=connection or None, filter=tool_filter,
                                   engine=engine)
             # Build the catalog now so an unknown --connection is an error on stderr and
