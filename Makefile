@@ -44,4 +44,4 @@ serve: $(STAMP)
 	$(BIN)/patchwire serve
 
 clean:
-	rm -rf $(VENV) .patchwire .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .patchwire .patchwire-demo .patchwire-scale .pytest_cache .mypy_cache .ruff_cache
