@@ -194,3 +194,22 @@ def test_the_format_comes_from_the_environment() -> None:
                 root.removeHandler(h)
         root.setLevel(level)
     assert redact_text("Bearer abcdefghijkl") == "Bearer ***"
+
+
+async def test_debug_logging_does_not_echo_the_stores_sql_parameters(
+        tmp_path: Path, sandbox: Sandbox, canary: str) -> None:
+    """At DEBUG, database drivers log every bound parameter: the vault's ciphertexts would
+    land in the logs. configure_logging keeps those loggers at INFO."""
+    buf = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging("text", level="DEBUG", stream=buf)
+    try:
+        async with connected(tmp_path / "home", sandbox, canary):
+            pass  # adding the connections writes their encrypted secrets
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert "pwv1." not in buf.getvalue()
+    assert not leaks_in(buf.getvalue(), canary)
+    assert "sqlalchemy.engine" not in buf.getvalue()

@@ -241,6 +241,11 @@ def configure_logging(format: LogFormat | None = None, *, level: str | int | Non
     root.setLevel(level or os.environ.get("PATCHWIRE_LOG_LEVEL", "INFO").upper())
     # migrations announce every plugin and step at INFO on each start: only their problems
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # once enabled these echo every SQL statement with its bound parameters (SQLAlchemy at
+    # INFO, aiosqlite at DEBUG) — ciphertexts, key digests, tokens being stored — so only
+    # their warnings pass, whatever the root level
+    for chatty in ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "asyncpg"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     # one line per request only where logs are shipped as data, not on a person's terminal
     logging.getLogger("patchwire.access").disabled = fmt != "json"
     return handler
