@@ -150,6 +150,19 @@ async def test_errors_are_problem_details_with_the_status_that_fits_the_cause(ap
     async with api.http.get(api.at("/api/v1/connectors/nope")) as resp:
         await problem_of(resp, 404)
 
+    # the framework's own errors have the same shape: no route, wrong method, a body
+    # that is not even text
+    async with api.http.get(api.at("/api/v1/no-such-thing")) as resp:
+        no_route = await problem_of(resp, 404)
+    assert no_route["type"] == PROBLEM_BASE + "not_found"
+    async with api.http.delete(api.at(CALL)) as resp:
+        wrong_method = await problem_of(resp, 405)
+    assert wrong_method["type"] == PROBLEM_BASE + "method_not_allowed"
+    assert resp.headers["Allow"] == "POST"
+    async with api.http.post(api.at(CALL), data=b'{"input": "\xff\xfe"}',
+                             headers={"Content-Type": "application/json"}) as resp:
+        await problem_of(resp, resp.status if resp.status in (400, 422) else 400)
+
     async with api.http.get(api.at("/api/v1/calls")) as resp:
         calls = await resp.json()
     assert ("error", 404, "not_found") in {

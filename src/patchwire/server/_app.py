@@ -10,12 +10,15 @@ import ipaddress
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -277,6 +280,19 @@ def create_app(
         if "status" in data:  # the upstream's HTTP status; "status" is this response's
             data["upstream_status"] = data.pop("status")
         return problem(_status_for(exc), type(exc).__name__, message, code, **data)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # the framework's own errors (unknown route, wrong method, a body it cannot
+        # parse) in the API's one shape; the dashboard keeps its pages
+        if not request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        phrase = HTTPStatus(exc.status_code).phrase
+        detail = exc.detail if isinstance(exc.detail, str) else phrase
+        code = phrase.lower().replace(" ", "_").replace("-", "_")
+        response = problem(exc.status_code, phrase, detail, code)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
