@@ -8,6 +8,7 @@ from ``PATCHWIRE_SECRET_KEY`` or a key file with mode 0600 in the home directory
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -145,17 +146,24 @@ def load_settings(
             kwargs[key] = str(raw[key])
     if "temporal_activity_timeout" in raw:
         try:
-            kwargs["temporal_activity_timeout"] = float(raw["temporal_activity_timeout"])
+            seconds = float(raw["temporal_activity_timeout"])
         except (TypeError, ValueError) as exc:
-            raise ConfigError("temporal_activity_timeout must be a number of seconds, got "
-                              f"{raw['temporal_activity_timeout']!r}") from exc
+            seconds = math.nan
+            cause: Exception | None = exc
+        else:
+            cause = None
+        if not 0 < seconds < math.inf:
+            raise ConfigError("temporal_activity_timeout must be a positive number of "
+                              f"seconds, got {raw['temporal_activity_timeout']!r}") from cause
+        kwargs["temporal_activity_timeout"] = seconds
     if "shared_concurrency" in raw:
         kwargs["shared_concurrency"] = _flag("shared_concurrency", raw["shared_concurrency"])
     return Settings(**kwargs)
 
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+#: what an environment variable may say for on and off
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def _flag(key: str, value: Any) -> bool:
@@ -163,9 +171,9 @@ def _flag(key: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in _TRUE:
+    if text in TRUE_WORDS:
         return True
-    if text in _FALSE:
+    if text in FALSE_WORDS:
         return False
     raise ConfigError(f"{key} must be true or false (1/0), got {value!r} "
                       f"(PATCHWIRE_{key.upper()} or patchwire.toml)")

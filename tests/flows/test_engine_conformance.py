@@ -18,7 +18,8 @@ import yaml
 from sqlalchemy import text
 
 from patchwire import Patchwire
-from patchwire.errors import RunStateError
+from patchwire.config import load_settings
+from patchwire.errors import ConfigError, RunStateError
 from patchwire.flows import FlowRegistry
 from patchwire.flows._engine import FlowEngine, RunRecord
 from patchwire.flows.spec import FlowSpec
@@ -407,3 +408,29 @@ async def test_runs_started_through_the_api_show_in_the_runs_api_and_dashboard(
     assert [s["key"] for s in detail["steps"]] == ["order", "summary", "customer"]
     assert [r["id"] for r in listed] == [started["id"]]
     assert resp.status == 200 and started["id"] in page and "customer" in page
+
+
+@pytest.mark.parametrize(("environ", "complaint"), [
+    ({"PATCHWIRE_ENGINE": "kubernetes"}, "engine must be 'embedded' or 'temporal'"),
+    ({"PATCHWIRE_TEMPORAL_ACTIVITY_TIMEOUT": "soon"}, "temporal_activity_timeout"),
+    ({"PATCHWIRE_TEMPORAL_ACTIVITY_TIMEOUT": "-5"}, "positive number of seconds"),
+    ({"PATCHWIRE_TEMPORAL_ACTIVITY_TIMEOUT": "inf"}, "positive number of seconds"),
+])
+def test_engine_settings_that_cannot_work_are_refused_naming_the_setting(
+        environ: dict[str, str], complaint: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        load_settings(environ=environ, toml_path=tmp_path / "none.toml")
+
+
+def test_the_temporal_settings_reach_the_engine_options(tmp_path: Path) -> None:
+    from patchwire.flows._temporal import TemporalOptions
+
+    settings = load_settings(environ={
+        "PATCHWIRE_ENGINE": "Temporal", "PATCHWIRE_TEMPORAL_ADDRESS": "10.0.0.5:7233",
+        "PATCHWIRE_TEMPORAL_NAMESPACE": "prod", "PATCHWIRE_TEMPORAL_TASK_QUEUE": "flows",
+        "PATCHWIRE_TEMPORAL_ACTIVITY_TIMEOUT": "45"}, toml_path=tmp_path / "none.toml")
+    assert settings.engine == "temporal"
+    assert TemporalOptions.from_settings(settings) == TemporalOptions(
+        address="10.0.0.5:7233", namespace="prod", task_queue="flows", activity_timeout=45.0)
+    assert TemporalOptions() == TemporalOptions.from_settings(
+        load_settings(environ={}, toml_path=tmp_path / "none.toml"))

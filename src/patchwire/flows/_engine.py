@@ -900,10 +900,14 @@ class FlowEngine:
                     owner=None, lease_until=None))
 
     async def _wake(self, run_id: str) -> None:
+        await self._mark_due(run_id)
+        self._kick.set()
+
+    async def _mark_due(self, run_id: str) -> None:
+        """A waiting run is due now (what it waits for happened)."""
         async with self.pw.store.engine.begin() as conn:
             await conn.execute(update(_RUNS).where(
                 _RUNS.c.id == run_id, _RUNS.c.status == "waiting").values(wake_at=0.0))
-        self._kick.set()
 
     # -- approvals and sub-flows -----------------------------------------------------------------
 
@@ -1013,18 +1017,18 @@ class FlowEngine:
         return deleted
 
 
-def create_engine(pw: Patchwire, flows: Mapping[str, FlowSpec] | Any, *,
-                  kind: str | None = None, **options: Any) -> FlowEngine:
-    """The engine the settings ask for (``engine``; ``kind`` overrides): the embedded one,
-    or one running flows on Temporal (needs ``pip install 'patchwire[temporal]'``)."""
-    chosen = kind or pw.settings.engine
-    if chosen == "temporal":
+def create_engine(pw: Patchwire, flows: Mapping[str, FlowSpec] | Any,
+                  **options: Any) -> FlowEngine:
+    """The engine the settings ask for (``engine``): the embedded one, or one running
+    flows on Temporal (needs ``pip install 'patchwire[temporal]'``)."""
+    if pw.settings.engine == "temporal":
         try:
             from patchwire.flows._temporal import TemporalEngine
         except ImportError as exc:
             raise ConfigError("engine 'temporal' needs the Temporal SDK: "
                               "pip install 'patchwire[temporal]'") from exc
         return TemporalEngine(pw, flows, **options)
-    if chosen != "embedded":
-        raise ConfigError(f"engine must be 'embedded' or 'temporal', got {chosen!r}")
+    if pw.settings.engine != "embedded":
+        raise ConfigError(f"engine must be 'embedded' or 'temporal', got "
+                          f"{pw.settings.engine!r}")
     return FlowEngine(pw, flows, **options)

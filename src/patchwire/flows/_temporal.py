@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
@@ -58,6 +59,7 @@ from patchwire.flows._engine import (
 from patchwire.flows._interpreter import Interpreter, RunProgress
 from patchwire.flows.spec import FlowSpec
 from patchwire.observability._metrics import RUNS as _RUNS_METRIC
+from patchwire.store.tools import ToolRepository
 
 __all__ = ["FlowWorkflow", "TemporalEngine", "TemporalOptions"]
 
@@ -68,20 +70,23 @@ TEMPORAL_OWNER = "temporal"
 #: Temporal runs are never leased by an embedded engine
 _NEVER = 1e15
 WORKFLOW = "patchwire.flow"
+#: activities are retried by Temporal only when their worker died or something unexpected
+#: escaped them (a call's own retries happen inside it)
+_ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
 
 
+@dataclass(frozen=True, slots=True)
 class TemporalOptions:
-    """Where Temporal is and how runs use it (settings ``temporal_*``)."""
+    """Where Temporal is and how runs use it: the settings ``temporal_*`` (their defaults),
+    or other values for one engine."""
 
-    def __init__(self, *, address: str = "127.0.0.1:7233", namespace: str = "default",
-                 task_queue: str = "patchwire", activity_timeout: float = 120.0) -> None:
-        self.address = address
-        self.namespace = namespace
-        self.task_queue = task_queue
-        #: how long one activity attempt may take before Temporal gives it to another
-        #: worker (a worker killed mid-call is noticed after this); the engine that
-        #: starts a run decides it for that run
-        self.activity_timeout = activity_timeout
+    address: str = Settings.temporal_address
+    namespace: str = Settings.temporal_namespace
+    task_queue: str = Settings.temporal_task_queue
+    #: how long one activity attempt may take before Temporal gives it to another
+    #: worker (a worker killed mid-call is noticed after this); the engine that
+    #: starts a run decides it for that run
+    activity_timeout: float = Settings.temporal_activity_timeout
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TemporalOptions:
@@ -120,14 +125,15 @@ class _WorkflowEffects:
         regular activities, recorded in the history before the run goes on."""
         taken, self.pending = self.pending, []
         payload = {"run": self.run, "checkpoints": taken, "resumed": self.resumed, **payload}
-        retry = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
         try:
             if local:
                 result = await workflow.execute_local_activity(
-                    name, payload, start_to_close_timeout=self.timeout, retry_policy=retry)
+                    name, payload, start_to_close_timeout=self.timeout,
+                    retry_policy=_ACTIVITY_RETRY)
             else:
                 result = await workflow.execute_activity(
-                    name, payload, start_to_close_timeout=self.timeout, retry_policy=retry)
+                    name, payload, start_to_close_timeout=self.timeout,
+                    retry_policy=_ACTIVITY_RETRY)
         except ActivityError as exc:
             self.pending[:0] = taken  # written again with the next one (upserts)
             if isinstance(exc.cause, TemporalCancelledError):
@@ -372,8 +378,12 @@ class TemporalEngine(FlowEngine):
         return record
 
     async def _wake(self, run_id: str) -> None:
-        with contextlib.suppress(RPCError):
+        """Signal the run's workflow; when Temporal cannot be told, mark the run due in
+        the store instead, so an engine loop signals it again at its next tick."""
+        try:
             await self.client.get_workflow_handle(run_id).signal("wake")
+        except RPCError:
+            await self._mark_due(run_id)
 
     async def tick(self) -> int:
         count = await super().tick()
@@ -383,7 +393,8 @@ class TemporalEngine(FlowEngine):
 
     async def _signal_due(self) -> None:
         """Waiting runs whose wait is over or whose approval or sub-flow is decided (the
-        store marks them due) get a wake-up signal, once."""
+        store marks them due) get a wake-up signal; one Temporal could not take is
+        marked due again for the next tick."""
         now = self.clock()
         async with self.pw.store.engine.begin() as conn:
             due = (await conn.execute(update(_RUNS).where(
@@ -480,8 +491,6 @@ class _Activities:
             await conn.execute(update(_RUNS).where(
                 _RUNS.c.id == run_id, _RUNS.c.status.in_(("queued", "running"))).values(
                 status="waiting", wake_at=payload["wake_at"], updated_at=engine.clock()))
-        from patchwire.store.tools import ToolRepository
-
         repo = ToolRepository(engine.pw.store)
         for kind, ident in payload["waits_on"]:
             if kind == "approval" and (await repo.get_approval(ident)).status != "pending":
@@ -512,7 +521,4 @@ class _Activities:
                                                       flow_id, payload["error"], now)])
         _RUNS_METRIC.labels(flow_id, status).inc()  # observability
         if parent:
-            async with engine.pw.store.engine.begin() as conn:
-                await conn.execute(update(_RUNS).where(
-                    _RUNS.c.id == parent, _RUNS.c.status == "waiting").values(wake_at=0.0))
             await engine._wake(parent)

@@ -23,6 +23,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from patchwire.config import TRUE_WORDS
 from patchwire.observability import _metrics
 from patchwire.observability._logging import run_id_var
 
@@ -52,7 +53,6 @@ active: bool = False
 _tracer: Tracer | None = None
 _propagator: Any = None
 
-TRUE = ("1", "true", "yes", "on")
 
 
 def enable_tracing(provider: TracerProvider | Any | None = None) -> bool:
@@ -108,7 +108,7 @@ def disable_tracing() -> None:
 def configure_tracing_from_env(environ: dict[str, str] | None = None) -> bool:
     """Turn tracing on when ``PATCHWIRE_TRACING`` is 1/true/yes/on."""
     env = os.environ if environ is None else environ
-    if env.get("PATCHWIRE_TRACING", "").strip().lower() in TRUE:
+    if env.get("PATCHWIRE_TRACING", "").strip().lower() in TRUE_WORDS:
         return enable_tracing()
     return False
 
