@@ -115,7 +115,9 @@ class _Session:
 @asynccontextmanager
 async def _session(mode: str = "store") -> AsyncIterator[_Session]:
     """``mode``: ``store`` (the engine is not started: it reads and updates rows, and runs
-    it starts are queued) or ``foreground`` (started; runs ``mine`` here)."""
+    it starts are queued) or ``foreground`` (started; runs ``mine`` here). With the
+    Temporal engine always started, whatever the mode: it starts runs on Temporal, whose
+    workers run them."""
     from patchwire._patchwire import Patchwire
     from patchwire.flows._engine import create_engine
 
