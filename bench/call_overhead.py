@@ -4,8 +4,10 @@ The sandbox runs in a separate process (so its CPU is not ours); both loops send
 ``GET /shop/orders/42`` with the same auth header and parse the JSON body. Each
 measurement alternates ten chunks of raw and patchwire calls and compares their total
 times, so drift on a shared machine hits both alike. Patchwire runs with everything on:
-validation, the SSRF guard, retries, limits, the breaker and the call log. The last line
-of output is one JSON object of the figures.
+validation, the SSRF guard, retries, limits, the breaker and the call log. Patchwire sends
+ordinary requests over its own kept-alive HTTP/1.1 connections (``http/_wire.py``); the
+``session`` figures are the same calls with that path off, every request going through
+the aiohttp session. The last line of output is one JSON object of the figures.
 
     python bench/call_overhead.py            # 20,000 calls per measurement
     python bench/call_overhead.py --quick    # under 30 s, same output shape
@@ -83,23 +85,37 @@ async def main(calls: int, rounds: int) -> dict[str, float]:
                     return await pw.call("shop.get_order", {"order_id": "42"},
                                          connection="bench")
 
+                async def patchwire_session() -> object:
+                    pw._http.wire = False
+                    try:
+                        return await pw.call("shop.get_order", {"order_id": "42"},
+                                             connection="bench")
+                    finally:
+                        pw._http.wire = True
+
                 await drive(200, 8, raw)  # warm both pools and caches
                 await drive(200, 8, patchwire)
+                await drive(200, 8, patchwire_session)
                 for c in (1, 64):
-                    # Alternate short chunks so drift on a shared machine hits both alike.
+                    # Alternate short chunks so drift on a shared machine hits all alike.
                     chunk = max(calls // rounds, c)
-                    spent_raw = spent_pw = 0.0
+                    spent_raw = spent_pw = spent_session = 0.0
                     for _ in range(rounds):
                         spent_raw += chunk / await drive(chunk, c, raw)
                         spent_pw += chunk / await drive(chunk, c, patchwire)
+                        spent_session += chunk / await drive(chunk, c, patchwire_session)
                     best_raw = chunk * rounds / spent_raw
                     best_pw = chunk * rounds / spent_pw
+                    best_session = chunk * rounds / spent_session
                     figures[f"patchwire_c{c}"] = round(best_pw, 1)
                     figures[f"raw_c{c}"] = round(best_raw, 1)
                     figures[f"ratio_c{c}"] = round(best_pw / best_raw, 3)
+                    figures[f"patchwire_session_c{c}"] = round(best_session, 1)
+                    figures[f"ratio_session_c{c}"] = round(best_session / best_raw, 3)
                     print(f"concurrency {c:>2}: patchwire {best_pw:8.1f} calls/s   "
-                          f"raw aiohttp {best_raw:8.1f} req/s   ratio {best_pw / best_raw:.3f}",
-                          flush=True)
+                          f"raw aiohttp {best_raw:8.1f} req/s   ratio {best_pw / best_raw:.3f}"
+                          f"   (through the aiohttp session: {best_session:8.1f} calls/s, "
+                          f"ratio {best_session / best_raw:.3f})", flush=True)
                 await pw.flush()
                 recorded = await pw.store.count_calls(connection="bench")
                 print(f"call records written: {recorded}", flush=True)

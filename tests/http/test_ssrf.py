@@ -263,11 +263,7 @@ async def test_a_changed_dns_answer_is_checked_again_on_the_next_resolution() ->
         async with serve(Upstream().app()) as url:
             port = url.rsplit(":", 1)[1]
             await fetch(http, f"http://rebind.test:{port}/")
-            session = http._get_session()
-            assert isinstance(session.connector, GuardedConnector)
-            session.connector.clear_dns_cache()
-            await session.connector.close()  # drop the kept-alive connection too
-            http._session = None
+            await http.close()  # drop the DNS cache and the kept-alive connection
             error, _ = await refused(http, f"http://rebind.test:{port}/")
         assert error.address == "127.0.0.2" and "loopback" in error.reason
     finally:

@@ -5,7 +5,9 @@ Patchwire talks HTTP to an upstream.
 aiohttp rather than httpx: DESIGN.md records httpx's default transport at a fraction of
 aiohttp's throughput on these machines, and the call path must stay within 15% of a raw
 aiohttp loop. So the per-call work here is kept to dict lookups and counters: no store
-round trip and no per-call objects beyond the response. The one exception is opted into:
+round trip and no per-call objects beyond the response, and ordinary requests skip the
+session's per-request machinery on kept-alive HTTP/1.1 connections of our own
+(``_wire.py``: same SSRF guard, timeouts and error types; ``wire=False`` turns it off). The one exception is opted into:
 with ``shared_concurrency`` a capped connector's call takes a slot in the store (see
 :meth:`HttpCore.share_concurrency`).
 """
@@ -25,6 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from patchwire.connectors.spec import ConnectorSpec, RetryPolicy, Timeouts
 from patchwire.errors import (
@@ -47,12 +50,15 @@ from patchwire.http._retry import (
     server_delay,
 )
 from patchwire.http._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector
+from patchwire.http._wire import WireConnectError, WirePool
 from patchwire.observability import _tracing
 from patchwire.observability._metrics import observe_rate_limit_wait
 
 __all__ = ["HttpCore", "PreparedRequest", "RawResponse"]
 
 _RETRYABLE_TRANSPORT = (aiohttp.ClientConnectionError, asyncio.TimeoutError)
+#: statuses aiohttp follows (``allow_redirects``)
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 #: polling for a concurrency slot in the store backs off from the first delay, doubling up
 #: to the second: a slot frees when some call ends, which no process is told about
@@ -108,15 +114,19 @@ class HttpCore:
         allow_networks: Iterable[str] = (),
         resolver: AbstractResolver | None = None,
         call_later: CallLater | None = None,
+        wire: bool = True,
     ) -> None:
         """``allow_networks``: CIDRs and host names the SSRF guard admits besides public
         addresses (see ``http/_ssrf.py``). ``resolver`` replaces the DNS lookup under the
         guard (tests). ``call_later`` schedules the rate limiters' wake-ups (a fake timer
-        wheel in tests, with a fake ``clock``)."""
+        wheel in tests, with a fake ``clock``). ``wire=False`` sends every request through
+        the aiohttp session (the reference path ``bench/call_overhead.py`` compares)."""
         self._limit = limit
         self.destinations = DestinationPolicy.from_allow_list(allow_networks)
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
+        self._wire: WirePool | None = None
+        self.wire = wire
         # keyed by identity: hashing a pydantic model on every call costs more than the call
         self._timeouts: dict[int, tuple[Timeouts, aiohttp.ClientTimeout]] = {}
         self._sleep = sleep
@@ -145,6 +155,9 @@ class HttpCore:
         return self._session
 
     async def close(self) -> None:
+        if self._wire is not None:
+            await self._wire.close()
+            self._wire = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -431,19 +444,18 @@ class HttpCore:
         # is on (off, this costs one attribute check)
         span = _tracing.start_attempt(req, context, attempt) if _tracing.active else None
         try:
-            async with session.request(
-                req.method,
-                req.url,
-                headers=req.headers,
-                params=req.params,
-                cookies=req.cookies,
-                json=req.json if req.data is None else None,
-                data=req.data,
-                timeout=limits,
-                allow_redirects=True,
-            ) as resp:
-                body = await resp.read()
-                raw = RawResponse(resp.status, resp.headers, body, str(resp.url))
+            data = req.data
+            answer = None
+            if (self.wire and req.cookies is None and req.json is None
+                    and req.method != "HEAD" and (data is None or type(data) is bytes)):
+                answer = await self._wire_pool(session).exchange(
+                    req.method, req.url, req.headers, req.params, data, limits)
+            if answer is None:
+                raw = await self._via_session(session, req, limits)
+            else:
+                raw = RawResponse(*answer)
+                if raw.status in REDIRECTS:
+                    raw = await self._follow_redirect(session, req, raw, limits)
         except BaseException as exc:
             if span is not None:
                 _tracing.attempt_failed(span, exc)
@@ -451,6 +463,72 @@ class HttpCore:
         if span is not None:
             _tracing.attempt_finished(span, raw.status)
         return raw
+
+    def _wire_pool(self, session: aiohttp.ClientSession) -> WirePool:
+        wire = self._wire
+        if wire is None:
+            connector = session.connector
+            assert isinstance(connector, GuardedConnector)
+            # the aiohttp connector's resolver: one SSRF policy and DNS source for both
+            wire = self._wire = WirePool(connector.guarded_resolver, limit=self._limit)
+        return wire
+
+    @staticmethod
+    async def _via_session(
+        session: aiohttp.ClientSession, req: PreparedRequest, limits: aiohttp.ClientTimeout,
+        *, max_redirects: int = 10,
+    ) -> RawResponse:
+        async with session.request(
+            req.method,
+            req.url,
+            headers=req.headers,
+            params=req.params,
+            cookies=req.cookies,
+            json=req.json if req.data is None else None,
+            data=req.data,
+            timeout=limits,
+            allow_redirects=True,
+            max_redirects=max_redirects,
+        ) as resp:
+            body = await resp.read()
+            return RawResponse(resp.status, resp.headers, body, str(resp.url))
+
+    async def _follow_redirect(
+        self, session: aiohttp.ClientSession, req: PreparedRequest, first: RawResponse,
+        limits: aiohttp.ClientTimeout,
+    ) -> RawResponse:
+        """The rest of a redirect chain whose first hop came back over the wire, through
+        aiohttp (its connector guards every hop), with aiohttp's own rules for the hop:
+        303 (and 301/302 after a POST) become a GET without body; leaving the origin drops
+        credentials."""
+        location = first.headers.get("Location") or first.headers.get("URI")
+        if location is None:
+            return first
+        url = URL(req.url)
+        try:
+            target = URL(location)
+        except ValueError as exc:
+            raise aiohttp.InvalidUrlRedirectClientError(
+                location, "Server attempted redirecting to a location that does not look "
+                "like a URL") from exc
+        if target.scheme not in ("http", "https", ""):
+            raise aiohttp.NonHttpUrlRedirectClientError(location)
+        if not target.scheme or not target.absolute:
+            target = url.join(target)
+        method, data = req.method, req.data
+        headers = dict(req.headers)
+        if (first.status == 303 and method != "HEAD") or (
+                first.status in (301, 302) and method == "POST"):
+            method, data = "GET", None
+            for name in [k for k in headers if k.lower() == "content-length"]:
+                del headers[name]
+        if url.origin() != target.origin():
+            for name in [k for k in headers
+                         if k.lower() in ("authorization", "cookie", "proxy-authorization")]:
+                del headers[name]
+        hop = PreparedRequest(method, str(target), headers, None, req.cookies, req.json, data,
+                              req.idempotent)
+        return await self._via_session(session, hop, limits, max_redirects=9)
 
     async def _wait(self, delay: float, decision: RetryDecision) -> float:
         """Back off ``delay`` seconds before a retry; returns the seconds slept (0 under
@@ -492,7 +570,7 @@ def _transport_error(
         )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         reason = "the server closed the connection without a response"
-    elif isinstance(exc, aiohttp.ClientConnectorError):
+    elif isinstance(exc, aiohttp.ClientConnectorError | WireConnectError):
         reason = f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc})"
     else:
         reason = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,490 @@
+"""Keep-alive HTTP/1.1 exchanges for the call path's ordinary requests.
+
+A request through ``aiohttp.ClientSession.request`` costs ~120 µs of CPU on the benchmark
+machine, most of it machinery the call path never uses per request: trace hooks, cookie
+jars, environment proxies, middlewares, per-request header merging and redirect
+bookkeeping. The call path must stay within 15% of a raw aiohttp loop while it validates,
+authenticates, limits and records every call, which that leaves no room for. So the HTTP
+core sends ordinary requests here — http(s), a body that is absent or bytes, no cookies,
+not ``HEAD`` — at ~50 µs, and everything else through the aiohttp session.
+
+What is hand-written is only the connection bookkeeping: the response is parsed by llhttp
+(``httptools``, the parser uvicorn and Node.js use), TLS and sockets are asyncio's, URLs
+are yarl's (the same normalisation and quoting aiohttp applies). A request this module
+cannot express byte for byte the way aiohttp would (a header with a line break, text that
+is not Latin-1) is handed back (:data:`NOT_SENT`) and goes through aiohttp, which refuses
+or encodes it as before.
+
+* **SSRF guard**: a new connection resolves its host through the same
+  :class:`~patchwire.http._ssrf.GuardedResolver` the aiohttp connector uses (literals
+  parsed and checked, every DNS answer checked, metadata names refused) and connects to
+  exactly the checked address, so no second lookup can be rebound. Kept-alive connections
+  cost nothing more.
+* **Redirects** are left to the caller: the first hop's response comes back as is, and the
+  HTTP core hands the rest of the chain to aiohttp (whose connector guards every hop).
+* **Timeouts**: the ``ClientTimeout``'s connect (new connections), total (the whole
+  exchange) and sock_read (gap between reads) are enforced with one timer per exchange;
+  they raise ``asyncio.TimeoutError`` as aiohttp does.
+* **Failures** raise aiohttp's own exception types (``ServerDisconnectedError``,
+  ``ClientConnectorError``-like :class:`WireConnectError`, ``ClientPayloadError``), so the
+  retry policy and error messages of the HTTP core treat both paths alike. A request on a
+  reused connection that the server closed before answering is sent once more on a new
+  connection when its method is idempotent (RFC 9112 §9.3.1), as aiohttp does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import Callable
+from typing import Final, cast
+
+import aiohttp
+import httptools
+from aiohttp.http import SERVER_SOFTWARE
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from patchwire.http._ssrf import GuardedResolver, literal_address
+
+__all__ = ["NOT_SENT", "WireConnectError", "WirePool"]
+
+#: returned by :meth:`WirePool.exchange` for a request this path does not express: send it
+#: through aiohttp instead (nothing has been written to any socket)
+NOT_SENT: Final = None
+
+#: methods a reused connection may resend after the server closed it unanswered
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+#: methods that carry a Content-Length even without a body (aiohttp sends 0 for these)
+BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+#: an idle connection older than this is closed instead of reused (aiohttp's default)
+KEEPALIVE_TIMEOUT: Final = 15.0
+ACCEPT_ENCODING: Final = "gzip, deflate"
+
+
+#: status, header lines and body of one response as parsed
+_Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+class WireConnectError(aiohttp.ClientConnectionError):
+    """A new connection could not be opened (refused, unreachable, TLS failure)."""
+
+    def __init__(self, host: str, port: int, os_error: OSError) -> None:
+        self.host = host
+        self.port = port
+        self.os_error = os_error
+        super().__init__(f"cannot connect to {host}:{port} ({os_error.strerror or os_error})")
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: at most one exchange at a time, no pipelining."""
+
+    __slots__ = ("_body", "_chunks_seen", "_headers", "_last_read", "_parser", "_pool",
+                 "_status", "_timer", "_waiter", "closed", "idle_since", "key",
+                 "read_timeout", "transport")
+
+    def __init__(self, pool: WirePool, key: tuple[str, str, int]) -> None:
+        self._pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[_Answer] | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._status = 0
+        self._chunks_seen = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_read = 0.0
+        self.read_timeout: float | None = None
+        self.closed = False
+        self.idle_since = 0.0
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            self.close()  # bytes nobody asked for: the framing can no longer be trusted
+            return
+        self._chunks_seen = True
+        if self.read_timeout is not None:
+            self._last_read = time.monotonic()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(aiohttp.ClientPayloadError("the server switched protocols unasked"))
+        except httptools.HttpParserError as exc:
+            self._fail(aiohttp.ClientPayloadError(f"malformed HTTP response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._pool.forget(self)
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._status >= 200 and self._read_until_eof():
+            # no Content-Length and not chunked: the body ends where the connection does
+            self._finish(keep_alive=False)
+            return
+        error = aiohttp.ServerDisconnectedError()
+        error.__cause__ = exc
+        self._settle(error)
+
+    # -- llhttp callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._body = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._status = self._parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self._status < 200:
+            self._status = 0  # an interim answer (103 Early Hints): the real one follows
+            return
+        self._finish(keep_alive=self._parser.should_keep_alive())
+
+    # -- the exchange ----------------------------------------------------------------------
+
+    def _read_until_eof(self) -> bool:
+        for name, _ in self._headers:
+            lowered = name.lower()
+            if lowered in (b"content-length", b"transfer-encoding"):
+                return False
+        return True
+
+    def _finish(self, *, keep_alive: bool) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        self._cancel_timer()
+        waiter.set_result((self._status, self._headers, b"".join(self._body)))
+        if not keep_alive:
+            self.close()
+
+    def _settle(self, error: BaseException) -> None:
+        waiter = self._waiter
+        self._cancel_timer()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
+    def _fail(self, error: BaseException) -> None:
+        self._settle(error)
+        self.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def arm(self, loop: asyncio.AbstractEventLoop, deadline: float | None,
+            read_timeout: float | None) -> None:
+        """Time the exchange: the total deadline (loop time) and the longest gap between
+        reads; whichever comes first fails it with ``asyncio.TimeoutError``."""
+        self.read_timeout = read_timeout
+        if read_timeout is not None:
+            self._last_read = time.monotonic()
+        when = deadline
+        if read_timeout is not None:
+            read_by = loop.time() + read_timeout
+            when = read_by if when is None else min(when, read_by)
+        if when is not None:
+            self._timer = loop.call_at(when, self._on_timer, loop, deadline)
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> None:
+        self._timer = None
+        if self.read_timeout is not None and (deadline is None or loop.time() < deadline):
+            quiet = time.monotonic() - self._last_read
+            if quiet < self.read_timeout:  # data came since: wait for the rest of the gap
+                when = loop.time() + self.read_timeout - quiet
+                if deadline is not None:
+                    when = min(when, deadline)
+                self._timer = loop.call_at(when, self._on_timer, loop, deadline)
+                return
+        self._fail(TimeoutError())
+
+    def start(self, data: bytes) -> asyncio.Future[_Answer]:
+        assert self.transport is not None
+        self._status = 0
+        self._chunks_seen = False
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return waiter
+
+    @property
+    def answered(self) -> bool:
+        """Whether any byte of a response arrived for the current exchange."""
+        return self._chunks_seen
+
+    def close(self) -> None:
+        self.closed = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.close()
+
+
+class WirePool:
+    """Kept-alive connections per origin, opened through the SSRF guard; at most ``limit``
+    open at once (callers beyond it wait, first come first served)."""
+
+    def __init__(self, resolver: GuardedResolver, *, limit: int = 256,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._resolver = resolver
+        self._limit = limit
+        self._clock = clock
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._open = 0
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._ssl: ssl.SSLContext | None = None
+        self._closed = False
+
+    # -- the request -----------------------------------------------------------------------
+
+    async def exchange(
+        self, method: str, url: str, headers: dict[str, str], params: dict[str, str] | None,
+        body: bytes | None, limits: aiohttp.ClientTimeout,
+    ) -> tuple[int, CIMultiDictProxy[str], bytes, str] | None:
+        """Send one request; returns (status, headers, body, url), or :data:`NOT_SENT`
+        when the request must go through aiohttp instead."""
+        if self._closed:
+            raise RuntimeError("the HTTP core is closed")
+        try:
+            parsed = URL(url)
+        except (ValueError, TypeError):
+            return NOT_SENT  # aiohttp reports an invalid URL in its own words
+        if params:
+            parsed = parsed.extend_query(params)
+        scheme = parsed.scheme
+        host = parsed.raw_host
+        if scheme not in ("http", "https") or not host or parsed.raw_user is not None:
+            return NOT_SENT
+        port = parsed.port or (443 if scheme == "https" else 80)
+        head = _head(method, parsed, headers, body)
+        if head is None:
+            return NOT_SENT
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.total if limits.total else None
+        key = (scheme, host, port)
+        for fresh_only in (False, True):
+            conn = await self._acquire(key, fresh_only, limits, deadline)
+            reused = conn.idle_since > 0.0
+            waiter = conn.start(head if body is None else head + body)
+            conn.arm(loop, deadline, limits.sock_read)
+            try:
+                status, raw_headers, content = await waiter
+            except aiohttp.ServerDisconnectedError:
+                self._release(conn)
+                if reused and not conn.answered and method in IDEMPOTENT and not fresh_only:
+                    continue  # the server had closed the idle connection: one fresh try
+                raise
+            except BaseException:
+                conn.close()  # cancelled or failed mid-exchange: the connection is unusable
+                self._release(conn)
+                raise
+            self._release(conn)
+            response_headers = CIMultiDict(
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in raw_headers
+            )
+            encoding = response_headers.get("Content-Encoding")
+            if encoding is not None and content:
+                content = _decode(encoding, content)
+            return status, CIMultiDictProxy(response_headers), content, str(parsed)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- connections -----------------------------------------------------------------------
+
+    async def _acquire(self, key: tuple[str, str, int], fresh_only: bool,
+                       limits: aiohttp.ClientTimeout, deadline: float | None) -> _Connection:
+        if not fresh_only:
+            idle = self._idle.get(key)
+            now = self._clock()
+            while idle:
+                conn = idle.pop()
+                if (not conn.closed and now - conn.idle_since < KEEPALIVE_TIMEOUT
+                        and conn.transport is not None and not conn.transport.is_closing()):
+                    return conn
+                conn.close()
+                self._open -= 1
+        if self._open >= self._limit:
+            # like aiohttp's, the connect timeout covers the wait for room in the pool
+            wait = limits.connect
+            if deadline is not None:
+                left = deadline - asyncio.get_running_loop().time()
+                wait = left if wait is None else min(wait, left)
+            async with asyncio.timeout(wait):
+                await self._wait_for_room()
+        self._open += 1
+        try:
+            return await self._connect(key, limits, deadline)
+        except BaseException:
+            self._open -= 1
+            self._wake_one()
+            raise
+
+    def _release(self, conn: _Connection) -> None:
+        if conn.closed or self._closed:
+            self._open -= 1
+            self._wake_one()
+            return
+        conn.idle_since = self._clock()
+        conn.read_timeout = None
+        if self._queue:
+            # someone waits for room: hand them room by closing this one rather than
+            # keeping an idle connection they cannot use (it may be another origin)
+            conn.close()
+            self._open -= 1
+            self._wake_one()
+            return
+        self._idle.setdefault(conn.key, []).append(conn)
+
+    def forget(self, conn: _Connection) -> None:
+        """A connection closed while idle (the server's keep-alive ran out)."""
+        idle = self._idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+            self._open -= 1
+            self._wake_one()
+
+    async def _wait_for_room(self) -> None:
+        room = asyncio.get_running_loop().create_future()
+        self._queue.append(room)
+        try:
+            await room
+        except BaseException:
+            if not room.cancelled() and room.done():
+                self._wake_one()  # pass on the room this caller will not use
+            raise
+
+    def _wake_one(self) -> None:
+        while self._queue:
+            room = self._queue.popleft()
+            if not room.done():
+                room.set_result(None)
+                return
+
+    async def _connect(self, key: tuple[str, str, int], limits: aiohttp.ClientTimeout,
+                       deadline: float | None) -> _Connection:
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        timeout = limits.sock_connect or limits.connect
+        if deadline is not None:
+            left = deadline - loop.time()
+            timeout = left if timeout is None else min(timeout, left)
+        async with asyncio.timeout(timeout):
+            addresses = await self._addresses(host, port)
+            tls = self._tls() if scheme == "https" else None
+            last: OSError | None = None
+            for family, address in addresses:
+                try:
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(self, key), address, port, family=family,
+                        ssl=tls, server_hostname=host if tls is not None else None,
+                    )
+                except OSError as exc:  # ssl.SSLError included
+                    last = exc
+                    continue
+                sock = conn.transport.get_extra_info("socket") if conn.transport else None
+                if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return conn
+        assert last is not None
+        raise WireConnectError(host, port, last)
+
+    async def _addresses(self, host: str, port: int) -> list[tuple[int, str]]:
+        """The checked addresses to try for ``host`` (DestinationRefused otherwise)."""
+        policy = self._resolver.policy
+        policy.check_name(host)
+        literal = literal_address(host)
+        if literal is not None:
+            policy.check_address(host, literal)
+            return [(_family(literal), str(literal))]
+        answers = await self._resolver.resolve(host, port, family=socket.AF_UNSPEC)
+        return [(int(a["family"]), a["host"]) for a in answers]
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+    async def close(self) -> None:
+        self._closed = True
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+        while self._queue:
+            room = self._queue.popleft()
+            if not room.done():
+                room.set_exception(RuntimeError("the HTTP core is closed"))
+
+
+def _family(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
+    return socket.AF_INET if ip.version == 4 else socket.AF_INET6
+
+
+def _head(method: str, url: URL, headers: dict[str, str], body: bytes | None) -> bytes | None:
+    """The request line and headers as aiohttp would write them, or None when a value
+    cannot be sent as is (aiohttp then refuses or encodes it in its own way)."""
+    lines = [f"{method} {url.raw_path_qs} HTTP/1.1\r\n"]
+    present = set()
+    for name, value in headers.items():
+        present.add(name.lower())
+        lines.append(f"{name}: {value}\r\n")
+    if "host" not in present:
+        lines.append(f"Host: {url.host_port_subcomponent}\r\n")
+    if "accept" not in present:
+        lines.append("Accept: */*\r\n")
+    if "accept-encoding" not in present:
+        lines.append(f"Accept-Encoding: {ACCEPT_ENCODING}\r\n")
+    if "user-agent" not in present:
+        lines.append(f"User-Agent: {SERVER_SOFTWARE}\r\n")
+    if body is not None or method in BODY_METHODS:
+        if "content-length" in present or "transfer-encoding" in present:
+            return None  # the caller framed the body itself: leave that to aiohttp
+        lines.append(f"Content-Length: {len(body) if body is not None else 0}\r\n")
+        if body is not None and "content-type" not in present:
+            lines.append("Content-Type: application/octet-stream\r\n")
+    lines.append("\r\n")
+    text = "".join(lines)
+    # one "\n" per line and each after a "\r": a line break inside a name or value (header
+    # injection) shows up as a count that does not match
+    if text.count("\n") != len(lines) or text.count("\r") != len(lines) or "\0" in text:
+        return None
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+
+
+def _decode(encoding: str, content: bytes) -> bytes:
+    """Undo a Content-Encoding we asked for; anything else is returned as received."""
+    coding = encoding.strip().lower()
+    try:
+        if coding in ("gzip", "x-gzip"):
+            return zlib.decompress(content, 16 + zlib.MAX_WBITS)
+        if coding == "deflate":
+            try:
+                return zlib.decompress(content)
+            except zlib.error:
+                return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, as some send
+    except zlib.error as exc:
+        raise aiohttp.ClientPayloadError(
+            f"cannot decode the response body ({coding}): {exc}") from exc
+    return content

@@ -1,0 +1,309 @@
+"""The call path's own HTTP/1.1 exchanges (``http/_wire.py``): keep-alive, framing,
+decoding, redirects handed to aiohttp, requests it hands back, and connection failures.
+
+Ordinary upstreams are aiohttp apps on 127.0.0.1; the odd wire behaviours (a body that
+ends with the connection, interim answers, a server that drops kept-alive connections)
+come from a scripted asyncio server speaking raw bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+
+from patchwire.connectors.spec import RetryPolicy, Timeouts
+from patchwire.errors import CallContext, TransportError
+from patchwire.http import HttpCore, PreparedRequest, RawResponse, RetryDecision
+from tests.calls.upstream import serve
+
+TIMEOUTS = Timeouts(connect=2, read=5, total=5)
+ONE_TRY = RetryPolicy(attempts=1)
+
+Answer = Callable[[bytes, int], Awaitable[bytes | None]]
+
+
+@asynccontextmanager
+async def raw_server(answer: Answer) -> AsyncIterator[tuple[str, list[int]]]:
+    """A server on 127.0.0.1 that reads each request's head and writes ``answer(head, n)``
+    (n counts requests on that connection; ``None`` closes it unanswered). Yields the URL
+    and a list with one entry per accepted connection."""
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        n = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                n += 1
+                reply = await answer(head, n)
+                if reply is None:
+                    break
+                writer.write(reply)
+                await writer.drain()
+                if b"Connection: close" in reply:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except asyncio.CancelledError:
+            pass  # the server shuts down with a kept-alive connection still open
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", connections
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpCore]:
+    core = HttpCore(allow_networks=("127.0.0.1/32",))
+    yield core
+    await core.close()
+
+
+async def send(http: HttpCore, req: PreparedRequest, retry: RetryPolicy = ONE_TRY
+               ) -> RawResponse:
+    return await http.send(req, timeouts=TIMEOUTS, retry=retry,
+                           context=CallContext(url=req.url), decision=RetryDecision())
+
+
+def ok(body: bytes, *extra: str) -> bytes:
+    head = "".join(f"{line}\r\n" for line in extra)
+    return (f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{head}\r\n").encode() + body
+
+
+async def test_calls_to_one_origin_reuse_a_kept_alive_connection(http: HttpCore) -> None:
+    async def answer(head: bytes, n: int) -> bytes:
+        return ok(b'{"n": %d}' % n, "Content-Type: application/json")
+
+    async with raw_server(answer) as (url, connections):
+        bodies = [(await send(http, PreparedRequest("GET", f"{url}/x"))).body
+                  for _ in range(3)]
+    assert bodies == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
+    assert len(connections) == 1
+
+
+async def test_the_request_carries_host_defaults_and_a_content_length_for_its_body(
+    http: HttpCore,
+) -> None:
+    seen: list[web.Request] = []
+    bodies: list[bytes] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append(request)
+        bodies.append(await request.read())
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/things", echo)
+    async with serve(app) as url:
+        await send(http, PreparedRequest("POST", f"{url}/things", {"X-Custom": "1"},
+                                         params={"q": "a b&c"}, data=b'{"a": 1}',
+                                         idempotent=False))
+        await send(http, PreparedRequest("POST", f"{url}/things", idempotent=False))
+    first, empty = seen
+    assert first.headers["Host"] == url.removeprefix("http://")
+    assert first.headers["X-Custom"] == "1"
+    assert first.headers["Content-Length"] == "8"
+    assert first.headers["Accept-Encoding"] == "gzip, deflate"
+    assert first.query["q"] == "a b&c"
+    assert bodies == [b'{"a": 1}', b""]
+    assert empty.headers["Content-Length"] == "0"
+
+
+async def test_a_body_without_length_ends_with_the_connection(http: HttpCore) -> None:
+    async def answer(head: bytes, n: int) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it"
+
+    async with raw_server(answer) as (url, _):
+        first = await send(http, PreparedRequest("GET", f"{url}/x"))
+        second = await send(http, PreparedRequest("GET", f"{url}/x"))
+    assert first.body == second.body == b"all of it"
+
+
+async def test_chunked_bodies_and_interim_answers_are_read_whole(http: HttpCore) -> None:
+    async def answer(head: bytes, n: int) -> bytes:
+        return (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Final: yes\r\n\r\n"
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+
+    async with raw_server(answer) as (url, connections):
+        response = await send(http, PreparedRequest("GET", f"{url}/x"))
+        again = await send(http, PreparedRequest("GET", f"{url}/x"))
+    assert (response.status, response.body) == (200, b"hello world")
+    assert response.headers["X-Final"] == "yes"
+    assert again.body == b"hello world" and len(connections) == 1
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_compressed_bodies_are_decoded(http: HttpCore, coding: str) -> None:
+    payload = b'{"big": "' + b"x" * 5000 + b'"}'
+    packed = gzip.compress(payload) if coding == "gzip" else zlib.compress(payload)
+
+    async def answer(head: bytes, n: int) -> bytes:
+        return ok(packed, f"Content-Encoding: {coding}")
+
+    async with raw_server(answer) as (url, _):
+        response = await send(http, PreparedRequest("GET", f"{url}/x"))
+    assert response.body == payload
+
+
+async def test_a_get_on_a_connection_the_server_dropped_is_sent_again_on_a_new_one(
+    http: HttpCore,
+) -> None:
+    async def answer(head: bytes, n: int) -> bytes | None:
+        # every connection answers once, then drops the next request unanswered
+        return ok(b"fine") if n == 1 else None
+
+    async with raw_server(answer) as (url, connections):
+        await send(http, PreparedRequest("GET", f"{url}/x"))
+        response = await send(http, PreparedRequest("GET", f"{url}/x"))
+    assert response.body == b"fine"
+    assert len(connections) == 2
+
+
+async def test_a_post_on_a_dropped_connection_is_not_sent_again(http: HttpCore) -> None:
+    requests: list[bytes] = []
+
+    async def answer(head: bytes, n: int) -> bytes | None:
+        requests.append(head.split(b" ", 1)[0])
+        return ok(b"fine") if n == 1 else None
+
+    async with raw_server(answer) as (url, _):
+        await send(http, PreparedRequest("GET", f"{url}/x"))
+        with pytest.raises(TransportError) as info:
+            await send(http, PreparedRequest("POST", f"{url}/x", data=b"{}", idempotent=False))
+    assert "closed the connection without a response" in str(info.value)
+    assert requests == [b"GET", b"POST"]
+
+
+async def test_a_redirect_is_followed_and_credentials_stay_with_their_origin(
+    http: HttpCore,
+) -> None:
+    seen: dict[str, dict[str, str]] = {}
+
+    async def final(request: web.Request) -> web.Response:
+        seen[request.path] = dict(request.headers)
+        return web.json_response({"method": request.method, "body": (await request.text())})
+
+    other = web.Application()
+    other.router.add_route("*", "/landing", final)
+    async with serve(other) as elsewhere:
+        async def moves(request: web.Request) -> web.Response:
+            seen[request.path] = dict(request.headers)
+            target = {"/same": "/landing-here", "/away": f"{elsewhere}/landing",
+                      "/see-other": "/landing-here"}[request.path]
+            raise web.HTTPSeeOther(target) if request.path == "/see-other" else (
+                web.HTTPTemporaryRedirect(target))
+
+        app = web.Application()
+        app.router.add_route("*", "/{name:(same|away|see-other)}", moves)
+        app.router.add_route("*", "/landing-here", final)
+        async with serve(app) as url:
+            secret = {"Authorization": "Bearer s3cret"}
+            same = await send(http, PreparedRequest("GET", f"{url}/same", dict(secret)))
+            away = await send(http, PreparedRequest("GET", f"{url}/away", dict(secret)))
+            posted = await send(http, PreparedRequest("POST", f"{url}/see-other", dict(secret),
+                                                      data=b"{}", idempotent=False))
+    assert same.status == away.status == posted.status == 200
+    assert away.url == f"{elsewhere}/landing"
+    assert "Authorization" not in seen["/landing"]
+    assert seen["/landing-here"]["Authorization"] == "Bearer s3cret"
+    assert posted.body == b'{"method": "GET", "body": ""}'
+
+
+async def test_a_header_with_a_line_break_is_refused_not_injected(http: HttpCore) -> None:
+    heads: list[bytes] = []
+
+    async def answer(head: bytes, n: int) -> bytes:
+        heads.append(head)
+        return ok(b"fine")
+
+    async with raw_server(answer) as (url, _):
+        with pytest.raises(ValueError, match="control character"):
+            await send(http, PreparedRequest("GET", f"{url}/x",
+                                             {"X-Id": "1\r\nX-Injected: yes"}))
+    assert heads == []
+
+
+async def test_connections_beyond_the_limit_wait_for_room() -> None:
+    release = asyncio.Event()
+    two_in = asyncio.Event()
+    in_flight = 0
+    most = 0
+
+    async def answer(head: bytes, n: int) -> bytes:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        if in_flight == 2:
+            two_in.set()
+        await release.wait()
+        in_flight -= 1
+        return ok(b"fine")
+
+    http = HttpCore(allow_networks=("127.0.0.1/32",), limit=2)
+    try:
+        async with raw_server(answer) as (url, _):
+            calls = [asyncio.ensure_future(send(http, PreparedRequest("GET", f"{url}/x")))
+                     for _ in range(5)]
+            await asyncio.wait_for(two_in.wait(), 5)
+            release.set()
+            responses = await asyncio.wait_for(asyncio.gather(*calls), 10)
+    finally:
+        await http.close()
+    assert [r.body for r in responses] == [b"fine"] * 5
+    assert most == 2
+
+
+async def test_a_cancelled_call_does_not_leave_its_connection_in_the_pool(
+    http: HttpCore,
+) -> None:
+    first = asyncio.Event()
+    stalled = asyncio.Event()
+
+    async def answer(head: bytes, n: int) -> bytes:
+        if not first.is_set():
+            first.set()
+            await stalled.wait()  # never answered: the caller gives up
+        return ok(b"fine")
+
+    async with raw_server(answer) as (url, connections):
+        call = asyncio.ensure_future(send(http, PreparedRequest("GET", f"{url}/x")))
+        await asyncio.wait_for(first.wait(), 5)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        response = await send(http, PreparedRequest("GET", f"{url}/x"))
+        stalled.set()
+    assert response.body == b"fine"
+    assert len(connections) == 2
+
+
+def test_exchanges_work_on_uvloop_which_the_server_runs_on() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> list[bytes]:
+        async def answer(head: bytes, n: int) -> bytes:
+            return ok(b"n=%d" % n)
+
+        core = HttpCore(allow_networks=("127.0.0.1/32",))
+        try:
+            async with raw_server(answer) as (url, _):
+                return [(await send(core, PreparedRequest("GET", f"{url}/x"))).body
+                        for _ in range(2)]
+        finally:
+            await core.close()
+
+    assert uvloop.run(scenario()) == [b"n=1", b"n=2"]
