@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ipaddress
+import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from patchwire.connectors.spec import RetryPolicy, Timeouts
 from patchwire.errors import CallContext, TransportError
@@ -307,3 +315,58 @@ def test_exchanges_work_on_uvloop_which_the_server_runs_on() -> None:
             await core.close()
 
     assert uvloop.run(scenario()) == [b"n=1", b"n=2"]
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "patchwire test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+async def test_https_upstreams_are_reached_only_with_a_certificate_that_verifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cert_file, key_file = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"secure": request.secure})
+
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"https://127.0.0.1:{port}/hello"
+    untrusting = HttpCore(allow_networks=("127.0.0.1/32",))
+    trusting = HttpCore(allow_networks=("127.0.0.1/32",))
+    try:
+        with pytest.raises(TransportError) as info:
+            await send(untrusting, PreparedRequest("GET", url))
+        assert "certificate verify failed" in str(info.value)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # now the CA store has it
+        response = await send(trusting, PreparedRequest("GET", url))
+        assert (response.status, response.body) == (200, b'{"secure": true}')
+    finally:
+        await untrusting.close()
+        await trusting.close()
+        await runner.cleanup()

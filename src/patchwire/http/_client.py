@@ -7,9 +7,9 @@ aiohttp's throughput on these machines, and the call path must stay within 15% o
 aiohttp loop. So the per-call work here is kept to dict lookups and counters: no store
 round trip and no per-call objects beyond the response, and ordinary requests skip the
 session's per-request machinery on kept-alive HTTP/1.1 connections of our own
-(``_wire.py``: same SSRF guard, timeouts and error types; ``wire=False`` turns it off). The one exception is opted into:
-with ``shared_concurrency`` a capped connector's call takes a slot in the store (see
-:meth:`HttpCore.share_concurrency`).
+(``_wire.py``: same SSRF guard, timeouts and error types; ``wire=False`` turns it off).
+The one store round trip is opted into: with ``shared_concurrency`` a capped connector's
+call takes a slot in the store (see :meth:`HttpCore.share_concurrency`).
 """
 
 from __future__ import annotations

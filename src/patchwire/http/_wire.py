@@ -389,7 +389,7 @@ class WirePool:
             timeout = left if timeout is None else min(timeout, left)
         async with asyncio.timeout(timeout):
             addresses = await self._addresses(host, port)
-            tls = self._tls() if scheme == "https" else None
+            tls = await self._tls() if scheme == "https" else None
             last: OSError | None = None
             for family, address in addresses:
                 try:
@@ -418,9 +418,12 @@ class WirePool:
         answers = await self._resolver.resolve(host, port, family=socket.AF_UNSPEC)
         return [(int(a["family"]), a["host"]) for a in answers]
 
-    def _tls(self) -> ssl.SSLContext:
+    async def _tls(self) -> ssl.SSLContext:
+        """Certificates verified against the system's CAs (``SSL_CERT_FILE`` and
+        ``SSL_CERT_DIR`` honoured), HTTP/1.1 offered by ALPN, as aiohttp does."""
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()
+            # loading the CA store reads files: not on the event loop
+            self._ssl = await asyncio.to_thread(_verified_context)
         return self._ssl
 
     async def close(self) -> None:
@@ -433,6 +436,12 @@ class WirePool:
             room = self._queue.popleft()
             if not room.done():
                 room.set_exception(RuntimeError("the HTTP core is closed"))
+
+
+def _verified_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _family(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
