@@ -263,7 +263,7 @@ async def test_connections_beyond_the_limit_wait_for_room() -> None:
 
     http = HttpCore(allow_networks=("127.0.0.1/32",), limit=2)
     try:
-        async with raw_server(answer) as (url, _):
+        async with raw_server(answer) as (url, connections):
             calls = [asyncio.ensure_future(send(http, PreparedRequest("GET", f"{url}/x")))
                      for _ in range(5)]
             await asyncio.wait_for(two_in.wait(), 5)
@@ -273,6 +273,32 @@ async def test_connections_beyond_the_limit_wait_for_room() -> None:
         await http.close()
     assert [r.body for r in responses] == [b"fine"] * 5
     assert most == 2
+    assert len(connections) == 2  # the waiting calls were handed the kept-alive ones
+
+
+async def test_a_full_pool_closes_an_idle_connection_for_a_caller_of_another_origin() -> None:
+    release = asyncio.Event()
+    arrived = asyncio.Event()
+
+    async def slow(head: bytes, n: int) -> bytes:
+        arrived.set()
+        await release.wait()
+        return ok(b"slow")
+
+    async def quick(head: bytes, n: int) -> bytes:
+        return ok(b"quick")
+
+    http = HttpCore(allow_networks=("127.0.0.1/32",), limit=1)
+    try:
+        async with raw_server(slow) as (first, _), raw_server(quick) as (second, _):
+            busy = asyncio.ensure_future(send(http, PreparedRequest("GET", f"{first}/x")))
+            await asyncio.wait_for(arrived.wait(), 5)
+            other = asyncio.ensure_future(send(http, PreparedRequest("GET", f"{second}/x")))
+            release.set()
+            results = await asyncio.wait_for(asyncio.gather(busy, other), 10)
+    finally:
+        await http.close()
+    assert [r.body for r in results] == [b"slow", b"quick"]
 
 
 async def test_a_cancelled_call_does_not_leave_its_connection_in_the_pool(

@@ -239,6 +239,11 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+#: a caller waiting for room: the origin it wants and what it is given (a kept-alive
+#: connection to that origin, or None: a slot to open one)
+_Waiter = tuple[tuple[str, str, int], "asyncio.Future[_Connection | None]"]
+
+
 class WirePool:
     """Kept-alive connections per origin, opened through the SSRF guard; at most ``limit``
     open at once (callers beyond it wait, first come first served)."""
@@ -250,7 +255,7 @@ class WirePool:
         self._clock = clock
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open = 0
-        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._queue: collections.deque[_Waiter] = collections.deque()
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
 
@@ -321,36 +326,63 @@ class WirePool:
                         and conn.transport is not None and not conn.transport.is_closing()):
                     return conn
                 conn.close()
-                self._open -= 1
-        if self._open >= self._limit:
-            # like aiohttp's, the connect timeout covers the wait for room in the pool
-            wait = limits.connect
-            if deadline is not None:
-                left = deadline - asyncio.get_running_loop().time()
-                wait = left if wait is None else min(wait, left)
+                self._slot_freed()
+        if self._open < self._limit:
+            self._open += 1
+            return await self._connect_in_slot(key, limits, deadline)
+        # Full: wait for a connection to this origin coming free, or for a slot to open
+        # one. Like aiohttp's, the connect timeout covers this wait.
+        loop = asyncio.get_running_loop()
+        entry: _Waiter = (key, loop.create_future())
+        self._queue.append(entry)
+        wait = limits.connect
+        if deadline is not None:
+            left = deadline - loop.time()
+            wait = left if wait is None else min(wait, left)
+        try:
             async with asyncio.timeout(wait):
-                await self._wait_for_room()
-        self._open += 1
+                given = await entry[1]
+        except BaseException:
+            if entry[1].done() and not entry[1].cancelled():
+                self._hand_back(entry[1].result())  # handed over as we gave up: pass it on
+            else:
+                self._queue.remove(entry)
+            raise
+        if given is not None:
+            return given
+        return await self._connect_in_slot(key, limits, deadline)
+
+    async def _connect_in_slot(self, key: tuple[str, str, int], limits: aiohttp.ClientTimeout,
+                               deadline: float | None) -> _Connection:
         try:
             return await self._connect(key, limits, deadline)
         except BaseException:
-            self._open -= 1
-            self._wake_one()
+            self._slot_freed()
             raise
 
+    def _hand_back(self, given: _Connection | None) -> None:
+        if given is None:
+            self._slot_freed()
+        else:
+            self._release(given)
+
     def _release(self, conn: _Connection) -> None:
+        """An exchange ended: keep the connection for its origin's next request (a caller
+        waiting for one first), or close it and free its slot."""
         if conn.closed or self._closed:
-            self._open -= 1
-            self._wake_one()
+            self._slot_freed()
             return
         conn.idle_since = self._clock()
         conn.read_timeout = None
         if self._queue:
-            # someone waits for room: hand them room by closing this one rather than
-            # keeping an idle connection they cannot use (it may be another origin)
+            for entry in self._queue:
+                if entry[0] == conn.key and not entry[1].done():
+                    self._queue.remove(entry)
+                    entry[1].set_result(conn)
+                    return
+            # everyone waiting wants another origin: this slot serves them better
             conn.close()
-            self._open -= 1
-            self._wake_one()
+            self._slot_freed()
             return
         self._idle.setdefault(conn.key, []).append(conn)
 
@@ -359,25 +391,17 @@ class WirePool:
         idle = self._idle.get(conn.key)
         if idle and conn in idle:
             idle.remove(conn)
-            self._open -= 1
-            self._wake_one()
+            self._slot_freed()
 
-    async def _wait_for_room(self) -> None:
-        room = asyncio.get_running_loop().create_future()
-        self._queue.append(room)
-        try:
-            await room
-        except BaseException:
-            if not room.cancelled() and room.done():
-                self._wake_one()  # pass on the room this caller will not use
-            raise
-
-    def _wake_one(self) -> None:
+    def _slot_freed(self) -> None:
+        """A connection slot is no longer used: the first waiter inherits it (to open a
+        connection of its own), or the pool has room for one more."""
         while self._queue:
-            room = self._queue.popleft()
-            if not room.done():
-                room.set_result(None)
+            _, waiter = self._queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
                 return
+        self._open -= 1
 
     async def _connect(self, key: tuple[str, str, int], limits: aiohttp.ClientTimeout,
                        deadline: float | None) -> _Connection:
@@ -433,9 +457,9 @@ class WirePool:
                 conn.close()
         self._idle.clear()
         while self._queue:
-            room = self._queue.popleft()
-            if not room.done():
-                room.set_exception(RuntimeError("the HTTP core is closed"))
+            _, waiter = self._queue.popleft()
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the HTTP core is closed"))
 
 
 def _verified_context() -> ssl.SSLContext:
