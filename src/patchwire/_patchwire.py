@@ -307,18 +307,23 @@ class Patchwire:
         """Call an action and return the result with its status, attempts and timing."""
         if self._store is None:
             await self.open()
-        compiled = self.compiled_action(action)
+        compiled = self._compiled.get(action) or self.compiled_action(action)
         connector = compiled.connector.name
         name = connection or await self._default_connection(connector)
         conn = self._connections.get(name)
         if conn is None or conn.connector.name != connector or _stale(conn):
             conn = await self._resolve_connection(name, connector)
         assert self._recorder is not None
+        if arguments is None:
+            arguments = {}
         outcome, error, record = await execute_call(
-            compiled, arguments if arguments is not None else {}, conn, self._http,
+            compiled, arguments, conn, self._http,
             request_id=request_id, run_id=run_id, adjust_request=adjust_request,
         )
         self._recorder.record(record)
+        if error is None:
+            assert outcome is not None
+            return outcome
         if (conn.access_token is not None and isinstance(error, UpstreamResponseError)
                 and error.token_expired):
             # The upstream refused a token we believed valid (revoked, clock skew), as the
@@ -327,7 +332,7 @@ class Patchwire:
             await self._renew_token(name, conn.access_token)
             conn = await self._resolve_connection(name, connector)
             outcome, error, record = await execute_call(
-                compiled, arguments if arguments is not None else {}, conn, self._http,
+                compiled, arguments, conn, self._http,
                 request_id=request_id, run_id=run_id, adjust_request=adjust_request,
             )
             self._recorder.record(record)
@@ -516,7 +521,8 @@ def _stale(conn: ResolvedConnection) -> bool:
     """Time to reload: the TTL ran out, or its OAuth2 access token is about to."""
     if time.monotonic() - conn.loaded_at >= CONNECTION_TTL:
         return True
-    return conn.token_expires_at is not None and conn.token_expires_at - TOKEN_SKEW <= time.time()
+    expires = conn.token_expires_at
+    return expires is not None and expires - TOKEN_SKEW <= time.time()
 
 
 def _wrong_connector(name: str, actual: str, wanted: str) -> UnknownConnection:

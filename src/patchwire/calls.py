@@ -8,6 +8,7 @@ call work is rendering a few templates and one HTTP exchange.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -166,6 +167,9 @@ class CompiledAction:
         self.response_needs_bindings = bool(
             action.response and ("$status" in action.response or "$headers" in action.response)
         )
+        #: ``response: "$"`` (common in connectors): the body as it is, which is what the
+        #: expression gives, without evaluating it on every call
+        self.response_is_body = bool(action.response and action.response.strip() == "$")
         self.error_rules: list[ErrorRule] = [*action.errors, *connector.errors]
 
     # -- input -----------------------------------------------------------------------------
@@ -256,7 +260,7 @@ class CompiledAction:
         redact: Redactor,
     ) -> Any:
         body = _parse_body(raw, context, redact)
-        if self.response is None:
+        if self.response is None or self.response_is_body:
             return body
         bindings = (
             {"status": raw.status, "headers": dict(raw.headers)}
@@ -378,7 +382,7 @@ async def execute_call(
     latency = (time.perf_counter() - started) * 1000
     record = _record(compiled, conn, record_id, request_id, "ok", status, latency,
                      decision.attempts, None, None, started_wall, decision.rate_limit_wait)
-    outcome = CallOutcome(result, raw.status, decision.attempts, latency, request_id, raw)
+    outcome = CallOutcome(result, status, decision.attempts, latency, request_id, raw)
     return outcome, None, record
 
 
@@ -443,8 +447,14 @@ def _render_body(value: Any, arguments: Mapping[str, Any]) -> Any:
     return value
 
 
+#: what quote(..., safe="") leaves as it is: most ids, which then skip its ~0.5 µs
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
+
+
 def _encode_path_segment(text: str) -> str:
     # Every reserved character is encoded: an id like "a/../b" must stay one path segment.
+    if (text.isalnum() and text.isascii()) or _UNRESERVED(text) is not None:
+        return text
     return quote(text, safe="")
 
 
@@ -487,8 +497,7 @@ def _parse_body(raw: RawResponse, context: CallContext, redact: Redactor) -> Any
     if not raw.body:
         return None
     ctype = raw.headers.get("Content-Type", "")
-    first = raw.body[:1]
-    if "json" in ctype or (not ctype and first in (b"{", b"[")):
+    if "json" in ctype or (not ctype and raw.body[:1] in (b"{", b"[")):
         try:
             return orjson.loads(raw.body)
         except orjson.JSONDecodeError as exc:

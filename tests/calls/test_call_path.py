@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -308,3 +309,25 @@ async def test_a_base_url_that_is_not_http_is_refused_before_any_request(tmp_pat
         await pw.add_connection("orders", "odd", {"url": url, "api_key": SECRET})
         with pytest.raises(RequestRenderError, match="must be an absolute http"):
             await pw.call("orders.get_order", {"order_id": "1"}, connection="odd")
+
+
+async def test_an_error_names_its_action_connection_method_request_and_run(env):
+    pw, _, _ = env
+    with pytest.raises(NotFoundError) as info:
+        await pw.execute("orders.get_order", {"order_id": "404"}, connection="acme",
+                         request_id="req-1", run_id="run-1")
+    ctx = info.value.context
+    assert (ctx.action, ctx.connection, ctx.request_id, ctx.run_id, ctx.method) == (
+        "orders.get_order", "acme", "req-1", "run-1", "GET")
+    assert ctx.url is not None and ctx.url.endswith("/api/orders/404")
+
+
+async def test_an_outcome_carries_the_result_status_attempts_and_request_id(env):
+    pw, _, _ = env
+    outcome = await pw.execute("orders.get_order", {"order_id": "7"}, connection="acme",
+                               request_id="req-2")
+    assert (outcome.result, outcome.status, outcome.attempts, outcome.request_id) == (
+        {"id": "7", "total": 5}, 200, 1, "req-2")
+    assert outcome.latency_ms > 0 and outcome.raw is not None and outcome.raw.status == 200
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.status = 201  # type: ignore[misc]
