@@ -118,6 +118,12 @@ class ResolvedConnection:
             auth, missing_credential = None, exc.setting
         else:
             headers.update(auth.headers)
+        for name, text in headers.items():
+            if _BREAKS_HEADER.search(text):
+                raise RequestRenderError(
+                    f"connection {record.name!r}: header {name!r} of {connector.name} would "
+                    f"carry a line break or NUL character (check its settings)",
+                    context=CallContext(connection=record.name))
         return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
                    headers, redact)
 
@@ -196,7 +202,13 @@ class CompiledAction:
         for name, tpl in self.headers:
             value = tpl.render(arguments)
             if value is not MISSING and value is not None:
-                headers[name] = _query_text(value)
+                text = _query_text(value)
+                if _BREAKS_HEADER.search(text):
+                    # an argument must not be able to add headers of its own (injection)
+                    raise RequestRenderError(
+                        f"header {name!r} cannot carry a line break or NUL character "
+                        f"(from the call's arguments)", context=context)
+                headers[name] = text
         params: dict[str, str] | None = None
         if self.query or (conn.auth and conn.auth.query):
             params = {}
@@ -446,6 +458,9 @@ def _render_body(value: Any, arguments: Mapping[str, Any]) -> Any:
         return [r for r in (_render_body(v, arguments) for v in value) if r is not MISSING]
     return value
 
+
+#: characters that would end a header line (or that HTTP forbids in one)
+_BREAKS_HEADER = re.compile(r"[\r\n\0]")
 
 #: what quote(..., safe="") leaves as it is: most ids, which then skip its ~0.5 µs
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch

@@ -74,6 +74,10 @@ actions:
     request: {path: "/status/{code}"}
   slow:
     request: {path: /slow}
+  tagged:
+    input: {type: object, properties: {order_id: {type: string}, tag: {type: string}},
+            required: [order_id]}
+    request: {path: "/orders/{order_id}", headers: {X-Tag: "{tag}"}}
   flaky:
     request: {path: /flaky}
   upload:
@@ -331,3 +335,24 @@ async def test_an_outcome_carries_the_result_status_attempts_and_request_id(env)
     assert outcome.latency_ms > 0 and outcome.raw is not None and outcome.raw.status == 200
     with pytest.raises(dataclasses.FrozenInstanceError):
         outcome.status = 201  # type: ignore[misc]
+
+
+async def test_an_argument_with_a_line_break_cannot_add_a_header(env):
+    pw, seen, _ = env
+    before = len(seen)
+    with pytest.raises(RequestRenderError, match="'X-Tag' cannot carry a line break"):
+        await pw.call("orders.tagged", {"order_id": "1", "tag": "a\r\nX-Admin: yes"},
+                      connection="acme")
+    assert len(seen) == before  # nothing was sent
+    await pw.call("orders.tagged", {"order_id": "1", "tag": "plain"}, connection="acme")
+    assert seen[-1].headers["X-Tag"] == "plain"
+
+
+async def test_a_connection_setting_with_a_line_break_cannot_add_a_header(env):
+    pw, seen, url = env
+    before = len(seen)
+    await pw.add_connection("orders", "odd", {"url": url, "api_key": SECRET,
+                                              "region": "eu\nX-Admin: yes"})
+    with pytest.raises(RequestRenderError, match="header 'X-Region' of orders would carry"):
+        await pw.call("orders.get_order", {"order_id": "1"}, connection="odd")
+    assert len(seen) == before
