@@ -396,3 +396,12 @@ async def test_https_upstreams_are_reached_only_with_a_certificate_that_verifies
         await untrusting.close()
         await trusting.close()
         await runner.cleanup()
+
+
+async def test_a_body_cut_short_is_an_error_not_a_short_answer(http: HttpCore) -> None:
+    async def answer(head: bytes, n: int) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly this"
+
+    async with raw_server(answer) as (url, _):
+        with pytest.raises(TransportError, match="payload is not completed"):
+            await send(http, PreparedRequest("GET", f"{url}/x"))

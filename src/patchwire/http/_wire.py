@@ -131,11 +131,16 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._status >= 200 and self._read_until_eof():
+        if exc is None and self._status >= 200 and self._read_until_eof():
             # no Content-Length and not chunked: the body ends where the connection does
+            # (cleanly: a reset could have cut it short)
             self._finish(keep_alive=False)
             return
-        error = aiohttp.ServerDisconnectedError()
+        error: aiohttp.ClientError
+        if self._status >= 200:  # as aiohttp words a body cut short
+            error = aiohttp.ClientPayloadError("Response payload is not completed")
+        else:
+            error = aiohttp.ServerDisconnectedError()
         error.__cause__ = exc
         self._settle(error)
 
