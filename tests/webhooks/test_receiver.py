@@ -20,6 +20,7 @@ import standardwebhooks
 
 from patchwire import Patchwire
 from patchwire.config import Settings
+from patchwire.errors import ConfigError
 from patchwire.server import create_app
 from patchwire.webhooks import SchemeSettings, sign
 from patchwire.webhooks._sources import WebhookSources
@@ -318,3 +319,38 @@ async def test_the_cli_adds_lists_shows_and_rotates_sources_without_showing_a_se
     assert removed.code == 0, removed
     transcript = cli.transcript()
     assert secret not in transcript and rotated not in transcript
+
+
+async def test_a_tolerance_beyond_a_day_and_a_grace_beyond_a_year_are_refused_everywhere(
+        tmp_path: Path) -> None:
+    # a week-long tolerance is barely replay protection; a grace of 1e300 s once made a
+    # source unreadable (see test_openapi_schemathesis)
+    cli = Cli(tmp_path)
+    wide = await cli("webhooks", "source", "add", "shop", "--scheme", "stripe",
+                     "--tolerance", "604800", "--secret-stdin", stdin="s1")
+    assert wide.code == 2, wide
+    assert "86400" in wide.flat_err
+    added = await cli("webhooks", "source", "add", "shop", "--scheme", "stripe",
+                      "--tolerance", "86400", "--secret-stdin", stdin="s1")
+    assert added.code == 0, added
+    for grace in ("400d", "99999999999d"):
+        rotate = await cli("webhooks", "source", "rotate", "shop", "--secret-stdin",
+                           "--grace", grace, stdin="s2")
+        assert rotate.code == 2, rotate
+        assert "--grace: at most a year" in rotate.flat_err
+    shown = await cli("webhooks", "source", "show", "shop", "--json")
+    assert len(shown.json()["secrets"]) == 1  # nothing was rotated
+    async with Patchwire(local_settings(cli.home)) as pw:
+        with pytest.raises(ConfigError, match="between 0 and a year"):
+            await WebhookSources(pw).rotate("shop", "s2", grace_s=float("nan"))
+    app = create_app(Patchwire(local_settings(cli.home)))
+    async with serving(app) as url, aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async with http.patch(f"{url}/api/v1/webhook-sources/shop",
+                              json={"tolerance_s": 604_800}) as resp:
+            assert resp.status == 422, await resp.text()
+            assert [p["path"] for p in (await resp.json())["problems"]] == ["$.tolerance_s"]
+        async with http.post(f"{url}/api/v1/webhook-sources", json={
+                "name": "wide", "scheme": {"scheme": "github", "tolerance_s": 604_800},
+                "secrets": ["s1"]}) as resp:
+            assert resp.status == 422, await resp.text()

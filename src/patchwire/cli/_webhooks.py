@@ -84,11 +84,15 @@ def _when(iso: str | None) -> str:
 
 def _grace(text: str) -> float:
     from patchwire.flows.spec import parse_duration
+    from patchwire.webhooks._sources import MAX_GRACE_S
 
     try:
-        return parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError as exc:
         fail(f"--grace: {exc}", code=2)
+    if not 0 <= seconds <= MAX_GRACE_S:
+        fail(f"--grace: at most a year ({MAX_GRACE_S:g}s), got {escape(text)!r}", code=2)
+    return seconds
 
 
 def _print_source(source: WebhookSource) -> None:

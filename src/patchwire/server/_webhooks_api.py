@@ -39,10 +39,17 @@ from patchwire.expressions import ExpressionError
 from patchwire.http._redact import Redactor, excerpt
 from patchwire.observability._metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
 from patchwire.webhooks._inbox import Inbox, InboxEvent
-from patchwire.webhooks._schemes import SchemeSettings, Verified, handshake, verify
+from patchwire.webhooks._schemes import (
+    MAX_TOLERANCE_S,
+    SchemeSettings,
+    Verified,
+    handshake,
+    verify,
+)
 from patchwire.webhooks._sources import (
     DEFAULT_GRACE_S,
     DEFAULT_MAX_BODY_BYTES,
+    MAX_GRACE_S,
     LoadedSource,
     SourceCache,
     WebhookSourceExists,
@@ -386,15 +393,10 @@ class SourceCreate(BaseModel):
 
 class SourceUpdate(BaseModel):
     enabled: bool | None = None
-    tolerance_s: int | None = Field(None, ge=1)
+    tolerance_s: int | None = Field(None, ge=1, le=MAX_TOLERANCE_S)
     event_id: str | None = Field(None, description="'' clears it")
     event_type: str | None = Field(None, description="'' clears it")
     max_body_bytes: int | None = Field(None, ge=1)
-
-
-#: the longest grace period a rotation may give the older secrets: a year (an unbounded one
-#: stored an expiry past what a timestamp can hold, and the source could not be read back)
-MAX_GRACE_S = 365 * 86_400.0
 
 
 class SecretRotation(BaseModel):

@@ -83,6 +83,10 @@ _STANDARD_PREFIX = "whsec_"
 _MAX_CHALLENGE = 512
 
 
+#: the widest timestamp tolerance a source may set: a day
+MAX_TOLERANCE_S = 86_400
+
+
 class SchemeSettings(BaseModel):
     """A source's non-secret verification settings.
 
@@ -93,8 +97,9 @@ class SchemeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     scheme: SchemeName
-    tolerance_s: int = Field(300, ge=1)
-    """Timestamp tolerance in seconds, both directions, where the scheme signs a timestamp."""
+    tolerance_s: int = Field(300, ge=1, le=MAX_TOLERANCE_S)
+    """Timestamp tolerance in seconds, both directions, where the scheme signs a timestamp
+    (at most a day: a longer window is barely replay protection at all)."""
     header: str | None = None
     """Generic HMAC only: the header carrying the signature."""
     algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"

@@ -50,6 +50,9 @@ __all__ = [
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 #: how long the older secrets stay valid after a rotation
 DEFAULT_GRACE_S = 86_400.0
+#: the longest grace period a rotation may give the older secrets: a year (an unbounded one
+#: stored an expiry past what a timestamp can hold, and the source could not be read back)
+MAX_GRACE_S = 365 * 86_400.0
 #: a source name is a URL path segment: no escaping needed anywhere it appears
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 #: a ceiling on the configured body limit (the receiver holds a body in memory)
@@ -295,7 +298,11 @@ class WebhookSources:
     async def rotate(self, name: str, secret: str, *, grace_s: float = DEFAULT_GRACE_S,
                      now: float | None = None) -> WebhookSource:
         """Add ``secret`` (newest first); the other active secrets expire after ``grace_s``
-        seconds (0: at once). Secrets already expired are dropped."""
+        seconds (0: at once; at most :data:`MAX_GRACE_S`). Secrets already expired are
+        dropped."""
+        if not 0 <= grace_s <= MAX_GRACE_S:  # NaN fails both comparisons too
+            raise ConfigError(f"grace period must be between 0 and a year ({MAX_GRACE_S:g} "
+                              f"seconds), got {grace_s!r}")
         now = time.time() if now is None else now
         store = self._pw.store
         with store._errors(f"rotate the secret of webhook source {name!r}"):
