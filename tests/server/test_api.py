@@ -245,3 +245,32 @@ async def test_the_openapi_document_is_valid_enough_to_import_and_call_patchwire
         )
     assert outcome.result["result"]["id"] == "42"
     assert outcome.result["status"] == 200
+
+
+async def test_the_openapi_document_declares_the_problem_details_errors_really_have(
+    api: Api,
+) -> None:
+    async with api.http.get(api.at("/api/v1/openapi.json")) as resp:
+        document = await resp.json()
+    problem_schema = document["components"]["schemas"]["Problem"]
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, item in document["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in item.items():
+            for status in ("default", "422"):
+                declared = operation["responses"].get(status)
+                if declared is None:
+                    assert status == "422", (method, path)  # no input: no 422
+                    continue
+                assert declared["content"] == {"application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/Problem"}}}, (method, path)
+    answers = []
+    for body in ({"input": {}}, {"input": {"order_id": "999999"}}):
+        async with api.http.post(api.at(CALL), json=body) as resp:
+            answers.append(await resp.json())
+    async with api.http.get(api.at("/api/v1/runs/nope")) as resp:
+        answers.append(await resp.json())
+    for answer in answers:
+        jsonschema.validate(answer, problem_schema)
+    assert [a["status"] for a in answers] == [422, 424, 404]

@@ -50,6 +50,7 @@ from patchwire.server._auth import (
 from patchwire.server._deliveries_api import deliveries_router
 from patchwire.server._flows_api import flows_router
 from patchwire.server._keys_api import keys_router
+from patchwire.server._problems_doc import declare_problems
 from patchwire.server._records_api import records_router
 from patchwire.server._tools_api import tools_router
 from patchwire.server._webhooks_api import WebhookReceiver, webhooks_router
@@ -243,6 +244,7 @@ def create_app(
 
     app = FastAPI(title="Patchwire", version="0.1.0", lifespan=lifespan,
                   docs_url="/api/docs", openapi_url="/api/v1/openapi.json")
+    declare_problems(app)
     # --- access control and observability (server/_auth.py, observability/) ---
     policy = access or AccessPolicy()
     key_ring = KeyRing(lambda: pw.store, ttl=policy.cache_ttl)
