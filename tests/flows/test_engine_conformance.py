@@ -9,6 +9,7 @@ and approval timeouts are fractions of a second, every wait for a run is bounded
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -434,3 +435,25 @@ def test_the_temporal_settings_reach_the_engine_options(tmp_path: Path) -> None:
         address="10.0.0.5:7233", namespace="prod", task_queue="flows", activity_timeout=45.0)
     assert TemporalOptions() == TemporalOptions.from_settings(
         load_settings(environ={}, toml_path=tmp_path / "none.toml"))
+
+
+CAPPED = """
+id: capped
+concurrency: 1
+steps:
+  - {id: order, call: shop.get_order, args: {order_id: "'42'"}}
+"""
+
+
+async def test_a_flows_concurrency_cap_runs_its_runs_one_at_a_time(
+        engine_for: Any, sandbox: Sandbox) -> None:
+    sandbox.set_chaos("shop", latency_ms=40)  # runs long enough to overlap if let
+    async with engine_for({"capped": flow(CAPPED)}) as eng:
+        ids = [await eng.start_run("capped", {"n": n}) for n in range(4)]
+        runs = [await finished(eng, run_id) for run_id in ids]
+        calls = [next(s for s in await eng.steps(run.id) if s.key == "order")
+                 for run in runs]
+    assert [r.status for r in runs] == ["succeeded"] * 4, [r.error for r in runs]
+    spans = sorted((s.started_at, s.finished_at or 0.0) for s in calls)
+    for (_, ended), (started, _) in itertools.pairwise(spans):
+        assert started >= ended, spans  # never two of its calls in flight together

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -67,6 +67,9 @@ log = logging.getLogger("patchwire.flows.temporal")
 
 #: the owner of every run on Temporal: embedded engines never claim these rows
 TEMPORAL_OWNER = "temporal"
+#: a run of a flow with a ``concurrency`` cap, stored but not started: it waits for room
+#: (see ``TemporalEngine._admit``); never claimed by an embedded engine, never restarted
+TEMPORAL_HELD = "temporal-held"
 #: Temporal runs are never leased by an embedded engine
 _NEVER = 1e15
 WORKFLOW = "patchwire.flow"
@@ -306,14 +309,67 @@ class TemporalEngine(FlowEngine):
                                   idempotency_key=idempotency_key,
                                   parent_run_id=parent_run_id, parent_step=parent_step)
         run.status, now = "queued", run.created_at
+        capped = run.flow.concurrency is not None
         # queued until its first activity: a start that never reached Temporal (a crash
         # right here) is found queued by a loop and started then
-        existing = await self._insert_row(run.row(TEMPORAL_OWNER, _NEVER, now),
-                                          idempotency_key)
+        existing = await self._insert_row(
+            run.row(TEMPORAL_HELD if capped else TEMPORAL_OWNER, _NEVER, now),
+            idempotency_key)
         if existing is not None:
             return existing
-        await self._start_workflow(run, RunProgress())
+        if capped:
+            await self._admit(run.flow.id)
+        else:
+            await self._start_workflow(run, RunProgress())
         return run.id
+
+    async def _admit(self, flow_id: str) -> None:
+        """Start held runs of a capped flow, oldest first, while fewer than its
+        ``concurrency`` are in flight (queued for Temporal or running; a run waiting for
+        an approval or a timer holds no room, as on the embedded engine). The cap holds
+        across every engine sharing the store: the count and the admission are one
+        transaction under the SQLite write lock or a PostgreSQL advisory lock per flow."""
+        spec = self._flow_or_none(flow_id)
+        cap = spec.concurrency if spec is not None else None
+        store = self.pw.store
+        now = self.clock()
+        async with store.engine.connect() as conn:
+            conn = await conn.execution_options(patchwire_sqlite_immediate=True)
+            async with conn.begin():
+                if store.engine.dialect.name == "postgresql":
+                    await conn.execute(select(func.pg_advisory_xact_lock(
+                        func.hashtext(f"patchwire.flow-concurrency.{flow_id}"))))
+                held = select(_RUNS.c.id).where(
+                    _RUNS.c.flow_id == flow_id, _RUNS.c.owner == TEMPORAL_HELD,
+                    _RUNS.c.status == "queued").order_by(_RUNS.c.created_at)
+                if cap is not None:
+                    in_flight = (await conn.execute(select(func.count()).where(
+                        _RUNS.c.flow_id == flow_id, _RUNS.c.owner == TEMPORAL_OWNER,
+                        _RUNS.c.status.in_(("queued", "running"))))).scalar_one()
+                    if in_flight >= cap:
+                        return
+                    held = held.limit(cap - in_flight)
+                admitted = [row.id for row in (await conn.execute(held)).all()]
+                if not admitted:
+                    return
+                await conn.execute(update(_RUNS).where(_RUNS.c.id.in_(admitted)).values(
+                    owner=TEMPORAL_OWNER, updated_at=now))
+        for run_id in admitted:
+            # queued for Temporal now: if this start fails, _restart_lost sends it again
+            await self._launch_stored(run_id, replace=True)
+
+    async def _admit_held(self) -> None:
+        """Admit what room allows for every flow with held runs (after crashes, caps
+        changed, runs ended elsewhere)."""
+        async with self.pw.store.engine.connect() as conn:
+            flows = (await conn.execute(select(_RUNS.c.flow_id).where(
+                _RUNS.c.owner == TEMPORAL_HELD, _RUNS.c.status == "queued").distinct())).all()
+        for (flow_id,) in flows:
+            try:
+                await self._admit(flow_id)
+            except EngineUnavailable as exc:
+                log.warning("%s", exc)
+                return
 
     async def _start_workflow(self, run: _Run, progress: RunProgress, *,
                               replace: bool = False) -> None:
@@ -371,10 +427,15 @@ class TemporalEngine(FlowEngine):
 
     async def retry(self, run_id: str) -> RunRecord:
         record = await super().retry(run_id)
+        spec = self._flow_or_none(record.flow_id)
+        capped = spec is not None and spec.concurrency is not None
         async with self.pw.store.engine.begin() as conn:
             await conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(
-                owner=TEMPORAL_OWNER, lease_until=_NEVER))
-        await self._launch_stored(run_id, replace=True)
+                owner=TEMPORAL_HELD if capped else TEMPORAL_OWNER, lease_until=_NEVER))
+        if capped:
+            await self._admit(record.flow_id)
+        else:
+            await self._launch_stored(run_id, replace=True)
         return record
 
     async def _wake(self, run_id: str) -> None:
@@ -389,6 +450,7 @@ class TemporalEngine(FlowEngine):
         count = await super().tick()
         await self._signal_due()
         await self._restart_lost()
+        await self._admit_held()
         return count
 
     async def _signal_due(self) -> None:
@@ -491,6 +553,10 @@ class _Activities:
             await conn.execute(update(_RUNS).where(
                 _RUNS.c.id == run_id, _RUNS.c.status.in_(("queued", "running"))).values(
                 status="waiting", wake_at=payload["wake_at"], updated_at=engine.clock()))
+        flow_id = payload["run"]["flow_id"]
+        spec = engine._flow_or_none(flow_id)
+        if spec is not None and spec.concurrency is not None:
+            await engine._admit(flow_id)  # a waiting run holds no room
         repo = ToolRepository(engine.pw.store)
         for kind, ident in payload["waits_on"]:
             if kind == "approval" and (await repo.get_approval(ident)).status != "pending":
@@ -522,3 +588,6 @@ class _Activities:
         _RUNS_METRIC.labels(flow_id, status).inc()  # observability
         if parent:
             await engine._wake(parent)
+        spec = engine._flow_or_none(flow_id)
+        if spec is not None and spec.concurrency is not None:
+            await engine._admit(flow_id)  # its room is free: the next held run starts
