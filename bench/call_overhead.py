@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -27,21 +25,9 @@ from pathlib import Path
 
 import aiohttp
 
+from _common import start_sandbox
 from patchwire import Patchwire, Settings
 from patchwire.sandbox import SANDBOX_CREDENTIALS, auth_headers
-
-
-def start_sandbox() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "patchwire.sandbox", "--port", "0"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the sandbox prints its URL once it listens
-    if not line.startswith("sandbox listening on "):
-        proc.kill()
-        raise SystemExit(f"sandbox did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
 
 
 async def drive(n: int, concurrency: int, one: Callable[[], Awaitable[object]]) -> float:

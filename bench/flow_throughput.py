@@ -57,7 +57,6 @@ import asyncio
 import json
 import os
 import secrets
-import selectors
 import subprocess
 import sys
 import tempfile
@@ -68,6 +67,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, select
 
+from _common import START_TIMEOUT_S, free_port, start_sandbox
 from patchwire import Patchwire, Settings
 from patchwire.expressions import compile_expression
 from patchwire.flows import FlowSpec
@@ -78,7 +78,6 @@ from patchwire.store.models import FlowRunRow, FlowStepRow, FlowVersionRow
 
 POSTGRES_ENV = "PATCHWIRE_BENCH_POSTGRES_URL"
 #: bound on the sandbox process starting
-START_TIMEOUT_S = 30.0
 #: bound on one run finishing
 RUN_TIMEOUT_S = 60.0
 #: clients in flight; the engine's default max_concurrency is 256 too
@@ -106,24 +105,6 @@ def flow_document(flow_id: str, shop: str, helpdesk: str) -> dict[str, Any]:
         ],
         "output": '{"comment": $steps.comment.id}',
     }
-
-
-def start_sandbox() -> tuple[subprocess.Popen[str], str]:
-    """``python -m patchwire.sandbox`` on a free port; waits (bounded) for its URL line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "patchwire.sandbox", "--port", "0"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        ready = sel.select(timeout=START_TIMEOUT_S)
-    line = proc.stdout.readline() if ready else ""
-    if not line.startswith("sandbox listening on "):
-        proc.kill()
-        proc.wait(timeout=10)
-        raise SystemExit(f"sandbox did not start within {START_TIMEOUT_S:g} s: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
 
 
 class TimedJournal(Journal):
@@ -369,14 +350,6 @@ async def main(runs: int) -> dict[str, Any]:
 TEMPORAL_CONCURRENCY = 64
 #: runs one at a time, for the per-run latency (per-step overhead)
 LATENCY_RUNS = 30
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_temporal(workdir: Path) -> tuple[subprocess.Popen[bytes] | None, str]:

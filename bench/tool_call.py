@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,32 +30,13 @@ import aiohttp
 from mcp import Client
 from mcp_types.version import LATEST_MODERN_VERSION
 
+from _common import free_port, start_sandbox
 from patchwire import Patchwire, Settings
 from patchwire.sandbox import SANDBOX_CREDENTIALS
 
 #: bound on a child process starting
 START_TIMEOUT_S = 30.0
 CONCURRENCY = 16
-
-
-def start_sandbox() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "patchwire.sandbox", "--port", "0"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the sandbox prints its URL once it listens
-    if not line.startswith("sandbox listening on "):
-        proc.kill()
-        raise SystemExit(f"sandbox did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

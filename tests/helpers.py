@@ -6,6 +6,7 @@ The SSRF guard refuses loopback by default; tests talk to the sandbox and inline
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -20,3 +21,10 @@ def local_settings(home: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"home": home, "connector_paths": (), "allow_networks": LOOPBACK}
     values.update(overrides)
     return Settings(**values)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now (for a server started in a subprocess)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

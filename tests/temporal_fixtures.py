@@ -24,6 +24,7 @@ import pytest
 from patchwire import Patchwire
 from patchwire.flows._engine import FlowEngine
 from patchwire.flows.spec import FlowSpec
+from tests.helpers import free_port
 
 STARTUP_BOUND_S = 60.0
 
@@ -31,12 +32,6 @@ STARTUP_BOUND_S = 60.0
 def temporal_binary() -> str | None:
     beside = Path(sys.executable).parent / "temporal"
     return str(beside) if beside.is_file() else shutil.which("temporal")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:

@@ -11,7 +11,6 @@ import contextlib
 import json
 import re
 import signal
-import socket
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import yaml
 from patchwire.sandbox import Sandbox
 from tests.cli.clirun import Cli, patchwire_command
 from tests.cli.leaks import leaks_in, leaks_in_database, leaks_in_files
+from tests.helpers import free_port
 from tests.store_fixtures import postgres_url_or_skip, reset_postgres
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -297,19 +297,13 @@ async def test_serve_and_sandbox_refuse_to_bind_a_non_loopback_address(cli: Cli)
     assert "loopback only, not 0.0.0.0" in sandbox_any.flat_err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_serve_answers_calls_over_http_and_stops_on_interrupt(
     cli: Cli, sandbox: Sandbox, canary: str
 ) -> None:
     added = await cli("connection", "add", "shop", "--name", "acme", "--set",
                       f"sandbox_url={sandbox.url}", "--set-stdin", "api_key", stdin=canary)
     assert added.code == 0, added
-    port = _free_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         *patchwire_command(), "serve", "--port", str(port), cwd=cli.workdir, env=cli.env,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

@@ -26,6 +26,7 @@ from patchwire.sandbox import SANDBOX_CREDENTIALS, SANDBOX_WEBHOOK_SECRETS, Sand
 from patchwire.webhooks._schemes import sign
 from tests.cli.clirun import Cli, patchwire_command
 from tests.cli.leaks import leaks_in
+from tests.helpers import free_port
 
 #: the demo answering (start-up and the walkthrough: a few seconds) and stopping
 READY_TIMEOUT_S = 25.0
@@ -34,12 +35,6 @@ STOP_TIMEOUT_S = 15.0
 SECRETS = [SANDBOX_CREDENTIALS["shop"]["api_key"], SANDBOX_CREDENTIALS["helpdesk"]["password"],
            SANDBOX_CREDENTIALS["calendar"]["token"], SANDBOX_CREDENTIALS["payments"]["secret_key"],
            *SANDBOX_WEBHOOK_SECRETS.values()]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +74,7 @@ async def _until(proc: asyncio.subprocess.Process, http: aiohttp.ClientSession, 
 async def test_demo_serves_the_dashboard_with_runs_failures_and_a_pending_approval_and_stops_on_interrupt(
     cli: Cli,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     async with _demo(cli, "--port", str(port), "--sandbox-port", "0") as proc:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:

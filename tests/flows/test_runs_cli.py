@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import copy
 import signal
-import socket
 import textwrap
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from patchwire.sandbox import Sandbox
 from tests.cli.clirun import Cli, patchwire_command
 from tests.cli.leaks import new_canary
+from tests.helpers import free_port
 
 #: bound on a server or worker starting, finishing a run, and stopping
 READY_TIMEOUT_S = 15.0
@@ -103,12 +103,6 @@ async def flows_cli(cli: Cli, sandbox: Sandbox, canary: str) -> Cli:
 def add_order(sandbox: Sandbox, order_id: str) -> None:
     orders: dict[str, Any] = sandbox.state.apis["shop"].orders  # type: ignore[attr-defined]
     orders[order_id] = {**copy.deepcopy(orders["42"]), "id": order_id}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_flow_run_with_wait_runs_the_flow_here_and_prints_its_output(

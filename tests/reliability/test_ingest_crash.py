@@ -24,7 +24,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sys
 import time
 from collections import Counter
@@ -43,7 +42,7 @@ from patchwire.store.models import FlowRunRow
 from patchwire.webhooks import SchemeSettings, sign
 from patchwire.webhooks._inbox import Inbox
 from patchwire.webhooks._sources import WebhookSources
-from tests.helpers import local_settings
+from tests.helpers import free_port, local_settings
 from tests.reliability.ingest_server import CRASH_FLOW, FLOW_ID, SOURCE
 from tests.store_fixtures import postgres_url_or_skip, reset_postgres
 
@@ -69,12 +68,6 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = postgres_url_or_skip()
     await reset_postgres(url)
     return url
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
