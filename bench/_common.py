@@ -7,28 +7,31 @@ import socket
 import subprocess
 import sys
 
-__all__ = ["START_TIMEOUT_S", "free_port", "start_sandbox"]
+__all__ = ["START_TIMEOUT_S", "free_port", "start_listening", "start_sandbox"]
 
 #: how long a helper process (the sandbox, a Temporal dev server) may take to come up
 START_TIMEOUT_S = 30.0
 
 
 def start_sandbox() -> tuple[subprocess.Popen[str], str]:
-    """``python -m patchwire.sandbox`` on a free port, so its CPU is not the benchmark's;
-    waits (bounded) for the URL it prints once it listens."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "patchwire.sandbox", "--port", "0"],
-        stdout=subprocess.PIPE, text=True,
-    )
+    """``python -m patchwire.sandbox`` on a free port, so its CPU is not the benchmark's."""
+    return start_listening([sys.executable, "-m", "patchwire.sandbox", "--port", "0"],
+                           "sandbox")
+
+
+def start_listening(argv: list[str], what: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``argv`` and wait (bounded) for the ``"<what> listening on <url>"`` line it
+    prints once it listens; returns the process and the URL."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
         ready = sel.select(timeout=START_TIMEOUT_S)
     line = proc.stdout.readline() if ready else ""
-    if not line.startswith("sandbox listening on "):
+    if not line.startswith(f"{what} listening on "):
         proc.kill()
         proc.wait(timeout=10)
-        raise SystemExit(f"sandbox did not start within {START_TIMEOUT_S:g} s: {line!r}")
+        raise SystemExit(f"{what} did not start within {START_TIMEOUT_S:g} s: {line!r}")
     return proc, line.rsplit(" ", 1)[1].strip()
 
 

@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import json
 import os
-import selectors
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, insert, select, text
 
+from _common import start_listening
 from patchwire._ids import new_id
 from patchwire.auth.vault import Vault
 from patchwire.store import Store
@@ -57,8 +57,6 @@ from patchwire.store.models import EventRow
 from patchwire.webhooks._deliveries import DeliveryWorker, WebhookOutbox
 
 POSTGRES_ENV = "PATCHWIRE_BENCH_POSTGRES_URL"
-#: bound on the sink process starting
-START_TIMEOUT_S = 30.0
 ENDPOINTS = 32
 GOAL_PER_S = 2_000
 
@@ -104,18 +102,7 @@ def run_sink() -> None:
 
 
 def start_sink() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, __file__, "--sink"], stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        ready = sel.select(timeout=START_TIMEOUT_S)
-    line = proc.stdout.readline() if ready else ""
-    if not line.startswith("sink listening on "):
-        proc.kill()
-        proc.wait(timeout=10)
-        raise SystemExit(f"sink did not start within {START_TIMEOUT_S:g} s: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
+    return start_listening([sys.executable, __file__, "--sink"], "sink")
 
 
 async def sink_stats(url: str) -> dict[str, Any]:
