@@ -15,10 +15,11 @@ from functools import lru_cache
 from typing import Any
 
 import jsonata
+from jsonata.functions import Functions
 
 from patchwire.errors import PatchwireError
 
-__all__ = ["Expression", "ExpressionError", "compile_expression"]
+__all__ = ["Expression", "ExpressionError", "compile_expression", "truthy"]
 
 #: JSONata's literals look like field names but are not paths
 _NOT_LITERAL = r"(?!(?:true|false|null)\b)"
@@ -155,3 +156,10 @@ def _has_list(items: list[Any]) -> bool:
 def compile_expression(source: str) -> Expression:
     """Compile (and cache) an expression; raises :class:`ExpressionError`."""
     return Expression(source)
+
+
+def truthy(value: Any) -> bool:
+    """JSONata's boolean cast (``$boolean``), what ``if``, ``when`` and filters test:
+    empty strings, arrays and objects, 0 and null are false; an array is true when a
+    member is."""
+    return bool(Functions.to_boolean(value))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from patchwire.expressions import compile_expression
+from patchwire.expressions import compile_expression, truthy
 
 SUITE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "jsonata"
 
@@ -77,3 +77,13 @@ def test_the_jsonata_suite_subset_passes_at_least_the_measured_rate() -> None:
         print(f"  {case['_file']}: {case['expr'].strip()[:80]!r}: {why[:160]}")
     assert passed >= MIN_PASSED, f"{passed} passed, fewer than the {MIN_PASSED} measured"
     assert passed / len(cases) >= GOAL_RATE
+
+
+@pytest.mark.parametrize("value", [
+    None, False, True, 0, 1, 0.5, "", "x", [], [0], [0, 1], [[]], [False, "x"], {}, {"a": 1},
+])
+def test_if_when_and_inbox_filters_cast_to_boolean_as_jsonata_does(value: Any) -> None:
+    """``truthy`` (flows' ``if``/``when``, inbox route filters) agrees with ``$boolean``;
+    an absent value (undefined) is false."""
+    expected = compile_expression("$boolean($v)").evaluate(None, {"v": value})
+    assert truthy(value) is bool(expected)

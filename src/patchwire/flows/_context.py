@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from patchwire.expressions import ExpressionError, compile_expression
+from patchwire.expressions import ExpressionError, compile_expression, truthy
 
 __all__ = ["Scope", "StepFailure", "Suspend", "evaluate", "truthy"]
 
@@ -76,14 +76,3 @@ def evaluate_template(value: Any, scope: Scope) -> Any:
     if isinstance(value, list):
         return [evaluate_template(v, scope) for v in value]
     return value
-
-
-def truthy(value: Any) -> bool:
-    """JSONata's boolean cast: empty strings, arrays, objects, 0 and null are false."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, str | list | dict):
-        return len(value) > 0
-    if isinstance(value, int | float):
-        return value != 0
-    return bool(value)

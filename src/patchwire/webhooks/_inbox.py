@@ -52,7 +52,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patchwire.errors import FlowInputError, LookupFailed, StoreError, UnknownFlow
-from patchwire.expressions import Expression, ExpressionError, compile_expression
+from patchwire.expressions import Expression, ExpressionError, compile_expression, truthy
 from patchwire.store._owners import dead_local_owners, new_owner_id
 from patchwire.store._webhook_models import WebhookInboxRow, WebhookRejectionRow
 
@@ -339,17 +339,6 @@ class InboxWriter:
 
 
 # -- processing -----------------------------------------------------------------------------
-
-
-def _truthy(value: Any) -> bool:
-    """JSONata's boolean casting (``$boolean``): what makes a filter pass."""
-    if isinstance(value, list):
-        return any(_truthy(v) for v in value)
-    if isinstance(value, dict):
-        return bool(value)
-    return bool(value)
-
-
 
 
 @dataclass(frozen=True)
@@ -726,7 +715,7 @@ class Inbox:
         starts: list[tuple[str, Any]] = []
         for route in routes:
             try:
-                if route.filter is not None and not _truthy(
+                if route.filter is not None and not truthy(
                         route.filter.evaluate(event.payload, bindings)):
                     continue
                 value = (event.payload if route.input is None
