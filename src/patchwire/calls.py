@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import jsonschema_rs
@@ -242,11 +242,15 @@ class CompiledAction:
     def _attach_body(self, req: PreparedRequest, body: Any, context: CallContext) -> None:
         if self.body_type == "json":
             req.data = orjson.dumps(body)
-            req.headers.setdefault("Content-Type", "application/json")
+            _default_header(req.headers, "Content-Type", "application/json")
         elif self.body_type == "form":
             if not isinstance(body, dict):
                 raise RequestRenderError("a form body must be a mapping", context=context)
-            req.data = {k: _form_text(v) for k, v in body.items() if v is not None}
+            # encoded here, as aiohttp's FormData would (quote_plus, UTF-8), so the request
+            # is plain bytes the HTTP core's own connections can send
+            req.data = urlencode([(str(k), _form_text(v)) for k, v in body.items()
+                                  if v is not None]).encode()
+            _default_header(req.headers, "Content-Type", "application/x-www-form-urlencoded")
         else:
             if not isinstance(body, dict):
                 raise RequestRenderError("a multipart body must be a mapping", context=context)
@@ -471,6 +475,13 @@ def _encode_path_segment(text: str) -> str:
     if (text.isalnum() and text.isascii()) or _UNRESERVED(text) is not None:
         return text
     return quote(text, safe="")
+
+
+def _default_header(headers: dict[str, str], name: str, value: str) -> None:
+    """Set ``name`` unless the connector or action already did, in any letter case."""
+    lowered = name.lower()
+    if not any(k.lower() == lowered for k in headers):
+        headers[name] = value
 
 
 def _query_text(value: Any) -> str:

@@ -356,3 +356,12 @@ async def test_a_connection_setting_with_a_line_break_cannot_add_a_header(env):
     with pytest.raises(RequestRenderError, match="header 'X-Region' of orders would carry"):
         await pw.call("orders.get_order", {"order_id": "1"}, connection="odd")
     assert len(seen) == before
+
+
+async def test_a_form_body_arrives_intact_whatever_its_characters(env):
+    pw, _, _ = env
+    text = "a b&c=d+e é ✓ 100% ?#/"
+    result = await pw.call("orders.comment", {"order_id": "1", "text": text},
+                           connection="acme")
+    assert result["form"] == {"text": text, "public": "true"}
+    assert result["ctype"] == "application/x-www-form-urlencoded"
