@@ -405,3 +405,13 @@ async def test_a_body_cut_short_is_an_error_not_a_short_answer(http: HttpCore) -
     async with raw_server(answer) as (url, _):
         with pytest.raises(TransportError, match="payload is not completed"):
             await send(http, PreparedRequest("GET", f"{url}/x"))
+
+
+async def test_an_endless_header_section_is_cut_off(http: HttpCore) -> None:
+    async def answer(head: bytes, n: int) -> bytes:
+        many = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 200) for i in range(1000))
+        return b"HTTP/1.1 200 OK\r\n" + many + b"Content-Length: 2\r\n\r\nok"
+
+    async with raw_server(answer) as (url, _):
+        with pytest.raises(TransportError, match="response headers exceed"):
+            await send(http, PreparedRequest("GET", f"{url}/x"))

@@ -64,6 +64,10 @@ IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 #: an idle connection older than this is closed instead of reused (aiohttp's default)
 KEEPALIVE_TIMEOUT: Final = 15.0
+#: a response's header section may not exceed these (llhttp sets no limit of its own):
+#: an upstream streaming endless headers is cut off instead of filling memory
+MAX_HEADER_BYTES: Final = 64 * 1024
+MAX_HEADERS: Final = 256
 ACCEPT_ENCODING: Final = "gzip, deflate"
 
 
@@ -84,7 +88,8 @@ class WireConnectError(aiohttp.ClientConnectionError):
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: at most one exchange at a time, no pipelining."""
 
-    __slots__ = ("_body", "_chunks_seen", "_headers", "_last_read", "_parser", "_pool",
+    __slots__ = ("_body", "_chunks_seen", "_header_bytes", "_headers", "_last_read",
+                 "_parser", "_pool",
                  "_status", "_timer", "_waiter", "closed", "idle_since", "key",
                  "read_timeout", "transport")
 
@@ -95,6 +100,7 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[_Answer] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
         self._body: list[bytes] = []
         self._status = 0
         self._chunks_seen = False
@@ -123,7 +129,10 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(aiohttp.ClientPayloadError("the server switched protocols unasked"))
         except httptools.HttpParserError as exc:
-            self._fail(aiohttp.ClientPayloadError(f"malformed HTTP response: {exc}"))
+            # a callback's own complaint (headers too large) is the better reason
+            reason = (exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError)
+                      and exc.__context__ is not None else exc)
+            self._fail(aiohttp.ClientPayloadError(f"malformed HTTP response: {reason}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -148,10 +157,17 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._headers = []
+        self._header_bytes = 0
         self._body = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        headers = self._headers
+        headers.append((name, value))
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES or len(headers) > MAX_HEADERS:
+            # raised inside the parser's callback: feed_data gives it back as a parser error
+            raise ValueError(f"response headers exceed {MAX_HEADERS} fields or "
+                             f"{MAX_HEADER_BYTES // 1024} KiB")
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
