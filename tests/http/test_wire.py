@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from cryptography import x509
@@ -415,3 +416,24 @@ async def test_an_endless_header_section_is_cut_off(http: HttpCore) -> None:
     async with raw_server(answer) as (url, _):
         with pytest.raises(TransportError, match="response headers exceed"):
             await send(http, PreparedRequest("GET", f"{url}/x"))
+
+
+async def test_a_body_read_is_capped_when_asked_and_the_connection_dropped() -> None:
+    core = HttpCore(allow_networks=("127.0.0.1/32",))
+    limits = aiohttp.ClientTimeout(total=5)
+
+    async def answer(head: bytes, n: int) -> bytes:
+        return ok(b"x" * 100_000)
+
+    try:
+        async with raw_server(answer) as (url, connections):
+            wire = core._wire_pool(core._get_session())
+            first = await wire.exchange("POST", f"{url}/x", {}, None, b"{}", limits,
+                                        max_body=1024)
+            second = await wire.exchange("POST", f"{url}/x", {}, None, b"{}", limits)
+    finally:
+        await core.close()
+    assert first is not None and second is not None
+    assert (first[0], len(first[2])) == (200, 1024)
+    assert len(second[2]) == 100_000
+    assert len(connections) == 2  # the capped one was not reused

@@ -88,10 +88,9 @@ class WireConnectError(aiohttp.ClientConnectionError):
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: at most one exchange at a time, no pipelining."""
 
-    __slots__ = ("_body", "_chunks_seen", "_header_bytes", "_headers", "_last_read",
-                 "_parser", "_pool",
-                 "_status", "_timer", "_waiter", "closed", "idle_since", "key",
-                 "read_timeout", "transport")
+    __slots__ = ("_body", "_body_bytes", "_chunks_seen", "_header_bytes", "_headers",
+                 "_last_read", "_parser", "_pool", "_status", "_timer", "_waiter", "closed",
+                 "idle_since", "key", "max_body", "read_timeout", "transport")
 
     def __init__(self, pool: WirePool, key: tuple[str, str, int]) -> None:
         self._pool = pool
@@ -102,6 +101,9 @@ class _Connection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._body: list[bytes] = []
+        self._body_bytes = 0
+        #: read at most this much of a body, then drop the connection (None: all of it)
+        self.max_body: int | None = None
         self._status = 0
         self._chunks_seen = False
         self._timer: asyncio.TimerHandle | None = None
@@ -159,6 +161,7 @@ class _Connection(asyncio.Protocol):
         self._headers = []
         self._header_bytes = 0
         self._body = []
+        self._body_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
@@ -173,7 +176,16 @@ class _Connection(asyncio.Protocol):
         self._status = self._parser.get_status_code()
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        limit = self.max_body
+        if limit is None:
+            self._body.append(body)
+            return
+        room = limit - self._body_bytes
+        if room > 0:
+            self._body.append(body[:room])
+            self._body_bytes += min(len(body), room)
+        if len(body) >= room:
+            self._finish(keep_alive=False)  # enough read: the rest is never wanted
 
     def on_message_complete(self) -> None:
         if 100 <= self._status < 200:
@@ -284,10 +296,11 @@ class WirePool:
 
     async def exchange(
         self, method: str, url: str, headers: dict[str, str], params: dict[str, str] | None,
-        body: bytes | None, limits: aiohttp.ClientTimeout,
+        body: bytes | None, limits: aiohttp.ClientTimeout, *, max_body: int | None = None,
     ) -> tuple[int, CIMultiDictProxy[str], bytes, str] | None:
         """Send one request; returns (status, headers, body, url), or :data:`NOT_SENT`
-        when the request must go through aiohttp instead."""
+        when the request must go through aiohttp instead. ``max_body``: read at most that
+        many bytes of the response body (the connection is not reused then)."""
         if self._closed:
             raise RuntimeError("the HTTP core is closed")
         try:
@@ -310,6 +323,7 @@ class WirePool:
         for fresh_only in (False, True):
             conn = await self._acquire(key, fresh_only, limits, deadline)
             reused = conn.idle_since > 0.0
+            conn.max_body = max_body
             waiter = conn.start(head if body is None else head + body)
             conn.arm(loop, deadline, limits.sock_read)
             try:
