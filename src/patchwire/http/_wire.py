@@ -300,7 +300,7 @@ class WirePool:
     ) -> tuple[int, CIMultiDictProxy[str], bytes, str] | None:
         """Send one request; returns (status, headers, body, url), or :data:`NOT_SENT`
         when the request must go through aiohttp instead. ``max_body``: read at most that
-        many bytes of the response body (the connection is not reused then)."""
+        many bytes of the response body (a longer one costs the connection)."""
         if self._closed:
             raise RuntimeError("the HTTP core is closed")
         try:
