@@ -437,3 +437,33 @@ async def test_a_body_read_is_capped_when_asked_and_the_connection_dropped() -> 
     assert (first[0], len(first[2])) == (200, 1024)
     assert len(second[2]) == 100_000
     assert len(connections) == 2  # the capped one was not reused
+
+
+async def test_ordinary_json_and_form_requests_take_the_wire_and_multipart_does_not(
+    http: HttpCore,
+) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/x", answer)
+    taken: list[str] = []
+    async with serve(app) as url:
+        wire = http._wire_pool(http._get_session())
+        exchange = wire.exchange
+
+        async def spy(method: str, *args: object, **kwargs: object) -> object:
+            answer = await exchange(method, *args, **kwargs)  # type: ignore[arg-type]
+            taken.append(f"{method} {'wire' if answer is not None else 'aiohttp'}")
+            return answer
+
+        wire.exchange = spy  # type: ignore[method-assign]
+        form = aiohttp.FormData()
+        form.add_field("file", b"data", filename="a.txt")
+        for req in (PreparedRequest("GET", f"{url}/x"),
+                    PreparedRequest("POST", f"{url}/x", {"Content-Type": "application/json"},
+                                    data=b"{}", idempotent=False),
+                    PreparedRequest("PUT", f"{url}/x", data=b"a=1"),
+                    PreparedRequest("POST", f"{url}/x", data=form, idempotent=False)):
+            assert (await send(http, req)).status == 200
+    assert taken == ["GET wire", "POST wire", "PUT wire"]  # multipart never reached it
