@@ -448,6 +448,7 @@ class HttpCore:
             answer = None
             if (self.wire and req.cookies is None and req.json is None
                     and req.method != "HEAD" and (data is None or type(data) is bytes)):
+                sent_at = time.monotonic()
                 answer = await self._wire_pool(session).exchange(
                     req.method, req.url, req.headers, req.params, data, limits)
             if answer is None:
@@ -455,6 +456,14 @@ class HttpCore:
             else:
                 raw = RawResponse(*answer)
                 if raw.status in REDIRECTS:
+                    if limits.total is not None:  # the total covers the whole chain
+                        left = limits.total - (time.monotonic() - sent_at)
+                        if left <= 0:
+                            raise TimeoutError
+                        limits = aiohttp.ClientTimeout(
+                            total=left, connect=limits.connect, sock_read=limits.sock_read,
+                            sock_connect=limits.sock_connect,
+                            ceil_threshold=limits.ceil_threshold)
                     raw = await self._follow_redirect(session, req, raw, limits)
         except BaseException as exc:
             if span is not None:
