@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from patchwire.connectors.spec import RetryPolicy, Timeouts
+from patchwire.connectors.spec import ConnectorSpec, RetryPolicy, Timeouts
 from patchwire.errors import CallContext, TransportError
 from patchwire.http import HttpCore, PreparedRequest, RawResponse, RetryDecision
 from tests.calls.upstream import serve
@@ -467,3 +467,25 @@ async def test_ordinary_json_and_form_requests_take_the_wire_and_multipart_does_
                     PreparedRequest("POST", f"{url}/x", data=form, idempotent=False)):
             assert (await send(http, req)).status == 200
     assert taken == ["GET wire", "POST wire", "PUT wire"]  # multipart never reached it
+
+
+@pytest.mark.parametrize("path", ["wire", "aiohttp"])
+async def test_a_response_over_max_response_bytes_fails_the_call_on_either_path(
+    http: HttpCore, path: str,
+) -> None:
+    spec = ConnectorSpec(name="big", base_url="http://127.0.0.1", max_response_bytes=1000)
+    http.wire = path == "wire"
+
+    async def answer(head: bytes, n: int) -> bytes:
+        size = 500 if b"/small" in head else 5000
+        return ok(b"x" * size)
+
+    async with raw_server(answer) as (url, _):
+        def call(where: str) -> Awaitable[RawResponse]:
+            return http.send(PreparedRequest("GET", f"{url}/{where}"), timeouts=TIMEOUTS,
+                             retry=ONE_TRY, context=CallContext(), decision=RetryDecision(),
+                             connector=spec)
+
+        with pytest.raises(TransportError, match=r"larger than 1000 bytes \(max_response"):
+            await call("big")
+        assert len((await call("small")).body) == 500

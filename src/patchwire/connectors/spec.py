@@ -338,6 +338,10 @@ class ActionSpec(_Spec):
         return self.request.method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
 
 
+#: the largest response body a call reads by default: 50 MiB
+DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024
+
+
 class ConnectorSpec(_Spec):
     name: str = Field(pattern=NAME_PATTERN, description="lower snake_case, unique")
     title: str = ""
@@ -352,6 +356,9 @@ class ConnectorSpec(_Spec):
     concurrency: int | None = Field(None, gt=0, description="max calls in flight")
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     breaker: BreakerSpec | None = Field(None, description="circuit breaker; defaults if absent")
+    max_response_bytes: int = Field(
+        DEFAULT_MAX_RESPONSE_BYTES, gt=0, le=1024 ** 3,
+        description="a longer response body fails the call instead of filling memory")
     pagination: Pagination = Field(default_factory=Pagination)
     errors: list[ErrorRule] = Field(default_factory=list)
     actions: dict[ActionName, ActionSpec] = Field(default_factory=dict)

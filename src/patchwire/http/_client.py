@@ -243,6 +243,7 @@ class HttpCore:
         session = self._get_session()
         timeout = self._timeout(timeouts)
         guard = self.guard(connector) if connector is not None else None
+        max_body = connector.max_response_bytes if connector is not None else None
         retryable = req.idempotent
         if not retryable and retry.idempotency_header:
             # One key per logical call, sent on every attempt: the upstream applies the
@@ -274,7 +275,7 @@ class HttpCore:
                         slots = self.slots
                         if slots is None:
                             response = await self._attempt(session, req, timeout, context,
-                                                           decision.attempts)
+                                                           decision.attempts, max_body)
                         else:
                             response = await self._attempt_in_slot(
                                 slots, guard.spec, session, req, timeout, timeouts, context,
@@ -283,7 +284,7 @@ class HttpCore:
                         semaphore.release()
                 else:
                     response = await self._attempt(session, req, timeout, context,
-                                                   decision.attempts)
+                                                   decision.attempts, max_body)
             except _RETRYABLE_TRANSPORT as exc:
                 if guard is not None:
                     guard.breaker.record(False)
@@ -372,7 +373,8 @@ class HttpCore:
         only as many as the cap ever poll the store."""
         held = await self._take_slot(slots, spec, timeouts, context, decision)
         try:
-            return await self._attempt(session, req, limits, context, decision.attempts)
+            return await self._attempt(session, req, limits, context, decision.attempts,
+                                       spec.max_response_bytes)
         finally:
             await slots.release(held)
 
@@ -439,6 +441,7 @@ class HttpCore:
     async def _attempt(
         self, session: aiohttp.ClientSession, req: PreparedRequest,
         limits: aiohttp.ClientTimeout, context: CallContext | None = None, attempt: int = 1,
+        max_body: int | None = None,
     ) -> RawResponse:
         # observability: a span per attempt and its traceparent header, only when tracing
         # is on (off, this costs one attribute check)
@@ -450,9 +453,10 @@ class HttpCore:
                     and req.method != "HEAD" and (data is None or type(data) is bytes)):
                 sent_at = time.monotonic()
                 answer = await self._wire_pool(session).exchange(
-                    req.method, req.url, req.headers, req.params, data, limits)
+                    req.method, req.url, req.headers, req.params, data, limits,
+                    max_body=max_body, truncate=False)
             if answer is None:
-                raw = await self._via_session(session, req, limits)
+                raw = await self._via_session(session, req, limits, max_body=max_body)
             else:
                 raw = RawResponse(*answer)
                 if raw.status in REDIRECTS:
@@ -464,7 +468,7 @@ class HttpCore:
                             total=left, connect=limits.connect, sock_read=limits.sock_read,
                             sock_connect=limits.sock_connect,
                             ceil_threshold=limits.ceil_threshold)
-                    raw = await self._follow_redirect(session, req, raw, limits)
+                    raw = await self._follow_redirect(session, req, raw, limits, max_body)
         except BaseException as exc:
             if span is not None:
                 _tracing.attempt_failed(span, exc)
@@ -485,7 +489,7 @@ class HttpCore:
     @staticmethod
     async def _via_session(
         session: aiohttp.ClientSession, req: PreparedRequest, limits: aiohttp.ClientTimeout,
-        *, max_redirects: int = 10,
+        *, max_redirects: int = 10, max_body: int | None = None,
     ) -> RawResponse:
         async with session.request(
             req.method,
@@ -499,12 +503,15 @@ class HttpCore:
             allow_redirects=True,
             max_redirects=max_redirects,
         ) as resp:
-            body = await resp.read()
+            if max_body is None:
+                body = await resp.read()
+            else:
+                body = await _read_at_most(resp, max_body)
             return RawResponse(resp.status, resp.headers, body, str(resp.url))
 
     async def _follow_redirect(
         self, session: aiohttp.ClientSession, req: PreparedRequest, first: RawResponse,
-        limits: aiohttp.ClientTimeout,
+        limits: aiohttp.ClientTimeout, max_body: int | None,
     ) -> RawResponse:
         """The rest of a redirect chain whose first hop came back over the wire, through
         aiohttp (its connector guards every hop), with aiohttp's own rules for the hop:
@@ -537,7 +544,8 @@ class HttpCore:
                 del headers[name]
         hop = PreparedRequest(method, str(target), headers, None, req.cookies, req.json, data,
                               req.idempotent)
-        return await self._via_session(session, hop, limits, max_redirects=9)
+        return await self._via_session(session, hop, limits, max_redirects=9,
+                                       max_body=max_body)
 
     async def _wait(self, delay: float, decision: RetryDecision) -> float:
         """Back off ``delay`` seconds before a retry; returns the seconds slept (0 under
@@ -548,6 +556,22 @@ class HttpCore:
             await self._sleep(delay)
             return delay
         return 0.0
+
+
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or ClientPayloadError as soon as it is longer than ``limit``."""
+    too_long = aiohttp.ClientPayloadError(
+        f"the response body is larger than {limit} bytes (max_response_bytes)")
+    if resp.content_length is not None and resp.content_length > limit:
+        raise too_long
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise too_long
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _iso(epoch: float) -> str:
@@ -577,6 +601,9 @@ def _transport_error(
             f"read {timeouts.read:g}s, total {timeouts.total:g}s) {tries}",
             context=context,
         )
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return TransportError(f"the response could not be read {tries}: {exc}",
+                              context=context)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         reason = "the server closed the connection without a response"
     elif isinstance(exc, aiohttp.ClientConnectorError | WireConnectError):

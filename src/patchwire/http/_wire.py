@@ -90,7 +90,7 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = ("_body", "_body_bytes", "_chunks_seen", "_header_bytes", "_headers",
                  "_last_read", "_parser", "_pool", "_status", "_timer", "_waiter", "closed",
-                 "idle_since", "key", "max_body", "read_timeout", "transport")
+                 "idle_since", "key", "max_body", "read_timeout", "transport", "truncate")
 
     def __init__(self, pool: WirePool, key: tuple[str, str, int]) -> None:
         self._pool = pool
@@ -102,8 +102,10 @@ class _Connection(asyncio.Protocol):
         self._header_bytes = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
-        #: read at most this much of a body, then drop the connection (None: all of it)
+        #: read at most this much of a body, then drop the connection (None: all of it),
+        #: keeping what was read (``truncate``) or failing the exchange
         self.max_body: int | None = None
+        self.truncate = True
         self._status = 0
         self._chunks_seen = False
         self._timer: asyncio.TimerHandle | None = None
@@ -181,6 +183,14 @@ class _Connection(asyncio.Protocol):
             self._body.append(body)
             return
         room = limit - self._body_bytes
+        if not self.truncate:
+            if len(body) > room:
+                self._fail(aiohttp.ClientPayloadError(
+                    f"the response body is larger than {limit} bytes (max_response_bytes)"))
+                return
+            self._body.append(body)
+            self._body_bytes += len(body)
+            return
         if room > 0:
             self._body.append(body[:room])
             self._body_bytes += min(len(body), room)
@@ -297,10 +307,12 @@ class WirePool:
     async def exchange(
         self, method: str, url: str, headers: dict[str, str], params: dict[str, str] | None,
         body: bytes | None, limits: aiohttp.ClientTimeout, *, max_body: int | None = None,
+        truncate: bool = True,
     ) -> tuple[int, CIMultiDictProxy[str], bytes, str] | None:
         """Send one request; returns (status, headers, body, url), or :data:`NOT_SENT`
         when the request must go through aiohttp instead. ``max_body``: read at most that
-        many bytes of the response body (a longer one costs the connection)."""
+        many bytes of the response body (a longer one costs the connection) and keep them
+        (``truncate``) or fail with ``ClientPayloadError``."""
         if self._closed:
             raise RuntimeError("the HTTP core is closed")
         try:
@@ -324,6 +336,7 @@ class WirePool:
             conn = await self._acquire(key, fresh_only, limits, deadline)
             reused = conn.idle_since > 0.0
             conn.max_body = max_body
+            conn.truncate = truncate
             waiter = conn.start(head if body is None else head + body)
             conn.arm(loop, deadline, limits.sock_read)
             try:
