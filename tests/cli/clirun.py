@@ -7,11 +7,12 @@ keeps answering while the command runs. Every run is bounded by a timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,19 @@ class Cli:
     def transcript(self) -> str:
         """Everything every run printed, for looking for secrets."""
         return "\n".join(f"{' '.join(r.args)}\n{r.out}\n{r.err}" for r in self.runs)
+
+
+@contextlib.asynccontextmanager
+async def running(cli: Cli, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``patchwire ARGS`` as a long-running subprocess of ``cli``'s environment (serve,
+    worker, demo), killed at the end of the block if it is still running."""
+    proc = await asyncio.create_subprocess_exec(
+        *patchwire_command(), *args, cwd=cli.workdir, env=cli.env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

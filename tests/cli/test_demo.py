@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from patchwire.cli._demo_store import demo_settings, demo_store
 from patchwire.errors import ConfigError
 from patchwire.sandbox import SANDBOX_CREDENTIALS, SANDBOX_WEBHOOK_SECRETS, Sandbox
 from patchwire.webhooks._schemes import sign
-from tests.cli.clirun import Cli, patchwire_command
+from tests.cli.clirun import Cli, running
 from tests.cli.leaks import leaks_in
 from tests.helpers import free_port
 
@@ -35,20 +34,6 @@ STOP_TIMEOUT_S = 15.0
 SECRETS = [SANDBOX_CREDENTIALS["shop"]["api_key"], SANDBOX_CREDENTIALS["helpdesk"]["password"],
            SANDBOX_CREDENTIALS["calendar"]["token"], SANDBOX_CREDENTIALS["payments"]["secret_key"],
            *SANDBOX_WEBHOOK_SECRETS.values()]
-
-
-@contextlib.asynccontextmanager
-async def _demo(cli: Cli, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        *patchwire_command(), "demo", *args, cwd=cli.workdir, env=cli.env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> Any:
@@ -76,7 +61,7 @@ async def test_demo_serves_the_dashboard_with_runs_failures_and_a_pending_approv
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    async with _demo(cli, "--port", str(port), "--sandbox-port", "0") as proc:
+    async with running(cli, "demo", "--port", str(port), "--sandbox-port", "0") as proc:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             async with asyncio.timeout(READY_TIMEOUT_S):
                 await _until(proc, http, f"{base}/", lambda _: True)  # the dashboard: 200
@@ -138,7 +123,7 @@ async def test_demo_serves_the_dashboard_with_runs_failures_and_a_pending_approv
 
 
 async def test_demo_for_seconds_stops_by_itself_after_the_walkthrough(cli: Cli) -> None:
-    async with _demo(cli, "--port", "0", "--sandbox-port", "0", "--for", "0") as proc:
+    async with running(cli, "demo", "--port", "0", "--sandbox-port", "0", "--for", "0") as proc:
         out, err = await asyncio.wait_for(proc.communicate(), READY_TIMEOUT_S + STOP_TIMEOUT_S)
     assert proc.returncode == 0, err.decode()
     assert "Traceback" not in err.decode()

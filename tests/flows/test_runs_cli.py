@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from patchwire.sandbox import Sandbox
-from tests.cli.clirun import Cli, patchwire_command
+from tests.cli.clirun import Cli, running
 from tests.cli.leaks import new_canary
 from tests.helpers import free_port
 
@@ -244,20 +244,6 @@ async def wait_for_status(cli: Cli, run_id: str, status: str) -> dict[str, Any]:
             if shown.json()["status"] == status:
                 return dict(shown.json())
             await asyncio.sleep(0.1)
-
-
-@contextlib.asynccontextmanager
-async def running(cli: Cli, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        *patchwire_command(), *args, cwd=cli.workdir, env=cli.env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_a_queued_run_is_run_by_serve_and_shared_with_its_api(flows_cli: Cli) -> None:

@@ -22,9 +22,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from patchwire._patchwire import Patchwire
+from patchwire._signals import stop_on_signals
 from patchwire.calls import CallOutcome
 from patchwire.cli._demo_store import DEMO_HOME, demo_settings, demo_store
 from patchwire.errors import CallError, ConfigError, ConnectionExists
@@ -127,7 +127,7 @@ async def run_demo(options: DemoOptions | None = None) -> None:
     sandbox, and returns normally."""
     options = options or DemoOptions()
     stop = asyncio.Event()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         main = asyncio.get_running_loop().create_task(_main(options, stop),
                                                       name="patchwire-demo")
         stopped = asyncio.get_running_loop().create_task(stop.wait())
@@ -145,23 +145,6 @@ async def run_demo(options: DemoOptions | None = None) -> None:
         console.print(f"Stopped. The demo store stays in {options.home}/ until the next demo: "
                       f"[bold]PATCHWIRE_HOME={options.home} patchwire runs list[/]",
                       highlight=False)
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            continue  # not the main thread, or not supported (Windows): Ctrl-C as usual
-        installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 async def _main(options: DemoOptions, stop: asyncio.Event) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable, Mapping
 from datetime import date
 from types import TracebackType
@@ -11,6 +10,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from patchwire._signals import stop_on_signals
 from patchwire.webhooks._schemes import SchemeSettings
 
 from ._app import API_NAMES, SandboxState, build_app
@@ -187,19 +187,8 @@ async def serve_forever(
     ``webhook_url``: where the APIs send their signed events (none when unset).
     """
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            continue  # not the main thread, or not supported (Windows): cancellation only
-        installed.append(sig)
-    try:
+    with stop_on_signals(stop):
         async with Sandbox(host, port, seed=seed, webhook_url=webhook_url) as sandbox:
             if ready is not None:
                 ready(sandbox.url)
             await stop.wait()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
