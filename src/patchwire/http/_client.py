@@ -480,10 +480,7 @@ class HttpCore:
     def _wire_pool(self, session: aiohttp.ClientSession) -> WirePool:
         wire = self._wire
         if wire is None:
-            connector = session.connector
-            assert isinstance(connector, GuardedConnector)
-            # the aiohttp connector's resolver: one SSRF policy and DNS source for both
-            wire = self._wire = WirePool(connector.guarded_resolver, limit=self._limit)
+            wire = self._wire = WirePool.beside(session, limit=self._limit)
         return wire
 
     @staticmethod

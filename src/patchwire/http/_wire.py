@@ -50,7 +50,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from patchwire.http._ssrf import GuardedResolver, literal_address
+from patchwire.http._ssrf import GuardedConnector, GuardedResolver, literal_address
 
 __all__ = ["NOT_SENT", "WireConnectError", "WirePool"]
 
@@ -301,6 +301,15 @@ class WirePool:
         self._queue: collections.deque[_Waiter] = collections.deque()
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
+
+    @classmethod
+    def beside(cls, session: aiohttp.ClientSession, *, limit: int) -> WirePool:
+        """A pool next to ``session``, resolving through its guarded connector's resolver:
+        one SSRF policy and one DNS source for both paths."""
+        connector = session.connector
+        if not isinstance(connector, GuardedConnector):
+            raise TypeError("the session's connector must be a GuardedConnector")
+        return cls(connector.guarded_resolver, limit=limit)
 
     # -- the request -----------------------------------------------------------------------
 

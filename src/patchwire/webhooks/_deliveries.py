@@ -907,11 +907,8 @@ class DeliveryWorker:
 
     def _wire(self) -> WirePool:
         if self._wire_pool is None:
-            session = self._get_session()  # its connector's resolver: one DNS source
-            connector = session.connector
-            assert isinstance(connector, GuardedConnector)
-            self._wire_pool = WirePool(connector.guarded_resolver,
-                                       limit=max(self.max_endpoints, 1))
+            self._wire_pool = WirePool.beside(self._get_session(),
+                                              limit=max(self.max_endpoints, 1))
         return self._wire_pool
 
     def _get_session(self) -> aiohttp.ClientSession:
