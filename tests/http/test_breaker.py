@@ -9,11 +9,11 @@ import pytest
 from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connector_text
 from patchwire.connectors._registry import builtin_connector_texts
-from patchwire.errors import CircuitOpenError, SpecError, UpstreamError
+from patchwire.errors import CircuitOpenError, RateLimitedError, SpecError, UpstreamError
 from patchwire.http import BreakerPolicy, CircuitBreaker, HttpCore, set_instant_retries
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from tests.helpers import LOOPBACK, local_settings
-from tests.http.helpers import FakeClock
+from tests.http.helpers import FakeClock, Upstream, patchwire_for
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +75,68 @@ def test_old_failures_slide_out_of_the_window() -> None:
     clock.advance(11)
     b.record(False)
     assert b.state == "closed"
+
+
+def test_a_429_counts_neither_as_a_failure_nor_as_a_success() -> None:
+    b = CircuitBreaker("x", POLICY, clock=FakeClock())
+    for _ in range(100):
+        b.record_status(429, transient=True)
+    assert b.state == "closed" and b.snapshot().calls == 0
+    for _ in range(9):
+        b.record_status(503, transient=True)
+    for _ in range(50):  # as successes these would hold the failure rate under 50%
+        b.record_status(429, transient=True)
+    b.record_status(503, transient=True)
+    assert b.state == "open"
+
+
+def test_other_answers_count_as_the_retry_policy_judges_them() -> None:
+    b = CircuitBreaker("x", POLICY, clock=FakeClock())
+    b.record_status(404, transient=False)
+    b.record_status(500, transient=False)  # a 500 to a POST: not retried, still a failure
+    b.record_status(408, transient=True)  # a status the connector's retry policy lists
+    state = b.snapshot()
+    assert (state.calls, state.failures) == (3, 2)
+
+
+def test_a_probe_answered_by_a_429_leaves_the_breaker_half_open_for_the_next_probe() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker("x", POLICY, clock=clock)
+    for _ in range(10):
+        b.record(False)
+    clock.advance(5)
+    assert b.allow() is None  # the probe
+    b.record_status(429, transient=True)
+    assert b.state == "half_open"
+    assert b.allow() is None  # the next call is the next probe
+    b.record_status(200, transient=False)
+    assert b.state == "closed"
+
+
+async def test_many_429s_with_retry_after_from_an_upstream_do_not_open_the_breaker(
+    tmp_path: Path,
+) -> None:
+    up = Upstream([(429, {"Retry-After": "1"})] * 200)
+    http = HttpCore(allow_networks=LOOPBACK, clock=FakeClock(), breaker=POLICY)
+    async with patchwire_for(tmp_path, up.app(), http=http) as pw:
+        for _ in range(40):
+            with pytest.raises(RateLimitedError):
+                await pw.call("up.get", connection="c1")
+        state = pw.breaker_state("up")
+        assert len(up.requests) >= 40  # well past min_calls (10), every one a 429
+        assert (state.state, state.failures) == ("closed", 0)
+
+
+async def test_503s_from_the_same_upstream_still_open_the_breaker(tmp_path: Path) -> None:
+    up = Upstream([(503, {"Retry-After": "1"})] * 200)
+    http = HttpCore(allow_networks=LOOPBACK, clock=FakeClock(), breaker=POLICY)
+    async with patchwire_for(tmp_path, up.app(), http=http) as pw:
+        with pytest.raises(CircuitOpenError):
+            for _ in range(40):
+                with pytest.raises(UpstreamError):
+                    await pw.call("up.get", connection="c1")
+        assert pw.breaker_state("up").state == "open"
+        assert len(up.requests) == 10  # min_calls failures, then fail fast
 
 
 async def test_a_failing_sandbox_opens_the_breaker_then_it_recovers(tmp_path: Path) -> None:

@@ -10,8 +10,17 @@ open only once as many failures had hit the upstream. Open: calls fail at once w
 ``open_for`` seconds the breaker is half-open: exactly one call (the probe) goes through
 and every other call still fails fast; success closes the breaker, failure re-opens it.
 
-Only transient failures count (connect errors, timeouts, 5xx, 429): a 404 says nothing
-about the upstream's health.
+Only transient failures count (connect errors, timeouts, 5xx and the other statuses the
+retry policy treats as transient): a 404 says nothing about the upstream's health.
+
+A 429 counts neither way (:meth:`CircuitBreaker.record_status`). A rate-limited upstream
+is answering, deliberately: it asks the caller to slow down, and the rate limiter already
+does (the connection's bucket pauses for ``Retry-After``). Counting 429s as failures would
+turn "slow down" into an outage of ``open_for`` seconds for every caller of the connector
+(a busy loop over the upstream's quota opened the breaker). Counting them as successes
+would let an overloaded upstream that alternates 503 and 429 dilute its failure rate and
+keep the breaker closed. So a 429 leaves the window as it was, and a probe answered by a
+429 proves nothing: the breaker stays half-open and the next call probes.
 """
 
 from __future__ import annotations
@@ -108,6 +117,15 @@ class CircuitBreaker:
         calls = len(outcomes)
         if calls >= self.policy.min_calls and self._fails >= self.policy.failure_rate * calls:
             self._open()
+
+    def record_status(self, status: int, *, transient: bool) -> None:
+        """Counts one HTTP answer: ``transient`` (as the retry policy judges the status) or
+        5xx is a failure, 429 counts neither way (see the module docstring), any other
+        status is a success."""
+        if status == 429:
+            self.release_probe()
+            return
+        self.record(not (transient or status >= 500))
 
     def release_probe(self) -> None:
         """The probe ended without an answer about the upstream (e.g. it was cancelled)."""

@@ -311,8 +311,8 @@ class HttpCore:
             status = response.status
             transient = is_transient_status(status, retry, idempotent=retryable)
             if guard is not None:
-                # 4xx other than 429 says nothing about the upstream's health
-                guard.breaker.record(not (transient or status >= 500))
+                # 429 and other 4xx say nothing about the upstream's health
+                guard.breaker.record_status(status, transient=transient)
                 self._note_limits(guard, connection, response, retry)
             if transient and self._may_retry(retryable, retry, decision, guard):
                 delay = server_delay(response.headers, retry)
