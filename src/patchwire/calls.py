@@ -22,7 +22,7 @@ import orjson
 
 from patchwire._ids import new_id
 from patchwire.auth._schemes import AuthParts, MissingCredential, render_auth
-from patchwire.connectors._template import MISSING, Template, compile_template
+from patchwire.connectors._template import MISSING, Template, compile_template, lookup
 from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ErrorRule, OAuth2Auth
 from patchwire.errors import (
     ERROR_KINDS,
@@ -156,6 +156,7 @@ class CompiledAction:
         req = action.request
         self.method = req.method
         self.path = compile_template(req.path)
+        self.path_segments = _placeholder_segments(req.path)
         self.query = [(k, _compile_value(v)) for k, v in req.query.items()]
         self.headers = [(k, compile_template(v)) for k, v in req.headers.items()]
         self.body = req.body
@@ -198,6 +199,10 @@ class CompiledAction:
                 f"cannot build the path {self.path.source!r}: an argument is missing",
                 context=context,
             )
+        # Only a rendered path holding "/." or an empty segment can hold a segment that
+        # URL normalisation would remove ("..", "."): one substring test on most calls.
+        if "/." in path or "//" in path or path.endswith("/"):
+            self._refuse_dot_segments(path, arguments, context)
         headers = dict(conn.headers)
         for name, tpl in self.headers:
             value = tpl.render(arguments)
@@ -238,6 +243,30 @@ class CompiledAction:
             if body is not MISSING:
                 self._attach_body(req, body, context)
         return req
+
+    def _refuse_dot_segments(
+        self, path: str, arguments: Mapping[str, Any], context: CallContext
+    ) -> None:
+        """A path argument names one item: it must not make its segment ``..``, ``.`` or
+        empty, which URL normalisation (ours or any proxy's) turns into another path —
+        ``/orgs/acme/members/..`` is ``/orgs/acme/``. Encoded values hold no ``/``, so the
+        rendered path has the template's segments, in order."""
+        rendered = path.split("?", 1)[0].split("/")
+        problems: list[ValidationProblem] = []
+        for index, names in self.path_segments:
+            segment = rendered[index] if index < len(rendered) else ""
+            if segment not in ("", ".", ".."):
+                continue
+            culprits = [n for n in names
+                        if str(_path_value(arguments, n)) in ("", ".", "..")] or list(names)
+            for name in culprits:
+                what = "empty" if segment == "" else f"{segment!r}"
+                problems.append(ValidationProblem(
+                    _json_path(name.split(".")),
+                    f"cannot be {what} here: a path argument names one item and cannot "
+                    f"change which path is requested"))
+        if problems:
+            raise InputValidationError(problems, context=context)
 
     def _attach_body(self, req: PreparedRequest, body: Any, context: CallContext) -> None:
         if self.body_type == "json":
@@ -475,6 +504,22 @@ def _encode_path_segment(text: str) -> str:
     if (text.isalnum() and text.isascii()) or _UNRESERVED(text) is not None:
         return text
     return quote(text, safe="")
+
+
+def _placeholder_segments(path: str) -> list[tuple[int, tuple[str, ...]]]:
+    """(index, placeholder names) of each segment of a path template (before any ``?``)
+    that holds placeholders."""
+    out = []
+    for index, segment in enumerate(path.split("?", 1)[0].split("/")):
+        names = compile_template(segment).names
+        if names:
+            out.append((index, names))
+    return out
+
+
+def _path_value(arguments: Mapping[str, Any], name: str) -> Any:
+    value = lookup(arguments, tuple(name.split(".")))
+    return "" if value is MISSING or value is None else value
 
 
 def _default_header(headers: dict[str, str], name: str, value: str) -> None:
