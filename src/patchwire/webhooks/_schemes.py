@@ -32,7 +32,8 @@ reason                    status meaning
 ``malformed_signature``   400    the signature header cannot be parsed
 ``bad_signature``         401    no active secret produces the signature
 ``missing_timestamp``     400    the scheme signs a timestamp and it is absent
-``malformed_timestamp``   400    the timestamp is not Unix seconds (digits, one optional ".")
+``malformed_timestamp``   400    the timestamp is not whole Unix seconds (ASCII digits, no
+                                 sign, point or exponent; at most year 9999)
 ``stale_timestamp``       401    the timestamp is outside the tolerance (past or future)
 ``missing_id``            400    the scheme signs an event id and it is absent
 ``missing_header``        400    the generic template signs a header that is absent
@@ -82,6 +83,11 @@ _STANDARD_PREFIX = "whsec_"
 # used to reflect arbitrary content.
 _MAX_CHALLENGE = 512
 
+
+#: the latest timestamp a scheme accepts (9999-12-31T23:59:59Z): later ones are not a
+#: clock's reading but a hostile or broken sender's, refused as malformed
+_MAX_TIMESTAMP = 253_402_300_799
+_MAX_TIMESTAMP_DIGITS = len(str(_MAX_TIMESTAMP))
 
 #: the widest timestamp tolerance a source may set: a day
 MAX_TOLERANCE_S = 86_400
@@ -284,10 +290,16 @@ def _timestamp(raw: str | None, where: str) -> float:
     if raw is None or not raw.strip():
         raise _reject("missing_timestamp", 400, f"the timestamp ({where}) is missing")
     text = raw.strip()
-    # Digits only (and one decimal point): float() would also take "nan", "inf", "1e9".
-    if not text.replace(".", "", 1).isdigit() or not text.isascii():
+    # ASCII digits only: float() would also take "nan", "inf", "1e9", "-5", and every
+    # vendor here signs whole seconds. The length is checked before converting: 400
+    # nines made float() infinite and int() of that an OverflowError (a 500).
+    if (len(text) > _MAX_TIMESTAMP_DIGITS or not text.isascii() or not text.isdigit()
+            or int(text) > _MAX_TIMESTAMP):
         raise _reject(
-            "malformed_timestamp", 400, f"the timestamp ({where}) is not Unix seconds"
+            "malformed_timestamp",
+            400,
+            f"the timestamp ({where}) is not Unix seconds: whole seconds, digits only, "
+            f"at most {_MAX_TIMESTAMP}",
         )
     return float(text)
 
