@@ -141,3 +141,22 @@ async def test_a_malformed_timestamp_is_refused_400_and_nothing_is_stored(
     assert await receiver.inbox(scheme) == []
     rejections = await receiver.get(f"/api/v1/webhooks/rejections?source={scheme}")
     assert sorted(r["status"] for r in rejections) == [400] * len(MALFORMED_TIMESTAMPS)
+
+
+# -- d) handshake answers --------------------------------------------------------------------
+
+
+async def test_handshake_answers_are_plain_text_that_a_browser_must_not_sniff(
+        receiver: Receiver) -> None:
+    challenge = "%3Chtml%3E%3Cscript%3Ealert(1)%3C/script%3E"  # printable: echoed as is
+    async with receiver.http.get(
+            f"{receiver.url}/hooks/github?hub.mode=subscribe&hub.challenge={challenge}") as r:
+        assert (r.status, await r.text()) == (200, "<html><script>alert(1)</script>")
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Content-Type"].split(";")[0] == "text/plain"
+    body = json.dumps({"type": "url_verification", "challenge": "ch4ll3nge"}).encode()
+    async with receiver.http.post(f"{receiver.url}/hooks/slack", data=body, headers={
+            "content-type": "application/json", **receiver.signed_headers("slack", body)}) as r:
+        assert (r.status, await r.text()) == (200, "ch4ll3nge")
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Content-Type"].split(";")[0] == "text/plain"

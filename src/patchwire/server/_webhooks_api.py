@@ -66,6 +66,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 PROBLEM = b"application/problem+json"
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 #: header names containing these are never stored with a value: signatures, credentials
 _SECRET_WORDS = ("signature", "hmac", "token", "secret", "password", "auth", "cookie",
                  "api-key", "apikey", "session")
@@ -199,9 +200,11 @@ def parse_payload(body: bytes, content_type: str) -> tuple[Any, str | None]:
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    # nosniff on every answer: a handshake echoes a sender's challenge, which a browser
+    # must never take for HTML or script whatever it contains
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", content_type),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), _NOSNIFF]})
     await send({"type": "http.response.body", "body": body})
 
 
