@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import bench_chaos
 from patchwire import Patchwire, Settings
 from patchwire.errors import CallError, CircuitOpenError
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
@@ -26,7 +27,7 @@ from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 
 async def main(rate: float, healthy_s: float, outage_s: float, recovery_max_s: float
                ) -> dict[str, float | int | None]:
-    async with Sandbox() as sandbox:
+    async with Sandbox(chaos=bench_chaos()) as sandbox:
         with tempfile.TemporaryDirectory() as home:
             # the sandbox is on loopback, which the SSRF guard refuses unless allow-listed
             settings = Settings(home=Path(home), connector_paths=(), allow_networks=("127.0.0.1",))

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from . import DEFAULT_PORT, serve_forever
+from . import DEFAULT_PORT, DEFAULT_RATE_LIMIT_PER_MINUTE, serve_forever
 from ._webhooks import checked_webhook_url
 
 
@@ -26,15 +26,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--webhook-url", default=None, help="send the APIs' signed webhooks to this URL"
     )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_RATE_LIMIT_PER_MINUTE,
+        metavar="N",
+        help="requests per minute per credential and API before a 429 (%(default)s); "
+        "a benchmark raises it for its load",
+    )
     args = parser.parse_args(argv)
     try:
         checked_webhook_url(args.webhook_url)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.rate_limit < 1:
+        parser.error(f"--rate-limit must be at least 1, got {args.rate_limit}")
     try:
         asyncio.run(
             serve_forever(
-                args.host, args.port, seed=args.seed, ready=_ready, webhook_url=args.webhook_url
+                args.host,
+                args.port,
+                seed=args.seed,
+                ready=_ready,
+                webhook_url=args.webhook_url,
+                rate_limit_per_minute=args.rate_limit,
             )
         )
     except KeyboardInterrupt:

@@ -36,7 +36,8 @@ class ChaosSettings:
     drop_rate: float = 0.0
     """Fraction of requests whose TCP connection is closed without any response."""
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
-    """Per credential and API; the default leaves a 20,000-request benchmark alone."""
+    """Per credential and API, in aligned one-minute windows. The default leaves a
+    few-thousand-call test alone; a benchmark raises it for its load (``--rate-limit``)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -99,7 +100,11 @@ def coerce_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class ChaosControl:
-    """Global settings plus per-API overrides, and the seeded dice they are rolled with."""
+    """Global settings plus per-API overrides, and the seeded dice they are rolled with.
+
+    :meth:`clear` restores the global settings the sandbox started with, so a rate limit
+    given at start (``--rate-limit``) outlives ``DELETE /_sandbox/chaos``.
+    """
 
     global_settings: ChaosSettings = field(default_factory=ChaosSettings)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -107,9 +112,12 @@ class ChaosControl:
     rng: random.Random = field(init=False)
     release: asyncio.Event | None = field(default=None, init=False)
     """Set on shutdown so held requests end at once instead of blocking the stop."""
+    initial: ChaosSettings = field(init=False)
+    """A copy of the global settings at start: what :meth:`clear` goes back to."""
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.initial = dataclasses.replace(self.global_settings)
 
     def reseed(self, seed: int) -> None:
         self.seed = seed
@@ -135,9 +143,8 @@ class ChaosControl:
     def clear(self, api: str | None = None) -> None:
         if api is None:
             self.overrides.clear()
-            fresh = ChaosSettings()
             for name in CHAOS_FIELDS:
-                setattr(self.global_settings, name, getattr(fresh, name))
+                setattr(self.global_settings, name, getattr(self.initial, name))
         else:
             self.overrides.pop(api, None)
 

@@ -14,7 +14,7 @@ from patchwire._signals import stop_on_signals
 from patchwire.webhooks._schemes import SchemeSettings
 
 from ._app import API_NAMES, SandboxState, build_app
-from ._chaos import ChaosSettings
+from ._chaos import DEFAULT_RATE_LIMIT_PER_MINUTE, ChaosSettings
 from ._stats import SandboxStats
 from ._webhooks import SANDBOX_WEBHOOK_SCHEMES, WebhookCounters
 
@@ -181,14 +181,19 @@ async def serve_forever(
     seed: int = 0,
     ready: Callable[[str], None] | None = None,
     webhook_url: str | None = None,
+    rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE,
 ) -> None:
     """Runs a sandbox until cancelled, SIGINT or SIGTERM; ``ready(url)`` once it listens.
 
     ``webhook_url``: where the APIs send their signed events (none when unset).
+    ``rate_limit_per_minute``: requests per credential and API before a 429 (ValueError
+    below 1).
     """
+    chaos = ChaosSettings(rate_limit_per_minute=rate_limit_per_minute)
     stop = asyncio.Event()
     with stop_on_signals(stop):
-        async with Sandbox(host, port, seed=seed, webhook_url=webhook_url) as sandbox:
+        async with Sandbox(host, port, seed=seed, chaos=chaos,
+                           webhook_url=webhook_url) as sandbox:
             if ready is not None:
                 ready(sandbox.url)
             await stop.wait()

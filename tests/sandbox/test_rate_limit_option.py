@@ -1,0 +1,59 @@
+"""The sandbox's per-credential rate limit, set at start for the load a benchmark makes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import aiohttp
+
+from patchwire.sandbox import ChaosSettings, Sandbox, auth_headers
+
+
+async def test_python_m_sandbox_rate_limit_sets_the_per_credential_limit() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "patchwire.sandbox", "--port", "0", "--rate-limit", "2",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("sandbox listening on http://127.0.0.1:")
+        url = line.rsplit(" ", 1)[1].strip()
+        statuses = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            for _ in range(3):
+                async with http.get(f"{url}/shop/products", headers=auth_headers("shop")) as r:
+                    statuses.append(r.status)
+                    assert r.headers["X-RateLimit-Limit"] == "2"
+            async with http.get(f"{url}/_sandbox/chaos") as r:
+                assert (await r.json())["global"]["rate_limit_per_minute"] == 2
+        assert statuses == [200, 200, 429]
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+def test_python_m_sandbox_refuses_a_rate_limit_below_one_with_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "patchwire.sandbox", "--port", "0", "--rate-limit", "0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "--rate-limit must be at least 1, got 0" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_clearing_chaos_keeps_the_rate_limit_the_sandbox_started_with() -> None:
+    async with (
+        Sandbox(chaos=ChaosSettings(rate_limit_per_minute=5_000_000)) as sandbox,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+    ):
+        sandbox.set_chaos(error_rate=1.0, rate_limit_per_minute=3)
+        sandbox.clear_chaos()
+        assert sandbox.chaos.rate_limit_per_minute == 5_000_000
+        assert sandbox.chaos.error_rate == 0.0
+        sandbox.set_chaos(rate_limit_per_minute=3)
+        async with http.delete(sandbox.url + "/_sandbox/chaos") as resp:
+            assert (await resp.json())["global"]["rate_limit_per_minute"] == 5_000_000
