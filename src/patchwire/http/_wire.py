@@ -96,7 +96,7 @@ class _Connection(asyncio.Protocol):
         self._pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
+        self._parser = httptools.HttpResponseParser(self)  # replaced by each exchange's
         self._waiter: asyncio.Future[_Answer] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
@@ -160,6 +160,13 @@ class _Connection(asyncio.Protocol):
     # -- llhttp callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            # a second response behind the awaited one, in the same read: whoever sent it
+            # wants it taken for the answer to the next request (desync). Raised inside
+            # the parser's callback, it stops the parse and data_received drops the
+            # connection before the exchange hands it back to the pool.
+            raise ValueError("bytes beyond the end of the response")
         self._headers = []
         self._header_bytes = 0
         self._body = []
@@ -264,6 +271,9 @@ class _Connection(asyncio.Protocol):
 
     def start(self, data: bytes) -> asyncio.Future[_Answer]:
         assert self.transport is not None
+        # a fresh parser: nothing a previous answer left in the parser's state (a partly
+        # parsed message, flags, counters) can become part of this one
+        self._parser = httptools.HttpResponseParser(self)
         self._status = 0
         self._chunks_seen = False
         waiter = self._waiter = asyncio.get_running_loop().create_future()
