@@ -144,7 +144,7 @@ async def main(runs: int, requests: int) -> dict[str, Any]:
         settings = Settings(home=home, connector_paths=(), flow_paths=())
         async with Patchwire(settings) as pw:  # creates and migrates the store
             database = Path(pw.store.engine.url.database or "")
-        registry = FlowRegistry.load(())
+        registry = FlowRegistry.load((), builtins=True)
         started = time.perf_counter()
         ids = seed(database, registry, runs, rng)
         seeded_s = time.perf_counter() - started

@@ -40,6 +40,11 @@ SERVE_PORT=${SERVE_PORT:-8600}
 export PATCHWIRE_TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 LOGS="$PATCHWIRE_HOME/logs"
 mkdir -p "$LOGS"
+# the example flows are opt-in: copied into the scale-out home (its example syncs go aside)
+export PATCHWIRE_FLOW_PATHS="$PATCHWIRE_HOME/flows"
+PATCHWIRE_SYNC_PATHS="$PATCHWIRE_HOME/example-syncs" \
+    PATCHWIRE_CONNECTOR_PATHS="$PATCHWIRE_HOME/connectors" \
+    "$BIN/patchwire" init --examples >/dev/null
 
 pids=()
 stop() {
@@ -86,6 +91,6 @@ Scale-out topology is up (Ctrl-C stops it):
   API servers   $(for i in $(seq 1 "$SERVERS"); do printf 'http://127.0.0.1:%s ' $((SERVE_PORT + i - 1)); done)
   logs          $LOGS
 
-Try: PATCHWIRE_ENGINE=temporal PATCHWIRE_DATABASE_URL=... .venv/bin/patchwire flow run chat_to_ticket --input '{...}' --wait
+Try: PATCHWIRE_ENGINE=temporal PATCHWIRE_DATABASE_URL=... PATCHWIRE_FLOW_PATHS=$PATCHWIRE_FLOW_PATHS .venv/bin/patchwire flow run chat_to_ticket --input '{...}' --wait
 EOF
 wait

@@ -367,7 +367,7 @@ async def test_one_idempotency_key_starts_one_run(engine_for: Any) -> None:
 
 async def test_the_shipped_example_flows_succeed(engine_for: Any, sandbox: Sandbox,
                                                  pw: Patchwire) -> None:
-    registry = FlowRegistry.load(())
+    registry = FlowRegistry.load((), builtins=True)
     customers = sandbox.state.apis["shop"].customers  # type: ignore[attr-defined]
     customer = next(iter(customers.values()))
     order_id = next(iter(sandbox.state.apis["shop"].orders))  # type: ignore[attr-defined]

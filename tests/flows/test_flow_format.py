@@ -65,7 +65,7 @@ def test_three_example_flows_ship_with_the_package() -> None:
 def test_every_example_flow_loads_and_its_references_resolve_against_builtin_connectors(
     connectors: ConnectorRegistry,
 ) -> None:
-    registry = FlowRegistry.load()
+    registry = FlowRegistry.load(builtins=True)
     assert registry.problems == []
     assert {f.id for f in registry} == {"chat_to_ticket", "overdue_invoice_reminders",
                                         "refund_to_ticket_comment"}
@@ -75,7 +75,7 @@ def test_every_example_flow_loads_and_its_references_resolve_against_builtin_con
 
 
 def test_the_examples_use_the_triggers_they_promise() -> None:
-    registry = FlowRegistry.load()
+    registry = FlowRegistry.load(builtins=True)
     nightly = registry.get("overdue_invoice_reminders").trigger.schedule
     assert [(s.cron, s.timezone) for s in nightly] == [("0 2 * * *", "Europe/Paris")]
     hook = registry.get("refund_to_ticket_comment").trigger.webhook
@@ -472,7 +472,7 @@ def test_a_sub_flow_input_mapping_names_declared_fields(connectors: ConnectorReg
 def test_a_user_flow_overrides_the_example_with_the_same_id(tmp_path: Path) -> None:
     (tmp_path / "mine.yaml").write_text(
         "id: chat_to_ticket\nversion: 7\nsteps: [{id: a, transform: '1'}]\n", encoding="utf-8")
-    registry = FlowRegistry.load([tmp_path])
+    registry = FlowRegistry.load([tmp_path], builtins=True)
     assert registry.get("chat_to_ticket").version == 7
     assert registry.source_of("chat_to_ticket") == str(tmp_path / "mine.yaml")
     assert registry.source_of("refund_to_ticket_comment") == (
@@ -493,7 +493,7 @@ def test_a_broken_file_keeps_its_problems_while_the_others_load(tmp_path: Path) 
 
 def test_an_unknown_flow_is_a_lookup_error_naming_the_known_ones() -> None:
     with pytest.raises(UnknownFlow, match=r"unknown flow 'nope'.*chat_to_ticket") as info:
-        FlowRegistry.load().get("nope")
+        FlowRegistry.load(builtins=True).get("nope")
     assert info.value.code == "unknown_flow"
 
 
@@ -548,12 +548,13 @@ async def test_flow_schema_prints_the_json_schema(cli: Cli) -> None:
     assert result.json() == flow_json_schema()
 
 
-async def test_flow_check_passes_on_the_examples_and_fails_with_file_lines(cli: Cli) -> None:
+async def test_flow_check_passes_on_the_examples_and_fails_with_file_lines(
+        cli_with_examples: Cli) -> None:
+    cli = cli_with_examples
     ok = await cli("flow", "check")
     assert ok.code == 0, ok
     assert "3 flow(s) valid" in ok.out
     flows = cli.workdir / "flows"
-    flows.mkdir()
     (flows / "bad.yaml").write_text(GOOD.replace("shop.get_order", "shop.get_ordr").replace(
         "$steps.first.total", "$steps.first.total +"), encoding="utf-8")
     bad = await cli("flow", "check")
@@ -568,7 +569,9 @@ async def test_flow_check_passes_on_the_examples_and_fails_with_file_lines(cli: 
             in named.flat_err)
 
 
-async def test_flow_check_of_named_files_resolves_sub_flows_among_all_flows(cli: Cli) -> None:
+async def test_flow_check_of_named_files_resolves_sub_flows_among_all_flows(
+        cli_with_examples: Cli) -> None:
+    cli = cli_with_examples
     (cli.workdir / "parent.yaml").write_text(
         "id: parent\nsteps:\n  - {id: s, flow: chat_to_ticket, input: {email: $input.e, "
         "message: \"'hi'\"}}\n", encoding="utf-8")
@@ -577,19 +580,20 @@ async def test_flow_check_of_named_files_resolves_sub_flows_among_all_flows(cli:
     assert "1 flow(s) valid" in result.out
 
 
-async def test_flow_list_and_show_describe_the_flows(cli: Cli) -> None:
+async def test_flow_list_and_show_describe_the_flows(cli_with_examples: Cli) -> None:
+    cli = cli_with_examples
     listed = await cli("flow", "list", "--json")
     assert listed.code == 0, listed
     rows = {r["id"]: r for r in listed.json()}
     assert rows["overdue_invoice_reminders"]["trigger"] == (
         "manual, schedule 0 2 * * * (Europe/Paris)")
-    assert rows["chat_to_ticket"]["source"] == "examples/chat_to_ticket.yaml"
+    assert rows["chat_to_ticket"]["source"] == "flows/chat_to_ticket.yaml"
     shown = await cli("flow", "show", "refund_to_ticket_comment")
     assert shown.code == 0, shown
     assert "webhook shop" in shown.out
     assert "comment call helpdesk.add_comment" in shown.out
     as_json = await cli("flow", "show", "chat_to_ticket", "--json")
-    assert FlowSpec.model_validate(as_json.json()) == FlowRegistry.load().get("chat_to_ticket")
+    assert FlowSpec.model_validate(as_json.json()) == FlowRegistry.load(builtins=True).get("chat_to_ticket")
     missing = await cli("flow", "show", "nope")
     assert missing.code == 1 and "unknown flow 'nope'" in missing.flat_err
 

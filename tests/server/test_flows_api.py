@@ -17,7 +17,7 @@ import pytest
 
 from patchwire import FlowEngine, Patchwire
 from patchwire.config import Settings
-from patchwire.flows import FlowRegistry
+from patchwire.flows import FlowRegistry, builtin_flow_texts
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from tests.flows.test_runs_cli import FLOWS, add_order
@@ -66,6 +66,10 @@ async def flow_settings(tmp_path: Path, sandbox: Sandbox, canary: str) -> Settin
     folder.mkdir()
     for name, text in {**FLOWS, "nightly": NIGHTLY}.items():
         (folder / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    # one shipped example with a tool trigger, opted in as `patchwire init --examples` does
+    examples = dict(builtin_flow_texts())
+    (folder / "chat_to_ticket.yaml").write_text(examples["examples/chat_to_ticket.yaml"],
+                                                encoding="utf-8")
     settings = local_settings(tmp_path / "home", flow_paths=(folder,))
     async with Patchwire(settings) as setup:
         await setup.add_connection("shop", "acme",

@@ -456,7 +456,11 @@ async def test_a_sandbox_refund_webhook_updates_the_synced_order_through_the_inb
     # polled once at start (a new sync polls at once), then not before next year: only the
     # webhook can bring the refund in during the test
     spec = example("shop_orders", schedule={"cron": "0 0 1 1 *"}, reconcile=None)
-    app = create_app(Patchwire(settings), engine=True, syncs=SyncRegistry([spec]))
+    # the shipped flows opted in (`patchwire init --examples`): one listens to refunds
+    from patchwire.flows import FlowRegistry
+
+    app = create_app(Patchwire(settings), engine=True, syncs=SyncRegistry([spec]),
+                     flows=FlowRegistry.load(builtins=True))
     async with serving(app) as url, aiohttp.ClientSession() as http:
         async def record() -> dict[str, Any] | None:
             async with http.get(f"{url}/api/v1/records/order/acme/{order_id}") as resp:

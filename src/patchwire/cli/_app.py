@@ -14,6 +14,7 @@ from patchwire.cli import (
     _connections,
     _connectors,
     _flows,
+    _init,
     _keys,
     _mcp,
     _runs,
@@ -38,6 +39,7 @@ app.add_typer(_flows.app, name="flow")
 app.command("call")(_call.call)
 app.command("calls")(_call.calls)
 app.command("chat")(_chat.chat)
+app.command("init")(_init.init)
 # --- MCP server over stdio (src/patchwire/cli/_mcp.py) ---
 app.command("mcp")(_mcp.mcp)
 # --- flow runs: `flow run`, `runs ...`, `worker` (src/patchwire/cli/_runs.py) ---

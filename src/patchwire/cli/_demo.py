@@ -339,7 +339,7 @@ async def _flows_scene(pw: Patchwire, customer: dict[str, Any], order: dict[str,
 
     console.print()
     console.rule("[bold]Durable flows[/]: the same work as multi-step workflows")
-    registry = FlowRegistry.load(pw.settings.flow_paths)
+    registry = FlowRegistry.load(pw.settings.flow_paths, builtins=True)
     async with contextlib.AsyncExitStack() as stack:
         if engine is None:
             engine = await stack.enter_async_context(

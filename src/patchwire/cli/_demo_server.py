@@ -165,7 +165,7 @@ class DemoServer:
         sock = listen(port, DEFAULT_PORT)
         try:
             url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-            flows = FlowRegistry.load(pw.settings.flow_paths)
+            flows = FlowRegistry.load(pw.settings.flow_paths, builtins=True)
             engine = FlowEngine(pw, flows.as_mapping(), schedules=True)
             receiver = DemoReceiver()
             await _webhook_sources(pw, sandbox)

@@ -97,7 +97,8 @@ def check(
 
 @app.command("list")
 def list_flows(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """List known flows (shipped examples and your flow directories)."""
+    """List known flows (your flow directories; `patchwire init --examples` copies the
+    shipped examples there)."""
     reg = _registry()
     rows = [
         {"id": f.id, "version": f.version, "title": f.title, "trigger": _trigger_summary(f.trigger),

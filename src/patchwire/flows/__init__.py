@@ -11,7 +11,7 @@ from patchwire.flows._loader import (
     load_flow_file,
     load_flow_text,
 )
-from patchwire.flows._registry import FlowRegistry
+from patchwire.flows._registry import FlowRegistry, builtin_flow_texts
 from patchwire.flows.spec import (
     STEP_KINDS,
     ApproveStep,
@@ -59,6 +59,7 @@ __all__ = [
     "Trigger",
     "WaitStep",
     "WebhookTrigger",
+    "builtin_flow_texts",
     "check_flow",
     "check_flow_references",
     "flow_json_schema",

@@ -1,4 +1,5 @@
-"""The set of known flows: the shipped examples plus the user's flow directories."""
+"""The set of known flows: the user's flow directories (and, on request, the shipped
+examples)."""
 
 from __future__ import annotations
 
@@ -34,27 +35,35 @@ def flow_files(root: Path) -> list[Path]:
 
 class FlowRegistry:
     """Flows by id. Later registrations replace earlier ones with the same id, so a user's
-    ``flows/chat_to_ticket.yaml`` overrides the shipped example of that id."""
+    ``flows/chat_to_ticket.yaml`` overrides the shipped example of that id.
+
+    The shipped examples are loaded only on request (``builtins=True``: the demo, tests):
+    a flow can offer a tool to every model and run on a schedule, which nobody should get
+    without asking for it. ``patchwire init --examples`` copies them into ``flows/``."""
 
     def __init__(self, flows: Iterable[FlowSpec] = ()) -> None:
         self._by_id: dict[str, FlowSpec] = {}
         self._sources: dict[str, str] = {}
         #: problems of flow files that failed to load (the others still load)
         self.problems: list[SpecProblem] = []
+        #: whether the shipped examples were loaded (a reload loads them again, or not)
+        self.builtins = False
         for spec in flows:
             self.add(spec)
 
     @classmethod
     def load(
-        cls, paths: Iterable[Path] = (), *, builtins: bool = True, strict: bool = False
+        cls, paths: Iterable[Path] = (), *, builtins: bool = False, strict: bool = False
     ) -> FlowRegistry:
-        """Load the shipped examples and every ``*.yaml`` under ``paths`` (files or dirs).
+        """Load every ``*.yaml`` under ``paths`` (files or dirs), after the shipped examples
+        when ``builtins``.
 
         A broken file does not hide the good ones: its problems are kept in ``problems``
         (and raised together at the end when ``strict``). References to connectors and
         other flows are not checked here — see :meth:`check_references`.
         """
         reg = cls()
+        reg.builtins = builtins
         if builtins:
             for name, text in builtin_flow_texts():
                 reg.add(load_flow_text(text, name), source=name)

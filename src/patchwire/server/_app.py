@@ -168,7 +168,7 @@ def create_app(
     runs, schedules — like ``patchwire worker`` (``patchwire serve`` turns it on); a
     FlowEngine is used (started and stopped) as given; ``False`` only records runs started
     through the API as queued, for a worker (``wait`` then waits for that worker).
-    ``flows``: default, the shipped examples and ``settings.flow_paths``.
+    ``flows``: default, ``settings.flow_paths`` (the shipped examples only on request).
     ``inbox``: the webhook inbox (``app.state.inbox``; add event handlers to it) — by
     default one starting flows on this app's engine; its events are processed where this
     app runs flows, or always when one is given.

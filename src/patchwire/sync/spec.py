@@ -303,6 +303,8 @@ class SyncRegistry:
         self._sources: dict[str, str] = {}
         #: problems of sync files that failed to load (the others still load)
         self.problems: list[SpecProblem] = []
+        #: whether the shipped examples were loaded (a reload loads them again, or not)
+        self.builtins = False
         for spec in syncs:
             self.add(spec)
 
@@ -310,6 +312,7 @@ class SyncRegistry:
     def load(cls, paths: Iterable[Path] = (), *, builtins: bool = False,
              strict: bool = False) -> SyncRegistry:
         reg = cls()
+        reg.builtins = builtins
         if builtins:
             for name, text in builtin_sync_texts():
                 reg.add(load_sync_text(text, name), source=name)
