@@ -54,6 +54,9 @@ class Settings:
     #: store (a store round trip per capped call) rather than per process; ``None``: yes
     #: on the Temporal engine (several workers), no on the embedded one
     shared_concurrency: bool | None = None
+    #: seconds a webhook sender has to deliver a request's whole body to ``/hooks``; a
+    #: slower one gets 408 and its connection closed (a 1 byte/s body would hold it forever)
+    webhook_body_timeout: float = 10.0
 
     @property
     def effective_database_url(self) -> str:
@@ -99,7 +102,7 @@ def load_settings(
                 "sync_paths", "host",
                 "port", "allow_networks", "engine", "temporal_address",
                 "temporal_namespace", "temporal_task_queue", "temporal_activity_timeout",
-                "shared_concurrency"):
+                "shared_concurrency", "webhook_body_timeout"):
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
             raw[key] = value
@@ -158,7 +161,22 @@ def load_settings(
         kwargs["temporal_activity_timeout"] = seconds
     if "shared_concurrency" in raw:
         kwargs["shared_concurrency"] = _flag("shared_concurrency", raw["shared_concurrency"])
+    for key in ("webhook_body_timeout",):
+        if key in raw:
+            kwargs[key] = _seconds(key, raw[key])
     return Settings(**kwargs)
+
+
+def _seconds(key: str, value: Any) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise ConfigError(f"{key} must be a positive number of seconds, got {value!r} "
+                          f"(PATCHWIRE_{key.upper()} or patchwire.toml)")
+    return seconds
 
 
 #: what an environment variable may say for on and off

@@ -4,7 +4,9 @@ handshake answers a browser could be made to sniff as something else."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import os
 import time
@@ -18,7 +20,8 @@ import aiohttp
 import pytest
 
 from patchwire import Patchwire
-from patchwire.config import Settings
+from patchwire.config import Settings, load_settings
+from patchwire.errors import ConfigError
 from patchwire.server import create_app
 from patchwire.webhooks import SchemeSettings, sign
 from patchwire.webhooks._sources import WebhookSources
@@ -160,3 +163,74 @@ async def test_handshake_answers_are_plain_text_that_a_browser_must_not_sniff(
         assert (r.status, await r.text()) == (200, "ch4ll3nge")
         assert r.headers["X-Content-Type-Options"] == "nosniff"
         assert r.headers["Content-Type"].split(";")[0] == "text/plain"
+
+
+# -- c) bodies that never finish -------------------------------------------------------------
+
+#: the bound on every wait for the server's answer (the body timeout is 0.2 s)
+ANSWER_WITHIN_S = 5.0
+
+
+async def raw_request(url: str, head: bytes) -> tuple[asyncio.StreamReader,
+                                                      asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head)
+    await writer.drain()
+    return reader, writer
+
+
+def post_head(url: str, source: str, length: int) -> bytes:
+    return (f"POST /hooks/{source} HTTP/1.1\r\nHost: {url.removeprefix('http://')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+async def test_a_body_that_stalls_gets_408_and_the_connection_closed(tmp_path: Path) -> None:
+    settings = local_settings(tmp_path / "home", webhook_body_timeout=0.2)
+    async with receiver_on(settings) as receiver:
+        reader, writer = await raw_request(receiver.url,
+                                           post_head(receiver.url, "github", 100) + b'{"a":')
+        try:
+            # everything the server says, up to its closing the connection
+            answer = await asyncio.wait_for(reader.read(), ANSWER_WITHIN_S)
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"body_timeout" in answer
+        [rejected] = await receiver.get("/api/v1/webhooks/rejections?source=github")
+        assert (rejected["reason"], rejected["status"], rejected["body_bytes"]) == (
+            "body_timeout", 408, 5)
+        assert await receiver.inbox("github") == []
+
+
+async def test_a_body_that_trickles_in_is_cut_off_by_a_total_not_an_idle_timeout(
+        tmp_path: Path) -> None:
+    settings = local_settings(tmp_path / "home", webhook_body_timeout=0.2)
+    async with receiver_on(settings) as receiver:
+        reader, writer = await raw_request(receiver.url,
+                                           post_head(receiver.url, "github", 10_000))
+        answer = b""
+        try:
+            async with asyncio.timeout(ANSWER_WITHIN_S):
+                # a byte every 20 ms: never idle for the 0.2 s, never done either
+                while not answer:
+                    writer.write(b" ")
+                    with contextlib.suppress(TimeoutError):
+                        # read(n) returns what has come: a cancelled wait loses nothing
+                        answer = await asyncio.wait_for(reader.read(65536), 0.02)
+                answer += await reader.read()  # the rest, up to the server's close
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"connection: close" in answer.lower()
+
+
+def test_the_body_timeout_is_a_setting_of_positive_seconds() -> None:
+    settings = load_settings(environ={"PATCHWIRE_WEBHOOK_BODY_TIMEOUT": "2.5"},
+                             toml_path=Path("/nonexistent/patchwire.toml"))
+    assert settings.webhook_body_timeout == 2.5
+    assert Settings().webhook_body_timeout == 10.0
+    for bad in ("0", "-1", "inf", "nan", "soon"):
+        with pytest.raises(ConfigError, match="webhook_body_timeout must be a positive"):
+            load_settings(environ={"PATCHWIRE_WEBHOOK_BODY_TIMEOUT": bad},
+                          toml_path=Path("/nonexistent/patchwire.toml"))

@@ -8,8 +8,10 @@ dependency and validation layers would cost more than the rest of the work toget
 
 What a request goes through: unknown or disabled source → 404; ``Content-Length`` over
 the source's limit → 413 before reading, and the body is counted while read (chunked
-bodies) → 413; handshake GETs (``hub.challenge``) are answered; the signature is verified
-(a failure → the scheme's 4xx, recorded in ``webhook_rejections``); a Slack
+bodies) → 413; a body not all there within ``webhook_body_timeout`` (10 s) → 408 (both
+close the connection: the rest of the body is never read); handshake GETs
+(``hub.challenge``) are answered; the signature is verified (a failure → the scheme's
+4xx, recorded in ``webhook_rejections``); a Slack
 ``url_verification`` is answered once verified; the body is parsed (JSON, or a form);
 the event is committed to the inbox and only then acknowledged — 202 for a new event, 200
 for a duplicate (same source and event id), which is dropped. Rejections are recorded with
@@ -19,6 +21,7 @@ secret of the source scrubbed from the header summary and the body excerpt.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
@@ -67,6 +70,12 @@ Send = Callable[[Message], Awaitable[None]]
 
 PROBLEM = b"application/problem+json"
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
+_CLOSE = (b"connection", b"close")
+#: a Content-Length longer than this is refused unread (int() of thousands of digits fails)
+_MAX_LENGTH_DIGITS = 18
+#: body_bytes is a 32-bit column (PostgreSQL refuses more): a claimed length beyond is cut
+_MAX_STORED_SIZE = 2**31 - 1
+_TITLES = {413: "Payload too large", 408: "Request timeout"}
 #: header names containing these are never stored with a value: signatures, credentials
 _SECRET_WORDS = ("signature", "hmac", "token", "secret", "password", "auth", "cookie",
                  "api-key", "apikey", "session")
@@ -199,12 +208,15 @@ def parse_payload(body: bytes, content_type: str) -> tuple[Any, str | None]:
     return payload, body.decode("utf-8")  # orjson accepted it: valid UTF-8
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes, *,
+                   close: bool = False) -> None:
     # nosniff on every answer: a handshake echoes a sender's challenge, which a browser
     # must never take for HTML or script whatever it contains
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type),
-                            (b"content-length", str(len(body)).encode()), _NOSNIFF]})
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+               _NOSNIFF]
+    if close:  # the body was not read to its end: what follows on the connection is not
+        headers.append(_CLOSE)  # a request, so the server closes it after this answer
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -234,10 +246,15 @@ class WebhookReceiver:
     """``/hooks/{source}``: an ASGI endpoint over the source cache and the inbox."""
 
     def __init__(self, cache: SourceCache, inbox: Inbox,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 body_timeout: float | None = None) -> None:
         self.cache = cache
         self.inbox = inbox
         self.clock = clock
+        #: seconds a sender has to deliver the whole body (not per chunk: a trickle of a
+        #: byte a second would pass any idle timeout)
+        self.body_timeout = (inbox.pw.settings.webhook_body_timeout if body_timeout is None
+                             else body_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name: str = scope["path_params"]["source"]
@@ -272,30 +289,42 @@ class WebhookReceiver:
 
     async def _read(self, scope: Scope, receive: Receive, send: Send, source: LoadedSource,
                     headers: Headers) -> bytes | None:
-        """The body, or None when it was refused (too large) or the client left."""
+        """The body, or None when it was refused (too large, too slow) or the client
+        left."""
         limit = source.max_body_bytes
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isdigit() and (
+                len(declared) > _MAX_LENGTH_DIGITS or int(declared) > limit):
             await self._reject(scope, send, source, "body_too_large", 413,
-                               f"the body is {declared} bytes; this source accepts at most "
-                               f"{limit}", b"", int(declared))
+                               f"the body is {declared[:_MAX_LENGTH_DIGITS]}"
+                               f"{'...' if len(declared) > _MAX_LENGTH_DIGITS else ''} "
+                               f"bytes; this source accepts at most {limit}", b"",
+                               int(declared[:_MAX_LENGTH_DIGITS]), close=True)
             return None
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:  # a chunked body, or a Content-Length that understated it
-                await self._reject(scope, send, source, "body_too_large", 413,
-                                   f"the body exceeds this source's limit of {limit} bytes",
-                                   b"".join(chunks), size)
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    chunk: bytes = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:  # chunked, or a Content-Length that understated it
+                        break
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except TimeoutError:
+            await self._reject(scope, send, source, "body_timeout", 408,
+                               f"the body did not arrive within {self.body_timeout:g} s "
+                               f"({size} bytes came)", b"".join(chunks), size, close=True)
+            return None
+        await self._reject(scope, send, source, "body_too_large", 413,
+                           f"the body exceeds this source's limit of {limit} bytes",
+                           b"".join(chunks), size, close=True)
+        return None
 
     async def _event(self, scope: Scope, send: Send, source: LoadedSource, headers: Headers,
                      body: bytes) -> None:
@@ -357,27 +386,29 @@ class WebhookReceiver:
                            b"application/json")
 
     async def _reject(self, scope: Scope, send: Send, source: LoadedSource, reason: str,
-                      status: int, detail: str, body: bytes, size: int) -> None:
+                      status: int, detail: str, body: bytes, size: int, *,
+                      close: bool = False) -> None:
         """Record the rejection (best effort: the answer goes out either way), then
         answer with a problem whose ``type`` ends in the reason."""
         redact = Redactor([s.value for s in source.secrets])
         row = (new_id(), source.name, reason[:64], status, redact(detail)[:2000],
                orjson.dumps(_header_summary(scope["headers"], source.scheme, redact)).decode(),
-               excerpt(body, redact, _EXCERPT_CHARS) if body else None, size, self.clock())
+               excerpt(body, redact, _EXCERPT_CHARS) if body else None,
+               min(size, _MAX_STORED_SIZE), self.clock())
         _count("rejection", source.name, reason)
         try:
             await self.inbox.writer.reject(row)
         except PatchwireError as exc:
             log.warning("cannot record a rejected webhook from %s: %s", source.name, exc)
-        title = "Payload too large" if status == 413 else "Webhook rejected"
-        await self._problem(send, status, title, redact(detail), reason,
+        title = _TITLES.get(status, "Webhook rejected")
+        await self._problem(send, status, title, redact(detail), reason, close=close,
                             source=source.name, reason=reason)
 
     @staticmethod
-    async def _problem(send: Send, status: int, title: str, detail: str, code: str,
-                       **extra: Any) -> None:
+    async def _problem(send: Send, status: int, title: str, detail: str, code: str, *,
+                       close: bool = False, **extra: Any) -> None:
         await _respond(send, status, _problem_body(status, title, detail, code, **extra),
-                       PROBLEM)
+                       PROBLEM, close=close)
 
 
 # -- the management API ---------------------------------------------------------------------
