@@ -8,10 +8,13 @@ so every byte an attacker would choose is on the wire as written.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
+from patchwire.errors import TransportError
 from patchwire.http import HttpCore, PreparedRequest
 from tests.http.test_wire import ok, raw_server, send
 
@@ -52,3 +55,44 @@ async def test_a_second_response_behind_the_awaited_one_closes_the_connection(
     assert (second.status, second.body) == (200, b"real answer 2")
     assert "X-Evil" not in second.headers
     assert len(connections) == 2  # the desynchronised connection was not reused
+
+
+@pytest.mark.parametrize("path", ["wire", "aiohttp"])
+async def test_an_endless_header_value_fails_the_call_after_a_bounded_read(
+    http: HttpCore, path: str,
+) -> None:
+    http.wire = path == "wire"
+    sent = 0
+    dropped = asyncio.Event()
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await reader.readuntil(b"\r\n\r\n")
+        # a small send buffer: what was sent is close to what the client read
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        chunk = b"v" * 16384
+        try:
+            writer.write(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+            while True:  # the value never ends: only the client can stop this
+                writer.write(chunk)
+                await writer.drain()
+                sent += len(chunk)
+        except ConnectionError:
+            dropped.set()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(endless, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(TransportError, match="could not be read") as info:
+            await send(http, PreparedRequest("GET", f"http://127.0.0.1:{port}/x"))
+        await asyncio.wait_for(dropped.wait(), 5)
+    finally:
+        server.close()
+        await server.wait_closed()
+    if path == "wire":  # aiohttp words it its own way ("Got more than 8190 bytes")
+        assert "response headers exceed 256 fields or 64 KiB" in str(info.value)
+    # the cap is 64 KiB on the wire (8 KiB in aiohttp); what else was sent sat in the
+    # sockets' buffers when the connection was dropped
+    assert sent < 1024 * 1024

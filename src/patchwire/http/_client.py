@@ -601,6 +601,9 @@ def _transport_error(
     if isinstance(exc, aiohttp.ClientPayloadError):
         return TransportError(f"the response could not be read {tries}: {exc}",
                               context=context)
+    if type(exc) is aiohttp.ClientResponseError:  # aiohttp's parser refused the answer
+        return TransportError(f"the response could not be read {tries}: {exc.message}",
+                              context=context)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         reason = "the server closed the connection without a response"
     elif isinstance(exc, aiohttp.ClientConnectorError | WireConnectError):

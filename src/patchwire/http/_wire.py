@@ -69,6 +69,8 @@ KEEPALIVE_TIMEOUT: Final = 15.0
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_HEADERS: Final = 256
 ACCEPT_ENCODING: Final = "gzip, deflate"
+_TOO_LONG: Final = (f"response headers exceed {MAX_HEADERS} fields or "
+                    f"{MAX_HEADER_BYTES // 1024} KiB")
 
 
 #: status, header lines and body of one response as parsed
@@ -88,9 +90,10 @@ class WireConnectError(aiohttp.ClientConnectionError):
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: at most one exchange at a time, no pipelining."""
 
-    __slots__ = ("_body", "_body_bytes", "_chunks_seen", "_header_bytes", "_headers",
-                 "_last_read", "_parser", "_pool", "_status", "_timer", "_waiter", "closed",
-                 "idle_since", "key", "max_body", "read_timeout", "transport", "truncate")
+    __slots__ = ("_body", "_body_bytes", "_chunks_seen", "_head_bytes", "_header_bytes",
+                 "_headers", "_last_read", "_parser", "_pool", "_status", "_timer", "_waiter",
+                 "closed", "idle_since", "key", "max_body", "read_timeout", "transport",
+                 "truncate")
 
     def __init__(self, pool: WirePool, key: tuple[str, str, int]) -> None:
         self._pool = pool
@@ -100,6 +103,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[_Answer] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
+        self._head_bytes = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
         #: read at most this much of a body, then drop the connection (None: all of it),
@@ -128,15 +132,23 @@ class _Connection(asyncio.Protocol):
         self._chunks_seen = True
         if self.read_timeout is not None:
             self._last_read = time.monotonic()
+        if self._status < 200:
+            # The head is counted as it arrives, status line included: llhttp keeps a
+            # header value until its line ends, so on_header never sees an endless one.
+            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(aiohttp.ClientPayloadError("the server switched protocols unasked"))
+            return
         except httptools.HttpParserError as exc:
             # a callback's own complaint (headers too large) is the better reason
             reason = (exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError)
                       and exc.__context__ is not None else exc)
             self._fail(aiohttp.ClientPayloadError(f"malformed HTTP response: {reason}"))
+            return
+        if self._status < 200 and self._head_bytes > MAX_HEADER_BYTES:
+            self._fail(aiohttp.ClientPayloadError(f"malformed HTTP response: {_TOO_LONG}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -178,8 +190,7 @@ class _Connection(asyncio.Protocol):
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES or len(headers) > MAX_HEADERS:
             # raised inside the parser's callback: feed_data gives it back as a parser error
-            raise ValueError(f"response headers exceed {MAX_HEADERS} fields or "
-                             f"{MAX_HEADER_BYTES // 1024} KiB")
+            raise ValueError(_TOO_LONG)
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
@@ -275,6 +286,7 @@ class _Connection(asyncio.Protocol):
         # parsed message, flags, counters) can become part of this one
         self._parser = httptools.HttpResponseParser(self)
         self._status = 0
+        self._head_bytes = 0
         self._chunks_seen = False
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
