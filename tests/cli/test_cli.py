@@ -22,11 +22,10 @@ import yaml
 from patchwire.sandbox import Sandbox
 from tests.cli.clirun import Cli, patchwire_command
 from tests.cli.leaks import leaks_in, leaks_in_database, leaks_in_files
-from tests.helpers import free_port
+from tests.helpers import conformance_path, free_port
 from tests.store_fixtures import postgres_url_or_skip, reset_postgres
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-PETSTORE = SHARED / "conformance" / "openapi" / "petstore3-openapi.yaml"
+PETSTORE = conformance_path("openapi", "petstore3-openapi.yaml")
 BUILTIN_CONNECTORS = {"calendar", "helpdesk", "payments", "shop"}
 READY_TIMEOUT_S = 10.0
 
@@ -260,7 +259,6 @@ async def test_connector_check_prints_file_line_path_problems_and_exits_1(cli: C
     assert fine.err == ""
 
 
-@pytest.mark.skipif(not PETSTORE.is_file(), reason=f"{PETSTORE} not present")
 async def test_an_imported_openapi_document_becomes_a_connector_that_check_accepts(
     cli: Cli,
 ) -> None:

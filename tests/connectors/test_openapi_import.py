@@ -17,15 +17,11 @@ from jsonschema import Draft202012Validator
 from patchwire.connectors import load_connector_text
 from patchwire.connectors.openapi import ImportResult, import_openapi, snake_case
 from patchwire.errors import OpenAPIImportError
+from tests.helpers import conformance_path
 
 REPO = Path(__file__).resolve().parents[2]
-CONFORMANCE = REPO / ".." / "shared" / "conformance" / "openapi"
+CONFORMANCE = conformance_path("openapi")
 REALWORLD = REPO / ".fixtures-cache" / "openapi"
-
-needs_conformance = pytest.mark.skipif(
-    not CONFORMANCE.is_dir(),
-    reason=f"{CONFORMANCE} is missing: check out the shared/ folder beside the repo",
-)
 
 
 def doc(paths: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -46,18 +42,15 @@ def round_trip(result: ImportResult) -> None:
         Draft202012Validator.check_schema(action.input)
 
 
-# -- the shared conformance documents ---------------------------------------------------
+# -- the conformance documents (tests/conformance/openapi) -------------------------------
 
 
-@needs_conformance
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFORMANCE.glob("*.yaml"))
-                         if CONFORMANCE.is_dir() else [])
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFORMANCE.glob("*.yaml")))
 def test_every_conformance_document_imports_and_round_trips(name: str) -> None:
     result = import_openapi(CONFORMANCE / name)
     round_trip(result)
 
 
-@needs_conformance
 def test_petstore_30_gives_named_actions_and_base_url() -> None:
     result = import_openapi(CONFORMANCE / "oai-v3.0-petstore.yaml")
     spec = result.connector
@@ -75,7 +68,6 @@ def test_petstore_30_gives_named_actions_and_base_url() -> None:
     assert spec.auth.type == "none"
 
 
-@needs_conformance
 def test_petstore3_uses_the_api_key_scheme_and_skips_the_implicit_oauth2_one() -> None:
     result = import_openapi(CONFORMANCE / "petstore3-openapi.yaml")
     spec = result.connector
@@ -92,7 +84,6 @@ def test_petstore3_uses_the_api_key_scheme_and_skips_the_implicit_oauth2_one() -
     assert "api_key" not in spec.actions["delete_pet"].input["properties"]
 
 
-@needs_conformance
 def test_callbacks_are_reported_as_skipped_not_imported() -> None:
     result = import_openapi(CONFORMANCE / "oai-v3.0-callback-example.yaml")
     assert list(result.connector.actions) == ["post_streams"]
@@ -105,7 +96,6 @@ def test_callbacks_are_reported_as_skipped_not_imported() -> None:
     assert any("names no server" in w for w in result.warnings)
 
 
-@needs_conformance
 def test_31_webhooks_are_reported_as_skipped_not_imported() -> None:
     result = import_openapi(CONFORMANCE / "oai-v3.1-webhook-example.yaml")
     assert result.connector.actions == {}

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -10,10 +9,11 @@ import pytest
 from patchwire.auth import OAuth2Client, PkcePair, code_challenge, new_code_verifier, new_state
 from patchwire.connectors.spec import OAuth2Auth
 from patchwire.http import HttpCore
+from tests.helpers import conformance_path
 
 from .conftest import oauth_connector
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "rfc" / "rfc-vectors.json"
+VECTORS = conformance_path("rfc", "rfc-vectors.json")
 
 
 def test_the_rfc7636_appendix_b_vector_holds() -> None:

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from patchwire.pagination import ExtValue, Link, find_link, parse_link_header
+from tests.helpers import conformance_path
 
-REPO = Path(__file__).resolve().parents[2]
-VECTORS_FILE = REPO / ".." / "shared" / "conformance" / "rfc" / "rfc-vectors.json"
-# Without the shared checkout the vector tests are skipped (empty parameter sets); the
-# hand-written cases below still run.
-VECTORS = json.loads(VECTORS_FILE.read_text()) if VECTORS_FILE.is_file() else {}
-RFC8288 = VECTORS.get("rfc8288_link_header", {}).get("examples", [])
-GITHUB = VECTORS.get("github_link_pagination", {}).get("examples", [])
+VECTORS = json.loads(conformance_path("rfc", "rfc-vectors.json").read_text())
+RFC8288 = VECTORS["rfc8288_link_header"]["examples"]
+GITHUB = VECTORS["github_link_pagination"]["examples"]
 
 
 def as_vector(link: Link) -> dict[str, Any]:

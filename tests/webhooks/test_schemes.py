@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +17,9 @@ from slack_sdk.signature import SignatureVerifier
 
 from patchwire.errors import WebhookRejected
 from patchwire.webhooks import SchemeSettings, Verified, handshake, sign, verify
+from tests.helpers import conformance_path
 
-VECTORS = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared/conformance/webhooks/standard-webhooks/vectors.json"
-)
+VECTORS = conformance_path("webhooks", "standard-webhooks", "vectors.json")
 NOW = 1_700_000_000.0
 BODY = b'{"id": "evt_123", "type": "order.refunded", "event_id": "Ev123", "data": {"id": "42"}}'
 SECRETS = {
@@ -76,12 +73,10 @@ def rejected(
     return caught.value
 
 
-# -- Standard Webhooks: the shared conformance vectors --------------------------------------
+# -- Standard Webhooks: the conformance vectors (tests/conformance) --------------------------
 
 
 def load_vectors() -> dict[str, Any]:
-    if not VECTORS.exists():
-        pytest.skip(f"conformance vectors not found at {VECTORS}")
     data: dict[str, Any] = json.loads(VECTORS.read_text())
     return data
 
