@@ -1,19 +1,30 @@
 # Everything installs into .venv from this project's own files; nothing by hand.
+# Two installs: what the `patchwire` command needs (demo, sandbox, serve), and on top of it
+# the development and test tooling (`dev` extra: pytest, mypy, ruff, Playwright, Temporal,
+# schemathesis, the vendors' webhook SDKs...) for lint, typecheck, pytest and bench.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+BASE   := $(VENV)/.installed-demo
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint typecheck pytest bench sandbox serve clean
 
-$(STAMP): pyproject.toml
+$(VENV)/pyvenv.cfg:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Patchwire needs Python 3.11+ (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
 
-demo: $(STAMP)
+$(BASE): pyproject.toml | $(VENV)/pyvenv.cfg
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(BASE)
+
+# the dev install includes the base one, so it stamps both
+$(STAMP): pyproject.toml | $(VENV)/pyvenv.cfg
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP) $(BASE)
+
+demo: $(BASE)
 	$(BIN)/patchwire demo
 
 test: lint typecheck pytest
@@ -37,10 +48,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/deliveries.py
 	$(BIN)/python bench/dashboard.py
 
-sandbox: $(STAMP)
+sandbox: $(BASE)
 	$(BIN)/patchwire sandbox
 
-serve: $(STAMP)
+serve: $(BASE)
 	$(BIN)/patchwire serve
 
 clean:
