@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from patchwire.expressions import ExpressionError, compile_expression, truthy
+from patchwire.expressions import ExpressionError, ExpressionLimits, compile_expression, truthy
 
 __all__ = ["Scope", "StepFailure", "Suspend", "evaluate", "truthy"]
 
@@ -58,21 +58,22 @@ class Suspend(Exception):
         self.until = until
 
 
-def evaluate(source: str, scope: Scope) -> Any:
-    """Evaluate a JSONata expression in ``scope``; a failure is a non-retryable StepFailure."""
+def evaluate(source: str, scope: Scope, limits: ExpressionLimits | None = None) -> Any:
+    """Evaluate a JSONata expression in ``scope`` within ``limits`` (over the settings');
+    a failure is a non-retryable StepFailure."""
     bindings = scope.bindings()
     try:
-        return compile_expression(source).evaluate(bindings, bindings)
+        return compile_expression(source).evaluate(bindings, bindings, limits=limits)
     except ExpressionError as exc:
         raise StepFailure("expression_error", str(exc), retryable=False) from exc
 
 
-def evaluate_template(value: Any, scope: Scope) -> Any:
+def evaluate_template(value: Any, scope: Scope, limits: ExpressionLimits | None = None) -> Any:
     """Arguments written as a mapping: strings are expressions, other values literals."""
     if isinstance(value, str):
-        return evaluate(value, scope)
+        return evaluate(value, scope, limits)
     if isinstance(value, Mapping):
-        return {k: evaluate_template(v, scope) for k, v in value.items()}
+        return {k: evaluate_template(v, scope, limits) for k, v in value.items()}
     if isinstance(value, list):
-        return [evaluate_template(v, scope) for v in value]
+        return [evaluate_template(v, scope, limits) for v in value]
     return value

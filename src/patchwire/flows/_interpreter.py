@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from patchwire.expressions import ExpressionLimits
 from patchwire.flows._context import (
     Scope,
     StepFailure,
@@ -36,6 +37,7 @@ from patchwire.flows.spec import (
     FlowStep,
     ForeachStep,
     IfStep,
+    Limits,
     ParallelStep,
     StepRetry,
     SwitchStep,
@@ -97,12 +99,26 @@ class Interpreter:
         self.inputs: dict[str, Any] = {}
         #: backoff jitter; a Temporal workflow passes its deterministic one
         self.random = random
+        self._flow_limits = _limits(flow.limits)
+        #: each step's expression limits (its own over the flow's), by step identity
+        self._step_limits: dict[int, ExpressionLimits | None] = {}
+
+    def _limits(self, step: Any) -> ExpressionLimits | None:
+        key = id(step)
+        if key not in self._step_limits:
+            own, flow = _limits(step.limits), self._flow_limits
+            self._step_limits[key] = own.over(flow) if own and flow else own or flow
+        return self._step_limits[key]
+
+    def _eval(self, source: str, scope: Scope, step: Any) -> Any:
+        """A step's expression, within the step's limits."""
+        return evaluate(source, scope, self._limits(step))
 
     async def run(self) -> Any:
         """Run the flow to its end; the run's output. Raises StepFailure or Suspend."""
         last = await self.steps(self.flow.steps, self.scope, "")
         if self.flow.output is not None:
-            return evaluate(self.flow.output, self.scope)
+            return evaluate(self.flow.output, self.scope, self._flow_limits)
         return last
 
     async def steps(self, steps: Sequence[Any], scope: Scope, prefix: str) -> Any:
@@ -116,7 +132,7 @@ class Interpreter:
         if key in done:
             scope.steps[step.id] = done[key]
             return done[key]
-        if step.when is not None and not truthy(evaluate(step.when, scope)):
+        if step.when is not None and not truthy(self._eval(step.when, scope, step)):
             return None  # skipped: `$steps.<id>` stays undefined
         kind = step_kind(step)
         policy: StepRetry = step.retry or _NO_RETRY
@@ -173,10 +189,10 @@ class Interpreter:
                 return await self._call(step, scope, key)
             case "transform":
                 assert isinstance(step, TransformStep)
-                return evaluate(step.transform, scope)
+                return self._eval(step.transform, scope, step)
             case "if":
                 assert isinstance(step, IfStep)
-                taken = "then" if truthy(evaluate(step.if_, scope)) else "else"
+                taken = "then" if truthy(self._eval(step.if_, scope, step)) else "else"
                 branch = step.then if taken == "then" else step.else_
                 return await self.steps(branch, scope, f"{key}.{taken}.")
             case "switch":
@@ -191,23 +207,24 @@ class Interpreter:
                 return await self._approve(step, scope, key)
             case "emit":
                 assert isinstance(step, EmitStep)
-                data = self.inputs[key] = evaluate(step.data, scope)
+                data = self.inputs[key] = self._eval(step.data, scope, step)
                 event_id = await self.effects.emit(key, step.emit, data)
                 return {"event_id": event_id, "type": step.emit}
             case "flow":
                 return await self._sub_flow(step, scope, key)
             case "fail":
                 assert isinstance(step, FailStep)
-                raise StepFailure(step.code, str(evaluate(step.fail, scope)), retryable=False,
-                                  step=key)
+                raise StepFailure(step.code, str(self._eval(step.fail, scope, step)),
+                                  retryable=False, step=key)
         raise StepFailure("unknown_step", f"unknown step kind {kind!r}", retryable=False)
 
     async def _call(self, step: CallStep, scope: Scope, key: str) -> Any:
-        arguments = (evaluate(step.args, scope) if isinstance(step.args, str)
-                     else evaluate_template(step.args, scope))
+        limits = self._limits(step)
+        arguments = (evaluate(step.args, scope, limits) if isinstance(step.args, str)
+                     else evaluate_template(step.args, scope, limits))
         connection = step.connection
         if connection is not None and connection.startswith("="):
-            connection = evaluate(connection[1:], scope)
+            connection = evaluate(connection[1:], scope, limits)
             if connection is not None and not isinstance(connection, str):
                 raise StepFailure("invalid_connection", f"the connection expression of {key} "
                                   f"gave {connection!r}, not a connection name",
@@ -218,7 +235,7 @@ class Interpreter:
                                        idempotency_key=f"{scope.run['id']}:{key}")
 
     async def _switch(self, step: SwitchStep, scope: Scope, key: str) -> Any:
-        value = evaluate(step.switch, scope)
+        value = self._eval(step.switch, scope, step)
         label = value if isinstance(value, str) else _label(value)
         branch = step.cases.get(label)
         if branch is None:
@@ -226,7 +243,7 @@ class Interpreter:
         return await self.steps(branch, scope, f"{key}.{label}.")
 
     async def _foreach(self, step: ForeachStep, scope: Scope, key: str) -> Any:
-        items = evaluate(step.foreach, scope)
+        items = self._eval(step.foreach, scope, step)
         if items is None:
             items = []
         elif not isinstance(items, list):
@@ -256,7 +273,7 @@ class Interpreter:
                 until = self.effects.now() + step.wait
             else:
                 assert step.until is not None
-                until = _timestamp(evaluate(step.until, scope), key)
+                until = _timestamp(self._eval(step.until, scope, step), key)
             state = {"until": until}
             await self.effects.checkpoint(key, "wait", "waiting", state, None, 1,
                                           self.effects.now())
@@ -267,7 +284,7 @@ class Interpreter:
         return {"waited_until": datetime.fromtimestamp(until).astimezone().isoformat()}
 
     async def _approve(self, step: ApproveStep, scope: Scope, key: str) -> Any:
-        message = self.inputs[key] = evaluate(step.approve, scope)
+        message = self.inputs[key] = self._eval(step.approve, scope, step)
         state = await self.effects.approval(key, message, step.approve_timeout)
         status = state["status"]
         if status == "expired":
@@ -285,8 +302,9 @@ class Interpreter:
         raise Suspend(state.get("expires_at"))
 
     async def _sub_flow(self, step: FlowStep, scope: Scope, key: str) -> Any:
-        child_input = (evaluate(step.input, scope) if isinstance(step.input, str)
-                       else evaluate_template(step.input, scope))
+        limits = self._limits(step)
+        child_input = (evaluate(step.input, scope, limits) if isinstance(step.input, str)
+                       else evaluate_template(step.input, scope, limits))
         self.inputs[key] = child_input
         state = await self.effects.child_run(key, step.flow, child_input)
         status = state["status"]
@@ -316,6 +334,12 @@ async def _all(coros: list[Any]) -> list[Any]:
     if suspend is not None:
         raise suspend
     return list(results)
+
+
+def _limits(spec: Limits | None) -> ExpressionLimits | None:
+    if spec is None:
+        return None
+    return ExpressionLimits(spec.expression_timeout, spec.expression_max_depth)
 
 
 def _backoff(policy: StepRetry, attempt: int, draw: float) -> float:

@@ -61,7 +61,7 @@ Loc = tuple[str | int, ...]
 _RESERVED_VARIABLES = frozenset({"input", "steps", "run", "error", "index"})
 #: every key some step kind accepts (to tell a typo'd kind from an unknown field)
 _STEP_FIELDS = frozenset(
-    {"id", "description", "when", "retry", "timeout", "on_error", "connection", "args",
+    {"id", "description", "when", "retry", "timeout", "on_error", "limits", "connection", "args",
      "then", "else", "cases", "default", "as", "concurrency", "max_items", "do", "until",
      "timeout_after", "on_timeout", "data", "input", "code", *STEP_KINDS}
 )

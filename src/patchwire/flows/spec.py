@@ -40,6 +40,7 @@ __all__ = [
     "FlowStep",
     "ForeachStep",
     "IfStep",
+    "Limits",
     "OnError",
     "ParallelStep",
     "ScheduleTrigger",
@@ -145,6 +146,22 @@ class StepRetry(_Spec):
         return parse_duration(v)
 
 
+class Limits(_Spec):
+    """Bounds of JSONata evaluations, over the settings' ``expression_timeout`` and
+    ``expression_max_depth``: a flow's apply to its expressions, a step's to that step's
+    own expressions (not to the steps nested in it) and override the flow's."""
+
+    expression_timeout: Duration | None = Field(
+        None, gt=0, allow_inf_nan=False, description="how long one evaluation may take")
+    expression_max_depth: int | None = Field(
+        None, ge=1, description="how deeply an evaluation may nest (recursion)")
+
+    @field_validator("expression_timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> Any:
+        return None if v is None else parse_duration(v)
+
+
 class OnError(_Spec):
     """What a step's failure (after its retries) does to the run."""
 
@@ -170,6 +187,7 @@ class _StepBase(_Spec):
     retry: StepRetry | None = None
     timeout: Duration | None = None
     on_error: OnError | None = None
+    limits: Limits | None = Field(None, description="JSONata bounds of this step's expressions")
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -325,6 +343,7 @@ class FlowSpec(_Spec):
     concurrency: int | None = Field(None, ge=1, description="runs of this flow in flight")
     retention: Duration | None = Field(
         None, description="finished runs older than this are deleted (default: kept)")
+    limits: Limits | None = Field(None, description="JSONata bounds of the flow's expressions")
 
     @field_validator("retention", mode="before")
     @classmethod
