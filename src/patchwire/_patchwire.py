@@ -26,7 +26,7 @@ from patchwire.calls import (
     execute_call,
 )
 from patchwire.config import Settings, load_settings
-from patchwire.connectors import ConnectorRegistry, ConnectorSpec
+from patchwire.connectors import ConnectorRegistry, ConnectorSpec, setting_value_problems
 from patchwire.connectors.spec import OAuth2Auth
 from patchwire.errors import (
     ConfigError,
@@ -512,6 +512,10 @@ def split_settings(
             f"connection {connection!r}: missing required setting "
             f"{', '.join(map(repr, missing))} for connector {spec.name!r}"
         )
+    defaults = {k: s.default for k, s in spec.settings.items() if s.default is not None}
+    problems = setting_value_problems(spec, {**defaults, **values})
+    if problems:  # a value the call path would refuse (enum, a URL's host) fails here first
+        raise ConfigError(f"connection {connection!r}: " + "; ".join(problems))
     plain = {k: v for k, v in values.items() if not spec.settings[k].secret}
     secret = {k: v for k, v in values.items() if spec.settings[k].secret}
     return plain, secret

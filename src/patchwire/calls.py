@@ -22,6 +22,7 @@ import orjson
 
 from patchwire._ids import new_id
 from patchwire.auth._schemes import AuthParts, MissingCredential, render_auth
+from patchwire.connectors import setting_value_problems
 from patchwire.connectors._template import MISSING, Template, compile_template, lookup
 from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ErrorRule, OAuth2Auth
 from patchwire.errors import (
@@ -90,6 +91,13 @@ class ResolvedConnection:
         values.update(secrets)
         redact = Redactor(str(v) for v in secrets.values() if v)
         remember_secrets(v for v in secrets.values() if v)  # observability: logs redact them
+        problems = setting_value_problems(connector, values)
+        if problems:
+            # e.g. a subdomain of "127.0.0.1:8080/steal?" would send the credentials there
+            raise RequestRenderError(
+                f"connection {record.name!r}: {redact(problems[0])} (fix it with "
+                f"`patchwire connection update {record.name} --set ...`)",
+                context=CallContext(connection=record.name))
         base = compile_template(connector.base_url).render(values)
         if base is MISSING:
             missing = [n for n in compile_template(connector.base_url).names if n not in values]

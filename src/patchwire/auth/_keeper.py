@@ -147,7 +147,8 @@ class TokenKeeper:
                 f"connection {record.name!r}: connector {spec.name!r} does not use oauth2 auth"
             )
         return OAuth2Client(auth, connection_values(spec, record, secrets), http=self._http,
-                            timeouts=spec.timeouts, connection=record.name, clock=self.clock)
+                            timeouts=spec.timeouts, connection=record.name, clock=self.clock,
+                            settings=spec.settings)
 
     async def refresh_due(self, max_age: float = DEFAULT_MAX_TOKEN_AGE) -> list[str]:
         """Renew every OAuth2 connection whose tokens were last issued or renewed more than

@@ -25,7 +25,8 @@ import orjson
 from patchwire.auth._pkce import PkcePair, code_challenge, new_code_verifier, new_state
 from patchwire.auth._schemes import MissingCredential, _fill
 from patchwire.auth._tokens import TokenResponseError, TokenSet, parse_token_response
-from patchwire.connectors.spec import OAuth2Auth, RetryPolicy, Timeouts
+from patchwire.connectors import host_setting_problem
+from patchwire.connectors.spec import OAuth2Auth, RetryPolicy, SettingSpec, Timeouts
 from patchwire.errors import CallContext, CallError, OAuthError, ReauthRequired
 from patchwire.http import HttpCore, PreparedRequest, RawResponse, Redactor, RetryDecision
 
@@ -52,8 +53,9 @@ class OAuth2Client:
     """Token requests for one connection of a connector with ``type: oauth2`` auth.
 
     ``values`` are the connection's merged settings and secrets (what templates such as
-    ``client_id: "{client_id}"`` are filled from). ``clock`` gives epoch seconds; tests
-    pass a fake one so expiry is deterministic.
+    ``client_id: "{client_id}"`` are filled from); ``settings``, the connector's setting
+    declarations, give the ``enum`` a setting in the token URL's host may declare.
+    ``clock`` gives epoch seconds; tests pass a fake one so expiry is deterministic.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class OAuth2Client:
         timeouts: Timeouts | None = None,
         connection: str | None = None,
         clock: Callable[[], float] = time.time,
+        settings: Mapping[str, SettingSpec] | None = None,
     ) -> None:
         self.spec = spec
         self._values = values
@@ -77,6 +80,15 @@ class OAuth2Client:
             self._client_secret: str | None = _fill(spec.client_secret, values)
         except MissingCredential:
             self._client_secret = None  # a public client: PKCE protects the code instead
+        for template, where in ((spec.token_url, "the token_url"),
+                                (spec.authorize_url, "the authorize_url")):
+            if not template or "{" not in template:
+                continue
+            # a tenant of "127.0.0.1:8080/steal?" would send the client secret (and codes)
+            # elsewhere; ``settings`` supplies each setting's enum, if it declares one
+            problem = host_setting_problem(template, values, settings or {}, where=where)
+            if problem is not None:
+                raise OAuthError(problem[1], error="invalid_setting", connection=connection)
         self.token_url = _render_url(spec.token_url, values)
         self.authorize_url = (
             _render_url(spec.authorize_url, values) if spec.authorize_url else None

@@ -1,5 +1,6 @@
 """Connectors: declarative descriptions of external APIs (YAML or imported OpenAPI)."""
 
+from patchwire.connectors._hosts import host_setting_problem, setting_value_problems
 from patchwire.connectors._loader import load_connector_file, load_connector_text
 from patchwire.connectors._registry import ConnectorRegistry
 from patchwire.connectors.spec import (
@@ -26,8 +27,10 @@ __all__ = [
     "SettingSpec",
     "Timeouts",
     "connector_json_schema",
+    "host_setting_problem",
     "load_connector_file",
     "load_connector_text",
+    "setting_value_problems",
 ]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from patchwire.connectors._hosts import host_setting_problem, url_templates
 from patchwire.connectors._schemas import input_schema_problem
 from patchwire.connectors._template import placeholders_in
 from patchwire.connectors._yaml import LineMap, load_yaml_with_lines
@@ -179,6 +180,11 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
             found.extend(_settings_problems(("auth", key), auth[key], declared))
     for key, value in spec.headers.items():
         found.extend(_settings_problems(("headers", key), value, declared))
+    defaults = {k: s.default for k, s in spec.settings.items() if s.default is not None}
+    for template, where in url_templates(spec):
+        problem = host_setting_problem(template, defaults, spec.settings, where=where)
+        if problem is not None:
+            found.append((("settings", problem[0], "default"), problem[1]))
     if isinstance(spec.auth, OAuth2Auth) and spec.auth.refresh_on_body is not None:
         found.extend(_expr_problem(("auth", "refresh_on_body"), spec.auth.refresh_on_body))
     for rule_i, rule in enumerate(spec.errors):

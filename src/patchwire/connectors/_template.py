@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["MISSING", "Template", "compile_template", "placeholders_in"]
+__all__ = ["MISSING", "Template", "compile_template", "placeholder_parts", "placeholders_in"]
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
 
@@ -119,3 +119,25 @@ def placeholders_in(value: Any) -> set[str]:
         for v in value:
             found |= placeholders_in(v)
     return found
+
+
+def placeholder_parts(source: str) -> list[tuple[bool, str]]:
+    """A template as (is_placeholder, text) in order: literal text (braces unescaped) and
+    placeholder names."""
+    parts: list[tuple[bool, str]] = []
+    pos = 0
+    for m in _TOKEN.finditer(source):
+        if m.start() > pos:
+            parts.append((False, source[pos : m.start()]))
+        tok = m.group(0)
+        parts.append((False, tok[0]) if tok in ("{{", "}}") else (True, m.group(1)))
+        pos = m.end()
+    if pos < len(source):
+        parts.append((False, source[pos:]))
+    merged: list[tuple[bool, str]] = []
+    for part in parts:  # one literal between two placeholders, even around "{{"
+        if merged and not part[0] and not merged[-1][0]:
+            merged[-1] = (False, merged[-1][1] + part[1])
+        else:
+            merged.append(part)
+    return merged

@@ -414,12 +414,20 @@ class _Importer:
                                      "servers[0].variables: the setting has no default")
                 spec = {}
             description = str(spec.get("description") or f"server variable {var}").strip()
-            enum = spec.get("enum")
-            if isinstance(enum, list) and enum:
-                description += f" (one of: {', '.join(str(json_value(e)) for e in enum)})"
-            default = spec.get("default")
-            self._add_setting(setting, description=description,
-                              default=None if default is None else str(json_value(default)))
+            raw_enum = spec.get("enum")
+            enum = ([str(json_value(e)) for e in raw_enum]
+                    if isinstance(raw_enum, list) and raw_enum else None)
+            if enum is not None:
+                description += f" (one of: {', '.join(enum)})"
+            raw_default = spec.get("default")
+            default = None if raw_default is None else str(json_value(raw_default))
+            if enum is not None and default is not None and default not in enum:
+                self.warnings.append(f"server variable {var!r}: default {default!r} is not "
+                                     "in its enum; it was added to the setting's enum")
+                enum.append(default)
+            # the enum is what a connection may give: a value in the URL's host otherwise
+            # takes a DNS label only (see connectors/_hosts.py)
+            self._add_setting(setting, description=description, default=default, enum=enum)
             return "{" + setting + "}"
 
         return _PATH_PARAM_RE.sub(replace, url)

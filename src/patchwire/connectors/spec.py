@@ -51,6 +51,25 @@ class SettingSpec(_Spec):
     required: bool = True
     default: str | None = None
     example: str | None = None
+    enum: list[str] | None = Field(
+        None, min_length=1,
+        description="the only values a connection may give (e.g. an OpenAPI server "
+        "variable's enum); a setting in a URL's host without one takes a DNS label")
+
+    @field_validator("enum", mode="before")
+    @classmethod
+    def _enum_as_text(cls, v: Any) -> Any:
+        # YAML reads `enum: [443, 8443]` as numbers; a setting's value is text
+        if isinstance(v, list):
+            return [str(x).lower() if isinstance(x, bool) else str(x)
+                    if isinstance(x, int | float) else x for x in v]
+        return v
+
+    @model_validator(mode="after")
+    def _default_in_enum(self) -> SettingSpec:
+        if self.enum is not None and self.default is not None and self.default not in self.enum:
+            raise ValueError(f"default {self.default!r} is not one of enum {self.enum!r}")
+        return self
 
 
 class NoAuth(_Spec):
