@@ -2,7 +2,7 @@
 rate limits, a concurrency cap and a circuit breaker, and typed errors. Nothing else in
 Patchwire talks HTTP to an upstream.
 
-aiohttp rather than httpx: DESIGN.md records httpx's default transport at a fraction of
+aiohttp rather than httpx: docs/architecture.md records httpx's default transport at a fraction of
 aiohttp's throughput on these machines, and the call path must stay within 15% of a raw
 aiohttp loop. So the per-call work here is kept to dict lookups and counters: no store
 round trip and no per-call objects beyond the response, and ordinary requests skip the
