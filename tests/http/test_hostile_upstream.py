@@ -9,14 +9,56 @@ so every byte an attacker would choose is on the wire as written.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
-from collections.abc import AsyncIterator
+import struct
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from patchwire.errors import TransportError
-from patchwire.http import HttpCore, PreparedRequest
-from tests.http.test_wire import ok, raw_server, send
+from patchwire.connectors.spec import ConnectorSpec
+from patchwire.errors import CallContext, TransportError
+from patchwire.http import HttpCore, PreparedRequest, RetryDecision
+from tests.http.test_wire import ONE_TRY, TIMEOUTS, ok, raw_server, send
+
+MiB = 1024 * 1024
+
+
+@functools.cache
+def bomb(coding: str, mib: int = 400) -> bytes:
+    """A valid gzip or deflate (zlib) body of ``mib`` MiB of zeros, about 1,000 times
+    smaller: one compressed MiB repeated (each block starts afresh after a full flush), so
+    building it never holds the decoded size in memory."""
+    chunk = bytes(MiB)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    stream = block * mib + packer.flush()
+    if coding == "gzip":
+        crc = 0
+        for _ in range(mib):
+            crc = zlib.crc32(chunk, crc)
+        return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + stream
+                + struct.pack("<II", crc, (mib * MiB) & 0xFFFFFFFF))
+    adler = 1
+    for _ in range(mib):
+        adler = zlib.adler32(chunk, adler)
+    return b"\x78\xda" + stream + struct.pack(">I", adler)
+
+
+@contextmanager
+def memory_peak() -> Iterator[list[int]]:
+    """Yields a list that holds, after the block, the peak of the memory Python allocated
+    while the block ran (bytes, tracemalloc's count: C extensions' objects included)."""
+    peak: list[int] = []
+    tracemalloc.start()
+    try:
+        yield peak
+    finally:
+        peak.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
 
 
 @pytest.fixture
@@ -96,3 +138,51 @@ async def test_an_endless_header_value_fails_the_call_after_a_bounded_read(
     # the cap is 64 KiB on the wire (8 KiB in aiohttp); what else was sent sat in the
     # sockets' buffers when the connection was dropped
     assert sent < 1024 * 1024
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+@pytest.mark.parametrize("path", ["wire", "aiohttp"])
+async def test_a_decompression_bomb_fails_at_max_response_bytes_decoded_in_bounded_memory(
+    http: HttpCore, path: str, coding: str,
+) -> None:
+    http.wire = path == "wire"
+    spec = ConnectorSpec(name="bombed", base_url="http://127.0.0.1", max_response_bytes=MiB)
+    packed = bomb(coding)  # ~400 KiB on the wire, 400 MiB decoded
+    assert len(packed) < spec.max_response_bytes
+
+    async def answer(head: bytes, n: int) -> bytes:
+        return ok(packed, f"Content-Encoding: {coding}")
+
+    async with raw_server(answer) as (url, _):
+        with memory_peak() as peak, pytest.raises(TransportError) as info:
+            await http.send(PreparedRequest("GET", f"{url}/x"), timeouts=TIMEOUTS,
+                            retry=ONE_TRY, context=CallContext(), decision=RetryDecision(),
+                            connector=spec)
+    assert f"larger than {MiB} bytes (max_response_bytes)" in str(info.value)
+    assert peak[0] < 50 * MiB
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_a_compressed_body_within_max_response_bytes_is_decoded_whole(
+    http: HttpCore, coding: str,
+) -> None:
+    spec = ConnectorSpec(name="packed", base_url="http://127.0.0.1",
+                         max_response_bytes=3 * MiB)
+
+    async def answer(head: bytes, n: int) -> bytes:
+        return ok(bomb(coding, 3), f"Content-Encoding: {coding}")
+
+    async with raw_server(answer) as (url, _):
+        response = await http.send(PreparedRequest("GET", f"{url}/x"), timeouts=TIMEOUTS,
+                                   retry=ONE_TRY, context=CallContext(),
+                                   decision=RetryDecision(), connector=spec)
+    assert response.body == bytes(3 * MiB)
+
+
+async def test_a_gzip_body_cut_short_is_an_error(http: HttpCore) -> None:
+    async def answer(head: bytes, n: int) -> bytes:
+        return ok(bomb("gzip", 2)[:-100], "Content-Encoding: gzip")
+
+    async with raw_server(answer) as (url, _):
+        with pytest.raises(TransportError, match="truncated stream"):
+            await send(http, PreparedRequest("GET", f"{url}/x"))

@@ -43,8 +43,10 @@ from patchwire.webhooks._deliveries import (
     retry_delay,
     type_matches,
 )
+from tests.calls.upstream import serve
 from tests.cli.clirun import Cli
 from tests.helpers import LOOPBACK, local_settings
+from tests.http.test_hostile_upstream import bomb, memory_peak
 from tests.server.live import serving
 
 BOUND = 10.0  # no wait in these tests takes this long
@@ -179,6 +181,27 @@ async def test_an_event_is_delivered_with_standard_webhooks_headers_the_sdk_veri
     assert (attempt.outcome, attempt.status_code, attempt.attempt) == ("succeeded", 204, 1)
     # the event is dispatched once: a second pass sends nothing more
     assert await worker.run_once() == 0 and len(sink.received) == 1
+
+
+async def test_a_compressed_answer_is_read_to_64_kib_decoded_not_expanded_in_memory(
+        store: Store, outbox: WebhookOutbox, worker: DeliveryWorker) -> None:
+    packed = bomb("gzip")  # ~400 KiB, 400 MiB decoded; sent although we asked for identity
+
+    async def bombing(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=500, body=packed, headers={"Content-Encoding": "gzip"})
+
+    app = web.Application()
+    app.router.add_post("/bomb", bombing)
+    async with serve(app) as url:
+        await outbox.create_subscription(f"{url}/bomb", ["*"])
+        await publish(store, "e", {}, source="sync")
+        with memory_peak() as peak:
+            await worker.run_once()
+    [delivery] = await outbox.list_deliveries()
+    assert (delivery.status, delivery.last_status_code) == ("pending", 500)
+    assert delivery.last_error is not None and delivery.last_error.startswith("HTTP 500")
+    assert peak[0] < 50 * 1024 * 1024
 
 
 async def test_flow_emits_and_run_outcomes_are_delivered_in_the_order_they_happened(

@@ -90,10 +90,10 @@ class WireConnectError(aiohttp.ClientConnectionError):
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: at most one exchange at a time, no pipelining."""
 
-    __slots__ = ("_body", "_body_bytes", "_chunks_seen", "_head_bytes", "_header_bytes",
-                 "_headers", "_last_read", "_parser", "_pool", "_status", "_timer", "_waiter",
-                 "closed", "idle_since", "key", "max_body", "read_timeout", "transport",
-                 "truncate")
+    __slots__ = ("_body", "_body_bytes", "_chunks_seen", "_coding", "_decoder", "_encoding",
+                 "_head_bytes", "_header_bytes", "_headers", "_last_read", "_parser", "_pool",
+                 "_raw_bytes", "_status", "_timer", "_waiter", "closed", "idle_since", "key",
+                 "max_body", "read_timeout", "transport", "truncate")
 
     def __init__(self, pool: WirePool, key: tuple[str, str, int]) -> None:
         self._pool = pool
@@ -105,9 +105,16 @@ class _Connection(asyncio.Protocol):
         self._header_bytes = 0
         self._head_bytes = 0
         self._body: list[bytes] = []
+        #: bytes of the body kept: decoded ones when it has a Content-Encoding we decode
         self._body_bytes = 0
-        #: read at most this much of a body, then drop the connection (None: all of it),
-        #: keeping what was read (``truncate``) or failing the exchange
+        #: the Content-Encoding as received; the coding we decode ("gzip" or "deflate",
+        #: once the headers are complete) and its decoder (once the body starts)
+        self._encoding: bytes | None = None
+        self._coding: str | None = None
+        self._decoder: zlib._Decompress | None = None
+        self._raw_bytes = 0
+        #: read (and decode) at most this much of a body, then drop the connection (None:
+        #: all of it), keeping what was read (``truncate``) or failing the exchange
         self.max_body: int | None = None
         self.truncate = True
         self._status = 0
@@ -159,7 +166,7 @@ class _Connection(asyncio.Protocol):
         if exc is None and self._status >= 200 and self._read_until_eof():
             # no Content-Length and not chunked: the body ends where the connection does
             # (cleanly: a reset could have cut it short)
-            self._finish(keep_alive=False)
+            self._complete(keep_alive=False)
             return
         error: aiohttp.ClientError
         if self._status >= 200:  # as aiohttp words a body cut short
@@ -183,19 +190,33 @@ class _Connection(asyncio.Protocol):
         self._header_bytes = 0
         self._body = []
         self._body_bytes = 0
+        self._encoding = self._coding = None
+        self._decoder = None
+        self._raw_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
         headers.append((name, value))
         self._header_bytes += len(name) + len(value)
+        if len(name) == 16 and name.lower() == b"content-encoding":
+            self._encoding = value
         if self._header_bytes > MAX_HEADER_BYTES or len(headers) > MAX_HEADERS:
             # raised inside the parser's callback: feed_data gives it back as a parser error
             raise ValueError(_TOO_LONG)
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
+        if self._encoding is not None:  # codings we did not ask for are left as they are
+            coding = self._encoding.strip().lower()
+            self._coding = ("gzip" if coding in (b"gzip", b"x-gzip") else
+                            "deflate" if coding == b"deflate" else None)
 
     def on_body(self, body: bytes) -> None:
+        if self._coding is not None:
+            decoded = self._decode(body)
+            if not decoded:
+                return
+            body = decoded
         limit = self.max_body
         if limit is None:
             self._body.append(body)
@@ -219,9 +240,56 @@ class _Connection(asyncio.Protocol):
         if 100 <= self._status < 200:
             self._status = 0  # an interim answer (103 Early Hints): the real one follows
             return
-        self._finish(keep_alive=self._parser.should_keep_alive())
+        self._complete(keep_alive=self._parser.should_keep_alive())
+
+    # -- the body's Content-Encoding -------------------------------------------------------
+
+    def _decode(self, body: bytes) -> bytes | None:
+        """What ``body`` decodes to, decoding at most one byte beyond ``max_body`` (a
+        decompression bomb is stopped at the limit, not expanded in memory); None once
+        the exchange has failed. The compressed bytes count against the limit as well:
+        bytes after the end of the stream are never decoded."""
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return None
+        self._raw_bytes += len(body)
+        limit = self.max_body
+        if limit is not None and self._raw_bytes > limit:
+            if self.truncate:
+                self._finish(keep_alive=False)  # enough read: the rest is never wanted
+            else:
+                self._fail(aiohttp.ClientPayloadError(
+                    f"the response body is larger than {limit} bytes (max_response_bytes)"))
+            return None
+        decoder = self._decoder
+        if decoder is None:
+            if self._coding == "gzip":
+                wbits = 16 + zlib.MAX_WBITS
+            else:  # a zlib stream (RFC 1950), or raw deflate as some servers send (aiohttp)
+                wbits = zlib.MAX_WBITS if body[0] & 0x0F == 8 else -zlib.MAX_WBITS
+            decoder = self._decoder = zlib.decompressobj(wbits)
+        elif decoder.eof:
+            return None
+        try:
+            # max_length 0 is no limit; one byte beyond the room tells "too long"
+            return decoder.decompress(body, 0 if limit is None else
+                                      limit - self._body_bytes + 1)
+        except zlib.error as exc:
+            self._fail(aiohttp.ClientPayloadError(
+                f"cannot decode the response body ({self._coding}): {exc}"))
+            return None
 
     # -- the exchange ----------------------------------------------------------------------
+
+    def _complete(self, *, keep_alive: bool) -> None:
+        """The response ended: answer the exchange, unless its encoded body was cut short."""
+        decoder = self._decoder
+        if decoder is not None and not decoder.eof:
+            self._fail(aiohttp.ClientPayloadError(
+                f"cannot decode the response body ({self._coding}): incomplete or "
+                "truncated stream"))
+            return
+        self._finish(keep_alive=keep_alive)
 
     def _read_until_eof(self) -> bool:
         for name, _ in self._headers:
@@ -341,9 +409,10 @@ class WirePool:
         truncate: bool = True,
     ) -> tuple[int, CIMultiDictProxy[str], bytes, str] | None:
         """Send one request; returns (status, headers, body, url), or :data:`NOT_SENT`
-        when the request must go through aiohttp instead. ``max_body``: read at most that
-        many bytes of the response body (a longer one costs the connection) and keep them
-        (``truncate``) or fail with ``ClientPayloadError``."""
+        when the request must go through aiohttp instead. A gzip or deflate body is
+        decoded as it arrives. ``max_body``: read at most that many bytes of the response
+        body, decoded (a longer one costs the connection), and keep them (``truncate``)
+        or fail with ``ClientPayloadError``."""
         if self._closed:
             raise RuntimeError("the HTTP core is closed")
         try:
@@ -386,9 +455,6 @@ class WirePool:
                 (name.decode("latin-1"), value.decode("latin-1"))
                 for name, value in raw_headers
             )
-            encoding = response_headers.get("Content-Encoding")
-            if encoding is not None and content:
-                content = _decode(encoding, content)
             return status, CIMultiDictProxy(response_headers), content, str(parsed)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -584,19 +650,3 @@ def _head(method: str, url: URL, headers: dict[str, str], body: bytes | None) ->
     except UnicodeEncodeError:
         return None
 
-
-def _decode(encoding: str, content: bytes) -> bytes:
-    """Undo a Content-Encoding we asked for; anything else is returned as received."""
-    coding = encoding.strip().lower()
-    try:
-        if coding in ("gzip", "x-gzip"):
-            return zlib.decompress(content, 16 + zlib.MAX_WBITS)
-        if coding == "deflate":
-            try:
-                return zlib.decompress(content)
-            except zlib.error:
-                return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, as some send
-    except zlib.error as exc:
-        raise aiohttp.ClientPayloadError(
-            f"cannot decode the response body ({coding}): {exc}") from exc
-    return content
