@@ -36,6 +36,7 @@ from patchwire.errors import (
     UnknownConnection,
     UpstreamResponseError,
 )
+from patchwire.expressions import set_default_limits
 from patchwire.http import BreakerState, HttpCore
 from patchwire.pagination import paginate as _paginate
 from patchwire.store import Store
@@ -90,6 +91,10 @@ class Patchwire:
         http: HttpCore | None = None,
     ) -> None:
         self.settings = settings or load_settings()
+        # expressions are evaluated all over (connectors, flows, syncs, inbox): one
+        # process, one configuration
+        set_default_limits(self.settings.effective_expression_timeout,
+                           self.settings.expression_max_depth)
         self._connectors = connectors
         self._http = http or HttpCore(allow_networks=self.settings.allow_networks)
         self._store: Store | None = None

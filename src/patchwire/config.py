@@ -21,6 +21,11 @@ from patchwire.errors import ConfigError
 __all__ = ["Settings", "allow_entry", "load_settings"]
 
 
+#: the Temporal engine's default ``expression_timeout``: under the 2 s its deadlock detector
+#: allows a workflow task (flow expressions are evaluated in workflow code)
+TEMPORAL_EXPRESSION_TIMEOUT = 1.0
+
+
 @dataclass(frozen=True)
 class Settings:
     #: where the embedded store, key file and local state live
@@ -54,6 +59,13 @@ class Settings:
     #: store (a store round trip per capped call) rather than per process; ``None``: yes
     #: on the Temporal engine (several workers), no on the embedded one
     shared_concurrency: bool | None = None
+    #: seconds one JSONata evaluation may take (flows override it per flow and per step);
+    #: ``None``: 5 s on the embedded engine, 1 s on Temporal, whose deadlock detector fails
+    #: a workflow task that holds its thread for 2 s
+    expression_timeout: float | None = None
+    #: how deeply one JSONata evaluation may nest: real recursion (a function calling
+    #: itself), not the items it maps; ``None``: 1000 (~330 levels of a recursive function)
+    expression_max_depth: int | None = None
     #: seconds a webhook sender has to deliver a request's whole body to ``/hooks``; a
     #: slower one gets 408 and its connection closed (a 1 byte/s body would hold it forever)
     webhook_body_timeout: float = 10.0
@@ -63,6 +75,13 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.home / 'patchwire.db').resolve()}"
+
+    @property
+    def effective_expression_timeout(self) -> float | None:
+        """``expression_timeout``, or the engine's default (``None``: the built-in one)."""
+        if self.expression_timeout is not None:
+            return self.expression_timeout
+        return TEMPORAL_EXPRESSION_TIMEOUT if self.engine == "temporal" else None
 
     @property
     def effective_shared_concurrency(self) -> bool:
@@ -102,7 +121,8 @@ def load_settings(
                 "sync_paths", "host",
                 "port", "allow_networks", "engine", "temporal_address",
                 "temporal_namespace", "temporal_task_queue", "temporal_activity_timeout",
-                "shared_concurrency", "webhook_body_timeout"):
+                "shared_concurrency", "webhook_body_timeout",
+                "expression_timeout", "expression_max_depth"):
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
             raw[key] = value
@@ -161,10 +181,22 @@ def load_settings(
         kwargs["temporal_activity_timeout"] = seconds
     if "shared_concurrency" in raw:
         kwargs["shared_concurrency"] = _flag("shared_concurrency", raw["shared_concurrency"])
-    for key in ("webhook_body_timeout",):
+    for key in ("webhook_body_timeout", "expression_timeout"):
         if key in raw:
             kwargs[key] = _seconds(key, raw[key])
+    if "expression_max_depth" in raw:
+        kwargs["expression_max_depth"] = _positive_int("expression_max_depth",
+                                                       raw["expression_max_depth"])
     return Settings(**kwargs)
+
+
+def _positive_int(key: str, value: Any) -> int:
+    """A whole number of at least 1 (a toml integer or an env value such as ``500``)."""
+    text = str(value).strip() if not isinstance(value, bool | float) else ""
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{key} must be a whole number of at least 1, got {value!r} "
+                          f"(PATCHWIRE_{key.upper()} or patchwire.toml)")
+    return int(text)
 
 
 def _seconds(key: str, value: Any) -> float:

@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from patchwire import Patchwire
-from patchwire.errors import SpecError
+from patchwire.config import load_settings
+from patchwire.errors import ConfigError, SpecError
 from patchwire.expressions import ExpressionError, compile_expression
 from patchwire.flows import FlowSpec, load_flow_text
 from patchwire.flows._engine import FlowEngine
@@ -140,6 +141,53 @@ def test_a_limit_hit_inside_eval_is_reported_as_the_limit() -> None:
 
 
 # -- 2. limits are settings: global, per flow, per step ---------------------------------------
+
+
+def test_the_limits_are_read_from_the_environment_and_the_toml_file(tmp_path: Path) -> None:
+    settings = load_settings(environ={"PATCHWIRE_EXPRESSION_TIMEOUT": "2.5",
+                                      "PATCHWIRE_EXPRESSION_MAX_DEPTH": "300"},
+                             toml_path=tmp_path / "none.toml")
+    assert (settings.expression_timeout, settings.expression_max_depth) == (2.5, 300)
+    toml = tmp_path / "patchwire.toml"
+    toml.write_text("[patchwire]\nexpression_timeout = 10\nexpression_max_depth = 5000\n")
+    settings = load_settings(environ={}, toml_path=toml)
+    assert (settings.expression_timeout, settings.expression_max_depth) == (10.0, 5000)
+
+
+def test_the_default_timeout_is_5_s_embedded_and_1_s_under_temporals_deadlock_detector(
+        tmp_path: Path) -> None:
+    none = tmp_path / "none.toml"
+    assert load_settings(environ={}, toml_path=none).effective_expression_timeout is None
+    temporal = load_settings(environ={"PATCHWIRE_ENGINE": "temporal"}, toml_path=none)
+    assert temporal.effective_expression_timeout == 1.0
+    from patchwire.expressions import DEFAULT_MAX_DEPTH, DEFAULT_TIMEOUT
+
+    assert (DEFAULT_TIMEOUT, DEFAULT_MAX_DEPTH) == (5.0, 1000)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("EXPRESSION_TIMEOUT", "0"), ("EXPRESSION_TIMEOUT", "-1"), ("EXPRESSION_TIMEOUT", "soon"),
+    ("EXPRESSION_TIMEOUT", "inf"), ("EXPRESSION_MAX_DEPTH", "0"),
+    ("EXPRESSION_MAX_DEPTH", "1.5"), ("EXPRESSION_MAX_DEPTH", "deep"),
+])
+def test_a_bad_limit_setting_is_a_config_error_naming_it(tmp_path: Path, key: str,
+                                                         value: str) -> None:
+    with pytest.raises(ConfigError, match=key.lower()):
+        load_settings(environ={f"PATCHWIRE_{key}": value}, toml_path=tmp_path / "none.toml")
+
+
+def test_a_boolean_depth_in_the_toml_file_is_a_config_error(tmp_path: Path) -> None:
+    toml = tmp_path / "patchwire.toml"
+    toml.write_text("[patchwire]\nexpression_max_depth = true\n")
+    with pytest.raises(ConfigError, match="expression_max_depth"):
+        load_settings(environ={}, toml_path=toml)
+
+
+def test_the_settings_become_the_process_defaults_of_every_expression(tmp_path: Path) -> None:
+    Patchwire(local_settings(tmp_path, expression_max_depth=100))
+    assert failure(recursion(200)).jsonata_code == "D1011"
+    Patchwire(local_settings(tmp_path, expression_max_depth=5000))
+    assert compile_expression(recursion(200)).evaluate(None) == 200
 
 
 def test_a_step_limit_overrides_the_flows_and_the_flows_overrides_the_settings() -> None:
