@@ -25,7 +25,7 @@ CHECKED = ("src", "tests", "bench", "docs", "scripts", "README.md", "Makefile", 
 #: design map), absolute paths of one machine, and climbing above the root with ".."
 OUTSIDE = re.compile(
     r"\.\./shared\b"  # ../shared/DESIGN.md
-    r"|/work/"
+    r"|(?<![\w.-])/work/"  # not a URL's path (https://host/work/...)
     r"|[\"']shared[\"']\s*/"  # ... / "shared" / "conformance"
     r"|\bshared/(?:conformance|DESIGN)"
     r"|/\s*[\"']\.\.[\"']"  # REPO / ".."
@@ -79,6 +79,7 @@ def test_no_file_of_the_repository_refers_to_a_path_outside_it() -> None:
     ("README.md", "Design map: `../shared/DESIGN.md`."),
     ("tests/webhooks/test_schemes.py", '/ "shared/conformance/webhooks/vectors.json"'),
     ("bench/x.py", 'DATA = Path("/work/shared/conformance")'),
+    ("docs/x.md", "run it in /work/main"),
 ])
 def test_each_spelling_of_a_path_outside_the_repository_is_caught(name: str, line: str) -> None:
     assert outside_references(name, line) == [f"{name}:1: {line}"]
@@ -89,6 +90,7 @@ def test_each_spelling_of_a_path_outside_the_repository_is_caught(name: str, lin
     ("tests/test_x.py", "ROOT = Path(__file__).resolve().parents[0].parent"),
     ("bench/ratelimit.py", 'await pw.add_connection("limited", "shared", {"url": url})'),
     ("docs/x.md", "the connector's `shared_concurrency` setting"),
+    ("tests/x.py", 'URL = "https://api.example.com/work/items"'),
 ])
 def test_paths_inside_the_repository_and_the_word_alone_are_not_flagged(
     name: str, line: str
