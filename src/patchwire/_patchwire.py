@@ -166,6 +166,17 @@ class Patchwire:
             self._connectors = ConnectorRegistry.load(self.settings.connector_paths)
         return self._connectors
 
+    def use_connectors(self, connectors: ConnectorRegistry) -> None:
+        """Reloaded definitions: calls from now on use ``connectors``; a call in flight
+        ends with the definition it started with. The registry is updated in place, so
+        the token keeper sees the new connectors too."""
+        if self._connectors is None:
+            self._connectors = connectors
+        else:
+            self._connectors.replace_with(connectors)
+        self._compiled.clear()
+        self._connections.clear()  # resolved connections hold their connector's old spec
+
     @property
     def store(self) -> Store:
         if self._store is None:

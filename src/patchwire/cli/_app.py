@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 
 import typer
 
@@ -11,6 +12,7 @@ from patchwire.cli import (
     _approvals,
     _call,
     _chat,
+    _check,
     _connections,
     _connectors,
     _flows,
@@ -40,6 +42,7 @@ app.command("call")(_call.call)
 app.command("calls")(_call.calls)
 app.command("chat")(_chat.chat)
 app.command("init")(_init.init)
+app.command("check")(_check.check)
 # --- MCP server over stdio (src/patchwire/cli/_mcp.py) ---
 app.command("mcp")(_mcp.mcp)
 # --- flow runs: `flow run`, `runs ...`, `worker` (src/patchwire/cli/_runs.py) ---
@@ -100,13 +103,30 @@ def serve(
         configure_logging()  # PATCHWIRE_LOG_FORMAT=json|text, PATCHWIRE_LOG_LEVEL
     configure_tracing_from_env()  # PATCHWIRE_TRACING=1
     # --- end access control and observability ---
+    definitions = _check.required_definitions(cfg, "serve")  # exit 2 listing every problem
     console.print(f"Patchwire API starting on http://{host}:{port}/api/v1 (docs at /api/docs); "
                   f"MCP (Streamable HTTP) at http://{host}:{port}/mcp")
     with errors_handled():
-        app = create_app(Patchwire(cfg), background_refresh=BACKGROUND_REFRESH_INTERVAL,
-                         engine=True, access=AccessPolicy(require_keys=public))
+        app = create_app(Patchwire(cfg, connectors=definitions.connectors),
+                         background_refresh=BACKGROUND_REFRESH_INTERVAL, engine=True,
+                         flows=definitions.flows, syncs=definitions.syncs,
+                         access=AccessPolicy(require_keys=public))
         # log_config=None: uvicorn's lines go through the handler configure_logging set
-        uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                log_config=None)
+        server = uvicorn.Server(config)
+
+        async def main() -> None:
+            # SIGHUP reloads the definitions (uvicorn handles SIGINT and SIGTERM itself)
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, _check.reload_on_signal, app.state.definitions)
+            await server.serve()
+
+        # as uvicorn.run: its event loop (uvloop when installed), and the SIGINT it raises
+        # again once it has shut down is the end, not an error
+        with (contextlib.suppress(KeyboardInterrupt),
+              asyncio.Runner(loop_factory=config.get_loop_factory()) as runner):
+            runner.run(main())
 
 
 @app.command()

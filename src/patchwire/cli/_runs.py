@@ -563,23 +563,31 @@ def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
 
     configure_logging()  # PATCHWIRE_LOG_FORMAT=json|text, PATCHWIRE_LOG_LEVEL
     configure_tracing_from_env()  # PATCHWIRE_TRACING=1
+    from patchwire.cli._check import reload_on_signal, required_definitions
+
+    with errors_handled():
+        cfg = settings(engine=engine_kind)
+    definitions = required_definitions(cfg, "worker")  # exit 2 listing every problem
 
     async def main() -> None:
         from patchwire._patchwire import Patchwire
+        from patchwire.definitions import LiveDefinitions
         from patchwire.flows._engine import create_engine
-        from patchwire.sync import SyncEngine, SyncRegistry
+        from patchwire.sync import SyncEngine
         from patchwire.webhooks._deliveries import DeliveryWorker, WebhookOutbox
         from patchwire.webhooks._inbox import Inbox
 
-        reg = _registry()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        cfg = settings(engine=engine_kind)
-        async with Patchwire(cfg) as pw:
+        async with Patchwire(cfg, connectors=definitions.connectors) as pw:
+            reg = definitions.flows
             engine = create_engine(pw, _flows_of(reg), max_concurrency=concurrency)
-            syncs = SyncEngine(pw, SyncRegistry.load(cfg.sync_paths))
+            syncs = SyncEngine(pw, definitions.syncs)
+            # SIGHUP reloads the definitions; runs in flight keep their flow's version
+            loop.add_signal_handler(signal.SIGHUP, reload_on_signal,
+                                    LiveDefinitions(pw, reg, engine=engine, syncs=syncs))
             inbox = Inbox(pw, engine)
             inbox.add_handler(syncs.handle_webhook_event)
             await engine.start()

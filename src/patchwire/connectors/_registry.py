@@ -63,6 +63,12 @@ class ConnectorRegistry:
         self._by_name[spec.name] = spec
         self._sources[spec.name] = source
 
+    def replace_with(self, other: ConnectorRegistry) -> None:
+        """Take ``other``'s connectors in place (a reload): whoever holds this registry
+        (the facade, the token keeper) sees the new definitions at once."""
+        self._by_name, self._sources = dict(other._by_name), dict(other._sources)
+        self.problems = list(other.problems)
+
     def source_of(self, name: str) -> str:
         return self._sources.get(name, "<memory>")
 

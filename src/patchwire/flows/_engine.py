@@ -407,6 +407,12 @@ class FlowEngine:
         values = getattr(self._flows, "values", None)
         return list(values() if values is not None else self._flows)
 
+    def use_flows(self, flows: Mapping[str, FlowSpec] | Any) -> None:
+        """Reloaded definitions: runs started from now on, schedules and webhook triggers
+        use ``flows``. Runs already started keep the version they started with (each run
+        is pinned to its flow's digest, saved with the run), wherever they resume."""
+        self._flows = flows
+
     def flow(self, flow_id: str) -> FlowSpec:
         getter = getattr(self._flows, "get", None)
         try:

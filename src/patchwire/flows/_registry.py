@@ -81,6 +81,12 @@ class FlowRegistry:
         self._by_id[spec.id] = spec
         self._sources[spec.id] = source
 
+    def replace_with(self, other: FlowRegistry) -> None:
+        """Take ``other``'s flows in place (a reload): whoever holds this registry (the
+        API's flow routes) sees the new definitions at once."""
+        self._by_id, self._sources = dict(other._by_id), dict(other._sources)
+        self.problems, self.builtins = list(other.problems), other.builtins
+
     def source_of(self, flow_id: str) -> str:
         return self._sources.get(flow_id, "<memory>")
 

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from patchwire._patchwire import Patchwire
+from patchwire.definitions import LiveDefinitions
 from patchwire.errors import (
     ApprovalStateError,
     CallError,
@@ -47,6 +48,7 @@ from patchwire.server._auth import (
     KeyRing,
     auth_routes,
 )
+from patchwire.server._definitions_api import definitions_router
 from patchwire.server._deliveries_api import deliveries_router
 from patchwire.server._flows_api import flows_router
 from patchwire.server._keys_api import keys_router
@@ -348,6 +350,11 @@ def create_app(
     app.include_router(deliveries_router(pw))  # outbound webhooks
     app.include_router(records_router(sync_engine))  # sync: /api/v1/syncs, /api/v1/records
     app.include_router(keys_router(lambda: pw.store, key_ring))  # access: /api/v1/keys
+    # definitions in force, reloaded by the API and on SIGHUP (`serve`: app.state)
+    app.state.definitions = LiveDefinitions(pw, registry, engine=flow_engine, syncs=sync_engine,
+                                            tools=tool_invoker,
+                                            sync_examples=sync_registry.builtins)
+    app.include_router(definitions_router(app.state.definitions))
     # --- dashboard (src/patchwire/dashboard): HTML pages at / and their /assets ---
     from patchwire.dashboard import mount_dashboard
 

@@ -497,6 +497,7 @@ class SyncEngine:
         self._running: set[tuple[str, str]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._records: RecordStore | None = None
+        self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -509,11 +510,22 @@ class SyncEngine:
     async def start(self) -> SyncEngine:
         """Poll on schedule in the background until :meth:`stop`."""
         await self.pw.open()
+        self._started = True
         if self._loop_task is None and self._syncs:
             self._loop_task = asyncio.get_running_loop().create_task(self._loop())
         return self
 
+    def use_syncs(self, syncs: Iterable[SyncSpec]) -> None:
+        """Reloaded definitions: the next ticks poll ``syncs`` (a poll in flight ends with
+        the definition it started with). A started engine begins polling if it had no
+        sync before."""
+        self._syncs = {s.id: s for s in syncs}
+        self._compiled.clear()
+        if self._started and self._loop_task is None and self._syncs:
+            self._loop_task = asyncio.get_running_loop().create_task(self._loop())
+
     async def stop(self) -> None:
+        self._started = False
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

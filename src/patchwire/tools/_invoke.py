@@ -173,6 +173,12 @@ class ToolInvoker:
         return await self.repository.list_tool_calls(
             session_id=session_id, tool=tool, validation_failed=validation_failed, limit=limit)
 
+    def use_syncs(self, syncs: Iterable[SyncSpec]) -> None:
+        """Reloaded definitions: the next catalog offers the records tools of ``syncs``
+        and reads the connectors and the engine's flows again (not after the TTL)."""
+        self._syncs = {s.id: s for s in syncs}
+        self._catalog = None
+
     async def catalog(self, *, refresh: bool = False) -> ToolCatalog:
         """The current tools."""
         now = self._clock()
