@@ -18,7 +18,7 @@ from typing import Any
 
 from patchwire.errors import ConfigError
 
-__all__ = ["Settings", "allow_entry", "load_settings"]
+__all__ = ["Settings", "allow_entry", "host_and_port", "load_settings"]
 
 
 #: the Temporal engine's default ``expression_timeout``: under the 2 s its deadlock detector
@@ -43,6 +43,11 @@ class Settings:
     #: server bind address
     host: str = "127.0.0.1"
     port: int = 8600
+    #: the names a browser may use for this server besides loopback names and the address a
+    #: request arrives at: the public name behind a reverse proxy or tunnel. ``name`` (any
+    #: port) or ``name:port``; other ``Host`` headers are refused (DNS rebinding). Env:
+    #: comma-separated ``PATCHWIRE_ALLOWED_HOSTS``.
+    allowed_hosts: tuple[str, ...] = ()
     #: what the SSRF guard admits besides public addresses: CIDRs (by address, e.g.
     #: ``127.0.0.0/8`` for the sandbox) and exact host names (their internal addresses,
     #: never cloud metadata). Env: comma-separated ``PATCHWIRE_ALLOW_NETWORKS``.
@@ -119,7 +124,7 @@ def load_settings(
     raw: dict[str, Any] = _from_toml(toml_path or Path("patchwire.toml"))
     for key in ("home", "database_url", "secret_key", "connector_paths", "flow_paths",
                 "sync_paths", "host",
-                "port", "allow_networks", "engine", "temporal_address",
+                "port", "allowed_hosts", "allow_networks", "engine", "temporal_address",
                 "temporal_namespace", "temporal_task_queue", "temporal_activity_timeout",
                 "shared_concurrency", "webhook_body_timeout",
                 "expression_timeout", "expression_max_depth"):
@@ -156,6 +161,8 @@ def load_settings(
             kwargs["port"] = int(raw["port"])
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"port must be an integer, got {raw['port']!r}") from exc
+    if "allowed_hosts" in raw:
+        kwargs["allowed_hosts"] = _host_list(raw["allowed_hosts"])
     if "allow_networks" in raw:
         kwargs["allow_networks"] = _allow_list(raw["allow_networks"])
     if "engine" in raw:
@@ -259,4 +266,44 @@ def _allow_list(value: Any) -> tuple[str, ...]:
             allow_entry(entry)
         except ValueError as exc:
             raise ConfigError(f"allow_networks: {exc}") from exc
+    return entries
+
+
+_HOST_PORT = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[^:\[\]]+))(?::(?P<port>[0-9]{1,5}))?")
+
+
+def host_and_port(text: str) -> tuple[str, int | None] | None:
+    """A ``Host`` header (or an ``allowed_hosts`` entry) as (name, port): the name lower-case,
+    without a trailing dot, an IPv6 address without brackets; None unless it is a host name
+    or an IP address with an optional port."""
+    match = _HOST_PORT.fullmatch(text.strip())
+    if match is None:
+        return None
+    port = int(match.group("port")) if match.group("port") else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    if match.group("v6") is not None:
+        try:
+            return str(ipaddress.IPv6Address(match.group("v6"))), port
+        except ValueError:
+            return None
+    name = match.group("name")
+    if not _HOST_NAME.fullmatch(name):
+        return None
+    return name.rstrip(".").lower(), port
+
+
+def _host_list(value: Any) -> tuple[str, ...]:
+    """``allowed_hosts``: a comma-separated string (env) or a list of strings (toml) of
+    ``name`` or ``name:port``; checked now so a typo fails at start-up rather than as
+    refused requests."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"allowed_hosts must be a list of host names, got {value!r}")
+    entries = tuple(i.strip() for i in items if i.strip())
+    for entry in entries:
+        if host_and_port(entry) is None:
+            raise ConfigError(f"allowed_hosts: {entry!r} is neither a host name nor an IP "
+                              "address (with an optional :port)")
     return entries

@@ -6,7 +6,6 @@ Patchwire's error code as ``type`` suffix and the call context as extension memb
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -46,7 +45,9 @@ from patchwire.server._auth import (
     ApiKeyMiddleware,
     FailedAuthLimiter,
     KeyRing,
+    SiteGuard,
     auth_routes,
+    is_loopback,
 )
 from patchwire.server._definitions_api import definitions_router
 from patchwire.server._deliveries_api import deliveries_router
@@ -66,15 +67,6 @@ __all__ = ["create_app", "is_loopback"]
 PROBLEM = "application/problem+json"
 #: a caller's request id is passed upstream only if it is plainly an identifier
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class CallRequest(BaseModel):
@@ -254,6 +246,9 @@ def create_app(
     # added last = runs first: request ids wrap authentication, so refusals are logged too
     app.add_middleware(ApiKeyMiddleware, store=lambda: pw.store, policy=policy,
                        ring=key_ring, limiter=auth_limiter)
+    # ahead of keys: what a hostile page sends (rebound Host, cross-site) is refused for
+    # every route, /mcp included, with or without keys
+    app.add_middleware(SiteGuard, hosts=(pw.settings.host, *pw.settings.allowed_hosts))
     app.add_middleware(RequestContextMiddleware)
     app.router.routes.extend(auth_routes(key_ring, auth_limiter))
     app.state.key_ring = key_ring

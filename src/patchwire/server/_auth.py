@@ -36,6 +36,7 @@ import asyncio
 import hashlib
 import hmac
 import html
+import ipaddress
 import logging
 import re
 import secrets
@@ -50,8 +51,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 from sqlalchemy import Table, insert, select, update
-from starlette.types import ASGIApp, Receive, Send
+from starlette.types import ASGIApp, Message, Receive, Send
 
+from patchwire.config import host_and_port
 from patchwire.errors import LookupFailed, PatchwireError
 from patchwire.observability._metrics import AUTH_FAILURES
 from patchwire.store._key_models import ApiKeyRow
@@ -72,11 +74,13 @@ __all__ = [
     "KeyRepository",
     "KeyRing",
     "ScopeRule",
+    "SiteGuard",
     "UnknownApiKey",
     "add_scope_rule",
     "auth_routes",
     "check_key_name",
     "check_scopes",
+    "is_loopback",
     "parse_key",
     "required_scope",
 ]
@@ -513,18 +517,35 @@ def _origin_of(url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
 
 
-def same_origin(scope: MutableMapping[str, Any]) -> bool:
-    """Whether a browser request comes from a page of this server (Origin, else Referer)."""
+def _own_origin(scope: MutableMapping[str, Any]) -> str | None:
+    # uvicorn takes the scheme from a trusted proxy's X-Forwarded-Proto (--proxy-headers,
+    # on for 127.0.0.1 by default), so behind a TLS proxy this is https as the page's is
     host = _header(scope, b"host")
-    if not host:
+    return f"{scope.get('scheme', 'http')}://{host}".lower() if host else None
+
+
+def same_origin(scope: MutableMapping[str, Any]) -> bool:
+    """Whether a browser request comes from a page of this server: its ``Origin`` is this
+    server's scheme and ``Host`` (``null``, sent by sandboxed pages and after cross-site
+    redirects, is another site); without one, its ``Referer``."""
+    mine = _own_origin(scope)
+    if mine is None:
         return False
-    scheme = scope.get("scheme", "http")
-    mine = f"{scheme}://{host}".lower()
     origin = _header(scope, b"origin")
-    if origin and origin != "null":
+    if origin is not None:
         return _origin_of(origin) == mine
     referer = _header(scope, b"referer")
     return bool(referer) and _origin_of(referer or "") == mine
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, IPv6 without brackets) is this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _client(scope: MutableMapping[str, Any]) -> str:
@@ -649,6 +670,138 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
+# -- where a request comes from -------------------------------------------------------------
+
+#: answered whatever Host and Origin say: webhooks come from upstreams, often through a tunnel
+#: or proxy that keeps its own Host, and are verified by signature (webhooks/); OAuth
+#: callbacks are a provider's redirect, verified by their state
+_ANY_SITE: Final = (("*", "/hooks/"), ("GET|HEAD", "/oauth/"))
+#: Sec-Fetch-Site of what a page of this very origin sent, or the person typed
+_OWN_FETCH_SITES: Final = frozenset({"same-origin", "none"})
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+#: on every response: no page of another site may frame this server's pages (clickjacking)
+_NO_FRAMING: Final = ((b"content-security-policy", b"frame-ancestors 'none'"),
+                      (b"x-frame-options", b"DENY"))
+
+
+class SiteGuard:
+    """Refuses, in front of every route (pure ASGI), what a hostile web page can make a
+    browser send to a server it reaches — this one usually on loopback, open without keys:
+
+    - ``Host`` must name this server, against DNS rebinding (a page whose name was made to
+      resolve to 127.0.0.1 reaches the server with its own name in ``Host``): a loopback name
+      or address, or the address the request arrived at, with the port it arrived at; or
+      one of ``hosts`` (``allowed_hosts`` and the bind host: ``name`` at any port, or
+      ``name:port``). Else 421.
+    - ``Origin``, when sent, must be this server's own scheme and ``Host`` (``null`` is
+      another site) — for reads too: no page of another origin has a reason to call this
+      server. Else 403.
+    - A request that changes something (not GET, HEAD or OPTIONS) the browser marks as
+      ``Sec-Fetch-Site`` other than ``same-origin`` or ``none`` is refused (403), also
+      ``same-site``: another port of localhost, or another subdomain, is another server.
+      (Without ``Origin`` and ``Sec-Fetch-Site`` the client is not a browser.)
+
+    Webhooks and OAuth callbacks are exempt (:data:`_ANY_SITE`). Every response gets
+    ``Content-Security-Policy: frame-ancestors 'none'`` and ``X-Frame-Options: DENY``.
+    """
+
+    def __init__(self, app: ASGIApp, *, hosts: Iterable[str] = ()) -> None:
+        self.app = app
+        self._hosts: set[tuple[str, int | None]] = set()
+        for text in hosts:
+            parsed = host_and_port(text)
+            # A wildcard bind (0.0.0.0, ::) names no host, and a loopback name without a
+            # port would open every local port's name: both are accepted anyway where the
+            # request arrives ("localhost:9000" for a forwarded port does add something).
+            if parsed is not None and not (_unspecified(parsed[0]) or (
+                    is_loopback(parsed[0]) and parsed[1] is None)):
+                self._hosts.add(parsed)
+        self._exempt = [_rule(methods, pattern, PUBLIC) for methods, pattern in _ANY_SITE]
+
+    def _foreign_host(self, scope: MutableMapping[str, Any]) -> str | None:
+        """Why ``Host`` does not name this server, or None when it does."""
+        raw = _header(scope, b"host")
+        if raw is None:
+            return "the request has no Host header"
+        parsed = host_and_port(raw)
+        if parsed is not None:
+            name, port = parsed
+            if (name, None) in self._hosts or parsed in self._hosts:
+                return None
+            server = scope.get("server")
+            here = server[0] if server else None
+            if is_loopback(name) or (here is not None and _same_address(name, here)):
+                arrived = server[1] if server and len(server) > 1 else None
+                if port is None:
+                    port = _DEFAULT_PORTS.get(str(scope.get("scheme", "http")))
+                if arrived is None or port == arrived:
+                    return None
+        return (f"the Host header {raw[:100]!r} does not name this server (a loopback name "
+                f"or this address at this port, or one of allowed_hosts — "
+                f"PATCHWIRE_ALLOWED_HOSTS)")
+
+    def _cross_site(self, scope: MutableMapping[str, Any], method: str) -> tuple[str, str] | None:
+        """(title, why) when another site's page sent the request, else None."""
+        origin = _header(scope, b"origin")
+        if origin is not None and not same_origin(scope):
+            return ("Invalid Origin header",
+                    f"a cross-site request: it comes from a page of {origin[:100]!r}, not of "
+                    f"this server ({_own_origin(scope)})")
+        if method not in _SAFE_METHODS:
+            fetch_site = _header(scope, b"sec-fetch-site")
+            if fetch_site is not None and fetch_site.lower() not in _OWN_FETCH_SITES:
+                return ("Cross-site request refused",
+                        f"a cross-site request (Sec-Fetch-Site: {fetch_site[:20]!r}): only "
+                        "this server's own pages may change something")
+        return None
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive,
+                       send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        path = scope.get("path", "/")
+        if any(rule.matches(method, path) for rule in self._exempt):
+            await self.app(scope, receive, send)
+            return
+
+        async def framed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {bytes(k).lower() for k, _ in message.get("headers") or ()}
+                extra = [h for h in _NO_FRAMING if h[0] not in present]
+                if extra:
+                    message = {**message, "headers": [*(message.get("headers") or ()),
+                                                      *extra]}
+            await send(message)
+
+        why = self._foreign_host(scope)
+        if why is not None:
+            AUTH_FAILURES.labels("foreign_host").inc()
+            await _problem(framed, 421, "Invalid Host header", why, "invalid_host")
+            return
+        refused = self._cross_site(scope, method)
+        if refused is not None:
+            AUTH_FAILURES.labels("cross_origin").inc()
+            await _problem(framed, 403, refused[0], refused[1], "cross_origin")
+            return
+        await self.app(scope, receive, framed)
+
+
+def _unspecified(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_unspecified
+    except ValueError:
+        return False
+
+
+def _same_address(name: str, address: str) -> bool:
+    try:
+        return ipaddress.ip_address(name) == ipaddress.ip_address(address)
+    except ValueError:
+        return False
+
+
 # -- dashboard login -------------------------------------------------------------------------
 
 _LOGIN_PAGE = """<!doctype html>
@@ -705,9 +858,8 @@ def auth_routes(ring: KeyRing, limiter: FailedAuthLimiter) -> list[Any]:
         else:
             fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         nxt = _safe_next(str(fields.get("next") or "/"))
-        origin = request.headers.get("origin")
-        if origin and origin != "null" and not same_origin(request.scope):
-            return JSONResponse({"detail": "cross-origin login refused"}, 403)
+        # a login posted by another site's page (or with Origin: null) never gets here:
+        # SiteGuard refuses it in front of every route
         wait = limiter.retry_after(client)
         if wait is not None:
             AUTH_FAILURES.labels("rate_limited").inc()

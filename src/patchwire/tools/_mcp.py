@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -41,7 +41,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
@@ -59,7 +59,6 @@ __all__ = [
     "ELICIT_TIMEOUT_S",
     "McpHttpEndpoint",
     "build_server",
-    "loopback_security",
     "serve_stdio",
 ]
 
@@ -92,9 +91,6 @@ APPROVAL_SCHEMA: Final[dict[str, Any]] = {
     },
     "required": ["approve"],
 }
-
-_LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")
-
 
 def _text(text: str, *, error: bool, data: Any = None) -> types.CallToolResult:
     # structuredContent must be a JSON object in the handshake era; without an outputSchema
@@ -303,22 +299,12 @@ async def serve_stdio(invoker: ToolInvoker) -> None:
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
-def loopback_security(port: int | None) -> TransportSecuritySettings:
-    """DNS-rebinding protection: only Host and Origin headers naming this server on loopback
-    (``127.0.0.1``, ``localhost``, ``[::1]`` at ``port``; any port when it is unknown)."""
-    suffixes = [":*"] if port is None else [f":{port}"] + ([""] if port == 80 else [])
-    hosts = [f"{name}{suffix}" for name in _LOOPBACK_NAMES for suffix in suffixes]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
-                                     allowed_origins=[f"http://{h}" for h in hosts])
-
-
 class McpHttpEndpoint:
     """The ASGI endpoint for ``/mcp`` (Streamable HTTP, both protocol eras).
 
-    Requests must name this very server in ``Host`` (and ``Origin``, when sent): the port is
-    read from the socket each request arrives on, so a page served by another local port
-    cannot drive the tools either. ``run()`` must be entered (the app's lifespan) before
-    requests are served.
+    ``Host`` and ``Origin`` (DNS rebinding, other sites' pages, other local ports) are
+    checked in front of it, as for every route of the app, by the server's ``SiteGuard``.
+    ``run()`` must be entered (the app's lifespan) before requests are served.
     """
 
     def __init__(self, invoker: ToolInvoker, *, json_response: bool = False) -> None:
@@ -328,16 +314,16 @@ class McpHttpEndpoint:
         self.server = build_server(invoker)
         self._json_response = json_response
         self._manager: StreamableHTTPSessionManager | None = None
-        self._guards: dict[int | None, TransportSecurityMiddleware] = {}
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
         """Serve sessions until exit (a manager runs once, so each run gets its own, and an
         app can go through its lifespan more than once, as tests do)."""
-        # The SDK's own check runs behind ours with the port-agnostic loopback rule.
+        # The SDK's Host/Origin check is off: the app's SiteGuard makes it, with the names
+        # the whole server answers to (the SDK still checks the content type).
         manager = StreamableHTTPSessionManager(
             app=self.server, json_response=self._json_response,
-            security_settings=loopback_security(None))
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False))
         async with manager.run():
             self._manager = manager
             try:
@@ -345,21 +331,7 @@ class McpHttpEndpoint:
             finally:
                 self._manager = None
 
-    def _guard(self, scope: Scope) -> TransportSecurityMiddleware:
-        server: Sequence[Any] | None = scope.get("server")
-        port = server[1] if server and len(server) > 1 and isinstance(server[1], int) else None
-        guard = self._guards.get(port)
-        if guard is None:
-            guard = self._guards[port] = TransportSecurityMiddleware(loopback_security(port))
-        return guard
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            # Host/Origin only here (is_post=False); the SDK checks the content type.
-            refused = await self._guard(scope).validate_request(Request(scope, receive))
-            if refused is not None:
-                await refused(scope, receive, send)
-                return
         manager = self._manager
         if manager is None:  # outside the app's lifespan (starting up or shutting down)
             await Response("MCP endpoint not running", status_code=503)(scope, receive, send)
