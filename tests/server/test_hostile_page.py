@@ -21,7 +21,7 @@ import pytest
 from patchwire import Patchwire
 from patchwire.config import Settings
 from patchwire.server import create_app
-from patchwire.server._auth import AccessPolicy, KeyRepository
+from patchwire.server._auth import AccessPolicy, KeyRepository, _safe_next
 from tests.helpers import local_settings
 from tests.server.live import serving
 
@@ -62,8 +62,9 @@ class Server:
 
 
 @asynccontextmanager
-async def running(settings: Settings, admin: str | None = None) -> AsyncIterator[Server]:
-    app = create_app(Patchwire(settings), access=AccessPolicy(cache_ttl=0))
+async def running(settings: Settings, admin: str | None = None,
+                  policy: AccessPolicy | None = None) -> AsyncIterator[Server]:
+    app = create_app(Patchwire(settings), access=policy or AccessPolicy(cache_ttl=0))
     async with (
         serving(app) as url,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
@@ -237,3 +238,63 @@ async def test_the_dashboard_cookie_cannot_be_used_by_another_site(tmp_path: Pat
             assert_refused(await served.send("POST", RETRY_FAILED, {**jar, **cross}), 403)
         status, _, body = await served.send("POST", RETRY_FAILED, {**jar, **OWN})
         assert status == 200, body
+
+
+# -- 4.2: login ------------------------------------------------------------------------------
+
+
+HOSTILE_NEXT = [
+    "//evil.example", "/\\evil.example", "/\\\\evil.example", "/\t/evil.example",
+    "https://evil.example", "/%0d%0aSet-Cookie:x", "/\r\nSet-Cookie: x=1", "/\r/evil.example",
+    "/\n/evil.example", "/\x0b/evil.example", "/\x00", "/\x7f", "/\x85/evil.example",
+    "/\u2028/evil.example", "/ /evil.example", "/\u3000x", "/\u202eevil", "javascript:alert(1)",
+    "/%2F%2Fevil.example", "/%5Cevil.example", "/%09/evil.example", "evil.example", "",
+]
+
+
+@pytest.mark.parametrize("nxt", HOSTILE_NEXT)
+def test_a_hostile_next_falls_back_to_the_overview(nxt: str) -> None:
+    assert _safe_next(nxt) == "/"
+
+
+@pytest.mark.parametrize(("nxt", "sent"), [
+    ("/ok?x=1", "/ok?x=1"), ("/runs?status=failed&flow=a%2Fb", "/runs?status=failed&flow=a%2Fb"),
+    ("/runs/r1#steps", "/runs/r1#steps"), ("/javascript:alert(1)", "/javascript:alert(1)"),
+    ("/connections/café", "/connections/caf%C3%A9"),
+])
+def test_a_path_of_this_server_is_kept_as_next(nxt: str, sent: str) -> None:
+    assert _safe_next(nxt) == sent
+
+
+async def test_a_login_link_cannot_send_the_browser_off_site(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    async with Patchwire(settings) as setup:
+        _, admin = await KeyRepository(setup.store).create("ops", ["read"])
+    # wrong keys below, one per value: more than the failed-authentication limit
+    async with running(settings, policy=AccessPolicy(cache_ttl=0, max_failures=100)) as served:
+        for nxt in [*HOSTILE_NEXT, "/ok?x=1"]:
+            expected = "/ok?x=1" if nxt == "/ok?x=1" else "/"
+            status, headers, body = await served.send("POST", "/auth/login", OWN,
+                                                      data={"key": admin, "next": nxt})
+            assert (status, headers.get("Location")) == (303, expected), (nxt, body)
+            assert headers["Set-Cookie"].startswith("patchwire_key=")
+            status, _, page = await served.send("GET", "/auth/login", params={"next": nxt})
+            assert status == 200 and f'name="next"\nvalue="{expected}"' in page, nxt
+            # a wrong key shows the form again, keeping only a safe next
+            status, _, page = await served.send("POST", "/auth/login", OWN,
+                                                data={"key": "pwk_wrong", "next": nxt})
+            assert status == 401 and f'value="{expected}"' in page, nxt
+
+
+@pytest.mark.parametrize("origin", ["null", "http://evil.example", "http://localhost:1"])
+async def test_a_login_posted_by_another_site_sets_no_cookie(tmp_path: Path,
+                                                             origin: str) -> None:
+    settings = settings_in(tmp_path)
+    async with Patchwire(settings) as setup:
+        _, admin = await KeyRepository(setup.store).create("ops", ["read"])
+    async with running(settings) as served:
+        for form in ({"data": {"key": admin, "next": "/"}}, {"json": {"key": admin}}):
+            status, headers, body = await served.send("POST", "/auth/login",
+                                                      {"Origin": origin}, **form)
+            assert status == 403, body
+            assert "Set-Cookie" not in headers

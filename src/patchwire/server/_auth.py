@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import orjson
 from sqlalchemy import Table, insert, select, update
@@ -819,11 +819,29 @@ required><button type="submit">Sign in</button></form></body></html>
 """
 
 
+#: what a ``next`` path is sent as: printable ASCII as it is, anything else percent-encoded
+_NEXT_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def _unsafe_in_url(char: str) -> bool:
+    # Browsers drop tabs and line breaks from URLs ("/\t/evil.example" is "//evil.example")
+    # and CR/LF would split the Location header; control, format (bidi) and space
+    # characters have no place in a path we redirect to.
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+
+
 def _safe_next(value: str | None) -> str:
-    # only a path on this server: "//evil.example" or "https://..." would be an open redirect
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Where a login sends the browser: a path on this server, else ``/``. It must start with
+    a single ``/`` (``//host`` and ``/\\host`` name another host, ``https:`` and
+    ``javascript:`` are not paths) and hold no backslash, control character or whitespace —
+    percent-encoded or not, as a browser or a proxy may decode it."""
+    if not value or not value.startswith("/"):
         return "/"
-    return value
+    for text in (value, unquote(value)):
+        if (text.startswith("//") or "\\" in text
+                or any(_unsafe_in_url(c) for c in text)):
+            return "/"
+    return quote(value, safe=_NEXT_SAFE)  # a header value is Latin-1: encode the rest
 
 
 def _cookie_header(value: str, *, secure: bool, max_age: int) -> str:
