@@ -44,7 +44,7 @@ from patchwire.store._slots import SlotTable
 from patchwire.store.records import CallRecord, ConnectionRecord
 from patchwire.store.tools import ToolCallRecord, ToolRepository
 
-__all__ = ["ConnectionInfo", "Patchwire"]
+__all__ = ["ConnectionInfo", "ConnectionTest", "Patchwire"]
 
 #: how long a resolved connection is reused before re-reading it from the store, so a
 #: change made by another process is picked up without a round trip per call
@@ -74,6 +74,16 @@ class ConnectionInfo:
         d["created_at"] = self.created_at.isoformat()
         d["updated_at"] = self.updated_at.isoformat()
         return d
+
+
+@dataclass(frozen=True)
+class ConnectionTest:
+    """A connection's test call that succeeded: which action answered, how, how fast."""
+
+    connection: str
+    action: str
+    status: int
+    latency_ms: float
 
 
 class Patchwire:
@@ -442,6 +452,24 @@ class Patchwire:
             await self.open()
         assert self._tokens is not None
         return await self._tokens.needs_reauth(name)
+
+    async def test_connection(self, name: str) -> ConnectionTest:
+        """Make the connector's test call (``test:`` in its spec, one cheap read) with
+        connection ``name``: a wrong key is caught when it is entered, not at the first
+        chat. Raises the call's typed error (AuthError for refused credentials), or
+        ConfigError when the connector declares no test call."""
+        if self._store is None:
+            await self.open()
+        rec = await self.store.get_connection(name)
+        spec = self.connectors.get(rec.connector)
+        if spec.test is None:
+            raise ConfigError(
+                f"connector {spec.name!r} declares no test call (a `test:` entry naming a "
+                f"cheap read action); try one yourself: `patchwire call {spec.name}.ACTION "
+                f"--connection {name}`")
+        action = f"{spec.name}.{spec.test.action}"
+        outcome = await self.execute(action, spec.test.input, connection=name)
+        return ConnectionTest(name, action, outcome.status, outcome.latency_ms)
 
     async def call(
         self, action: str, arguments: Mapping[str, Any] | None = None, *,

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from patchwire.cli._common import console, escape, fail, print_json, run, settings
+from patchwire.cli._common import console, err_console, escape, fail, print_json, run, settings
 from patchwire.connectors import ConnectorRegistry
+
+if TYPE_CHECKING:
+    from patchwire._patchwire import Patchwire
 
 app = typer.Typer(help="Connections: credentials for a connector, optionally per end user.",
                   no_args_is_help=True)
@@ -72,6 +75,9 @@ def add(
     set_: list[str] = typer.Option(None, "--set", help="key=value (avoid for secrets)"),
     set_env: list[str] = typer.Option(None, "--set-env", help="key=ENV_VAR"),
     set_stdin: list[str] = typer.Option(None, "--set-stdin", help="key read from stdin"),
+    test: bool = typer.Option(
+        False, "--test", help="make the connector's test call first; on failure the "
+                              "connection is not saved"),
 ) -> None:
     """Add a connection. Secret values are encrypted at rest and never shown back."""
     values = gather_values(connector, set_, set_env, set_stdin)
@@ -80,12 +86,55 @@ def add(
         from patchwire._patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
+            if test and pw.connectors.get(connector).test is None:
+                fail(f"connector {connector!r} declares no test call (`test:` in its spec); "
+                     "add the connection without --test and try a read action with "
+                     "`patchwire call`")
             info = await pw.add_connection(connector, name, values, owner=owner)
+            # the test call needs the stored connection; a wrong key is not kept
+            if test and not await _tested(pw, name):
+                await pw.remove_connection(name)
+                fail(f"connection {escape(name)} not saved: fix the values and add it again")
         secrets = ", ".join(info.secrets_set) or "none"
         console.print(f"[green]added[/] connection {escape(info.name)} for {info.connector} "
                       f"(secrets stored encrypted: {escape(secrets)})")
 
     run(main())
+
+
+async def _tested(pw: Patchwire, name: str) -> bool:
+    """Make connection ``name``'s test call and say how it went (never a secret: errors
+    carry redacted upstream excerpts only)."""
+    from patchwire.errors import AuthError, CallError
+
+    try:
+        result = await pw.test_connection(name)
+    except AuthError as exc:
+        err_console.print(f"[bold red]failed:[/] the upstream refused the credentials of "
+                          f"connection {escape(name)} (HTTP {exc.status}): "
+                          f"{escape(exc.message)}", highlight=False)
+        return False
+    except CallError as exc:
+        err_console.print(f"[bold red]failed:[/] {exc.code}: {escape(str(exc))}",
+                          highlight=False)
+        return False
+    console.print(f"[green]ok[/]: {result.action} answered {result.status} in "
+                  f"{result.latency_ms:.0f} ms", highlight=False)
+    return True
+
+
+@app.command("test")
+def test_(name: str = typer.Argument(..., help="connection name")) -> None:
+    """Prove a connection's credentials with one cheap call (its connector's `test:`)."""
+
+    async def main() -> bool:
+        from patchwire._patchwire import Patchwire
+
+        async with Patchwire(settings()) as pw:
+            return await _tested(pw, name)
+
+    if not run(main()):
+        raise typer.Exit(1)
 
 
 @app.command("connect")

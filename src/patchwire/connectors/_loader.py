@@ -191,6 +191,10 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
         found.extend(_rule_problems(("errors", rule_i), rule.when, rule.message))
     for name, action in spec.actions.items():
         found.extend(_check_action(("actions", name), action))
+    if spec.test is not None and spec.test.action not in spec.actions:
+        known = ", ".join(sorted(spec.actions)) or "none"
+        found.append((("test", "action"),
+                      f"no action {spec.test.action!r} to test with (actions: {known})"))
     return found
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "BreakerSpec",
+    "ConnectionTestSpec",
     "ConnectorSpec",
     "ErrorRule",
     "HeaderAuth",
@@ -361,6 +362,16 @@ class ActionSpec(_Spec):
 DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024
 
 
+class ConnectionTestSpec(_Spec):
+    """The one cheap call that proves a connection's credentials (``patchwire connection
+    test``, ``connection add --test``): best a read action answering with little."""
+
+    action: str = Field(pattern=NAME_PATTERN,
+                        description="one of this connector's actions, e.g. list_orders")
+    input: dict[str, Any] = Field(default_factory=dict,
+                                  description="its arguments, e.g. {limit: 1}")
+
+
 class ConnectorSpec(_Spec):
     name: str = Field(pattern=NAME_PATTERN, description="lower snake_case, unique")
     title: str = ""
@@ -381,6 +392,8 @@ class ConnectorSpec(_Spec):
     pagination: Pagination = Field(default_factory=Pagination)
     errors: list[ErrorRule] = Field(default_factory=list)
     actions: dict[ActionName, ActionSpec] = Field(default_factory=dict)
+    test: ConnectionTestSpec | None = Field(
+        None, description="the call `patchwire connection test` makes to prove credentials")
 
     def secret_settings(self) -> set[str]:
         return {k for k, s in self.settings.items() if s.secret}
