@@ -74,6 +74,10 @@ class Settings:
     #: seconds a webhook sender has to deliver a request's whole body to ``/hooks``; a
     #: slower one gets 408 and its connection closed (a 1 byte/s body would hold it forever)
     webhook_body_timeout: float = 10.0
+    #: seconds a verified webhook body is remembered where the scheme signs no event id
+    #: (GitHub, Shopify...): a replay of it under a new delivery id within this window is
+    #: acknowledged as a duplicate and dropped. Longer than the vendors' retries (days).
+    webhook_replay_window: float = 7 * 86_400.0
 
     @property
     def effective_database_url(self) -> str:
@@ -126,7 +130,7 @@ def load_settings(
                 "sync_paths", "host",
                 "port", "allowed_hosts", "allow_networks", "engine", "temporal_address",
                 "temporal_namespace", "temporal_task_queue", "temporal_activity_timeout",
-                "shared_concurrency", "webhook_body_timeout",
+                "shared_concurrency", "webhook_body_timeout", "webhook_replay_window",
                 "expression_timeout", "expression_max_depth"):
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
@@ -188,7 +192,7 @@ def load_settings(
         kwargs["temporal_activity_timeout"] = seconds
     if "shared_concurrency" in raw:
         kwargs["shared_concurrency"] = _flag("shared_concurrency", raw["shared_concurrency"])
-    for key in ("webhook_body_timeout", "expression_timeout"):
+    for key in ("webhook_body_timeout", "webhook_replay_window", "expression_timeout"):
         if key in raw:
             kwargs[key] = _seconds(key, raw[key])
     if "expression_max_depth" in raw:

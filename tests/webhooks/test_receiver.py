@@ -269,8 +269,9 @@ async def test_the_sources_api_manages_sources_and_never_returns_a_secret(
     assert len(rotated["secrets"]) == 2
     assert rotated["secrets"][1]["expires_at"] is not None
     # both secrets verify during the grace period (the API invalidated the cache)
-    body = b'{"action": "opened"}'
     for key, delivery in ((secret, "d1"), (rotated_to, "d2")):
+        # two events (the same body twice would be a replay: GitHub signs no delivery id)
+        body = json.dumps({"action": "opened", "number": delivery}).encode()
         headers = sign(SchemeSettings(scheme="github"), key, body, timestamp=time.time(),
                        event_id=delivery)
         status, _ = await hooks.post("gh", body, {**headers, "X-GitHub-Event": "issues"})

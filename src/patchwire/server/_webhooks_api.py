@@ -14,7 +14,8 @@ close the connection: the rest of the body is never read); handshake GETs
 4xx, recorded in ``webhook_rejections``); a Slack
 ``url_verification`` is answered once verified; the body is parsed (JSON, or a form);
 the event is committed to the inbox and only then acknowledged — 202 for a new event, 200
-for a duplicate (same source and event id), which is dropped. Rejections are recorded with
+for a duplicate (same source and event id or, where the scheme signs no event id, the same
+signed content within the replay window), which is dropped. Rejections are recorded with
 the values of headers that could carry credentials or signatures replaced, and every
 secret of the source scrubbed from the header summary and the body excerpt.
 """
@@ -368,7 +369,8 @@ class WebhookReceiver:
                            type=_text(event_type, _MAX_TYPE), payload=payload, received_at=now)
         kept = _stored_headers(scope["headers"], source.scheme)
         try:
-            inserted = await self.inbox.submit(event, stored, kept, orjson.dumps(kept).decode())
+            inserted = await self.inbox.submit(event, stored, kept, orjson.dumps(kept).decode(),
+                                               content_digest=verified.content_digest)
         except StoreError as exc:
             log.warning("webhook event from %s not committed: %s", source.name, exc)
             # a 5xx: the sender keeps the event and retries it

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from patchwire.store.models import Base
@@ -42,7 +52,12 @@ class WebhookInboxRow(Base):
     """A verified inbound event, committed before it was acknowledged.
 
     ``(source, event_id)`` is the dedupe key: a sender's retry of an event already here is
-    acknowledged and dropped (events without an id are never deduplicated). ``owner`` and
+    acknowledged and dropped (events without an id are never deduplicated by it).
+    ``content_digest`` (migration 0013) is the SHA-256 of the signed content where the
+    scheme does not sign the event id (GitHub, Shopify...): ``(content_digest, source)`` is
+    unique too, so a captured body replayed under a new delivery id is a duplicate; the
+    writer clears digests older than the replay window, after which the body counts again.
+    ``owner`` and
     ``lease_until`` say which processor has the event claimed; ``next_attempt_at`` when a
     pending event is due (later than ``received_at`` after a failed attempt).
     """
@@ -53,6 +68,9 @@ class WebhookInboxRow(Base):
         Index("ix_webhook_inbox_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_webhook_inbox_source_received_at", "source", "received_at"),
         Index("ix_webhook_inbox_received_at", "received_at"),
+        Index("uq_webhook_inbox_content_digest_source", "content_digest", "source",
+              unique=True, sqlite_where=text("content_digest IS NOT NULL"),
+              postgresql_where=text("content_digest IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -69,6 +87,7 @@ class WebhookInboxRow(Base):
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     processed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    content_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class WebhookRejectionRow(Base):

@@ -6,13 +6,22 @@ committed, so a sender never sees a 2xx for an event a crash could lose. One tra
 per request would make the database the receiver's ceiling, so rows are queued and whatever
 queued while the previous transaction committed goes into the next one (group commit, as
 the run journal does): each request awaits its own commit, hundreds share one fsync. The
-insert is ``ON CONFLICT (source, event_id) DO NOTHING RETURNING id``: a row that did not
+insert is ``ON CONFLICT DO NOTHING RETURNING id``: a row that did not
 come back was a duplicate (the sender's retry of an event already here, possibly in the
 same batch), acknowledged and dropped. On SQLite the batch commits with ``synchronous=FULL``
 (an acknowledged event survives power loss, not just a crash; one fsync per batch makes
 that cheap) in a worker thread, so the loop goes on parsing and verifying requests during
 the fsync (measured: p99 20 ms instead of 25-50 ms on the loop thread at ~3,300 events/s);
 the write lock is polled rather than waited for, as the run journal does.
+
+Replays under a new id. Where the scheme signs no event id (GitHub's and Shopify's delivery
+ids are plain headers), a row also carries ``content_digest``, the SHA-256 of the signed
+content, unique per source as well: the same insert finds a captured body sent again under
+a fresh delivery id a duplicate (the ``DO NOTHING`` has no conflict target, so either key
+counts). A digest is remembered for ``replay_window`` seconds (the setting
+``webhook_replay_window``, a week by default: longer than any vendor retries): before
+inserting rows with digests, the batch clears those digests on rows older than that (one
+indexed statement, only for such batches), after which the same body is a new event again.
 
 Processing (:class:`Inbox`). A processor claims due pending events (``owner``,
 ``lease_until``: a lease renewed while it works, like flow runs), and for each:
@@ -81,13 +90,19 @@ _REJECTIONS = cast(Table, WebhookRejectionRow.__table__)
 
 #: the columns a receiver writes, in the order of the tuples given to InboxWriter.submit
 INBOX_COLUMNS = ("id", "source", "event_id", "type", "payload", "headers", "received_at",
-                 "status", "attempts", "next_attempt_at", "owner", "lease_until")
+                 "status", "attempts", "next_attempt_at", "owner", "lease_until",
+                 "content_digest")
+_RECEIVED_AT = INBOX_COLUMNS.index("received_at")
+_DIGEST = INBOX_COLUMNS.index("content_digest")
 REJECTION_COLUMNS = ("id", "source", "reason", "status", "detail", "headers", "body_excerpt",
                      "body_bytes", "received_at")
 STATUSES = ("pending", "processed", "failed")
 _SQLITE_LOCK_WAIT_S = 30.0
 #: rows a statement (SQLite binds at most 32,766 parameters)
 _ROWS_PER_STATEMENT = 1000
+#: how long a body is remembered where no signed id tells replays apart (the setting
+#: ``webhook_replay_window`` overrides it)
+DEFAULT_REPLAY_WINDOW_S = 7 * 86_400.0
 
 
 @dataclass(frozen=True)
@@ -193,17 +208,49 @@ def _insert_sql(kind: str, rows: int, style: str) -> str:
     table = "webhook_inbox" if kind == "inbox" else "webhook_rejections"
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"  # noqa: S608
     if kind == "inbox":
-        sql += " ON CONFLICT (source, event_id) DO NOTHING RETURNING id"
+        # no conflict target: a row is a duplicate by (source, event_id) or by
+        # (content_digest, source), whichever it meets
+        sql += " ON CONFLICT DO NOTHING RETURNING id"
     return sql
+
+
+_RELEASE = ("UPDATE webhook_inbox SET content_digest = NULL"
+            " WHERE content_digest IS NOT NULL AND ")
+
+
+@functools.lru_cache(maxsize=64)
+def _release_sql(digests: int, style: str) -> str:
+    """Clear the given digests on rows received before a cutoff (the last parameter): a
+    body seen longer ago than the replay window counts as new again. ``IS NOT NULL`` lets
+    SQLite use the partial unique index."""
+    marks = ", ".join("?" if style == "qmark" else f"${i + 1}" for i in range(digests))
+    cutoff = "?" if style == "qmark" else f"${digests + 1}"
+    return _RELEASE + f"content_digest IN ({marks}) AND received_at < {cutoff}"
+
+
+def _expired_digests(events: list[tuple[Any, ...]],
+                     window: float) -> list[tuple[tuple[str, ...], float]]:
+    """The batch's digests in statement-sized chunks, each with the cutoff before which a
+    row's digest is forgotten (the earliest of the batch's times, less the window)."""
+    rows = [row for row in events if len(row) > _DIGEST and row[_DIGEST] is not None]
+    if not rows:
+        return []
+    cutoff = min(float(row[_RECEIVED_AT]) for row in rows) - window
+    digests = sorted({row[_DIGEST] for row in rows})
+    return [(tuple(digests[i: i + _ROWS_PER_STATEMENT]), cutoff)
+            for i in range(0, len(digests), _ROWS_PER_STATEMENT)]
 
 
 class InboxWriter:
     """Queues inbox and rejection rows; each caller's future is done once its row is
     committed (True: a new event; False: a duplicate that was dropped)."""
 
-    def __init__(self, store: Store, *, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: Store, *, on_commit: Callable[[], None] | None = None,
+                 replay_window: float = DEFAULT_REPLAY_WINDOW_S) -> None:
         self._store = store
         self._on_commit = on_commit
+        #: seconds a content digest makes a body a duplicate (see the module docstring)
+        self.replay_window = replay_window
         self._events: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
         self._rejections: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
@@ -281,6 +328,9 @@ class InboxWriter:
         found: set[str] = set()
         with self._store._errors("write webhook events"):
             async with self._store.engine.begin() as conn:
+                for digests, cutoff in _expired_digests(events, self.replay_window):
+                    await conn.exec_driver_sql(_release_sql(len(digests), style),
+                                               (*digests, cutoff))
                 for kind, rows in (("inbox", events), ("rejections", rejections)):
                     for i in range(0, len(rows), _ROWS_PER_STATEMENT):
                         chunk = rows[i: i + _ROWS_PER_STATEMENT]
@@ -313,6 +363,8 @@ class InboxWriter:
                     return None
                 raise
             try:
+                for digests, cutoff in _expired_digests(events, self.replay_window):
+                    db.execute(_release_sql(len(digests), "qmark"), (*digests, cutoff))
                 for kind, rows in (("inbox", events), ("rejections", rejections)):
                     for i in range(0, len(rows), _ROWS_PER_STATEMENT):
                         chunk = rows[i: i + _ROWS_PER_STATEMENT]
@@ -382,8 +434,11 @@ class Inbox:
         concurrency: int = 64, max_attempts: int = 8, backoff: float = 1.0,
         max_backoff: float = 3600.0, poll_interval: float = 1.0,
         gather_delay: float = 0.05, clock: Callable[[], float] = time.time,
+        replay_window: float | None = None,
     ) -> None:
         self.pw = pw
+        self.replay_window = (pw.settings.webhook_replay_window if replay_window is None
+                              else replay_window)
         self.engine = engine
         self.owner = owner or new_owner_id()
         self.lease = lease
@@ -424,20 +479,24 @@ class Inbox:
     @property
     def writer(self) -> InboxWriter:
         if self._writer is None:
-            self._writer = InboxWriter(self.pw.store, on_commit=self._kick.set)
+            self._writer = InboxWriter(self.pw.store, on_commit=self._kick.set,
+                                       replay_window=self.replay_window)
         return self._writer
 
     async def ingest(self, row: tuple[Any, ...]) -> bool:
-        """Commit one inbox row (INBOX_COLUMNS order; its first ten columns are enough);
+        """Commit one inbox row (INBOX_COLUMNS order; its first ten columns are enough, the
+        others are None);
         False when it was a duplicate."""
         if len(row) < len(INBOX_COLUMNS):
             row = (*row, *(None,) * (len(INBOX_COLUMNS) - len(row)))
         return await self.writer.submit(row)
 
     def submit(self, event: InboxEvent, payload: str | None, headers: dict[str, Any],
-               headers_json: str) -> asyncio.Future[bool]:
+               headers_json: str, *, content_digest: str | None = None,
+               ) -> asyncio.Future[bool]:
         """Queue a received event for the inbox (``payload`` and ``headers_json`` as stored:
-        JSON text); the future says once it is committed whether it was new.
+        JSON text); the future says once it is committed whether it was new (neither its
+        event id nor its ``content_digest``, where given, is already there).
 
         While this processor runs and is not behind, the row is inserted already claimed
         by it (``owner``, ``lease_until``) and the event is handed over in memory once
@@ -451,7 +510,8 @@ class Inbox:
         fut = self.writer.submit((event.id, event.source, event.event_id, event.type, payload,
                                   headers_json, at, "pending", 0, at,
                                   self.owner if local else None,
-                                  self.clock() + self.lease if local else None))
+                                  self.clock() + self.lease if local else None,
+                                  content_digest))
         if local:
             self._local_pending += 1
 

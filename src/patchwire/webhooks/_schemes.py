@@ -13,6 +13,12 @@ shopify     ``X-Shopify-Hmac-Sha256: <base64>``           ``{b}``            X-S
 hmac        configurable (:class:`SchemeSettings`)        template           ``id_header``
 =========== ============================================= ================== ================
 
+GitHub's and Shopify's ids are headers no signature covers, as is the generic scheme's
+unless its template has ``{id}``. Wherever the signature covers no event id — these, and a
+Stripe or Slack body without one — :class:`Verified` carries the SHA-256 of the signed
+content, so that the inbox can tell a captured request replayed under a new delivery id
+from a new event.
+
 All MACs are HMAC (SHA-256 unless the generic scheme says otherwise) and are compared with
 :func:`hmac.compare_digest` on the decoded bytes. Several secrets may be active at once
 (rotation): any of them may match. Where a scheme signs a timestamp, it must lie within
@@ -46,10 +52,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal, Self
@@ -146,6 +153,11 @@ class Verified:
     """The scheme's event id when it has one; the inbox deduplicates on it."""
     timestamp: float | None
     """The signed timestamp (Unix seconds) when the scheme has one."""
+    content_digest: str | None = field(default=None, compare=False)
+    """SHA-256 (hex) of the signed content when the signature does not cover an event id
+    (GitHub's and Shopify's delivery ids are plain headers: anyone holding a captured
+    request can send it again under a new one). The inbox deduplicates on it too. Not
+    compared: it is a function of the request, not another fact about the event."""
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -333,6 +345,10 @@ def _json_field(body: bytes, name: str) -> str | None:
     return None
 
 
+def _digest(signed: bytes) -> str:
+    return hashlib.sha256(signed).hexdigest()
+
+
 def _bad_signature() -> WebhookRejected:
     return _reject("bad_signature", 401, "the signature does not match any active secret")
 
@@ -399,7 +415,8 @@ def _verify_stripe(
     if not _matches(keys, "sha256", message, candidates):
         raise _bad_signature()
     _check_age(timestamp, now, settings.tolerance_s)
-    return Verified(_json_field(body, "id"), timestamp)
+    event_id = _json_field(body, "id")  # in the body: signed
+    return Verified(event_id, timestamp, None if event_id else _digest(message))
 
 
 def _verify_github(
@@ -418,7 +435,8 @@ def _verify_github(
         )
     if not _matches(keys, "sha256", body, [decoded]):
         raise _bad_signature()
-    return Verified(h.get("x-github-delivery") or None, None)
+    # X-GitHub-Delivery is not signed: the body's digest tells a replay under a new one
+    return Verified(h.get("x-github-delivery") or None, None, _digest(body))
 
 
 def _verify_slack(
@@ -438,7 +456,8 @@ def _verify_slack(
     if not _matches(keys, "sha256", message, [decoded]):
         raise _bad_signature()
     _check_age(timestamp, now, settings.tolerance_s)
-    return Verified(_json_field(body, "event_id"), timestamp)
+    event_id = _json_field(body, "event_id")  # in the body: signed
+    return Verified(event_id, timestamp, None if event_id else _digest(message))
 
 
 def _verify_shopify(
@@ -461,7 +480,8 @@ def _verify_shopify(
         or h.get("x-shopify-event-id")
         or None
     )
-    return Verified(event_id, None)
+    # neither id header is signed: the body's digest tells a replay under a new one
+    return Verified(event_id, None, _digest(body))
 
 
 def _verify_hmac(
@@ -498,7 +518,8 @@ def _verify_hmac(
         raise _bad_signature()
     if timestamp is not None:
         _check_age(timestamp, now, settings.tolerance_s)
-    return Verified(event_id or None, timestamp)
+    id_signed = bool(event_id) and any(kind == "id" for kind, _ in parts)
+    return Verified(event_id or None, timestamp, None if id_signed else _digest(message))
 
 
 _VERIFIERS: dict[str, _Verifier] = {
