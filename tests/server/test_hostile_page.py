@@ -298,3 +298,38 @@ async def test_a_login_posted_by_another_site_sets_no_cookie(tmp_path: Path,
                                                       {"Origin": origin}, **form)
             assert status == 403, body
             assert "Set-Cookie" not in headers
+
+
+# -- 4.4: the failed-authentication limit --------------------------------------------------------
+
+
+async def test_a_valid_key_is_served_while_its_address_is_limited_for_failures(
+    tmp_path: Path,
+) -> None:
+    settings = settings_in(tmp_path)
+    async with Patchwire(settings) as setup:
+        _, admin = await KeyRepository(setup.store).create("ops", ["admin"])
+    wrong = {"Authorization": "Bearer pwk_000000000000_" + "A" * 43}
+    # a window of a day: no failure ages out while the test runs, however slowly
+    policy = AccessPolicy(cache_ttl=0, max_failures=3, failure_window=86_400.0)
+    async with running(settings, admin, policy) as served:
+        for _ in range(3):  # a neighbour at the same address guesses
+            status, _, body = await served.send("GET", "/api/v1/connections", wrong, key=False)
+            assert status == 401, body
+        got = await served.send("GET", "/api/v1/connections", wrong, key=False)
+        assert_refused(got, 429, "auth_rate_limited")
+        assert int(got[1]["Retry-After"]) > 0
+        assert_refused(await served.send("GET", "/api/v1/connections", key=False), 429)
+        # the owner of a valid key, at the same address, is not locked out
+        status, _, body = await served.send("GET", "/api/v1/connections")
+        assert status == 200, body
+        status, _, body = await served.send("POST", RETRY_FAILED)
+        assert status == 200, body
+        status, headers, body = await served.send("POST", "/auth/login", OWN, key=False,
+                                                  data={"key": admin, "next": "/runs"})
+        assert (status, headers.get("Location")) == (303, "/runs"), body
+        # and the guessing stays limited: a success clears nothing
+        assert_refused(await served.send("GET", "/api/v1/connections", wrong, key=False), 429)
+        status, _, _ = await served.send("POST", "/auth/login", OWN, key=False,
+                                         data={"key": "pwk_wrong", "next": "/"})
+        assert status == 429

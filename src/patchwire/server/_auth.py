@@ -27,7 +27,7 @@ origin, against cross-site request forgery).
 Which scope a request needs comes from :data:`SCOPE_RULES`, matched by method and path
 prefix, first match wins; a route no rule names needs ``admin``. The ``admin`` scope allows
 everything. Failed authentication is rate limited per client address (10 per minute, then
-429 with ``Retry-After``).
+429 with ``Retry-After`` for wrong keys; valid keys from that address still work).
 """
 
 from __future__ import annotations
@@ -346,8 +346,15 @@ def required_scope(method: str, path: str) -> str:
 
 class FailedAuthLimiter:
     """At most ``max_failures`` failed authentications per client address in any
-    ``window`` seconds; past that the address gets 429 until the oldest failure ages out
-    (even with a valid key: checking keys while blocked would let guessing go on)."""
+    ``window`` seconds; past that the address's wrong or missing keys get 429 until the
+    oldest failure ages out.
+
+    A valid key is still served from a limited address: the people and backends sharing it
+    (a NAT, a host, a chatbot backend with one bad key in its configuration) must not be
+    locked out by whoever fails there. That gives a guesser nothing: a key's 256-bit secret
+    cannot be guessed at any rate, so the limit exists to bound the noise and cost of
+    failures, not to be the secret's protection. A success does not clear the count, or a
+    guesser could ride on the others' successes."""
 
     def __init__(self, max_failures: int = 10, window: float = 60.0, *,
                  clock: Callable[[], float] = time.monotonic, max_clients: int = 10_000) -> None:
@@ -620,7 +627,10 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         client = _client(scope)
-        wait = self.limiter.retry_after(client)
+        text, via_cookie = presented_key(scope)
+        # the key first: a valid one is served even while the address is limited
+        record = await self.ring.verify(text) if text is not None else None
+        wait = self.limiter.retry_after(client) if record is None else None
         if wait is not None:
             AUTH_FAILURES.labels("rate_limited").inc()
             await _problem(send, 429, "Too many failed authentications",
@@ -628,7 +638,6 @@ class ApiKeyMiddleware:
                            f"in {wait:.0f}s", "auth_rate_limited",
                            [("retry-after", str(max(1, round(wait + 0.5))))])
             return
-        text, via_cookie = presented_key(scope)
         if text is None:
             AUTH_FAILURES.labels("missing").inc()
             if _wants_page(scope, method, path):
@@ -641,7 +650,6 @@ class ApiKeyMiddleware:
                            "create NAME --scope read`)", "unauthorized",
                            [("www-authenticate", 'Bearer realm="patchwire"')])
             return
-        record = await self.ring.verify(text)
         if record is None:
             self.limiter.fail(client)
             AUTH_FAILURES.labels("invalid").inc()
@@ -878,13 +886,13 @@ def auth_routes(ring: KeyRing, limiter: FailedAuthLimiter) -> list[Any]:
         nxt = _safe_next(str(fields.get("next") or "/"))
         # a login posted by another site's page (or with Origin: null) never gets here:
         # SiteGuard refuses it in front of every route
-        wait = limiter.retry_after(client)
-        if wait is not None:
+        key = str(fields.get("key") or "").strip()
+        record = await ring.verify(key) if key else None
+        wait = limiter.retry_after(client) if record is None else None
+        if wait is not None:  # only wrong keys are turned away (FailedAuthLimiter)
             AUTH_FAILURES.labels("rate_limited").inc()
             return JSONResponse({"detail": "too many failed attempts"}, 429,
                                 headers={"Retry-After": str(max(1, round(wait + 0.5)))})
-        key = str(fields.get("key") or "").strip()
-        record = await ring.verify(key) if key else None
         if record is None:
             limiter.fail(client)
             AUTH_FAILURES.labels("invalid").inc()
