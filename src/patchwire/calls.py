@@ -89,7 +89,15 @@ class ResolvedConnection:
         }
         values.update(record.settings)
         values.update(secrets)
-        redact = Redactor(str(v) for v in secrets.values() if v)
+        auth: AuthParts | None
+        missing_credential: str | None = None
+        try:
+            auth = render_auth(connector.auth, values)
+        except MissingCredential as exc:
+            auth, missing_credential = None, exc.setting
+        # Every credential the calls use, each in every encoding, worked out once here:
+        # the secrets and what the auth scheme made of them (`Basic base64(user:secret)`).
+        redact = Redactor([*(str(v) for v in secrets.values() if v), *_credentials(auth)])
         remember_secrets(v for v in secrets.values() if v)  # observability: logs redact them
         problems = setting_value_problems(connector, values)
         if problems:
@@ -118,13 +126,7 @@ class ResolvedConnection:
             rendered = compile_template(v).render(values)
             if rendered is not MISSING:
                 headers[k] = str(rendered)
-        auth: AuthParts | None
-        missing_credential: str | None = None
-        try:
-            auth = render_auth(connector.auth, values)
-        except MissingCredential as exc:
-            auth, missing_credential = None, exc.setting
-        else:
+        if auth is not None:
             headers.update(auth.headers)
         for name, text in headers.items():
             if _BREAKS_HEADER.search(text):
@@ -512,6 +514,16 @@ def _encode_path_segment(text: str) -> str:
     if (text.isalnum() and text.isascii()) or _UNRESERVED(text) is not None:
         return text
     return quote(text, safe="")
+
+
+def _credentials(auth: AuthParts | None) -> list[str]:
+    """The values an auth scheme sends, and the token of each ``Scheme token`` value."""
+    if auth is None:
+        return []
+    out = [*auth.headers.values(), *auth.query.values(), *auth.cookies.values()]
+    out.extend(v.strip().split(" ", 1)[1] for v in auth.headers.values()
+               if " " in v.strip())
+    return out
 
 
 def _placeholder_segments(path: str) -> list[tuple[int, tuple[str, ...]]]:

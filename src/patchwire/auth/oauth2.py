@@ -192,8 +192,10 @@ class OAuth2Client:
             headers["Authorization"] = "Basic " + b64encode(pair.encode()).decode("ascii")
         else:
             form = {**form, "client_id": self.client_id}
+        # the Basic credentials too: an endpoint echoing the header must not show them
+        basic = headers.get("Authorization", "").removeprefix("Basic ")
         redact = Redactor(
-            s for s in (self._client_secret or "", form.get("refresh_token", ""),
+            s for s in (self._client_secret or "", form.get("refresh_token", ""), basic,
                         *extra_secrets) if s
         )
         req = PreparedRequest("POST", self.token_url, headers=headers, data=form,
