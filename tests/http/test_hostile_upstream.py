@@ -186,3 +186,61 @@ async def test_a_gzip_body_cut_short_is_an_error(http: HttpCore) -> None:
     async with raw_server(answer) as (url, _):
         with pytest.raises(TransportError, match="truncated stream"):
             await send(http, PreparedRequest("GET", f"{url}/x"))
+
+
+#: legal but unusual answers (and a few illegal ones), and what both paths make of them:
+#: (status, the header asked about, its value, body) or the words of the error
+ODD_ANSWERS: dict[str, tuple[bytes, tuple[int, str, str, bytes] | str]] = {
+    "an obs-fold header line": (
+        b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+        (200, "X-Folded", "a b", b"ok")),
+    "an obs-fold line after a tab": (
+        b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n\tb\r\nContent-Length: 2\r\n\r\nok",
+        (200, "X-Folded", "a\tb", b"ok")),
+    "bare LF line endings": (
+        b"HTTP/1.1 200 OK\nContent-Length: 2\nX-Plain: 1\n\nok",
+        (200, "X-Plain", "1", b"ok")),
+    "whitespace after a value": (
+        b"HTTP/1.1 200 OK\r\nX-Padded: v \t \r\nContent-Length: 2\r\n\r\nok",
+        (200, "X-Padded", "v", b"ok")),
+    "Transfer-Encoding identity read to the close": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nConnection: close\r\n\r\nall of it",
+        (200, "Transfer-Encoding", "identity", b"all of it")),
+    "spaces after a chunk size": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nok\r\n0\r\n\r\n",
+        (200, "Transfer-Encoding", "chunked", b"ok")),
+    "status 600": (b"HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\nok",
+                   "the status 600 is outside 100-599"),
+    "status 099": (b"HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok",
+                   "the status 99 is outside 100-599"),
+    "status 000": (b"HTTP/1.1 000 Odd\r\nContent-Length: 2\r\n\r\nok",
+                   "the status 0 is outside 100-599"),
+    "a NUL byte in a value": (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+                              "could not be read"),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_ANSWERS))
+async def test_both_http_paths_read_an_unusual_answer_alike(case: str) -> None:
+    reply, expected = ODD_ANSWERS[case]
+
+    async def answer(head: bytes, n: int) -> bytes:
+        return reply
+
+    outcomes: list[tuple[int, str, str, bytes] | str] = []
+    for wire in (True, False):
+        core = HttpCore(allow_networks=("127.0.0.1/32",), wire=wire)
+        try:
+            async with raw_server(answer) as (url, _):
+                response = await send(core, PreparedRequest("GET", f"{url}/x"))
+        except TransportError as exc:
+            assert isinstance(expected, str) and expected in str(exc), (wire, exc)
+            outcomes.append(expected)
+        else:
+            assert not isinstance(expected, str), (wire, response)
+            name = expected[1]
+            outcomes.append((response.status, name, response.headers.get(name, ""),
+                             response.body))
+        finally:
+            await core.close()
+    assert outcomes == [expected, expected]

@@ -50,7 +50,7 @@ from patchwire.http._retry import (
     server_delay,
 )
 from patchwire.http._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector
-from patchwire.http._wire import WireConnectError, WirePool
+from patchwire.http._wire import WireConnectError, WirePool, bad_status
 from patchwire.observability import _tracing
 from patchwire.observability._metrics import observe_rate_limit_wait
 
@@ -500,6 +500,9 @@ class HttpCore:
             allow_redirects=True,
             max_redirects=max_redirects,
         ) as resp:
+            if not 100 <= resp.status <= 599:  # as the wire refuses it
+                raise aiohttp.ClientPayloadError(f"malformed HTTP response: "
+                                                 f"{bad_status(resp.status)}")
             if max_body is None:
                 body = await resp.read()
             else:

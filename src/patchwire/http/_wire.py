@@ -52,7 +52,7 @@ from yarl import URL
 
 from patchwire.http._ssrf import GuardedConnector, GuardedResolver, literal_address
 
-__all__ = ["NOT_SENT", "WireConnectError", "WirePool"]
+__all__ = ["NOT_SENT", "WireConnectError", "WirePool", "bad_status"]
 
 #: returned by :meth:`WirePool.exchange` for a request this path does not express: send it
 #: through aiohttp instead (nothing has been written to any socket)
@@ -91,7 +91,7 @@ class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: at most one exchange at a time, no pipelining."""
 
     __slots__ = ("_body", "_body_bytes", "_chunks_seen", "_coding", "_decoder", "_encoding",
-                 "_head_bytes", "_header_bytes", "_headers", "_last_read", "_parser", "_pool",
+                 "_head_bytes", "_headers", "_last_read", "_parser", "_pool",
                  "_raw_bytes", "_status", "_timer", "_waiter", "closed", "idle_since", "key",
                  "max_body", "read_timeout", "transport", "truncate")
 
@@ -99,10 +99,9 @@ class _Connection(asyncio.Protocol):
         self._pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)  # replaced by each exchange's
+        self._parser = _parser(self)  # replaced by each exchange's
         self._waiter: asyncio.Future[_Answer] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
-        self._header_bytes = 0
         self._head_bytes = 0
         self._body: list[bytes] = []
         #: bytes of the body kept: decoded ones when it has a Content-Encoding we decode
@@ -187,7 +186,6 @@ class _Connection(asyncio.Protocol):
             # connection before the exchange hands it back to the pool.
             raise ValueError("bytes beyond the end of the response")
         self._headers = []
-        self._header_bytes = 0
         self._body = []
         self._body_bytes = 0
         self._encoding = self._coding = None
@@ -195,17 +193,25 @@ class _Connection(asyncio.Protocol):
         self._raw_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        headers = self._headers
-        headers.append((name, value))
-        self._header_bytes += len(name) + len(value)
+        # (raised inside the parser's callback: feed_data gives it back as a parser error)
+        if 0 in value:  # lenient parsing lets a NUL through; aiohttp refuses it too
+            raise ValueError(f"a NUL byte in the value of {name!r}")
+        # llhttp strips the whitespace before a value but not after (RFC 9110 §5.5)
+        self._headers.append((name, value.rstrip(b" \t")))
         if len(name) == 16 and name.lower() == b"content-encoding":
             self._encoding = value
-        if self._header_bytes > MAX_HEADER_BYTES or len(headers) > MAX_HEADERS:
-            # raised inside the parser's callback: feed_data gives it back as a parser error
-            raise ValueError(_TOO_LONG)
 
     def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
+        # The head's size is counted per read (data_received): only a read that went past
+        # the cap can hold a head that did, so the headers are measured only then.
+        headers = self._headers
+        if len(headers) > MAX_HEADERS or (
+                self._head_bytes > MAX_HEADER_BYTES
+                and sum(len(n) + len(v) for n, v in headers) > MAX_HEADER_BYTES):
+            raise ValueError(_TOO_LONG)
+        status = self._status = self._parser.get_status_code()
+        if not 100 <= status <= 599:
+            raise ValueError(bad_status(status))
         if self._encoding is not None:  # codings we did not ask for are left as they are
             coding = self._encoding.strip().lower()
             self._coding = ("gzip" if coding in (b"gzip", b"x-gzip") else
@@ -292,9 +298,15 @@ class _Connection(asyncio.Protocol):
         self._finish(keep_alive=keep_alive)
 
     def _read_until_eof(self) -> bool:
-        for name, _ in self._headers:
+        """Whether the body ends with the connection: no Content-Length, and no
+        Transfer-Encoding ending in chunked (``identity`` reads to the close, RFC 9112
+        §6.3)."""
+        for name, value in self._headers:
             lowered = name.lower()
-            if lowered in (b"content-length", b"transfer-encoding"):
+            if lowered == b"content-length":
+                return False
+            if (lowered == b"transfer-encoding"
+                    and value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"):
                 return False
         return True
 
@@ -352,7 +364,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         # a fresh parser: nothing a previous answer left in the parser's state (a partly
         # parsed message, flags, counters) can become part of this one
-        self._parser = httptools.HttpResponseParser(self)
+        self._parser = _parser(self)
         self._status = 0
         self._head_bytes = 0
         self._chunks_seen = False
@@ -605,6 +617,20 @@ class WirePool:
             _, waiter = self._queue.popleft()
             if not waiter.done():
                 waiter.set_exception(RuntimeError("the HTTP core is closed"))
+
+
+def _parser(conn: _Connection) -> httptools.HttpResponseParser:
+    """A response parser as lenient as aiohttp's (which is llhttp too): obs-fold header
+    lines and bare LF line endings are accepted (RFC 9112 §5.2, §2.2), as are spaces after
+    a chunk size; everything else stays strict."""
+    parser = httptools.HttpResponseParser(conn)
+    parser.set_dangerous_leniencies(lenient_headers=True, lenient_optional_cr_before_lf=True,
+                                    lenient_spaces_after_chunk_size=True)
+    return parser
+
+
+def bad_status(status: int) -> str:
+    return f"the status {status} is outside 100-599"
 
 
 def _verified_context() -> ssl.SSLContext:
