@@ -16,7 +16,7 @@ from patchwire.errors import OAuthError, ReauthRequired, StoreError
 from patchwire.http import HttpCore
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
-from patchwire.store import Store
+from patchwire.store import ConnectionRecord, Store
 from tests.helpers import local_settings
 
 from .conftest import CLIENT_ID, FakeClock, add_connection, keeper, oauth_connector
@@ -90,6 +90,19 @@ async def test_connections_without_tokens_or_needing_reauth_are_skipped(
     assert sum(long_lived.state.oauth.stats.token_requests.values()) == before
 
 
+def listing_together(store: Store, barrier: asyncio.Barrier) -> None:
+    """Each ``list_connections`` of ``store`` returns only once ``barrier`` is full: the
+    callers all read the connections before any of them goes on to refresh."""
+    listed = store.list_connections
+
+    async def list_then_wait() -> list[ConnectionRecord]:
+        records = await listed()
+        await barrier.wait()
+        return records
+
+    store.list_connections = list_then_wait  # type: ignore[method-assign]
+
+
 async def test_two_processes_running_the_background_refresh_together_refresh_once(
     tmp_path: Path, long_lived: Sandbox, vault: Vault, registry: ConnectorRegistry,
     http: HttpCore, clock: FakeClock,
@@ -102,11 +115,35 @@ async def test_two_processes_running_the_background_refresh_together_refresh_onc
         clock.advance(DAY)
         a = keeper(first, vault, registry, http, clock)
         b = keeper(second, vault, registry, http, clock)
+        # All three find acme due before any refresh starts. Without the barrier a caller
+        # whose listing is slow reads the tokens another one has already renewed, finds
+        # nothing due and rightly answers [] (the next test): that was a flaky test.
+        together = asyncio.Barrier(3)
+        listing_together(first, together)
+        listing_together(second, together)
         async with asyncio.timeout(15):
             results = await asyncio.gather(a.refresh_due(), b.refresh_due(), a.refresh_due())
         assert list(results) == [["acme"]] * 3  # each saw the tokens change...
         assert long_lived.state.oauth.stats.refreshes == 1  # ...from one refresh
         assert long_lived.state.oauth.stats.refresh_reuse == 0
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_background_refresh_after_another_process_renewed_finds_nothing_due(
+    tmp_path: Path, long_lived: Sandbox, vault: Vault, registry: ConnectorRegistry,
+    http: HttpCore, clock: FakeClock,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    first, second = await Store.open(url), await Store.open(url)
+    try:
+        await stored_connection(first, vault, registry, http, long_lived, clock)
+        long_lived.state.oauth.rotate_refresh_tokens = True
+        clock.advance(DAY)
+        assert await keeper(first, vault, registry, http, clock).refresh_due() == ["acme"]
+        assert await keeper(second, vault, registry, http, clock).refresh_due() == []
+        assert long_lived.state.oauth.stats.refreshes == 1
     finally:
         await first.close()
         await second.close()
