@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
+from tests.cli.clirun import Cli, running
 
 from patchwire.sandbox import ChaosSettings, Sandbox, auth_headers
 
@@ -57,3 +60,27 @@ async def test_clearing_chaos_keeps_the_rate_limit_the_sandbox_started_with() ->
         sandbox.set_chaos(rate_limit_per_minute=3)
         async with http.delete(sandbox.url + "/_sandbox/chaos") as resp:
             assert (await resp.json())["global"]["rate_limit_per_minute"] == 5_000_000
+
+
+async def test_patchwire_sandbox_rate_limit_sets_the_per_credential_limit(
+    tmp_path: Path,
+) -> None:
+    cli = Cli(tmp_path)
+    async with running(cli, "sandbox", "--port", "0", "--rate-limit", "1") as proc:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        found = re.search(r"sandbox listening on (http://127\.0\.0\.1:\d+)", line)
+        assert found, line
+        statuses = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            for _ in range(2):
+                async with http.get(f"{found[1]}/shop/products",
+                                    headers=auth_headers("shop")) as resp:
+                    statuses.append(resp.status)
+        assert statuses == [200, 429]
+
+
+async def test_patchwire_sandbox_refuses_a_rate_limit_below_one(tmp_path: Path) -> None:
+    result = await Cli(tmp_path)("sandbox", "--port", "0", "--rate-limit", "0")
+    assert result.code == 2, result
+    assert "--rate-limit" in result.flat_err and "Traceback" not in result.err

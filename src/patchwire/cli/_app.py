@@ -139,13 +139,18 @@ def sandbox(
         help="send the APIs' signed webhooks (order refunded...) to this URL, e.g. "
              "http://127.0.0.1:8600/hooks/shop",
     ),
+    rate_limit: int | None = typer.Option(
+        None, "--rate-limit", min=1,
+        help="requests per minute per credential and API before a 429 (default 100,000); "
+             "raise it for a load test",
+    ),
 ) -> None:
     """Serve the sandbox APIs (shop, helpdesk, calendar, payments) on loopback."""
     from patchwire.server import is_loopback
 
     if not is_loopback(host):
         fail(f"the sandbox binds loopback only, not {host}", code=2)
-    from patchwire.sandbox import serve_forever
+    from patchwire.sandbox import DEFAULT_RATE_LIMIT_PER_MINUTE, serve_forever
     from patchwire.sandbox._webhooks import checked_webhook_url
 
     try:
@@ -158,7 +163,9 @@ def sandbox(
                       "Ctrl-C stops it")
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(host, port, seed=seed, ready=ready, webhook_url=webhook_url))
+        asyncio.run(serve_forever(
+            host, port, seed=seed, ready=ready, webhook_url=webhook_url,
+            rate_limit_per_minute=rate_limit or DEFAULT_RATE_LIMIT_PER_MINUTE))
 
 
 @app.command()
