@@ -12,14 +12,16 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from patchwire import BlockedDestinationError
+from patchwire import BlockedDestinationError, Patchwire
 from patchwire.config import load_settings
-from patchwire.connectors.spec import RetryPolicy, Timeouts
-from patchwire.errors import CallContext, ConfigError
+from patchwire.connectors import ConnectorRegistry, load_connector_text
+from patchwire.connectors.spec import ConnectorSpec, RetryPolicy, Timeouts
+from patchwire.errors import CallContext, ConfigError, TransportError
 from patchwire.http import HttpCore, PreparedRequest, RawResponse, RetryDecision
 from patchwire.http._ssrf import (
     DestinationPolicy,
@@ -27,8 +29,11 @@ from patchwire.http._ssrf import (
     GuardedConnector,
     literal_address,
 )
+from patchwire.server import create_app
 from tests.calls.upstream import serve
-from tests.http.helpers import Upstream, patchwire_for
+from tests.helpers import local_settings
+from tests.http.helpers import Upstream, connector_yaml, patchwire_for
+from tests.server.live import serving
 
 TIMEOUTS = Timeouts(connect=2, read=2, total=2)
 RETRY = RetryPolicy(attempts=3, backoff_initial=0)
@@ -346,3 +351,70 @@ def test_the_allow_list_is_read_from_the_environment_and_toml(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="neither a CIDR"):
         load_settings(environ={"PATCHWIRE_ALLOW_NETWORKS": "10.0.0.0/33"},
                       toml_path=tmp_path / "none.toml")
+
+
+# -- names that do not resolve -----------------------------------------------------------------
+
+
+class NoInvalidNames(StubResolver):
+    """DNS as RFC 6761 has it for ``.invalid``: no such name (getaddrinfo's
+    ``socket.gaierror``, EAI_NONAME), without a query leaving the machine."""
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        if host.rstrip(".").lower().endswith(".invalid"):
+            self.lookups.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return await super().resolve(host, port, family)
+
+
+@pytest.mark.parametrize("path", ["wire", "aiohttp"])
+async def test_a_name_that_does_not_resolve_is_a_transport_error_retried_and_counted(
+    path: str,
+) -> None:
+    resolver = NoInvalidNames({})
+    http = HttpCore(resolver=resolver, wire=path == "wire")
+    spec = ConnectorSpec(name="nowhere", base_url="http://api.nothing.invalid",
+                         retry=RETRY)
+    decision = RetryDecision()
+    try:
+        with pytest.raises(TransportError) as info:
+            await http.send(PreparedRequest("GET", "http://api.nothing.invalid/x"),
+                            timeouts=TIMEOUTS, retry=spec.retry, context=CallContext(),
+                            decision=decision, connector=spec)
+        breaker = http.breaker_state("nowhere")
+    finally:
+        await http.close()
+    assert str(info.value) == ("connection error after 3 attempts: cannot resolve "
+                               "api.nothing.invalid (Name or service not known)")
+    assert decision.attempts == 3 and len(resolver.lookups) == 3
+    assert (breaker.failures, breaker.calls) == (3, 3)
+
+
+async def test_a_call_to_a_name_that_does_not_resolve_is_logged_and_a_502_from_the_api(
+    tmp_path: Path,
+) -> None:
+    registry = ConnectorRegistry([load_connector_text(connector_yaml(), "up.yaml")])
+    settings = local_settings(tmp_path / "home")
+    async with Patchwire(settings, connectors=registry,
+                         http=HttpCore(resolver=NoInvalidNames({}))) as pw:
+        await pw.add_connection("up", "c1", {"url": "http://api.nothing.invalid"})
+        with pytest.raises(TransportError, match=r"cannot resolve api\.nothing\.invalid"):
+            await pw.call("up.get", connection="c1")
+        (record,) = await pw.recent_calls()
+    assert (record.status, record.attempts, record.error_class) == (
+        "error", 3, "connection_error")
+    assert "cannot resolve api.nothing.invalid" in (record.error_message or "")
+
+    served = Patchwire(settings, connectors=registry, http=HttpCore(resolver=NoInvalidNames({})))
+    async with (
+        serving(create_app(served)) as url,
+        aiohttp.ClientSession() as client,
+        client.post(f"{url}/api/v1/actions/up.get/call",
+                    json={"connection": "c1", "input": {}}) as resp,
+    ):
+        assert resp.status == 502, await resp.text()
+        assert resp.content_type == "application/problem+json"
+        problem = await resp.json()
+    assert problem["title"] == "TransportError"
+    assert "cannot resolve api.nothing.invalid" in problem["detail"]

@@ -47,6 +47,7 @@ from tests.calls.upstream import serve
 from tests.cli.clirun import Cli
 from tests.helpers import LOOPBACK, local_settings
 from tests.http.test_hostile_upstream import bomb, memory_peak
+from tests.http.test_ssrf import NoInvalidNames
 from tests.server.live import serving
 
 BOUND = 10.0  # no wait in these tests takes this long
@@ -484,6 +485,21 @@ async def test_the_ssrf_guard_refuses_private_endpoints_without_the_allow_list(
     [delivery] = await guarded.list_deliveries()
     assert delivery.status == "pending" and delivery.last_status_code is None
     assert delivery.last_error is not None and "SSRF guard" in delivery.last_error
+
+
+async def test_an_endpoint_whose_name_does_not_resolve_fails_its_attempt_with_a_reason(
+        store: Store, outbox: WebhookOutbox, clock: Clock) -> None:
+    await outbox.create_subscription("http://hooks.nothing.invalid/x", ["*"])
+    await publish(store, "e", {}, source="sync")
+    w = DeliveryWorker(outbox, clock=clock, instant=False, resolver=NoInvalidNames({}))
+    try:
+        await w.run_once()
+    finally:
+        await w.stop()
+    [delivery] = await outbox.list_deliveries()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert delivery.last_error == ("cannot connect to hooks.nothing.invalid:80 "
+                                   "(Name or service not known)")
 
 
 async def test_a_crash_between_dispatch_and_send_neither_loses_nor_duplicates_a_delivery(

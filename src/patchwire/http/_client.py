@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -610,7 +611,9 @@ def _transport_error(
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         reason = "the server closed the connection without a response"
     elif isinstance(exc, aiohttp.ClientConnectorError | WireConnectError):
-        reason = f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc})"
+        why = exc.os_error.strerror or exc
+        reason = (f"cannot resolve {exc.host} ({why})" if isinstance(exc.os_error, socket.gaierror)
+                  else f"cannot connect to {exc.host}:{exc.port} ({why})")
     else:
         reason = f"{type(exc).__name__}: {exc}"
     return TransportError(f"connection error {tries}: {reason}", context=context)

@@ -78,7 +78,8 @@ _Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 class WireConnectError(aiohttp.ClientConnectionError):
-    """A new connection could not be opened (refused, unreachable, TLS failure)."""
+    """A new connection could not be opened (the name does not resolve, refused,
+    unreachable, TLS failure)."""
 
     def __init__(self, host: str, port: int, os_error: OSError) -> None:
         self.host = host
@@ -596,7 +597,12 @@ class WirePool:
         if literal is not None:
             policy.check_address(host, literal)
             return [(_family(literal), str(literal))]
-        answers = await self._resolver.resolve(host, port, family=socket.AF_UNSPEC)
+        try:
+            answers = await self._resolver.resolve(host, port, family=socket.AF_UNSPEC)
+        except TimeoutError:
+            raise
+        except OSError as exc:  # socket.gaierror: no such name (aiohttp: ClientConnectorDNSError)
+            raise WireConnectError(host, port, exc) from exc
         return [(int(a["family"]), a["host"]) for a in answers]
 
     async def _tls(self) -> ssl.SSLContext:
