@@ -145,7 +145,8 @@ class SpecError(PatchwireError):
             "error": self.code,
             "message": str(self),
             "problems": [
-                {"file": p.file, "line": p.line, "path": p.path, "message": p.message}
+                {"file": p.file, "line": p.line, "path": p.path, "message": p.message,
+                 "where": str(p)}
                 for p in self.problems
             ],
         }

@@ -28,13 +28,22 @@ from patchwire.errors import (
     CallError,
     ConfigError,
     ConnectionExists,
+    EngineUnavailable,
     FlowInputError,
     InputValidationError,
     LookupFailed,
+    OAuthError,
+    OpenAPIImportError,
     PatchwireError,
+    ReauthRequired,
     RunStateError,
+    SpecError,
+    StoreError,
     UpstreamResponseError,
+    VaultError,
+    WebhookRejected,
 )
+from patchwire.expressions import ExpressionError
 from patchwire.flows import FlowRegistry
 from patchwire.flows._engine import FlowEngine, create_engine
 from patchwire.observability._logging import RequestContextMiddleware
@@ -58,6 +67,8 @@ from patchwire.server._records_api import records_router
 from patchwire.server._tools_api import tools_router
 from patchwire.server._webhooks_api import WebhookReceiver, webhooks_router
 from patchwire.sync import SyncEngine, SyncRegistry
+from patchwire.tools import ChatError
+from patchwire.webhooks import WebhookSourceExists
 from patchwire.webhooks._deliveries import DeliveryWorker, WebhookOutbox
 from patchwire.webhooks._inbox import Inbox
 from patchwire.webhooks._sources import SourceCache, WebhookSources
@@ -83,19 +94,32 @@ class CallResponse(BaseModel):
 
 
 def _status_for(exc: PatchwireError) -> int:
-    if isinstance(exc, InputValidationError | FlowInputError):
-        return 422
+    """The HTTP status of a Patchwire error. Every error class has one here: a 500 is
+    left for what no error class describes (a bug)."""
+    if isinstance(exc, WebhookRejected):
+        return exc.status  # the verification decided it (400, 401, 413...)
+    if isinstance(exc, InputValidationError | FlowInputError | SpecError | OpenAPIImportError
+                  | ExpressionError):
+        return 422  # a document, an expression or an input the caller can correct
     if isinstance(exc, LookupFailed):
         return 404
-    if isinstance(exc, ConnectionExists | ApprovalStateError | RunStateError):
+    if isinstance(exc, ConnectionExists | WebhookSourceExists | ApprovalStateError
+                  | RunStateError):
         return 409
     if isinstance(exc, ConfigError):
         return 400
+    if isinstance(exc, ReauthRequired):
+        # like an upstream's refusal: a person must authorise the connection again
+        return 424
     if isinstance(exc, UpstreamResponseError):
         # The upstream's own client errors are the caller's to fix; the rest are ours.
         return 504 if exc.status == 504 else (424 if exc.status < 500 else 502)
-    if isinstance(exc, CallError):
-        return 502
+    if isinstance(exc, CallError | OAuthError | ChatError):
+        return 502  # an upstream (an API, a token endpoint, a model's provider) failed
+    if isinstance(exc, StoreError | EngineUnavailable | VaultError):
+        # the database, Temporal or the vault's key is unusable: the operator's to fix, and
+        # the request may succeed once they have
+        return 503
     return 500
 
 
@@ -276,6 +300,11 @@ def create_app(
         data = exc.to_dict()
         code = str(data.pop("error", exc.code))
         message = str(data.pop("message", str(exc)))
+        if isinstance(exc, SpecError):  # each problem is in "problems", with its file:line
+            message = message.split(":\n", 1)[0]
+        # what the route knows that the error does not ("the definitions in force are
+        # unchanged"), added with exc.add_note()
+        message = "; ".join([message, *getattr(exc, "__notes__", ())])
         if "status" in data:  # the upstream's HTTP status; "status" is this response's
             data["upstream_status"] = data.pop("status")
         return problem(_status_for(exc), type(exc).__name__, message, code, **data)

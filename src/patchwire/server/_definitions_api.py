@@ -11,14 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from patchwire.definitions import LiveDefinitions
 from patchwire.errors import SpecError
 
 __all__ = ["definitions_router"]
-
-PROBLEM = "application/problem+json"
 
 
 def definitions_router(live: LiveDefinitions) -> APIRouter:
@@ -28,21 +25,13 @@ def definitions_router(live: LiveDefinitions) -> APIRouter:
     async def current() -> dict[str, Any]:
         return live.current()
 
-    @router.post("/definitions/reload", response_model=None)
-    async def reload() -> dict[str, Any] | JSONResponse:
+    @router.post("/definitions/reload")
+    async def reload() -> dict[str, Any]:
         try:
             changes = await live.reload()
-        except SpecError as exc:
-            count = len(exc.problems)
-            return JSONResponse({
-                "type": f"https://patchwire.dev/errors/{exc.code}",
-                "title": "Definitions do not load", "status": 422,
-                "detail": f"{count} problem{'s' if count != 1 else ''} found; the "
-                          "definitions in force are unchanged",
-                "problems": [{"file": p.file, "line": p.line, "path": p.path,
-                              "message": p.message, "where": str(p)}
-                             for p in exc.problems],
-            }, status_code=422, media_type=PROBLEM)
+        except SpecError as exc:  # the app's 422 problem lists each problem (server/_app.py)
+            exc.add_note("the definitions in force are unchanged")
+            raise
         return {"changed": changes.any, "summary": changes.summary(),
                 "changes": changes.to_dict(), "definitions": live.current()}
 

@@ -5,6 +5,7 @@
 """
 
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter, sanitize_tool_name
+from patchwire.tools._chat import ChatError
 from patchwire.tools._invoke import (
     ConfirmCallback,
     Decision,
@@ -30,6 +31,7 @@ from patchwire.tools._providers import (
 from patchwire.tools._shaping import ShapedResult, shape_result
 
 __all__ = [
+    "ChatError",
     "ConfirmCallback",
     "Decision",
     "ExportFormat",
