@@ -76,6 +76,9 @@ class ResolvedConnection:
     #: call path can renew it before it lapses and tell a refresher which token was refused
     access_token: str | None = None
     token_expires_at: float | None = None
+    #: names (lower case) of the headers carrying credentials: the auth scheme's, and any
+    #: connector header holding a secret. A redirect to another origin drops them.
+    credential_headers: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"ResolvedConnection({self.record.name!r}, connector={self.connector.name!r})"
@@ -134,8 +137,13 @@ class ResolvedConnection:
                     f"connection {record.name!r}: header {name!r} of {connector.name} would "
                     f"carry a line break or NUL character (check its settings)",
                     context=CallContext(connection=record.name))
+        secret_values = [str(v) for v in secrets.values() if v]
+        credential_headers = frozenset(
+            name.lower() for name, text in headers.items()
+            if (auth is not None and name in auth.headers)
+            or any(secret in text for secret in secret_values))
         return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
-                   headers, redact)
+                   headers, redact, credential_headers=credential_headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +252,7 @@ class CompiledAction:
             params=params or None,
             cookies=dict(conn.auth.cookies) if conn.auth and conn.auth.cookies else None,
             idempotent=self.idempotent,
+            credentials=conn.credential_headers,
         )
         if self.body is not None:
             if self.body == INPUT_ALL:

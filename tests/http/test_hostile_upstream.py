@@ -16,12 +16,18 @@ import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 
+from patchwire import Patchwire
+from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.connectors.spec import ConnectorSpec
 from patchwire.errors import CallContext, TransportError
 from patchwire.http import HttpCore, PreparedRequest, RetryDecision
+from tests.calls.upstream import serve
+from tests.helpers import local_settings
 from tests.http.test_wire import ONE_TRY, TIMEOUTS, ok, raw_server, send
 
 MiB = 1024 * 1024
@@ -244,3 +250,68 @@ async def test_both_http_paths_read_an_unusual_answer_alike(case: str) -> None:
         finally:
             await core.close()
     assert outcomes == [expected, expected]
+
+
+AUTHS = {
+    "api_key": "auth: {type: api_key, in: header, name: X-Api-Key}",
+    "header": "auth: {type: header, headers: {X-Auth-Token: '{api_key}', X-Auth-Client: acme}}",
+}
+CREDENTIAL_HEADERS = {"x-api-key", "x-auth-token", "x-auth-client", "x-signed"}
+
+
+@pytest.mark.parametrize("auth", list(AUTHS))
+@pytest.mark.parametrize("path", ["wire", "aiohttp"])
+async def test_a_redirect_to_another_origin_drops_every_credential_header(
+    tmp_path: Path, path: str, auth: str,
+) -> None:
+    seen: dict[str, list[dict[str, str]]] = {}
+
+    async def landing(request: web.Request) -> web.Response:
+        seen.setdefault(request.host, []).append(
+            {k.lower(): v for k, v in request.headers.items()})
+        return web.json_response({"landed": True})
+
+    other = web.Application()
+    other.router.add_get("/landing", landing)
+    async with serve(other) as elsewhere:
+        async def moves(request: web.Request) -> web.Response:
+            target = {"/same": "/landing", "/away": f"{elsewhere}/landing",
+                      "/twice": "/away"}[request.path]
+            raise web.HTTPTemporaryRedirect(target)
+
+        home = web.Application()
+        home.router.add_get("/{name:(same|away|twice)}", moves)
+        home.router.add_get("/landing", landing)
+        connector = f"""
+name: keyed
+base_url: "{{url}}"
+settings:
+  url: {{}}
+  api_key: {{secret: true}}
+{AUTHS[auth]}
+headers: {{X-Signed: "sig {{api_key}}", X-Plain: plain}}
+retry: {{attempts: 1}}
+actions:
+  same: {{request: {{path: /same}}}}
+  away: {{request: {{path: /away}}}}
+  twice: {{request: {{path: /twice}}}}
+"""
+        registry = ConnectorRegistry([load_connector_text(connector, "keyed.yaml")])
+        http = HttpCore(allow_networks=("127.0.0.1/32",), wire=path == "wire")
+        async with serve(home) as url, Patchwire(local_settings(tmp_path / "home"),
+                                                  connectors=registry, http=http) as pw:
+            await pw.add_connection("keyed", "c1", {"url": url, "api_key": "k-s3cret"})
+            for action in ("same", "away", "twice"):
+                assert await pw.call(f"keyed.{action}") == {"landed": True}
+        await http.close()
+    here, there = url.removeprefix("http://"), elsewhere.removeprefix("http://")
+    [sent_home] = seen[here]
+    sent_away = seen[there]  # /away, and /twice after a first hop at home
+    expected_home = {"api_key": {"x-api-key": "k-s3cret"},
+                     "header": {"x-auth-token": "k-s3cret", "x-auth-client": "acme"}}[auth]
+    assert expected_home.items() <= sent_home.items()
+    assert sent_home["x-signed"] == "sig k-s3cret"
+    assert len(sent_away) == 2
+    for headers in sent_away:
+        assert not CREDENTIAL_HEADERS & set(headers), headers
+        assert headers["x-plain"] == "plain"  # what is not a credential still goes

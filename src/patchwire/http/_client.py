@@ -81,6 +81,9 @@ class PreparedRequest:
     json: Any = None
     data: Any = None  # form fields (dict) or aiohttp.FormData
     idempotent: bool = True
+    #: names (lower case) of the headers that carry the connection's credentials: a
+    #: redirect to another origin drops them, as it drops Authorization and cookies
+    credentials: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -500,6 +503,10 @@ class HttpCore:
             timeout=limits,
             allow_redirects=True,
             max_redirects=max_redirects,
+            # aiohttp drops Authorization and cookies when a redirect leaves the origin,
+            # but knows nothing of an X-Api-Key
+            middlewares=(_credentials_stay_home(req.credentials),) if req.credentials
+            else None,
         ) as resp:
             if not 100 <= resp.status <= 599:  # as the wire refuses it
                 raise aiohttp.ClientPayloadError(f"malformed HTTP response: "
@@ -517,7 +524,7 @@ class HttpCore:
         """The rest of a redirect chain whose first hop came back over the wire, through
         aiohttp (its connector guards every hop), with aiohttp's own rules for the hop:
         303 (and 301/302 after a POST) become a GET without body; leaving the origin drops
-        credentials."""
+        credentials (the connection's own headers too)."""
         location = first.headers.get("Location") or first.headers.get("URI")
         if location is None:
             return first
@@ -539,12 +546,14 @@ class HttpCore:
             method, data = "GET", None
             for name in [k for k in headers if k.lower() == "content-length"]:
                 del headers[name]
+        credentials = req.credentials
         if url.origin() != target.origin():
-            for name in [k for k in headers
-                         if k.lower() in ("authorization", "cookie", "proxy-authorization")]:
+            for name in [k for k in headers if k.lower() in _ORIGIN_BOUND
+                         or k.lower() in credentials]:
                 del headers[name]
+            credentials = frozenset()  # gone for the rest of the chain
         hop = PreparedRequest(method, str(target), headers, None, req.cookies, req.json, data,
-                              req.idempotent)
+                              req.idempotent, credentials)
         return await self._via_session(session, hop, limits, max_redirects=9,
                                        max_body=max_body)
 
@@ -557,6 +566,32 @@ class HttpCore:
             await self._sleep(delay)
             return delay
         return 0.0
+
+
+#: headers aiohttp drops when a redirect leaves the origin
+_ORIGIN_BOUND = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def _credentials_stay_home(names: frozenset[str]) -> aiohttp.ClientMiddlewareType:
+    """A middleware for one request through aiohttp: once a redirect hop changes origin,
+    this hop and every later one go without the headers ``names`` (as aiohttp itself
+    does with Authorization, comparing each hop with the one before)."""
+    previous: URL | None = None
+    left_home = False
+
+    async def middleware(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+                         ) -> aiohttp.ClientResponse:
+        nonlocal previous, left_home
+        origin = request.url.origin()
+        if previous is not None and origin != previous:
+            left_home = True
+        previous = origin
+        if left_home:
+            for name in names:
+                request.headers.popall(name, None)
+        return await handler(request)
+
+    return middleware
 
 
 async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
