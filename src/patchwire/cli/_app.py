@@ -87,9 +87,10 @@ def serve(
     from patchwire.server import create_app, is_loopback
 
     with errors_handled():
-        cfg = settings(engine=engine)
-    host = host or cfg.host
-    port = cfg.port if port is None else port
+        # into the settings, not only to uvicorn: the bind name is one the app's Host
+        # allow-list (SiteGuard) must accept, and it reads it there
+        cfg = settings(engine=engine, host=host, port=port)
+    host, port = cfg.host, cfg.port
     # --- access control and observability (server/_auth.py, observability/) ---
     from patchwire.observability import configure_logging, configure_tracing_from_env
     from patchwire.server._auth import AccessPolicy, admin_key_exists
