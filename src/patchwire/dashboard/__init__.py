@@ -1,5 +1,5 @@
 """The dashboard at ``/``: server-rendered pages with live partial updates (issue 7)."""
 
-from patchwire.dashboard._app import dashboard_router, mount_dashboard
+from patchwire.dashboard._app import mount_dashboard
 
-__all__ = ["dashboard_router", "mount_dashboard"]
+__all__ = ["mount_dashboard"]

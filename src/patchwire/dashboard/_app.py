@@ -8,7 +8,9 @@ post in the background and swap in the fragment the server answers when a reques
 
 Cross-site posts are refused (``Origin`` / ``Sec-Fetch-Site``): without API keys the server
 trusts whoever reaches its loopback address, so another site open in the same browser must
-not be able to retry, cancel or approve through it.
+not be able to retry, cancel or approve through it. The app's SiteGuard (``server/``) does it
+for every route, these pages' forms included: the dashboard is mounted only on an app
+with that guard in front (:func:`mount_dashboard` checks).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
@@ -35,11 +37,13 @@ from patchwire.connectors.spec import OAuth2Auth
 from patchwire.dashboard import _queries as q
 from patchwire.errors import (
     ApprovalStateError,
+    ConfigError,
     LookupFailed,
     PatchwireError,
     RunStateError,
 )
 from patchwire.flows._engine import FINISHED, FlowEngine, RunRecord, StepRecord
+from patchwire.server import SiteGuard
 from patchwire.store.tools import ToolRepository
 from patchwire.tools._invoke import ToolInvoker, redact_arguments
 
@@ -212,24 +216,18 @@ NAME_COOKIE = "patchwire_name"
 
 def mount_dashboard(app: FastAPI, pw: Patchwire, *, engine: FlowEngine,
                     invoker: ToolInvoker) -> None:
-    """Add the dashboard's pages and its static files to ``app``."""
+    """Add the dashboard's pages and its static files to ``app``, which must have the
+    SiteGuard in front of its routes (``create_app`` adds it): that guard alone refuses
+    the forms another site's page posts."""
+    if not any(getattr(m, "cls", None) is SiteGuard for m in app.user_middleware):
+        raise ConfigError("the dashboard needs the SiteGuard in front of its app (its "
+                          "forms change runs and approvals): mount it on create_app's app")
     app.include_router(dashboard_router(pw, engine=engine, invoker=invoker))
     app.mount(ASSETS, StaticFiles(directory=STATIC), name="dashboard-assets")
 
 
 def _partial(request: Request) -> bool:
     return request.headers.get("x-partial") == "1"
-
-
-def _same_origin(request: Request) -> bool:
-    """False for a post another site's page made (browsers send these headers)."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in (
-            "same-origin", "none"):
-        return False
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def _epoch(text: str | None) -> float | None:
@@ -255,10 +253,6 @@ def dashboard_router(pw: Patchwire, *, engine: FlowEngine,
             request=request, assets=ASSETS, path=request.url.path, now=time.time(),
             **context)
         return HTMLResponse(html, status_code=code)
-
-    def forbidden(request: Request) -> HTMLResponse:
-        return page("message.html", request, 403, title="Refused",
-                    message="This form was posted from another site; it was refused.")
 
     def not_found(request: Request, exc: PatchwireError) -> HTMLResponse:
         return page("message.html", request, 404, title="Not found", message=str(exc))
@@ -405,8 +399,6 @@ def dashboard_router(pw: Patchwire, *, engine: FlowEngine,
         return page("run.html", request, **context)
 
     async def run_action(request: Request, run_id: str, action: str) -> Response:
-        if not _same_origin(request):
-            return forbidden(request)
         notice = None
         try:
             if action == "retry":
@@ -445,8 +437,6 @@ def dashboard_router(pw: Patchwire, *, engine: FlowEngine,
 
     @router.post("/approvals/{approval_id}/{verdict}")
     async def decide(request: Request, approval_id: str, verdict: str) -> Response:
-        if not _same_origin(request):
-            return forbidden(request)
         if verdict not in ("approve", "deny"):
             return page("message.html", request, 404, title="Not found",
                         message="An approval is approved or denied.")
@@ -504,8 +494,6 @@ def dashboard_router(pw: Patchwire, *, engine: FlowEngine,
 
     @router.post("/playground/{name}")
     async def playground_call(request: Request, name: str) -> Response:
-        if not _same_origin(request):
-            return forbidden(request)
         catalog = await invoker.catalog()
         chosen = catalog.find(name)
         form = await request.form()
@@ -579,8 +567,6 @@ def dashboard_router(pw: Patchwire, *, engine: FlowEngine,
 
     @router.post("/deliveries/{delivery_id}/redeliver")
     async def redeliver(request: Request, delivery_id: str) -> Response:
-        if not _same_origin(request):
-            return forbidden(request)
         from patchwire.webhooks._deliveries import WebhookOutbox
 
         try:
