@@ -169,8 +169,10 @@ SYNC_RECORDS = counter("patchwire_sync_records_total",
 # -- the server -----------------------------------------------------------------------------
 
 AUTH_FAILURES = counter("patchwire_auth_failures_total",
-                        "Requests refused by API-key authentication, by reason "
-                        "(missing, invalid, revoked, scope, rate_limited).", ("reason",))
+                        "Requests refused by access control, by reason: missing, invalid "
+                        "(unknown, revoked or mistyped key), scope, rate_limited (API keys); "
+                        "foreign_host (a Host that does not name this server: DNS "
+                        "rebinding), cross_origin (another site's page).", ("reason",))
 
 # -- hooks ----------------------------------------------------------------------------------
 
