@@ -18,9 +18,11 @@ from tests.helpers import conformance_path
 
 SUITE = conformance_path("jsonata")
 
-#: measured with jsonata-python 0.7.1: 273 of 278. Raise it when the implementation improves;
-#: a drop means a regression in the expression layer (or its library).
-MIN_PASSED = 273
+#: measured with jsonata-python 0.7.1 and the expression layer of issue 14: 276 of 278 (left:
+#: a $sort comparator giving a different order, a $toMillis picture with [f1]). Raise it when
+#: the implementation improves; a drop means a regression in the expression layer (or its
+#: library).
+MIN_PASSED = 276
 GOAL_RATE = 0.95
 
 
