@@ -93,6 +93,13 @@ class CallResponse(BaseModel):
     request_id: str
 
 
+class ConnectionTestResponse(BaseModel):
+    ok: bool = Field(description="the credentials were accepted (a refusal is a problem)")
+    action: str = Field(description="the connector's test call, e.g. shop.list_orders")
+    status: int = Field(description="the upstream's HTTP status")
+    elapsed_ms: float
+
+
 def _status_for(exc: PatchwireError) -> int:
     """The HTTP status of a Patchwire error. Every error class has one here: a 500 is
     left for what no error class describes (a bug)."""
@@ -351,6 +358,14 @@ def create_app(
     @app.get("/api/v1/connections/{name}")
     async def get_connection(name: str) -> dict[str, Any]:
         return (await pw.get_connection(name)).to_dict()
+
+    @app.post("/api/v1/connections/{name}/test", response_model=ConnectionTestResponse)
+    async def test_connection(name: str) -> ConnectionTestResponse:
+        # one cheap call proving the credentials; a refusal is the call's problem (424 with
+        # the upstream's status and a redacted excerpt), never the credentials
+        tested = await pw.test_connection(name)
+        return ConnectionTestResponse(ok=True, action=tested.action, status=tested.status,
+                                      elapsed_ms=round(tested.latency_ms, 1))
 
     @app.post("/api/v1/actions/{action}/call", response_model=CallResponse)
     async def call_action(action: str, body: CallRequest, request: Request) -> CallResponse:

@@ -297,6 +297,7 @@ SCOPE_RULES: list[ScopeRule] = [
     _rule("*", "/api/v1/keys", "admin"),
     # run: call actions and tools, start, retry and cancel runs
     _rule("POST", "/api/v1/actions/*/call", "run"),
+    _rule("POST", "/api/v1/connections/*/test", "run"),  # the connector's test call
     _rule("POST", "/api/v1/tools/*/call", "run"),
     _rule("POST", "/api/v1/flows/*/runs", "run"),
     _rule("POST", "/api/v1/runs/retry-failed", "run"),
