@@ -25,6 +25,12 @@ or encodes it as before.
 * **Timeouts**: the ``ClientTimeout``'s connect (new connections), total (the whole
   exchange) and sock_read (gap between reads) are enforced with one timer per exchange;
   they raise ``asyncio.TimeoutError`` as aiohttp does.
+* **Hostile answers**: each exchange gets a fresh parser, and a byte beyond the awaited
+  response drops the connection (a response smuggled behind it cannot answer the next
+  call); the head is counted as it arrives (64 KiB, status line included); a gzip or
+  deflate body is decoded as it arrives and ``max_body`` counts decoded bytes (a
+  decompression bomb stops at the limit). Parsing is as lenient as aiohttp's (obs-fold,
+  bare LF) and no more; a status outside 100-599 is refused on both paths.
 * **Failures** raise aiohttp's own exception types (``ServerDisconnectedError``,
   ``ClientConnectorError``-like :class:`WireConnectError`, ``ClientPayloadError``), so the
   retry policy and error messages of the HTTP core treat both paths alike. A request on a
