@@ -14,7 +14,9 @@ prefix      auth                                pagination                     b
 =========== =================================== ============================== ==========
 
 Every API answers 401 with ``WWW-Authenticate``, 404, 409, 422, and 429 with
-``Retry-After`` past a per-credential limit, and sends ``X-RateLimit-*`` headers. Chaos
+``Retry-After`` past a per-credential limit (100,000 requests a minute; a load test raises
+it with ``--rate-limit`` or ``ChaosSettings(rate_limit_per_minute=...)``), and sends
+``X-RateLimit-*`` headers. Chaos
 (errors, latency, held requests, dropped connections) is switched on in Python
 (:meth:`Sandbox.set_chaos`) or over HTTP (``PUT /_sandbox/chaos``); ``POST /_sandbox/reset``
 re-seeds the data.
