@@ -198,15 +198,28 @@ _WORKER = textwrap.dedent("""
             limiters.share(store)
             bucket = limiters.bucket("shop", None,
                                      [RateLimit.model_validate("20/second per connector")])
+            granted: list[float] = []
+            # Log the instant a leased token is spent, the instant the shared limit
+            # accounts for: a caller resumes after its grant, so a time read there carries
+            # the event loop's scheduling delay, and on a loaded machine a grant made at
+            # the end of one window could read as falling into the next (21 in a window).
+            quota = type(bucket.shared)
+            take = quota.take
+
+            def logged(self) -> bool:
+                ok = take(self)
+                if ok:
+                    granted.append(time.time())
+                return ok
+
+            quota.take = logged
             print("ready", flush=True)
             sys.stdin.readline()
-            granted: list[float] = []
             deadline = time.monotonic() + 1.5
 
             async def caller() -> None:
                 while time.monotonic() < deadline:
                     await bucket.acquire()
-                    granted.append(time.time())
 
             await asyncio.gather(*(caller() for _ in range(8)))
             await limiters.unshare()
