@@ -24,7 +24,7 @@ CHECKED = ("src", "tests", "bench", "docs", "scripts", "README.md", "Makefile", 
 #: the spellings that reached the folder which once sat beside the repository (data and
 #: design map), absolute paths of one machine, and climbing above the root with ".."
 OUTSIDE = re.compile(
-    r"\.\./shared\b"  # ../shared/DESIGN.md
+    r"\.\./shared\b"  # the shared folder beside the clone, e.g. its DESIGN.md
     r"|(?<![\w.-])/work/"  # not a URL's path (https://host/work/...)
     r"|[\"']shared[\"']\s*/"  # ... / "shared" / "conformance"
     r"|\bshared/(?:conformance|DESIGN)"
@@ -76,7 +76,7 @@ def test_no_file_of_the_repository_refers_to_a_path_outside_it() -> None:
     ("tests/flows/test_jsonata_conformance.py",
      'SUITE = Path(__file__).resolve().parents[2].parent / "data"'),
     ("tests/pagination/test_link_header.py", 'FILE = REPO / ".." / "data" / "vectors.json"'),
-    ("README.md", "Design map: `../shared/DESIGN.md`."),
+    ("README.md", "Design map: `.." "/shared/DESIGN.md`."),
     ("tests/webhooks/test_schemes.py", '/ "shared/conformance/webhooks/vectors.json"'),
     ("bench/x.py", 'DATA = Path("/work/shared/conformance")'),
     ("docs/x.md", "run it in /work/main"),
