@@ -5,6 +5,7 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
 
     PatchwireError
     ├── ConfigError                  settings, key files, unusable environment
+    │   └── InvalidSubscription      an outbound webhook subscription is unusable
     ├── SpecError                    a connector or flow document is invalid;
     │                                carries every SpecProblem with file, line and field path
     ├── OpenAPIImportError           an OpenAPI document cannot be turned into a connector
@@ -15,12 +16,23 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
     │   ├── UnknownTool
     │   ├── UnknownApproval
     │   ├── UnknownFlow
-    │   └── UnknownRun
+    │   ├── UnknownRun
+    │   ├── UnknownSync
+    │   ├── UnknownRecord
+    │   ├── UnknownWebhookSource
+    │   ├── UnknownInboxEvent
+    │   ├── UnknownSubscription
+    │   ├── UnknownDelivery
+    │   └── UnknownApiKey
     ├── ApprovalStateError           an approval was already decided (or used)
     ├── FlowInputError               a run's input does not match its flow's input schema
     ├── RunStateError                the run cannot do that now (cancel a finished run...)
     ├── EngineUnavailable            Temporal cannot be reached or did not take a run
     ├── ConnectionExists             a connection with that name already exists
+    ├── WebhookSourceExists          a webhook source with that name already exists
+    ├── ExpressionError              a JSONata expression does not compile or failed
+    │                                (carries JSONata's error code and position)
+    ├── ChatError                    the model provider of `patchwire chat` failed
     ├── VaultError                   a secret cannot be encrypted or decrypted
     ├── WebhookRejected              an inbound webhook failed verification (carries a
     │                                short reason code and the HTTP status to answer)
@@ -45,7 +57,9 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
         │                            metadata...): never sent, never retried
         ├── CircuitOpenError         the connector's circuit breaker is open: failed fast,
         │                            without a request (probe_at: when it tries again)
-        └── ResponseMappingError     the response could not be parsed or mapped
+        ├── ResponseMappingError     the response could not be parsed or mapped
+        └── PaginationError          a listing could not be paged (loop, foreign next
+                                     URL, bound reached...)
 
 Messages never contain secret values: errors are built from names, statuses and
 redacted body excerpts only.
@@ -63,17 +77,21 @@ __all__ = [
     "CallContext",
     "CallError",
     "CallTimeoutError",
+    "ChatError",
     "CircuitOpenError",
     "ConfigError",
     "ConflictError",
     "ConnectionExists",
     "EngineUnavailable",
+    "ExpressionError",
     "FlowInputError",
     "InputValidationError",
+    "InvalidSubscription",
     "LookupFailed",
     "NotFoundError",
     "OAuthError",
     "OpenAPIImportError",
+    "PaginationError",
     "PatchwireError",
     "RateLimitedError",
     "ReauthRequired",
@@ -85,18 +103,26 @@ __all__ = [
     "StoreError",
     "TransportError",
     "UnknownAction",
+    "UnknownApiKey",
     "UnknownApproval",
     "UnknownConnection",
     "UnknownConnector",
+    "UnknownDelivery",
     "UnknownFlow",
+    "UnknownInboxEvent",
+    "UnknownRecord",
     "UnknownRun",
+    "UnknownSubscription",
+    "UnknownSync",
     "UnknownTool",
+    "UnknownWebhookSource",
     "UpstreamError",
     "UpstreamResponseError",
     "UpstreamValidationError",
     "ValidationProblem",
     "VaultError",
     "WebhookRejected",
+    "WebhookSourceExists",
 ]
 
 
@@ -495,3 +521,80 @@ def error_kind_for_status(status: int) -> type[UpstreamResponseError]:
         return RateLimitedError
     return UpstreamError
 
+
+# -- errors of the feature packages (each re-exported by its package's face) ---------------
+
+class ExpressionError(PatchwireError):
+    """A JSONata expression does not compile or failed while evaluating.
+
+    ``jsonata_code`` is JSONata's error code (``S0201``, ``T2001``, ``D1001``...; ``D1000``
+    where JSONata has none, see docs/flows.md) and ``position`` the character offset in
+    the expression it points at, when known.
+    """
+
+    code = "expression_error"
+
+    def __init__(self, message: str, *, jsonata_code: str | None = None,
+                 position: int | None = None) -> None:
+        super().__init__(message)
+        self.jsonata_code = jsonata_code
+        self.position = position
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.jsonata_code is not None:
+            out["jsonata_code"] = self.jsonata_code
+            out["position"] = self.position
+        return out
+
+
+class PaginationError(CallError):
+    """A listing could not be paged: no pagination declared, a loop, a foreign next URL,
+    an unreadable page, or the default page bound reached."""
+
+    code = "pagination_error"
+
+
+class ChatError(PatchwireError):
+    """The model's provider failed: an HTTP error, a refused connection, a timeout, or a
+    response that is not what the API promises. The message never holds the API key."""
+
+    code = "chat_error"
+
+
+class UnknownSync(LookupFailed):
+    code = "unknown_sync"
+
+
+class UnknownRecord(LookupFailed):
+    code = "unknown_record"
+
+
+class UnknownSubscription(LookupFailed):
+    code = "unknown_subscription"
+
+
+class UnknownDelivery(LookupFailed):
+    code = "unknown_delivery"
+
+
+class UnknownWebhookSource(LookupFailed):
+    code = "unknown_webhook_source"
+
+
+class UnknownInboxEvent(LookupFailed):
+    code = "unknown_inbox_event"
+
+
+class UnknownApiKey(LookupFailed):
+    code = "unknown_api_key"
+
+
+class InvalidSubscription(ConfigError):
+    """A subscription's URL, event-type filter or secret is not acceptable (HTTP 400)."""
+
+    code = "invalid_subscription"
+
+
+class WebhookSourceExists(PatchwireError):
+    code = "webhook_source_exists"

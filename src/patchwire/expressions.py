@@ -36,7 +36,9 @@ from jsonata.functions import Functions
 from jsonata.jexception import JException
 from jsonata.utils import Utils
 
-from patchwire.errors import PatchwireError
+from patchwire.errors import (
+    ExpressionError,
+    )
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -111,29 +113,6 @@ def set_default_limits(timeout: float | None = None, max_depth: int | None = Non
 def default_limits() -> ExpressionLimits:
     return _defaults
 
-
-class ExpressionError(PatchwireError):
-    """A JSONata expression does not compile or failed while evaluating.
-
-    ``jsonata_code`` is JSONata's error code (``S0201``, ``T2001``, ``D1001``...; ``D1000``
-    where JSONata has none, see docs/flows.md) and ``position`` the character offset in
-    the expression it points at, when known.
-    """
-
-    code = "expression_error"
-
-    def __init__(self, message: str, *, jsonata_code: str | None = None,
-                 position: int | None = None) -> None:
-        super().__init__(message)
-        self.jsonata_code = jsonata_code
-        self.position = position
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        if self.jsonata_code is not None:
-            out["jsonata_code"] = self.jsonata_code
-            out["position"] = self.position
-        return out
 
 
 # -- errors, in JSONata's terms ---------------------------------------------------------------

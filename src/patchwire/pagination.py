@@ -29,7 +29,10 @@ import orjson
 
 from patchwire.calls import CallOutcome, CompiledAction
 from patchwire.connectors.spec import Pagination
-from patchwire.errors import CallContext, CallError
+from patchwire.errors import (
+    CallContext,
+    PaginationError,
+)
 from patchwire.expressions import Expression, ExpressionError, compile_expression
 from patchwire.http import PreparedRequest, RawResponse
 from patchwire.http._link import ExtValue, Link, find_link, parse_link_header
@@ -52,12 +55,6 @@ __all__ = [
 #: cursor that changes forever cannot keep a worker busy forever
 DEFAULT_MAX_PAGES = 1000
 
-
-class PaginationError(CallError):
-    """A listing could not be paged: no pagination declared, a loop, a foreign next URL,
-    an unreadable page, or the default page bound reached."""
-
-    code = "pagination_error"
 
 
 def effective_pagination(compiled: CompiledAction) -> Pagination:

@@ -54,7 +54,10 @@ from sqlalchemy import Table, insert, select, update
 from starlette.types import ASGIApp, Message, Receive, Send
 
 from patchwire.config import host_and_port
-from patchwire.errors import LookupFailed, PatchwireError
+from patchwire.errors import (
+    PatchwireError,
+    UnknownApiKey,
+)
 from patchwire.observability._metrics import AUTH_FAILURES
 from patchwire.store._key_models import ApiKeyRow
 from patchwire.store.records import utcnow
@@ -104,9 +107,6 @@ _KEY_SHAPE = re.compile(r"^pwk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-
-class UnknownApiKey(LookupFailed):
-    code = "unknown_api_key"
 
 
 # -- keys and their storage ------------------------------------------------------------------

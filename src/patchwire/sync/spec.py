@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from patchwire.connectors._loader import dedupe_problems, pydantic_problems
 from patchwire.connectors._registry import ConnectorRegistry
 from patchwire.connectors._yaml import LineMap, load_yaml_with_lines
-from patchwire.errors import LookupFailed, SpecError, SpecProblem
+from patchwire.errors import LookupFailed, SpecError, SpecProblem, UnknownRecord, UnknownSync
 from patchwire.expressions import ExpressionError, compile_expression
 
 __all__ = [
@@ -67,13 +67,6 @@ __all__ = [
 
 SYNC_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
-
-class UnknownSync(LookupFailed):
-    code = "unknown_sync"
-
-
-class UnknownRecord(LookupFailed):
-    code = "unknown_record"
 
 
 class _Spec(BaseModel):

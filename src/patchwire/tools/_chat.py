@@ -28,7 +28,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from patchwire._ids import new_id
-from patchwire.errors import ConfigError, PatchwireError
+from patchwire.errors import (
+    ChatError,
+    ConfigError,
+)
 from patchwire.tools._catalog import Tool
 from patchwire.tools._invoke import (
     ConfirmCallback,
@@ -84,12 +87,6 @@ ChatCallStatus = ToolStatus | Literal["not_run"]
 
 Message = dict[str, Any]
 
-
-class ChatError(PatchwireError):
-    """The model's provider failed: an HTTP error, a refused connection, a timeout, or a
-    response that is not what the API promises. The message never holds the API key."""
-
-    code = "chat_error"
 
 
 # -- what flows between the session and a client -------------------------------------------

@@ -68,7 +68,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from patchwire._ids import new_id
 from patchwire.auth.vault import Vault
-from patchwire.errors import ConfigError, LookupFailed, StoreError
+from patchwire.errors import (  # noqa: F401 (re-exported)
+    ConfigError,
+    InvalidSubscription,
+    LookupFailed,
+    StoreError,
+    UnknownDelivery,
+    UnknownSubscription,
+)
 from patchwire.http._redact import Redactor, excerpt
 from patchwire.http._retry import instant_retries, parse_retry_after
 from patchwire.http._ssrf import (
@@ -154,19 +161,6 @@ _EVENTS = cast(Table, EventRow.__table__)
 
 # -- errors ----------------------------------------------------------------------------------
 
-
-class UnknownSubscription(LookupFailed):
-    code = "unknown_subscription"
-
-
-class UnknownDelivery(LookupFailed):
-    code = "unknown_delivery"
-
-
-class InvalidSubscription(ConfigError):
-    """A subscription's URL, event-type filter or secret is not acceptable (HTTP 400)."""
-
-    code = "invalid_subscription"
 
 
 # -- pure pieces -----------------------------------------------------------------------------

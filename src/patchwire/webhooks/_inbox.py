@@ -60,7 +60,12 @@ from sqlalchemy import RowMapping, Table, Text, func, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from patchwire.errors import FlowInputError, LookupFailed, StoreError, UnknownFlow
+from patchwire.errors import (
+    FlowInputError,
+    StoreError,
+    UnknownFlow,
+    UnknownInboxEvent,
+)
 from patchwire.expressions import Expression, ExpressionError, compile_expression, truthy
 from patchwire.store._owners import dead_local_owners, new_owner_id
 from patchwire.store._webhook_models import WebhookInboxRow, WebhookRejectionRow
@@ -119,9 +124,6 @@ class InboxEvent:
 
 EventHandler = Callable[[InboxEvent], Awaitable[None]]
 
-
-class UnknownInboxEvent(LookupFailed):
-    code = "unknown_inbox_event"
 
 
 def _iso(ts: float | None) -> str | None:

@@ -25,7 +25,13 @@ from sqlalchemy import Row, RowMapping, Table, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from patchwire._ids import new_id
-from patchwire.errors import ConfigError, LookupFailed, PatchwireError
+from patchwire.errors import (  # noqa: F401 (re-exported)
+    ConfigError,
+    LookupFailed,
+    PatchwireError,
+    UnknownWebhookSource,
+    WebhookSourceExists,
+)
 from patchwire.expressions import Expression, ExpressionError, compile_expression
 from patchwire.store._webhook_models import WebhookSourceRow
 from patchwire.webhooks._schemes import SchemeSettings
@@ -62,13 +68,6 @@ _SOURCES = cast(Table, WebhookSourceRow.__table__)
 
 log = logging.getLogger("patchwire.webhooks")
 
-
-class UnknownWebhookSource(LookupFailed):
-    code = "unknown_webhook_source"
-
-
-class WebhookSourceExists(PatchwireError):
-    code = "webhook_source_exists"
 
 
 def source_aad(source_id: str) -> bytes:
