@@ -45,7 +45,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, insert, select, text
 
 from _common import start_listening
-from patchwire._ids import new_id
+from patchwire.ids import new_id
 from patchwire.auth.vault import Vault
 from patchwire.store import Store
 from patchwire.store._delivery_models import (

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from patchwire._patchwire import ConnectionInfo, Patchwire
     from patchwire.calls import CallOutcome
     from patchwire.connectors import ConnectorRegistry, ConnectorSpec
-    from patchwire.flows._engine import FlowEngine
+    from patchwire.flows import FlowEngine
     from patchwire.pagination import PaginationError
 
 __version__ = "0.1.0"

@@ -13,10 +13,14 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from patchwire._ids import new_id
 from patchwire._recorder import BatchWriter
-from patchwire.auth import DEFAULT_MAX_TOKEN_AGE, DEFAULT_REFRESH_SKEW, TokenKeeper
-from patchwire.auth._consent import DEFAULT_CONSENT_TIMEOUT, consent_via_loopback
+from patchwire.auth import (
+    DEFAULT_CONSENT_TIMEOUT,
+    DEFAULT_MAX_TOKEN_AGE,
+    DEFAULT_REFRESH_SKEW,
+    TokenKeeper,
+    consent_via_loopback,
+)
 from patchwire.auth.vault import Vault, connection_aad
 from patchwire.calls import (
     CallOutcome,
@@ -38,9 +42,9 @@ from patchwire.errors import (
 )
 from patchwire.expressions import set_default_limits
 from patchwire.http import BreakerState, HttpCore
+from patchwire.ids import new_id
 from patchwire.pagination import paginate as _paginate
-from patchwire.store import Store
-from patchwire.store._slots import SlotTable
+from patchwire.store import SlotTable, Store
 from patchwire.store.records import CallRecord, ConnectionRecord
 from patchwire.store.tools import ToolCallRecord, ToolRepository
 

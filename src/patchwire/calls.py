@@ -20,10 +20,8 @@ import aiohttp
 import jsonschema_rs
 import orjson
 
-from patchwire._ids import new_id
-from patchwire.auth._schemes import AuthParts, MissingCredential, render_auth
-from patchwire.connectors import setting_value_problems
-from patchwire.connectors._template import MISSING, Template, compile_template, lookup
+from patchwire.auth import AuthParts, MissingCredential, render_auth
+from patchwire.connectors import MISSING, Template, compile_template, lookup, setting_value_problems
 from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ErrorRule, OAuth2Auth
 from patchwire.errors import (
     ERROR_KINDS,
@@ -46,8 +44,8 @@ from patchwire.http import (
     excerpt,
     parse_retry_after,
 )
-from patchwire.observability._logging import remember_secrets
-from patchwire.observability._metrics import observe_call
+from patchwire.ids import new_id
+from patchwire.observability import observe_call, remember_secrets
 from patchwire.store.records import CallRecord, ConnectionRecord
 
 __all__ = [

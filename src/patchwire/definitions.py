@@ -27,9 +27,9 @@ from patchwire.sync import SyncRegistry
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
-    from patchwire.flows._engine import FlowEngine
-    from patchwire.sync._engine import SyncEngine
-    from patchwire.tools._invoke import ToolInvoker
+    from patchwire.flows import FlowEngine
+    from patchwire.sync import SyncEngine
+    from patchwire.tools import ToolInvoker
 
 __all__ = ["DefinitionChanges", "Definitions", "LiveDefinitions", "load_definitions"]
 

@@ -34,8 +34,14 @@ from patchwire.errors import (
     PaginationError,
 )
 from patchwire.expressions import Expression, ExpressionError, compile_expression
-from patchwire.http import PreparedRequest, RawResponse
-from patchwire.http._link import ExtValue, Link, find_link, parse_link_header
+from patchwire.http import (
+    ExtValue,
+    Link,
+    PreparedRequest,
+    RawResponse,
+    find_link,
+    parse_link_header,
+)
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from patchwire._ids import new_id
+from patchwire.ids import new_id
 from patchwire.calls import _encode_path_segment
 
 

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Table, update
 
 from patchwire import Patchwire
-from patchwire._ids import new_id
+from patchwire.ids import new_id
 from patchwire.config import Settings, load_settings
 from patchwire.errors import ConfigError
 from patchwire.server import create_app

@@ -20,7 +20,7 @@ import yaml
 from sqlalchemy import Table, select
 
 from patchwire import Patchwire
-from patchwire._ids import new_id
+from patchwire.ids import new_id
 from patchwire.flows import FlowRegistry, FlowSpec
 from patchwire.flows._engine import FlowEngine
 from patchwire.server import create_app

@@ -8,9 +8,15 @@ from patchwire.auth._tokens import TokenSet
 from patchwire.auth.oauth2 import OAuth2Client, new_authorization
 from patchwire.auth.vault import Vault, connection_aad, reencrypt_connections
 
+from ._consent import DEFAULT_CONSENT_TIMEOUT, consent_via_loopback
+from ._schemes import AuthParts, MissingCredential, render_auth
+
 __all__ = [
+    "DEFAULT_CONSENT_TIMEOUT",
     "DEFAULT_MAX_TOKEN_AGE",
     "DEFAULT_REFRESH_SKEW",
+    "AuthParts",
+    "MissingCredential",
     "OAuth2Client",
     "PkcePair",
     "TokenKeeper",
@@ -18,8 +24,10 @@ __all__ = [
     "Vault",
     "code_challenge",
     "connection_aad",
+    "consent_via_loopback",
     "new_authorization",
     "new_code_verifier",
     "new_state",
     "reencrypt_connections",
+    "render_auth",
 ]

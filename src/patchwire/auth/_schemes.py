@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from patchwire.connectors._template import MISSING, compile_template
+from patchwire.connectors import MISSING, compile_template
 from patchwire.connectors.spec import (
     ApiKeyAuth,
     AuthSpec,

@@ -83,7 +83,7 @@ def serve(
     runs on Temporal and `patchwire worker` processes execute them."""
     import uvicorn
 
-    from patchwire._patchwire import BACKGROUND_REFRESH_INTERVAL, Patchwire
+    from patchwire import BACKGROUND_REFRESH_INTERVAL, Patchwire
     from patchwire.server import create_app, is_loopback
 
     with errors_handled():
@@ -93,7 +93,7 @@ def serve(
     host, port = cfg.host, cfg.port
     # --- access control and observability (server/_auth.py, observability/) ---
     from patchwire.observability import configure_logging, configure_tracing_from_env
-    from patchwire.server._auth import AccessPolicy, admin_key_exists
+    from patchwire.server import AccessPolicy, admin_key_exists
 
     public = not is_loopback(host)
     if public and not run(admin_key_exists(cfg.effective_database_url)):
@@ -151,8 +151,7 @@ def sandbox(
 
     if not is_loopback(host):
         fail(f"the sandbox binds loopback only, not {host}", code=2)
-    from patchwire.sandbox import DEFAULT_RATE_LIMIT_PER_MINUTE, serve_forever
-    from patchwire.sandbox._webhooks import checked_webhook_url
+    from patchwire.sandbox import DEFAULT_RATE_LIMIT_PER_MINUTE, checked_webhook_url, serve_forever
 
     try:
         checked_webhook_url(webhook_url)
@@ -204,10 +203,9 @@ def rotate() -> None:
     from patchwire.store import Store
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.auth.vault import Vault
-        from patchwire.webhooks._deliveries import WebhookOutbox
-        from patchwire.webhooks._sources import WebhookSources
+        from patchwire.webhooks import WebhookOutbox, WebhookSources
 
         cfg = settings()
         vault = Vault.from_settings(cfg)

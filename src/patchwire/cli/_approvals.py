@@ -32,7 +32,7 @@ def list_approvals(
     """Approval requests, newest first (pending ones by default)."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.store.tools import ToolRepository
 
         async with Patchwire(settings()) as pw:
@@ -57,7 +57,7 @@ def show(approval_id: str = typer.Argument(...)) -> None:
     """One approval request with its arguments and decision."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.store.tools import ToolRepository
 
         async with Patchwire(settings()) as pw:
@@ -69,7 +69,7 @@ def show(approval_id: str = typer.Argument(...)) -> None:
 
 def _decide(approval_id: str, approved: bool, reason: str | None, by: str | None) -> None:
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.store.tools import ToolRepository
 
         async with Patchwire(settings()) as pw:

@@ -66,7 +66,7 @@ def call(
     """Call an action and print its result as JSON."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
             compiled = pw.compiled_action(action)
@@ -110,7 +110,7 @@ def calls(
     """Show the most recent calls from the call log."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
             records = await pw.recent_calls(action=action, connection=connection, limit=limit)

@@ -11,7 +11,7 @@ import typer
 from patchwire.cli._common import console, err_console, escape, fail, run, settings
 
 if TYPE_CHECKING:
-    from patchwire.tools._chat import ChatSession, ChatTurn
+    from patchwire.tools import ChatSession, ChatTurn
 
 _QUIT = frozenset({"/quit", "/exit", "/q"})
 
@@ -46,11 +46,11 @@ def chat(
         fail("--once needs a message", code=2)
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
-        from patchwire.tools import ToolInvoker
-        from patchwire.tools._chat import (
+        from patchwire import Patchwire
+        from patchwire.tools import (
             DEFAULT_SYSTEM_PROMPT,
             ChatSession,
+            ToolInvoker,
             make_client,
             terminal_confirm,
         )
@@ -85,7 +85,7 @@ def chat(
 async def _converse(session: ChatSession, *, count: int,
                     input_fn: Callable[[str], str] = input) -> None:
     """Read a line, answer it, until end of input or /quit."""
-    from patchwire.tools._chat import ChatError, ask_in_thread
+    from patchwire.tools import ChatError, ask_in_thread
 
     err_console.print(f"chatting with {escape(session.client.label)}; {count} tool(s); "
                       "/quit or Ctrl-D to leave", highlight=False)

@@ -18,7 +18,7 @@ from patchwire.cli._common import console, err_console, escape, fail, print_json
 from patchwire.connectors import ConnectorRegistry
 
 if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
+    from patchwire import Patchwire
 
 app = typer.Typer(help="Connections: credentials for a connector, optionally per end user.",
                   no_args_is_help=True)
@@ -83,7 +83,7 @@ def add(
     values = gather_values(connector, set_, set_env, set_stdin)
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
             if test and pw.connectors.get(connector).test is None:
@@ -128,7 +128,7 @@ def test_(name: str = typer.Argument(..., help="connection name")) -> None:
     """Prove a connection's credentials with one cheap call (its connector's `test:`)."""
 
     async def main() -> bool:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
             return await _tested(pw, name)
@@ -156,7 +156,7 @@ def connect(
     values = gather_values(connector, set_, set_env, set_stdin, prompt_missing=False)
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.errors import UnknownConnection
 
         async with Patchwire(settings()) as pw:
@@ -193,7 +193,7 @@ def update(
         fail("nothing to change: give --set, --set-env or --set-stdin", code=2)
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
             info = await pw.update_connection(name, values)
@@ -211,7 +211,7 @@ def list_(
     """List connections (never their secrets)."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
             infos = await pw.list_connections(connector=connector, owner=owner)
@@ -234,7 +234,7 @@ def show(name: str) -> None:
     """Show one connection as JSON (secret values are never shown)."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
             print_json((await pw.get_connection(name)).to_dict())
@@ -251,7 +251,7 @@ def remove(
         typer.confirm(f"remove connection {name!r}?", abort=True)
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
             await pw.remove_connection(name)

@@ -32,18 +32,18 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from patchwire._patchwire import Patchwire
-from patchwire._signals import stop_on_signals
+from patchwire import Patchwire
 from patchwire.calls import CallOutcome
 from patchwire.cli._demo_store import DEMO_HOME, demo_settings, demo_store
 from patchwire.errors import CallError, ConfigError, ConnectionExists
 from patchwire.sandbox import DEFAULT_PORT as SANDBOX_PORT
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from patchwire.signals import stop_on_signals
 
 if TYPE_CHECKING:
     from patchwire.cli._demo_server import DemoServer
     from patchwire.cli._demo_traffic import PendingRefund
-    from patchwire.flows._engine import FlowEngine
+    from patchwire.flows import FlowEngine
 
 console = Console()
 
@@ -334,8 +334,7 @@ async def _flows_scene(pw: Patchwire, customer: dict[str, Any], order: dict[str,
                        engine: FlowEngine | None) -> None:
     """The shipped example flows, run durably: by the server's ``engine``, or by one
     started here for the walkthrough (``--once``). One run fails on purpose."""
-    from patchwire.flows import FlowRegistry
-    from patchwire.flows._engine import FlowEngine
+    from patchwire.flows import FlowEngine, FlowRegistry
 
     console.print()
     console.rule("[bold]Durable flows[/]: the same work as multi-step workflows")

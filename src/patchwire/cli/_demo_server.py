@@ -27,16 +27,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from patchwire._patchwire import BACKGROUND_REFRESH_INTERVAL, Patchwire
+from patchwire import BACKGROUND_REFRESH_INTERVAL, Patchwire
 from patchwire.errors import ConfigError, WebhookRejected
-from patchwire.flows import FlowRegistry
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine, FlowRegistry
 from patchwire.sandbox import API_NAMES, Sandbox
 from patchwire.server import create_app
 from patchwire.sync import SyncRegistry
-from patchwire.webhooks._deliveries import WebhookOutbox
-from patchwire.webhooks._schemes import SchemeSettings, verify
-from patchwire.webhooks._sources import WebhookSources
+from patchwire.webhooks import SchemeSettings, WebhookOutbox, WebhookSources, verify
 
 __all__ = ["DEFAULT_PORT", "DemoReceiver", "DemoServer", "SandboxHooks", "listen"]
 

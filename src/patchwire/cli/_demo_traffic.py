@@ -31,12 +31,12 @@ import aiohttp
 from rich.console import Console
 from rich.markup import escape
 
-from patchwire._patchwire import Patchwire
+from patchwire import Patchwire
 from patchwire.errors import CallError
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine
 from patchwire.sandbox import Sandbox
 from patchwire.tools import ToolInvoker
-from patchwire.webhooks._schemes import sign
+from patchwire.webhooks import sign
 
 __all__ = ["MAX_ROUNDS", "PendingRefund", "Traffic", "TrafficCounts"]
 

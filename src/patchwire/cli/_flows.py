@@ -18,8 +18,7 @@ from patchwire.cli._common import (
     print_json,
     settings,
 )
-from patchwire.connectors import ConnectorRegistry
-from patchwire.connectors._yaml import format_path
+from patchwire.connectors import ConnectorRegistry, format_path
 from patchwire.errors import SpecProblem
 from patchwire.flows import (
     CallStep,
@@ -31,11 +30,11 @@ from patchwire.flows import (
     Trigger,
     WaitStep,
     check_flow_references,
+    flow_files,
     flow_json_schema,
     iter_steps,
     step_kind,
 )
-from patchwire.flows._registry import flow_files
 
 app = typer.Typer(help="Flows: multi-step workflows over connector actions.",
                   no_args_is_help=True)

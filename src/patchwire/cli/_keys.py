@@ -26,7 +26,7 @@ def create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a key and print it, once: only a digest of it is stored."""
-    from patchwire.server._auth import check_key_name, check_scopes
+    from patchwire.server import check_key_name, check_scopes
 
     # checked here too (KeyRepository.create checks again) to refuse before opening the store
     try:
@@ -36,7 +36,7 @@ def create(
         fail(str(exc), code=2)
 
     async def main() -> None:
-        from patchwire.server._auth import KeyRepository
+        from patchwire.server import KeyRepository
         from patchwire.store import Store
 
         async with await Store.open(settings().effective_database_url) as store:
@@ -62,7 +62,7 @@ def list_keys(
     """The keys (never their secrets)."""
 
     async def main() -> None:
-        from patchwire.server._auth import KeyRepository
+        from patchwire.server import KeyRepository
         from patchwire.store import Store
 
         async with await Store.open(settings().effective_database_url) as store:
@@ -91,7 +91,7 @@ def revoke(key_id: str = typer.Argument(..., help="the key's id (see `patchwire 
     """Revoke a key: a running server refuses it within a second."""
 
     async def main() -> None:
-        from patchwire.server._auth import KeyRepository
+        from patchwire.server import KeyRepository
         from patchwire.store import Store
 
         async with await Store.open(settings().effective_database_url) as store:

@@ -39,16 +39,13 @@ def mcp(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
-        from patchwire.tools import ToolFilter
-        from patchwire.tools._invoke import ToolInvoker
-        from patchwire.tools._mcp import serve_stdio
+        from patchwire import Patchwire
+        from patchwire.tools import ToolFilter, ToolInvoker, serve_stdio
 
         tool_filter = ToolFilter(
             connectors=frozenset(connector) if connector else None,
             tags=frozenset(tag) if tag else None, read_only=read_only)
-        from patchwire.flows import FlowRegistry
-        from patchwire.flows._engine import create_engine
+        from patchwire.flows import FlowRegistry, create_engine
 
         cfg = settings()
         async with Patchwire(cfg) as pw:

@@ -43,9 +43,8 @@ from patchwire.cli._common import (
 from patchwire.errors import FlowInputError, RunStateError
 
 if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
-    from patchwire.flows import FlowRegistry, FlowSpec
-    from patchwire.flows._engine import FlowEngine, RunRecord, StepRecord
+    from patchwire import Patchwire
+    from patchwire.flows import FlowEngine, FlowRegistry, FlowSpec, RunRecord, StepRecord
 
 __all__ = ["app", "run_flow", "worker"]
 
@@ -85,7 +84,7 @@ def foreground_engine(pw: Patchwire, flows: Mapping[str, FlowSpec],
     their sub-flow runs."""
     from sqlalchemy import Table as SqlTable
 
-    from patchwire.flows._engine import FlowEngine
+    from patchwire.flows import FlowEngine
     from patchwire.store.models import FlowRunRow
 
     runs = cast(SqlTable, FlowRunRow.__table__)
@@ -118,8 +117,8 @@ async def _session(mode: str = "store") -> AsyncIterator[_Session]:
     it starts are queued) or ``foreground`` (started; runs ``mine`` here). With the
     Temporal engine always started, whatever the mode: it starts runs on Temporal, whose
     workers run them."""
-    from patchwire._patchwire import Patchwire
-    from patchwire.flows._engine import create_engine
+    from patchwire import Patchwire
+    from patchwire.flows import create_engine
 
     reg = _registry()
     async with Patchwire(settings()) as pw:
@@ -147,7 +146,7 @@ async def follow(engine: FlowEngine, run_id: str, max_wait: float | None) -> Run
 
     Waits for a sub-flow are followed: the sub-flow runs here and wakes its parent.
     """
-    from patchwire.flows._engine import FINISHED
+    from patchwire.flows import FINISHED
 
     loop = asyncio.get_running_loop()
     deadline = None if max_wait is None else loop.time() + max_wait
@@ -570,12 +569,11 @@ def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
     definitions = required_definitions(cfg, "worker")  # exit 2 listing every problem
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.definitions import LiveDefinitions
-        from patchwire.flows._engine import create_engine
+        from patchwire.flows import create_engine
         from patchwire.sync import SyncEngine
-        from patchwire.webhooks._deliveries import DeliveryWorker, WebhookOutbox
-        from patchwire.webhooks._inbox import Inbox
+        from patchwire.webhooks import DeliveryWorker, Inbox, WebhookOutbox
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -593,7 +591,7 @@ def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
             await engine.start()
             temporal = None
             if engine.remote:  # Temporal: this process executes workflows and activities
-                from patchwire.flows._temporal import TemporalEngine
+                from patchwire.flows import TemporalEngine
 
                 assert isinstance(engine, TemporalEngine)
                 temporal = engine.worker(max_concurrent_activities=concurrency)

@@ -18,7 +18,7 @@ from rich.table import Table
 from patchwire.cli._common import console, err_console, escape, fail, print_json, run, settings
 
 if TYPE_CHECKING:
-    from patchwire.webhooks._deliveries import Delivery, Subscription, WebhookOutbox
+    from patchwire.webhooks import Delivery, Subscription, WebhookOutbox
 
 __all__ = ["deliveries_app", "subscriptions_app"]
 
@@ -36,7 +36,7 @@ _STATUS_STYLE = {"active": "green", "disabled": "red", "succeeded": "green",
 async def _outbox() -> AsyncIterator[WebhookOutbox]:
     from patchwire.auth.vault import Vault
     from patchwire.store import Store
-    from patchwire.webhooks._deliveries import WebhookOutbox
+    from patchwire.webhooks import WebhookOutbox
 
     cfg = settings()
     vault = Vault.from_settings(cfg)

@@ -112,7 +112,7 @@ def run_sync(
     as_json: bool = _JSON,
 ) -> None:
     """Poll a sync now (incrementally; --full reconciles) and show what changed."""
-    from patchwire._patchwire import Patchwire
+    from patchwire import Patchwire
     from patchwire.sync import SyncEngine
 
     reg = _registry(examples)
@@ -141,7 +141,7 @@ def run_sync(
 @app.command("status")
 def status(examples: bool = _EXAMPLES, as_json: bool = _JSON) -> None:
     """Where each sync stands per connection: cursor, last poll, records, next poll."""
-    from patchwire._patchwire import Patchwire
+    from patchwire import Patchwire
     from patchwire.sync import SyncEngine
 
     reg = _registry(examples)
@@ -175,7 +175,7 @@ def list_records(
     as_json: bool = _JSON,
 ) -> None:
     """Synced records of one model, from the store."""
-    from patchwire._patchwire import Patchwire
+    from patchwire import Patchwire
     from patchwire.sync import RecordStore
 
     async def main() -> list[dict[str, Any]]:

@@ -56,7 +56,7 @@ def list_tools(
     """List the tools a chatbot sees, with their safety flags."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
             catalog = await _catalog(pw, connection, every_action, connector, tag, read_only)
@@ -93,8 +93,8 @@ def export(
         fail(f"--format must be one of {', '.join(_FORMATS)}, got {format_!r}", code=2)
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
-        from patchwire.tools._providers import export_tools
+        from patchwire import Patchwire
+        from patchwire.tools import export_tools
 
         async with Patchwire(settings()) as pw:
             catalog = await _catalog(pw, connection, every_action, connector, tag, read_only)
@@ -132,7 +132,7 @@ def enable(
     async def main() -> None:
         from pydantic import ValidationError
 
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.connectors.spec import ToolSpec
         from patchwire.expressions import ExpressionError, compile_expression
         from patchwire.tools import ToolInvoker
@@ -174,7 +174,7 @@ def disable(targets: list[str] = typer.Argument(..., help="actions (* wildcards)
     """Stop offering actions as tools, whatever their YAML says."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.tools import ToolInvoker
 
         async with Patchwire(settings()) as pw:
@@ -191,7 +191,7 @@ def reset(targets: list[str] = typer.Argument(..., help="actions (* wildcards)")
     """Forget stored tool settings: the connector YAML decides again."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.tools import ToolInvoker
 
         async with Patchwire(settings()) as pw:
@@ -214,7 +214,7 @@ def audit(
     """The tool audit: recent tool calls, whether the model's arguments were valid."""
 
     async def main() -> None:
-        from patchwire._patchwire import Patchwire
+        from patchwire import Patchwire
         from patchwire.tools import ToolInvoker
 
         async with Patchwire(settings()) as pw:

@@ -19,9 +19,8 @@ from rich.table import Table
 from patchwire.cli._common import console, escape, fail, print_json, run, settings
 
 if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
-    from patchwire.webhooks._inbox import Inbox
-    from patchwire.webhooks._sources import WebhookSource, WebhookSources
+    from patchwire import Patchwire
+    from patchwire.webhooks import Inbox, WebhookSource, WebhookSources
 
 __all__ = ["app"]
 
@@ -54,7 +53,7 @@ def _secret(env: str | None, stdin: bool) -> str:
 
 
 def _with_pw(work: Callable[[Patchwire], Awaitable[T]]) -> T:
-    from patchwire._patchwire import Patchwire
+    from patchwire import Patchwire
 
     async def main() -> T:
         async with Patchwire(settings()) as pw:
@@ -64,13 +63,13 @@ def _with_pw(work: Callable[[Patchwire], Awaitable[T]]) -> T:
 
 
 def _sources(pw: Patchwire) -> WebhookSources:
-    from patchwire.webhooks._sources import WebhookSources
+    from patchwire.webhooks import WebhookSources
 
     return WebhookSources(pw)
 
 
 def _inbox(pw: Patchwire) -> Inbox:
-    from patchwire.webhooks._inbox import Inbox
+    from patchwire.webhooks import Inbox
 
     return Inbox(pw)
 
@@ -84,7 +83,7 @@ def _when(iso: str | None) -> str:
 
 def _grace(text: str) -> float:
     from patchwire.flows.spec import parse_duration
-    from patchwire.webhooks._sources import MAX_GRACE_S
+    from patchwire.webhooks import MAX_GRACE_S
 
     try:
         seconds = parse_duration(text)
@@ -137,7 +136,7 @@ def add_source(
     """Add a webhook source (its secret stored encrypted)."""
     from pydantic import ValidationError
 
-    from patchwire.webhooks._schemes import SchemeSettings
+    from patchwire.webhooks import SchemeSettings
 
     options = {"header": header, "algorithm": algorithm, "encoding": encoding,
                "prefix": prefix, "signed_content": signed_content,

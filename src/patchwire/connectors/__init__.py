@@ -15,21 +15,36 @@ from patchwire.connectors.spec import (
     Timeouts,
 )
 
+from ._loader import dedupe_problems, pydantic_problems
+from ._schemas import input_schema_problem
+from ._template import MISSING, Template, compile_template, lookup
+from ._yaml import LineMap, format_path, load_yaml_with_lines
+
 __all__ = [
+    "MISSING",
     "ActionSpec",
     "ConnectorRegistry",
     "ConnectorSpec",
     "ErrorRule",
+    "LineMap",
     "Pagination",
     "RateLimit",
     "RequestTemplate",
     "RetryPolicy",
     "SettingSpec",
+    "Template",
     "Timeouts",
+    "compile_template",
     "connector_json_schema",
+    "dedupe_problems",
+    "format_path",
     "host_setting_problem",
+    "input_schema_problem",
     "load_connector_file",
     "load_connector_text",
+    "load_yaml_with_lines",
+    "lookup",
+    "pydantic_problems",
     "setting_value_problems",
 ]
 

@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.staticfiles import StaticFiles
 
-from patchwire.auth._tokens import TokenSet
+from patchwire.auth import TokenSet
 from patchwire.auth.vault import connection_aad
 from patchwire.connectors.spec import OAuth2Auth
 from patchwire.dashboard import _queries as q
@@ -42,13 +42,13 @@ from patchwire.errors import (
     PatchwireError,
     RunStateError,
 )
-from patchwire.flows._engine import FINISHED, FlowEngine, RunRecord, StepRecord
+from patchwire.flows import FINISHED, FlowEngine, RunRecord, StepRecord
 from patchwire.server import SiteGuard
 from patchwire.store.tools import ToolRepository
-from patchwire.tools._invoke import ToolInvoker, redact_arguments
+from patchwire.tools import ToolInvoker, redact_arguments
 
 if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
+    from patchwire import Patchwire
 
 __all__ = ["ASSETS", "Chart", "dashboard_router", "line_chart", "mount_dashboard", "templates"]
 
@@ -536,7 +536,7 @@ def dashboard_router(pw: Patchwire, *, engine: FlowEngine,
         rejections: list[Any] = []
         unavailable = None
         try:
-            from patchwire.webhooks._inbox import Inbox
+            from patchwire.webhooks import Inbox
 
             box = Inbox(pw)
             if show != "rejected":
@@ -555,7 +555,7 @@ def dashboard_router(pw: Patchwire, *, engine: FlowEngine,
         urls: dict[str, str] = {}
         unavailable = None
         try:
-            from patchwire.webhooks._deliveries import WebhookOutbox
+            from patchwire.webhooks import WebhookOutbox
 
             outbox = WebhookOutbox.of(pw)
             found = await outbox.list_deliveries(status=status, limit=100)
@@ -567,7 +567,7 @@ def dashboard_router(pw: Patchwire, *, engine: FlowEngine,
 
     @router.post("/deliveries/{delivery_id}/redeliver")
     async def redeliver(request: Request, delivery_id: str) -> Response:
-        from patchwire.webhooks._deliveries import WebhookOutbox
+        from patchwire.webhooks import WebhookOutbox
 
         try:
             await WebhookOutbox.of(pw).redeliver(delivery_id)

@@ -38,12 +38,18 @@ from patchwire.flows.spec import (
     step_kind,
 )
 
+from ._engine import FINISHED, FlowEngine, RunRecord, StepRecord, create_engine
+from ._registry import flow_files
+from ._temporal import TemporalEngine
+
 __all__ = [
+    "FINISHED",
     "STEP_KINDS",
     "ApproveStep",
     "CallStep",
     "EmitStep",
     "FailStep",
+    "FlowEngine",
     "FlowRegistry",
     "FlowSpec",
     "FlowStep",
@@ -52,10 +58,13 @@ __all__ = [
     "Limits",
     "OnError",
     "ParallelStep",
+    "RunRecord",
     "ScheduleTrigger",
     "Step",
+    "StepRecord",
     "StepRetry",
     "SwitchStep",
+    "TemporalEngine",
     "ToolTrigger",
     "TransformStep",
     "Trigger",
@@ -64,6 +73,8 @@ __all__ = [
     "builtin_flow_texts",
     "check_flow",
     "check_flow_references",
+    "create_engine",
+    "flow_files",
     "flow_json_schema",
     "iter_steps",
     "load_flow_file",

@@ -33,7 +33,6 @@ from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-from patchwire._ids import new_id
 from patchwire.errors import (
     CallError,
     ConfigError,
@@ -49,9 +48,10 @@ from patchwire.flows._context import Scope, StepFailure, Suspend
 from patchwire.flows._interpreter import Interpreter, RunProgress
 from patchwire.flows._journal import Journal
 from patchwire.flows.spec import FlowSpec
-from patchwire.observability import _tracing as _observe
-from patchwire.observability._metrics import RUNS as _RUNS_METRIC
-from patchwire.store._owners import dead_local_owners, new_owner_id
+from patchwire.ids import new_id
+from patchwire.observability import RUNS as _RUNS_METRIC
+from patchwire.observability import tracing as _observe
+from patchwire.store import dead_local_owners, new_owner_id
 from patchwire.store.models import (
     FlowRunRow,
     FlowScheduleRow,

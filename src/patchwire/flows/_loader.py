@@ -26,10 +26,15 @@ from croniter import croniter
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from patchwire.connectors._loader import dedupe_problems, pydantic_problems
-from patchwire.connectors._registry import ConnectorRegistry
-from patchwire.connectors._schemas import input_schema_problem
-from patchwire.connectors._yaml import LineMap, format_path, load_yaml_with_lines
+from patchwire.connectors import (
+    ConnectorRegistry,
+    LineMap,
+    dedupe_problems,
+    format_path,
+    input_schema_problem,
+    load_yaml_with_lines,
+    pydantic_problems,
+)
 from patchwire.errors import LookupFailed, SpecError, SpecProblem
 from patchwire.expressions import ExpressionError, compile_expression
 from patchwire.flows.spec import (

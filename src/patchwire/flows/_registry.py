@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 
-from patchwire.connectors._registry import ConnectorRegistry
+from patchwire.connectors import ConnectorRegistry
 from patchwire.errors import SpecError, SpecProblem, UnknownFlow
 from patchwire.flows._loader import check_flow_references, load_flow_file, load_flow_text
 from patchwire.flows.spec import FlowSpec

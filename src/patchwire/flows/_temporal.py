@@ -58,7 +58,7 @@ from patchwire.flows._engine import (
 )
 from patchwire.flows._interpreter import Interpreter, RunProgress
 from patchwire.flows.spec import FlowSpec
-from patchwire.observability._metrics import RUNS as _RUNS_METRIC
+from patchwire.observability import RUNS as _RUNS_METRIC
 from patchwire.store.tools import ToolRepository
 
 __all__ = ["FlowWorkflow", "TemporalEngine", "TemporalOptions"]

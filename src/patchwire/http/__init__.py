@@ -15,13 +15,23 @@ from patchwire.http._retry import (
     set_instant_retries,
 )
 
+from ._link import ExtValue, Link, find_link, parse_link_header
+from ._retry import instant_retries
+from ._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector, literal_address
+from ._wire import WireConnectError, WirePool
+
 __all__ = [
     "REDACTED",
     "BreakerPolicy",
     "BreakerState",
     "Bucket",
     "CircuitBreaker",
+    "DestinationPolicy",
+    "DestinationRefused",
+    "ExtValue",
+    "GuardedConnector",
     "HttpCore",
+    "Link",
     "PreparedRequest",
     "RateLimiters",
     "RawResponse",
@@ -29,9 +39,15 @@ __all__ = [
     "RetryBudget",
     "RetryDecision",
     "SlidingWindow",
+    "WireConnectError",
+    "WirePool",
     "backoff_delay",
     "excerpt",
+    "find_link",
+    "instant_retries",
     "is_transient_status",
+    "literal_address",
+    "parse_link_header",
     "parse_retry_after",
     "server_delay",
     "set_instant_retries",

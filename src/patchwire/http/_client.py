@@ -52,8 +52,8 @@ from patchwire.http._retry import (
 )
 from patchwire.http._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector
 from patchwire.http._wire import WireConnectError, WirePool, bad_status
-from patchwire.observability import _tracing
-from patchwire.observability._metrics import observe_rate_limit_wait
+from patchwire.observability import observe_rate_limit_wait
+from patchwire.observability import tracing as _tracing
 
 __all__ = ["HttpCore", "PreparedRequest", "RawResponse"]
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from patchwire.errors import PatchwireError
-from patchwire.store._leases import LeaseRequest, LeaseResult, Settlement, Window
+from patchwire.store import LeaseRequest, LeaseResult, Settlement, Window
 
 __all__ = ["LeaseSource", "SharedLimits", "SharedQuota"]
 

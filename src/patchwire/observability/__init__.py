@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from patchwire.observability import _metrics as metrics
+from patchwire.observability import _tracing as tracing
 from patchwire.observability._logging import (
     JsonFormatter,
     TextFormatter,
@@ -28,8 +29,29 @@ from patchwire.observability._tracing import (
     enable_tracing,
 )
 
+from ._logging import RequestContextMiddleware
+from ._metrics import (
+    AUTH_FAILURES,
+    CONTENT_TYPE,
+    RUNS,
+    TOOL_CALLS,
+    WEBHOOK_EVENTS,
+    WEBHOOK_REJECTIONS,
+    exposition,
+    observe_breakers,
+    observe_call,
+    observe_rate_limit_wait,
+)
+
 __all__ = [
+    "AUTH_FAILURES",
+    "CONTENT_TYPE",
+    "RUNS",
+    "TOOL_CALLS",
+    "WEBHOOK_EVENTS",
+    "WEBHOOK_REJECTIONS",
     "JsonFormatter",
+    "RequestContextMiddleware",
     "TextFormatter",
     "configure_logging",
     "configure_tracing_from_env",
@@ -37,8 +59,13 @@ __all__ = [
     "current_run_id",
     "disable_tracing",
     "enable_tracing",
+    "exposition",
     "log_context",
     "metrics",
+    "observe_breakers",
+    "observe_call",
+    "observe_rate_limit_wait",
     "redact_text",
     "remember_secrets",
+    "tracing",
 ]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 if TYPE_CHECKING:
-    from patchwire.http._redact import Redactor
+    from patchwire.http import Redactor
 
 __all__ = [
     "JsonFormatter",
@@ -102,7 +102,7 @@ class _SecretBook:
         if not self._values:
             return text
         if self._redactor is None:
-            from patchwire.http._redact import Redactor
+            from patchwire.http import Redactor
 
             self._redactor = Redactor(self._values)
         return self._redactor(text)
@@ -272,7 +272,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from patchwire._ids import new_id
+        from patchwire.ids import new_id
 
         given = ""
         for key, value in scope.get("headers") or ():

@@ -45,6 +45,7 @@ from ._webhooks import (
     SANDBOX_WEBHOOK_SECRETS,
     WebhookCounters,
     WebhookSender,
+    checked_webhook_url,
 )
 
 DEFAULT_PORT = 8765
@@ -67,6 +68,7 @@ __all__ = [
     "WebhookSender",
     "auth_headers",
     "build_app",
+    "checked_webhook_url",
     "serve_forever",
     "state_of",
 ]

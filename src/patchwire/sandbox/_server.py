@@ -10,8 +10,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from patchwire._signals import stop_on_signals
-from patchwire.webhooks._schemes import SchemeSettings
+from patchwire.signals import stop_on_signals
+from patchwire.webhooks import SchemeSettings
 
 from ._app import API_NAMES, SandboxState, build_app
 from ._chaos import DEFAULT_RATE_LIMIT_PER_MINUTE, ChaosSettings

@@ -39,7 +39,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from patchwire.webhooks._schemes import SchemeSettings, sign
+from patchwire.webhooks import SchemeSettings, sign
 
 __all__ = [
     "NO_EVENTS",

@@ -3,4 +3,15 @@
 from patchwire.server._app import create_app, is_loopback
 from patchwire.server._auth import SiteGuard
 
-__all__ = ["SiteGuard", "create_app", "is_loopback"]
+from ._auth import AccessPolicy, KeyRepository, admin_key_exists, check_key_name, check_scopes
+
+__all__ = [
+    "AccessPolicy",
+    "KeyRepository",
+    "SiteGuard",
+    "admin_key_exists",
+    "check_key_name",
+    "check_scopes",
+    "create_app",
+    "is_loopback",
+]

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from patchwire._patchwire import Patchwire
+from patchwire import Patchwire
 from patchwire.definitions import LiveDefinitions
 from patchwire.errors import (
     ApprovalStateError,
@@ -44,11 +44,9 @@ from patchwire.errors import (
     WebhookRejected,
 )
 from patchwire.expressions import ExpressionError
-from patchwire.flows import FlowRegistry
-from patchwire.flows._engine import FlowEngine, create_engine
-from patchwire.observability._logging import RequestContextMiddleware
-from patchwire.observability._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from patchwire.observability._metrics import exposition, observe_breakers
+from patchwire.flows import FlowEngine, FlowRegistry, create_engine
+from patchwire.observability import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from patchwire.observability import RequestContextMiddleware, exposition, observe_breakers
 from patchwire.server._auth import (
     AccessPolicy,
     ApiKeyMiddleware,
@@ -68,10 +66,14 @@ from patchwire.server._tools_api import tools_router
 from patchwire.server._webhooks_api import WebhookReceiver, webhooks_router
 from patchwire.sync import SyncEngine, SyncRegistry
 from patchwire.tools import ChatError
-from patchwire.webhooks import WebhookSourceExists
-from patchwire.webhooks._deliveries import DeliveryWorker, WebhookOutbox
-from patchwire.webhooks._inbox import Inbox
-from patchwire.webhooks._sources import SourceCache, WebhookSources
+from patchwire.webhooks import (
+    DeliveryWorker,
+    Inbox,
+    SourceCache,
+    WebhookOutbox,
+    WebhookSourceExists,
+    WebhookSources,
+)
 
 __all__ = ["create_app", "is_loopback"]
 
@@ -216,8 +218,7 @@ def create_app(
     sync_engine = SyncEngine(pw, sync_registry)
     # --- end sync ---
     # --- MCP (Streamable HTTP at /mcp; src/patchwire/tools/_mcp.py) ---
-    from patchwire.tools._invoke import ToolInvoker
-    from patchwire.tools._mcp import McpHttpEndpoint
+    from patchwire.tools import McpHttpEndpoint, ToolInvoker
 
     # flows with a tool trigger are tools where this app runs flows
     tool_invoker = ToolInvoker(pw, engine=flow_engine if run_flows else None,

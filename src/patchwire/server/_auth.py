@@ -58,8 +58,8 @@ from patchwire.errors import (
     PatchwireError,
     UnknownApiKey,
 )
-from patchwire.observability._metrics import AUTH_FAILURES
-from patchwire.store._key_models import ApiKeyRow
+from patchwire.observability import AUTH_FAILURES
+from patchwire.store import ApiKeyRow
 from patchwire.store.records import utcnow
 
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from patchwire.webhooks._deliveries import WebhookOutbox
+from patchwire.webhooks import WebhookOutbox
 
 if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
+    from patchwire import Patchwire
 
 __all__ = ["deliveries_router"]
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from patchwire.errors import RunStateError
-from patchwire.flows._engine import FINISHED, FlowEngine, RunRecord, StepRecord
+from patchwire.flows import FINISHED, FlowEngine, RunRecord, StepRecord
 
 if TYPE_CHECKING:
     from patchwire.flows import FlowRegistry, FlowSpec, Trigger

@@ -12,7 +12,7 @@ from patchwire.store.tools import ToolRepository
 from patchwire.tools import ToolFilter, ToolInvoker
 
 if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
+    from patchwire import Patchwire
 
 __all__ = ["tools_router"]
 
@@ -49,7 +49,7 @@ def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter
         catalog = await ToolInvoker(pw, connections=connection, filter=flt,
                                     engine=engine).catalog()
         if format != "patchwire":
-            from patchwire.tools._providers import export_tools
+            from patchwire.tools import export_tools
 
             return export_tools(catalog, format)
         return [{"name": t.name, "target": t.target, "connection": t.connection,

@@ -37,27 +37,26 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 
-from patchwire._ids import new_id
 from patchwire.errors import PatchwireError, StoreError, WebhookRejected
 from patchwire.expressions import ExpressionError
-from patchwire.http._redact import Redactor, excerpt
-from patchwire.observability._metrics import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
-from patchwire.webhooks._inbox import Inbox, InboxEvent
-from patchwire.webhooks._schemes import (
-    MAX_TOLERANCE_S,
-    SchemeSettings,
-    Verified,
-    handshake,
-    verify,
-)
-from patchwire.webhooks._sources import (
+from patchwire.http import Redactor, excerpt
+from patchwire.ids import new_id
+from patchwire.observability import WEBHOOK_EVENTS, WEBHOOK_REJECTIONS
+from patchwire.webhooks import (
     DEFAULT_GRACE_S,
     DEFAULT_MAX_BODY_BYTES,
     MAX_GRACE_S,
+    MAX_TOLERANCE_S,
+    Inbox,
+    InboxEvent,
     LoadedSource,
+    SchemeSettings,
     SourceCache,
+    Verified,
     WebhookSourceExists,
     WebhookSources,
+    handshake,
+    verify,
 )
 
 __all__ = ["WebhookReceiver", "webhooks_router"]

@@ -8,4 +8,34 @@ from __future__ import annotations
 from patchwire.store.core import Store, normalize_url
 from patchwire.store.records import CallRecord, ConnectionRecord, utcnow
 
-__all__ = ["CallRecord", "ConnectionRecord", "Store", "normalize_url", "utcnow"]
+from ._delivery_models import WebhookAttemptRow, WebhookDeliveryRow, WebhookSubscriptionRow
+from ._key_models import ApiKeyRow
+from ._leases import LeaseRequest, LeaseResult, Settlement, Window
+from ._owners import dead_local_owners, new_owner_id
+from ._slots import SlotTable
+from ._sync_models import SyncRecordRow, SyncStateRow
+from ._webhook_models import WebhookInboxRow, WebhookRejectionRow, WebhookSourceRow
+
+__all__ = [
+    "ApiKeyRow",
+    "CallRecord",
+    "ConnectionRecord",
+    "LeaseRequest",
+    "LeaseResult",
+    "Settlement",
+    "SlotTable",
+    "Store",
+    "SyncRecordRow",
+    "SyncStateRow",
+    "WebhookAttemptRow",
+    "WebhookDeliveryRow",
+    "WebhookInboxRow",
+    "WebhookRejectionRow",
+    "WebhookSourceRow",
+    "WebhookSubscriptionRow",
+    "Window",
+    "dead_local_owners",
+    "new_owner_id",
+    "normalize_url",
+    "utcnow",
+]

@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Iterable
 
-from patchwire._ids import new_id
+from patchwire.ids import new_id
 
 __all__ = ["dead_local_owners", "new_owner_id", "pid_alive"]
 

@@ -44,13 +44,11 @@ from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 
-from patchwire._ids import new_id
 from patchwire.errors import CallContext, PatchwireError, StoreError
 from patchwire.expressions import Expression, ExpressionError, compile_expression
+from patchwire.ids import new_id
 from patchwire.pagination import effective_pagination
-from patchwire.store import Store
-from patchwire.store._owners import new_owner_id
-from patchwire.store._sync_models import SyncRecordRow, SyncStateRow
+from patchwire.store import Store, SyncRecordRow, SyncStateRow, new_owner_id
 from patchwire.store.models import EventRow
 from patchwire.sync.spec import SyncRegistry, SyncSpec, SyncWebhook, UnknownSync
 
@@ -460,7 +458,7 @@ def _cron_slots(cron: str, timezone: str, now: float) -> tuple[float, float]:
 
 async def _default_publisher() -> Publisher | None:
     try:
-        from patchwire.webhooks._events import publish
+        from patchwire.webhooks import publish
     except ImportError:
         return None
     return cast(Publisher, publish)

@@ -45,9 +45,13 @@ from typing import Any, Literal
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from patchwire.connectors._loader import dedupe_problems, pydantic_problems
-from patchwire.connectors._registry import ConnectorRegistry
-from patchwire.connectors._yaml import LineMap, load_yaml_with_lines
+from patchwire.connectors import (
+    ConnectorRegistry,
+    LineMap,
+    dedupe_problems,
+    load_yaml_with_lines,
+    pydantic_problems,
+)
 from patchwire.errors import LookupFailed, SpecError, SpecProblem, UnknownRecord, UnknownSync
 from patchwire.expressions import ExpressionError, compile_expression
 

@@ -30,11 +30,25 @@ from patchwire.tools._providers import (
 )
 from patchwire.tools._shaping import ShapedResult, shape_result
 
+from ._chat import (
+    DEFAULT_SYSTEM_PROMPT,
+    ChatSession,
+    ChatTurn,
+    ask_in_thread,
+    make_client,
+    terminal_confirm,
+)
+from ._mcp import McpHttpEndpoint, serve_stdio
+
 __all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
     "ChatError",
+    "ChatSession",
+    "ChatTurn",
     "ConfirmCallback",
     "Decision",
     "ExportFormat",
+    "McpHttpEndpoint",
     "ShapedResult",
     "StrictModeUnsupported",
     "Tool",
@@ -44,15 +58,19 @@ __all__ = [
     "ToolResult",
     "ToolStatus",
     "anthropic_problems",
+    "ask_in_thread",
     "drop_strict_nulls",
     "export_tools",
     "inline_refs",
+    "make_client",
     "mcp_problems",
     "openai_strict_problems",
     "openai_strict_schema",
     "redact_arguments",
     "sanitize_tool_name",
+    "serve_stdio",
     "shape_result",
+    "terminal_confirm",
     "to_anthropic",
     "to_mcp",
     "to_openai",

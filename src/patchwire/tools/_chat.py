@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from patchwire._ids import new_id
 from patchwire.errors import (
     ChatError,
     ConfigError,
 )
+from patchwire.ids import new_id
 from patchwire.tools._catalog import Tool
 from patchwire.tools._invoke import (
     ConfirmCallback,

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from patchwire._ids import new_id
 from patchwire.connectors.spec import ToolSpec
 from patchwire.errors import (
     AuthError,
@@ -45,7 +44,8 @@ from patchwire.errors import (
     ValidationProblem,
 )
 from patchwire.expressions import Expression, compile_expression
-from patchwire.observability._metrics import TOOL_CALLS
+from patchwire.ids import new_id
+from patchwire.observability import TOOL_CALLS
 from patchwire.store.records import utcnow
 from patchwire.store.tools import ApprovalRecord, ToolCallRecord, ToolRepository
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter
@@ -54,7 +54,7 @@ from patchwire.tools._shaping import shape_result
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
-    from patchwire.flows._engine import FlowEngine
+    from patchwire.flows import FlowEngine
     from patchwire.sync.spec import SyncSpec
 
 __all__ = [

@@ -49,8 +49,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from patchwire import __version__
-from patchwire._ids import new_id
 from patchwire.errors import ApprovalStateError, UnknownApproval
+from patchwire.ids import new_id
 from patchwire.tools._catalog import Tool, ToolCatalog
 from patchwire.tools._invoke import ConfirmCallback, Decision, ToolInvoker, redact_arguments
 from patchwire.tools._providers import to_mcp

@@ -24,7 +24,7 @@ import jsonschema_rs
 
 from patchwire.errors import SpecError
 from patchwire.expressions import compile_expression
-from patchwire.sync._engine import RecordStore
+from patchwire.sync import RecordStore
 from patchwire.sync.spec import SyncRegistry, SyncSpec
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter, sanitize_tool_name
 from patchwire.tools._shaping import shape_result

@@ -20,8 +20,13 @@ from ._inbox import (
     RejectionRecord,
     UnknownInboxEvent,
 )
-from ._schemes import SchemeName, SchemeSettings, Verified, handshake, sign, verify
+from ._schemes import MAX_TOLERANCE_S, SchemeName, SchemeSettings, Verified, handshake, sign, verify
 from ._sources import (
+    DEFAULT_GRACE_S,
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_GRACE_S,
+    LoadedSource,
+    SourceCache,
     UnknownWebhookSource,
     WebhookSource,
     WebhookSourceExists,
@@ -29,6 +34,10 @@ from ._sources import (
 )
 
 __all__ = [
+    "DEFAULT_GRACE_S",
+    "DEFAULT_MAX_BODY_BYTES",
+    "MAX_GRACE_S",
+    "MAX_TOLERANCE_S",
     "RETRY_SCHEDULE",
     "CreatedSubscription",
     "Delivery",
@@ -38,9 +47,11 @@ __all__ = [
     "InboxEvent",
     "InboxRecord",
     "InvalidSubscription",
+    "LoadedSource",
     "RejectionRecord",
     "SchemeName",
     "SchemeSettings",
+    "SourceCache",
     "Subscription",
     "UnknownDelivery",
     "UnknownInboxEvent",

@@ -66,7 +66,6 @@ from aiohttp.abc import AbstractResolver
 from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from patchwire._ids import new_id
 from patchwire.auth.vault import Vault
 from patchwire.errors import (  # noqa: F401 (re-exported)
     ConfigError,
@@ -76,22 +75,26 @@ from patchwire.errors import (  # noqa: F401 (re-exported)
     UnknownDelivery,
     UnknownSubscription,
 )
-from patchwire.http._redact import Redactor, excerpt
-from patchwire.http._retry import instant_retries, parse_retry_after
-from patchwire.http._ssrf import (
+from patchwire.http import (
     DestinationPolicy,
     DestinationRefused,
     GuardedConnector,
+    Redactor,
+    WireConnectError,
+    WirePool,
+    excerpt,
+    instant_retries,
     literal_address,
+    parse_retry_after,
 )
-from patchwire.http._wire import WireConnectError, WirePool
-from patchwire.store import Store
-from patchwire.store._delivery_models import (
+from patchwire.ids import new_id
+from patchwire.store import (
+    Store,
     WebhookAttemptRow,
     WebhookDeliveryRow,
     WebhookSubscriptionRow,
+    new_owner_id,
 )
-from patchwire.store._owners import new_owner_id
 from patchwire.store.core import _SQLITE_IMMEDIATE, SQLITE_BUSY_TIMEOUT_MS
 from patchwire.store.models import EventRow
 from patchwire.webhooks._schemes import SchemeSettings, sign

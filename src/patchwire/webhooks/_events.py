@@ -13,8 +13,8 @@ import orjson
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 
-from patchwire._ids import new_id
 from patchwire.errors import ConfigError
+from patchwire.ids import new_id
 from patchwire.store import Store
 from patchwire.store.models import EventRow
 from patchwire.webhooks._deliveries import _kick_workers

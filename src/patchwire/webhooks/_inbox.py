@@ -67,12 +67,11 @@ from patchwire.errors import (
     UnknownInboxEvent,
 )
 from patchwire.expressions import Expression, ExpressionError, compile_expression, truthy
-from patchwire.store._owners import dead_local_owners, new_owner_id
-from patchwire.store._webhook_models import WebhookInboxRow, WebhookRejectionRow
+from patchwire.store import WebhookInboxRow, WebhookRejectionRow, dead_local_owners, new_owner_id
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
-    from patchwire.flows._engine import FlowEngine
+    from patchwire.flows import FlowEngine
     from patchwire.flows.spec import FlowSpec
     from patchwire.store import Store
 

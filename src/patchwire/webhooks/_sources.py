@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Row, RowMapping, Table, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from patchwire._ids import new_id
 from patchwire.errors import (  # noqa: F401 (re-exported)
     ConfigError,
     LookupFailed,
@@ -33,7 +32,8 @@ from patchwire.errors import (  # noqa: F401 (re-exported)
     WebhookSourceExists,
 )
 from patchwire.expressions import Expression, ExpressionError, compile_expression
-from patchwire.store._webhook_models import WebhookSourceRow
+from patchwire.ids import new_id
+from patchwire.store import WebhookSourceRow
 from patchwire.webhooks._schemes import SchemeSettings
 from patchwire.webhooks._schemes import _key as scheme_key
 
