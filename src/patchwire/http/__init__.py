@@ -5,7 +5,6 @@ from patchwire.http._breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from patchwire.http._budget import RetryBudget
 from patchwire.http._client import HttpCore, PreparedRequest, RawResponse
 from patchwire.http._ratelimit import Bucket, RateLimiters, SlidingWindow
-from patchwire.http._redact import REDACTED, Redactor, excerpt
 from patchwire.http._retry import (
     RetryDecision,
     backoff_delay,
@@ -14,6 +13,7 @@ from patchwire.http._retry import (
     server_delay,
     set_instant_retries,
 )
+from patchwire.observability import REDACTED, Redactor, excerpt
 
 from ._link import ExtValue, Link, find_link, parse_link_header
 from ._retry import instant_retries

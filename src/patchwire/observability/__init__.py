@@ -7,6 +7,8 @@
   (optional extra ``patchwire[otel]``).
 - ``configure_logging()`` / ``PATCHWIRE_LOG_FORMAT=json|text``: log lines with the request
   id and run id (``log_context``), secrets redacted.
+- ``Redactor`` / ``excerpt``: secret values masked in every encoding (raw, URL, base64,
+  JSON-escaped) before any text leaves Patchwire; the call path, webhooks and logs use it.
 """
 
 from __future__ import annotations
@@ -42,15 +44,18 @@ from ._metrics import (
     observe_call,
     observe_rate_limit_wait,
 )
+from ._redact import REDACTED, Redactor, excerpt
 
 __all__ = [
     "AUTH_FAILURES",
     "CONTENT_TYPE",
+    "REDACTED",
     "RUNS",
     "TOOL_CALLS",
     "WEBHOOK_EVENTS",
     "WEBHOOK_REJECTIONS",
     "JsonFormatter",
+    "Redactor",
     "RequestContextMiddleware",
     "TextFormatter",
     "configure_logging",
@@ -59,6 +64,7 @@ __all__ = [
     "current_run_id",
     "disable_tracing",
     "enable_tracing",
+    "excerpt",
     "exposition",
     "log_context",
     "metrics",

@@ -26,12 +26,11 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
 
-if TYPE_CHECKING:
-    from patchwire.http import Redactor
+from patchwire.observability._redact import REDACTED, Redactor
 
 __all__ = [
     "JsonFormatter",
@@ -50,9 +49,6 @@ __all__ = [
 
 LogFormat = Literal["json", "text"]
 
-#: what a secret becomes (the same mark as ``http._redact.REDACTED``; not imported from
-#: there: the HTTP package imports this one)
-REDACTED = "***"
 
 request_id_var: ContextVar[str | None] = ContextVar("patchwire_request_id", default=None)
 run_id_var: ContextVar[str | None] = ContextVar("patchwire_run_id", default=None)
@@ -102,8 +98,6 @@ class _SecretBook:
         if not self._values:
             return text
         if self._redactor is None:
-            from patchwire.http import Redactor
-
             self._redactor = Redactor(self._values)
         return self._redactor(text)
 

@@ -14,7 +14,7 @@ costs two dict lookups, a counter increment and a histogram observation (~1.5 µ
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -26,8 +26,15 @@ from prometheus_client import (
 )
 from prometheus_client.metrics import MetricWrapperBase
 
-if TYPE_CHECKING:
-    from patchwire.http import BreakerState
+
+class BreakerSnapshot(Protocol):
+    """What the breaker gauge reads of ``patchwire.http.BreakerState`` (a protocol, so that
+    observability does not depend on the HTTP package that reports to it)."""
+
+    @property
+    def connector(self) -> str: ...
+    @property
+    def state(self) -> object: ...
 
 __all__ = [
     "AUTH_FAILURES",
@@ -198,7 +205,7 @@ def observe_call(connector: str, action: str, status: str, latency_ms: float,
 _BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "half-open": 1.0, "open": 2.0}
 
 
-def observe_breakers(states: Iterable[BreakerState]) -> None:
+def observe_breakers(states: Iterable[BreakerSnapshot]) -> None:
     """Set the breaker gauge from these snapshots (done when /metrics is scraped)."""
     for state in states:
         BREAKER_STATE.labels(state.connector).set(_BREAKER_VALUES.get(str(state.state), 0.0))

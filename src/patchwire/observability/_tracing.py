@@ -32,7 +32,15 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
     from patchwire.errors import CallContext
-    from patchwire.http import PreparedRequest
+
+
+class AttemptRequest(Protocol):
+    """What a span reads of ``patchwire.http.PreparedRequest`` (a protocol, so that
+    observability does not depend on the HTTP package that reports to it)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
 
 __all__ = [
     "active",
@@ -126,7 +134,7 @@ def _safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def start_attempt(req: PreparedRequest, context: CallContext | None, attempt: int) -> Span:
+def start_attempt(req: AttemptRequest, context: CallContext | None, attempt: int) -> Span:
     """A client span for one attempt, with its ``traceparent`` put in ``req.headers``."""
     from opentelemetry.trace import SpanKind, set_span_in_context
 

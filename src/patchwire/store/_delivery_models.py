@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patchwire.store.models import Base
+from patchwire.store._base import Base
 
 __all__ = ["WebhookAttemptRow", "WebhookDeliveryRow", "WebhookSubscriptionRow"]
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patchwire.store.models import Base, UTCDateTime
+from patchwire.store._base import Base, UTCDateTime
 
 __all__ = ["ApiKeyRow"]
 

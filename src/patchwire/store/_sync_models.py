@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patchwire.store.models import Base
+from patchwire.store._base import Base
 
 __all__ = ["SyncRecordRow", "SyncStateRow"]
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from patchwire.store.models import Base
+from patchwire.store._base import Base
 
 __all__ = ["WebhookInboxRow", "WebhookRejectionRow", "WebhookSourceRow"]
 

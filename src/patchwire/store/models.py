@@ -6,24 +6,22 @@ migrated schema and these models agree, so keep both in step when adding tables.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Float,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     text,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
+
+from patchwire.store._base import NAMING_CONVENTION, Base, UTCDateTime
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -41,50 +39,6 @@ __all__ = [
     "ToolSettingRow",
     "UTCDateTime",
 ]
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that is always timezone-aware UTC in Python.
-
-    Why: SQLite has no timezone type and returns naive datetimes; normalising on the way in
-    (naive values are taken as UTC) and attaching UTC on the way out makes both backends
-    behave the same and keeps SQLite's text ordering correct.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-#: Deterministic constraint/index names, so hand-written migrations can refer to them and
-#: both backends end up with identical names.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    """Declarative base for every Patchwire table."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class ConnectionRow(Base):

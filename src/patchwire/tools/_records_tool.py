@@ -27,11 +27,11 @@ from patchwire.expressions import compile_expression
 from patchwire.sync import RecordStore
 from patchwire.sync.spec import SyncRegistry, SyncSpec
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter, sanitize_tool_name
+from patchwire.tools._result import ToolResult
 from patchwire.tools._shaping import shape_result
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
-    from patchwire.tools._invoke import ToolResult
 
 __all__ = ["RECORDS_KIND", "invoke_records_tool", "load_syncs", "with_records_tools"]
 
@@ -110,7 +110,6 @@ def with_records_tools(catalog: ToolCatalog, syncs: Iterable[SyncSpec],
 async def invoke_records_tool(pw: Patchwire, tool: Tool, args: Mapping[str, Any],
                               syncs: Mapping[str, SyncSpec]) -> ToolResult:
     """Answer a records tool call from the store."""
-    from patchwire.tools._invoke import ToolResult
 
     spec = syncs.get(tool.target.removeprefix("records:"))
     if spec is None or spec.tool is None or tool.connection is None:
