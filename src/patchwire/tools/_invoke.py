@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -50,6 +50,7 @@ from patchwire.store.records import utcnow
 from patchwire.store.tools import ApprovalRecord, ToolCallRecord, ToolRepository
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter
 from patchwire.tools._providers import drop_strict_nulls
+from patchwire.tools._result import ToolResult, ToolStatus
 from patchwire.tools._shaping import shape_result
 
 if TYPE_CHECKING:
@@ -68,8 +69,6 @@ __all__ = [
 
 log = logging.getLogger("patchwire.tools")
 
-ToolStatus = Literal["ok", "invalid_arguments", "unknown_tool", "error", "pending_approval",
-                     "denied"]
 
 #: argument names whose values never reach the audit or an approval request
 _SECRET_NAME = re.compile(
@@ -89,22 +88,6 @@ class Decision:
 #: Asks a person right now (MCP elicitation). Returns None when it cannot ask; the invoker
 #: then files a pending approval and tells the model so.
 ConfirmCallback = Callable[[Tool, Mapping[str, Any]], Awaitable[Decision | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolResult:
-    """How a tool call ended. ``text`` is what the model reads; ``data`` is the shaped,
-    JSON-able result when ``status == "ok"``."""
-
-    status: ToolStatus
-    text: str
-    data: Any = None
-    approval_id: str | None = None
-    truncated: bool = False
-
-    @property
-    def is_error(self) -> bool:
-        return self.status != "ok"
 
 
 def redact_arguments(arguments: Any) -> Any:
