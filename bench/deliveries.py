@@ -45,8 +45,8 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, insert, select, text
 
 from _common import start_listening
-from patchwire.ids import new_id
 from patchwire.auth.vault import Vault
+from patchwire.ids import new_id
 from patchwire.store import Store
 from patchwire.store._delivery_models import (
     WebhookAttemptRow,
@@ -54,7 +54,7 @@ from patchwire.store._delivery_models import (
     WebhookSubscriptionRow,
 )
 from patchwire.store.models import EventRow
-from patchwire.webhooks._deliveries import DeliveryWorker, WebhookOutbox
+from patchwire.webhooks import DeliveryWorker, WebhookOutbox
 
 POSTGRES_ENV = "PATCHWIRE_BENCH_POSTGRES_URL"
 ENDPOINTS = 32

@@ -6,8 +6,7 @@ import sqlite3
 
 from patchwire import Patchwire
 from patchwire.sandbox import Sandbox
-from patchwire.webhooks import SchemeSettings
-from patchwire.webhooks._deliveries import WebhookOutbox
+from patchwire.webhooks import SchemeSettings, WebhookOutbox
 from patchwire.webhooks._sources import WebhookSources
 from tests.cli.clirun import Cli
 from tests.helpers import local_settings

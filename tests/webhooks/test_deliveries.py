@@ -32,14 +32,14 @@ from patchwire.flows._engine import FlowEngine
 from patchwire.flows.spec import FlowSpec
 from patchwire.server import create_app
 from patchwire.store import Store
-from patchwire.webhooks import publish
-from patchwire.webhooks._deliveries import (
+from patchwire.webhooks import (
     DISABLE_AFTER_FAILING_S,
     RETRY_AFTER_CAP_S,
     RETRY_SCHEDULE,
     DeliveryWorker,
     InvalidSubscription,
     WebhookOutbox,
+    publish,
     retry_delay,
     type_matches,
 )

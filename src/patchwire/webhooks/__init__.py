@@ -1,16 +1,9 @@
 """Webhooks: inbound verification schemes and inbox; outbound subscriptions and deliveries."""
 
-from ._deliveries import (
-    RETRY_SCHEDULE,
-    CreatedSubscription,
-    Delivery,
-    DeliveryWorker,
-    InvalidSubscription,
-    Subscription,
-    UnknownDelivery,
-    UnknownSubscription,
-    WebhookOutbox,
-)
+from patchwire.errors import InvalidSubscription, UnknownDelivery, UnknownSubscription
+
+from ._delivery_records import Attempt, CreatedSubscription, Delivery, Subscription
+from ._delivery_worker import DeliveryWorker
 from ._events import publish
 from ._inbox import (
     EventHandler,
@@ -19,6 +12,14 @@ from ._inbox import (
     InboxRecord,
     RejectionRecord,
     UnknownInboxEvent,
+)
+from ._outbox import WebhookOutbox
+from ._retry_schedule import (
+    DISABLE_AFTER_FAILING_S,
+    RETRY_AFTER_CAP_S,
+    RETRY_JITTER,
+    RETRY_SCHEDULE,
+    retry_delay,
 )
 from ._schemes import MAX_TOLERANCE_S, SchemeName, SchemeSettings, Verified, handshake, sign, verify
 from ._sources import (
@@ -32,13 +33,18 @@ from ._sources import (
     WebhookSourceExists,
     WebhookSources,
 )
+from ._subscription_rules import generate_secret, subscription_aad, type_matches
 
 __all__ = [
     "DEFAULT_GRACE_S",
     "DEFAULT_MAX_BODY_BYTES",
+    "DISABLE_AFTER_FAILING_S",
     "MAX_GRACE_S",
     "MAX_TOLERANCE_S",
+    "RETRY_AFTER_CAP_S",
+    "RETRY_JITTER",
     "RETRY_SCHEDULE",
+    "Attempt",
     "CreatedSubscription",
     "Delivery",
     "DeliveryWorker",
@@ -62,8 +68,12 @@ __all__ = [
     "WebhookSource",
     "WebhookSourceExists",
     "WebhookSources",
+    "generate_secret",
     "handshake",
     "publish",
+    "retry_delay",
     "sign",
+    "subscription_aad",
+    "type_matches",
     "verify",
 ]

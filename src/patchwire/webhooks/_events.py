@@ -17,7 +17,7 @@ from patchwire.errors import ConfigError
 from patchwire.ids import new_id
 from patchwire.store import Store
 from patchwire.store.models import EventRow
-from patchwire.webhooks._deliveries import _kick_workers
+from patchwire.webhooks._wakeup import kick_workers
 
 __all__ = ["EVENT_SOURCES", "publish"]
 
@@ -55,5 +55,5 @@ async def publish(store: Store, type: str, data: Any, *, source: str,
     with store._errors(f"publish event {type}"):
         async with store.engine.begin() as conn:
             await conn.execute(stmt)
-    _kick_workers(store)  # a delivery worker in this process picks it up now
+    kick_workers(store)  # a delivery worker in this process picks it up now
     return event_id
