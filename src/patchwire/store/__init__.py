@@ -9,6 +9,14 @@ from patchwire.store.core import Store, normalize_url
 from patchwire.store.records import CallRecord, ConnectionRecord, utcnow
 
 from ._delivery_models import WebhookAttemptRow, WebhookDeliveryRow, WebhookSubscriptionRow
+from ._group_commit import (
+    FileConnection,
+    GroupCommitWriter,
+    Statement,
+    immediate,
+    no_results,
+    sqlite_file,
+)
 from ._key_models import ApiKeyRow
 from ._leases import LeaseRequest, LeaseResult, Settlement, Window
 from ._owners import dead_local_owners, new_owner_id
@@ -20,10 +28,13 @@ __all__ = [
     "ApiKeyRow",
     "CallRecord",
     "ConnectionRecord",
+    "FileConnection",
+    "GroupCommitWriter",
     "LeaseRequest",
     "LeaseResult",
     "Settlement",
     "SlotTable",
+    "Statement",
     "Store",
     "SyncRecordRow",
     "SyncStateRow",
@@ -35,7 +46,10 @@ __all__ = [
     "WebhookSubscriptionRow",
     "Window",
     "dead_local_owners",
+    "immediate",
     "new_owner_id",
+    "no_results",
     "normalize_url",
+    "sqlite_file",
     "utcnow",
 ]
