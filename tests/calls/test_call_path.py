@@ -20,7 +20,7 @@ from patchwire import (
 )
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.errors import CallTimeoutError, RequestRenderError
-from patchwire.http import set_instant_retries
+from patchwire.http import instant_retries
 from tests.calls.upstream import serve
 from tests.helpers import local_settings
 
@@ -155,15 +155,14 @@ def make_app(seen: list[web.Request]) -> web.Application:
 
 @pytest.fixture
 async def env(tmp_path: Path):
-    set_instant_retries(True)
     seen: list[web.Request] = []
-    async with serve(make_app(seen)) as url:
-        registry = ConnectorRegistry([load_connector_text(CONNECTOR, "orders.yaml")], )
-        settings = local_settings(tmp_path / "home", secret_key=None)
-        async with Patchwire(settings, connectors=registry) as pw:
-            await pw.add_connection("orders", "acme", {"url": url, "api_key": SECRET})
-            yield pw, seen, url
-    set_instant_retries(False)
+    with instant_retries():
+        async with serve(make_app(seen)) as url:
+            registry = ConnectorRegistry([load_connector_text(CONNECTOR, "orders.yaml")], )
+            settings = local_settings(tmp_path / "home", secret_key=None)
+            async with Patchwire(settings, connectors=registry) as pw:
+                await pw.add_connection("orders", "acme", {"url": url, "api_key": SECRET})
+                yield pw, seen, url
 
 
 async def test_a_call_validates_authenticates_and_maps_the_response(env):
@@ -259,15 +258,12 @@ async def test_a_silent_upstream_raises_a_timeout_error(env):
 async def test_an_unreachable_upstream_raises_a_transport_error(tmp_path):
     registry = ConnectorRegistry([load_connector_text(CONNECTOR, "orders.yaml")])
     settings = local_settings(tmp_path / "h")
-    set_instant_retries(True)
-    try:
+    with instant_retries():
         async with Patchwire(settings, connectors=registry) as pw:
             await pw.add_connection("orders", "down", {"url": "http://127.0.0.1:9", "api_key": SECRET})
             with pytest.raises(TransportError) as info:
                 await pw.call("orders.get_order", {"order_id": "1"}, connection="down")
             assert "cannot connect" in str(info.value)
-    finally:
-        set_instant_retries(False)
 
 
 async def test_every_call_is_recorded_without_secrets(env):

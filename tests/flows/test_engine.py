@@ -18,7 +18,7 @@ from patchwire import Patchwire
 from patchwire.errors import FlowInputError, RunStateError
 from patchwire.flows._engine import FlowEngine
 from patchwire.flows.spec import FlowSpec
-from patchwire.http import set_instant_retries
+from patchwire.http import instant_retries
 from patchwire.sandbox import Sandbox
 from patchwire.store.tools import ToolRepository
 from tests.tools.conftest import connected
@@ -49,9 +49,8 @@ def flow(text: str) -> FlowSpec:
 @pytest.fixture(autouse=True)
 def instant_backoff() -> Iterator[None]:
     """The call path's own retries back off instantly (the switch made for tests)."""
-    set_instant_retries(True)
-    yield
-    set_instant_retries(False)
+    with instant_retries():
+        yield
 
 
 @pytest.fixture

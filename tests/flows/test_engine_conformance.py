@@ -24,7 +24,7 @@ from patchwire.errors import ConfigError, RunStateError
 from patchwire.flows import FlowRegistry
 from patchwire.flows._engine import FlowEngine, RunRecord
 from patchwire.flows.spec import FlowSpec
-from patchwire.http import set_instant_retries
+from patchwire.http import instant_retries
 from patchwire.sandbox import Sandbox
 from patchwire.store.tools import ToolRepository
 from tests.flows.test_engine import ON_ERROR, PARENT
@@ -41,9 +41,8 @@ def flow(text_: str) -> FlowSpec:
 
 @pytest.fixture(autouse=True)
 def instant_backoff() -> Iterator[None]:
-    set_instant_retries(True)
-    yield
-    set_instant_retries(False)
+    with instant_retries():
+        yield
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connector_text
 from patchwire.connectors._registry import builtin_connector_texts
 from patchwire.errors import CircuitOpenError, RateLimitedError, SpecError, UpstreamError
-from patchwire.http import BreakerPolicy, CircuitBreaker, HttpCore, set_instant_retries
+from patchwire.http import BreakerPolicy, CircuitBreaker, HttpCore, instant_retries
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from tests.helpers import LOOPBACK, local_settings
 from tests.http.helpers import FakeClock, Upstream, patchwire_for
@@ -18,9 +18,8 @@ from tests.http.helpers import FakeClock, Upstream, patchwire_for
 
 @pytest.fixture(autouse=True)
 def instant() -> Iterator[None]:
-    set_instant_retries(True)
-    yield
-    set_instant_retries(False)
+    with instant_retries():
+        yield
 
 
 POLICY = BreakerPolicy(failure_rate=0.5, min_calls=10, window=10, open_for=5)

@@ -6,16 +6,15 @@ from pathlib import Path
 import pytest
 
 from patchwire.errors import UpstreamError
-from patchwire.http import BreakerPolicy, HttpCore, RetryBudget, set_instant_retries
+from patchwire.http import BreakerPolicy, HttpCore, RetryBudget, instant_retries
 from tests.helpers import LOOPBACK
 from tests.http.helpers import FakeClock, Upstream, patchwire_for
 
 
 @pytest.fixture(autouse=True)
 def instant() -> Iterator[None]:
-    set_instant_retries(True)
-    yield
-    set_instant_retries(False)
+    with instant_retries():
+        yield
 
 
 def test_a_quiet_connector_may_still_retry_a_few_times() -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patchwire.errors import RateLimitedError
-from patchwire.http import Bucket, SlidingWindow, set_instant_retries
+from patchwire.http import Bucket, SlidingWindow, instant_retries
 from tests.http.helpers import FakeClock, FakeTimers, Upstream, patchwire_for
 
 
@@ -117,9 +117,8 @@ def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
 
 @pytest.fixture
 def instant() -> Iterator[None]:
-    set_instant_retries(True)
-    yield
-    set_instant_retries(False)
+    with instant_retries():
+        yield
 
 
 async def test_a_429_beyond_the_cap_pauses_the_connection_and_later_calls_fail_fast(

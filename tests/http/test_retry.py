@@ -12,19 +12,18 @@ from patchwire.connectors.spec import RetryPolicy
 from patchwire.errors import RateLimitedError, UpstreamError
 from patchwire.http import (
     backoff_delay,
+    instant_retries,
     is_transient_status,
     parse_retry_after,
     server_delay,
-    set_instant_retries,
 )
 from tests.http.helpers import Upstream, patchwire_for
 
 
 @pytest.fixture(autouse=True)
 def instant() -> Iterator[None]:
-    set_instant_retries(True)
-    yield
-    set_instant_retries(False)
+    with instant_retries():
+        yield
 
 
 def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:

@@ -17,7 +17,7 @@ from patchwire import Patchwire
 from patchwire.errors import CallError
 from patchwire.flows._engine import FlowEngine
 from patchwire.flows.spec import FlowSpec
-from patchwire.http import set_instant_retries
+from patchwire.http import instant_retries
 from patchwire.observability import _tracing, metrics
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
@@ -68,9 +68,8 @@ async def pw(tmp_path: Path, sandbox: Sandbox, canary: str,
 
 @pytest.fixture(autouse=True)
 def instant_backoff() -> Iterator[None]:
-    set_instant_retries(True)
-    yield
-    set_instant_retries(False)
+    with instant_retries():
+        yield
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

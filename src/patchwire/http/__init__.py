@@ -8,15 +8,15 @@ from patchwire.http._ratelimit import Bucket, RateLimiters, SlidingWindow
 from patchwire.http._retry import (
     RetryDecision,
     backoff_delay,
+    instant_retries,
     is_transient_status,
     parse_retry_after,
+    retries_are_instant,
     server_delay,
-    set_instant_retries,
 )
 from patchwire.observability import REDACTED, Redactor, excerpt
 
 from ._link import ExtValue, Link, find_link, parse_link_header
-from ._retry import instant_retries
 from ._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector, literal_address
 from ._wire import WireConnectError, WirePool
 
@@ -49,6 +49,6 @@ __all__ = [
     "literal_address",
     "parse_link_header",
     "parse_retry_after",
+    "retries_are_instant",
     "server_delay",
-    "set_instant_retries",
 ]

@@ -46,8 +46,8 @@ from patchwire.http._ratelimit import Bucket, CallLater, RateLimiters
 from patchwire.http._retry import (
     RetryDecision,
     backoff_delay,
-    instant_retries,
     is_transient_status,
+    retries_are_instant,
     server_delay,
 )
 from patchwire.http._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector
@@ -421,8 +421,8 @@ class HttpCore:
         headers = response.headers
         if response.status != 429 and headers.get("X-RateLimit-Remaining") != "0":
             return
-        if instant_retries():
-            return  # the testing switch: no real waiting anywhere
+        if retries_are_instant():
+            return  # the testing setting: no real waiting anywhere
         delay = server_delay(headers, retry)
         if delay is None:
             delay = 1.0 if response.status == 429 else 0.0
@@ -559,10 +559,10 @@ class HttpCore:
 
     async def _wait(self, delay: float, decision: RetryDecision) -> float:
         """Back off ``delay`` seconds before a retry; returns the seconds slept (0 under
-        the instant-retries testing switch)."""
+        the instant-retries testing setting)."""
         decision.retries += 1
         decision.waited += delay
-        if delay > 0 and not instant_retries():
+        if delay > 0 and not retries_are_instant():
             await self._sleep(delay)
             return delay
         return 0.0

@@ -8,7 +8,9 @@ tested without a network and the HTTP core stays a thin loop.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
@@ -18,23 +20,38 @@ from patchwire.connectors.spec import RetryPolicy
 __all__ = [
     "RetryDecision",
     "backoff_delay",
+    "instant_retries",
     "is_transient_status",
     "parse_retry_after",
+    "retries_are_instant",
     "server_delay",
-    "set_instant_retries",
 ]
 
-_instant = False
+# A context variable, not a module flag: the setting holds for the code that turned it on
+# and the tasks it starts (they copy the context), so a test cannot leak it into the next
+# one, and two tests in one process (or a test beside the app it drives) never share it.
+_INSTANT: ContextVar[bool] = ContextVar("patchwire_instant_retries", default=False)
 
 
-def set_instant_retries(enabled: bool) -> None:
-    """Testing switch: backoff waits become zero (decisions are unchanged)."""
-    global _instant
-    _instant = enabled
+@contextmanager
+def instant_retries(enabled: bool = True) -> Iterator[None]:
+    """Within the block (and in tasks started inside it), backoff waits become zero and a
+    429 does not pause the connection: every retry *decision* stays the same, only the
+    waiting goes. For tests; ``patchwire.testing`` offers it as a pytest fixture."""
+    token = _INSTANT.set(enabled)
+    try:
+        yield
+    finally:
+        try:
+            _INSTANT.reset(token)
+        except ValueError:  # left in another context than entered: restore by value
+            old = token.old_value
+            _INSTANT.set(False if old is Token.MISSING else old)
 
 
-def instant_retries() -> bool:
-    return _instant
+def retries_are_instant() -> bool:
+    """Whether backoff waits are zero here (see :func:`instant_retries`)."""
+    return _INSTANT.get()
 
 
 @dataclass(slots=True)

@@ -75,9 +75,9 @@ class DeliveryWorker:
 
     ``clock`` (epoch seconds) and ``rng`` can be replaced in tests, which then drive the
     worker with :meth:`run_once`; ``instant`` (default: the call path's testing setting,
-    ``patchwire.http.instant_retries()``, where the worker runs) makes every retry wait zero. ``resolver``
-    replaces DNS under the SSRF guard (tests). ``max_endpoints``: endpoints sent to at
-    once (one request in flight each).
+    ``patchwire.http.instant_retries()``, where the worker runs) makes every retry wait
+    zero. ``resolver`` replaces DNS under the SSRF guard (tests). ``max_endpoints``:
+    endpoints sent to at once (one request in flight each).
     """
 
     def __init__(
