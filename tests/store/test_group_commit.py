@@ -378,5 +378,5 @@ def test_only_a_sqlite_file_gets_a_file_connection() -> None:
 
     assert path("sqlite+aiosqlite:////tmp/x/patchwire.db") == "/tmp/x/patchwire.db"
     assert path("sqlite+aiosqlite:///:memory:") is None
-    assert path("sqlite+aiosqlite:///file:shared?mode=memory&uri=true") is None
+    assert path("sqlite+aiosqlite:///file:shared.db?uri=true") is None
     assert path("postgresql+asyncpg://u:p@127.0.0.1/db") is None

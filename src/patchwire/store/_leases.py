@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from patchwire.store._group_commit import immediate
+
 __all__ = ["LeaseRequest", "LeaseResult", "Settlement", "Window", "decide", "lease_async",
            "lease_sqlite", "pause_async", "pause_sqlite", "settle_async", "settle_sqlite"]
 
@@ -137,26 +139,19 @@ def settle_sqlite(db: sqlite3.Connection, holder: str, settle: Sequence[Settleme
 
 
 def pause_sqlite(db: sqlite3.Connection, bucket: str, until: float, now: float) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db):
         db.execute(_PAUSE_EXPIRE, {"now": now})
         db.execute(_PAUSE_UPSERT, {"bucket": bucket, "until": until})
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def lease_sqlite(db: sqlite3.Connection, req: LeaseRequest) -> LeaseResult:
     """Run in a worker thread: BEGIN IMMEDIATE takes the database's write lock (waiting
     up to busy_timeout), which serialises grants across processes."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db):
         settle_sqlite(db, req.holder, req.settle)
         if req.pause is not None:
             row = db.execute(_PAUSED, {"bucket": req.pause, "now": req.now}).fetchone()
             if row is not None:
-                db.execute("COMMIT")
                 return 0, float(row[0]), float(row[0])
         counted = []
         for w in req.windows:
@@ -168,10 +163,6 @@ def lease_sqlite(db: sqlite3.Connection, req: LeaseRequest) -> LeaseResult:
                 db.execute(_INSERT, {"bucket": w.key, "lease_id": req.lease_id,
                                      "holder": req.holder, "tokens": grant, "now": req.now,
                                      "ends_at": req.now + req.ttl})
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
     return grant, retry_at, _NOT_PAUSED
 
 

@@ -21,15 +21,24 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, delete, event, func, insert, select, update
-from sqlalchemy.engine import URL, Connection, Row, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Row, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement
 
 from patchwire.errors import ConnectionExists, PatchwireError, StoreError, UnknownConnection
+from patchwire.store._group_commit import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    FileConnection,
+    GroupCommitWriter,
+    Statement,
+    immediate,
+    no_results,
+    sqlite_file,
+)
 from patchwire.store._leases import (
     LeaseRequest,
     LeaseResult,
@@ -44,20 +53,16 @@ from patchwire.store._leases import (
 from patchwire.store.models import CallRow, ConnectionRow
 from patchwire.store.records import CallRecord, ConnectionRecord, utcnow
 
-__all__ = ["MIGRATIONS_DIR", "Store", "normalize_url"]
+__all__ = ["MIGRATIONS_DIR", "SQLITE_BUSY_TIMEOUT_MS", "Store", "normalize_url"]
 
 #: where env.py and versions/ live; resolved from the installed package, not the CWD
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-#: SQLite waits this long for a competing writer instead of failing with "database is locked"
-SQLITE_BUSY_TIMEOUT_MS = 5000
 #: asyncpg connect timeout (seconds) unless the URL sets one
 POSTGRES_CONNECT_TIMEOUT = 10.0
 
 #: execution option asking for BEGIN IMMEDIATE on SQLite
 _SQLITE_IMMEDIATE = "patchwire_sqlite_immediate"
-
-_T = TypeVar("_T")
 
 _CONNECTIONS = cast(Table, ConnectionRow.__table__)
 _CALLS = cast(Table, CallRow.__table__)
@@ -194,10 +199,19 @@ _SQLITE_ROWS_PER_INSERT = 2000
 
 
 def sqlite_timestamp(value: datetime) -> str:
-    """A timestamp as UTCDateTime stores it on SQLite: naive UTC, microseconds always."""
+    """A timestamp as UTCDateTime stores it on SQLite: naive UTC, microseconds always
+    (what UTCDateTime and SQLite's DateTime write, without three Python layers a row;
+    the test suite checks both agree)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _call_row(r: CallRecord, started_at: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """A call record in ``_CALL_LOG_COLUMNS`` order."""
+    return (r.id, r.request_id, r.action, r.connector, r.connection, r.status, r.http_status,
+            r.latency_ms, r.attempts, r.error_class, r.error_message, started_at(r.started_at),
+            r.rate_limit_wait_ms)
 
 
 @functools.lru_cache(maxsize=8)
@@ -249,8 +263,13 @@ class Store:
         self._engine = engine
         self._closed = False
         self._calls_sql: tuple[str, Callable[[datetime], Any]] | None = None
-        # SQLite only: a plain connection for the call log, used on the loop thread (below).
-        self._call_log_db: sqlite3.Connection | None = None
+        # Batches come from the caller (the facade's BatchWriter): committed as they come.
+        self._call_log = GroupCommitWriter(self, self._call_statements, no_results,
+                                           what="record calls", name="the store")
+        # SQLite file only: lease transactions wait for the write lock in a worker thread
+        path = sqlite_file(engine)
+        self._lease_file = (None if path is None
+                            else FileConnection(path, what="lease rate-limit tokens"))
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -291,10 +310,9 @@ class Store:
         """Dispose of the connection pool. Idempotent."""
         if not self._closed:
             self._closed = True
-            if self._call_log_db is not None:
-                self._call_log_db.close()
-                self._call_log_db = None
-            await self._close_lease_db()
+            await self._call_log.close()
+            if self._lease_file is not None:
+                await self._lease_file.close()
             await self._engine.dispose()
 
     async def __aenter__(self) -> Store:
@@ -436,59 +454,31 @@ class Store:
     # -- calls --------------------------------------------------------------------------
 
     async def record_calls(self, records: Sequence[CallRecord]) -> None:
-        """Insert a batch of call records in one transaction (one driver executemany).
+        """Insert a batch of call records in one transaction.
 
         This runs for every call made, so it bypasses SQLAlchemy's per-row statement
         processing (about 30 µs a row) and hands plain tuples to the driver; timestamps
         still go through the column type's own bind processor, so rows read back exactly
         as ORM-written ones.
         """
-        if not records:
+        await self._call_log.commit(list(records))
+
+    def _call_statements(self, records: list[CallRecord], dialect: Dialect
+                         ) -> Iterator[Statement]:
+        """On SQLite many rows a statement: ``executemany`` (through aiosqlite or not)
+        takes the GIL back for every row it binds, and each hand-over stalls the event
+        loop (measured: more than double the call latency at one call in flight); a
+        multi-row ``VALUES`` binds a whole chunk in one go in C. Elsewhere one
+        ``executemany`` (asyncpg pipelines it)."""
+        if dialect.name == "sqlite":
+            rows = [_call_row(r, sqlite_timestamp) for r in records]
+            for i in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+                chunk = rows[i : i + _SQLITE_ROWS_PER_INSERT]
+                yield Statement(_sqlite_insert_calls(len(chunk)),
+                                tuple(itertools.chain.from_iterable(chunk)))
             return
         sql, started_at = self._insert_calls_sql()
-        rows = [
-            (r.id, r.request_id, r.action, r.connector, r.connection, r.status, r.http_status,
-             r.latency_ms, r.attempts, r.error_class, r.error_message, started_at(r.started_at),
-             r.rate_limit_wait_ms)
-            for r in records
-        ]
-        database = self._engine.url.database or ""
-        if self._engine.dialect.name == "sqlite" and database not in ("", ":memory:"):
-            await asyncio.to_thread(self._record_calls_sqlite, database, rows)
-            return
-        with self._errors(f"record {len(rows)} calls"):
-            async with self._engine.begin() as conn:
-                await conn.exec_driver_sql(sql, rows)
-
-    def _record_calls_sqlite(self, database: str, rows: list[tuple[Any, ...]]) -> None:
-        """Insert a batch in a worker thread, many rows per statement.
-
-        ``executemany`` (through aiosqlite or not) takes the GIL back for every row it
-        binds, and each hand-over stalls the event loop: measured, that more than doubled
-        call latency at one call in flight. A multi-row ``VALUES`` statement binds a whole
-        chunk in one go in C and runs it with the GIL released.
-        """
-        if self._closed:
-            raise StoreError("the store is closed")
-        if self._call_log_db is None:
-            self._call_log_db = sqlite3.connect(database, isolation_level=None,
-                                                check_same_thread=False)
-            self._call_log_db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            self._call_log_db.execute("PRAGMA synchronous=NORMAL")
-        db = self._call_log_db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for i in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
-                    chunk = rows[i : i + _SQLITE_ROWS_PER_INSERT]
-                    db.execute(_sqlite_insert_calls(len(chunk)),
-                               tuple(itertools.chain.from_iterable(chunk)))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot record calls: {exc}") from exc
+        yield Statement(sql, [_call_row(r, started_at) for r in records], many=True)
 
     def _insert_calls_sql(self) -> tuple[str, Callable[[datetime], Any]]:
         if self._calls_sql is not None:
@@ -507,11 +497,6 @@ class Store:
         sql = (f"INSERT INTO {quote(_CALLS.name)} "  # noqa: S608 - identifiers are constants
                f"({', '.join(quote(c) for c in _CALL_LOG_COLUMNS)}) "
                f"VALUES ({', '.join(marks)})")
-        if dialect.name == "sqlite":
-            # What UTCDateTime + SQLite's DateTime write, without three Python layers per
-            # row (the test suite checks both agree).
-            self._calls_sql = (sql, sqlite_timestamp)
-            return self._calls_sql
         column_type = _CALLS.c.started_at.type
         decorator_bind = column_type.bind_processor(dialect)
 
@@ -585,11 +570,6 @@ class Store:
 
     # -- rate-limit leases (limits shared by processes) ----------------------------------
 
-    #: SQLite only: a plain connection for lease transactions, used in worker threads one
-    #: at a time (``_lease_turn``), so waiting for the write lock never blocks the loop
-    _lease_db: sqlite3.Connection | None = None
-    _lease_turn: asyncio.Lock | None = None
-
     async def lease_rate_limit(self, req: LeaseRequest) -> LeaseResult:
         """Grant up to ``req.want`` tokens of the limits in ``req.windows`` (all or none
         of them) and settle the holder's finished leases, in one transaction serialised
@@ -597,9 +577,8 @@ class Store:
         time the pause recorded for ``req.pause`` ends or -inf); a paused bucket gets
         nothing until its pause ends."""
         with self._errors("lease rate-limit tokens"):
-            database = self._engine.url.database or ""
-            if self.dialect == "sqlite" and database not in ("", ":memory:"):
-                return await self._in_lease_thread(database, lambda db: lease_sqlite(db, req))
+            if self._lease_file is not None:
+                return await self._lease_file.run(lambda db: lease_sqlite(db, req))
             async with self._engine.connect() as conn:
                 conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
                 async with conn.begin():
@@ -609,10 +588,8 @@ class Store:
         """Record that the upstream wants ``bucket`` paused until the wall time ``until``
         (a later pause already recorded stays); lease grants for it honour the pause."""
         with self._errors("record a rate-limit pause"):
-            database = self._engine.url.database or ""
-            if self.dialect == "sqlite" and database not in ("", ":memory:"):
-                await self._in_lease_thread(
-                    database, lambda db: pause_sqlite(db, bucket, until, now))
+            if self._lease_file is not None:
+                await self._lease_file.run(lambda db: pause_sqlite(db, bucket, until, now))
                 return
             async with self._engine.begin() as conn:
                 await pause_async(conn, bucket, until, now)
@@ -623,53 +600,16 @@ class Store:
         if not settle:
             return
         with self._errors("settle rate-limit leases"):
-            database = self._engine.url.database or ""
-            if self.dialect == "sqlite" and database not in ("", ":memory:"):
+            if self._lease_file is not None:
 
                 def run(db: sqlite3.Connection) -> None:
-                    db.execute("BEGIN IMMEDIATE")
-                    try:
+                    with immediate(db):
                         settle_sqlite(db, holder, settle)
-                    except BaseException:
-                        db.execute("ROLLBACK")
-                        raise
-                    db.execute("COMMIT")
 
-                await self._in_lease_thread(database, run)
+                await self._lease_file.run(run)
                 return
             async with self._engine.begin() as conn:
                 await settle_async(conn, holder, settle)
-
-    async def _in_lease_thread(self, database: str,
-                               work: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._lease_turn is None:
-            self._lease_turn = asyncio.Lock()
-        async with self._lease_turn:
-            if self._closed:
-                raise StoreError("the store is closed")
-            return await asyncio.to_thread(self._lease_thread_work, database, work)
-
-    def _lease_thread_work(self, database: str,
-                           work: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._lease_db is None:
-            self._lease_db = sqlite3.connect(database, isolation_level=None,
-                                             check_same_thread=False)
-            self._lease_db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            self._lease_db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            return work(self._lease_db)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot lease rate-limit tokens: {exc}") from exc
-
-    async def _close_lease_db(self) -> None:
-        if self._lease_db is None:
-            return
-        # wait for a lease transaction in a worker thread to finish before closing under it
-        turn = self._lease_turn or asyncio.Lock()
-        async with turn:
-            if self._lease_db is not None:
-                self._lease_db.close()
-                self._lease_db = None
 
 
 class LockedConnection:
