@@ -31,21 +31,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import QueuePool
 
-from patchwire.errors import StoreError
-from patchwire.store.core import _SQLITE_IMMEDIATE, SQLITE_BUSY_TIMEOUT_MS, Store
+from patchwire.store._group_commit import FileConnection, immediate, sqlite_file
+from patchwire.store.core import _SQLITE_IMMEDIATE, Store
 
 __all__ = ["SlotRequest", "SlotTable", "release_async", "release_sqlite", "take_async",
            "take_sqlite"]
-
-_T = TypeVar("_T")
 
 _ENSURE = ("INSERT INTO concurrency_slots (connector, slot, holder, expires_at) "
            "VALUES (:connector, :slot, NULL, 0) ON CONFLICT (connector, slot) DO NOTHING")
@@ -92,15 +88,10 @@ def _release_params(connector: str, slot: int, holder: str) -> dict[str, object]
 
 def take_sqlite(db: sqlite3.Connection, req: SlotRequest) -> int | None:
     """Run in a worker thread; the slot taken, or None when all ``cap`` are held."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db):
         if req.ensure:
             db.executemany(_ENSURE, req.rows())
         rows = db.execute(_TAKE_SQLITE, req.params()).fetchall()
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
     return int(rows[0][0]) if rows else None
 
 
@@ -135,9 +126,9 @@ class SlotTable:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        database = store.engine.url.database or ""
-        self._file = (database if store.dialect == "sqlite" and database not in ("", ":memory:")
-                      else None)
+        path = sqlite_file(store.engine)
+        self._file = (None if path is None else FileConnection(
+            path, what="use the concurrency slots", closed="the concurrency slots are closed"))
         self._engine: AsyncEngine = store.engine
         #: how many slot statements may run at once (None: no bound)
         self._parallel: asyncio.Semaphore | None = None
@@ -152,9 +143,6 @@ class SlotTable:
                 self._parallel = asyncio.Semaphore(max(1, pool.size() - 1))
         #: (connector, cap) pairs whose rows this process made sure exist
         self._ensured: set[tuple[str, int]] = set()
-        self._db: sqlite3.Connection | None = None
-        self._turn: asyncio.Lock | None = None
-        self._closed = False
 
     async def take_slot(self, connector: str, cap: int, holder: str, now: float,
                         expires_at: float) -> int | None:
@@ -165,7 +153,7 @@ class SlotTable:
                           ensure=key not in self._ensured)
         with self._store._errors(f"take a concurrency slot of {connector}"):
             if self._file is not None:
-                slot = await self._in_thread(lambda db: take_sqlite(db, req))
+                slot = await self._file.run(lambda db: take_sqlite(db, req))
             else:
                 async with self._turn_for_statement(), self._engine.connect() as conn:
                     if conn.dialect.name == "postgresql":
@@ -181,7 +169,7 @@ class SlotTable:
         """Free ``slot`` if ``holder`` still holds it."""
         with self._store._errors(f"release a concurrency slot of {connector}"):
             if self._file is not None:
-                await self._in_thread(lambda db: release_sqlite(db, connector, slot, holder))
+                await self._file.run(lambda db: release_sqlite(db, connector, slot, holder))
                 return
             async with self._turn_for_statement(), self._engine.begin() as conn:
                 await release_async(conn, connector, slot, holder)
@@ -189,43 +177,8 @@ class SlotTable:
     async def close(self) -> None:
         """Close the SQLite connection (after an operation in a worker thread ends).
         Idempotent."""
-        self._closed = True
-        if self._db is None:
-            return
-        async with self._lock():
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        if self._file is not None:
+            await self._file.close()
 
     def _turn_for_statement(self) -> contextlib.AbstractAsyncContextManager[object]:
         return self._parallel if self._parallel is not None else contextlib.nullcontext()
-
-    def _lock(self) -> asyncio.Lock:
-        if self._turn is None:
-            self._turn = asyncio.Lock()
-        return self._turn
-
-    async def _in_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        assert self._file is not None
-        async with self._lock():
-            if self._closed:
-                raise StoreError("the concurrency slots are closed")
-            done = asyncio.get_running_loop().run_in_executor(None, self._thread_work,
-                                                              self._file, work)
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                # the thread goes on using the connection: keep the turn until it is done
-                await asyncio.wait([done])
-                raise
-
-    def _thread_work(self, database: str, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        try:
-            if self._db is None:
-                self._db = sqlite3.connect(database, isolation_level=None,
-                                           check_same_thread=False)
-                self._db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            return work(self._db)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot use the concurrency slots: {exc}") from exc
