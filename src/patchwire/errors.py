@@ -5,7 +5,9 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
 
     PatchwireError
     ├── ConfigError                  settings, key files, unusable environment
-    │   └── InvalidSubscription      an outbound webhook subscription is unusable
+    │   ├── InvalidSubscription      an outbound webhook subscription is unusable
+    │   └── RecordingError           a recorded-responses file (patchwire.testing) is
+    │                                unusable: says which file and where
     ├── SpecError                    a connector or flow document is invalid;
     │                                carries every SpecProblem with file, line and field path
     ├── OpenAPIImportError           an OpenAPI document cannot be turned into a connector
@@ -58,8 +60,10 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
         ├── CircuitOpenError         the connector's circuit breaker is open: failed fast,
         │                            without a request (probe_at: when it tries again)
         ├── ResponseMappingError     the response could not be parsed or mapped
-        └── PaginationError          a listing could not be paged (loop, foreign next
-                                     URL, bound reached...)
+        ├── PaginationError          a listing could not be paged (loop, foreign next
+        │                            URL, bound reached...)
+        └── UnrecordedRequest        a test replaying recorded responses sent a request
+                                     none of them answers (names the request)
 
 Messages never contain secret values: errors are built from names, statuses and
 redacted body excerpts only.
@@ -95,6 +99,7 @@ __all__ = [
     "PatchwireError",
     "RateLimitedError",
     "ReauthRequired",
+    "RecordingError",
     "RequestRenderError",
     "ResponseMappingError",
     "RunStateError",
@@ -116,6 +121,7 @@ __all__ = [
     "UnknownSync",
     "UnknownTool",
     "UnknownWebhookSource",
+    "UnrecordedRequest",
     "UpstreamError",
     "UpstreamResponseError",
     "UpstreamValidationError",
@@ -598,3 +604,23 @@ class InvalidSubscription(ConfigError):
 
 class WebhookSourceExists(PatchwireError):
     code = "webhook_source_exists"
+
+
+class RecordingError(ConfigError):
+    """A file of recorded responses (``patchwire.testing``) cannot be read or written: the
+    message names the file and, for a malformed one, where in it."""
+
+    code = "recording_error"
+
+
+class UnrecordedRequest(CallError):
+    """A test replaying recorded responses sent a request that no recording answers (or
+    whose recordings were all used). ``method`` and ``url`` name it, secrets redacted."""
+
+    code = "unrecorded_request"
+
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None,
+                 context: CallContext | None = None) -> None:
+        self.method = method
+        self.url = url
+        super().__init__(message, context=context)
