@@ -1,3 +1,8 @@
-"""Shared pytest configuration. Fixture families live in their own modules (plugins)."""
+"""Shared pytest configuration. Fixture families live in tests.support modules (plugins)."""
 
-pytest_plugins = ["tests.store_fixtures", "tests.temporal_fixtures"]
+pytest_plugins = [
+    "tests.support.sandboxes",
+    "tests.support.store",
+    "tests.support.temporal",
+    "tests.support.dashboard",
+]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from patchwire.sandbox import Sandbox
-from tests.cli.clirun import Cli
-from tests.helpers import CONFORMANCE
+from tests.support.cli import Cli
+from tests.support.conformance import CONFORMANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what a clone carries and a user or the suite reads (.ci/run included: it runs the suite)

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.dashboard.test_pages import Dash, canary, dash, sandbox, start  # noqa: F401
-from tests.flows.test_runs_cli import add_order
+from tests.support.dashboard import Dash, start
+from tests.support.sandboxes import add_order
 
 #: where screenshots are kept (gitignored; CI keeps them as artifacts)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
@@ -74,7 +74,7 @@ async def shot(page: Any, name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-async def test_a_person_works_through_the_dashboard(dash: Dash, browser_page: Any) -> None:  # noqa: F811
+async def test_a_person_works_through_the_dashboard(dash: Dash, browser_page: Any) -> None:
     page = browser_page
     from playwright.async_api import expect
 

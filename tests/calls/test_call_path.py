@@ -21,8 +21,8 @@ from patchwire import (
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.errors import CallTimeoutError, RequestRenderError
 from patchwire.http import instant_retries
-from tests.calls.upstream import serve
-from tests.helpers import local_settings
+from tests.support.servers import serve
+from tests.support.settings import local_settings
 
 CONNECTOR = """
 name: orders

@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from patchwire.ids import new_id
 from patchwire.calls import _encode_path_segment
+from patchwire.ids import new_id
 
 
 def test_ids_are_32_hex_characters_unique_and_in_creation_order() -> None:

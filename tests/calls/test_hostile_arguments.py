@@ -18,8 +18,8 @@ from patchwire import InputValidationError, Patchwire
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.http import HttpCore
 from patchwire.tools import ToolInvoker
-from tests.calls.upstream import serve
-from tests.helpers import LOOPBACK, local_settings
+from tests.support.servers import serve
+from tests.support.settings import LOOPBACK, local_settings
 
 CONNECTOR = """
 name: team

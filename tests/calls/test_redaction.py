@@ -26,10 +26,9 @@ from patchwire.errors import OAuthError, UpstreamResponseError
 from patchwire.http import HttpCore, Redactor, excerpt
 from patchwire.server import create_app
 from patchwire.tools import ToolInvoker
-from tests.calls.upstream import serve
-from tests.cli.leaks import encoded_forms, leaks_in_files, new_canary
-from tests.helpers import LOOPBACK, local_settings
-from tests.server.live import serving
+from tests.support.leaks import encoded_forms, leaks_in_files, new_canary
+from tests.support.servers import serve, serving
+from tests.support.settings import LOOPBACK, local_settings
 
 USER = "ana"
 

@@ -20,10 +20,11 @@ import pytest
 import yaml
 
 from patchwire.sandbox import Sandbox
-from tests.cli.clirun import Cli, patchwire_command
-from tests.cli.leaks import leaks_in, leaks_in_database, leaks_in_files
-from tests.helpers import conformance_path, free_port
-from tests.store_fixtures import postgres_url_or_skip, reset_postgres
+from tests.support.cli import Cli, patchwire_command
+from tests.support.conformance import conformance_path
+from tests.support.leaks import leaks_in, leaks_in_database, leaks_in_files
+from tests.support.settings import free_port
+from tests.support.store import postgres_url_or_skip, reset_postgres
 
 PETSTORE = conformance_path("openapi", "petstore3-openapi.yaml")
 BUILTIN_CONNECTORS = {"calendar", "helpdesk", "payments", "shop"}

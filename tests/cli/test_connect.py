@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from patchwire.sandbox import Sandbox
-from tests.cli.clirun import COMMAND_TIMEOUT_S, Cli, patchwire_command
-from tests.oauth.conftest import CLIENT_ID, CLIENT_SECRET, oauth_connector
+from tests.support.cli import COMMAND_TIMEOUT_S, Cli, patchwire_command
+from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, oauth_connector
 
 
 @pytest.fixture

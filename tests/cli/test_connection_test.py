@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 
 from patchwire.sandbox import Sandbox
-from tests.cli.clirun import Cli
-from tests.cli.leaks import leaks_in, new_canary
+from tests.support.cli import Cli
+from tests.support.leaks import leaks_in, new_canary
 
 
 async def test_connection_test_answers_ok_with_a_good_key_and_names_the_refusal_of_a_wrong_one(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.cli.clirun import Cli, running
-from tests.helpers import free_port
+from tests.support.cli import Cli, running
+from tests.support.settings import free_port
 
 #: a server or worker answering, or logging a reload
 READY_TIMEOUT_S = 15.0

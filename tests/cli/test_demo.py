@@ -23,9 +23,9 @@ from patchwire.cli._demo_store import demo_settings, demo_store
 from patchwire.errors import ConfigError
 from patchwire.sandbox import SANDBOX_CREDENTIALS, SANDBOX_WEBHOOK_SECRETS, Sandbox
 from patchwire.webhooks._schemes import sign
-from tests.cli.clirun import Cli, running
-from tests.cli.leaks import leaks_in
-from tests.helpers import free_port
+from tests.support.cli import Cli, running
+from tests.support.leaks import leaks_in
+from tests.support.settings import free_port
 
 #: the demo answering (start-up and the walkthrough: a few seconds) and stopping
 READY_TIMEOUT_S = 25.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 from patchwire import Patchwire
 from patchwire.sandbox import Sandbox
 from patchwire.tools import ToolInvoker, openai_strict_problems
-from tests.cli.clirun import Cli
-from tests.helpers import local_settings
+from tests.support.cli import Cli
+from tests.support.settings import local_settings
 
 
 async def test_tools_are_listed_exported_and_enabled_from_the_command_line(

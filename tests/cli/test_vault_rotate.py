@@ -8,8 +8,8 @@ from patchwire import Patchwire
 from patchwire.sandbox import Sandbox
 from patchwire.webhooks import SchemeSettings, WebhookOutbox
 from patchwire.webhooks._sources import WebhookSources
-from tests.cli.clirun import Cli
-from tests.helpers import local_settings
+from tests.support.cli import Cli
+from tests.support.settings import local_settings
 
 
 def key_ids(database: str) -> set[str]:

@@ -20,7 +20,7 @@ from patchwire import (
     UpstreamValidationError,
 )
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
-from tests.helpers import local_settings
+from tests.support.settings import local_settings
 
 CANARY = "canary-shop-key-51f0c2d9e7"
 

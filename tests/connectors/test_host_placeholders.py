@@ -23,8 +23,8 @@ from patchwire.connectors.openapi import import_openapi
 from patchwire.errors import ConfigError, OAuthError, RequestRenderError, SpecError
 from patchwire.http import HttpCore
 from patchwire.store import ConnectionRecord
-from tests.calls.upstream import serve
-from tests.helpers import LOOPBACK, local_settings
+from tests.support.servers import serve
+from tests.support.settings import LOOPBACK, local_settings
 
 KEY = "host-placeholder-key-5b1e"
 

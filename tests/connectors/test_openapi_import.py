@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from patchwire.connectors import load_connector_text
 from patchwire.connectors.openapi import ImportResult, import_openapi, snake_case
 from patchwire.errors import OpenAPIImportError
-from tests.helpers import conformance_path
+from tests.support.conformance import conformance_path
 
 REPO = Path(__file__).resolve().parents[2]
 CONFORMANCE = conformance_path("openapi")

@@ -16,7 +16,7 @@ from patchwire.errors import ConfigError
 from patchwire.flows._engine import create_engine
 from patchwire.server import SiteGuard
 from patchwire.tools import ToolInvoker
-from tests.helpers import local_settings
+from tests.support.settings import local_settings
 
 
 def test_the_dashboard_is_refused_on_an_app_without_the_site_guard(tmp_path: Path) -> None:

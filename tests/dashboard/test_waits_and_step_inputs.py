@@ -19,11 +19,11 @@ from patchwire.dashboard import _app as dashboard
 from patchwire.flows._engine import RunRecord, StepRecord
 from patchwire.http import HttpCore
 from patchwire.server import create_app
-from tests.dashboard.test_pages import text_of
-from tests.helpers import LOOPBACK
-from tests.http.helpers import FakeClock, Upstream, patchwire_for
-from tests.http.test_call_waits import SignallingTimers
-from tests.server.live import serving
+from tests.support.clocks import FakeClock, SignallingTimers
+from tests.support.dashboard import text_of
+from tests.support.servers import serving
+from tests.support.settings import LOOPBACK
+from tests.support.upstream import Upstream, patchwire_for
 
 #: bound on anything the test waits for
 WAIT_S = 10.0

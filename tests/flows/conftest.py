@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.clirun import Cli
+from tests.support.cli import Cli
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from patchwire.flows.spec import FlowSpec
 from patchwire.http import instant_retries
 from patchwire.sandbox import Sandbox
 from patchwire.store.tools import ToolRepository
-from tests.tools.conftest import connected
+from tests.support.flows import ON_ERROR, ORDER_FLOW, PARENT
+from tests.support.sandboxes import connected
 
 BOUND = 20.0  # no wait in these tests takes this long
 
@@ -72,25 +73,6 @@ def engine(pw: Patchwire, flows: Mapping[str, FlowSpec], clock: Clock, **kw: Any
 async def count_calls(pw: Patchwire, action: str) -> int:
     await pw.flush()
     return await pw.store.count_calls(action=action)
-
-
-ORDER_FLOW = """
-id: order_summary
-input:
-  type: object
-  properties: {order_id: {type: string}}
-  required: [order_id]
-steps:
-  - id: order
-    call: shop.get_order
-    args: {order_id: "$input.order_id"}
-  - id: summary
-    transform: "{'id': $steps.order.id, 'customer': $steps.order.customer_id}"
-  - id: customer
-    call: shop.get_customer
-    args: {customer_id: "$steps.summary.customer"}
-output: "{'order': $steps.summary.id, 'email': $steps.customer.email}"
-"""
 
 
 async def test_a_run_calls_transforms_and_records_every_steps_output(pw: Patchwire) -> None:
@@ -227,25 +209,6 @@ steps:
     assert all(0 <= s <= 3 for s in slept)
 
 
-ON_ERROR = """
-id: on_error
-steps:
-  - id: tolerant
-    fail: "'first'"
-    on_error: continue
-  - id: rescued
-    fail: "'second'"
-    on_error:
-      fallback:
-        - {id: plan_b, transform: "'plan b after ' & $error.message"}
-  - id: undone
-    fail: "'third'"
-    on_error:
-      compensate:
-        - {id: cleanup, transform: "'cleaned'"}
-"""
-
-
 async def test_on_error_continues_falls_back_or_compensates_then_fails(pw: Patchwire) -> None:
     async with engine(pw, {"on_error": flow(ON_ERROR)}, Clock()) as eng:
         run = await eng.run("on_error", max_wait=BOUND)
@@ -325,15 +288,6 @@ async def test_an_approval_step_waits_for_a_person_and_records_who_decided(
     assert late_done.status == "failed" and late_done.error["code"] == "approval_timeout"
 
 
-PARENT = """
-id: parent
-steps:
-  - id: child
-    flow: child
-    input: {n: "$input.n"}
-  - id: doubled
-    transform: "$steps.child.result * 2"
-"""
 CHILD = """
 id: child
 steps:

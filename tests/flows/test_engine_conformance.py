@@ -27,10 +27,10 @@ from patchwire.flows.spec import FlowSpec
 from patchwire.http import instant_retries
 from patchwire.sandbox import Sandbox
 from patchwire.store.tools import ToolRepository
-from tests.flows.test_engine import ON_ERROR, PARENT
-from tests.flows.test_engine import ORDER_FLOW as ORDER
-from tests.temporal_fixtures import running_engine
-from tests.tools.conftest import connected
+from tests.support.flows import ON_ERROR, PARENT
+from tests.support.flows import ORDER_FLOW as ORDER
+from tests.support.sandboxes import connected
+from tests.support.temporal import running_engine
 
 BOUND = 30.0  # no run in these tests takes this long
 
@@ -388,7 +388,7 @@ async def test_runs_started_through_the_api_show_in_the_runs_api_and_dashboard(
     import aiohttp
 
     from patchwire.server import create_app
-    from tests.server.live import serving
+    from tests.support.servers import serving
 
     async with engine_for({"order_summary": flow(ORDER)}) as eng:
         app = create_app(pw, manage_lifecycle=False, engine=eng,

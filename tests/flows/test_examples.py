@@ -17,9 +17,9 @@ from patchwire.flows import FlowRegistry
 from patchwire.flows._engine import FlowEngine
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from patchwire.server import create_app
-from tests.cli.clirun import Cli
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.cli import Cli
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 BOUND = 30.0
 

@@ -28,7 +28,7 @@ from patchwire.errors import ConfigError, SpecError
 from patchwire.expressions import ExpressionError, compile_expression
 from patchwire.flows import FlowSpec, load_flow_text
 from patchwire.flows._engine import FlowEngine
-from tests.helpers import local_settings
+from tests.support.settings import local_settings
 
 #: a function calling itself n times, not in tail position: ~3 levels of nesting per call
 RECURSIVE = "( $f := function($n){ $n = 0 ? 0 : 1 + $f($n - 1) }; $f({n}) )"

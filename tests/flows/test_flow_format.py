@@ -33,7 +33,7 @@ from patchwire.flows import (
     step_kind,
 )
 from patchwire.flows._registry import builtin_flow_texts
-from tests.cli.clirun import Cli
+from tests.support.cli import Cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "patchwire" / "flows" / "examples"
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from patchwire.expressions import compile_expression, truthy
-from tests.helpers import conformance_path
+from tests.support.conformance import conformance_path
 
 SUITE = conformance_path("jsonata")
 

@@ -6,84 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import signal
 import textwrap
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
 from patchwire.sandbox import Sandbox
-from tests.cli.clirun import Cli, running
-from tests.cli.leaks import new_canary
-from tests.helpers import free_port
+from tests.support.cli import Cli, running
+from tests.support.flows import FLOWS
+from tests.support.sandboxes import add_order
+from tests.support.settings import free_port
 
 #: bound on a server or worker starting, finishing a run, and stopping
 READY_TIMEOUT_S = 15.0
-
-FLOWS = {
-    "order_status": """
-        id: order_status
-        title: The status of one order
-        input:
-          type: object
-          properties:
-            order_id: {type: string, minLength: 1}
-          required: [order_id]
-          additionalProperties: false
-        steps:
-          - id: order
-            call: shop.get_order
-            args: {order_id: $input.order_id}
-        output: '{"order": $steps.order.id, "status": $steps.order.status}'
-    """,
-    # the first lookup always works; the second fails until the order exists
-    "two_orders": """
-        id: two_orders
-        input:
-          type: object
-          properties: {order_id: {type: string}}
-          required: [order_id]
-        steps:
-          - id: known
-            call: shop.get_order
-            args: {order_id: '"42"'}
-          - id: missing
-            call: shop.get_order
-            args: {order_id: $input.order_id}
-        output: '[$steps.known.id, $steps.missing.id]'
-    """,
-    "refuse": """
-        id: refuse
-        steps:
-          - id: prepare
-            transform: '"ready"'
-          - id: give_up
-            fail: '"nothing to do for " & $input.who'
-            code: refused
-    """,
-    "pause": """
-        id: pause
-        steps:
-          - id: nap
-            wait: 1h
-          - id: done
-            transform: '"awake"'
-    """,
-}
-
-
-@pytest.fixture
-def canary() -> str:
-    return new_canary("shopkey")
-
-
-@pytest.fixture
-async def sandbox(canary: str) -> AsyncIterator[Sandbox]:
-    async with Sandbox(credentials={"shop": {"api_key": canary}}) as running:
-        yield running
 
 
 @pytest.fixture
@@ -98,11 +35,6 @@ async def flows_cli(cli: Cli, sandbox: Sandbox, canary: str) -> Cli:
                       env={"SHOP_KEY": canary})
     assert added.code == 0, added
     return cli
-
-
-def add_order(sandbox: Sandbox, order_id: str) -> None:
-    orders: dict[str, Any] = sandbox.state.apis["shop"].orders  # type: ignore[attr-defined]
-    orders[order_id] = {**copy.deepcopy(orders["42"]), "id": order_id}
 
 
 async def test_flow_run_with_wait_runs_the_flow_here_and_prints_its_output(

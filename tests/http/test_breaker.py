@@ -12,8 +12,9 @@ from patchwire.connectors._registry import builtin_connector_texts
 from patchwire.errors import CircuitOpenError, RateLimitedError, SpecError, UpstreamError
 from patchwire.http import BreakerPolicy, CircuitBreaker, HttpCore, instant_retries
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
-from tests.helpers import LOOPBACK, local_settings
-from tests.http.helpers import FakeClock, Upstream, patchwire_for
+from tests.support.clocks import FakeClock
+from tests.support.settings import LOOPBACK, local_settings
+from tests.support.upstream import Upstream, patchwire_for
 
 
 @pytest.fixture(autouse=True)

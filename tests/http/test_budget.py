@@ -7,8 +7,9 @@ import pytest
 
 from patchwire.errors import UpstreamError
 from patchwire.http import BreakerPolicy, HttpCore, RetryBudget, instant_retries
-from tests.helpers import LOOPBACK
-from tests.http.helpers import FakeClock, Upstream, patchwire_for
+from tests.support.clocks import FakeClock
+from tests.support.settings import LOOPBACK
+from tests.support.upstream import Upstream, patchwire_for
 
 
 @pytest.fixture(autouse=True)

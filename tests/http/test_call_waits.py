@@ -18,8 +18,9 @@ from aiohttp import web
 from patchwire import Patchwire
 from patchwire.http import Bucket, HttpCore
 from patchwire.store.records import CallRecord
-from tests.helpers import LOOPBACK
-from tests.http.helpers import FakeClock, FakeTimers, Upstream, patchwire_for
+from tests.support.clocks import FakeClock, FakeTimers
+from tests.support.settings import LOOPBACK
+from tests.support.upstream import Upstream, patchwire_for
 
 #: bound on anything the test waits for (a call finishing, a sleep being asked for)
 WAIT_S = 5.0

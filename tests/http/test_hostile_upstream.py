@@ -9,13 +9,8 @@ so every byte an attacker would choose is on the wire as written.
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
-import struct
-import tracemalloc
-import zlib
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,45 +21,10 @@ from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.connectors.spec import ConnectorSpec
 from patchwire.errors import CallContext, TransportError
 from patchwire.http import HttpCore, PreparedRequest, RetryDecision
-from tests.calls.upstream import serve
-from tests.helpers import local_settings
-from tests.http.test_wire import ONE_TRY, TIMEOUTS, ok, raw_server, send
-
-MiB = 1024 * 1024
-
-
-@functools.cache
-def bomb(coding: str, mib: int = 400) -> bytes:
-    """A valid gzip or deflate (zlib) body of ``mib`` MiB of zeros, about 1,000 times
-    smaller: one compressed MiB repeated (each block starts afresh after a full flush), so
-    building it never holds the decoded size in memory."""
-    chunk = bytes(MiB)
-    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    block = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
-    stream = block * mib + packer.flush()
-    if coding == "gzip":
-        crc = 0
-        for _ in range(mib):
-            crc = zlib.crc32(chunk, crc)
-        return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + stream
-                + struct.pack("<II", crc, (mib * MiB) & 0xFFFFFFFF))
-    adler = 1
-    for _ in range(mib):
-        adler = zlib.adler32(chunk, adler)
-    return b"\x78\xda" + stream + struct.pack(">I", adler)
-
-
-@contextmanager
-def memory_peak() -> Iterator[list[int]]:
-    """Yields a list that holds, after the block, the peak of the memory Python allocated
-    while the block ran (bytes, tracemalloc's count: C extensions' objects included)."""
-    peak: list[int] = []
-    tracemalloc.start()
-    try:
-        yield peak
-    finally:
-        peak.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
+from tests.support.hostile import MiB, bomb, memory_peak
+from tests.support.servers import serve
+from tests.support.settings import local_settings
+from tests.support.wire import ONE_TRY, TIMEOUTS, ok, raw_server, send
 
 
 @pytest.fixture

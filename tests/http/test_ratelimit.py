@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from patchwire.errors import RateLimitedError
 from patchwire.http import Bucket, SlidingWindow, instant_retries
-from tests.http.helpers import FakeClock, FakeTimers, Upstream, patchwire_for
+from tests.support.clocks import FakeClock, FakeTimers
+from tests.support.upstream import Upstream, patchwire_for
 
 
 def _worst_window(times: list[float], period: float) -> int:

@@ -17,7 +17,7 @@ from patchwire.http import (
     parse_retry_after,
     server_delay,
 )
-from tests.http.helpers import Upstream, patchwire_for
+from tests.support.upstream import Upstream, patchwire_for
 
 
 @pytest.fixture(autouse=True)

@@ -35,9 +35,10 @@ from patchwire.sandbox._chaos import ChaosCounters, ChaosSettings
 from patchwire.sandbox._shop import ShopApi
 from patchwire.store import Store
 from patchwire.store._slots import SlotTable
-from tests.calls.upstream import serve
-from tests.helpers import LOOPBACK, local_settings
-from tests.http.helpers import FakeClock, Upstream, connector_yaml
+from tests.support.clocks import FakeClock
+from tests.support.servers import serve
+from tests.support.settings import LOOPBACK, local_settings
+from tests.support.upstream import Upstream, connector_yaml
 
 #: bound on anything a test waits for (calls finishing, a request arriving)
 WAIT_S = 30.0

@@ -20,7 +20,7 @@ from patchwire.errors import StoreError
 from patchwire.http import Bucket, RateLimiters
 from patchwire.store import Store
 from patchwire.store._leases import LeaseRequest, LeaseResult, Settlement, Window, decide
-from tests.http.helpers import FakeClock, FakeTimers
+from tests.support.clocks import FakeClock, FakeTimers
 
 #: bound on any single wait for the store in these tests
 STORE_WAIT = 30.0

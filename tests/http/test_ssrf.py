@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import ResolveResult
 
 from patchwire import BlockedDestinationError, Patchwire
 from patchwire.config import load_settings
@@ -30,34 +30,13 @@ from patchwire.http._ssrf import (
     literal_address,
 )
 from patchwire.server import create_app
-from tests.calls.upstream import serve
-from tests.helpers import local_settings
-from tests.http.helpers import Upstream, connector_yaml, patchwire_for
-from tests.server.live import serving
+from tests.support.hostile import NoInvalidNames, StubResolver
+from tests.support.servers import serve, serving
+from tests.support.settings import local_settings
+from tests.support.upstream import Upstream, connector_yaml, patchwire_for
 
 TIMEOUTS = Timeouts(connect=2, read=2, total=2)
 RETRY = RetryPolicy(attempts=3, backoff_initial=0)
-
-
-class StubResolver(AbstractResolver):
-    """Answers from a table; each name's answers are consumed in order (the last repeats),
-    so a test can change what DNS says between lookups."""
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self.answers = answers
-        self.lookups: list[str] = []
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        self.lookups.append(host)
-        queue = self.answers[host]
-        address = queue.pop(0) if len(queue) > 1 else queue[0]
-        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
-        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
-                              flags=socket.AI_NUMERICHOST)]
-
-    async def close(self) -> None:
-        pass
 
 
 async def fetch(http: HttpCore, url: str) -> tuple[RawResponse, RetryDecision]:
@@ -354,18 +333,6 @@ def test_the_allow_list_is_read_from_the_environment_and_toml(tmp_path: Path) ->
 
 
 # -- names that do not resolve -----------------------------------------------------------------
-
-
-class NoInvalidNames(StubResolver):
-    """DNS as RFC 6761 has it for ``.invalid``: no such name (getaddrinfo's
-    ``socket.gaierror``, EAI_NONAME), without a query leaving the machine."""
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        if host.rstrip(".").lower().endswith(".invalid"):
-            self.lookups.append(host)
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return await super().resolve(host, port, family)
 
 
 @pytest.mark.parametrize("path", ["wire", "aiohttp"])

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from patchwire.errors import CallTimeoutError
-from tests.http.helpers import patchwire_for
+from tests.support.upstream import patchwire_for
 
 
 async def test_a_read_timeout_shorter_than_the_total_one_fires_first(tmp_path: Path) -> None:

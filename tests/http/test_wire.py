@@ -13,8 +13,7 @@ import gzip
 import ipaddress
 import ssl
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,52 +25,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from patchwire.connectors.spec import ConnectorSpec, RetryPolicy, Timeouts
+from patchwire.connectors.spec import ConnectorSpec
 from patchwire.errors import CallContext, TransportError
 from patchwire.http import HttpCore, PreparedRequest, RawResponse, RetryDecision
-from tests.calls.upstream import serve
-
-TIMEOUTS = Timeouts(connect=2, read=5, total=5)
-ONE_TRY = RetryPolicy(attempts=1)
-
-Answer = Callable[[bytes, int], Awaitable[bytes | None]]
-
-
-@asynccontextmanager
-async def raw_server(answer: Answer) -> AsyncIterator[tuple[str, list[int]]]:
-    """A server on 127.0.0.1 that reads each request's head and writes ``answer(head, n)``
-    (n counts requests on that connection; ``None`` closes it unanswered). Yields the URL
-    and a list with one entry per accepted connection."""
-    connections: list[int] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(len(connections))
-        n = 0
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                n += 1
-                reply = await answer(head, n)
-                if reply is None:
-                    break
-                writer.write(reply)
-                await writer.drain()
-                if b"Connection: close" in reply:
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except asyncio.CancelledError:
-            pass  # the server shuts down with a kept-alive connection still open
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", connections
-    finally:
-        server.close()
-        await server.wait_closed()
+from tests.support.servers import serve
+from tests.support.wire import ONE_TRY, TIMEOUTS, ok, raw_server, send
 
 
 @pytest.fixture
@@ -79,17 +37,6 @@ async def http() -> AsyncIterator[HttpCore]:
     core = HttpCore(allow_networks=("127.0.0.1/32",))
     yield core
     await core.close()
-
-
-async def send(http: HttpCore, req: PreparedRequest, retry: RetryPolicy = ONE_TRY
-               ) -> RawResponse:
-    return await http.send(req, timeouts=TIMEOUTS, retry=retry,
-                           context=CallContext(url=req.url), decision=RetryDecision())
-
-
-def ok(body: bytes, *extra: str) -> bytes:
-    head = "".join(f"{line}\r\n" for line in extra)
-    return (f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{head}\r\n").encode() + body
 
 
 async def test_calls_to_one_origin_reuse_a_kept_alive_connection(http: HttpCore) -> None:

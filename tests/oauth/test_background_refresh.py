@@ -17,10 +17,9 @@ from patchwire.http import HttpCore
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from patchwire.store import ConnectionRecord, Store
-from tests.helpers import local_settings
-
-from .conftest import CLIENT_ID, FakeClock, add_connection, keeper, oauth_connector
-from .test_keeper import granted
+from tests.support.clocks import FakeClock
+from tests.support.oauth import CLIENT_ID, add_connection, granted, keeper, oauth_connector
+from tests.support.settings import local_settings
 
 DAY = 24 * 3600.0
 

@@ -11,8 +11,8 @@ import pytest
 from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry
 from patchwire.sandbox import Sandbox
-from tests.helpers import local_settings
-from tests.oauth.conftest import CLIENT_ID, CLIENT_SECRET, oauth_connector
+from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, oauth_connector
+from tests.support.settings import local_settings
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from patchwire.connectors import ConnectorRegistry, ConnectorSpec
 from patchwire.connectors._loader import load_connector_text
 from patchwire.errors import AuthError, SpecError
 from patchwire.sandbox import Sandbox
-from tests.helpers import local_settings
-from tests.oauth.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.support.oauth import CLIENT_ID, CLIENT_SECRET
+from tests.support.servers import serve
+from tests.support.settings import local_settings
 
 
 class Upstream:
@@ -40,14 +41,9 @@ async def upstream() -> AsyncIterator[Upstream]:
     api = Upstream()
     app = web.Application()
     app.router.add_get("/api/me", api.me)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    api.url = f"http://127.0.0.1:{port}"
-    yield api
-    await runner.cleanup()
+    async with serve(app) as url:
+        api.url = url
+        yield api
 
 
 def signalling_connector(**auth: Any) -> ConnectorSpec:

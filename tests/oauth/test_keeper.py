@@ -6,19 +6,19 @@ import asyncio
 
 import pytest
 
-from patchwire.auth import TokenSet, Vault, connection_aad
+from patchwire.auth import Vault, connection_aad
 from patchwire.connectors import ConnectorRegistry
 from patchwire.errors import ReauthRequired
 from patchwire.http import HttpCore
 from patchwire.sandbox import Sandbox
 from patchwire.store import Store
-
-from .conftest import CLIENT_SECRET, FakeClock, add_connection, keeper
-from .test_token_client import client_for, code_flow_tokens
-
-
-async def granted(sandbox: Sandbox, http: HttpCore, clock: FakeClock) -> TokenSet:
-    return await code_flow_tokens(client_for(sandbox, http, clock))
+from tests.support.clocks import FakeClock
+from tests.support.oauth import (
+    CLIENT_SECRET,
+    add_connection,
+    granted,
+    keeper,
+)
 
 
 async def wait_for_refresh_request(sandbox: Sandbox) -> None:

@@ -20,8 +20,8 @@ from patchwire.auth import OAuth2Client, new_authorization
 from patchwire.connectors.spec import OAuth2Auth
 from patchwire.errors import OAuthError
 from patchwire.http import HttpCore
-
-from .conftest import FakeClock, ci_required, oauth_connector
+from tests.support.clocks import FakeClock
+from tests.support.oauth import ci_required, oauth_connector
 
 ROOT = Path(__file__).resolve().parents[2]
 MOCK_BIN = ROOT / ".fixtures-cache" / "node" / "node_modules" / ".bin" / "oauth2-mock-server"

@@ -9,9 +9,8 @@ import pytest
 from patchwire.auth import OAuth2Client, PkcePair, code_challenge, new_code_verifier, new_state
 from patchwire.connectors.spec import OAuth2Auth
 from patchwire.http import HttpCore
-from tests.helpers import conformance_path
-
-from .conftest import oauth_connector
+from tests.support.conformance import conformance_path
+from tests.support.oauth import oauth_connector
 
 VECTORS = conformance_path("rfc", "rfc-vectors.json")
 

@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 import aiohttp
 import pytest
 
-from patchwire.auth import OAuth2Client, TokenSet, new_authorization
-from patchwire.connectors.spec import OAuth2Auth
+from patchwire.auth import TokenSet, new_authorization
 from patchwire.errors import OAuthError, ReauthRequired
 from patchwire.http import HttpCore
 from patchwire.sandbox import Sandbox
-
-from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, oauth_connector
-
-REDIRECT = "http://127.0.0.1:1/callback"
-
-
-def client_for(sandbox: Sandbox, http: HttpCore, clock: FakeClock, *,
-               flow: str = "authorization_code", client_id: str = CLIENT_ID,
-               secret: str | None = CLIENT_SECRET) -> OAuth2Client:
-    auth = oauth_connector(flow).auth
-    assert isinstance(auth, OAuth2Auth)
-    values = {"sandbox_url": sandbox.url, "client_id": client_id}
-    if secret is not None:
-        values["client_secret"] = secret
-    return OAuth2Client(auth, values, http=http, connection="acme", clock=clock)
-
-
-async def authorize(url: str) -> dict[str, str]:
-    """Follow the authorize URL like a browser would, up to the redirect back to us."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s, \
-            s.get(url, allow_redirects=False) as resp:
-        assert resp.status == 302, await resp.text()
-        location = resp.headers["Location"]
-    assert location.startswith(REDIRECT)
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
-async def code_flow_tokens(client: OAuth2Client) -> TokenSet:
-    url, state, pkce = new_authorization(client, REDIRECT)
-    answer = await authorize(url)
-    assert answer["state"] == state
-    assert pkce is not None
-    return await client.exchange_code(answer["code"], redirect_uri=REDIRECT,
-                                      code_verifier=pkce.verifier)
+from tests.support.clocks import FakeClock
+from tests.support.oauth import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REDIRECT,
+    authorize,
+    client_for,
+    code_flow_tokens,
+)
 
 
 async def test_client_credentials_grant_yields_a_token_with_absolute_expiry(

@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from patchwire import Patchwire
 from patchwire.server import create_app
 from patchwire.server._auth import AccessPolicy, KeyRepository
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 FOREIGN = "http://evil.example"
 

@@ -7,7 +7,7 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,9 @@ from patchwire.observability._tracing import observed_run
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from patchwire.tools import ToolInvoker
-from tests.cli.leaks import leaks_in, new_canary
-from tests.server.live import serving
-from tests.tools.conftest import connected
+from tests.support.leaks import leaks_in
+from tests.support.sandboxes import connected
+from tests.support.servers import serving
 
 
 class Captured:
@@ -92,17 +92,6 @@ def test_exceptions_and_secret_looking_fields_are_redacted(json_logs: Captured) 
     assert line["password"] == "***"
     assert line["headers"] == {"Authorization": "***"}
     assert "RuntimeError" in line["exception"]
-
-
-@pytest.fixture
-def canary() -> str:
-    return new_canary("shopkey")
-
-
-@pytest.fixture
-async def sandbox(canary: str) -> AsyncIterator[Sandbox]:
-    async with Sandbox(credentials={"shop": {"api_key": canary}}) as running:
-        yield running
 
 
 async def test_a_canary_secret_sent_through_calls_never_reaches_the_json_logs(

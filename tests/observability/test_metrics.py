@@ -22,10 +22,9 @@ from patchwire.observability import _tracing, metrics
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from patchwire.tools import ToolInvoker
-from tests.cli.leaks import new_canary
-from tests.http.helpers import Upstream, patchwire_for
-from tests.server.live import serving
-from tests.tools.conftest import connected
+from tests.support.sandboxes import connected
+from tests.support.servers import serving
+from tests.support.upstream import Upstream, patchwire_for
 
 FLOW = """
 id: observed
@@ -46,17 +45,6 @@ steps:
     args: {order_id: "'does-not-exist'"}
     retry: {attempts: 1}
 """
-
-
-@pytest.fixture
-def canary() -> str:
-    return new_canary("shopkey")
-
-
-@pytest.fixture
-async def sandbox(canary: str) -> AsyncIterator[Sandbox]:
-    async with Sandbox(credentials={"shop": {"api_key": canary}}) as running:
-        yield running
 
 
 @pytest.fixture

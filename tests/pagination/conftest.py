@@ -9,7 +9,7 @@ import pytest
 
 from patchwire import Patchwire
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
-from tests.helpers import local_settings
+from tests.support.settings import local_settings
 
 ANCHOR = date(2025, 3, 5)  # makes the calendar's seeded bookings date-independent
 

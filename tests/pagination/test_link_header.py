@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from patchwire.pagination import ExtValue, Link, find_link, parse_link_header
-from tests.helpers import conformance_path
+from tests.support.conformance import conformance_path
 
 VECTORS = json.loads(conformance_path("rfc", "rfc-vectors.json").read_text())
 RFC8288 = VECTORS["rfc8288_link_header"]["examples"]

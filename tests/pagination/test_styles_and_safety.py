@@ -12,8 +12,8 @@ import pytest
 from patchwire import PaginationError, Patchwire
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.sandbox import Sandbox
-from tests.helpers import local_settings
-from tests.pagination.feed import CONNECTOR, KEY, RECORDS, Feed, serve_feed
+from tests.support.feed import CONNECTOR, KEY, RECORDS, Feed, serve_feed
+from tests.support.settings import local_settings
 
 ALL_IDS = [r["id"] for r in RECORDS]
 

@@ -38,10 +38,10 @@ from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from patchwire.sandbox._helpdesk import HelpdeskApi
 from patchwire.sandbox._payments import PaymentsApi
 from patchwire.store.models import FlowRunRow, FlowStepRow
-from tests.helpers import local_settings
-from tests.reliability.counting_sandbox import counting_sandbox
-from tests.reliability.engine_worker import FLOW_ID, STEP_ORDER, crash_flow
-from tests.store_fixtures import postgres_url_or_skip, reset_postgres
+from tests.support.engine_worker import FLOW_ID, STEP_ORDER, crash_flow
+from tests.support.sandboxes import counting_sandbox
+from tests.support.settings import local_settings
+from tests.support.store import postgres_url_or_skip, reset_postgres
 
 RUNS = 1000
 KILLS = 5
@@ -86,7 +86,7 @@ class Worker:
     async def start(cls, home: Path, database_url: str, log: Path) -> Worker:
         with log.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.reliability.engine_worker", "--home", str(home),
+                sys.executable, "-m", "tests.support.engine_worker", "--home", str(home),
                 "--database-url", database_url, "--max-concurrency", str(MAX_CONCURRENCY),
                 cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=err,
                 env={**os.environ, "PYTHONPATH": str(ROOT)})

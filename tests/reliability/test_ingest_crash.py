@@ -42,9 +42,9 @@ from patchwire.store.models import FlowRunRow
 from patchwire.webhooks import SchemeSettings, sign
 from patchwire.webhooks._inbox import Inbox
 from patchwire.webhooks._sources import WebhookSources
-from tests.helpers import free_port, local_settings
-from tests.reliability.ingest_server import CRASH_FLOW, FLOW_ID, SOURCE
-from tests.store_fixtures import postgres_url_or_skip, reset_postgres
+from tests.support.ingest_server import CRASH_FLOW, FLOW_ID, SOURCE
+from tests.support.settings import free_port, local_settings
+from tests.support.store import postgres_url_or_skip, reset_postgres
 
 EVENTS = 20_000
 KILLS = 3
@@ -81,7 +81,7 @@ class Server:
     async def start(self) -> None:
         with self.log.open("ab") as err:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.reliability.ingest_server", "--home",
+                sys.executable, "-m", "tests.support.ingest_server", "--home",
                 str(self.home), "--database-url", self.database_url, "--port", str(self.port),
                 cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=err,
                 env={**os.environ, "PYTHONPATH": str(ROOT)})

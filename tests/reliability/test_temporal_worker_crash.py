@@ -35,9 +35,9 @@ from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from patchwire.sandbox._helpdesk import HelpdeskApi
 from patchwire.sandbox._payments import PaymentsApi
 from patchwire.store.models import FlowRunRow, FlowStepRow
-from tests.helpers import LOOPBACK, local_settings
-from tests.reliability.counting_sandbox import counting_sandbox
-from tests.reliability.engine_worker import CRASH_FLOW, FLOW_ID, STEP_ORDER, crash_flow
+from tests.support.engine_worker import CRASH_FLOW, FLOW_ID, STEP_ORDER, crash_flow
+from tests.support.sandboxes import counting_sandbox
+from tests.support.settings import LOOPBACK, local_settings
 
 pytestmark = pytest.mark.temporal
 

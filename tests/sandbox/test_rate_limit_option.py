@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from tests.cli.clirun import Cli, running
+from tests.support.cli import Cli, running
 
 from patchwire.sandbox import ChaosSettings, Sandbox, auth_headers
 

@@ -1,45 +1,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from patchwire import Patchwire
-from patchwire.config import Settings
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
-from tests.cli.leaks import new_canary
-from tests.helpers import local_settings
-from tests.server.live import serving
-
-
-@dataclass
-class Api:
-    """The REST API served by uvicorn on loopback, with an aiohttp client for it."""
-
-    url: str
-    http: aiohttp.ClientSession
-    sandbox: Sandbox
-    canary: str
-    settings: Settings
-
-    def at(self, path: str) -> str:
-        return self.url + path
-
-
-@pytest.fixture
-def canary() -> str:
-    return new_canary("shopkey")
-
-
-@pytest.fixture
-async def sandbox(canary: str) -> AsyncIterator[Sandbox]:
-    """The sandbox APIs on a free loopback port; the shop accepts only the canary key."""
-    async with Sandbox(credentials={"shop": {"api_key": canary}}) as running:
-        yield running
+from tests.support.api import Api
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from patchwire.server._auth import (
     required_scope,
 )
 from patchwire.store import Store
-from tests.cli.clirun import Cli
-from tests.cli.leaks import leaks_in, leaks_in_database
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.cli import Cli
+from tests.support.leaks import leaks_in, leaks_in_database
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 CALL = "/api/v1/actions/shop.get_order/call"
 ORDER = {"connection": "acme", "input": {"order_id": "42"}}

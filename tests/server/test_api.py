@@ -6,30 +6,14 @@ import json
 from typing import Any
 
 import jsonschema
-from aiohttp import ClientResponse
 
 from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry
 from patchwire.connectors.openapi import import_openapi
-from tests.cli.leaks import leaks_in, leaks_in_database
-from tests.server.conftest import Api
+from tests.support.api import PROBLEM_BASE, Api, problem_of
+from tests.support.leaks import leaks_in, leaks_in_database
 
 CALL = "/api/v1/actions/shop.get_order/call"
-PROBLEM = "application/problem+json"
-PROBLEM_BASE = "https://patchwire.dev/errors/"
-
-
-async def problem_of(resp: ClientResponse, status: int) -> dict[str, Any]:
-    """Check an RFC 9457 problem details response and return its members."""
-    text = await resp.text()
-    assert resp.status == status, text
-    assert resp.content_type == PROBLEM, text
-    body: dict[str, Any] = json.loads(text)
-    assert body["type"].startswith(PROBLEM_BASE), body
-    assert isinstance(body["title"], str) and body["title"], body
-    assert isinstance(body["detail"], str) and body["detail"], body
-    assert body["status"] == status, "the status member must repeat the HTTP status"
-    return body
 
 
 async def test_calling_an_action_returns_its_result_status_attempts_timing_and_request_id(

@@ -22,8 +22,8 @@ import patchwire.observability
 from patchwire import Patchwire
 from patchwire.cli import app
 from patchwire.server._auth import KeyRepository
-from tests.helpers import local_settings
-from tests.server.live import SERVER_TIMEOUT_S
+from tests.support.servers import SERVER_TIMEOUT_S
+from tests.support.settings import local_settings
 
 BIND_NAME = "myhost.internal"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from patchwire import Patchwire
 from patchwire.server._auth import required_scope
-from tests.cli.leaks import leaks_in, new_canary
-from tests.server.conftest import Api
+from tests.support.api import Api
+from tests.support.leaks import leaks_in, new_canary
 
 PROBLEM = "application/problem+json"
 

@@ -19,8 +19,8 @@ from patchwire import Patchwire
 from patchwire.config import Settings
 from patchwire.server import create_app
 from patchwire.server._auth import AccessPolicy, KeyRepository
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 #: bound on a run reaching a status on the app's engine
 RUN_TIMEOUT_S = 15.0

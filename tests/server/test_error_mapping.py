@@ -30,8 +30,8 @@ from patchwire.errors import (
 )
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 PROBLEM = "application/problem+json"
 #: every package that defines an error class of its own

@@ -6,7 +6,6 @@ The app runs its engine (``create_app(engine=True)``, as `patchwire serve` does)
 from __future__ import annotations
 
 import asyncio
-import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,26 +16,16 @@ import pytest
 
 from patchwire import FlowEngine, Patchwire
 from patchwire.config import Settings
-from patchwire.flows import FlowRegistry, builtin_flow_texts
+from patchwire.flows import FlowRegistry
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
-from tests.flows.test_runs_cli import FLOWS, add_order
-from tests.helpers import local_settings
-from tests.server.live import serving
-from tests.server.test_api import PROBLEM_BASE, problem_of
+from tests.support.api import PROBLEM_BASE, problem_of
+from tests.support.flows import flow_settings
+from tests.support.sandboxes import add_order
+from tests.support.servers import serving
 
 #: bound on a retried run finishing on the app's engine
 RUN_TIMEOUT_S = 10.0
-
-NIGHTLY = """
-    id: nightly
-    trigger:
-      manual: false
-      schedule: {cron: "0 3 * * *"}
-    steps:
-      - id: noop
-        transform: '1'
-"""
 
 
 @dataclass
@@ -58,23 +47,6 @@ class FlowApi:
         async with self.http.get(self.at(path), params=params) as resp:
             assert resp.status == 200, await resp.text()
             return await resp.json()
-
-
-async def flow_settings(tmp_path: Path, sandbox: Sandbox, canary: str) -> Settings:
-    """Settings whose flow directory holds the test flows, with the shop connection acme."""
-    folder = tmp_path / "flows"
-    folder.mkdir()
-    for name, text in {**FLOWS, "nightly": NIGHTLY}.items():
-        (folder / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
-    # one shipped example with a tool trigger, opted in as `patchwire init --examples` does
-    examples = dict(builtin_flow_texts())
-    (folder / "chat_to_ticket.yaml").write_text(examples["examples/chat_to_ticket.yaml"],
-                                                encoding="utf-8")
-    settings = local_settings(tmp_path / "home", flow_paths=(folder,))
-    async with Patchwire(settings) as setup:
-        await setup.add_connection("shop", "acme",
-                                   {"sandbox_url": sandbox.url, "api_key": canary})
-    return settings
 
 
 @pytest.fixture

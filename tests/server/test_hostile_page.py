@@ -22,8 +22,8 @@ from patchwire import Patchwire
 from patchwire.config import Settings
 from patchwire.server import create_app
 from patchwire.server._auth import AccessPolicy, KeyRepository, _safe_next
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 PROBLEM = "application/problem+json"
 RETRY_FAILED = "/api/v1/runs/retry-failed"

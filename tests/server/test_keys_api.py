@@ -17,9 +17,9 @@ from patchwire import Patchwire
 from patchwire.server import create_app
 from patchwire.server._auth import KeyRepository, parse_key
 from patchwire.store import Store
-from tests.cli.leaks import leaks_in
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.leaks import leaks_in
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 KEYS = "/api/v1/keys"
 PROBLEM = "application/problem+json"

@@ -50,9 +50,9 @@ from patchwire.sandbox import (
 from patchwire.server import create_app
 from patchwire.server._auth import KeyRepository
 from patchwire.sync import SyncRegistry
-from tests.flows.test_runs_cli import FLOWS
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.flows import FLOWS
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 #: bound on the schemathesis run (~25 s on 2 cores, the whole test ~30 s); fails past it
 ST_TIMEOUT_S = 120.0

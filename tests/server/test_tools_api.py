@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.server.conftest import Api
-from tests.server.test_api import PROBLEM_BASE, problem_of
+from tests.support.api import PROBLEM_BASE, Api, problem_of
 
 
 def order_status(api: Api, order_id: str) -> Any:

@@ -22,8 +22,7 @@ from patchwire.sandbox import Sandbox
 from patchwire.store.models import EventRow
 from patchwire.sync import SyncEngine, SyncRegistry, SyncSpec, load_sync_text
 from patchwire.tools import ToolInvoker
-from tests.cli.leaks import new_canary
-from tests.tools.conftest import connected
+from tests.support.sandboxes import connected
 
 #: 2025-03-01T00:00:00Z: after every seeded order's updated_at
 T0 = 1740787200.0
@@ -47,17 +46,6 @@ class Event:
     type: str | None
     payload: Any
     received_at: float
-
-
-@pytest.fixture
-def canary() -> str:
-    return new_canary("shopkey")
-
-
-@pytest.fixture
-async def sandbox(canary: str) -> AsyncIterator[Sandbox]:
-    async with Sandbox(credentials={"shop": {"api_key": canary}}) as running:
-        yield running
 
 
 @pytest.fixture
@@ -364,8 +352,8 @@ async def test_the_api_runs_a_sync_and_pages_through_records_with_a_query(
     import aiohttp
 
     from patchwire.server import create_app
-    from tests.helpers import local_settings
-    from tests.server.live import serving
+    from tests.support.servers import serving
+    from tests.support.settings import local_settings
 
     settings = local_settings(tmp_path / "home", database_url=store_url)
     async with Patchwire(settings) as setup:
@@ -407,7 +395,7 @@ async def test_the_api_runs_a_sync_and_pages_through_records_with_a_query(
 
 async def test_the_cli_lists_runs_and_shows_syncs_and_their_records(
         tmp_path: Path, sandbox: Sandbox, canary: str) -> None:
-    from tests.cli.clirun import Cli
+    from tests.support.cli import Cli
 
     cli = Cli(tmp_path)
     added = await cli("connection", "add", "shop", "--name", "acme", "--set",
@@ -440,8 +428,8 @@ async def test_a_sandbox_refund_webhook_updates_the_synced_order_through_the_inb
     from patchwire.sandbox import SANDBOX_CREDENTIALS
     from patchwire.server import create_app
     from patchwire.webhooks._sources import WebhookSources
-    from tests.helpers import local_settings
-    from tests.server.live import serving
+    from tests.support.servers import serving
+    from tests.support.settings import local_settings
 
     settings = local_settings(tmp_path / "home", database_url=store_url)
     async with Patchwire(settings) as setup:

@@ -1,47 +1,21 @@
-"""Fixtures for tool tests: the sandbox APIs and a Patchwire with a connection to each."""
+"""Fixtures for tool tests: a Patchwire with a connection to each sandbox API, and the
+MCP environment (a store with connection ``acme`` and a pending order) with the server
+app on loopback, for the SDK's client and the external MCP tools alike."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from patchwire import Patchwire
-from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
-from tests.cli.leaks import new_canary
-from tests.helpers import local_settings
-
-#: connection name per sandbox API in ``pw``
-CONNECTIONS = {"shop": "acme", "helpdesk": "support", "calendar": "agenda",
-               "payments": "billing"}
-
-
-@pytest.fixture
-def canary() -> str:
-    """The shop API key for this test: unique, so finding it anywhere is a leak."""
-    return new_canary("shopkey")
-
-
-@pytest.fixture
-async def sandbox(canary: str) -> AsyncIterator[Sandbox]:
-    async with Sandbox(credentials={"shop": {"api_key": canary}}) as running:
-        yield running
-
-
-@asynccontextmanager
-async def connected(home: Path, sandbox: Sandbox, canary: str,
-                    database_url: str | None = None) -> AsyncIterator[Patchwire]:
-    """Patchwire with one connection per sandbox API (names in CONNECTIONS)."""
-    overrides = {"database_url": database_url} if database_url else {}
-    async with Patchwire(local_settings(home, **overrides)) as opened:
-        for api, name in CONNECTIONS.items():
-            values = {"sandbox_url": sandbox.url, **SANDBOX_CREDENTIALS[api]}
-            if api == "shop":
-                values["api_key"] = canary
-            await opened.add_connection(api, name, values)
-        yield opened
+from patchwire.sandbox import Sandbox
+from patchwire.server import create_app
+from tests.support.mcp import Env
+from tests.support.sandboxes import connected
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 
 @pytest.fixture
@@ -49,3 +23,22 @@ async def pw(tmp_path: Path, sandbox: Sandbox, canary: str) -> AsyncIterator[Pat
     """Patchwire on SQLite in ``tmp_path`` with one connection per sandbox API."""
     async with connected(tmp_path / "home", sandbox, canary) as opened:
         yield opened
+
+
+@pytest.fixture
+async def env(tmp_path: Path, sandbox: Sandbox, canary: str) -> AsyncIterator[Env]:
+    settings = local_settings(tmp_path / "home")
+    async with Patchwire(settings) as pw:
+        await pw.add_connection("shop", "acme", {"sandbox_url": sandbox.url, "api_key": canary})
+        order = await pw.call("shop.create_order", {
+            "customer_id": "cus_0009", "line_items": [{"product_id": "prod_023", "quantity": 1}]},
+            connection="acme")
+        assert order["status"] == "pending"
+        yield Env(settings, pw, sandbox, canary, str(order["id"]))
+
+
+@pytest.fixture
+async def mcp_url(env: Env) -> AsyncIterator[str]:
+    env.server = Patchwire(env.settings)
+    async with serving(create_app(env.server)) as url:
+        yield f"{url}/mcp"

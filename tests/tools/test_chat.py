@@ -1,6 +1,6 @@
 """`patchwire chat` and the chat loop, against scripted model servers on loopback.
 
-No real model is involved: :mod:`tests.tools.scripted_llm` plays the model (an
+No real model is involved: :mod:`tests.support.scripted_llm` plays the model (an
 OpenAI-compatible endpoint and an Anthropic-shaped one) and records what it was sent, while
 the tools run for real against the sandbox APIs through the invoker.
 """
@@ -31,10 +31,9 @@ from patchwire.tools._chat import (
     make_client,
     terminal_confirm,
 )
-from tests.cli.clirun import Cli
-from tests.cli.leaks import leaks_in, leaks_in_files, new_canary
-from tests.helpers import local_settings
-from tests.tools.scripted_llm import (
+from tests.support.cli import Cli
+from tests.support.leaks import leaks_in, leaks_in_files, new_canary
+from tests.support.scripted_llm import (
     AnthropicServer,
     Call,
     Failure,
@@ -44,6 +43,7 @@ from tests.tools.scripted_llm import (
     calls,
     say,
 )
+from tests.support.settings import local_settings
 
 #: no turn of these tests takes this long; a hang fails the test instead of the suite
 TURN_TIMEOUT_S = 30.0

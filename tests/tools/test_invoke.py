@@ -13,8 +13,8 @@ from patchwire import Patchwire
 from patchwire.sandbox import Sandbox
 from patchwire.store.tools import ToolRepository
 from patchwire.tools import Decision, Tool, ToolInvoker
-from tests.cli.leaks import encoded_forms
-from tests.tools.conftest import connected
+from tests.support.leaks import encoded_forms
+from tests.support.sandboxes import connected
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,47 +24,19 @@ from mcp.server import Server
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
-from patchwire import Patchwire
-from patchwire.config import Settings
-from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from patchwire.tools._invoke import ToolInvoker
 from patchwire.tools._mcp import build_server
-from tests.cli.leaks import leaks_in, new_canary
-from tests.helpers import LOOPBACK, local_settings
-from tests.server.conftest import canary, sandbox  # noqa: F401 - fixtures
-from tests.server.live import serving
+from tests.support.cli import patchwire_command
+from tests.support.leaks import leaks_in, new_canary
+from tests.support.mcp import CONFIRM_TOOL, Env
+from tests.support.servers import serving
+from tests.support.settings import LOOPBACK
 
 #: bound on every test's MCP conversation (no test waits on a sleep)
 TIMEOUT_S = 30.0
 #: the handshake era (standalone elicitation/create) and 2026-07-28 (InputRequiredResult)
 ERAS = [pytest.param("legacy", id="handshake"), pytest.param(LATEST_MODERN_VERSION, id="modern")]
-CONFIRM_TOOL = "shop_update_order_status"
-
-
-@dataclass
-class Env:
-    """A store with connection ``acme`` (shop, canary key) and a pending order."""
-
-    settings: Settings
-    pw: Patchwire
-    sandbox: Sandbox
-    canary: str
-    order_id: str
-    #: the Patchwire behind the served app, once ``mcp_url`` serves one
-    server: Patchwire | None = None
-
-
-@pytest.fixture
-async def env(tmp_path: Path, sandbox: Sandbox, canary: str) -> AsyncIterator[Env]:  # noqa: F811
-    settings = local_settings(tmp_path / "home")
-    async with Patchwire(settings) as pw:
-        await pw.add_connection("shop", "acme", {"sandbox_url": sandbox.url, "api_key": canary})
-        order = await pw.call("shop.create_order", {
-            "customer_id": "cus_0009", "line_items": [{"product_id": "prod_023", "quantity": 1}]},
-            connection="acme")
-        assert order["status"] == "pending"
-        yield Env(settings, pw, sandbox, canary, str(order["id"]))
 
 
 @dataclass
@@ -312,12 +282,6 @@ async def test_filters_narrow_the_offered_tools(env: Env) -> None:
 
 # -- Streamable HTTP on the server app -----------------------------------------------------
 
-@pytest.fixture
-async def mcp_url(env: Env) -> AsyncIterator[str]:
-    env.server = Patchwire(env.settings)
-    async with serving(create_app(env.server)) as url:
-        yield f"{url}/mcp"
-
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_streamable_http_lists_calls_and_confirms(
@@ -401,17 +365,10 @@ async def test_streamable_http_rejects_forged_host_and_origin(
 
 # -- stdio: `patchwire mcp` as a subprocess ------------------------------------------------
 
-def patchwire_command() -> str:
-    """The console script installed next to this interpreter (the venv's)."""
-    path = Path(sys.executable).parent / "patchwire"
-    if not path.exists():
-        pytest.skip(f"the patchwire entry point is not installed at {path}")
-    return str(path)
-
-
 def stdio_params(env: Env, cwd: Path, *args: str) -> StdioServerParameters:
+    command, *prefix = patchwire_command()
     return StdioServerParameters(
-        command=patchwire_command(), args=["mcp", *args], cwd=cwd,
+        command=command, args=[*prefix, "mcp", *args], cwd=cwd,
         env={**os.environ, "PATCHWIRE_HOME": str(env.settings.home),
              "PATCHWIRE_ALLOW_NETWORKS": ",".join(LOOPBACK)})
 

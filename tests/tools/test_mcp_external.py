@@ -17,14 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import LOOPBACK
-from tests.server.conftest import canary, sandbox  # noqa: F401 - fixtures
-from tests.tools import test_mcp
-from tests.tools.test_mcp import CONFIRM_TOOL, Env, patchwire_command
-
-# the fixtures of test_mcp.py: a store with connection acme and the server app on loopback
-env = test_mcp.env
-mcp_url = test_mcp.mcp_url
+from tests.support.cli import patchwire_command
+from tests.support.mcp import CONFIRM_TOOL, Env
+from tests.support.settings import LOOPBACK
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / ".fixtures-cache" / "node" / "node_modules"
@@ -112,7 +107,7 @@ async def test_inspector_cli_lists_and_calls_tools_over_http(
 
 async def test_inspector_cli_lists_and_calls_tools_over_stdio(env: Env, tmp_path: Path) -> None:
     require(INSPECTOR)
-    server = [patchwire_command(), "mcp", "--connection", "acme"]
+    server = [*patchwire_command(), "mcp", "--connection", "acme"]
     environ = {**os.environ, "PATCHWIRE_HOME": str(env.settings.home),
                "PATCHWIRE_ALLOW_NETWORKS": ",".join(LOOPBACK)}
     base = ["node", str(INSPECTOR), "--cli", *server]

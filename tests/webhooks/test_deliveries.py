@@ -43,12 +43,10 @@ from patchwire.webhooks import (
     retry_delay,
     type_matches,
 )
-from tests.calls.upstream import serve
-from tests.cli.clirun import Cli
-from tests.helpers import LOOPBACK, local_settings
-from tests.http.test_hostile_upstream import bomb, memory_peak
-from tests.http.test_ssrf import NoInvalidNames
-from tests.server.live import serving
+from tests.support.cli import Cli
+from tests.support.hostile import NoInvalidNames, bomb, memory_peak
+from tests.support.servers import serve, serving
+from tests.support.settings import LOOPBACK, local_settings
 
 BOUND = 10.0  # no wait in these tests takes this long
 

@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy import Table, update
 
 from patchwire import Patchwire
-from patchwire.ids import new_id
 from patchwire.config import Settings, load_settings
 from patchwire.errors import ConfigError
+from patchwire.ids import new_id
 from patchwire.server import create_app
 from patchwire.store import Store
 from patchwire.store._webhook_models import WebhookInboxRow
@@ -36,8 +36,8 @@ from patchwire.store.core import MIGRATIONS_DIR
 from patchwire.webhooks import SchemeSettings, sign
 from patchwire.webhooks._inbox import Inbox
 from patchwire.webhooks._sources import WebhookSources
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 _INBOX = cast(Table, WebhookInboxRow.__table__)
 #: a generic HMAC source that signs a timestamp header (``{timestamp}.{body}``)

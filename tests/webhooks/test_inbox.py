@@ -20,16 +20,16 @@ import yaml
 from sqlalchemy import Table, select
 
 from patchwire import Patchwire
-from patchwire.ids import new_id
 from patchwire.flows import FlowRegistry, FlowSpec
 from patchwire.flows._engine import FlowEngine
+from patchwire.ids import new_id
 from patchwire.server import create_app
 from patchwire.store.models import FlowRunRow
 from patchwire.webhooks import SchemeSettings, sign
 from patchwire.webhooks._inbox import Inbox, InboxEvent
 from patchwire.webhooks._sources import WebhookSources
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 #: bound on anything this file waits for
 WAIT_S = 20.0

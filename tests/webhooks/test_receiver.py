@@ -24,10 +24,10 @@ from patchwire.errors import ConfigError
 from patchwire.server import create_app
 from patchwire.webhooks import SchemeSettings, sign
 from patchwire.webhooks._sources import WebhookSources
-from tests.cli.clirun import Cli
-from tests.cli.leaks import leaks_in_database, leaks_in_files, new_canary
-from tests.helpers import local_settings
-from tests.server.live import serving
+from tests.support.cli import Cli
+from tests.support.leaks import leaks_in_database, leaks_in_files, new_canary
+from tests.support.servers import serving
+from tests.support.settings import local_settings
 
 
 def standard_secret() -> str:

@@ -17,7 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from patchwire.errors import WebhookRejected
 from patchwire.webhooks import SchemeSettings, Verified, handshake, sign, verify
-from tests.helpers import conformance_path
+from tests.support.conformance import conformance_path
 
 VECTORS = conformance_path("webhooks", "standard-webhooks", "vectors.json")
 NOW = 1_700_000_000.0

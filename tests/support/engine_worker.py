@@ -1,6 +1,6 @@
 """The process the crash test kills: Patchwire and a FlowEngine on a given store and home.
 
-    python -m tests.reliability.engine_worker --home DIR --database-url URL
+    python -m tests.support.engine_worker --home DIR --database-url URL
 
 It runs the crash flow (``CRASH_FLOW``) until it is killed (SIGKILL, by the test) or
 stopped (SIGTERM/SIGINT: the engine stops cleanly). It prints ``engine ready <owner>``
@@ -20,7 +20,7 @@ from typing import Any
 from patchwire import Patchwire
 from patchwire.flows import FlowSpec
 from patchwire.flows._engine import FlowEngine
-from tests.helpers import local_settings
+from tests.support.settings import local_settings
 
 FLOW_ID = "crash_test"
 #: charge (idempotency key applies), a short wait (the run is released and claimed again),
@@ -69,7 +69,7 @@ async def serve(home: Path, database_url: str, max_concurrency: int, lease: floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.reliability.engine_worker")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.engine_worker")
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--max-concurrency", type=int, default=1000)

@@ -1,11 +1,8 @@
-"""Shared pieces of the HTTP-core tests: a fake clock, a fake timer wheel, a scripted
-upstream and a Patchwire wired to it."""
+"""A scripted upstream (aiohttp on loopback), its connector and a Patchwire wired to it."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,59 +12,8 @@ from aiohttp import web
 from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.http import HttpCore
-from tests.calls.upstream import serve
-from tests.helpers import local_settings
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class _Timer:
-    when: float
-    callback: Callable[[], None]
-    cancelled: bool = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-@dataclass
-class FakeTimers:
-    """``call_later`` on a fake clock: ``run_until(t)`` fires due timers in time order."""
-
-    clock: FakeClock
-    _heap: list[tuple[float, int, _Timer]] = field(default_factory=list)
-    _seq: itertools.count[int] = field(default_factory=itertools.count)
-    armed: int = 0
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> _Timer:
-        t = _Timer(self.clock.now + delay, callback)
-        heapq.heappush(self._heap, (t.when, next(self._seq), t))
-        self.armed += 1
-        return t
-
-    def next_due(self) -> float | None:
-        while self._heap and self._heap[0][2].cancelled:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
-
-    def fire_next(self) -> bool:
-        due = self.next_due()
-        if due is None:
-            return False
-        _, _, t = heapq.heappop(self._heap)
-        self.clock.now = max(self.clock.now, due)
-        t.callback()
-        return True
+from tests.support.servers import serve
+from tests.support.settings import local_settings
 
 
 @dataclass

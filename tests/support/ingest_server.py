@@ -1,7 +1,7 @@
 """The process the ingest crash test kills: the API (receiver and inbox processor) on a
 given store, home and port.
 
-    python -m tests.reliability.ingest_server --home DIR --database-url URL --port N
+    python -m tests.support.ingest_server --home DIR --database-url URL --port N
 
 Each inbox event of source ``crash`` starts a run of ``CRASH_FLOW`` (recorded as queued:
 no engine runs it here, so the test counts starts, not executions). Prints ``ready`` once
@@ -22,7 +22,7 @@ from patchwire.flows import FlowRegistry, FlowSpec
 from patchwire.flows._engine import FlowEngine
 from patchwire.server import create_app
 from patchwire.webhooks._inbox import Inbox
-from tests.helpers import local_settings
+from tests.support.settings import local_settings
 
 SOURCE = "crash"
 FLOW_ID = "count_event"

@@ -10,6 +10,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
+from tests.support.servers import serve
+
 KEY = "feed-key-9c1d"
 RECORDS = [{"id": n} for n in range(1, 24)]  # 23: no page size divides it
 
@@ -171,13 +173,6 @@ def make_app(feed: Feed) -> web.Application:
 @asynccontextmanager
 async def serve_feed() -> AsyncIterator[Feed]:
     feed = Feed()
-    runner = web.AppRunner(make_app(feed), shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    feed.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve(make_app(feed)) as url:
+        feed.url = url
         yield feed
-    finally:
-        await runner.cleanup()

@@ -1,4 +1,4 @@
-"""Helpers shared by test packages.
+"""Settings for tests on this machine.
 
 The SSRF guard refuses loopback by default; tests talk to the sandbox and inline servers on
 127.0.0.1, so they admit loopback explicitly, the way a user admits a local upstream.
@@ -14,20 +14,6 @@ from patchwire import Settings
 
 #: the allow-list entries that admit servers on this machine
 LOOPBACK: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-
-#: other people's test vectors and example documents, copied into the repository so a clone
-#: needs nothing beside it (origin, commit and licence of each file: its SOURCES.md)
-CONFORMANCE = Path(__file__).resolve().parent / "conformance"
-
-
-def conformance_path(*parts: str) -> Path:
-    """A file or folder under ``tests/conformance/``, e.g. ``conformance_path("rfc",
-    "rfc-vectors.json")``. A missing one fails the test: the data ships with the repository,
-    so its absence is a broken checkout, not a reason to skip."""
-    path = CONFORMANCE.joinpath(*parts)
-    if not path.exists():
-        raise FileNotFoundError(f"conformance data {path} is missing (see tests/conformance/SOURCES.md)")
-    return path
 
 
 def local_settings(home: Path, **overrides: Any) -> Settings:
