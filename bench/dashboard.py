@@ -38,10 +38,9 @@ import uvicorn
 
 from patchwire import Patchwire
 from patchwire.config import Settings
-from patchwire.dashboard._queries import percentile
-from patchwire.flows import FlowRegistry
-from patchwire.flows._engine import digest_of
+from patchwire.flows import FlowRegistry, digest_of
 from patchwire.server import create_app
+from patchwire.store.reports import percentile
 
 RUNS = 100_000
 STEPS_PER_RUN = 4

@@ -10,8 +10,9 @@ import re
 
 import pytest
 
+import patchwire.dashboard as dashboard
 from patchwire import Patchwire
-from patchwire.dashboard import _app as dashboard
+from patchwire.dashboard import _runs
 from patchwire.store.tools import ToolRepository
 from tests.support.dashboard import Dash, start, text_of
 from tests.support.sandboxes import add_order
@@ -70,7 +71,7 @@ async def test_the_runs_list_filters_by_flow_status_and_time_and_pages_with_a_cu
     assert "<html" not in rows and rows.count("data-run=") == 3
     assert 'data-poll="/runs/rows?flow=refuse"' in rows  # the first page stays live
 
-    monkeypatch.setattr(dashboard, "PAGE", 2)
+    monkeypatch.setattr(_runs, "PAGE", 2)  # read per request by the runs pages
     first = await dash.page("/runs", flow="refuse")
     assert [m for m in re.findall(r'data-run="(\w+)"', first)] == [
         refused[2]["id"], refused[1]["id"]]

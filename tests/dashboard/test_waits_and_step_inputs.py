@@ -15,8 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from patchwire.dashboard import _app as dashboard
-from patchwire.flows._engine import RunRecord, StepRecord
+import patchwire.dashboard as dashboard
+from patchwire.flows import RunRecord, StepRecord
 from patchwire.http import HttpCore
 from patchwire.server import create_app
 from tests.support.clocks import FakeClock, SignallingTimers

@@ -10,8 +10,9 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from patchwire import Patchwire
+from patchwire.access import AccessPolicy
 from patchwire.server import create_app
-from patchwire.server._auth import AccessPolicy, KeyRepository
+from patchwire.store.keys import KeyRepository
 from tests.support.servers import serving
 from tests.support.settings import local_settings
 

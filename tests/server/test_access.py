@@ -13,17 +13,12 @@ import aiohttp
 import pytest
 
 from patchwire import Patchwire
+from patchwire.access import PUBLIC, AccessPolicy, FailedAuthLimiter
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
-from patchwire.server._auth import (
-    PUBLIC,
-    AccessPolicy,
-    FailedAuthLimiter,
-    KeyRepository,
-    parse_key,
-    required_scope,
-)
 from patchwire.store import Store
+from patchwire.store.keys import KeyRepository, parse_key
+from tests.support.access import full_app, scope_of
 from tests.support.cli import Cli
 from tests.support.leaks import leaks_in, leaks_in_database
 from tests.support.servers import serving
@@ -255,8 +250,12 @@ async def test_keys_are_stored_only_as_digests(secured: Secured) -> None:
 # -- the scope table ---------------------------------------------------------------------------
 
 
-def test_the_scope_table_covers_every_route_of_the_app(tmp_path: Path) -> None:
-    app = create_app(Patchwire(local_settings(tmp_path)))
+def test_the_routes_scopes_cover_every_route_of_the_app(tmp_path: Path) -> None:
+    app = full_app(tmp_path)
+
+    def required_scope(method: str, path: str) -> str:
+        return scope_of(app, method, path)
+
     seen: dict[tuple[str, str], str] = {}
     for path, operations in app.openapi()["paths"].items():
         concrete = path.replace("{", "").replace("}", "")

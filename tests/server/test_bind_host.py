@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import patchwire.observability
 from patchwire import Patchwire
 from patchwire.cli import app
-from patchwire.server._auth import KeyRepository
+from patchwire.store.keys import KeyRepository
 from tests.support.servers import SERVER_TIMEOUT_S
 from tests.support.settings import local_settings
 

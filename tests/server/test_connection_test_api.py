@@ -4,10 +4,11 @@ refused key is a problem naming the refusal, never the key. Against the sandbox 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from patchwire import Patchwire
-from patchwire.server._auth import required_scope
+from tests.support.access import full_app, scope_of
 from tests.support.api import Api
 from tests.support.leaks import leaks_in, new_canary
 
@@ -53,5 +54,5 @@ async def test_an_unknown_connection_is_a_404_problem(api: Api) -> None:
     assert "'nope'" in body["detail"]
 
 
-def test_testing_a_connection_needs_the_run_scope() -> None:
-    assert required_scope("POST", "/api/v1/connections/acme/test") == "run"
+def test_testing_a_connection_needs_the_run_scope(tmp_path: Path) -> None:
+    assert scope_of(full_app(tmp_path), "POST", "/api/v1/connections/acme/test") == "run"

@@ -16,9 +16,10 @@ import aiohttp
 import pytest
 
 from patchwire import Patchwire
+from patchwire.access import AccessPolicy
 from patchwire.config import Settings
 from patchwire.server import create_app
-from patchwire.server._auth import AccessPolicy, KeyRepository
+from patchwire.store.keys import KeyRepository
 from tests.support.servers import serving
 from tests.support.settings import local_settings
 

@@ -19,9 +19,10 @@ import aiohttp
 import pytest
 
 from patchwire import Patchwire
+from patchwire.access import AccessPolicy, safe_next
 from patchwire.config import Settings
 from patchwire.server import create_app
-from patchwire.server._auth import AccessPolicy, KeyRepository, _safe_next
+from patchwire.store.keys import KeyRepository
 from tests.support.servers import serving
 from tests.support.settings import local_settings
 
@@ -254,7 +255,7 @@ HOSTILE_NEXT = [
 
 @pytest.mark.parametrize("nxt", HOSTILE_NEXT)
 def test_a_hostile_next_falls_back_to_the_overview(nxt: str) -> None:
-    assert _safe_next(nxt) == "/"
+    assert safe_next(nxt) == "/"
 
 
 @pytest.mark.parametrize(("nxt", "sent"), [
@@ -263,7 +264,7 @@ def test_a_hostile_next_falls_back_to_the_overview(nxt: str) -> None:
     ("/connections/café", "/connections/caf%C3%A9"),
 ])
 def test_a_path_of_this_server_is_kept_as_next(nxt: str, sent: str) -> None:
-    assert _safe_next(nxt) == sent
+    assert safe_next(nxt) == sent
 
 
 async def test_a_login_link_cannot_send_the_browser_off_site(tmp_path: Path) -> None:

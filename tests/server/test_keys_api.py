@@ -15,8 +15,8 @@ import pytest
 
 from patchwire import Patchwire
 from patchwire.server import create_app
-from patchwire.server._auth import KeyRepository, parse_key
 from patchwire.store import Store
+from patchwire.store.keys import KeyRepository, parse_key
 from tests.support.leaks import leaks_in
 from tests.support.servers import serving
 from tests.support.settings import local_settings

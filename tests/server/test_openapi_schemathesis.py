@@ -48,11 +48,14 @@ from patchwire.sandbox import (
     Sandbox,
 )
 from patchwire.server import create_app
-from patchwire.server._auth import KeyRepository
+from patchwire.store.keys import KeyRepository
 from patchwire.sync import SyncRegistry
 from tests.support.flows import FLOWS
 from tests.support.servers import serving
 from tests.support.settings import local_settings
+
+#: slow (schemathesis explores the whole API): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
 
 #: bound on the schemathesis run (~25 s on 2 cores, the whole test ~30 s); fails past it
 ST_TIMEOUT_S = 120.0

@@ -10,6 +10,7 @@ from patchwire.auth.vault import Vault, connection_aad, reencrypt_connections
 
 from ._consent import DEFAULT_CONSENT_TIMEOUT, consent_via_loopback
 from ._schemes import AuthParts, MissingCredential, render_auth
+from ._token_state import TokenState, TokenStates
 
 __all__ = [
     "DEFAULT_CONSENT_TIMEOUT",
@@ -21,6 +22,8 @@ __all__ = [
     "PkcePair",
     "TokenKeeper",
     "TokenSet",
+    "TokenState",
+    "TokenStates",
     "Vault",
     "code_challenge",
     "connection_aad",

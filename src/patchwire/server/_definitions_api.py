@@ -1,9 +1,9 @@
 """REST routes for the definitions a server runs with (``/api/v1/definitions``): what is in
 force, and reloading them from their files — what ``SIGHUP`` does (``definitions.py``).
 
-Reloading needs the ``admin`` scope (no rule of the scope table names it); reading them,
-``read``. New files that do not load are a 422 problem listing every problem with its file
-and line, and the definitions in force stay as they were.
+Reloading needs the ``admin`` scope; reading them, ``read``. New files that do not load are
+a 422 problem listing every problem with its file and line, and the definitions in force
+stay as they were.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from patchwire.access import requires
 from patchwire.definitions import LiveDefinitions
 from patchwire.errors import SpecError
 
@@ -21,11 +22,11 @@ __all__ = ["definitions_router"]
 def definitions_router(live: LiveDefinitions) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
-    @router.get("/definitions")
+    @router.get("/definitions", dependencies=[requires("read")])
     async def current() -> dict[str, Any]:
         return live.current()
 
-    @router.post("/definitions/reload")
+    @router.post("/definitions/reload", dependencies=[requires("admin")])
     async def reload() -> dict[str, Any]:
         try:
             changes = await live.reload()

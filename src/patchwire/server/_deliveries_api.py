@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from patchwire.access import requires
 from patchwire.webhooks import WebhookOutbox
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def deliveries_router(pw: Patchwire) -> APIRouter:
             cache[:] = [WebhookOutbox.of(pw)]
         return cache[0]
 
-    @router.post("/subscriptions", status_code=201)
+    @router.post("/subscriptions", dependencies=[requires("admin")], status_code=201)
     async def create_subscription(body: SubscriptionRequest, request: Request,
                                   response: Response) -> dict[str, Any]:
         created = await outbox().create_subscription(
@@ -56,36 +57,39 @@ def deliveries_router(pw: Patchwire) -> APIRouter:
         # the secret is in this answer only: it is stored encrypted and never shown again
         return created.to_dict()
 
-    @router.get("/subscriptions")
+    @router.get("/subscriptions", dependencies=[requires("read")])
     async def list_subscriptions(
         status: Literal["active", "disabled"] | None = None,
     ) -> list[dict[str, Any]]:
         return [s.to_dict() for s in await outbox().list_subscriptions(status=status)]
 
-    @router.get("/subscriptions/{subscription_id}", name="get_subscription")
+    @router.get("/subscriptions/{subscription_id}",
+                dependencies=[requires("read")], name="get_subscription")
     async def get_subscription(subscription_id: str) -> dict[str, Any]:
         return (await outbox().get_subscription(subscription_id)).to_dict()
 
-    @router.delete("/subscriptions/{subscription_id}", status_code=204)
+    @router.delete("/subscriptions/{subscription_id}",
+                   dependencies=[requires("admin")], status_code=204)
     async def remove_subscription(subscription_id: str) -> Response:
         await outbox().remove_subscription(subscription_id)
         return Response(status_code=204)
 
-    @router.post("/subscriptions/{subscription_id}/enable")
+    @router.post("/subscriptions/{subscription_id}/enable", dependencies=[requires("admin")])
     async def enable(subscription_id: str) -> dict[str, Any]:
         return (await outbox().enable(subscription_id)).to_dict()
 
-    @router.post("/subscriptions/{subscription_id}/disable")
+    @router.post("/subscriptions/{subscription_id}/disable", dependencies=[requires("admin")])
     async def disable(subscription_id: str,
                       body: DisableRequest | None = None) -> dict[str, Any]:
         reason = body.reason if body is not None else DisableRequest().reason
         return (await outbox().disable(subscription_id, reason=reason)).to_dict()
 
-    @router.post("/subscriptions/{subscription_id}/redeliver-failed")
+    @router.post("/subscriptions/{subscription_id}/redeliver-failed",
+                 dependencies=[requires("admin")])
     async def redeliver_failed(subscription_id: str) -> dict[str, Any]:
         return {"redelivered": await outbox().redeliver_failed(subscription_id)}
 
-    @router.get("/deliveries")
+    @router.get("/deliveries", dependencies=[requires("read")])
     async def list_deliveries(
         request: Request, response: Response,
         subscription: str | None = None,
@@ -101,14 +105,14 @@ def deliveries_router(pw: Patchwire) -> APIRouter:
             response.headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
         return [d.to_dict() for d in records]
 
-    @router.get("/deliveries/{delivery_id}")
+    @router.get("/deliveries/{delivery_id}", dependencies=[requires("read")])
     async def get_delivery(delivery_id: str) -> dict[str, Any]:
         box = outbox()
         delivery = await box.get_delivery(delivery_id)
         return {**delivery.to_dict(),
                 "attempt_log": [a.to_dict() for a in await box.attempts(delivery_id)]}
 
-    @router.post("/deliveries/{delivery_id}/redeliver")
+    @router.post("/deliveries/{delivery_id}/redeliver", dependencies=[requires("run")])
     async def redeliver(delivery_id: str) -> dict[str, Any]:
         return (await outbox().redeliver(delivery_id)).to_dict()
 

@@ -1,5 +1,5 @@
 """REST routes for durable flows: the flow catalog, starting runs, and watching, retrying and
-cancelling them. The routes share the app's one FlowEngine (see ``create_app(engine=...)``).
+cancelling them. The routes share the app's one flow engine (see ``create_app(engine=...)``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from patchwire.access import requires
 from patchwire.errors import RunStateError
-from patchwire.flows import FINISHED, FlowEngine, RunRecord, StepRecord
+from patchwire.flows import FINISHED, Engine, RunRecord, StepRecord
 
 if TYPE_CHECKING:
     from patchwire.flows import FlowRegistry, FlowSpec, Trigger
@@ -57,22 +58,22 @@ def _epoch(moment: datetime | None) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def flows_router(flows: FlowRegistry, eng: FlowEngine) -> APIRouter:
+def flows_router(flows: FlowRegistry, eng: Engine) -> APIRouter:
     """``eng``: the app's engine (started and stopped by the app's lifespan)."""
     router = APIRouter(prefix="/api/v1")
 
-    @router.get("/flows")
+    @router.get("/flows", dependencies=[requires("read")])
     async def list_flows() -> list[dict[str, Any]]:
         return [flow_summary(f) for f in flows]
 
-    @router.get("/flows/{flow_id}")
+    @router.get("/flows/{flow_id}", dependencies=[requires("read")])
     async def get_flow(flow_id: str) -> dict[str, Any]:
         flow = flows.get(flow_id)
         return {**flow_summary(flow), "source": flows.source_of(flow_id),
                 "definition": flow.model_dump(mode="json", by_alias=True,
                                               exclude_defaults=True)}
 
-    @router.post("/flows/{flow_id}/runs", status_code=201)
+    @router.post("/flows/{flow_id}/runs", dependencies=[requires("run")], status_code=201)
     async def start_run(flow_id: str, body: RunRequest, request: Request,
                         response: Response) -> dict[str, Any]:
         flow = flows.get(flow_id)
@@ -96,7 +97,7 @@ def flows_router(flows: FlowRegistry, eng: FlowEngine) -> APIRouter:
         steps = await eng.steps(run_id) if record.status in FINISHED else None
         return run_body(record, steps)
 
-    @router.get("/runs")
+    @router.get("/runs", dependencies=[requires("read")])
     async def list_runs(
         request: Request, response: Response,
         flow: str | None = None,
@@ -120,20 +121,20 @@ def flows_router(flows: FlowRegistry, eng: FlowEngine) -> APIRouter:
         return [run_body(r) for r in records]
 
     # before /runs/{run_id}/...: a literal path is matched first
-    @router.post("/runs/retry-failed")
+    @router.post("/runs/retry-failed", dependencies=[requires("run")])
     async def retry_failed(flow: str | None = None) -> dict[str, Any]:
         return {"retried": await eng.retry_failed(flow_id=flow)}
 
-    @router.get("/runs/{run_id}", name="get_run")
+    @router.get("/runs/{run_id}", dependencies=[requires("read")], name="get_run")
     async def get_run(run_id: str) -> dict[str, Any]:
         record = await eng.get_run(run_id)
         return run_body(record, await eng.steps(run_id))
 
-    @router.post("/runs/{run_id}/retry")
+    @router.post("/runs/{run_id}/retry", dependencies=[requires("run")])
     async def retry(run_id: str) -> dict[str, Any]:
         return run_body(await eng.retry(run_id))
 
-    @router.post("/runs/{run_id}/cancel")
+    @router.post("/runs/{run_id}/cancel", dependencies=[requires("run")])
     async def cancel(run_id: str) -> dict[str, Any]:
         return run_body(await eng.cancel(run_id, reason="cancelled through the API"))
 

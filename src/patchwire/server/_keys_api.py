@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from patchwire.server._auth import (
+from patchwire.access import KeyRing, requires
+from patchwire.store.keys import (
     MAX_KEY_NAME,
     ApiKeyRecord,
     KeyRepository,
-    KeyRing,
     ScopeName,
     check_key_name,
 )
@@ -77,13 +77,13 @@ def keys_router(store: Callable[[], Store], ring: KeyRing) -> APIRouter:
     def repo() -> KeyRepository:
         return KeyRepository(store())
 
-    @router.get("/keys")
+    @router.get("/keys", dependencies=[requires("admin")])
     async def list_keys(
         include_revoked: Annotated[bool, Query(description="revoked keys too")] = False,
     ) -> list[ApiKeyOut]:
         return [ApiKeyOut.of(k) for k in await repo().list(include_revoked=include_revoked)]
 
-    @router.post("/keys", status_code=201)
+    @router.post("/keys", dependencies=[requires("admin")], status_code=201)
     async def create_key(body: KeyCreate, request: Request, response: Response) -> CreatedKey:
         record, text = await repo().create(body.name, body.scopes)
         ring.invalidate()  # usable at once, not after the cache's ttl
@@ -91,11 +91,11 @@ def keys_router(store: Callable[[], Store], ring: KeyRing) -> APIRouter:
         response.headers["Cache-Control"] = "no-store"  # the secret: in this answer only
         return CreatedKey.model_validate({**record.to_dict(), "key": text})
 
-    @router.get("/keys/{key_id}", name="get_key")
+    @router.get("/keys/{key_id}", dependencies=[requires("admin")], name="get_key")
     async def get_key(key_id: str) -> ApiKeyOut:
         return ApiKeyOut.of(await repo().get(key_id))
 
-    @router.post("/keys/{key_id}/revoke")
+    @router.post("/keys/{key_id}/revoke", dependencies=[requires("admin")])
     async def revoke_key(key_id: str) -> ApiKeyOut:
         """Revoke the key (again: no change). Requests with it are refused at once by this
         server, within a second by others sharing the store."""

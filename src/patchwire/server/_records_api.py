@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from patchwire.access import requires
 from patchwire.errors import ConfigError
 from patchwire.sync import SyncEngine
 from patchwire.sync.spec import UnknownRecord
@@ -26,7 +27,7 @@ class SyncRunRequest(BaseModel):
 def records_router(engine: SyncEngine) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["sync"])
 
-    @router.get("/syncs")
+    @router.get("/syncs", dependencies=[requires("read")])
     async def list_syncs() -> list[dict[str, Any]]:
         """Every sync with its state per connection."""
         by_sync: dict[str, list[dict[str, Any]]] = {}
@@ -34,19 +35,19 @@ def records_router(engine: SyncEngine) -> APIRouter:
             by_sync.setdefault(status.sync, []).append(status.to_dict())
         return [{**s.summary(), "status": by_sync.get(s.id, [])} for s in engine.syncs()]
 
-    @router.get("/syncs/{sync_id}")
+    @router.get("/syncs/{sync_id}", dependencies=[requires("read")])
     async def get_sync(sync_id: str) -> dict[str, Any]:
         spec = engine.sync(sync_id)
         return {**spec.summary(),
                 "status": [s.to_dict() for s in await engine.status() if s.sync == sync_id]}
 
-    @router.post("/syncs/{sync_id}/run")
+    @router.post("/syncs/{sync_id}/run", dependencies=[requires("admin")])
     async def run_sync(sync_id: str, body: SyncRunRequest) -> list[dict[str, Any]]:
         """Poll (or reconcile) now and answer with what changed."""
         outcomes = await engine.run(sync_id, connection=body.connection, full=body.full)
         return [o.to_dict() for o in outcomes]
 
-    @router.get("/records")
+    @router.get("/records", dependencies=[requires("read")])
     async def list_records(
         model: Annotated[str, Query(min_length=1, max_length=100)],
         connection: str | None = None,
@@ -64,7 +65,7 @@ def records_router(engine: SyncEngine) -> APIRouter:
             raise ConfigError(f"cursor: {exc}") from None
         return {"data": [r.to_dict() for r in records], "next_cursor": next_cursor}
 
-    @router.get("/records/{model}/{connection}/{record_id}")
+    @router.get("/records/{model}/{connection}/{record_id}", dependencies=[requires("read")])
     async def get_record(model: str, connection: str, record_id: str) -> dict[str, Any]:
         record = await engine.records.get(model, connection, record_id)
         if record is None:

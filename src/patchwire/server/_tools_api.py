@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from patchwire.access import requires
 from patchwire.store.tools import ToolRepository
 from patchwire.tools import ToolFilter, ToolInvoker
 
@@ -35,7 +36,7 @@ def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter
     def repo() -> ToolRepository:
         return ToolRepository(pw.store)
 
-    @router.get("/tools")
+    @router.get("/tools", dependencies=[requires("read")])
     async def list_tools(
         connection: Annotated[list[str] | None, Query()] = None,
         connector: Annotated[list[str] | None, Query()] = None,
@@ -57,14 +58,14 @@ def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter
                  "read_only": t.read_only, "destructive": t.destructive,
                  "idempotent": t.idempotent, "confirm": t.confirm} for t in catalog]
 
-    @router.post("/tools/{name}/call")
+    @router.post("/tools/{name}/call", dependencies=[requires("run")])
     async def call_tool(name: str, body: ToolCallRequest) -> dict[str, Any]:
         result = await invoker.invoke(name, body.arguments, session_id=body.session_id)
         return {"status": result.status, "is_error": result.is_error, "text": result.text,
                 "data": result.data, "approval_id": result.approval_id,
                 "truncated": result.truncated}
 
-    @router.get("/tool-calls")
+    @router.get("/tool-calls", dependencies=[requires("read")])
     async def list_tool_calls(session_id: str | None = None, tool: str | None = None,
                               invalid: bool | None = None,
                               limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
@@ -72,7 +73,7 @@ def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter
                                              validation_failed=invalid, limit=limit)
         return [r.to_dict() for r in found]
 
-    @router.get("/approvals")
+    @router.get("/approvals", dependencies=[requires("read")])
     async def list_approvals(
         status: Literal["pending", "approved", "denied", "used", "expired", "all"] = "pending",
         limit: int = Query(100, ge=1, le=1000),
@@ -81,18 +82,18 @@ def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter
                                             limit=limit)
         return [a.to_dict() for a in found]
 
-    @router.get("/approvals/{approval_id}")
+    @router.get("/approvals/{approval_id}", dependencies=[requires("read")])
     async def get_approval(approval_id: str) -> dict[str, Any]:
         return (await repo().get_approval(approval_id)).to_dict()
 
-    @router.post("/approvals/{approval_id}/approve")
+    @router.post("/approvals/{approval_id}/approve", dependencies=[requires("approve")])
     async def approve(approval_id: str, body: Verdict) -> dict[str, Any]:
         rec = await repo().decide_approval(approval_id, approved=True,
                                            decided_by=f"api:{body.by}" if body.by else "api",
                                            reason=body.reason)
         return rec.to_dict()
 
-    @router.post("/approvals/{approval_id}/deny")
+    @router.post("/approvals/{approval_id}/deny", dependencies=[requires("approve")])
     async def deny(approval_id: str, body: Verdict) -> dict[str, Any]:
         rec = await repo().decide_approval(approval_id, approved=False,
                                            decided_by=f"api:{body.by}" if body.by else "api",

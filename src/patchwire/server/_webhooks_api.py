@@ -37,6 +37,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 
+from patchwire.access import requires
 from patchwire.errors import PatchwireError, StoreError, WebhookRejected
 from patchwire.expressions import ExpressionError
 from patchwire.http import Redactor, excerpt
@@ -447,11 +448,12 @@ InboxStatus = Literal["pending", "processed", "failed"]
 def webhooks_router(sources: WebhookSources, cache: SourceCache, inbox: Inbox) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
-    @router.get("/webhook-sources")
+    @router.get("/webhook-sources", dependencies=[requires("read")])
     async def list_sources() -> list[dict[str, Any]]:
         return [s.to_dict() for s in await sources.list()]
 
-    @router.post("/webhook-sources", status_code=201, response_model=None)
+    @router.post("/webhook-sources",
+                 dependencies=[requires("admin")], status_code=201, response_model=None)
     async def add_source(body: SourceCreate) -> dict[str, Any] | Response:
         try:
             added = await sources.add(body.name, body.scheme, body.secrets,
@@ -463,11 +465,11 @@ def webhooks_router(sources: WebhookSources, cache: SourceCache, inbox: Inbox) -
         cache.invalidate()
         return added.to_dict()
 
-    @router.get("/webhook-sources/{name}")
+    @router.get("/webhook-sources/{name}", dependencies=[requires("read")])
     async def get_source(name: str) -> dict[str, Any]:
         return (await sources.get(name)).to_dict()
 
-    @router.patch("/webhook-sources/{name}")
+    @router.patch("/webhook-sources/{name}", dependencies=[requires("admin")])
     async def update_source(name: str, body: SourceUpdate) -> dict[str, Any]:
         scheme = None
         if body.tolerance_s is not None:
@@ -483,34 +485,34 @@ def webhooks_router(sources: WebhookSources, cache: SourceCache, inbox: Inbox) -
             cache.invalidate()
         return updated.to_dict()
 
-    @router.post("/webhook-sources/{name}/rotate")
+    @router.post("/webhook-sources/{name}/rotate", dependencies=[requires("admin")])
     async def rotate_secret(name: str, body: SecretRotation) -> dict[str, Any]:
         rotated = await sources.rotate(name, body.secret, grace_s=body.grace_s)
         cache.invalidate()
         return rotated.to_dict()
 
-    @router.delete("/webhook-sources/{name}", status_code=204)
+    @router.delete("/webhook-sources/{name}", dependencies=[requires("admin")], status_code=204)
     async def remove_source(name: str) -> Response:
         await sources.remove(name)
         cache.invalidate()
         return Response(status_code=204)
 
-    @router.get("/webhooks/inbox")
+    @router.get("/webhooks/inbox", dependencies=[requires("read")])
     async def list_inbox(source: str | None = None, status: InboxStatus | None = None,
                          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                          ) -> list[dict[str, Any]]:
         return [e.to_dict() for e in await inbox.list_events(source=source, status=status,
                                                              limit=limit)]
 
-    @router.get("/webhooks/inbox/{event_id}")
+    @router.get("/webhooks/inbox/{event_id}", dependencies=[requires("read")])
     async def get_inbox_event(event_id: str) -> dict[str, Any]:
         return (await inbox.get_event(event_id)).to_dict(payload=True)
 
-    @router.post("/webhooks/inbox/{event_id}/replay")
+    @router.post("/webhooks/inbox/{event_id}/replay", dependencies=[requires("run")])
     async def replay_event(event_id: str) -> dict[str, Any]:
         return (await inbox.replay(event_id)).to_dict()
 
-    @router.get("/webhooks/rejections")
+    @router.get("/webhooks/rejections", dependencies=[requires("read")])
     async def list_rejections(source: str | None = None,
                               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                               ) -> list[dict[str, Any]]:

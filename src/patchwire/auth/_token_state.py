@@ -1,0 +1,46 @@
+"""What may be shown of a connection's OAuth2 tokens: whether there is one, when it
+expires, whether a person must authorise again — read from the encrypted secrets here, so
+that pages and APIs showing it never hold a token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from patchwire.auth._tokens import TokenSet, needs_reauth
+from patchwire.auth.vault import Vault, connection_aad
+
+if TYPE_CHECKING:
+    from patchwire.store import Store
+
+__all__ = ["TokenState", "TokenStates"]
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """A connection's tokens as a person may see them (never a token)."""
+
+    has_token: bool
+    needs_reauth: bool
+    #: epoch seconds (None: the token endpoint did not say)
+    expires_at: float | None
+
+
+class TokenStates:
+    """The :class:`TokenState` of connections, over the store and the vault (callables:
+    both exist once the application has opened)."""
+
+    def __init__(self, store: Callable[[], Store], vault: Callable[[], Vault]) -> None:
+        self._store = store
+        self._vault = vault
+
+    async def of(self, name: str) -> TokenState:
+        """Raises the store's LookupFailed for an unknown connection, VaultError for
+        secrets the vault's key cannot open."""
+        rec = await self._store().get_connection(name)
+        secrets = (self._vault().decrypt_json(rec.secrets, aad=connection_aad(rec.id))
+                   if rec.secrets else {})
+        tokens = TokenSet.from_secrets(secrets)
+        return TokenState(has_token=tokens is not None, needs_reauth=needs_reauth(secrets),
+                          expires_at=tokens.expires_at if tokens else None)

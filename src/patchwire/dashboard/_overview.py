@@ -1,0 +1,105 @@
+"""The overview at ``/``: each connection's call quality, breaker and tokens, charts of the
+call log over a window, runs per status and the approvals waiting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from patchwire.access import requires
+from patchwire.connectors.spec import OAuth2Auth
+from patchwire.errors import PatchwireError
+from patchwire.store.reports import ChartPoint
+
+from ._render import Chart, Pages, is_partial, line_chart
+from ._runs import RUN_STATUSES
+from ._services import DashboardServices
+
+__all__ = ["WINDOWS", "overview_router", "window_start"]
+
+WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(hours=24),
+                                 "7d": timedelta(days=7)}
+
+
+def window_start(window: str, now: datetime | None = None) -> tuple[datetime, timedelta]:
+    """The start of a named window (``1h``, ``24h``, ``7d``) and its length."""
+    length = WINDOWS.get(window, WINDOWS["24h"])
+    return (now or datetime.now(UTC)) - length, length
+
+
+def charts(series: list[ChartPoint], length: timedelta) -> list[Chart]:
+    times = [p.start for p in series]
+    return [
+        line_chart("Success rate", times,
+                   [("success rate", "s-ok", [p.success_rate for p in series])],
+                   fmt="pct", y_max=1.0),
+        line_chart("Latency", times,
+                   [("max", "s-max", [p.max_ms for p in series]),
+                    ("average", "s-avg", [p.avg_ms for p in series])], fmt="ms"),
+        line_chart("Retries per call", times,
+                   [("retries per call", "s-retry",
+                     [p.retries_per_call for p in series])]),
+        line_chart("Calls", times,
+                   [("calls", "s-calls", [float(p.calls) for p in series])],
+                   fmt="num0"),
+    ]
+
+
+def overview_router(services: DashboardServices, pages: Pages) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    connections = services.connections
+
+    async def token_status(name: str, connector: str) -> dict[str, Any] | None:
+        """For OAuth2 connections: when the access token expires, whether a person must
+        authorise again (the auth package's TokenStates reads them: no token here)."""
+        if connector not in connections.connectors or not isinstance(
+                connections.connectors.get(connector).auth, OAuth2Auth):
+            return None
+        try:
+            state = await services.tokens.of(name)
+        except PatchwireError as exc:
+            return {"error": f"cannot read: {exc.code}"}
+        return {"has_token": state.has_token, "needs_reauth": state.needs_reauth,
+                "expires_at": state.expires_at}
+
+    async def overview_context(window: str, connector: str | None) -> dict[str, Any]:
+        window = window if window in WINDOWS else "24h"
+        now = datetime.now(UTC)
+        since, length = window_start(window, now)
+        await connections.flush()  # calls made a moment ago are in the numbers
+        reports = services.reports()
+        stats = await reports.call_stats(since)
+        by_key = {(s.connector, s.connection): s for s in stats}
+        rows: list[dict[str, Any]] = []
+        for info in await connections.list_connections():
+            rows.append({"connector": info.connector, "connection": info.name,
+                         "stats": by_key.pop((info.connector, info.name), None),
+                         "token": await token_status(info.name, info.connector)})
+        for (conn_connector, conn_name), st in by_key.items():  # calls of removed ones
+            rows.append({"connector": conn_connector, "connection": conn_name, "stats": st,
+                         "token": None})
+        rows.sort(key=lambda r: (r["connector"], r["connection"] or ""))
+        breakers = {name: connections.breaker_state(name).to_dict()
+                    for name in sorted({r["connector"] for r in rows})}
+        series = await reports.call_series(since, now, buckets=24, connector=connector)
+        runs = await reports.run_status_counts(since.timestamp())
+        pending = await services.tools().list_approvals(status="pending", limit=100)
+        return {"window": window, "windows": list(WINDOWS), "rows": rows,
+                "breakers": breakers, "charts": charts(series, length),
+                "chart_connector": connector,
+                "connectors": sorted({r["connector"] for r in rows}),
+                "run_counts": runs, "run_statuses": RUN_STATUSES,
+                "pending_approvals": len(pending), "since": since}
+
+    @router.get("/", dependencies=[requires("read")], response_class=HTMLResponse)
+    async def overview(request: Request, window: str = "24h",
+                       connector: str | None = None) -> HTMLResponse:
+        context = await overview_context(window, connector or None)
+        if is_partial(request):
+            return pages.page("_overview_live.html", request, **context)
+        return pages.page("overview.html", request, **context)
+
+    return router

@@ -1,0 +1,69 @@
+"""What the dashboard's pages read and do, injected: each page module gets these narrow
+services, never the store or the vault. Built from the app's ``Patchwire`` in one place
+(:meth:`DashboardServices.of`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from patchwire.auth import TokenStates
+from patchwire.flows import Engine
+from patchwire.store.reports import ReportRepository
+from patchwire.store.tools import ToolRepository
+from patchwire.tools import ToolInvoker
+from patchwire.webhooks import Inbox, WebhookOutbox
+
+if TYPE_CHECKING:
+    from patchwire import Patchwire
+    from patchwire.connectors import ConnectorRegistry
+    from patchwire.http import BreakerState
+
+__all__ = ["Connections", "DashboardServices", "NamedConnection"]
+
+
+class NamedConnection(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def connector(self) -> str: ...
+
+
+class Connections(Protocol):
+    """The connections and connectors the overview shows (the facade is one)."""
+
+    @property
+    def connectors(self) -> ConnectorRegistry: ...
+
+    async def list_connections(self) -> Sequence[NamedConnection]: ...
+
+    def breaker_state(self, connector: str) -> BreakerState: ...
+
+    async def flush(self) -> None:
+        """Write the calls recorded a moment ago, so that the numbers include them."""
+
+
+@dataclass(frozen=True)
+class DashboardServices:
+    """The factories are called per request: the store behind them exists once the app's
+    lifespan has opened it."""
+
+    connections: Connections
+    tokens: TokenStates
+    engine: Engine
+    invoker: ToolInvoker
+    reports: Callable[[], ReportRepository]
+    tools: Callable[[], ToolRepository]
+    inbox: Callable[[], Inbox]
+    outbox: Callable[[], WebhookOutbox]
+
+    @classmethod
+    def of(cls, pw: Patchwire, *, engine: Engine,
+           invoker: ToolInvoker) -> DashboardServices:
+        return cls(connections=pw, tokens=TokenStates(lambda: pw.store, lambda: pw.vault),
+                   engine=engine, invoker=invoker,
+                   reports=lambda: ReportRepository(pw.store),
+                   tools=lambda: ToolRepository(pw.store),
+                   inbox=lambda: Inbox(pw), outbox=lambda: WebhookOutbox.of(pw))

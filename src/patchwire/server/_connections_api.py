@@ -1,0 +1,48 @@
+"""REST routes for connections (``/api/v1/connections``): listing them without their
+secrets (``read``), and proving one's credentials with the connector's test call (``run``:
+it calls the upstream)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from patchwire.access import requires
+
+if TYPE_CHECKING:
+    from patchwire import Patchwire
+
+__all__ = ["ConnectionTestResponse", "connections_router"]
+
+
+class ConnectionTestResponse(BaseModel):
+    ok: bool = Field(description="the credentials were accepted (a refusal is a problem)")
+    action: str = Field(description="the connector's test call, e.g. shop.list_orders")
+    status: int = Field(description="the upstream's HTTP status")
+    elapsed_ms: float
+
+
+def connections_router(pw: Patchwire) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/connections", dependencies=[requires("read")])
+    async def list_connections(connector: str | None = None,
+                               owner: str | None = None) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in await pw.list_connections(connector, owner)]
+
+    @router.get("/connections/{name}", dependencies=[requires("read")])
+    async def get_connection(name: str) -> dict[str, Any]:
+        return (await pw.get_connection(name)).to_dict()
+
+    @router.post("/connections/{name}/test", response_model=ConnectionTestResponse,
+                 dependencies=[requires("run")])
+    async def test_connection(name: str) -> ConnectionTestResponse:
+        # one cheap call proving the credentials; a refusal is the call's problem (424 with
+        # the upstream's status and a redacted excerpt), never the credentials
+        tested = await pw.test_connection(name)
+        return ConnectionTestResponse(ok=True, action=tested.action, status=tested.status,
+                                      elapsed_ms=round(tested.latency_ms, 1))
+
+    return router
