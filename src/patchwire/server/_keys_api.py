@@ -1,9 +1,9 @@
 """REST routes for API keys (``/api/v1/keys``): list, create, read and revoke — what
-``patchwire keys`` does, through the same :class:`KeyRepository` (``server/_auth.py``).
+``patchwire keys`` does, through the same :class:`KeyRepository` (``store/keys.py``).
 
-Every route needs the ``admin`` scope, reads included (the scope table's ``/api/v1/keys``
-rule). A key's secret is in one answer only, the 201 of its creation: only its SHA-256
-digest is stored, and neither the secret nor the digest is ever listed. Revoking keeps the
+Every route needs the ``admin`` scope, reads included (each declares it). A key's secret
+is in one answer only, the 201 of its creation: only its SHA-256 digest is stored, and
+neither the secret nor the digest is ever listed. Revoking keeps the
 key's row (listed with ``include_revoked=true``), so it is ``POST .../revoke`` like the
 API's other state changes (``/runs/{id}/cancel``, ``/subscriptions/{id}/disable``), not a
 ``DELETE``. Errors are RFC 9457 problems through the app's handlers: an unknown key is 404,
