@@ -1,5 +1,6 @@
 """The call path's own HTTP/1.1 exchanges (``http/_wire.py``): keep-alive, framing,
-decoding, redirects handed to aiohttp, requests it hands back, and connection failures.
+decoding, redirects followed by the core, the rule that sends other requests through
+aiohttp, and connection failures.
 
 Ordinary upstreams are aiohttp apps on 127.0.0.1; the odd wire behaviours (a body that
 ends with the connection, interim answers, a server that drops kept-alive connections)
@@ -27,7 +28,16 @@ from cryptography.x509.oid import NameOID
 
 from patchwire.connectors.spec import ConnectorSpec
 from patchwire.errors import CallContext, TransportError
-from patchwire.http import HttpCore, PreparedRequest, RawResponse, RetryDecision
+from patchwire.http import (
+    DefaultTransport,
+    DestinationPolicy,
+    HttpCore,
+    Limits,
+    PreparedRequest,
+    RawResponse,
+    RetryDecision,
+)
+from patchwire.http._wire import Frame
 from tests.support.servers import serve
 from tests.support.wire import ONE_TRY, TIMEOUTS, ok, raw_server, send
 
@@ -365,28 +375,31 @@ async def test_an_endless_header_section_is_cut_off(http: HttpCore) -> None:
             await send(http, PreparedRequest("GET", f"{url}/x"))
 
 
-async def test_a_body_read_is_capped_when_asked_and_the_connection_dropped() -> None:
-    core = HttpCore(allow_networks=("127.0.0.1/32",))
-    limits = aiohttp.ClientTimeout(total=5)
+@pytest.mark.parametrize("path", ["wire", "aiohttp"])
+async def test_a_body_read_is_capped_when_asked_and_the_connection_dropped(path: str) -> None:
+    transport = DefaultTransport(DestinationPolicy.from_allow_list(["127.0.0.1/32"]),
+                                 wire=path == "wire")
+    capped = Limits(aiohttp.ClientTimeout(total=5), max_body=1024, truncate=True)
+    whole = Limits(aiohttp.ClientTimeout(total=5))
 
     async def answer(head: bytes, n: int) -> bytes:
         return ok(b"x" * 100_000)
 
     try:
         async with raw_server(answer) as (url, connections):
-            wire = core._wire_pool(core._get_session())
-            first = await wire.exchange("POST", f"{url}/x", {}, None, b"{}", limits,
-                                        max_body=1024)
-            second = await wire.exchange("POST", f"{url}/x", {}, None, b"{}", limits)
+            first = await transport.handle(
+                PreparedRequest("POST", f"{url}/x", data=b"{}"), capped)
+            second = await transport.handle(
+                PreparedRequest("POST", f"{url}/x", data=b"{}"), whole)
     finally:
-        await core.close()
-    assert first is not None and second is not None
-    assert (first[0], len(first[2])) == (200, 1024)
-    assert len(second[2]) == 100_000
-    assert len(connections) == 2  # the capped one was not reused
+        await transport.aclose()
+    assert (first.status, len(first.body)) == (200, 1024)
+    assert len(second.body) == 100_000
+    if path == "wire":  # (aiohttp keeps a connection whose whole answer it had buffered)
+        assert len(connections) == 2  # the capped one was not reused
 
 
-async def test_ordinary_json_and_form_requests_take_the_wire_and_multipart_does_not(
+async def test_ordinary_json_and_form_requests_take_the_wire_and_the_rest_aiohttp(
     http: HttpCore,
 ) -> None:
     async def answer(request: web.Request) -> web.Response:
@@ -395,25 +408,48 @@ async def test_ordinary_json_and_form_requests_take_the_wire_and_multipart_does_
     app = web.Application()
     app.router.add_route("*", "/x", answer)
     taken: list[str] = []
+    transport = http.transport
+    assert isinstance(transport, DefaultTransport)
+    wire_send, aiohttp_handle = transport.wire.send, transport.aiohttp.handle
+
+    async def by_wire(frame: Frame, limits: Limits) -> RawResponse:
+        taken.append(f"{frame.method} wire")
+        return await wire_send(frame, limits)
+
+    async def by_aiohttp(request: PreparedRequest, limits: Limits) -> RawResponse:
+        taken.append(f"{request.method} aiohttp")
+        return await aiohttp_handle(request, limits)
+
+    transport.wire.send = by_wire  # type: ignore[method-assign]
+    transport.aiohttp.handle = by_aiohttp  # type: ignore[method-assign]
     async with serve(app) as url:
-        wire = http._wire_pool(http._get_session())
-        exchange = wire.exchange
-
-        async def spy(method: str, *args: object, **kwargs: object) -> object:
-            answer = await exchange(method, *args, **kwargs)  # type: ignore[arg-type]
-            taken.append(f"{method} {'wire' if answer is not None else 'aiohttp'}")
-            return answer
-
-        wire.exchange = spy  # type: ignore[method-assign]
         form = aiohttp.FormData()
         form.add_field("file", b"data", filename="a.txt")
         for req in (PreparedRequest("GET", f"{url}/x"),
                     PreparedRequest("POST", f"{url}/x", {"Content-Type": "application/json"},
                                     data=b"{}", idempotent=False),
                     PreparedRequest("PUT", f"{url}/x", data=b"a=1"),
-                    PreparedRequest("POST", f"{url}/x", data=form, idempotent=False)):
+                    PreparedRequest("POST", f"{url}/x", data=form, idempotent=False),
+                    PreparedRequest("POST", f"{url}/x", json={"a": 1}, idempotent=False),
+                    PreparedRequest("GET", f"{url}/x", cookies={"c": "1"}),
+                    PreparedRequest("HEAD", f"{url}/x")):
             assert (await send(http, req)).status == 200
-    assert taken == ["GET wire", "POST wire", "PUT wire"]  # multipart never reached it
+    assert taken == ["GET wire", "POST wire", "PUT wire", "POST aiohttp", "POST aiohttp",
+                     "GET aiohttp", "HEAD aiohttp"]
+
+
+async def test_the_wire_transport_alone_refuses_a_request_it_cannot_write_as_given() -> None:
+    transport = DefaultTransport(DestinationPolicy.from_allow_list(["127.0.0.1/32"]))
+    limits = Limits(aiohttp.ClientTimeout(total=5))
+    try:
+        for req in (PreparedRequest("HEAD", "http://127.0.0.1:9/x"),
+                    PreparedRequest("GET", "http://127.0.0.1:9/x", {"X-A": "1\r\nX-B: 2"}),
+                    PreparedRequest("GET", "http://127.0.0.1:9/x", cookies={"c": "1"})):
+            assert transport.wire.frame(req) is None
+            with pytest.raises(ValueError, match="the wire cannot send"):
+                await transport.wire.handle(req, limits)
+    finally:
+        await transport.aclose()
 
 
 @pytest.mark.parametrize("path", ["wire", "aiohttp"])

@@ -28,8 +28,9 @@ from standardwebhooks.webhooks import Webhook
 
 from patchwire import Patchwire
 from patchwire.auth.vault import Vault
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine
 from patchwire.flows.spec import FlowSpec
+from patchwire.http import HttpCore, MockTransport, instant_retries
 from patchwire.server import create_app
 from patchwire.store import Store
 from patchwire.webhooks import (
@@ -496,8 +497,33 @@ async def test_an_endpoint_whose_name_does_not_resolve_fails_its_attempt_with_a_
         await w.stop()
     [delivery] = await outbox.list_deliveries()
     assert (delivery.status, delivery.attempts) == ("pending", 1)
-    assert delivery.last_error == ("cannot connect to hooks.nothing.invalid:80 "
+    # in the call path's words: deliveries send through its HTTP core
+    assert delivery.last_error == ("connection error: cannot resolve hooks.nothing.invalid "
                                    "(Name or service not known)")
+
+
+async def test_deliveries_send_through_the_http_core_they_are_given_and_follow_no_redirect(
+        store: Store, outbox: WebhookOutbox, clock: Clock) -> None:
+    created = await outbox.create_subscription("https://hooks.example/in", ["*"])
+    answers = iter([MockTransport.response(307, headers={"Location": "/elsewhere"}),
+                    MockTransport.response(204)])
+    transport = MockTransport(lambda request: next(answers))
+    http = HttpCore(transport=transport)
+    await publish(store, "order.paid", {"id": 1}, source="sync")
+    w = DeliveryWorker(outbox, clock=clock, http=http)
+    with instant_retries():
+        try:
+            assert await w.run_once() == 2  # the 307 failed the attempt; the retry went
+        finally:
+            await w.stop()
+    assert not transport.closed  # the worker leaves a core it was given open
+    first, second = transport.requests
+    assert first.url == second.url == "https://hooks.example/in"
+    Webhook(created.secret).verify(first.data, first.headers)
+    [delivery] = await outbox.list_deliveries()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+    [failed, done] = await outbox.attempts(delivery.id)
+    assert (failed.status_code, failed.error, done.status_code) == (307, "HTTP 307", 204)
 
 
 async def test_a_crash_between_dispatch_and_send_neither_loses_nor_duplicates_a_delivery(

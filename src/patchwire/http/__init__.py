@@ -1,9 +1,10 @@
 """The call pipeline's HTTP core: client, retries, retry budget, rate limits, circuit
-breaker, timeouts and redaction."""
+breaker, timeouts and redaction, over one transport interface (``Transport``: the
+kept-alive wire and aiohttp by default, or an injected one such as ``MockTransport``)."""
 
 from patchwire.http._breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from patchwire.http._budget import RetryBudget
-from patchwire.http._client import HttpCore, PreparedRequest, RawResponse
+from patchwire.http._client import HttpCore, TooManyRedirects
 from patchwire.http._ratelimit import Bucket, RateLimiters, SlidingWindow
 from patchwire.http._retry import (
     RetryDecision,
@@ -16,22 +17,30 @@ from patchwire.http._retry import (
 )
 from patchwire.observability import REDACTED, Redactor, excerpt
 
+from ._aiohttp import AiohttpTransport
+from ._default_transport import DefaultTransport
 from ._link import ExtValue, Link, find_link, parse_link_header
+from ._mock import MockTransport
 from ._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector, literal_address
-from ._wire import WireConnectError, WirePool
+from ._transport import Limits, PreparedRequest, RawResponse, Transport
+from ._wire import WireConnectError, WirePool, WireTransport
 
 __all__ = [
     "REDACTED",
+    "AiohttpTransport",
     "BreakerPolicy",
     "BreakerState",
     "Bucket",
     "CircuitBreaker",
+    "DefaultTransport",
     "DestinationPolicy",
     "DestinationRefused",
     "ExtValue",
     "GuardedConnector",
     "HttpCore",
+    "Limits",
     "Link",
+    "MockTransport",
     "PreparedRequest",
     "RateLimiters",
     "RawResponse",
@@ -39,8 +48,11 @@ __all__ = [
     "RetryBudget",
     "RetryDecision",
     "SlidingWindow",
+    "TooManyRedirects",
+    "Transport",
     "WireConnectError",
     "WirePool",
+    "WireTransport",
     "backoff_delay",
     "excerpt",
     "find_link",

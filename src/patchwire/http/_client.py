@@ -1,6 +1,6 @@
-"""The HTTP core: one aiohttp session for every upstream request, with timeouts, retries,
-rate limits, a concurrency cap and a circuit breaker, and typed errors. Nothing else in
-Patchwire talks HTTP to an upstream.
+"""The HTTP core: every upstream request, with timeouts, retries, rate limits, a
+concurrency cap and a circuit breaker, and typed errors. Nothing else in Patchwire talks
+HTTP to an upstream (webhook deliveries send through :meth:`HttpCore.exchange`).
 
 aiohttp rather than httpx: docs/architecture.md records httpx's default transport at a fraction of
 aiohttp's throughput on these machines, and the call path must stay within 15% of a raw
@@ -8,6 +8,10 @@ aiohttp loop. So the per-call work here is kept to dict lookups and counters: no
 round trip and no per-call objects beyond the response, and ordinary requests skip the
 session's per-request machinery on kept-alive HTTP/1.1 connections of our own
 (``_wire.py``: same SSRF guard, timeouts and error types; ``wire=False`` turns it off).
+Requests go through a :class:`~patchwire.http.Transport` (``_transport.py``): the default
+one picks the wire or aiohttp by one rule, or one is injected (``transport=``, e.g. a
+:class:`~patchwire.http.MockTransport`). The core follows redirects itself, hop by hop
+through the transport, and maps every transport's failures to Patchwire's errors here.
 The one store round trip is opted into: with ``shared_concurrency`` a capped connector's
 call takes a slot in the store (see :meth:`HttpCore.share_concurrency`).
 """
@@ -21,13 +25,10 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
-from multidict import CIMultiDictProxy
 from yarl import URL
 
 from patchwire.connectors.spec import ConnectorSpec, RetryPolicy, Timeouts
@@ -41,6 +42,7 @@ from patchwire.errors import (
 )
 from patchwire.http._breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from patchwire.http._budget import RetryBudget
+from patchwire.http._default_transport import DefaultTransport
 from patchwire.http._guard import ConnectorGuard, HeldSlot, SharedSlots, SlotSource
 from patchwire.http._ratelimit import Bucket, CallLater, RateLimiters
 from patchwire.http._retry import (
@@ -50,16 +52,25 @@ from patchwire.http._retry import (
     retries_are_instant,
     server_delay,
 )
-from patchwire.http._ssrf import DestinationPolicy, DestinationRefused, GuardedConnector
-from patchwire.http._wire import WireConnectError, WirePool, bad_status
+from patchwire.http._ssrf import DestinationPolicy, DestinationRefused
+from patchwire.http._transport import (
+    REDIRECTS,
+    Limits,
+    PreparedRequest,
+    RawResponse,
+    Transport,
+    bad_status,
+    body_too_large,
+)
+from patchwire.http._wire import WireConnectError
 from patchwire.observability import observe_rate_limit_wait
 from patchwire.observability import tracing as _tracing
 
-__all__ = ["HttpCore", "PreparedRequest", "RawResponse"]
+__all__ = ["HttpCore", "TooManyRedirects"]
 
 _RETRYABLE_TRANSPORT = (aiohttp.ClientConnectionError, asyncio.TimeoutError)
-#: statuses aiohttp follows (``allow_redirects``)
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: a chain's 10th redirect answer fails the request (aiohttp's ``max_redirects``)
+MAX_REDIRECTS = 10
 
 #: polling for a concurrency slot in the store backs off from the first delay, doubling up
 #: to the second: a slot frees when some call ends, which no process is told about
@@ -69,33 +80,6 @@ SLOT_POLL_MAX = 0.1
 #: may take it over (the holder died): room for a stalled loop, the release's round trip
 #: and clock differences between hosts
 SLOT_EXPIRY_MARGIN = 10.0
-
-
-@dataclass(slots=True)
-class PreparedRequest:
-    method: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] | None = None
-    cookies: dict[str, str] | None = None
-    json: Any = None
-    data: Any = None  # form fields (dict) or aiohttp.FormData
-    idempotent: bool = True
-    #: names (lower case) of the headers that carry the connection's credentials: a
-    #: redirect to another origin drops them, as it drops Authorization and cookies
-    credentials: frozenset[str] = frozenset()
-
-
-@dataclass(slots=True)
-class RawResponse:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    url: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status < 400
 
 
 class HttpCore:
@@ -119,20 +103,23 @@ class HttpCore:
         resolver: AbstractResolver | None = None,
         call_later: CallLater | None = None,
         wire: bool = True,
+        transport: Transport | None = None,
     ) -> None:
         """``allow_networks``: CIDRs and host names the SSRF guard admits besides public
         addresses (see ``http/_ssrf.py``). ``resolver`` replaces the DNS lookup under the
         guard (tests). ``call_later`` schedules the rate limiters' wake-ups (a fake timer
         wheel in tests, with a fake ``clock``). ``wire=False`` sends every request through
-        the aiohttp session (the reference path ``bench/call_overhead.py`` compares)."""
-        self._limit = limit
+        the aiohttp session (the reference path ``bench/call_overhead.py`` compares).
+        ``transport`` replaces the default one (the wire and aiohttp, guarded by
+        ``allow_networks``) for every request; the core closes it with itself."""
         self.destinations = DestinationPolicy.from_allow_list(allow_networks)
-        self._resolver = resolver
-        self._session: aiohttp.ClientSession | None = None
-        self._wire: WirePool | None = None
-        self.wire = wire
+        self._default: DefaultTransport | None = None
+        if transport is None:
+            transport = self._default = DefaultTransport(self.destinations, limit=limit,
+                                                         resolver=resolver, wire=wire)
+        self.transport: Transport = transport
         # keyed by identity: hashing a pydantic model on every call costs more than the call
-        self._timeouts: dict[int, tuple[Timeouts, aiohttp.ClientTimeout]] = {}
+        self._limits: dict[int, tuple[Timeouts, dict[int | None, Limits]]] = {}
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock
@@ -145,26 +132,18 @@ class HttpCore:
         #: concurrency slots in the store, when caps hold across processes
         self.slots: SharedSlots | None = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                # the SSRF guard checks every new connection, redirect hops included
-                connector=GuardedConnector(self.destinations, resolver=self._resolver,
-                                           limit=self._limit, ttl_dns_cache=300),
-                auto_decompress=True,
-                raise_for_status=False,
-                # cookies belong to connections, never to the shared session
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
+    @property
+    def wire(self) -> bool:
+        """Whether ordinary requests take the kept-alive wire (default transport only)."""
+        return self._default is not None and self._default.use_wire
+
+    @wire.setter
+    def wire(self, on: bool) -> None:
+        if self._default is not None:
+            self._default.use_wire = on
 
     async def close(self) -> None:
-        if self._wire is not None:
-            await self._wire.close()
-            self._wire = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.transport.aclose()
 
     def share_concurrency(self, source: SlotSource, *, wall: Callable[[], float] = time.time,
                           holder: str | None = None) -> SharedSlots:
@@ -180,17 +159,22 @@ class HttpCore:
         if slots is not None:
             await slots.close()
 
-    def _timeout(self, t: Timeouts) -> aiohttp.ClientTimeout:
-        entry = self._timeouts.get(id(t))
+    def limits(self, t: Timeouts, max_body: int | None = None) -> Limits:
+        """The :class:`Limits` of an attempt under ``t`` reading at most ``max_body``
+        bytes (made once per pair, then looked up)."""
+        entry = self._limits.get(id(t))
         if entry is not None and entry[0] is t:
-            return entry[1]
+            made = entry[1].get(max_body)
+            if made is not None:
+                return made
+        else:
+            entry = self._limits[id(t)] = (t, {})  # holding t keeps its id from being reused
         # A read timeout no shorter than the total one can never fire first, and aiohttp
         # re-arms it on every chunk received: leave it out then.
-        ct = aiohttp.ClientTimeout(
+        made = entry[1][max_body] = Limits(aiohttp.ClientTimeout(
             total=t.total, connect=t.connect, sock_read=t.read if t.read < t.total else None
-        )
-        self._timeouts[id(t)] = (t, ct)  # holding t keeps its id from being reused
-        return ct
+        ), max_body)
+        return made
 
     # -- per-connector state ---------------------------------------------------------------
 
@@ -244,10 +228,9 @@ class HttpCore:
     ) -> RawResponse:
         """One logical request. Without ``connector`` only retries apply (no limits,
         breaker or budget), which is what one-off requests like token exchanges want."""
-        session = self._get_session()
-        timeout = self._timeout(timeouts)
         guard = self.guard(connector) if connector is not None else None
-        max_body = connector.max_response_bytes if connector is not None else None
+        limits = self.limits(timeouts, connector.max_response_bytes
+                             if connector is not None else None)
         retryable = req.idempotent
         if not retryable and retry.idempotency_header:
             # One key per logical call, sent on every attempt: the upstream applies the
@@ -278,17 +261,15 @@ class HttpCore:
                     try:
                         slots = self.slots
                         if slots is None:
-                            response = await self._attempt(session, req, timeout, context,
-                                                           decision.attempts, max_body)
+                            response = await self._attempt(req, limits, context,
+                                                           decision.attempts)
                         else:
                             response = await self._attempt_in_slot(
-                                slots, guard.spec, session, req, timeout, timeouts, context,
-                                decision)
+                                slots, guard.spec, req, limits, timeouts, context, decision)
                     finally:
                         semaphore.release()
                 else:
-                    response = await self._attempt(session, req, timeout, context,
-                                                   decision.attempts, max_body)
+                    response = await self._attempt(req, limits, context, decision.attempts)
             except _RETRYABLE_TRANSPORT as exc:
                 if guard is not None:
                     guard.breaker.record(False)
@@ -296,7 +277,8 @@ class HttpCore:
                     await self._wait(backoff_delay(retry, decision.attempts, self._rng),
                                      decision)
                     continue
-                raise _transport_error(exc, timeouts, context, decision) from exc
+                raise map_transport_error(exc, _timeout_words(timeouts), context,
+                                          _tries(decision)) from exc
             except DestinationRefused as exc:  # the guard's answer will not change on retry
                 if guard is not None:
                     guard.breaker.release_probe()
@@ -307,7 +289,8 @@ class HttpCore:
             except aiohttp.ClientError as exc:  # invalid URL, bad payload: retrying won't help
                 if guard is not None:
                     guard.breaker.release_probe()
-                raise _transport_error(exc, timeouts, context, decision) from exc
+                raise map_transport_error(exc, _timeout_words(timeouts), context,
+                                          _tries(decision)) from exc
             except BaseException:
                 if guard is not None:
                     guard.breaker.release_probe()
@@ -368,17 +351,15 @@ class HttpCore:
             raise
 
     async def _attempt_in_slot(
-        self, slots: SharedSlots, spec: ConnectorSpec, session: aiohttp.ClientSession,
-        req: PreparedRequest, limits: aiohttp.ClientTimeout, timeouts: Timeouts,
-        context: CallContext, decision: RetryDecision,
+        self, slots: SharedSlots, spec: ConnectorSpec, req: PreparedRequest, limits: Limits,
+        timeouts: Timeouts, context: CallContext, decision: RetryDecision,
     ) -> RawResponse:
         """One attempt holding a slot of the connector's cap in the store. The local
         semaphore is already held, so this process queues its own callers in order and
         only as many as the cap ever poll the store."""
         held = await self._take_slot(slots, spec, timeouts, context, decision)
         try:
-            return await self._attempt(session, req, limits, context, decision.attempts,
-                                       spec.max_response_bytes)
+            return await self._attempt(req, limits, context, decision.attempts)
         finally:
             await slots.release(held)
 
@@ -442,37 +423,34 @@ class HttpCore:
             return False
         return True
 
-    async def _attempt(
-        self, session: aiohttp.ClientSession, req: PreparedRequest,
-        limits: aiohttp.ClientTimeout, context: CallContext | None = None, attempt: int = 1,
-        max_body: int | None = None,
-    ) -> RawResponse:
+    async def exchange(self, req: PreparedRequest, limits: Limits, *,
+                       context: CallContext | None = None,
+                       follow_redirects: bool = True) -> RawResponse:
+        """One request, one attempt: no retries, limits, breaker or budget, the same
+        transport, SSRF guard, checks and error mapping as :meth:`send` (failures are
+        :class:`~patchwire.errors.TransportError`, ``CallTimeoutError`` or
+        ``BlockedDestinationError``). Webhook deliveries send this way: their retries are
+        their own schedule. Without ``follow_redirects`` a 3xx is the answer."""
+        context = context or CallContext(url=req.url)
+        try:
+            return await self._exchange(req, limits, follow_redirects)
+        except DestinationRefused as exc:
+            raise BlockedDestinationError(
+                str(exc), host=exc.host, address=exc.address, reason=exc.reason,
+                context=context,
+            ) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            t = limits.timeout
+            words = _timeout_words_of(t.connect, t.sock_read, t.total)
+            raise map_transport_error(exc, words, context, "") from exc
+
+    async def _attempt(self, req: PreparedRequest, limits: Limits,
+                       context: CallContext | None = None, attempt: int = 1) -> RawResponse:
         # observability: a span per attempt and its traceparent header, only when tracing
         # is on (off, this costs one attribute check)
         span = _tracing.start_attempt(req, context, attempt) if _tracing.active else None
         try:
-            data = req.data
-            answer = None
-            if (self.wire and req.cookies is None and req.json is None
-                    and req.method != "HEAD" and (data is None or type(data) is bytes)):
-                sent_at = time.monotonic()
-                answer = await self._wire_pool(session).exchange(
-                    req.method, req.url, req.headers, req.params, data, limits,
-                    max_body=max_body, truncate=False)
-            if answer is None:
-                raw = await self._via_session(session, req, limits, max_body=max_body)
-            else:
-                raw = RawResponse(*answer)
-                if raw.status in REDIRECTS:
-                    if limits.total is not None:  # the total covers the whole chain
-                        left = limits.total - (time.monotonic() - sent_at)
-                        if left <= 0:
-                            raise TimeoutError
-                        limits = aiohttp.ClientTimeout(
-                            total=left, connect=limits.connect, sock_read=limits.sock_read,
-                            sock_connect=limits.sock_connect,
-                            ceil_threshold=limits.ceil_threshold)
-                    raw = await self._follow_redirect(session, req, raw, limits, max_body)
+            raw = await self._exchange(req, limits, True)
         except BaseException as exc:
             if span is not None:
                 _tracing.attempt_failed(span, exc)
@@ -481,81 +459,44 @@ class HttpCore:
             _tracing.attempt_finished(span, raw.status)
         return raw
 
-    def _wire_pool(self, session: aiohttp.ClientSession) -> WirePool:
-        wire = self._wire
-        if wire is None:
-            wire = self._wire = WirePool.beside(session, limit=self._limit)
-        return wire
+    async def _exchange(self, req: PreparedRequest, limits: Limits,
+                        follow_redirects: bool) -> RawResponse:
+        """The request through the transport, its redirects followed; the answer checked
+        against the limits whatever the transport (the built-in ones enforce them as they
+        read; an injected one may not)."""
+        started = time.monotonic()
+        raw = _checked(await self.transport.handle(req, limits), limits)
+        if raw.status in REDIRECTS and follow_redirects:
+            raw = await self._follow_redirects(req, raw, limits, started)
+        return raw
 
-    @staticmethod
-    async def _via_session(
-        session: aiohttp.ClientSession, req: PreparedRequest, limits: aiohttp.ClientTimeout,
-        *, max_redirects: int = 10, max_body: int | None = None,
-    ) -> RawResponse:
-        async with session.request(
-            req.method,
-            req.url,
-            headers=req.headers,
-            params=req.params,
-            cookies=req.cookies,
-            json=req.json if req.data is None else None,
-            data=req.data,
-            timeout=limits,
-            allow_redirects=True,
-            max_redirects=max_redirects,
-            # aiohttp drops Authorization and cookies when a redirect leaves the origin,
-            # but knows nothing of an X-Api-Key
-            middlewares=(_credentials_stay_home(req.credentials),) if req.credentials
-            else None,
-        ) as resp:
-            if not 100 <= resp.status <= 599:  # as the wire refuses it
-                raise aiohttp.ClientPayloadError(f"malformed HTTP response: "
-                                                 f"{bad_status(resp.status)}")
-            if max_body is None:
-                body = await resp.read()
+    async def _follow_redirects(self, req: PreparedRequest, response: RawResponse,
+                                limits: Limits, started: float) -> RawResponse:
+        """The rest of a redirect chain, hop by hop through the transport (whose SSRF
+        guard checks every new connection), with aiohttp's rules for a hop: 303 (and
+        301/302 after a POST) become a GET without body; leaving the origin drops
+        credentials (the connection's own headers and cookies too); the total timeout
+        covers the whole chain; the 10th redirect fails the request."""
+        redirects = 0
+        while response.status in REDIRECTS:
+            location = response.headers.get("Location") or response.headers.get("URI")
+            if location is None:
+                return response
+            redirects += 1
+            if redirects >= MAX_REDIRECTS:
+                raise TooManyRedirects(f"{MAX_REDIRECTS} redirects in a row, the last to "
+                                       f"{location[:200]}")
+            req = _next_hop(req, response.status, location)
+            total = limits.timeout.total
+            if total is not None:  # the total covers the whole chain
+                left = total - (time.monotonic() - started)
+                if left <= 0:
+                    raise TimeoutError
+                hop_limits = limits.within(left)
             else:
-                body = await _read_at_most(resp, max_body)
-            return RawResponse(resp.status, resp.headers, body, str(resp.url))
-
-    async def _follow_redirect(
-        self, session: aiohttp.ClientSession, req: PreparedRequest, first: RawResponse,
-        limits: aiohttp.ClientTimeout, max_body: int | None,
-    ) -> RawResponse:
-        """The rest of a redirect chain whose first hop came back over the wire, through
-        aiohttp (its connector guards every hop), with aiohttp's own rules for the hop:
-        303 (and 301/302 after a POST) become a GET without body; leaving the origin drops
-        credentials (the connection's own headers too)."""
-        location = first.headers.get("Location") or first.headers.get("URI")
-        if location is None:
-            return first
-        url = URL(req.url)
-        try:
-            target = URL(location)
-        except ValueError as exc:
-            raise aiohttp.InvalidUrlRedirectClientError(
-                location, "Server attempted redirecting to a location that does not look "
-                "like a URL") from exc
-        if target.scheme not in ("http", "https", ""):
-            raise aiohttp.NonHttpUrlRedirectClientError(location)
-        if not target.scheme or not target.absolute:
-            target = url.join(target)
-        method, data = req.method, req.data
-        headers = dict(req.headers)
-        if (first.status == 303 and method != "HEAD") or (
-                first.status in (301, 302) and method == "POST"):
-            method, data = "GET", None
-            for name in [k for k in headers if k.lower() == "content-length"]:
-                del headers[name]
-        credentials = req.credentials
-        if url.origin() != target.origin():
-            for name in [k for k in headers if k.lower() in _ORIGIN_BOUND
-                         or k.lower() in credentials]:
-                del headers[name]
-            credentials = frozenset()  # gone for the rest of the chain
-        hop = PreparedRequest(method, str(target), headers, None, req.cookies, req.json, data,
-                              req.idempotent, credentials)
-        return await self._via_session(session, hop, limits, max_redirects=9,
-                                       max_body=max_body)
+                hop_limits = limits
+            response = _checked(await self.transport.handle(req, hop_limits), limits)
+        return response
 
     async def _wait(self, delay: float, decision: RetryDecision) -> float:
         """Back off ``delay`` seconds before a retry; returns the seconds slept (0 under
@@ -568,46 +509,54 @@ class HttpCore:
         return 0.0
 
 
+class TooManyRedirects(aiohttp.ClientError):
+    """A redirect chain longer than the core follows."""
+
+
 #: headers aiohttp drops when a redirect leaves the origin
 _ORIGIN_BOUND = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
-def _credentials_stay_home(names: frozenset[str]) -> aiohttp.ClientMiddlewareType:
-    """A middleware for one request through aiohttp: once a redirect hop changes origin,
-    this hop and every later one go without the headers ``names`` (as aiohttp itself
-    does with Authorization, comparing each hop with the one before)."""
-    previous: URL | None = None
-    left_home = False
-
-    async def middleware(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-                         ) -> aiohttp.ClientResponse:
-        nonlocal previous, left_home
-        origin = request.url.origin()
-        if previous is not None and origin != previous:
-            left_home = True
-        previous = origin
-        if left_home:
-            for name in names:
-                request.headers.popall(name, None)
-        return await handler(request)
-
-    return middleware
+def _checked(raw: RawResponse, limits: Limits) -> RawResponse:
+    """``raw``, unless its status is outside 100-599 or its body is longer than the limit
+    (which then fails the exchange, or is cut to it with ``limits.truncate``)."""
+    if not 100 <= raw.status <= 599:
+        raise aiohttp.ClientPayloadError(f"malformed HTTP response: {bad_status(raw.status)}")
+    max_body = limits.max_body
+    if max_body is not None and len(raw.body) > max_body:
+        if not limits.truncate:
+            raise body_too_large(max_body)
+        raw.body = raw.body[:max_body]
+    return raw
 
 
-async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, or ClientPayloadError as soon as it is longer than ``limit``."""
-    too_long = aiohttp.ClientPayloadError(
-        f"the response body is larger than {limit} bytes (max_response_bytes)")
-    if resp.content_length is not None and resp.content_length > limit:
-        raise too_long
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise too_long
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _next_hop(req: PreparedRequest, status: int, location: str) -> PreparedRequest:
+    """The request a redirect answer (``status``, ``location``) to ``req`` asks for."""
+    url = URL(req.url)
+    try:
+        target = URL(location)
+    except ValueError as exc:
+        raise aiohttp.InvalidUrlRedirectClientError(
+            location, "Server attempted redirecting to a location that does not look "
+            "like a URL") from exc
+    if target.scheme not in ("http", "https", ""):
+        raise aiohttp.NonHttpUrlRedirectClientError(location)
+    if not target.scheme or not target.absolute:
+        target = url.join(target)
+    method, data, json = req.method, req.data, req.json
+    headers = dict(req.headers)
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, data, json = "GET", None, None
+        for name in [k for k in headers if k.lower() == "content-length"]:
+            del headers[name]
+    credentials, cookies = req.credentials, req.cookies
+    if url.origin() != target.origin():
+        for name in [k for k in headers if k.lower() in _ORIGIN_BOUND
+                     or k.lower() in credentials]:
+            del headers[name]
+        credentials, cookies = frozenset(), None  # gone for the rest of the chain
+    return PreparedRequest(method, str(target), headers, None, cookies, json, data,
+                           req.idempotent, credentials)
 
 
 def _iso(epoch: float) -> str:
@@ -625,23 +574,41 @@ def _paused_error(bucket: Bucket, paused_for: float, retry: RetryPolicy,
     )
 
 
-def _transport_error(
-    exc: BaseException, timeouts: Timeouts, context: CallContext, decision: RetryDecision
-) -> Exception:
-    tries = f"after {decision.attempts} attempt{'s' if decision.attempts != 1 else ''}"
+def _tries(decision: RetryDecision) -> str:
+    tries = f" after {decision.attempts} attempt{'s' if decision.attempts != 1 else ''}"
     if decision.stopped:
         tries += f" ({decision.stopped})"
+    return tries
+
+
+def _timeout_words(t: Timeouts) -> str:
+    return _timeout_words_of(t.connect, t.read, t.total)
+
+
+def _timeout_words_of(connect: float | None, read: float | None, total: float | None) -> str:
+    parts = [f"{name} {value:g}s" for name, value in
+             (("connect", connect), ("read", read), ("total", total)) if value is not None]
+    return ", ".join(parts)
+
+
+def map_transport_error(exc: BaseException, timeout_words: str, context: CallContext,
+                        tries: str) -> Exception:
+    """The Patchwire error for a transport's failure ``exc`` (whichever transport): the one
+    error mapping of every HTTP request. ``tries`` (" after 2 attempts") ends the
+    sentence; ``timeout_words`` names the timeouts that applied."""
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return CallTimeoutError(
-            f"no complete response within the timeout (connect {timeouts.connect:g}s, "
-            f"read {timeouts.read:g}s, total {timeouts.total:g}s) {tries}",
+            f"no complete response within the timeout ({timeout_words}){tries}",
             context=context,
         )
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return TransportError(f"the response could not be read {tries}: {exc}",
+        return TransportError(f"the response could not be read{tries}: {exc}",
                               context=context)
     if type(exc) is aiohttp.ClientResponseError:  # aiohttp's parser refused the answer
-        return TransportError(f"the response could not be read {tries}: {exc.message}",
+        return TransportError(f"the response could not be read{tries}: {exc.message}",
+                              context=context)
+    if isinstance(exc, TooManyRedirects):
+        return TransportError(f"the upstream redirected too often{tries}: {exc}",
                               context=context)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         reason = "the server closed the connection without a response"
@@ -651,4 +618,4 @@ def _transport_error(
                   else f"cannot connect to {exc.host}:{exc.port} ({why})")
     else:
         reason = f"{type(exc).__name__}: {exc}"
-    return TransportError(f"connection error {tries}: {reason}", context=context)
+    return TransportError(f"connection error{tries}: {reason}", context=context)

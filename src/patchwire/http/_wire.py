@@ -6,13 +6,14 @@ jars, environment proxies, middlewares, per-request header merging and redirect
 bookkeeping. The call path must stay within 15% of a raw aiohttp loop while it validates,
 authenticates, limits and records every call, which that leaves no room for. So the HTTP
 core sends ordinary requests here — http(s), a body that is absent or bytes, no cookies,
-not ``HEAD`` — at ~50 µs, and everything else through the aiohttp session.
+not ``HEAD`` — at ~50 µs, and everything else through the aiohttp transport.
 
 What is hand-written is only the connection bookkeeping: the response is parsed by llhttp
 (``httptools``, the parser uvicorn and Node.js use), TLS and sockets are asyncio's, URLs
-are yarl's (the same normalisation and quoting aiohttp applies). A request this module
-cannot express byte for byte the way aiohttp would (a header with a line break, text that
-is not Latin-1) is handed back (:data:`NOT_SENT`) and goes through aiohttp, which refuses
+are yarl's (the same normalisation and quoting aiohttp applies). Which requests come here is decided
+before anything is sent (:meth:`WireTransport.frame`): one this module cannot express
+byte for byte the way aiohttp would (a header with a line break, text that is not
+Latin-1, a body the caller framed) is not framed and goes through aiohttp, which refuses
 or encodes it as before.
 
 * **SSRF guard**: a new connection resolves its host through the same
@@ -20,8 +21,8 @@ or encodes it as before.
   parsed and checked, every DNS answer checked, metadata names refused) and connects to
   exactly the checked address, so no second lookup can be rebound. Kept-alive connections
   cost nothing more.
-* **Redirects** are left to the caller: the first hop's response comes back as is, and the
-  HTTP core hands the rest of the chain to aiohttp (whose connector guards every hop).
+* **Redirects** are left to the caller: the response comes back as is, and the HTTP core
+  follows the chain hop by hop (each hop through the transport its request calls for).
 * **Timeouts**: the ``ClientTimeout``'s connect (new connections), total (the whole
   exchange) and sock_read (gap between reads) are enforced with one timer per exchange;
   they raise ``asyncio.TimeoutError`` as aiohttp does.
@@ -56,13 +57,18 @@ from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from patchwire.http._ssrf import GuardedConnector, GuardedResolver, literal_address
+from patchwire.http._ssrf import GuardedResolver, literal_address
+from patchwire.http._transport import (
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    Limits,
+    PreparedRequest,
+    RawResponse,
+    bad_status,
+    body_too_large,
+)
 
-__all__ = ["NOT_SENT", "WireConnectError", "WirePool", "bad_status"]
-
-#: returned by :meth:`WirePool.exchange` for a request this path does not express: send it
-#: through aiohttp instead (nothing has been written to any socket)
-NOT_SENT: Final = None
+__all__ = ["Frame", "WireConnectError", "WirePool", "WireTransport"]
 
 #: methods a reused connection may resend after the server closed it unanswered
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -70,10 +76,6 @@ IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 #: an idle connection older than this is closed instead of reused (aiohttp's default)
 KEEPALIVE_TIMEOUT: Final = 15.0
-#: a response's header section may not exceed these (llhttp sets no limit of its own):
-#: an upstream streaming endless headers is cut off instead of filling memory
-MAX_HEADER_BYTES: Final = 64 * 1024
-MAX_HEADERS: Final = 256
 ACCEPT_ENCODING: Final = "gzip, deflate"
 _TOO_LONG: Final = (f"response headers exceed {MAX_HEADERS} fields or "
                     f"{MAX_HEADER_BYTES // 1024} KiB")
@@ -237,8 +239,7 @@ class _Connection(asyncio.Protocol):
         room = limit - self._body_bytes
         if not self.truncate:
             if len(body) > room:
-                self._fail(aiohttp.ClientPayloadError(
-                    f"the response body is larger than {limit} bytes (max_response_bytes)"))
+                self._fail(body_too_large(limit))
                 return
             self._body.append(body)
             self._body_bytes += len(body)
@@ -271,8 +272,7 @@ class _Connection(asyncio.Protocol):
             if self.truncate:
                 self._finish(keep_alive=False)  # enough read: the rest is never wanted
             else:
-                self._fail(aiohttp.ClientPayloadError(
-                    f"the response body is larger than {limit} bytes (max_response_bytes)"))
+                self._fail(body_too_large(limit))
             return None
         decoder = self._decoder
         if decoder is None:
@@ -391,6 +391,19 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class Frame:
+    """A request as the wire writes it: its origin, its bytes (head and body) and the URL
+    it goes to (query included)."""
+
+    __slots__ = ("data", "key", "method", "url")
+
+    def __init__(self, method: str, key: tuple[str, str, int], data: bytes, url: URL) -> None:
+        self.method = method
+        self.key = key
+        self.data = data
+        self.url = url
+
+
 #: a caller waiting for room: the origin it wants and what it is given (a kept-alive
 #: connection to that origin, or None: a slot to open one)
 _Waiter = tuple[tuple[str, str, int], "asyncio.Future[_Connection | None]"]
@@ -411,53 +424,48 @@ class WirePool:
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
 
-    @classmethod
-    def beside(cls, session: aiohttp.ClientSession, *, limit: int) -> WirePool:
-        """A pool next to ``session``, resolving through its guarded connector's resolver:
-        one SSRF policy and one DNS source for both paths."""
-        connector = session.connector
-        if not isinstance(connector, GuardedConnector):
-            raise TypeError("the session's connector must be a GuardedConnector")
-        return cls(connector.guarded_resolver, limit=limit)
-
     # -- the request -----------------------------------------------------------------------
 
-    async def exchange(
-        self, method: str, url: str, headers: dict[str, str], params: dict[str, str] | None,
-        body: bytes | None, limits: aiohttp.ClientTimeout, *, max_body: int | None = None,
-        truncate: bool = True,
-    ) -> tuple[int, CIMultiDictProxy[str], bytes, str] | None:
-        """Send one request; returns (status, headers, body, url), or :data:`NOT_SENT`
-        when the request must go through aiohttp instead. A gzip or deflate body is
-        decoded as it arrives. ``max_body``: read at most that many bytes of the response
-        body, decoded (a longer one costs the connection), and keep them (``truncate``)
-        or fail with ``ClientPayloadError``."""
-        if self._closed:
-            raise RuntimeError("the HTTP core is closed")
+    def frame(self, method: str, url: str, headers: dict[str, str],
+              params: dict[str, str] | None, body: bytes | None) -> Frame | None:
+        """The request as this pool writes it, or None when it cannot be written byte for
+        byte as aiohttp would (then it must go through aiohttp). Nothing is sent."""
         try:
             parsed = URL(url)
         except (ValueError, TypeError):
-            return NOT_SENT  # aiohttp reports an invalid URL in its own words
+            return None  # aiohttp reports an invalid URL in its own words
         if params:
             parsed = parsed.extend_query(params)
         scheme = parsed.scheme
         host = parsed.raw_host
         if scheme not in ("http", "https") or not host or parsed.raw_user is not None:
-            return NOT_SENT
-        port = parsed.port or (443 if scheme == "https" else 80)
+            return None
         head = _head(method, parsed, headers, body)
         if head is None:
-            return NOT_SENT
+            return None
+        port = parsed.port or (443 if scheme == "https" else 80)
+        return Frame(method, (scheme, host, port), head if body is None else head + body,
+                     parsed)
+
+    async def exchange(self, frame: Frame, limits: Limits) -> RawResponse:
+        """Send one framed request; a gzip or deflate body is decoded as it arrives, and
+        at most ``limits.max_body`` bytes of it (decoded) are read: a longer one costs the
+        connection, and either fails the exchange with ``ClientPayloadError`` or, with
+        ``limits.truncate``, keeps its first ``max_body`` bytes."""
+        if self._closed:
+            raise RuntimeError("the HTTP core is closed")
+        timeout = limits.timeout
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limits.total if limits.total else None
-        key = (scheme, host, port)
+        deadline = loop.time() + timeout.total if timeout.total else None
+        key = frame.key
+        method = frame.method
         for fresh_only in (False, True):
-            conn = await self._acquire(key, fresh_only, limits, deadline)
+            conn = await self._acquire(key, fresh_only, timeout, deadline)
             reused = conn.idle_since > 0.0
-            conn.max_body = max_body
-            conn.truncate = truncate
-            waiter = conn.start(head if body is None else head + body)
-            conn.arm(loop, deadline, limits.sock_read)
+            conn.max_body = limits.max_body
+            conn.truncate = limits.truncate
+            waiter = conn.start(frame.data)
+            conn.arm(loop, deadline, timeout.sock_read)
             try:
                 status, raw_headers, content = await waiter
             except aiohttp.ServerDisconnectedError:
@@ -475,7 +483,8 @@ class WirePool:
                 (name.decode("latin-1"), value.decode("latin-1"))
                 for name, value in raw_headers
             ])
-            return status, CIMultiDictProxy(response_headers), content, str(parsed)
+            return RawResponse(status, CIMultiDictProxy(response_headers), content,
+                               str(frame.url))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- connections -----------------------------------------------------------------------
@@ -642,10 +651,6 @@ def _parser(conn: _Connection) -> httptools.HttpResponseParser:
     return parser
 
 
-def bad_status(status: int) -> str:
-    return f"the status {status} is outside 100-599"
-
-
 def _verified_context() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.set_alpn_protocols(["http/1.1"])
@@ -689,3 +694,38 @@ def _head(method: str, url: URL, headers: dict[str, str], body: bytes | None) ->
     except UnicodeEncodeError:
         return None
 
+
+class WireTransport:
+    """The kept-alive HTTP/1.1 :class:`~patchwire.http.Transport` over a :class:`WirePool`.
+
+    It takes what it can write byte for byte as aiohttp would (:meth:`frame`): http(s),
+    a body that is absent or bytes, no cookies, not ``HEAD``, headers that need no
+    encoding. :meth:`handle` refuses anything else with a ``ValueError``; the default
+    transport of the core asks :meth:`frame` first and sends the rest through aiohttp.
+    """
+
+    def __init__(self, pool: WirePool) -> None:
+        self.pool = pool
+
+    def frame(self, request: PreparedRequest) -> Frame | None:
+        """The request framed for the wire, or None when this transport does not take it."""
+        data = request.data
+        if (request.cookies is not None or request.json is not None
+                or request.method == "HEAD" or not (data is None or type(data) is bytes)):
+            return None
+        return self.pool.frame(request.method, request.url, request.headers, request.params,
+                               data)
+
+    async def send(self, frame: Frame, limits: Limits) -> RawResponse:
+        return await self.pool.exchange(frame, limits)
+
+    async def handle(self, request: PreparedRequest, limits: Limits) -> RawResponse:
+        frame = self.frame(request)
+        if frame is None:
+            raise ValueError(f"the wire cannot send {request.method} {request.url} as "
+                             "given (cookies, a JSON or form body, HEAD, or a header aiohttp "
+                             "would encode): send it through the aiohttp transport")
+        return await self.pool.exchange(frame, limits)
+
+    async def aclose(self) -> None:
+        await self.pool.close()

@@ -40,7 +40,7 @@ from typing import Any
 
 from aiohttp.abc import AbstractResolver
 
-from patchwire.http import retries_are_instant
+from patchwire.http import HttpCore, retries_are_instant
 from patchwire.ids import new_id
 from patchwire.store import new_owner_id
 from patchwire.webhooks._delivery_records import iso
@@ -76,8 +76,10 @@ class DeliveryWorker:
     ``clock`` (epoch seconds) and ``rng`` can be replaced in tests, which then drive the
     worker with :meth:`run_once`; ``instant`` (default: the call path's testing setting,
     ``patchwire.http.instant_retries()``, where the worker runs) makes every retry wait
-    zero. ``resolver`` replaces DNS under the SSRF guard (tests). ``max_endpoints``:
-    endpoints sent to at once (one request in flight each).
+    zero. ``http``: the call path's HTTP core to send through (without it the worker
+    makes its own, guarded by the outbox's ``allow_networks``, and ``resolver`` replaces
+    DNS under its SSRF guard in tests). ``max_endpoints``: endpoints sent to at once (one
+    request in flight each).
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class DeliveryWorker:
         schedule: Sequence[float] = RETRY_SCHEDULE, jitter: float = RETRY_JITTER,
         instant: bool | None = None, timeout: float = REQUEST_TIMEOUT_S,
         connect_timeout: float = CONNECT_TIMEOUT_S, resolver: AbstractResolver | None = None,
+        http: HttpCore | None = None,
     ) -> None:
         self.outbox = outbox
         self.store = outbox.store
@@ -100,9 +103,14 @@ class DeliveryWorker:
         self.jitter = jitter
         self._instant = instant
         self._leases = EndpointLeases(self.store, outbox.vault, owner=self.owner, lease=lease)
-        self._sender = DeliverySender(outbox.policy, clock=self.clock, limit=max_endpoints,
-                                      timeout=timeout, connect_timeout=connect_timeout,
-                                      resolver=resolver)
+        # the call path's HTTP core when given (its SSRF guard admits the same networks:
+        # both come from the settings' allow_networks); else one of the worker's own
+        self._own_http = http is None
+        if http is None:
+            http = HttpCore(allow_networks=outbox.allow_networks, resolver=resolver,
+                            limit=max(max_endpoints, 1))
+        self._sender = DeliverySender(http, clock=self.clock, timeout=timeout,
+                                      connect_timeout=connect_timeout)
         self._writer = ResultWriter(self.store)
         self._tasks: dict[str, asyncio.Task[int]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -141,7 +149,8 @@ class DeliveryWorker:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self._writer.close()
         await self._leases.release_all()
-        await self._sender.close()
+        if self._own_http:
+            await self._sender.http.close()
 
     async def __aenter__(self) -> DeliveryWorker:
         return await self.start()
