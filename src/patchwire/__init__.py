@@ -32,10 +32,9 @@ from patchwire.errors import (
 
 if TYPE_CHECKING:
     from patchwire._patchwire import ConnectionInfo, Patchwire
-    from patchwire.calls import CallOutcome
+    from patchwire.calls import CallOutcome, PaginationError
     from patchwire.connectors import ConnectorRegistry, ConnectorSpec
     from patchwire.flows import FlowEngine
-    from patchwire.pagination import PaginationError
 
 __version__ = "0.1.0"
 
@@ -48,7 +47,7 @@ _LAZY = {
     "ConnectorRegistry": "patchwire.connectors",
     "ConnectorSpec": "patchwire.connectors",
     "FlowEngine": "patchwire.flows._engine",
-    "PaginationError": "patchwire.pagination",
+    "PaginationError": "patchwire.calls",
 }
 
 

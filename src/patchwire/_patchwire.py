@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,44 +16,29 @@ from patchwire._recorder import BatchWriter
 from patchwire.auth import (
     DEFAULT_CONSENT_TIMEOUT,
     DEFAULT_MAX_TOKEN_AGE,
-    DEFAULT_REFRESH_SKEW,
     TokenKeeper,
     consent_via_loopback,
 )
 from patchwire.auth.vault import Vault, connection_aad
 from patchwire.calls import (
     CallOutcome,
+    CallPath,
+    CallRequest,
     CompiledAction,
-    RequestAdjuster,
-    ResolvedConnection,
-    execute_call,
+    ConnectionResolver,
 )
 from patchwire.config import Settings, load_settings
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec, setting_value_problems
-from patchwire.connectors.spec import OAuth2Auth
-from patchwire.errors import (
-    ConfigError,
-    OAuthError,
-    PatchwireError,
-    StoreError,
-    UnknownConnection,
-    UpstreamResponseError,
-)
+from patchwire.errors import ConfigError, OAuthError, PatchwireError, StoreError
 from patchwire.expressions import set_default_limits
 from patchwire.http import BreakerState, HttpCore
 from patchwire.ids import new_id
-from patchwire.pagination import paginate as _paginate
 from patchwire.store import SlotTable, Store
 from patchwire.store.records import CallRecord, ConnectionRecord
 from patchwire.store.tools import ToolCallRecord, ToolRepository
 
 __all__ = ["ConnectionInfo", "ConnectionTest", "Patchwire"]
 
-#: how long a resolved connection is reused before re-reading it from the store, so a
-#: change made by another process is picked up without a round trip per call
-CONNECTION_TTL = 30.0
-#: an OAuth2 access token is renewed this long before it expires
-TOKEN_SKEW = DEFAULT_REFRESH_SKEW
 #: how often the background refresh looks for OAuth2 tokens due for renewal
 BACKGROUND_REFRESH_INTERVAL = 3600.0
 
@@ -116,10 +100,7 @@ class Patchwire:
         self._vault: Vault | None = None
         self._recorder: BatchWriter[CallRecord] | None = None
         self._tool_audit: BatchWriter[ToolCallRecord] | None = None
-        self._defaults: dict[str, tuple[str, float]] = {}
-        self._compiled: dict[str, CompiledAction] = {}
-        self._connections: dict[str, ResolvedConnection] = {}
-        self._loading: dict[str, asyncio.Future[ResolvedConnection]] = {}
+        self._calls: CallPath | None = None
         self._tokens: TokenKeeper | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._open_lock = asyncio.Lock()
@@ -144,6 +125,11 @@ class Patchwire:
                                                what="tool audit records")
                 self._tokens = TokenKeeper(self._store, self._vault, self._connectors,
                                            self._http, on_failure=self._record_refresh_failure)
+                self._calls = CallPath(
+                    self._connectors,
+                    ConnectionResolver(self._store, self._connectors, self._decrypt,
+                                       self._tokens),
+                    self._http, self._recorder.record)
         return self
 
     async def close(self) -> None:
@@ -163,7 +149,7 @@ class Patchwire:
                 self._slots = None
             await self._store.close()
             self._store = None
-        self._connections.clear()
+        self._calls = None
 
     async def __aenter__(self) -> Patchwire:
         return await self.open()
@@ -188,14 +174,21 @@ class Patchwire:
             self._connectors = connectors
         else:
             self._connectors.replace_with(connectors)
-        self._compiled.clear()
-        self._connections.clear()  # resolved connections hold their connector's old spec
+        if self._calls is not None:
+            self._calls.reload()  # resolved connections hold their connector's old spec
 
     @property
     def store(self) -> Store:
         if self._store is None:
             raise PatchwireError("Patchwire is not open: use `async with Patchwire() as pw`")
         return self._store
+
+    @property
+    def calls(self) -> CallPath:
+        """The call path: the one way anything here reaches an upstream."""
+        if self._calls is None:
+            raise PatchwireError("Patchwire is not open: use `async with Patchwire() as pw`")
+        return self._calls
 
     @property
     def vault(self) -> Vault:
@@ -218,8 +211,7 @@ class Patchwire:
                 rec, secrets=self.vault.encrypt_json(secret, aad=connection_aad(rec.id))
             )
         await self.store.add_connection(rec)
-        self._connections.pop(name, None)
-        self._defaults.clear()
+        self.calls.forget(name)
         return self._info(rec)
 
     async def update_connection(
@@ -233,7 +225,7 @@ class Patchwire:
         plain, secret = split_settings(spec, merged, connection=name)
         token = self.vault.encrypt_json(secret, aad=connection_aad(rec.id)) if secret else ""
         rec = await self.store.update_connection(name, settings=plain, secrets=token)
-        self._connections.pop(name, None)
+        self.calls.forget(name)
         return self._info(rec)
 
     async def get_connection(self, name: str) -> ConnectionInfo:
@@ -247,8 +239,7 @@ class Patchwire:
 
     async def remove_connection(self, name: str) -> None:
         await self.store.remove_connection(name)
-        self._connections.pop(name, None)
-        self._defaults.clear()
+        self.calls.forget(name)
 
     def _decrypt(self, rec: ConnectionRecord) -> dict[str, Any]:
         if not rec.secrets:
@@ -264,117 +255,27 @@ class Patchwire:
         return ConnectionInfo(rec.name, rec.connector, rec.owner, dict(rec.settings),
                               secret_names, rec.created_at, rec.updated_at)
 
-    async def _resolve_connection(self, name: str, connector: str) -> ResolvedConnection:
-        """The cached connection, reloaded from the store at most once per TTL.
-
-        One load runs at a time per name: when the TTL ends under load, every call in
-        flight would otherwise read and decrypt the same row at once.
-        """
-        cached = self._connections.get(name)
-        if cached is None or _stale(cached):
-            pending = self._loading.get(name)
-            if pending is None:
-                pending = asyncio.ensure_future(self._load_connection(name))
-                self._loading[name] = pending
-                pending.add_done_callback(lambda _: self._loading.pop(name, None))
-            cached = await asyncio.shield(pending)
-        if cached.connector.name != connector:
-            raise _wrong_connector(name, cached.record.connector, connector)
-        return cached
-
-    async def _load_connection(self, name: str) -> ResolvedConnection:
-        rec = await self.store.get_connection(name)
-        spec = self.connectors.get(rec.connector)
-        secrets = self._decrypt(rec)
-        if isinstance(spec.auth, OAuth2Auth):
-            # Renewed ahead of expiry (single-flight across coroutines and processes).
-            assert self._tokens is not None
-            tokens = await self._tokens.tokens(name)
-            resolved = ResolvedConnection.build(
-                rec, spec, {**secrets, "access_token": tokens.access_token})
-            resolved = dataclasses.replace(resolved, access_token=tokens.access_token,
-                                           token_expires_at=tokens.expires_at)
-        else:
-            resolved = ResolvedConnection.build(rec, spec, secrets)
-        self._connections[name] = resolved
-        return resolved
-
-    async def _default_connection(self, connector: str) -> str:
-        """The connector's only connection (kept for the connection TTL: flows and tools
-        call without naming one all the time)."""
-        cached = self._defaults.get(connector)
-        if cached is not None and time.monotonic() - cached[1] < CONNECTION_TTL:
-            return cached[0]
-        recs = await self.store.list_connections(connector=connector)
-        if len(recs) == 1:
-            self._defaults[connector] = (recs[0].name, time.monotonic())
-            return recs[0].name
-        if not recs:
-            raise UnknownConnection(
-                f"no connection for connector {connector!r}; add one with "
-                f"`patchwire connection add {connector} --name NAME --set key=value`"
-            )
-        names = ", ".join(r.name for r in recs)
-        raise UnknownConnection(
-            f"connector {connector!r} has several connections ({names}); name one"
-        )
-
     # -- calls -----------------------------------------------------------------------------
 
     def compiled_action(self, qualified: str) -> CompiledAction:
-        compiled = self._compiled.get(qualified)
-        if compiled is None:
-            spec, action = self.connectors.resolve(qualified)
-            compiled = CompiledAction(spec, qualified.split(".", 1)[1], action)
-            self._compiled[qualified] = compiled
-        return compiled
+        """Action ``qualified``, compiled (once, when open)."""
+        if self._calls is not None:
+            return self._calls.action(qualified)
+        spec, action = self.connectors.resolve(qualified)
+        return CompiledAction(spec, qualified.split(".", 1)[1], action)
 
     async def execute(
         self, action: str, arguments: Mapping[str, Any] | None = None, *,
         connection: str | None = None, request_id: str | None = None,
-        run_id: str | None = None, adjust_request: RequestAdjuster | None = None,
+        run_id: str | None = None, idempotency_key: str | None = None,
     ) -> CallOutcome:
         """Call an action and return the result with its status, attempts and timing."""
-        if self._store is None:
+        if self._calls is None:
             await self.open()
-        compiled = self._compiled.get(action) or self.compiled_action(action)
-        connector = compiled.connector.name
-        name = connection or await self._default_connection(connector)
-        conn = self._connections.get(name)
-        if conn is None or conn.connector.name != connector or _stale(conn):
-            conn = await self._resolve_connection(name, connector)
-        assert self._recorder is not None
-        if arguments is None:
-            arguments = {}
-        outcome, error, record = await execute_call(
-            compiled, arguments, conn, self._http,
-            request_id=request_id, run_id=run_id, adjust_request=adjust_request,
-        )
-        self._recorder.record(record)
-        if error is None:
-            assert outcome is not None
-            return outcome
-        if (conn.access_token is not None and isinstance(error, UpstreamResponseError)
-                and error.token_expired):
-            # The upstream refused a token we believed valid (revoked, clock skew), as the
-            # connector's refresh_on_status / refresh_on_body say: renew it once
-            # (single-flight with every other caller) and try again.
-            await self._renew_token(name, conn.access_token)
-            conn = await self._resolve_connection(name, connector)
-            outcome, error, record = await execute_call(
-                compiled, arguments, conn, self._http,
-                request_id=request_id, run_id=run_id, adjust_request=adjust_request,
-            )
-            self._recorder.record(record)
-        if error is not None:
-            raise error
-        assert outcome is not None
-        return outcome
-
-    async def _renew_token(self, name: str, rejected: str) -> None:
-        assert self._tokens is not None
-        await self._tokens.refresh(name, rejected=rejected)
-        self._connections.pop(name, None)
+        assert self._calls is not None
+        return await self._calls.execute(CallRequest(
+            action, {} if arguments is None else arguments, connection, request_id, run_id,
+            idempotency_key))
 
     def _record_refresh_failure(self, rec: ConnectionRecord, exc: OAuthError) -> None:
         """A failed token refresh as an entry of the call log (``patchwire calls``):
@@ -397,7 +298,7 @@ class Patchwire:
         assert self._tokens is not None
         renewed = await self._tokens.refresh_due(max_age)
         for name in renewed:
-            self._connections.pop(name, None)
+            self.calls.forget(name)
         return renewed
 
     def start_background_refresh(
@@ -447,7 +348,7 @@ class Patchwire:
         tokens = await consent_via_loopback(client, on_url=on_url, port=port,
                                             consent_timeout=consent_timeout, connection=name)
         await self._tokens.store_tokens(name, tokens)
-        self._connections.pop(name, None)
+        self.calls.forget(name)
 
     async def needs_reauth(self, name: str) -> bool:
         """True when an OAuth2 connection's refresh was refused: a person must authorise
@@ -485,13 +386,15 @@ class Patchwire:
         With ``paginate=True`` every page is read and the records are returned as one list
         (at most ``max_items`` of them, from at most ``max_pages`` pages).
         """
+        if self._calls is None:
+            await self.open()
+        assert self._calls is not None
+        request = CallRequest(action, {} if arguments is None else arguments, connection,
+                              request_id)
         if paginate:
-            return [record async for record in _paginate(
-                self, action, arguments, connection=connection, max_items=max_items,
-                max_pages=max_pages, request_id=request_id)]
-        outcome = await self.execute(action, arguments, connection=connection,
-                                     request_id=request_id)
-        return outcome.result
+            return [record async for record in self._calls.paginate(
+                request, max_items=max_items, max_pages=max_pages)]
+        return (await self._calls.execute(request)).result
 
     async def recent_calls(
         self, *, action: str | None = None, connection: str | None = None, limit: int = 100
@@ -533,11 +436,21 @@ class Patchwire:
         The action's ``pagination`` (else its connector's) says how pages are found. Each
         page is one call (validated, authorised, retried, recorded). Stops after
         ``max_items`` records or ``max_pages`` pages; raises
-        :class:`~patchwire.pagination.PaginationError` on a loop, on a next URL to another
-        origin, or when the default bound of 1000 pages is reached.
+        :class:`~patchwire.PaginationError` on a loop, on a next URL to another origin,
+        or when the default bound of 1000 pages is reached.
         """
-        return _paginate(self, action, arguments, connection=connection,
-                         max_items=max_items, max_pages=max_pages)
+        request = CallRequest(action, {} if arguments is None else arguments, connection)
+        if self._calls is not None:
+            return self._calls.paginate(request, max_items=max_items, max_pages=max_pages)
+        return self._paginate_once_open(request, max_items, max_pages)
+
+    async def _paginate_once_open(
+        self, request: CallRequest, max_items: int | None, max_pages: int | None,
+    ) -> AsyncIterator[Any]:
+        await self.open()
+        async for record in self.calls.paginate(request, max_items=max_items,
+                                                max_pages=max_pages):
+            yield record
 
 
 def split_settings(
@@ -567,17 +480,3 @@ def split_settings(
     plain = {k: v for k, v in values.items() if not spec.settings[k].secret}
     secret = {k: v for k, v in values.items() if spec.settings[k].secret}
     return plain, secret
-
-
-def _stale(conn: ResolvedConnection) -> bool:
-    """Time to reload: the TTL ran out, or its OAuth2 access token is about to."""
-    if time.monotonic() - conn.loaded_at >= CONNECTION_TTL:
-        return True
-    expires = conn.token_expires_at
-    return expires is not None and expires - TOKEN_SKEW <= time.time()
-
-
-def _wrong_connector(name: str, actual: str, wanted: str) -> UnknownConnection:
-    return UnknownConnection(
-        f"connection {name!r} belongs to connector {actual!r}, not {wanted!r}"
-    )

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from patchwire.calls import _encode_path_segment
+from patchwire.calls._action import _encode_path_segment
 from patchwire.ids import new_id
 
 

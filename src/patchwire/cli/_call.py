@@ -67,9 +67,10 @@ def call(
 
     async def main() -> None:
         from patchwire import Patchwire
+        from patchwire.calls import CallRequest
 
         async with Patchwire(settings()) as pw:
-            compiled = pw.compiled_action(action)
+            compiled = pw.calls.action(action)
             args: dict[str, Any] = {}
             if input_json:
                 text = sys.stdin.read() if input_json == "-" else input_json
@@ -83,7 +84,7 @@ def call(
                 args.update(loaded)
             args.update(coerce_arguments(arguments or [], compiled.spec.input))
             try:
-                outcome = await pw.execute(action, args, connection=connection)
+                outcome = await pw.calls.execute(CallRequest(action, args, connection))
             except UnknownConnection as exc:
                 if connection is None:
                     raise  # the message already says which connections there are

@@ -44,17 +44,16 @@ from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 
-from patchwire.errors import CallContext, PatchwireError, StoreError
+from patchwire.calls import CallRequest, PageCursor, effective_pagination
+from patchwire.errors import PatchwireError, StoreError
 from patchwire.expressions import Expression, ExpressionError, compile_expression
 from patchwire.ids import new_id
-from patchwire.pagination import effective_pagination
 from patchwire.store import Store, SyncRecordRow, SyncStateRow, new_owner_id
 from patchwire.store.models import EventRow
 from patchwire.sync.spec import SyncRegistry, SyncSpec, SyncWebhook, UnknownSync
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
-    from patchwire.http import PreparedRequest
 
 __all__ = [
     "Publisher",
@@ -732,8 +731,8 @@ class SyncEngine:
 
     async def _poll_cursor(self, spec: SyncSpec, connection: str,
                            outcome: SyncOutcome) -> None:
-        compiled_action = self.pw.compiled_action(spec.action)
-        pagination = effective_pagination(compiled_action)
+        calls = self.pw.calls
+        pagination = effective_pagination(calls.action(spec.action))
         param = spec.incremental.param or pagination.cursor_param
         nxt = self._compile(spec).next or (
             compile_expression(pagination.next_cursor) if pagination.next_cursor else None)
@@ -743,20 +742,13 @@ class SyncEngine:
         cursor = outcome.cursor
         for _ in range(spec.max_pages):
             args = self._arguments(spec, None, cursor, False)
-            page_cursor = cursor
-
-            def adjust(req: PreparedRequest, _: CallContext, value: Any = page_cursor) -> None:
-                params = dict(req.params or {})
-                if pagination.limit_param and pagination.page_size \
-                        and pagination.limit_param not in params:
-                    params[pagination.limit_param] = str(pagination.page_size)
-                if value is not None:
-                    params[param] = value if isinstance(value, str) else orjson.dumps(
-                        value).decode()
-                req.params = params
-
-            result = (await self.pw.execute(spec.action, args, connection=connection,
-                                            adjust_request=adjust)).result
+            page = PageCursor(
+                {} if cursor is None else {param: cursor if isinstance(cursor, str)
+                                           else orjson.dumps(cursor).decode()},
+                page_size=(pagination.limit_param, pagination.page_size)
+                if pagination.limit_param and pagination.page_size else None)
+            result = (await calls.execute(CallRequest(spec.action, args, connection,
+                                                      page=page))).result
             outcome.pages += 1
             await self._apply(spec, connection, self._items(spec, result), "poll", outcome)
             following = nxt.evaluate(result)
@@ -772,17 +764,17 @@ class SyncEngine:
                        max_pages: int | None,
                        outcome: SyncOutcome) -> AsyncIterator[list[_Item]]:
         """The action's records in chunks: every page through the call path."""
-        compiled_action = self.pw.compiled_action(spec.action)
-        if effective_pagination(compiled_action).style == "none":
-            result = (await self.pw.execute(spec.action, args, connection=connection)).result
+        calls = self.pw.calls
+        request = CallRequest(spec.action, args, connection)
+        if effective_pagination(calls.action(spec.action)).style == "none":
+            result = (await calls.execute(request)).result
             outcome.pages += 1
             items = self._items(spec, result)
             for start in range(0, len(items), _CHUNK):
                 yield items[start:start + _CHUNK]
             return
         chunk: list[_Item] = []
-        async for raw in self.pw.paginate(spec.action, args, connection=connection,
-                                          max_pages=max_pages):
+        async for raw in calls.paginate(request, max_pages=max_pages):
             chunk.append(self._item(spec, raw))
             if len(chunk) >= _CHUNK:
                 yield chunk
@@ -796,7 +788,7 @@ class SyncEngine:
         if compiled.records is not None:
             value = compiled.records.evaluate(result)
         else:
-            action = self.pw.compiled_action(spec.action)
+            action = self.pw.calls.action(spec.action)
             items = effective_pagination(action).items
             if items and action.response is None and not isinstance(result, list):
                 value = compile_expression(items).evaluate(result)

@@ -1,8 +1,8 @@
 """The tool call path: what happens between a model asking for a tool and its answer.
 
-    look up the tool → normalise (strict-mode nulls) and validate the arguments →
-    approval gate (confirm tools) → the one call path (``Patchwire.execute``) →
-    shape the result → record the call in the tool audit
+    look up the tool → normalise (strict-mode nulls) → validate the arguments, once
+    (``CallPath.validate``) → approval gate (confirm tools) → the one call path
+    (``CallPath.execute``) → shape the result → record the call in the tool audit
 
 :meth:`ToolInvoker.invoke` never raises for a tool failure: every outcome is a
 :class:`ToolResult` whose ``text`` is written for the model — which field is wrong and what
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from patchwire.calls import CallRequest
 from patchwire.connectors.spec import ToolSpec
 from patchwire.errors import (
     AuthError,
-    CallContext,
     CallError,
     CallTimeoutError,
     CircuitOpenError,
@@ -55,7 +55,7 @@ from patchwire.tools._shaping import shape_result
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
-    from patchwire.flows import FlowEngine
+    from patchwire.flows import Engine
     from patchwire.sync.spec import SyncSpec
 
 __all__ = [
@@ -119,7 +119,7 @@ class ToolInvoker:
         self, pw: Patchwire, *, connections: Sequence[str] | None = None,
         filter: ToolFilter | None = None,
         approval_ttl: timedelta = timedelta(hours=24), catalog_ttl: float = 5.0,
-        clock: Callable[[], float] = time.monotonic, engine: FlowEngine | None = None,
+        clock: Callable[[], float] = time.monotonic, engine: Engine | None = None,
         flow_wait: float = 30.0, syncs: Iterable[SyncSpec] | None = None,
     ) -> None:
         self._pw = pw
@@ -140,7 +140,7 @@ class ToolInvoker:
         self._projections: dict[str, Expression] = {}
 
     @property
-    def engine(self) -> FlowEngine | None:
+    def engine(self) -> Engine | None:
         """The flow engine that runs flow tools (None: no flow tools)."""
         return self._engine
 
@@ -255,9 +255,11 @@ class ToolInvoker:
             return await invoke_records_tool(self._pw, tool, args, self._syncs or {})
         if tool.kind == "flow":
             return await self._run_flow(tool, args, session_id, confirm, audit)
-        compiled = self._pw.compiled_action(tool.target)
+        # Straight to the call path: validated here, before the approval gate (nothing is
+        # filed for arguments that cannot run), and not again when it is sent.
+        calls = self._pw.calls
         try:
-            compiled.validate(args, context=_context(tool, request_id))
+            call = calls.validate(CallRequest(tool.target, args, tool.connection, request_id))
         except InputValidationError as exc:
             return ToolResult("invalid_arguments", _invalid_text(tool, exc.problems))
         approval_id: str | None = None
@@ -268,9 +270,8 @@ class ToolInvoker:
                 return gate
             approval_id = audit.approval_id = gate
         try:
-            outcome = await self._pw.execute(tool.target, args, connection=tool.connection,
-                                             request_id=request_id)
-        except InputValidationError as exc:
+            outcome = await calls.execute(call)
+        except InputValidationError as exc:  # a path argument that would change the path
             return ToolResult("invalid_arguments", _invalid_text(tool, exc.problems),
                               approval_id=approval_id)
         except PatchwireError as exc:
@@ -380,10 +381,6 @@ class ToolInvoker:
 class _Audit:
     error: str | None = None
     approval_id: str | None = None
-
-
-def _context(tool: Tool, request_id: str) -> CallContext:
-    return CallContext(action=tool.target, connection=tool.connection, request_id=request_id)
 
 
 def _unknown_tool(name: str, catalog: ToolCatalog) -> ToolResult:

@@ -1,32 +1,24 @@
-"""Action execution: validate input → render request → HTTP core → map response → record.
-
-Everything that can be computed before a call is computed once: each action is compiled
-(validator, templates, expressions) on first use, each connection resolved (settings
-merged, secrets decrypted, auth rendered, redactor built) and cached briefly, so the per
-call work is rendering a few templates and one HTTP exchange.
-"""
+"""Compiling actions: an action's validator, templates and expressions prepared once,
+then per call the request rendered from the arguments and the answer mapped (or turned
+into the typed error its status and the connector's error rules say)."""
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import aiohttp
-import jsonschema_rs
 import orjson
 
-from patchwire.auth import AuthParts, MissingCredential, render_auth
-from patchwire.connectors import MISSING, Template, compile_template, lookup, setting_value_problems
+from patchwire.calls._connection import BREAKS_HEADER, ResolvedConnection
+from patchwire.calls._validation import InputSchema, json_path
+from patchwire.connectors import MISSING, Template, compile_template, lookup
 from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ErrorRule, OAuth2Auth
 from patchwire.errors import (
     ERROR_KINDS,
     CallContext,
-    CallError,
     InputValidationError,
     RequestRenderError,
     ResponseMappingError,
@@ -35,127 +27,12 @@ from patchwire.errors import (
     error_kind_for_status,
 )
 from patchwire.expressions import Expression, ExpressionError, compile_expression
-from patchwire.http import (
-    HttpCore,
-    PreparedRequest,
-    RawResponse,
-    Redactor,
-    RetryDecision,
-    excerpt,
-    parse_retry_after,
-)
-from patchwire.ids import new_id
-from patchwire.observability import observe_call, remember_secrets
-from patchwire.store.records import CallRecord, ConnectionRecord
+from patchwire.http import PreparedRequest, RawResponse, Redactor, excerpt, parse_retry_after
 
-__all__ = [
-    "CallOutcome", "CompiledAction", "RequestAdjuster", "ResolvedConnection", "execute_call",
-]
+__all__ = ["INPUT_ALL", "CompiledAction"]
 
+#: a body of ``"{$input}"``: every argument not used in the path, query or headers
 INPUT_ALL = "{$input}"
-
-#: changes a rendered request before it is sent (see ``execute_call``)
-RequestAdjuster = Callable[[PreparedRequest, CallContext], None]
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedConnection:
-    """A connection ready for calls. Holds decrypted secrets: never log or serialise it."""
-
-    record: ConnectionRecord
-    connector: ConnectorSpec
-    base_url: str
-    auth: AuthParts | None  # None: a required credential is missing (reported at call time)
-    missing_credential: str | None
-    headers: dict[str, str]
-    redact: Redactor
-    loaded_at: float = field(default_factory=time.monotonic)
-    #: OAuth2 only: the access token in use and when it expires (epoch seconds), so the
-    #: call path can renew it before it lapses and tell a refresher which token was refused
-    access_token: str | None = None
-    token_expires_at: float | None = None
-    #: names (lower case) of the headers carrying credentials: the auth scheme's, and any
-    #: connector header holding a secret. A redirect to another origin drops them.
-    credential_headers: frozenset[str] = frozenset()
-
-    def __repr__(self) -> str:
-        return f"ResolvedConnection({self.record.name!r}, connector={self.connector.name!r})"
-
-    @classmethod
-    def build(
-        cls, record: ConnectionRecord, connector: ConnectorSpec, secrets: Mapping[str, Any]
-    ) -> ResolvedConnection:
-        values: dict[str, Any] = {
-            k: s.default for k, s in connector.settings.items() if s.default is not None
-        }
-        values.update(record.settings)
-        values.update(secrets)
-        auth: AuthParts | None
-        missing_credential: str | None = None
-        try:
-            auth = render_auth(connector.auth, values)
-        except MissingCredential as exc:
-            auth, missing_credential = None, exc.setting
-        # Every credential the calls use, each in every encoding, worked out once here:
-        # the secrets and what the auth scheme made of them (`Basic base64(user:secret)`).
-        redact = Redactor([*(str(v) for v in secrets.values() if v), *_credentials(auth)])
-        remember_secrets(v for v in secrets.values() if v)  # observability: logs redact them
-        problems = setting_value_problems(connector, values)
-        if problems:
-            # e.g. a subdomain of "127.0.0.1:8080/steal?" would send the credentials there
-            raise RequestRenderError(
-                f"connection {record.name!r}: {redact(problems[0])} (fix it with "
-                f"`patchwire connection update {record.name} --set ...`)",
-                context=CallContext(connection=record.name))
-        base = compile_template(connector.base_url).render(values)
-        if base is MISSING:
-            missing = [n for n in compile_template(connector.base_url).names if n not in values]
-            raise RequestRenderError(
-                f"connection {record.name!r} lacks setting {missing[0]!r} needed by "
-                f"{connector.name}'s base_url",
-                context=CallContext(connection=record.name),
-            )
-        parsed = urlsplit(str(base))
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise RequestRenderError(
-                f"connection {record.name!r}: {connector.name}'s base URL must be an absolute "
-                f"http(s) URL, got {redact(str(base))!r} (check its settings)",
-                context=CallContext(connection=record.name),
-            )
-        headers: dict[str, str] = {}
-        for k, v in connector.headers.items():
-            rendered = compile_template(v).render(values)
-            if rendered is not MISSING:
-                headers[k] = str(rendered)
-        if auth is not None:
-            headers.update(auth.headers)
-        for name, text in headers.items():
-            if _BREAKS_HEADER.search(text):
-                raise RequestRenderError(
-                    f"connection {record.name!r}: header {name!r} of {connector.name} would "
-                    f"carry a line break or NUL character (check its settings)",
-                    context=CallContext(connection=record.name))
-        secret_values = [str(v) for v in secrets.values() if v]
-        credential_headers = frozenset(
-            name.lower() for name, text in headers.items()
-            if (auth is not None and name in auth.headers)
-            or any(secret in text for secret in secret_values))
-        return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
-                   headers, redact, credential_headers=credential_headers)
-
-
-@dataclass(frozen=True, slots=True)
-class CallOutcome:
-    """What one successful call produced, with how it went."""
-
-    result: Any
-    status: int
-    attempts: int
-    latency_ms: float
-    request_id: str
-    #: the upstream's answer as received: pagination reads cursors, links and records from
-    #: the body and headers rather than from the mapped result
-    raw: RawResponse | None = field(default=None, repr=False, compare=False)
 
 
 class CompiledAction:
@@ -166,9 +43,7 @@ class CompiledAction:
         self.name = name
         self.qualified = f"{connector.name}.{name}"
         self.spec = action
-        # jsonschema-rs: the same 2020-12 semantics at well under a microsecond a call,
-        # where the pure-Python validator cost ~20 µs on the hot path.
-        self.validator = jsonschema_rs.Draft202012Validator(action.input, validate_formats=True)
+        self.input = InputSchema(action.input)
         req = action.request
         self.method = req.method
         self.path = compile_template(req.path)
@@ -198,11 +73,21 @@ class CompiledAction:
     # -- input -----------------------------------------------------------------------------
 
     def validate(self, arguments: Any, context: CallContext) -> None:
-        if self.validator.is_valid(arguments):
-            return
-        errors = sorted(self.validator.iter_errors(arguments),
-                        key=lambda e: [str(p) for p in e.instance_path])
-        raise InputValidationError([_problem(e) for e in errors], context=context)
+        """Raise :class:`InputValidationError` unless the arguments fit the input schema."""
+        self.input.check(arguments, context)
+
+    def query_value(self, name: str, arguments: Mapping[str, Any]) -> str | None:
+        """What query parameter ``name`` of this action is for ``arguments`` (None: not
+        sent); pagination reads the page size a listing asks for from it."""
+        for key, value_tpl in self.query:
+            if key != name:
+                continue
+            value = _render_value(value_tpl, arguments)
+            if value is MISSING or value is None:
+                return None
+            return (",".join(_query_text(v) for v in value)
+                    if isinstance(value, list) else _query_text(value))
+        return None
 
     # -- request ---------------------------------------------------------------------------
 
@@ -224,7 +109,7 @@ class CompiledAction:
             value = tpl.render(arguments)
             if value is not MISSING and value is not None:
                 text = _query_text(value)
-                if _BREAKS_HEADER.search(text):
+                if BREAKS_HEADER.search(text):
                     # an argument must not be able to add headers of its own (injection)
                     raise RequestRenderError(
                         f"header {name!r} cannot carry a line break or NUL character "
@@ -279,7 +164,7 @@ class CompiledAction:
             for name in culprits:
                 what = "empty" if segment == "" else f"{segment!r}"
                 problems.append(ValidationProblem(
-                    _json_path(name.split(".")),
+                    json_path(name.split(".")),
                     f"cannot be {what} here: a path argument names one item and cannot "
                     f"change which path is requested"))
         if problems:
@@ -377,95 +262,6 @@ class CompiledAction:
         return error
 
 
-# -- execution --------------------------------------------------------------------------------
-
-
-async def execute_call(
-    compiled: CompiledAction,
-    arguments: Mapping[str, Any],
-    conn: ResolvedConnection,
-    http: HttpCore,
-    *,
-    request_id: str | None = None,
-    run_id: str | None = None,
-    adjust_request: RequestAdjuster | None = None,
-) -> tuple[CallOutcome | None, CallError | None, CallRecord]:
-    """Run one call. Returns (outcome, error, record); exactly one of outcome/error is set.
-
-    ``adjust_request`` changes the rendered request before it is sent (pagination sets the
-    next page's query parameters or URL there); a ``CallError`` it raises fails the call.
-    """
-    record_id = new_id()
-    # Our own request ids double as record ids; a caller's may repeat, so it gets its own.
-    request_id = request_id or record_id
-    context = CallContext(
-        action=compiled.qualified, connection=conn.record.name, request_id=request_id,
-        run_id=run_id, method=compiled.method,
-    )
-    started_wall = time.time()
-    started = time.perf_counter()
-    decision = RetryDecision()
-    status: int | None = None
-    req: PreparedRequest | None = None
-    try:
-        compiled.validate(arguments, context)
-        if conn.auth is None:
-            raise RequestRenderError(
-                f"connection {conn.record.name!r} has no value for {conn.missing_credential!r}, "
-                f"which {compiled.connector.name}'s {compiled.connector.auth.type} auth needs; "
-                f"set it with `patchwire connection add ... --set {conn.missing_credential}=...`",
-                context=context,
-            )
-        req = compiled.render(arguments, conn, context)
-        if adjust_request is not None:
-            adjust_request(req, context)
-        req.headers["X-Request-Id"] = request_id
-        raw = await http.send(
-            req, timeouts=compiled.connector.timeouts, retry=compiled.connector.retry,
-            context=context, decision=decision, connector=compiled.connector,
-            connection=conn.record.name,
-        )
-        status = raw.status
-        if not raw.ok:
-            error = compiled.error_for(raw, arguments, context, conn.redact)
-            if error.retry_after is None and decision.retry_after is not None:
-                # the wait came from a reset header, not Retry-After: still say when
-                error.retry_after = decision.retry_after
-            raise error
-        result = compiled.map_response(raw, arguments, context, conn.redact)
-    except CallError as exc:
-        latency = (time.perf_counter() - started) * 1000
-        if req is not None:
-            context.url = conn.redact(req.url)
-        record = _record(compiled, conn, record_id, request_id, "error", status, latency,
-                         decision.attempts, exc.code, conn.redact(exc.message), started_wall,
-                         decision.rate_limit_wait)
-        return None, exc, record
-    latency = (time.perf_counter() - started) * 1000
-    record = _record(compiled, conn, record_id, request_id, "ok", status, latency,
-                     decision.attempts, None, None, started_wall, decision.rate_limit_wait)
-    outcome = CallOutcome(result, status, decision.attempts, latency, request_id, raw)
-    return outcome, None, record
-
-
-def _record(
-    compiled: CompiledAction, conn: ResolvedConnection, record_id: str, request_id: str,
-    status: str, http_status: int | None, latency_ms: float, attempts: int,
-    error_class: str | None, error_message: str | None, started_wall: float,
-    rate_limit_wait: float,
-) -> CallRecord:
-    # observability: calls by status (ok or the error code), latency, retries (~1.5 µs)
-    observe_call(compiled.connector.name, compiled.qualified, error_class or status,
-                 latency_ms, attempts)
-    return CallRecord(
-        record_id, request_id, compiled.qualified, compiled.connector.name, conn.record.name,
-        status, http_status, latency_ms, attempts, error_class,
-        error_message[:1000] if error_message else None,
-        datetime.fromtimestamp(started_wall, UTC),
-        rate_limit_wait * 1000,
-    )
-
-
 # -- helpers ----------------------------------------------------------------------------------
 
 
@@ -509,9 +305,6 @@ def _render_body(value: Any, arguments: Mapping[str, Any]) -> Any:
     return value
 
 
-#: characters that would end a header line (or that HTTP forbids in one)
-_BREAKS_HEADER = re.compile(r"[\r\n\0]")
-
 #: what quote(..., safe="") leaves as it is: most ids, which then skip its ~0.5 µs
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
 
@@ -521,16 +314,6 @@ def _encode_path_segment(text: str) -> str:
     if (text.isalnum() and text.isascii()) or _UNRESERVED(text) is not None:
         return text
     return quote(text, safe="")
-
-
-def _credentials(auth: AuthParts | None) -> list[str]:
-    """The values an auth scheme sends, and the token of each ``Scheme token`` value."""
-    if auth is None:
-        return []
-    out = [*auth.headers.values(), *auth.query.values(), *auth.cookies.values()]
-    out.extend(v.strip().split(" ", 1)[1] for v in auth.headers.values()
-               if " " in v.strip())
-    return out
 
 
 def _placeholder_segments(path: str) -> list[tuple[int, tuple[str, ...]]]:
@@ -619,28 +402,3 @@ def _default_message(status: int, body: Any, redact: Redactor) -> str:
             403: "forbidden: the credentials lack permission",
             404: "not found", 409: "conflict", 422: "the upstream rejected the input",
             429: "rate limited by the upstream"}.get(status, "upstream error")
-
-
-def _json_path(parts: Iterable[str | int]) -> str:
-    out = "$"
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.isidentifier():
-            out += f".{part}"
-        else:
-            out += f"[{orjson.dumps(part).decode()}]"
-    return out
-
-
-def _problem(error: jsonschema_rs.ValidationError) -> ValidationProblem:
-    path = list(error.instance_path)
-    kind = error.kind
-    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
-        # Point at the missing field rather than at its parent object.
-        return ValidationProblem(_json_path([*path, str(kind.property)]),
-                                 "is required but missing")
-    message = error.message
-    if len(message) > 200:
-        message = message[:197] + "..."
-    return ValidationProblem(_json_path(path), message)

@@ -1,8 +1,9 @@
 """Pagination: walk every page of a list action and yield its records.
 
-Each page is an ordinary call through ``Patchwire.execute`` — validated, authorised,
-retried and recorded like any other — with the page's query parameters or next URL set on
-the rendered request. The styles are declared in the connector (see docs/connectors.md):
+Each page is an ordinary call through ``CallPath.execute`` — validated, authorised,
+retried and recorded like any other — whose request carries the page to read (a
+:class:`PageCursor`: query parameters or the next URL). The styles are declared in the
+connector (see docs/connectors.md):
 
 - ``cursor``: a cursor from the body (``next_cursor``) or a header (``cursor_header``);
 - ``page``: page numbers from ``first_page`` until ``total_pages`` or a short page;
@@ -19,48 +20,27 @@ connection's credentials would go with it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from typing import Any, Protocol
+from urllib.parse import urljoin
 
 import orjson
 
-from patchwire.calls import CallOutcome, CompiledAction
+from patchwire.calls._action import CompiledAction
+from patchwire.calls._request import CallOutcome, CallRequest, PageCursor, ValidatedCall
 from patchwire.connectors.spec import Pagination
-from patchwire.errors import (
-    CallContext,
-    PaginationError,
-)
+from patchwire.errors import CallContext, PaginationError
 from patchwire.expressions import Expression, ExpressionError, compile_expression
-from patchwire.http import (
-    ExtValue,
-    Link,
-    PreparedRequest,
-    RawResponse,
-    find_link,
-    parse_link_header,
-)
+from patchwire.http import RawResponse, find_link
 
-if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
-
-__all__ = [
-    "DEFAULT_MAX_PAGES",
-    "ExtValue",
-    "Link",
-    "PaginationError",
-    "effective_pagination",
-    "find_link",
-    "paginate",
-    "parse_link_header",
-]
+__all__ = ["DEFAULT_MAX_PAGES", "Pages", "effective_pagination", "paginate"]
 
 #: pages read when the caller sets no bound: far beyond any sane listing, but finite, so a
 #: cursor that changes forever cannot keep a worker busy forever
 DEFAULT_MAX_PAGES = 1000
-
 
 
 def effective_pagination(compiled: CompiledAction) -> Pagination:
@@ -68,23 +48,26 @@ def effective_pagination(compiled: CompiledAction) -> Pagination:
     return compiled.spec.pagination or compiled.connector.pagination
 
 
-async def paginate(
-    pw: Patchwire,
-    action: str,
-    arguments: Mapping[str, Any] | None = None,
-    *,
-    connection: str | None = None,
-    max_items: int | None = None,
-    max_pages: int | None = None,
-    request_id: str | None = None,
-) -> AsyncIterator[Any]:
-    """Yield every record of a list action, page after page (see ``Patchwire.paginate``).
+class Pages(Protocol):
+    """What a walk needs of the call path (``CallPath``)."""
 
-    ``request_id``, when given, is sent with every page so their records can be grouped.
-    """
-    compiled = pw.compiled_action(action)
+    def action(self, qualified: str) -> CompiledAction: ...
+
+    async def connection_name(self, action: CompiledAction, connection: str | None) -> str: ...
+
+    async def execute(self, request: CallRequest | ValidatedCall) -> CallOutcome: ...
+
+
+async def paginate(
+    calls: Pages, request: CallRequest, *, max_items: int | None = None,
+    max_pages: int | None = None,
+) -> AsyncIterator[Any]:
+    """Yield every record of a list action, page after page (see ``CallPath.paginate``),
+    each page one ``calls.execute``. ``request.request_id``, when given, is sent with every
+    page so their records can be grouped."""
+    compiled = calls.action(request.action)
     spec = effective_pagination(compiled)
-    context = CallContext(action=compiled.qualified, connection=connection)
+    context = CallContext(action=compiled.qualified, connection=request.connection)
     if spec.style == "none":
         raise PaginationError(
             f"{compiled.qualified} does not paginate: neither the action nor connector "
@@ -99,16 +82,18 @@ async def paginate(
     _check_spec(compiled, spec, context)
     if max_items == 0:
         return
-    args = dict(arguments) if arguments is not None else {}
-    walker = _Walker(compiled, spec, max_items)
+    walker = _Walker(compiled, spec, max_items, request.arguments)
+    # Named once: no default lookup for every page.
+    context.connection = await calls.connection_name(compiled, request.connection)
+    request = dataclasses.replace(request, connection=context.connection)
     page_bound = max_pages or DEFAULT_MAX_PAGES
     yielded = 0
     # Bounded: at most page_bound pages, each one call.
     for page_number in range(1, page_bound + 1):
-        outcome = await pw.execute(action, args, connection=context.connection,
-                                   request_id=request_id, adjust_request=walker.adjust)
-        # The connection the first page resolved to: no default lookup for every page.
-        context.connection = context.connection or walker.connection
+        page = dataclasses.replace(request, page=walker.cursor())
+        # The first page's call validates the arguments (a refusal is logged like any
+        # call's); the pages after it send the same arguments, checked already.
+        outcome = await calls.execute(page if page_number == 1 else ValidatedCall(page, compiled))
         records, more, stop = walker.read(outcome, page_number, context)
         for record in records:
             yield record
@@ -135,13 +120,15 @@ class _Walker:
     compiled: CompiledAction
     spec: Pagination
     max_items: int | None
-    connection: str | None = None
+    arguments: Any
     #: query parameters the next request sets (cursor, page, offset)
     params: dict[str, str] = field(default_factory=dict)
     #: the next page's absolute URL (link and next_url styles)
     url: str | None = None
-    #: page size the last request asked for, when known: a shorter page is the last one
+    #: page size each request asks for, when known: a shorter page is the last one
     limit: int | None = None
+    #: the page size the walk asks for when the action's query sets none
+    page_size: tuple[str, int] | None = None
     seen: set[str] = field(default_factory=set)
     last_page_digest: bytes | None = None
 
@@ -156,29 +143,23 @@ class _Walker:
         self._total_pages = _compile(s.total_pages)
         self._has_more = _compile(s.has_more)
         self._next_url = _compile(s.next_url)
+        if s.limit_param:
+            given = (self.compiled.query_value(s.limit_param, self.arguments)
+                     if isinstance(self.arguments, Mapping) else None)
+            if given is not None:
+                self.limit = _as_int(given)
+            elif s.page_size:
+                # Ask for no more than the caller wants: max_items=5 reads one small page.
+                size = s.page_size if self.max_items is None else min(s.page_size,
+                                                                       self.max_items)
+                self.page_size = (s.limit_param, size)
+                self.limit = size
 
     # -- request -----------------------------------------------------------------------
 
-    def adjust(self, req: PreparedRequest, context: CallContext) -> None:
-        self.connection = context.connection
-        params = dict(req.params or {})
-        s = self.spec
-        if s.limit_param and s.limit_param not in params and s.page_size:
-            # Ask for no more than the caller wants: max_items=5 reads one small page.
-            size = s.page_size if self.max_items is None else min(s.page_size, self.max_items)
-            params[s.limit_param] = str(size)
-        if s.limit_param and s.limit_param in params:
-            self.limit = _as_int(params[s.limit_param])
-        if self.url is not None:
-            _check_same_origin(self.url, req.url, context)
-            # The next URL is followed as given; of the rendered parameters only those it
-            # lacks are added (query-string credentials, mainly).
-            present = {k for k, _ in parse_qsl(urlsplit(self.url).query,
-                                               keep_blank_values=True)}
-            params = {k: v for k, v in params.items() if k not in present}
-            req.url = self.url
-        params.update(self.params)
-        req.params = params or None
+    def cursor(self) -> PageCursor:
+        """The page the next request reads."""
+        return PageCursor(dict(self.params), self.url, self.page_size)
 
     # -- response ----------------------------------------------------------------------
 
@@ -369,26 +350,3 @@ def _scalar_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return orjson.dumps(value).decode()
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1  # unparseable: never equal to a real origin
-    if port is None:
-        port = {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
-
-
-def _check_same_origin(next_url: str, request_url: str, context: CallContext) -> None:
-    if _origin(next_url) != _origin(request_url):
-        scheme, host, port = _origin(next_url)
-        raise PaginationError(
-            f"refused to follow a next-page URL to {scheme}://{host}:{port}, another origin "
-            "than the connection's base URL: its credentials must not be sent to another host",
-            context=context,
-        )
-

@@ -1,0 +1,275 @@
+"""Connections ready for calls: settings merged, secrets decrypted, auth rendered.
+
+:class:`ResolvedConnection` is one connection as the call path uses it;
+:class:`ConnectionResolver` finds and caches them — the connector's only connection when a
+call names none, each connection reloaded at most once per TTL (or before its OAuth2 access
+token lapses), one load at a time per name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from patchwire.auth import DEFAULT_REFRESH_SKEW, AuthParts, MissingCredential, TokenSet, render_auth
+from patchwire.connectors import (
+    MISSING,
+    ConnectorRegistry,
+    ConnectorSpec,
+    compile_template,
+    setting_value_problems,
+)
+from patchwire.connectors.spec import OAuth2Auth
+from patchwire.errors import CallContext, RequestRenderError, UnknownConnection
+from patchwire.http import Redactor
+from patchwire.observability import remember_secrets
+from patchwire.store.records import ConnectionRecord
+
+__all__ = [
+    "BREAKS_HEADER",
+    "CONNECTION_TTL",
+    "TOKEN_SKEW",
+    "AccessTokens",
+    "ConnectionResolver",
+    "ConnectionRows",
+    "ResolvedConnection",
+]
+
+#: how long a resolved connection is reused before re-reading it from the store, so a
+#: change made by another process is picked up without a round trip per call
+CONNECTION_TTL = 30.0
+#: an OAuth2 access token is renewed this long before it expires
+TOKEN_SKEW = DEFAULT_REFRESH_SKEW
+
+#: characters that would end a header line (or that HTTP forbids in one)
+BREAKS_HEADER = re.compile(r"[\r\n\0]")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedConnection:
+    """A connection ready for calls. Holds decrypted secrets: never log or serialise it."""
+
+    record: ConnectionRecord
+    connector: ConnectorSpec
+    base_url: str
+    auth: AuthParts | None  # None: a required credential is missing (reported at call time)
+    missing_credential: str | None
+    headers: dict[str, str]
+    redact: Redactor
+    loaded_at: float = field(default_factory=time.monotonic)
+    #: OAuth2 only: the access token in use and when it expires (epoch seconds), so the
+    #: call path can renew it before it lapses and tell a refresher which token was refused
+    access_token: str | None = None
+    token_expires_at: float | None = None
+    #: names (lower case) of the headers carrying credentials: the auth scheme's, and any
+    #: connector header holding a secret. A redirect to another origin drops them.
+    credential_headers: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        return f"ResolvedConnection({self.record.name!r}, connector={self.connector.name!r})"
+
+    @classmethod
+    def build(
+        cls, record: ConnectionRecord, connector: ConnectorSpec, secrets: Mapping[str, Any]
+    ) -> ResolvedConnection:
+        values: dict[str, Any] = {
+            k: s.default for k, s in connector.settings.items() if s.default is not None
+        }
+        values.update(record.settings)
+        values.update(secrets)
+        auth: AuthParts | None
+        missing_credential: str | None = None
+        try:
+            auth = render_auth(connector.auth, values)
+        except MissingCredential as exc:
+            auth, missing_credential = None, exc.setting
+        # Every credential the calls use, each in every encoding, worked out once here:
+        # the secrets and what the auth scheme made of them (`Basic base64(user:secret)`).
+        redact = Redactor([*(str(v) for v in secrets.values() if v), *_credentials(auth)])
+        remember_secrets(v for v in secrets.values() if v)  # observability: logs redact them
+        problems = setting_value_problems(connector, values)
+        if problems:
+            # e.g. a subdomain of "127.0.0.1:8080/steal?" would send the credentials there
+            raise RequestRenderError(
+                f"connection {record.name!r}: {redact(problems[0])} (fix it with "
+                f"`patchwire connection update {record.name} --set ...`)",
+                context=CallContext(connection=record.name))
+        base = compile_template(connector.base_url).render(values)
+        if base is MISSING:
+            missing = [n for n in compile_template(connector.base_url).names if n not in values]
+            raise RequestRenderError(
+                f"connection {record.name!r} lacks setting {missing[0]!r} needed by "
+                f"{connector.name}'s base_url",
+                context=CallContext(connection=record.name),
+            )
+        parsed = urlsplit(str(base))
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise RequestRenderError(
+                f"connection {record.name!r}: {connector.name}'s base URL must be an absolute "
+                f"http(s) URL, got {redact(str(base))!r} (check its settings)",
+                context=CallContext(connection=record.name),
+            )
+        headers: dict[str, str] = {}
+        for k, v in connector.headers.items():
+            rendered = compile_template(v).render(values)
+            if rendered is not MISSING:
+                headers[k] = str(rendered)
+        if auth is not None:
+            headers.update(auth.headers)
+        for name, text in headers.items():
+            if BREAKS_HEADER.search(text):
+                raise RequestRenderError(
+                    f"connection {record.name!r}: header {name!r} of {connector.name} would "
+                    f"carry a line break or NUL character (check its settings)",
+                    context=CallContext(connection=record.name))
+        secret_values = [str(v) for v in secrets.values() if v]
+        credential_headers = frozenset(
+            name.lower() for name, text in headers.items()
+            if (auth is not None and name in auth.headers)
+            or any(secret in text for secret in secret_values))
+        return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
+                   headers, redact, credential_headers=credential_headers)
+
+
+class ConnectionRows(Protocol):
+    """Where connections are stored (the store)."""
+
+    async def get_connection(self, name: str) -> ConnectionRecord: ...
+
+    async def list_connections(
+        self, connector: str | None = None, owner: str | None = None
+    ) -> Sequence[ConnectionRecord]: ...
+
+
+class AccessTokens(Protocol):
+    """OAuth2 access tokens, renewed ahead of expiry (a ``TokenKeeper``)."""
+
+    async def tokens(self, name: str) -> TokenSet: ...
+
+    async def refresh(self, name: str, *, rejected: str | None = None) -> TokenSet: ...
+
+
+class ConnectionResolver:
+    """The connections calls use, resolved once and cached briefly.
+
+    ``decrypt`` turns a connection's stored secrets into their values; ``tokens`` gives
+    OAuth2 connections their access token (None: no OAuth2 connection can be resolved).
+    """
+
+    def __init__(
+        self, rows: ConnectionRows, connectors: ConnectorRegistry,
+        decrypt: Callable[[ConnectionRecord], dict[str, Any]],
+        tokens: AccessTokens | None = None,
+    ) -> None:
+        self._rows = rows
+        self._connectors = connectors
+        self._decrypt = decrypt
+        self._tokens = tokens
+        self._resolved: dict[str, ResolvedConnection] = {}
+        self._loading: dict[str, asyncio.Future[ResolvedConnection]] = {}
+        self._defaults: dict[str, tuple[str, float]] = {}
+
+    def forget(self, name: str | None = None) -> None:
+        """Drop what is cached of connection ``name`` (None: of every connection), after
+        it changed here; which connection is a connector's only one is looked up again."""
+        if name is None:
+            self._resolved.clear()
+        else:
+            self._resolved.pop(name, None)
+        self._defaults.clear()
+
+    def ready(self, name: str, connector: str) -> ResolvedConnection | None:
+        """Connection ``name`` of ``connector`` when the cached one can be used as it is:
+        the hot path, without a coroutine."""
+        cached = self._resolved.get(name)
+        if cached is None or cached.connector.name != connector or stale(cached):
+            return None
+        return cached
+
+    async def resolve(self, name: str, connector: str) -> ResolvedConnection:
+        """Connection ``name`` of ``connector``, cached (reloaded at most once per TTL).
+
+        One load runs at a time per name: when the TTL ends under load, every call in
+        flight would otherwise read and decrypt the same row at once.
+        """
+        cached = self._resolved.get(name)
+        if cached is None or stale(cached):
+            pending = self._loading.get(name)
+            if pending is None:
+                pending = asyncio.ensure_future(self._load(name))
+                self._loading[name] = pending
+                pending.add_done_callback(lambda _: self._loading.pop(name, None))
+            cached = await asyncio.shield(pending)
+        if cached.connector.name != connector:
+            raise UnknownConnection(
+                f"connection {name!r} belongs to connector {cached.record.connector!r}, "
+                f"not {connector!r}")
+        return cached
+
+    async def _load(self, name: str) -> ResolvedConnection:
+        rec = await self._rows.get_connection(name)
+        spec = self._connectors.get(rec.connector)
+        secrets = self._decrypt(rec)
+        if isinstance(spec.auth, OAuth2Auth):
+            # Renewed ahead of expiry (single-flight across coroutines and processes).
+            assert self._tokens is not None
+            tokens = await self._tokens.tokens(name)
+            resolved = ResolvedConnection.build(
+                rec, spec, {**secrets, "access_token": tokens.access_token})
+            resolved = dataclasses.replace(resolved, access_token=tokens.access_token,
+                                           token_expires_at=tokens.expires_at)
+        else:
+            resolved = ResolvedConnection.build(rec, spec, secrets)
+        self._resolved[name] = resolved
+        return resolved
+
+    async def default_for(self, connector: str) -> str:
+        """The connector's only connection (kept for the connection TTL: flows and tools
+        call without naming one all the time)."""
+        cached = self._defaults.get(connector)
+        if cached is not None and time.monotonic() - cached[1] < CONNECTION_TTL:
+            return cached[0]
+        recs = await self._rows.list_connections(connector=connector)
+        if len(recs) == 1:
+            self._defaults[connector] = (recs[0].name, time.monotonic())
+            return recs[0].name
+        if not recs:
+            raise UnknownConnection(
+                f"no connection for connector {connector!r}; add one with "
+                f"`patchwire connection add {connector} --name NAME --set key=value`"
+            )
+        names = ", ".join(r.name for r in recs)
+        raise UnknownConnection(
+            f"connector {connector!r} has several connections ({names}); name one"
+        )
+
+    async def renew(self, name: str, rejected: str) -> None:
+        """The upstream refused access token ``rejected``: renew it (single-flight with
+        every other caller) and resolve the connection again on its next use."""
+        assert self._tokens is not None
+        await self._tokens.refresh(name, rejected=rejected)
+        self._resolved.pop(name, None)
+
+
+def stale(conn: ResolvedConnection) -> bool:
+    """Time to reload: the TTL ran out, or its OAuth2 access token is about to."""
+    if time.monotonic() - conn.loaded_at >= CONNECTION_TTL:
+        return True
+    expires = conn.token_expires_at
+    return expires is not None and expires - TOKEN_SKEW <= time.time()
+
+
+def _credentials(auth: AuthParts | None) -> list[str]:
+    """The values an auth scheme sends, and the token of each ``Scheme token`` value."""
+    if auth is None:
+        return []
+    out = [*auth.headers.values(), *auth.query.values(), *auth.cookies.values()]
+    out.extend(v.strip().split(" ", 1)[1] for v in auth.headers.values()
+               if " " in v.strip())
+    return out
