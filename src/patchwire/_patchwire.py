@@ -24,7 +24,6 @@ from patchwire.calls import (
     CallOutcome,
     CallPath,
     CallRequest,
-    CompiledAction,
     ConnectionResolver,
 )
 from patchwire.config import Settings, load_settings
@@ -257,19 +256,13 @@ class Patchwire:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def compiled_action(self, qualified: str) -> CompiledAction:
-        """Action ``qualified``, compiled (once, when open)."""
-        if self._calls is not None:
-            return self._calls.action(qualified)
-        spec, action = self.connectors.resolve(qualified)
-        return CompiledAction(spec, qualified.split(".", 1)[1], action)
-
     async def execute(
         self, action: str, arguments: Mapping[str, Any] | None = None, *,
         connection: str | None = None, request_id: str | None = None,
         run_id: str | None = None, idempotency_key: str | None = None,
     ) -> CallOutcome:
-        """Call an action and return the result with its status, attempts and timing."""
+        """Call an action and return the result with its status, attempts and timing
+        (shorthand for ``pw.calls.execute(CallRequest(...))``)."""
         if self._calls is None:
             await self.open()
         assert self._calls is not None
