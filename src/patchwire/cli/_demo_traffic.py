@@ -34,6 +34,7 @@ from rich.markup import escape
 from patchwire import Patchwire
 from patchwire.errors import CallError
 from patchwire.flows import FlowEngine
+from patchwire.http import HttpCore, Limits, PreparedRequest
 from patchwire.sandbox import Sandbox
 from patchwire.tools import ToolInvoker
 from patchwire.webhooks import sign
@@ -46,6 +47,8 @@ MAX_ROUNDS = 900
 ROUND_TIMEOUT_S = 20.0
 #: rounds between two summary lines
 REPORT_EVERY = 15
+#: a forged webhook's whole exchange with the demo server
+_FORGED_LIMITS = Limits(aiohttp.ClientTimeout(total=5))
 #: rounds between a decided approval and the bot's next request
 ASK_AGAIN_AFTER = 8
 SESSION = "demo"
@@ -110,8 +113,10 @@ class Traffic:
     async def run(self) -> None:
         """The rounds, then return (the server goes on). Cancel it to stop early."""
         await self._prepare()
-        timeout = aiohttp.ClientTimeout(total=5)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        # Patchwire's own HTTP core, to the demo server on loopback (which its SSRF guard
+        # admits only when told)
+        http = HttpCore(allow_networks=("127.0.0.0/8", "::1/128"))
+        try:
             for n in range(1, self.rounds + 1):
                 try:
                     async with asyncio.timeout(ROUND_TIMEOUT_S):
@@ -125,6 +130,8 @@ class Traffic:
                 if n % REPORT_EVERY == 0:
                     self.report()
                 await asyncio.sleep(self.interval)
+        finally:
+            await http.close()
         self.console.print(f"[dim]The background traffic stopped after {self.rounds} rounds; "
                            "the server keeps running until Ctrl-C.[/]")
 
@@ -149,7 +156,7 @@ class Traffic:
         orders = await self.pw.call("shop.list_orders", {"limit": 100}, connection="demo-shop")
         self._orders = [str(o["id"]) for o in _items(orders)]
 
-    async def _round(self, n: int, http: aiohttp.ClientSession) -> None:
+    async def _round(self, n: int, http: HttpCore) -> None:
         await self._lookups()
         if n % 3 == 0:
             await self._failing_call(n // 3)
@@ -242,7 +249,7 @@ class Traffic:
         if refunded is not None:
             self._refunded.append(order_id)
 
-    async def _forged_webhook(self, http: aiohttp.ClientSession) -> None:
+    async def _forged_webhook(self, http: HttpCore) -> None:
         """An event signed with the wrong secret: refused (401) and listed as a rejection."""
         body = json.dumps({"id": f"evt_forged_{uuid.uuid4().hex[:12]}", "type": "order.refunded",
                            "created": int(time.time()),
@@ -250,9 +257,8 @@ class Traffic:
         headers = sign(Sandbox.webhook_scheme("shop"), "not-the-shop-secret", body,
                        timestamp=time.time(), event_id=uuid.uuid4().hex)
         headers["Content-Type"] = "application/json"
-        async with http.post(f"{self.base_url}/hooks/shop", data=body,
-                             headers=headers) as response:
-            await response.read()
+        await http.exchange(PreparedRequest("POST", f"{self.base_url}/hooks/shop", headers,
+                                            data=body, idempotent=False), _FORGED_LIMITS)
         self.counts.forged += 1
 
     async def _tool_calls(self, n: int) -> None:

@@ -39,6 +39,8 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from patchwire.errors import CallError
+from patchwire.http import HttpCore, Limits, PreparedRequest
 from patchwire.webhooks import SchemeSettings, sign
 
 __all__ = [
@@ -196,7 +198,8 @@ class WebhookSender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: dict[str, asyncio.Queue[_Pending]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._core: HttpCore | None = None
+        self._limits = Limits(aiohttp.ClientTimeout(total=attempt_timeout_s))
 
     @property
     def url(self) -> str | None:
@@ -241,7 +244,7 @@ class WebhookSender:
             self._loop = loop
             self._queues = {}
             self._workers = {}
-            self._session = None
+            self._core = None
         queue = self._queues.get(api)
         if queue is None:
             queue = self._queues[api] = asyncio.Queue(self.queue_size)
@@ -264,12 +267,13 @@ class WebhookSender:
             finally:
                 queue.task_done()
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.attempt_timeout_s)
-            )
-        return self._session
+    def _http(self) -> HttpCore:
+        if self._core is None:
+            # Patchwire's HTTP core, like every request Patchwire sends; the sandbox is a
+            # local test upstream posting to whatever receiver it is told, so its SSRF
+            # guard admits every address (a receiver on loopback above all)
+            self._core = HttpCore(allow_networks=("0.0.0.0/0", "::/0"))
+        return self._core
 
     def _headers(self, api: str, pending: _Pending) -> dict[str, str]:
         headers = {
@@ -302,12 +306,11 @@ class WebhookSender:
                 return
             status = None
             try:
-                async with self._http().post(
-                    url, data=pending.body, headers=self._headers(api, pending)
-                ) as response:
-                    await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                response = await self._http().exchange(
+                    PreparedRequest("POST", url, self._headers(api, pending),
+                                    data=pending.body, idempotent=False), self._limits)
+                status = response.status
+            except CallError as exc:
                 log.debug("sandbox webhook %s (%s): %s", pending.type, api, type(exc).__name__)
             if status is not None and 200 <= status < 300:
                 self.counters.sent += 1
@@ -347,10 +350,10 @@ class WebhookSender:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            if self._session is not None:
-                await self._session.close()
+            if self._core is not None:
+                await self._core.close()
         # Workers of another (finished) loop cannot be touched from here; they died with it.
-        self._session = None
+        self._core = None
         self._queues = {}
         self._workers = {}
         self._loop = None
