@@ -71,8 +71,7 @@ from sqlalchemy import Table, delete, select
 from _common import START_TIMEOUT_S, start_sandbox
 from patchwire import Patchwire, Settings
 from patchwire.expressions import compile_expression
-from patchwire.flows import FlowSpec
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine, FlowSpec
 from patchwire.flows._journal import Journal
 from patchwire.sandbox import SANDBOX_CREDENTIALS
 from patchwire.store.models import FlowRunRow, FlowStepRow, FlowVersionRow
@@ -384,7 +383,7 @@ def stop_all(procs: Sequence[subprocess.Popen[bytes] | None]) -> None:
 
 
 async def measure_temporal(runs: int) -> dict[str, Any]:
-    from patchwire.flows._temporal import TemporalEngine, TemporalOptions
+    from patchwire.flows import TemporalEngine, TemporalOptions
     from patchwire.flows._temporal_dev import temporal_dev_server
 
     sandbox, sandbox_url = start_sandbox()

@@ -27,7 +27,7 @@ from patchwire.sync import SyncRegistry
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
-    from patchwire.flows import FlowEngine
+    from patchwire.flows import Engine
     from patchwire.sync import SyncEngine
     from patchwire.tools import ToolInvoker
 
@@ -114,7 +114,7 @@ class LiveDefinitions:
     new definitions. The connectors are the facade's (``pw.connectors``).
     """
 
-    def __init__(self, pw: Patchwire, flows: FlowRegistry, *, engine: FlowEngine | None = None,
+    def __init__(self, pw: Patchwire, flows: FlowRegistry, *, engine: Engine | None = None,
                  syncs: SyncEngine | None = None, tools: ToolInvoker | None = None,
                  sync_examples: bool = False) -> None:
         self.pw = pw

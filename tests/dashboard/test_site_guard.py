@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from patchwire import Patchwire
 from patchwire.dashboard import mount_dashboard
 from patchwire.errors import ConfigError
-from patchwire.flows._engine import create_engine
+from patchwire.flows import create_engine
 from patchwire.server import SiteGuard
 from patchwire.tools import ToolInvoker
 from tests.support.settings import local_settings

@@ -16,7 +16,7 @@ import yaml
 
 from patchwire import Patchwire
 from patchwire.errors import FlowInputError, RunStateError
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine
 from patchwire.flows.spec import FlowSpec
 from patchwire.http import instant_retries
 from patchwire.sandbox import Sandbox

@@ -21,8 +21,7 @@ from sqlalchemy import text
 from patchwire import Patchwire
 from patchwire.config import load_settings
 from patchwire.errors import ConfigError, RunStateError
-from patchwire.flows import FlowRegistry
-from patchwire.flows._engine import FlowEngine, RunRecord
+from patchwire.flows import FlowEngine, FlowRegistry, RunRecord
 from patchwire.flows.spec import FlowSpec
 from patchwire.http import instant_retries
 from patchwire.sandbox import Sandbox
@@ -423,7 +422,7 @@ def test_engine_settings_that_cannot_work_are_refused_naming_the_setting(
 
 
 def test_the_temporal_settings_reach_the_engine_options(tmp_path: Path) -> None:
-    from patchwire.flows._temporal import TemporalOptions
+    from patchwire.flows import TemporalOptions
 
     settings = load_settings(environ={
         "PATCHWIRE_ENGINE": "Temporal", "PATCHWIRE_TEMPORAL_ADDRESS": "10.0.0.5:7233",

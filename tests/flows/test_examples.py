@@ -13,8 +13,7 @@ import aiohttp
 import pytest
 
 from patchwire import Patchwire, Settings
-from patchwire.flows import FlowRegistry
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine, FlowRegistry
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from patchwire.server import create_app
 from tests.support.cli import Cli

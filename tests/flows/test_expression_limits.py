@@ -26,8 +26,7 @@ from patchwire import Patchwire
 from patchwire.config import load_settings
 from patchwire.errors import ConfigError, SpecError
 from patchwire.expressions import ExpressionError, compile_expression
-from patchwire.flows import FlowSpec, load_flow_text
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine, FlowSpec, load_flow_text
 from tests.support.settings import local_settings
 
 #: a function calling itself n times, not in tail position: ~3 levels of nesting per call

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from patchwire import Patchwire
 from patchwire.errors import CallError
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine
 from patchwire.flows.spec import FlowSpec
 from patchwire.http import instant_retries
 from patchwire.observability import _tracing, metrics

@@ -33,7 +33,7 @@ import pytest
 from sqlalchemy import Table, func, select
 
 from patchwire import Patchwire
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from patchwire.sandbox._helpdesk import HelpdeskApi
 from patchwire.sandbox._payments import PaymentsApi

@@ -35,8 +35,7 @@ import pytest
 from sqlalchemy import Table, func, select
 
 from patchwire import Patchwire
-from patchwire.flows import FlowSpec
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine, FlowSpec
 from patchwire.store._webhook_models import WebhookInboxRow
 from patchwire.store.models import FlowRunRow
 from patchwire.webhooks import SchemeSettings, sign

@@ -30,7 +30,7 @@ import yaml
 from sqlalchemy import Table, func, select
 
 from patchwire import Patchwire
-from patchwire.flows._temporal import TemporalEngine, TemporalOptions
+from patchwire.flows import TemporalEngine, TemporalOptions
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from patchwire.sandbox._helpdesk import HelpdeskApi
 from patchwire.sandbox._payments import PaymentsApi

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from patchwire import Patchwire
-from patchwire.flows import FlowSpec
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine, FlowSpec
 from tests.support.settings import local_settings
 
 FLOW_ID = "crash_test"

@@ -18,8 +18,7 @@ from typing import Any
 import uvicorn
 
 from patchwire import Patchwire
-from patchwire.flows import FlowRegistry, FlowSpec
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine, FlowRegistry, FlowSpec
 from patchwire.server import create_app
 from patchwire.webhooks._inbox import Inbox
 from tests.support.settings import local_settings

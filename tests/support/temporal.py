@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from patchwire import Patchwire
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine
 from patchwire.flows._temporal_dev import temporal_binary
 from patchwire.flows._temporal_dev import temporal_dev_server as dev_server
 from patchwire.flows.spec import FlowSpec
@@ -55,7 +55,7 @@ async def running_engine(kind: str, pw: Patchwire, flows: Mapping[str, FlowSpec]
         return
     import asyncio
 
-    from patchwire.flows._temporal import TemporalEngine, TemporalOptions
+    from patchwire.flows import TemporalEngine, TemporalOptions
 
     assert address is not None
     engine = TemporalEngine(pw, dict(flows), options=TemporalOptions(

@@ -20,8 +20,7 @@ import yaml
 from sqlalchemy import Table, select
 
 from patchwire import Patchwire
-from patchwire.flows import FlowRegistry, FlowSpec
-from patchwire.flows._engine import FlowEngine
+from patchwire.flows import FlowEngine, FlowRegistry, FlowSpec
 from patchwire.ids import new_id
 from patchwire.server import create_app
 from patchwire.store.models import FlowRunRow

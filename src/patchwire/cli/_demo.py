@@ -43,7 +43,7 @@ from patchwire.signals import stop_on_signals
 if TYPE_CHECKING:
     from patchwire.cli._demo_server import DemoServer
     from patchwire.cli._demo_traffic import PendingRefund
-    from patchwire.flows import FlowEngine
+    from patchwire.flows import Engine
 
 console = Console()
 
@@ -195,7 +195,7 @@ async def _serve(pw: Patchwire, sandbox: Sandbox, options: DemoOptions,
                 timer.cancel()
 
 
-async def _walkthrough(pw: Patchwire, sandbox: Sandbox, *, engine: FlowEngine | None,
+async def _walkthrough(pw: Patchwire, sandbox: Sandbox, *, engine: Engine | None,
                        dashboard: str | None) -> PendingRefund | None:
     """The scripted scenario; a refund left waiting for approval when there is a
     ``dashboard`` to decide it in (else a supervisor approves it here)."""
@@ -331,7 +331,7 @@ async def _tools_scene(pw: Patchwire, charge: dict[str, Any], *,
 
 
 async def _flows_scene(pw: Patchwire, customer: dict[str, Any], order: dict[str, Any],
-                       engine: FlowEngine | None) -> None:
+                       engine: Engine | None) -> None:
     """The shipped example flows, run durably: by the server's ``engine``, or by one
     started here for the walkthrough (``--once``). One run fails on purpose."""
     from patchwire.flows import FlowEngine, FlowRegistry

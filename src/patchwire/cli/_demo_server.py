@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from patchwire import BACKGROUND_REFRESH_INTERVAL, Patchwire
 from patchwire.errors import ConfigError, WebhookRejected
-from patchwire.flows import FlowEngine, FlowRegistry
+from patchwire.flows import Engine, FlowEngine, FlowRegistry
 from patchwire.sandbox import API_NAMES, Sandbox
 from patchwire.server import create_app
 from patchwire.sync import SyncRegistry
@@ -136,7 +136,7 @@ class DemoServer:
     """The running server: its URL, flow engine and webhook receiver."""
 
     url: str
-    engine: FlowEngine
+    engine: Engine
     flows: FlowRegistry
     receiver: DemoReceiver
 

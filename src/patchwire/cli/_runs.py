@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -44,7 +44,7 @@ from patchwire.errors import FlowInputError, RunStateError
 
 if TYPE_CHECKING:
     from patchwire import Patchwire
-    from patchwire.flows import FlowEngine, FlowRegistry, FlowSpec, RunRecord, StepRecord
+    from patchwire.flows import Engine, FlowRegistry, FlowSpec, RunRecord, StepRecord
 
 __all__ = ["app", "run_flow", "worker"]
 
@@ -79,34 +79,19 @@ def _flows_of(reg: FlowRegistry) -> Mapping[str, FlowSpec]:
 
 
 def foreground_engine(pw: Patchwire, flows: Mapping[str, FlowSpec],
-                      mine: set[str]) -> FlowEngine:
+                      mine: set[str]) -> Engine:
     """An engine that claims only the runs in ``mine`` (ids; add to it as runs start) and
-    their sub-flow runs."""
-    from sqlalchemy import Table as SqlTable
-
+    their sub-flow runs: claiming other queued runs would steal them from the workers."""
     from patchwire.flows import FlowEngine
-    from patchwire.store.models import FlowRunRow
 
-    runs = cast(SqlTable, FlowRunRow.__table__)
-
-    class ForegroundEngine(FlowEngine):
-        def __init__(self) -> None:
-            # poll often: this engine serves one person waiting at a terminal
-            super().__init__(pw, flows, schedules=False, poll_interval=0.1)
-
-        def _due(self, now: float) -> Any:
-            # Narrow the engine's claim to our runs: the FlowEngine has no public option
-            # for that, and claiming other queued runs would steal them from the workers.
-            ours = sorted(mine)
-            return super()._due(now) & (runs.c.id.in_(ours) | runs.c.parent_run_id.in_(ours))
-
-    return ForegroundEngine()
+    # poll often: this engine serves one person waiting at a terminal
+    return FlowEngine(pw, flows, schedules=False, poll_interval=0.1, claim_only=mine)
 
 
 @dataclass
 class _Session:
     reg: FlowRegistry
-    engine: FlowEngine
+    engine: Engine
     #: the runs a foreground engine may claim
     mine: set[str] = field(default_factory=set)
 
@@ -140,7 +125,7 @@ async def _session(mode: str = "store") -> AsyncIterator[_Session]:
             await engine.stop()
 
 
-async def follow(engine: FlowEngine, run_id: str, max_wait: float | None) -> RunRecord:
+async def follow(engine: Engine, run_id: str, max_wait: float | None) -> RunRecord:
     """Wait until the run finishes, or waits for something that is not due before the
     timeout (a timer or an approval: a worker resumes it), or the timeout passes.
 
@@ -170,21 +155,10 @@ async def follow(engine: FlowEngine, run_id: str, max_wait: float | None) -> Run
             await asyncio.sleep(engine.poll_interval)  # wait() returns at once while waiting
 
 
-async def _can_move(engine: FlowEngine, run_id: str, horizon: float) -> bool:
+async def _can_move(engine: Engine, run_id: str, horizon: float) -> bool:
     """Whether the run or one of its sub-flow runs is queued, running, or waits for a time
     before ``horizon`` (epoch seconds) — else nothing happens here before the deadline."""
-    from sqlalchemy import Table as SqlTable
-    from sqlalchemy import select
-
-    from patchwire.store.models import FlowRunRow
-
-    runs = cast(SqlTable, FlowRunRow.__table__)
-    stmt = select(runs.c.id).where(
-        (runs.c.id == run_id) | (runs.c.parent_run_id == run_id),
-        runs.c.status.in_(("queued", "running"))
-        | ((runs.c.status == "waiting") & (runs.c.wake_at <= horizon))).limit(1)
-    async with engine.pw.store.engine.connect() as conn:
-        return (await conn.execute(stmt)).first() is not None
+    return await engine.runs.may_progress(run_id, horizon)
 
 
 # -- formatting -----------------------------------------------------------------------------
@@ -571,7 +545,7 @@ def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
     async def main() -> None:
         from patchwire import Patchwire
         from patchwire.definitions import LiveDefinitions
-        from patchwire.flows import create_engine
+        from patchwire.flows import RemoteEngine, create_engine
         from patchwire.sync import SyncEngine
         from patchwire.webhooks import DeliveryWorker, Inbox, WebhookOutbox
 
@@ -590,11 +564,8 @@ def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
             inbox.add_handler(syncs.handle_webhook_event)
             await engine.start()
             temporal = None
-            if engine.remote:  # Temporal: this process executes workflows and activities
-                from patchwire.flows import TemporalEngine
-
-                assert isinstance(engine, TemporalEngine)
-                temporal = engine.worker(max_concurrent_activities=concurrency)
+            if isinstance(engine, RemoteEngine):  # Temporal: this process executes
+                temporal = engine.executor(concurrency=concurrency)  # workflows, activities
             temporal_task = (asyncio.get_running_loop().create_task(temporal.run())
                              if temporal is not None else None)
             deliveries = await DeliveryWorker(WebhookOutbox.of(pw)).start()

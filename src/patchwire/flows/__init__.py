@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patchwire.flows._loader import (
     check_flow,
@@ -38,9 +38,24 @@ from patchwire.flows.spec import (
     step_kind,
 )
 
-from ._engine import FINISHED, FlowEngine, RunRecord, StepRecord, create_engine
+from ._engine import FlowEngine
+from ._factory import create_engine
+from ._protocol import Engine, Executor, FlowHost, RemoteEngine
 from ._registry import flow_files
-from ._temporal import TemporalEngine
+from ._runs import FINISHED, RunRecord, StepRecord, digest_of
+
+if TYPE_CHECKING:
+    from ._temporal import TemporalEngine, TemporalOptions
+
+
+def __getattr__(name: str) -> Any:
+    # the Temporal engine needs the optional SDK (pip install 'patchwire[temporal]'):
+    # imported when asked for, so the package loads without it
+    if name in ("TemporalEngine", "TemporalOptions"):
+        from patchwire.flows import _temporal
+
+        return getattr(_temporal, name)
+    raise AttributeError(f"module 'patchwire.flows' has no attribute {name!r}")
 
 __all__ = [
     "FINISHED",
@@ -48,8 +63,11 @@ __all__ = [
     "ApproveStep",
     "CallStep",
     "EmitStep",
+    "Engine",
+    "Executor",
     "FailStep",
     "FlowEngine",
+    "FlowHost",
     "FlowRegistry",
     "FlowSpec",
     "FlowStep",
@@ -58,6 +76,7 @@ __all__ = [
     "Limits",
     "OnError",
     "ParallelStep",
+    "RemoteEngine",
     "RunRecord",
     "ScheduleTrigger",
     "Step",
@@ -65,6 +84,7 @@ __all__ = [
     "StepRetry",
     "SwitchStep",
     "TemporalEngine",
+    "TemporalOptions",
     "ToolTrigger",
     "TransformStep",
     "Trigger",
@@ -74,6 +94,7 @@ __all__ = [
     "check_flow",
     "check_flow_references",
     "create_engine",
+    "digest_of",
     "flow_files",
     "flow_json_schema",
     "iter_steps",

@@ -28,7 +28,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
@@ -44,22 +45,31 @@ from temporalio.worker import Worker
 
 from patchwire.config import Settings
 from patchwire.errors import EngineUnavailable, RunStateError
+from patchwire.flows._claims import Claims
 from patchwire.flows._context import Scope, StepFailure, Suspend
-from patchwire.flows._engine import (
-    _RUNS,
-    FINISHED,
-    FlowEngine,
-    RunRecord,
-    _iso,
-    _json,
-    _Run,
-    _run_event,
-    call_action,
-)
 from patchwire.flows._interpreter import Interpreter, RunProgress
+from patchwire.flows._journal import Journal
+from patchwire.flows._loop import tick_until_stopped
+from patchwire.flows._protocol import FlowHost
+from patchwire.flows._retention import purge_runs
+from patchwire.flows._run_store import FlowSet, RunStore
+from patchwire.flows._runs import (
+    FINISHED,
+    RUNS,
+    ActiveRun,
+    RunRecord,
+    StepRecord,
+    iso,
+    run_event,
+    to_json,
+)
+from patchwire.flows._schedules import Schedules
+from patchwire.flows._step_calls import call_step
+from patchwire.flows._waits import approval_decided, step_approval
 from patchwire.flows.spec import FlowSpec
 from patchwire.observability import RUNS as _RUNS_METRIC
-from patchwire.store.tools import ToolRepository
+from patchwire.ports import Calls
+from patchwire.store import Store, new_owner_id
 
 __all__ = ["FlowWorkflow", "TemporalEngine", "TemporalOptions"]
 
@@ -223,7 +233,7 @@ class FlowWorkflow:
         while True:
             scope = Scope(input=job["input"], run={
                 "id": info["id"], "flow": flow.id, "version": flow.version,
-                "attempt": info["attempt"], "started_at": _iso(info["created_at"])})
+                "attempt": info["attempt"], "started_at": iso(info["created_at"])})
             try:
                 output = await Interpreter(flow, effects, progress, scope, random=draw).run()
             except Suspend as pause:
@@ -255,30 +265,69 @@ class FlowWorkflow:
 # -- the engine: starts, cancels and wakes runs; its activities run in workers ------------
 
 
-class TemporalEngine(FlowEngine):
-    """A FlowEngine whose runs execute on Temporal.
+class TemporalEngine:
+    """A flow engine whose runs execute on Temporal (the ``Engine`` protocol, as the
+    embedded engine; it shares that engine's parts, not its class).
 
     Starting, listing, cancelling and retrying runs work as on the embedded engine (same
     store, same API); execution happens in the workers (:meth:`worker`). Its loop fires
     schedules, signals runs that became due (approvals decided, sub-flows ended) and
-    restarts runs whose start never reached Temporal.
+    restarts runs whose start never reached Temporal. ``options``: where Temporal is
+    (default: the host's settings ``temporal_*``).
     """
 
     remote = True
 
-    def __init__(self, pw: Any, flows: Mapping[str, FlowSpec] | Any, *,
+    def __init__(self, host: FlowHost, flows: Mapping[str, FlowSpec] | Any, *,
                  options: TemporalOptions | None = None, client: Client | None = None,
-                 **kwargs: Any) -> None:
-        kwargs["claims"] = False
-        super().__init__(pw, flows, **kwargs)
-        self.options = options or TemporalOptions.from_settings(pw.settings)
+                 owner: str | None = None, lease: float = 30.0, max_concurrency: int = 256,
+                 poll_interval: float = 1.0, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 schedules: bool = True, claims: bool = False) -> None:
+        # ``claims``: accepted for the embedded engine's signature; runs on Temporal are
+        # never claimed from the store
+        del claims
+        self._host = host
+        self._flows = FlowSet(flows)
+        self.runs = RunStore(host)
+        self.owner = owner or new_owner_id()
+        self.lease = lease
+        self._claims = Claims(host, self.owner, lease)
+        self._schedules = Schedules(host)
+        #: activities run at once by a worker of this engine (:meth:`executor`)
+        self.max_concurrency = max_concurrency
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.sleep = sleep
+        self.schedules = schedules
+        settings = getattr(host, "settings", None)
+        self.options = options or (TemporalOptions.from_settings(settings)
+                                   if isinstance(settings, Settings) else TemporalOptions())
         self._client = client
+        self._journal: Journal | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def store(self) -> Store:
+        return self._host.store
+
+    @property
+    def calls(self) -> Calls:
+        return self._host.calls
 
     @property
     def client(self) -> Client:
         if self._client is None:
             raise RunStateError("the Temporal engine is not started")
         return self._client
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            raise RunStateError("the flow engine is not started")
+        return self._journal
 
     async def start(self) -> TemporalEngine:
         if self._client is None:
@@ -288,8 +337,31 @@ class TemporalEngine(FlowEngine):
             except RuntimeError as exc:
                 raise EngineUnavailable(f"cannot reach Temporal at {self.options.address} "
                                 f"(namespace {self.options.namespace}): {exc}") from exc
-        await super().start()
+        if self._journal is None:
+            self._journal = Journal(self.store)
+        self._stopping = False
+        await self._claims.release_dead_owners()
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(tick_until_stopped(
+                self.tick, self._kick, lambda: self.poll_interval, lambda: self._stopping))
         return self
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        if self._journal is not None:
+            await self._journal.close()
+            self._journal = None
+
+    async def __aenter__(self) -> TemporalEngine:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     def worker(self, **options: Any) -> Worker:
         """A Temporal worker running flow workflows and their activities in this process
@@ -300,19 +372,35 @@ class TemporalEngine(FlowEngine):
                       activities=[acts.call, acts.approval, acts.child_run, acts.emit,
                                   acts.suspend, acts.finish], **options)
 
+    def executor(self, *, concurrency: int) -> Worker:
+        """The worker of ``patchwire worker``: at most ``concurrency`` activities at once."""
+        return self.worker(max_concurrent_activities=concurrency)
+
+    # -- flows ---------------------------------------------------------------------------------
+
+    def flows(self) -> list[FlowSpec]:
+        return self._flows.all()
+
+    def use_flows(self, flows: Mapping[str, FlowSpec] | Any) -> None:
+        self._flows.replace(flows)
+
+    def flow(self, flow_id: str) -> FlowSpec:
+        return self._flows.get(flow_id)
+
     # -- starting runs -------------------------------------------------------------------------
 
     async def start_run(self, flow_id: str, input: Any = None, *, trigger: str = "manual",
                         idempotency_key: str | None = None, parent_run_id: str | None = None,
                         parent_step: str | None = None) -> str:
-        run = await self._new_run(flow_id, input, trigger=trigger,
-                                  idempotency_key=idempotency_key,
-                                  parent_run_id=parent_run_id, parent_step=parent_step)
+        run = await self.runs.new_run(self._flows, flow_id, input, trigger=trigger,
+                                      idempotency_key=idempotency_key,
+                                      parent_run_id=parent_run_id, parent_step=parent_step,
+                                      now=self.clock())
         run.status, now = "queued", run.created_at
         capped = run.flow.concurrency is not None
         # queued until its first activity: a start that never reached Temporal (a crash
         # right here) is found queued by a loop and started then
-        existing = await self._insert_row(
+        existing = await self.runs.insert(
             run.row(TEMPORAL_HELD if capped else TEMPORAL_OWNER, _NEVER, now),
             idempotency_key)
         if existing is not None:
@@ -323,15 +411,19 @@ class TemporalEngine(FlowEngine):
             await self._start_workflow(run, RunProgress())
         return run.id
 
+    async def run(self, flow_id: str, input: Any = None, *, max_wait: float | None = None,
+                  **options: Any) -> RunRecord:
+        run_id = await self.start_run(flow_id, input, **options)
+        return await self.wait(run_id, max_wait=max_wait)
     async def _admit(self, flow_id: str) -> None:
         """Start held runs of a capped flow, oldest first, while fewer than its
         ``concurrency`` are in flight (queued for Temporal or running; a run waiting for
         an approval or a timer holds no room, as on the embedded engine). The cap holds
         across every engine sharing the store: the count and the admission are one
         transaction under the SQLite write lock or a PostgreSQL advisory lock per flow."""
-        spec = self._flow_or_none(flow_id)
+        spec = self._flows.get_or_none(flow_id)
         cap = spec.concurrency if spec is not None else None
-        store = self.pw.store
+        store = self.store
         now = self.clock()
         async with store.engine.connect() as conn:
             conn = await conn.execution_options(patchwire_sqlite_immediate=True)
@@ -339,20 +431,20 @@ class TemporalEngine(FlowEngine):
                 if store.engine.dialect.name == "postgresql":
                     await conn.execute(select(func.pg_advisory_xact_lock(
                         func.hashtext(f"patchwire.flow-concurrency.{flow_id}"))))
-                held = select(_RUNS.c.id).where(
-                    _RUNS.c.flow_id == flow_id, _RUNS.c.owner == TEMPORAL_HELD,
-                    _RUNS.c.status == "queued").order_by(_RUNS.c.created_at)
+                held = select(RUNS.c.id).where(
+                    RUNS.c.flow_id == flow_id, RUNS.c.owner == TEMPORAL_HELD,
+                    RUNS.c.status == "queued").order_by(RUNS.c.created_at)
                 if cap is not None:
                     in_flight = (await conn.execute(select(func.count()).where(
-                        _RUNS.c.flow_id == flow_id, _RUNS.c.owner == TEMPORAL_OWNER,
-                        _RUNS.c.status.in_(("queued", "running"))))).scalar_one()
+                        RUNS.c.flow_id == flow_id, RUNS.c.owner == TEMPORAL_OWNER,
+                        RUNS.c.status.in_(("queued", "running"))))).scalar_one()
                     if in_flight >= cap:
                         return
                     held = held.limit(cap - in_flight)
                 admitted = [row.id for row in (await conn.execute(held)).all()]
                 if not admitted:
                     return
-                await conn.execute(update(_RUNS).where(_RUNS.c.id.in_(admitted)).values(
+                await conn.execute(update(RUNS).where(RUNS.c.id.in_(admitted)).values(
                     owner=TEMPORAL_OWNER, updated_at=now))
         for run_id in admitted:
             # queued for Temporal now: if this start fails, _restart_lost sends it again
@@ -361,9 +453,9 @@ class TemporalEngine(FlowEngine):
     async def _admit_held(self) -> None:
         """Admit what room allows for every flow with held runs (after crashes, caps
         changed, runs ended elsewhere)."""
-        async with self.pw.store.engine.connect() as conn:
-            flows = (await conn.execute(select(_RUNS.c.flow_id).where(
-                _RUNS.c.owner == TEMPORAL_HELD, _RUNS.c.status == "queued").distinct())).all()
+        async with self.store.engine.connect() as conn:
+            flows = (await conn.execute(select(RUNS.c.flow_id).where(
+                RUNS.c.owner == TEMPORAL_HELD, RUNS.c.status == "queued").distinct())).all()
         for (flow_id,) in flows:
             try:
                 await self._admit(flow_id)
@@ -371,7 +463,7 @@ class TemporalEngine(FlowEngine):
                 log.warning("%s", exc)
                 return
 
-    async def _start_workflow(self, run: _Run, progress: RunProgress, *,
+    async def _start_workflow(self, run: ActiveRun, progress: RunProgress, *,
                               replace: bool = False) -> None:
         """Start the run's workflow; ``replace``: a retry, whose previous execution may
         still be closing (it recorded the failure and is returning)."""
@@ -397,46 +489,95 @@ class TemporalEngine(FlowEngine):
 
     async def _launch_stored(self, run_id: str, *, replace: bool = False) -> None:
         """Start the workflow of a stored run from its checkpoints (retry, lost start)."""
-        async with self.pw.store.engine.connect() as conn:
-            row = (await conn.execute(select(_RUNS).where(_RUNS.c.id == run_id))).first()
+        row = await self.runs.row(run_id)
         if row is None:
             return
-        run, progress = await self._stored_run(row._mapping)
+        run, progress = await self.runs.stored_run(row)
         await self._start_workflow(run, progress, replace=replace)
 
     async def wait(self, run_id: str, *, max_wait: float | None = None,
                    until_waiting: bool = True) -> RunRecord:
-        if until_waiting:
-            return await super().wait(run_id, max_wait=max_wait, until_waiting=True)
-        # the end of a run: a long poll on its workflow rather than polling the store
         async with asyncio.timeout(max_wait):
-            with contextlib.suppress(RPCError, WorkflowFailureError):
-                await self.client.get_workflow_handle(run_id).result()
-            record = await self.get_run(run_id)
-            if record.status in FINISHED:
-                return record
-            return await super().wait(run_id, until_waiting=False)
+            if not until_waiting:
+                # the end of a run: a long poll on its workflow rather than polling the store
+                with contextlib.suppress(RPCError, WorkflowFailureError):
+                    await self.client.get_workflow_handle(run_id).result()
+            return await self.runs.poll(run_id, until_waiting=until_waiting,
+                                        poll_interval=self.poll_interval)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        return await self.runs.get(run_id)
+
+    async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
+                        since: float | None = None, until: float | None = None,
+                        before: str | None = None, limit: int = 100) -> list[RunRecord]:
+        return await self.runs.list_runs(flow_id=flow_id, status=status, since=since, until=until,
+                                    before=before, limit=limit)
+
+    async def steps(self, run_id: str) -> list[StepRecord]:
+        return await self.runs.steps(run_id)
 
     # -- cancel, retry, wake -------------------------------------------------------------------
 
     async def cancel(self, run_id: str, *, reason: str = "cancelled") -> RunRecord:
-        record = await super().cancel(run_id, reason=reason)
+        record = await self.runs.cancel(run_id, reason=reason, now=self.clock())
+        _RUNS_METRIC.labels(record.flow_id, "cancelled").inc()  # observability
+        if record.parent_run_id:
+            await self._wake(record.parent_run_id)
         with contextlib.suppress(RPCError):
             await self.client.get_workflow_handle(run_id).cancel()
         return record
 
     async def retry(self, run_id: str) -> RunRecord:
-        record = await super().retry(run_id)
-        spec = self._flow_or_none(record.flow_id)
+        """Run a failed (or cancelled) run again from the step that failed, on Temporal:
+        finished steps keep their outputs and are not run again."""
+        record = await self.runs.get(run_id)
+        spec = self._flows.get_or_none(record.flow_id)
         capped = spec is not None and spec.concurrency is not None
-        async with self.pw.store.engine.begin() as conn:
-            await conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(
-                owner=TEMPORAL_HELD if capped else TEMPORAL_OWNER, lease_until=_NEVER))
+        record = await self.runs.reopen(
+            run_id, now=self.clock(), owner=TEMPORAL_HELD if capped else TEMPORAL_OWNER,
+            lease_until=_NEVER)
+        self._kick.set()
         if capped:
             await self._admit(record.flow_id)
         else:
             await self._launch_stored(run_id, replace=True)
         return record
+
+    async def retry_failed(self, *, flow_id: str | None = None, limit: int = 1000) -> list[str]:
+        failed = await self.list_runs(flow_id=flow_id, status="failed", limit=limit)
+        done = []
+        for record in failed:
+            with contextlib.suppress(RunStateError):
+                await self.retry(record.id)
+                done.append(record.id)
+        return done
+
+    async def _child_run(self, run: ActiveRun, key: str, flow_id: str,
+                         input: Any) -> dict[str, Any]:
+        child_id = await self.start_run(flow_id, input, trigger="flow",
+                                        idempotency_key=f"sub:{run.id}:{key}",
+                                        parent_run_id=run.id, parent_step=key)
+        child = await self.get_run(child_id)
+        return {"status": child.status, "output": child.output, "error": child.error,
+                "id": child.id}
+
+    # -- schedules and retention ---------------------------------------------------------------
+
+    async def fire_schedules(self, now: float) -> list[str]:
+        return await self._schedules.fire(self.flows(), now, poll_interval=self.poll_interval,
+                                          start_run=self.start_run)
+
+    async def purge(self, *, older_than: float | None = None, now: float | None = None) -> int:
+        now = self.clock() if now is None else now
+        rules: list[tuple[str | None, float]] = []
+        if older_than is not None:
+            rules.append((None, older_than))
+        else:
+            rules.extend((f.id, f.retention) for f in self.flows() if f.retention is not None)
+        return await purge_runs(self.store, rules, now)
+
+    # -- wake-ups and the loop -----------------------------------------------------------------
 
     async def _wake(self, run_id: str) -> None:
         """Signal the run's workflow; when Temporal cannot be told, mark the run due in
@@ -444,33 +585,36 @@ class TemporalEngine(FlowEngine):
         try:
             await self.client.get_workflow_handle(run_id).signal("wake")
         except RPCError:
-            await self._mark_due(run_id)
+            await self.runs.mark_due(run_id)
 
     async def tick(self) -> int:
-        count = await super().tick()
+        """One pass: fire due schedules, signal due runs, restart lost starts, admit held
+        runs; none is claimed (0), runs on Temporal are never claimed from the store."""
+        if self.schedules:
+            await self.fire_schedules(self.clock())
         await self._signal_due()
         await self._restart_lost()
         await self._admit_held()
-        return count
+        return 0
 
     async def _signal_due(self) -> None:
         """Waiting runs whose wait is over or whose approval or sub-flow is decided (the
         store marks them due) get a wake-up signal; one Temporal could not take is
         marked due again for the next tick."""
         now = self.clock()
-        async with self.pw.store.engine.begin() as conn:
-            due = (await conn.execute(update(_RUNS).where(
-                _RUNS.c.owner == TEMPORAL_OWNER, _RUNS.c.status == "waiting",
-                _RUNS.c.wake_at <= now).values(wake_at=None).returning(_RUNS.c.id))).all()
+        async with self.store.engine.begin() as conn:
+            due = (await conn.execute(update(RUNS).where(
+                RUNS.c.owner == TEMPORAL_OWNER, RUNS.c.status == "waiting",
+                RUNS.c.wake_at <= now).values(wake_at=None).returning(RUNS.c.id))).all()
         for (run_id,) in due:
             await self._wake(run_id)
 
     async def _restart_lost(self, grace: float = 30.0) -> None:
         now = self.clock()
-        async with self.pw.store.engine.connect() as conn:
-            lost = (await conn.execute(select(_RUNS.c.id).where(
-                _RUNS.c.owner == TEMPORAL_OWNER, _RUNS.c.status == "queued",
-                _RUNS.c.updated_at < now - grace).limit(100))).all()
+        async with self.store.engine.connect() as conn:
+            lost = (await conn.execute(select(RUNS.c.id).where(
+                RUNS.c.owner == TEMPORAL_OWNER, RUNS.c.status == "queued",
+                RUNS.c.updated_at < now - grace).limit(100))).all()
         for (run_id,) in lost:
             try:
                 await self._launch_stored(run_id)
@@ -485,33 +629,33 @@ class _Activities:
     def __init__(self, engine: TemporalEngine) -> None:
         self.engine = engine
 
-    async def _run(self, info: dict[str, Any]) -> _Run:
-        flow = await self.engine._version(info["flow_id"], info["digest"])
-        return _Run(id=info["id"], flow=flow, digest=info["digest"], trigger="",
+    async def _run(self, info: dict[str, Any]) -> ActiveRun:
+        flow = await self.engine.runs.version(info["flow_id"], info["digest"])
+        return ActiveRun(id=info["id"], flow=flow, digest=info["digest"], trigger="",
                     input=None, parent_run_id=None, parent_step=None, idempotency_key=None,
                     attempt=info["attempt"], created_at=info["created_at"])
 
     async def _record(self, payload: dict[str, Any]) -> None:
         """The checkpoints that came with an activity, and the run running again."""
         run_id = payload["run"]["id"]
-        rows = [(run_id, key, kind, status, _json(output), _json(error), attempts,
-                 started, finished, _json(given))
+        rows = [(run_id, key, kind, status, to_json(output), to_json(error), attempts,
+                 started, finished, to_json(given))
                 for key, kind, status, output, error, attempts, started, finished, given
                 in payload["checkpoints"]]
         if rows:
             await self.engine.journal.write(steps=rows)
         if payload.get("resumed"):
-            async with self.engine.pw.store.engine.begin() as conn:
-                await conn.execute(update(_RUNS).where(
-                    _RUNS.c.id == run_id, _RUNS.c.status.in_(("queued", "waiting"))).values(
+            async with self.engine.store.engine.begin() as conn:
+                await conn.execute(update(RUNS).where(
+                    RUNS.c.id == run_id, RUNS.c.status.in_(("queued", "waiting"))).values(
                     status="running", wake_at=None, updated_at=self.engine.clock()))
 
     @activity.defn(name="patchwire.call")
     async def call(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._record(payload)
         try:
-            result = await call_action(
-                self.engine.pw, payload["action"], payload["arguments"],
+            result = await call_step(
+                self.engine.calls, payload["action"], payload["arguments"],
                 payload["connection"], run_id=payload["run"]["id"],
                 idempotency_key=payload["idempotency_key"])
         except StepFailure as failure:
@@ -523,8 +667,8 @@ class _Activities:
     async def approval(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._record(payload)
         run = await self._run(payload["run"])
-        return await self.engine._approval(run, payload["key"], payload["message"],
-                                           float(payload["open_for"]))
+        return await step_approval(self.engine.store, run, payload["key"], payload["message"],
+                                   float(payload["open_for"]), self.engine.clock())
 
     @activity.defn(name="patchwire.child_run")
     async def child_run(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -539,7 +683,7 @@ class _Activities:
         run_id = payload["run"]["id"]
         event_id = hashlib.sha256(f"{run_id}:{payload['key']}".encode()).hexdigest()[:32]
         await self.engine.journal.write(events=[(event_id, payload["type"],
-                                                 _json(payload["data"]), run_id, "flow",
+                                                 to_json(payload["data"]), run_id, "flow",
                                                  self.engine.clock())])
         return event_id
 
@@ -549,17 +693,16 @@ class _Activities:
         await self._record(payload)
         engine = self.engine
         run_id = payload["run"]["id"]
-        async with engine.pw.store.engine.begin() as conn:
-            await conn.execute(update(_RUNS).where(
-                _RUNS.c.id == run_id, _RUNS.c.status.in_(("queued", "running"))).values(
+        async with engine.store.engine.begin() as conn:
+            await conn.execute(update(RUNS).where(
+                RUNS.c.id == run_id, RUNS.c.status.in_(("queued", "running"))).values(
                 status="waiting", wake_at=payload["wake_at"], updated_at=engine.clock()))
         flow_id = payload["run"]["flow_id"]
-        spec = engine._flow_or_none(flow_id)
+        spec = engine._flows.get_or_none(flow_id)
         if spec is not None and spec.concurrency is not None:
             await engine._admit(flow_id)  # a waiting run holds no room
-        repo = ToolRepository(engine.pw.store)
         for kind, ident in payload["waits_on"]:
-            if kind == "approval" and (await repo.get_approval(ident)).status != "pending":
+            if kind == "approval" and await approval_decided(engine.store, ident):
                 return True
             if kind == "run" and (await engine.get_run(ident)).status in FINISHED:
                 return True
@@ -573,21 +716,21 @@ class _Activities:
         info = payload["run"]
         status = payload["status"]
         now = engine.clock()
-        async with engine.pw.store.engine.begin() as conn:
-            result = await conn.execute(update(_RUNS).where(and_(
-                _RUNS.c.id == info["id"], _RUNS.c.status.not_in(FINISHED))).values(
+        async with engine.store.engine.begin() as conn:
+            result = await conn.execute(update(RUNS).where(and_(
+                RUNS.c.id == info["id"], RUNS.c.status.not_in(FINISHED))).values(
                 status=status, output=payload["output"], error=payload["error"],
                 wake_at=None, finished_at=now, updated_at=now))
-            row = (await conn.execute(select(_RUNS.c.flow_id, _RUNS.c.parent_run_id).where(
-                _RUNS.c.id == info["id"]))).first()
+            row = (await conn.execute(select(RUNS.c.flow_id, RUNS.c.parent_run_id).where(
+                RUNS.c.id == info["id"]))).first()
         if not result.rowcount or row is None:
             return  # cancelled meanwhile, or finished by an earlier attempt of this one
         flow_id, parent = row
-        await engine.journal.write(events=[_run_event(info["id"], info["attempt"], status,
+        await engine.journal.write(events=[run_event(info["id"], info["attempt"], status,
                                                       flow_id, payload["error"], now)])
         _RUNS_METRIC.labels(flow_id, status).inc()  # observability
         if parent:
             await engine._wake(parent)
-        spec = engine._flow_or_none(flow_id)
+        spec = engine._flows.get_or_none(flow_id)
         if spec is not None and spec.concurrency is not None:
             await engine._admit(flow_id)  # its room is free: the next held run starts

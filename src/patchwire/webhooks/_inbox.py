@@ -71,7 +71,7 @@ from patchwire.store import WebhookInboxRow, WebhookRejectionRow, dead_local_own
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
-    from patchwire.flows import FlowEngine
+    from patchwire.flows import Engine
     from patchwire.flows.spec import FlowSpec
     from patchwire.store import Store
 
@@ -430,7 +430,7 @@ class Inbox:
     """
 
     def __init__(
-        self, pw: Patchwire, engine: FlowEngine | None = None, *,
+        self, pw: Patchwire, engine: Engine | None = None, *,
         owner: str | None = None, lease: float = 30.0, batch_size: int = 256,
         concurrency: int = 64, max_attempts: int = 8, backoff: float = 1.0,
         max_backoff: float = 3600.0, poll_interval: float = 1.0,
