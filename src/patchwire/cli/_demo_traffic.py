@@ -33,7 +33,7 @@ from rich.markup import escape
 
 from patchwire import Patchwire
 from patchwire.errors import CallError
-from patchwire.flows import FlowEngine
+from patchwire.flows import Engine
 from patchwire.http import HttpCore, Limits, PreparedRequest
 from patchwire.sandbox import Sandbox
 from patchwire.tools import ToolInvoker
@@ -89,7 +89,7 @@ class Traffic:
     (its chaos switch), posting forged webhooks to ``base_url``. ``pending``: a refund
     already waiting for approval (the walkthrough leaves one)."""
 
-    def __init__(self, pw: Patchwire, engine: FlowEngine, sandbox: Sandbox, *,
+    def __init__(self, pw: Patchwire, engine: Engine, sandbox: Sandbox, *,
                  base_url: str, connections: Sequence[str], console: Console,
                  pending: PendingRefund | None = None, interval: float = ROUND_INTERVAL_S,
                  rounds: int = MAX_ROUNDS, seed: int = 7) -> None:
