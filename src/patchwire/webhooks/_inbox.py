@@ -1,27 +1,9 @@
 """The inbox: verified inbound events, committed before they are acknowledged, then
 processed asynchronously, each exactly once.
 
-Writing (:class:`InboxWriter`). The receiver acknowledges an event only once its row is
-committed, so a sender never sees a 2xx for an event a crash could lose. One transaction
-per request would make the database the receiver's ceiling, so rows are queued and whatever
-queued while the previous transaction committed goes into the next one (group commit, as
-the run journal does): each request awaits its own commit, hundreds share one fsync. The
-insert is ``ON CONFLICT DO NOTHING RETURNING id``: a row that did not
-come back was a duplicate (the sender's retry of an event already here, possibly in the
-same batch), acknowledged and dropped. On SQLite the batch commits with ``synchronous=FULL``
-(an acknowledged event survives power loss, not just a crash; one fsync per batch makes
-that cheap) in a worker thread, so the loop goes on parsing and verifying requests during
-the fsync (measured: p99 20 ms instead of 25-50 ms on the loop thread at ~3,300 events/s);
-the write lock is polled rather than waited for, as the run journal does.
-
-Replays under a new id. Where the scheme signs no event id (GitHub's and Shopify's delivery
-ids are plain headers), a row also carries ``content_digest``, the SHA-256 of the signed
-content, unique per source as well: the same insert finds a captured body sent again under
-a fresh delivery id a duplicate (the ``DO NOTHING`` has no conflict target, so either key
-counts). A digest is remembered for ``replay_window`` seconds (the setting
-``webhook_replay_window``, a week by default: longer than any vendor retries): before
-inserting rows with digests, the batch clears those digests on rows older than that (one
-indexed statement, only for such batches), after which the same body is a new event again.
+Writing (:class:`InboxWriter`, ``_inbox_writer.py``): an event is committed, by group
+commit, before the receiver acknowledges it; duplicates (the same event id, or the same
+signed body within the replay window) are acknowledged and dropped.
 
 Processing (:class:`Inbox`). A processor claims due pending events (``owner``,
 ``lease_until``: a lease renewed while it works, like flow runs), and for each:
@@ -45,11 +27,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
-import itertools
 import logging
 import random
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,27 +41,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patchwire.errors import (
     FlowInputError,
-    StoreError,
     UnknownFlow,
     UnknownInboxEvent,
 )
 from patchwire.expressions import Expression, ExpressionError, compile_expression, truthy
 from patchwire.store import WebhookInboxRow, WebhookRejectionRow, dead_local_owners, new_owner_id
 
+from ._inbox_writer import INBOX_COLUMNS, InboxWriter
+
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire
     from patchwire.flows import Engine
     from patchwire.flows.spec import FlowSpec
-    from patchwire.store import Store
 
 __all__ = [
-    "INBOX_COLUMNS",
-    "REJECTION_COLUMNS",
     "EventHandler",
     "Inbox",
     "InboxEvent",
     "InboxRecord",
-    "InboxWriter",
     "RejectionRecord",
     "UnknownInboxEvent",
 ]
@@ -92,21 +68,7 @@ log = logging.getLogger("patchwire.webhooks")
 _INBOX = cast(Table, WebhookInboxRow.__table__)
 _REJECTIONS = cast(Table, WebhookRejectionRow.__table__)
 
-#: the columns a receiver writes, in the order of the tuples given to InboxWriter.submit
-INBOX_COLUMNS = ("id", "source", "event_id", "type", "payload", "headers", "received_at",
-                 "status", "attempts", "next_attempt_at", "owner", "lease_until",
-                 "content_digest")
-_RECEIVED_AT = INBOX_COLUMNS.index("received_at")
-_DIGEST = INBOX_COLUMNS.index("content_digest")
-REJECTION_COLUMNS = ("id", "source", "reason", "status", "detail", "headers", "body_excerpt",
-                     "body_bytes", "received_at")
 STATUSES = ("pending", "processed", "failed")
-_SQLITE_LOCK_WAIT_S = 30.0
-#: rows a statement (SQLite binds at most 32,766 parameters)
-_ROWS_PER_STATEMENT = 1000
-#: how long a body is remembered where no signed id tells replays apart (the setting
-#: ``webhook_replay_window`` overrides it)
-DEFAULT_REPLAY_WINDOW_S = 7 * 86_400.0
 
 
 @dataclass(frozen=True)
@@ -191,204 +153,6 @@ def _inbox_record(m: RowMapping, *, full: bool = False) -> InboxRecord:
         processed_at=None if m["processed_at"] is None else float(m["processed_at"]),
         error=m["error"], payload=m["payload"] if full else None,
         headers=m["headers"] if full else None)
-
-
-# -- writing: group commit ------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(kind: str, rows: int, style: str) -> str:
-    columns = INBOX_COLUMNS if kind == "inbox" else REJECTION_COLUMNS
-    width = len(columns)
-
-    def mark(i: int) -> str:
-        return "?" if style == "qmark" else f"${i + 1}"
-
-    values = ", ".join("(" + ", ".join(mark(r * width + c) for c in range(width)) + ")"
-                       for r in range(rows))
-    table = "webhook_inbox" if kind == "inbox" else "webhook_rejections"
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"  # noqa: S608
-    if kind == "inbox":
-        # no conflict target: a row is a duplicate by (source, event_id) or by
-        # (content_digest, source), whichever it meets
-        sql += " ON CONFLICT DO NOTHING RETURNING id"
-    return sql
-
-
-_RELEASE = ("UPDATE webhook_inbox SET content_digest = NULL"
-            " WHERE content_digest IS NOT NULL AND ")
-
-
-@functools.lru_cache(maxsize=64)
-def _release_sql(digests: int, style: str) -> str:
-    """Clear the given digests on rows received before a cutoff (the last parameter): a
-    body seen longer ago than the replay window counts as new again. ``IS NOT NULL`` lets
-    SQLite use the partial unique index."""
-    marks = ", ".join("?" if style == "qmark" else f"${i + 1}" for i in range(digests))
-    cutoff = "?" if style == "qmark" else f"${digests + 1}"
-    return _RELEASE + f"content_digest IN ({marks}) AND received_at < {cutoff}"
-
-
-def _expired_digests(events: list[tuple[Any, ...]],
-                     window: float) -> list[tuple[tuple[str, ...], float]]:
-    """The batch's digests in statement-sized chunks, each with the cutoff before which a
-    row's digest is forgotten (the earliest of the batch's times, less the window)."""
-    rows = [row for row in events if len(row) > _DIGEST and row[_DIGEST] is not None]
-    if not rows:
-        return []
-    cutoff = min(float(row[_RECEIVED_AT]) for row in rows) - window
-    digests = sorted({row[_DIGEST] for row in rows})
-    return [(tuple(digests[i: i + _ROWS_PER_STATEMENT]), cutoff)
-            for i in range(0, len(digests), _ROWS_PER_STATEMENT)]
-
-
-class InboxWriter:
-    """Queues inbox and rejection rows; each caller's future is done once its row is
-    committed (True: a new event; False: a duplicate that was dropped)."""
-
-    def __init__(self, store: Store, *, on_commit: Callable[[], None] | None = None,
-                 replay_window: float = DEFAULT_REPLAY_WINDOW_S) -> None:
-        self._store = store
-        self._on_commit = on_commit
-        #: seconds a content digest makes a body a duplicate (see the module docstring)
-        self.replay_window = replay_window
-        self._events: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
-        self._rejections: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._db: sqlite3.Connection | None = None
-        self._closed = False
-        url = store.engine.url
-        self._sqlite_path = (url.database if store.dialect == "sqlite"
-                             and url.database not in (None, "", ":memory:") else None)
-        #: commits so far and the rows they held (the benchmark reports rows per commit)
-        self.commits = 0
-        self.rows = 0
-
-    def submit(self, row: tuple[Any, ...]) -> asyncio.Future[bool]:
-        """Queue one inbox row (a tuple in INBOX_COLUMNS order)."""
-        return self._queue(self._events, row)
-
-    def reject(self, row: tuple[Any, ...]) -> asyncio.Future[bool]:
-        """Queue one rejection row (a tuple in REJECTION_COLUMNS order)."""
-        return self._queue(self._rejections, row)
-
-    def _queue(self, into: list[tuple[tuple[Any, ...], asyncio.Future[bool]]],
-               row: tuple[Any, ...]) -> asyncio.Future[bool]:
-        if self._closed:
-            raise StoreError("the webhook inbox is closed")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
-        into.append((row, fut))
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._writer())
-        self._wake.set()
-        return fut
-
-    async def _writer(self) -> None:
-        while self._events or self._rejections:
-            await self._wake.wait()
-            self._wake.clear()
-            events, self._events = self._events, []
-            rejections, self._rejections = self._rejections, []
-            try:
-                inserted = await self._commit([r for r, _ in events], [r for r, _ in rejections])
-            except Exception as exc:  # every waiter learns its row is not committed
-                error = exc if isinstance(exc, StoreError) else StoreError(
-                    f"cannot write webhook events: {exc}")
-                for _, fut in itertools.chain(events, rejections):
-                    if not fut.done():
-                        fut.set_exception(error)
-            else:
-                self.commits += 1
-                self.rows += len(events) + len(rejections)
-                for row, fut in events:
-                    if not fut.done():
-                        fut.set_result(row[0] in inserted)
-                for _, fut in rejections:
-                    if not fut.done():
-                        fut.set_result(True)
-                if inserted and self._on_commit is not None:
-                    self._on_commit()
-            if self._events or self._rejections:
-                self._wake.set()
-
-    async def _commit(self, events: list[tuple[Any, ...]],
-                      rejections: list[tuple[Any, ...]]) -> set[str]:
-        if self._sqlite_path is not None:
-            delay, deadline = 0.0005, time.monotonic() + _SQLITE_LOCK_WAIT_S
-            while (inserted := await asyncio.to_thread(
-                    self._commit_sqlite, events, rejections)) is None:
-                if time.monotonic() > deadline:
-                    raise StoreError("cannot write webhook events: the database stayed "
-                                     f"locked for {_SQLITE_LOCK_WAIT_S:.0f} s")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.002)  # acknowledgements wait on this
-            return inserted
-        style = "qmark" if self._store.engine.dialect.paramstyle == "qmark" else "dollar"
-        found: set[str] = set()
-        with self._store._errors("write webhook events"):
-            async with self._store.engine.begin() as conn:
-                for digests, cutoff in _expired_digests(events, self.replay_window):
-                    await conn.exec_driver_sql(_release_sql(len(digests), style),
-                                               (*digests, cutoff))
-                for kind, rows in (("inbox", events), ("rejections", rejections)):
-                    for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-                        chunk = rows[i: i + _ROWS_PER_STATEMENT]
-                        result = await conn.exec_driver_sql(
-                            _insert_sql(kind, len(chunk), style),
-                            tuple(itertools.chain.from_iterable(chunk)))
-                        if kind == "inbox":
-                            found.update(r[0] for r in result.fetchall())
-        return found
-
-    def _commit_sqlite(self, events: list[tuple[Any, ...]],
-                       rejections: list[tuple[Any, ...]]) -> set[str] | None:
-        """Write the batch; None (nothing written) while another connection holds the
-        write lock."""
-        assert self._sqlite_path is not None
-        if self._db is None:
-            self._db = sqlite3.connect(self._sqlite_path, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout=0")
-            # FULL: the WAL is synced at every commit, so an acknowledged event survives
-            # power loss too (NORMAL only survives a process crash)
-            self._db.execute("PRAGMA synchronous=FULL")
-        db = self._db
-        inserted: set[str] = set()
-        try:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    return None
-                raise
-            try:
-                for digests, cutoff in _expired_digests(events, self.replay_window):
-                    db.execute(_release_sql(len(digests), "qmark"), (*digests, cutoff))
-                for kind, rows in (("inbox", events), ("rejections", rejections)):
-                    for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-                        chunk = rows[i: i + _ROWS_PER_STATEMENT]
-                        cursor = db.execute(_insert_sql(kind, len(chunk), "qmark"),
-                                            tuple(itertools.chain.from_iterable(chunk)))
-                        if kind == "inbox":
-                            inserted.update(r[0] for r in cursor.fetchall())
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write webhook events: {exc}") from exc
-        return inserted
-
-    async def close(self) -> None:
-        self._closed = True
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._task), 10)
-        if self._db is not None:
-            db, self._db = self._db, None
-            await asyncio.to_thread(db.close)
 
 
 # -- processing -----------------------------------------------------------------------------
