@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-demo
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench sandbox serve clean
+.PHONY: demo test test-fast lint typecheck pytest bench sandbox serve clean
 
 $(VENV)/pyvenv.cfg:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Patchwire needs Python 3.11+ (set PYTHON=python3.11)")'
@@ -37,6 +37,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# the quick loop: everything but the suites marked slow (`make test` and CI run those too)
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/call_overhead.py

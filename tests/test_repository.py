@@ -3,6 +3,7 @@ the benchmarks and the docs refer to, and the borrowed data says where it comes 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 import shutil
@@ -186,7 +187,7 @@ def test_make_demo_installs_the_package_without_the_test_tooling(
     assert "[dev]" not in plan
 
 
-@pytest.mark.parametrize("target", ["lint", "typecheck", "pytest", "test"])
+@pytest.mark.parametrize("target", ["lint", "typecheck", "pytest", "test", "test-fast"])
 def test_make_test_installs_the_test_tooling(tmp_path: Path, target: str) -> None:
     assert "pip install --quiet -e '.[dev]'" in make_dry_run(tmp_path, target)
 
@@ -222,3 +223,69 @@ async def test_patchwire_demo_runs_without_anything_from_the_dev_extra(tmp_path:
     out, err = await asyncio.wait_for(proc.communicate(), 240)
     assert proc.returncode == 0, err.decode()[-4000:]
     assert "dev extra only" not in out.decode() + err.decode()
+
+
+# -- the test suite's own shape ------------------------------------------------------------
+
+#: the suites the quick loop (`pytest -m "not slow"`, `make test-fast`) leaves out, and why
+SLOW_SUITES = {
+    "tests/reliability/test_crash_recovery.py": "1,000 runs through engine kills",
+    "tests/reliability/test_ingest_crash.py": "20,000 webhook events through server kills",
+    "tests/reliability/test_temporal_worker_crash.py": "Temporal",
+    "tests/flows/test_engine_conformance.py": "Temporal (its temporal variant)",
+    "tests/browser/test_dashboard_browser.py": "Chromium",
+    "tests/tools/test_mcp_external.py": "npm MCP conformance suite and Inspector",
+    "tests/oauth/test_mock_server.py": "npm oauth2-mock-server",
+    "tests/server/test_openapi_schemathesis.py": "schemathesis",
+    "tests/tools/test_providers_realworld.py": "real-world OpenAPI documents",
+    "tests/connectors/test_openapi_import.py": "real-world OpenAPI documents",
+}
+
+
+def test_modules_import_from_tests_support_and_never_from_another_test_module() -> None:
+    """Shared helpers have one home, tests/support/; a test module importing another (or
+    a conftest) would run that module's tests' fixtures and hide a copy in waiting."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                modules = [("." * node.level) + (node.module or "")]
+                if node.module == "tests" or (node.level and not node.module):
+                    modules = [f"{modules[0]}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                inside = module.startswith(("tests.", ".")) or module == "tests"
+                if inside and not module.startswith("tests.support"):
+                    found.append(f"{name}:{node.lineno}: {module}")
+    assert found == [], "imports of test modules:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("name", sorted(SLOW_SUITES))
+def test_the_slow_and_external_suites_carry_the_slow_marker(name: str) -> None:
+    assert "pytest.mark.slow" in (ROOT / name).read_text("utf-8"), SLOW_SUITES[name]
+
+
+def test_every_temporal_or_real_world_test_is_also_marked_slow() -> None:
+    """A test that needs the Temporal dev server or the real-world documents is slow by
+    nature: the marks go together, so the quick loop never waits for one."""
+    unmarked = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        text = path.read_text("utf-8")
+        needs = ("pytest.mark.temporal" in text) or ("pytest.mark.realworld" in text)
+        if needs and "pytest.mark.slow" not in text:
+            unmarked.append(path.relative_to(ROOT).as_posix())
+    assert unmarked == []
+
+
+def test_the_slow_marker_is_registered_and_make_test_fast_leaves_it_out(
+    tmp_path: Path,
+) -> None:
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["pytest"][
+        "ini_options"]["markers"]
+    assert any(m.startswith("slow:") for m in markers)
+    assert '-m "not slow"' in make_dry_run(tmp_path, "test-fast")
+    assert "not slow" not in make_dry_run(tmp_path, "pytest")  # make test runs everything

@@ -22,6 +22,9 @@ import pytest
 from tests.support.dashboard import Dash, start
 from tests.support.sandboxes import add_order
 
+#: slow (Chromium driven by Playwright): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
+
 #: where screenshots are kept (gitignored; CI keeps them as artifacts)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
 #: bound on anything the page must show, in milliseconds (playwright's unit)

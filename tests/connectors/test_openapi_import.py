@@ -565,6 +565,7 @@ def _realworld_documents() -> list[Path]:
     return sorted(p for p in REALWORLD.iterdir() if p.suffix in (".json", ".yaml", ".yml"))
 
 
+@pytest.mark.slow  # every real-world document
 @pytest.mark.realworld
 def test_real_world_documents_import_into_hundreds_of_valid_actions() -> None:
     documents = _realworld_documents()

@@ -56,7 +56,9 @@ async def pw(tmp_path: Path, sandbox: Sandbox) -> AsyncIterator[Patchwire]:
         yield opened
 
 
-@pytest.fixture(params=["embedded", pytest.param("temporal", marks=pytest.mark.temporal)])
+#: the Temporal variant needs its dev server: slow, out of the quick loop
+@pytest.fixture(params=["embedded", pytest.param(
+    "temporal", marks=[pytest.mark.temporal, pytest.mark.slow])])
 def engine_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -23,6 +23,9 @@ from patchwire.http import HttpCore
 from tests.support.clocks import FakeClock
 from tests.support.oauth import ci_required, oauth_connector
 
+#: slow (the npm oauth2-mock-server): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 MOCK_BIN = ROOT / ".fixtures-cache" / "node" / "node_modules" / ".bin" / "oauth2-mock-server"
 REDIRECT = "http://127.0.0.1:1/callback"

@@ -41,7 +41,9 @@ from patchwire.store.models import FlowRunRow, FlowStepRow
 from tests.support.engine_worker import FLOW_ID, STEP_ORDER, crash_flow
 from tests.support.sandboxes import counting_sandbox
 from tests.support.settings import local_settings
-from tests.support.store import postgres_url_or_skip, reset_postgres
+
+#: slow (1,000 runs through five engine kills): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
 
 RUNS = 1000
 KILLS = 5
@@ -57,16 +59,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _RUNS = cast(Table, FlowRunRow.__table__)
 _STEPS = cast(Table, FlowStepRow.__table__)
-
-
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
-                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'home' / 'patchwire.db'}"
-    url = postgres_url_or_skip()
-    await reset_postgres(url)
-    return url
 
 
 @pytest.fixture

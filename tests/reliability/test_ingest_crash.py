@@ -43,7 +43,9 @@ from patchwire.webhooks._inbox import Inbox
 from patchwire.webhooks._sources import WebhookSources
 from tests.support.ingest_server import CRASH_FLOW, FLOW_ID, SOURCE
 from tests.support.settings import free_port, local_settings
-from tests.support.store import postgres_url_or_skip, reset_postgres
+
+#: slow (20,000 webhook events through three server kills): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
 
 EVENTS = 20_000
 KILLS = 3
@@ -57,16 +59,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _INBOX = cast(Table, WebhookInboxRow.__table__)
 _RUNS = cast(Table, FlowRunRow.__table__)
-
-
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
-                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'home' / 'patchwire.db'}"
-    url = postgres_url_or_skip()
-    await reset_postgres(url)
-    return url
 
 
 class Server:

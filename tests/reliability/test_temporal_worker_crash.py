@@ -39,7 +39,8 @@ from tests.support.engine_worker import CRASH_FLOW, FLOW_ID, STEP_ORDER, crash_f
 from tests.support.sandboxes import counting_sandbox
 from tests.support.settings import LOOPBACK, local_settings
 
-pytestmark = pytest.mark.temporal
+#: slow (a Temporal dev server and a killed worker): out of the quick loop, `pytest -m "not slow"`
+pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
 RUNS = 60
 READY_TIMEOUT_S = 60.0

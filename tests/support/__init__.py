@@ -19,5 +19,6 @@ conftest fixtures), never from each other.
 - ``store`` (plugin: ``store_url``, ``store``): each store test on SQLite and PostgreSQL
 - ``temporal`` (plugin: ``temporal_address``): the Temporal dev server and engines
 - ``feed``, ``scripted_llm``: an upstream paging every way, a model playing a script
+- ``orders``: the one-connector setup of the patchwire.testing tests
 - ``engine_worker``, ``ingest_server``: the processes the crash tests kill
 """

@@ -1,10 +1,10 @@
-"""A Patchwire with one YAML connector (``orders``) over an HTTP core the test builds: the
-way a user tests their own connector with ``patchwire.testing``."""
+"""A Patchwire with one YAML connector (``orders``, tests.support.orders) over an HTTP core
+the test builds: the way a user tests their own connector with ``patchwire.testing``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -13,32 +13,8 @@ from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.http import HttpCore
 from tests.support.leaks import new_canary
+from tests.support.orders import BASE_URL, ORDERS, Opener
 from tests.support.settings import local_settings
-
-ORDERS = """
-name: orders
-base_url: "{base_url}"
-settings:
-  base_url: {}
-  api_key: {secret: true}
-auth: {type: api_key, in: header, name: X-Api-Key, value: "{api_key}"}
-retry: {attempts: ATTEMPTS, backoff_initial: 5, backoff_max: 5}
-breaker: {failure_rate: 0.5, min_calls: 4, window: 60, open_for: 30}
-actions:
-  get_order:
-    input:
-      type: object
-      properties: {order_id: {type: string}, expand: {type: string}}
-      required: [order_id]
-    request:
-      path: /orders/{order_id}
-      query: {expand: "{expand}"}
-"""
-
-#: where the ``orders`` connection points (a MockTransport answers; nothing is resolved)
-BASE_URL = "https://orders.example.com/v1"
-
-Opener = Callable[..., AbstractAsyncContextManager[Patchwire]]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from patchwire.errors import CircuitOpenError, UpstreamError
 from patchwire.http import HttpCore, PreparedRequest, RawResponse
 from patchwire.testing import FakeClock, MockTransport
-from tests.testing.conftest import Opener
+from tests.support.orders import Opener
 
 
 def test_the_fake_clock_stands_still_until_advanced() -> None:

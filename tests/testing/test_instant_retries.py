@@ -10,7 +10,7 @@ import random
 from patchwire.errors import UpstreamError
 from patchwire.http import HttpCore, PreparedRequest, RawResponse, retries_are_instant
 from patchwire.testing import MockTransport, instant_retries
-from tests.testing.conftest import Opener
+from tests.support.orders import Opener
 
 
 class Sleeps:

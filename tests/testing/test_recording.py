@@ -22,7 +22,7 @@ from patchwire.testing import (
     instant_retries,
 )
 from tests.support.leaks import leaks_in
-from tests.testing.conftest import BASE_URL, Opener
+from tests.support.orders import BASE_URL, Opener
 
 
 def orders_upstream(request: PreparedRequest) -> RawResponse:

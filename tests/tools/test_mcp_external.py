@@ -21,6 +21,9 @@ from tests.support.cli import patchwire_command
 from tests.support.mcp import CONFIRM_TOOL, Env
 from tests.support.settings import LOOPBACK
 
+#: slow (the npm MCP conformance suite and Inspector): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / ".fixtures-cache" / "node" / "node_modules"
 CONFORMANCE = MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"

@@ -22,6 +22,9 @@ from patchwire.tools._providers import (
     openai_strict_schema,
 )
 
+#: slow (every action of the real-world OpenAPI documents): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 REALWORLD = REPO / ".fixtures-cache" / "openapi"
 
