@@ -22,18 +22,13 @@ from patchwire.sync.spec import (
 )
 
 if TYPE_CHECKING:
-    from patchwire.sync._engine import (
-        RecordStore,
-        SyncEngine,
-        SyncOutcome,
-        SyncRecord,
-        SyncStatus,
-        content_hash,
-    )
+    from patchwire.sync._engine import SyncEngine, SyncHost, SyncOutcome, SyncStatus
+    from patchwire.sync._records import RecordStore, SyncRecord, content_hash
 
-#: the engine pulls in the call path; `patchwire sync list` needs only the format
-_ENGINE_NAMES = frozenset({"RecordStore", "SyncEngine", "SyncOutcome", "SyncRecord",
-                           "SyncStatus", "content_hash"})
+#: the engine pulls in the call path, the records the store; `patchwire sync list` needs
+#: only the format
+_ENGINE_NAMES = frozenset({"SyncEngine", "SyncHost", "SyncOutcome", "SyncStatus"})
+_RECORD_NAMES = frozenset({"RecordStore", "SyncRecord", "content_hash"})
 
 
 def __getattr__(name: str) -> Any:
@@ -41,12 +36,17 @@ def __getattr__(name: str) -> Any:
         from patchwire.sync import _engine
 
         return getattr(_engine, name)
+    if name in _RECORD_NAMES:
+        from patchwire.sync import _records
+
+        return getattr(_records, name)
     raise AttributeError(f"module 'patchwire.sync' has no attribute {name!r}")
 
 
 __all__ = [
     "RecordStore",
     "SyncEngine",
+    "SyncHost",
     "SyncOutcome",
     "SyncRecord",
     "SyncRegistry",

@@ -27,7 +27,6 @@ back.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import fnmatch
 import hashlib
@@ -35,55 +34,59 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from datetime import datetime
+from typing import Any, Literal, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql import ColumnElement
 
 from patchwire.calls import CallRequest, PageCursor, effective_pagination
 from patchwire.errors import PatchwireError, StoreError
 from patchwire.expressions import Expression, ExpressionError, compile_expression
 from patchwire.ids import new_id
-from patchwire.store import Store, SyncRecordRow, SyncStateRow, new_owner_id
+from patchwire.ports import ConnectionDirectory, HasCalls, HasStore
+from patchwire.store import Store, new_owner_id
 from patchwire.store.models import EventRow
+from patchwire.sync._records import (
+    RECORDS,
+    ExistingRecord,
+    RecordStore,
+    content_hash,
+    iso,
+    search_text,
+)
 from patchwire.sync.spec import SyncRegistry, SyncSpec, SyncWebhook, UnknownSync
-
-if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
 
 __all__ = [
     "Publisher",
-    "RecordStore",
     "SyncEngine",
+    "SyncHost",
     "SyncOutcome",
-    "SyncRecord",
     "SyncStatus",
     "WebhookEvent",
-    "content_hash",
 ]
 
 log = logging.getLogger("patchwire.sync")
 
-_RECORDS = cast(Table, SyncRecordRow.__table__)
-_STATES = cast(Table, SyncStateRow.__table__)
 _EVENTS = cast(Table, EventRow.__table__)
 
 #: records written per transaction while a listing streams in
 _CHUNK = 100
 #: compare-and-set retries when a webhook changes a record a poll is writing
 _CAS_TRIES = 3
-#: the text kept for ``?q=`` search per record
-_MAX_SEARCH_TEXT = 20_000
 
 Kind = Literal["poll", "reconcile", "webhook"]
 
 #: ``publish(store, type, data, *, source, run_id, event_id) -> event id`` (the outbound
 #: webhooks' event log, ``patchwire.webhooks._events.publish``)
 Publisher = Callable[..., Awaitable[str]]
+
+
+class SyncHost(HasCalls, HasStore, ConnectionDirectory, Protocol):
+    """What the sync engine is given: the call path for its listings, the store its
+    records live in, the connections it polls for (the ``Runtime`` or the facade)."""
 
 
 class WebhookEvent(Protocol):
@@ -103,105 +106,6 @@ class WebhookEvent(Protocol):
     def received_at(self) -> Any: ...
 
 
-# -- records ----------------------------------------------------------------------------------
-
-
-def content_hash(data: Any) -> str:
-    """SHA-256 of the canonical JSON (sorted keys): equal content, equal hash."""
-    blob = orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str)
-    return hashlib.sha256(blob).hexdigest()
-
-
-def search_text(data: Any) -> str:
-    """The record's string and number values, lower-cased, for substring search."""
-    parts: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, Mapping):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            parts.append(str(value))
-
-    walk(data)
-    return " ".join(parts).lower()[:_MAX_SEARCH_TEXT]
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-@dataclass(frozen=True)
-class SyncRecord:
-    """A synced record as the API, CLI and tool show it."""
-
-    model: str
-    connection: str
-    id: str
-    sync: str
-    data: Any
-    version: int
-    source_updated_at: str | None
-    changed_by: str
-    first_seen_at: float
-    updated_at: float
-    seen_at: float
-    deleted_at: float | None
-
-    @property
-    def deleted(self) -> bool:
-        return self.deleted_at is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "connection": self.connection, "id": self.id,
-                "sync": self.sync, "data": self.data, "version": self.version,
-                "deleted": self.deleted, "source_updated_at": self.source_updated_at,
-                "changed_by": self.changed_by, "first_seen_at": _iso(self.first_seen_at),
-                "updated_at": _iso(self.updated_at), "seen_at": _iso(self.seen_at),
-                "deleted_at": _iso(self.deleted_at)}
-
-
-def _record(m: Any) -> SyncRecord:
-    return SyncRecord(model=m["model"], connection=m["connection"], id=m["record_id"],
-                      sync=m["sync_id"], data=m["data"], version=m["version"],
-                      source_updated_at=m["source_updated_at"], changed_by=m["changed_by"],
-                      first_seen_at=m["first_seen_at"], updated_at=m["updated_at"],
-                      seen_at=m["seen_at"], deleted_at=m["deleted_at"])
-
-
-def _encode_page(connection: str, record_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([connection, record_id])).decode().rstrip("=")
-
-
-def _decode_page(cursor: str) -> tuple[str, str]:
-    try:
-        raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        connection, record_id = raw
-        if isinstance(connection, str) and isinstance(record_id, str):
-            return connection, record_id
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        pass
-    raise ValueError("cursor is not one this API issued")
-
-
-def _like_escape(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-@dataclass(frozen=True)
-class _Existing:
-    hash: str
-    version: int
-    deleted_at: float | None
-    source_updated_at: str | None
-    data: Any
-
-
 @dataclass(frozen=True)
 class _Item:
     """A record as read from the upstream, about to be applied."""
@@ -210,157 +114,6 @@ class _Item:
     data: Any
     updated_at: str | None
 
-
-class RecordStore:
-    """The ``sync_records`` and ``sync_states`` tables over the store's engine."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        #: state rows known to exist (an engine keeps one RecordStore: no write per tick)
-        self._ensured: set[tuple[str, str]] = set()
-
-    # -- reading -----------------------------------------------------------------------------
-
-    async def search(
-        self, model: str, *, connection: str | Sequence[str] | None = None,
-        query: str | None = None, filters: Mapping[str, str] | None = None,
-        limit: int = 50, after: str | None = None, include_deleted: bool = False,
-        sync_id: str | None = None,
-    ) -> tuple[list[SyncRecord], str | None]:
-        """Records of ``model`` ordered by (connection, id), and the cursor of the next page.
-
-        ``query``: every word must occur in the record's text (case-insensitive);
-        ``filters``: top-level fields equal to these strings; ``after``: a cursor
-        returned before (keyset pagination: pages stay stable while records change).
-        """
-        where: list[ColumnElement[bool]] = [_RECORDS.c.model == model]
-        if isinstance(connection, str):
-            where.append(_RECORDS.c.connection == connection)
-        elif connection is not None:
-            where.append(_RECORDS.c.connection.in_(list(connection)))
-        if sync_id is not None:
-            where.append(_RECORDS.c.sync_id == sync_id)
-        if not include_deleted:
-            where.append(_RECORDS.c.deleted_at.is_(None))
-        for word in (query or "").lower().split():
-            where.append(_RECORDS.c.search_text.like(f"%{_like_escape(word)}%", escape="\\"))
-        for name, value in (filters or {}).items():
-            where.append(_RECORDS.c.data[name].as_string() == value)
-        if after:
-            conn_after, id_after = _decode_page(after)
-            where.append(or_(_RECORDS.c.connection > conn_after,
-                             and_(_RECORDS.c.connection == conn_after,
-                                  _RECORDS.c.record_id > id_after)))
-        limit = max(1, min(limit, 1000))
-        stmt = (select(_RECORDS).where(*where)
-                .order_by(_RECORDS.c.connection, _RECORDS.c.record_id).limit(limit + 1))
-        async with self.store.engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        records = [_record(r._mapping) for r in rows[:limit]]
-        more = len(rows) > limit
-        return records, (_encode_page(records[-1].connection, records[-1].id)
-                         if more and records else None)
-
-    async def get(self, model: str, connection: str, record_id: str) -> SyncRecord | None:
-        stmt = select(_RECORDS).where(_RECORDS.c.model == model,
-                                      _RECORDS.c.connection == connection,
-                                      _RECORDS.c.record_id == record_id)
-        async with self.store.engine.connect() as conn:
-            row = (await conn.execute(stmt)).first()
-        return None if row is None else _record(row._mapping)
-
-    async def counts(self, sync_id: str, connection: str) -> tuple[int, int]:
-        """(live records, deleted records) of one sync and connection."""
-        stmt = (select(_RECORDS.c.deleted_at.is_(None), func.count())
-                .where(_RECORDS.c.sync_id == sync_id, _RECORDS.c.connection == connection)
-                .group_by(_RECORDS.c.deleted_at.is_(None)))
-        async with self.store.engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        live = sum(int(n) for alive, n in rows if alive)
-        gone = sum(int(n) for alive, n in rows if not alive)
-        return live, gone
-
-    async def existing(self, model: str, connection: str,
-                        ids: Sequence[str]) -> dict[str, _Existing]:
-        found: dict[str, _Existing] = {}
-        async with self.store.engine.connect() as conn:
-            for start in range(0, len(ids), 500):
-                stmt = select(_RECORDS.c.record_id, _RECORDS.c.content_hash,
-                              _RECORDS.c.version, _RECORDS.c.deleted_at,
-                              _RECORDS.c.source_updated_at, _RECORDS.c.data).where(
-                    _RECORDS.c.model == model, _RECORDS.c.connection == connection,
-                    _RECORDS.c.record_id.in_(list(ids[start:start + 500])))
-                for row in (await conn.execute(stmt)).all():
-                    found[row[0]] = _Existing(row[1], row[2], row[3], row[4], row[5])
-        return found
-
-    # -- state -------------------------------------------------------------------------------
-
-    def insert_fn(self) -> Any:
-        return (postgresql.insert if self.store.dialect == "postgresql" else sqlite.insert)
-
-    async def ensure_state(self, sync_id: str, connection: str, now: float,
-                           reconcile_from: float | None) -> None:
-        if (sync_id, connection) in self._ensured:
-            return
-        # A new reconciliation schedule starts from now: the first poll lists everything
-        # already; the poll slot starts empty, so the first poll runs at once.
-        stmt = self.insert_fn()(_STATES).values(
-            sync_id=sync_id, connection=connection, cursor=None, poll_slot=None,
-            reconcile_slot=reconcile_from, updated_at=now).on_conflict_do_nothing()
-        async with self.store.engine.begin() as conn:
-            await conn.execute(stmt)
-        self._ensured.add((sync_id, connection))
-
-    async def state(self, sync_id: str, connection: str) -> dict[str, Any] | None:
-        stmt = select(_STATES).where(_STATES.c.sync_id == sync_id,
-                                     _STATES.c.connection == connection)
-        async with self.store.engine.connect() as conn:
-            row = (await conn.execute(stmt)).first()
-        return None if row is None else dict(row._mapping)
-
-    async def claim_slot(self, sync_id: str, connection: str, column: str, slot: float,
-                         *, also: Mapping[str, Any] | None = None,
-                         unless_due: tuple[str, float] | None = None) -> bool:
-        """Compare-and-set the last slot run: True for exactly one claimant per slot.
-
-        ``also``: more columns set by the same claim; ``unless_due``: (column, slot) —
-        no claim while that other slot is due (its claimant covers this one too).
-        """
-        col = _STATES.c[column]
-        where = [_STATES.c.sync_id == sync_id, _STATES.c.connection == connection,
-                 or_(col.is_(None), col < slot)]
-        if unless_due is not None:
-            other = _STATES.c[unless_due[0]]
-            where.append(and_(other.is_not(None), other >= unless_due[1]))
-        stmt = update(_STATES).where(*where).values({column: slot, **(also or {})})
-        async with self.store.engine.begin() as conn:
-            result = await conn.execute(stmt)
-        return bool(result.rowcount)
-
-    async def take_lease(self, sync_id: str, connection: str, owner: str, now: float,
-                         until: float) -> bool:
-        stmt = (update(_STATES)
-                .where(_STATES.c.sync_id == sync_id, _STATES.c.connection == connection,
-                       or_(_STATES.c.lease_owner.is_(None), _STATES.c.lease_until < now,
-                           _STATES.c.lease_owner == owner))
-                .values(lease_owner=owner, lease_until=until))
-        async with self.store.engine.begin() as conn:
-            result = await conn.execute(stmt)
-        return bool(result.rowcount)
-
-    async def update_state(self, sync_id: str, connection: str, owner: str | None = None,
-                           **values: Any) -> None:
-        where = [_STATES.c.sync_id == sync_id, _STATES.c.connection == connection]
-        if owner is not None:  # only while holding the lease
-            where.append(_STATES.c.lease_owner == owner)
-        async with self.store.engine.begin() as conn:
-            await conn.execute(update(_STATES).where(*where).values(**values))
-
-    async def states(self) -> list[dict[str, Any]]:
-        stmt = select(_STATES).order_by(_STATES.c.sync_id, _STATES.c.connection)
-        async with self.store.engine.connect() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
 
 
 # -- outcomes and status --------------------------------------------------------------------
@@ -408,11 +161,11 @@ class SyncStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return {"sync": self.sync, "model": self.model, "connection": self.connection,
-                "cursor": self.cursor, "last_poll_at": _iso(self.last_poll_at),
+                "cursor": self.cursor, "last_poll_at": iso(self.last_poll_at),
                 "last_status": self.last_status, "last_error": self.last_error,
-                "last_reconcile_at": _iso(self.last_reconcile_at), "records": self.records,
-                "deleted": self.deleted, "next_poll_at": _iso(self.next_poll_at),
-                "next_reconcile_at": _iso(self.next_reconcile_at), "polling": self.polling}
+                "last_reconcile_at": iso(self.last_reconcile_at), "records": self.records,
+                "deleted": self.deleted, "next_poll_at": iso(self.next_poll_at),
+                "next_reconcile_at": iso(self.next_reconcile_at), "polling": self.polling}
 
 
 class _Compiled:
@@ -467,7 +220,8 @@ async def _default_publisher() -> Publisher | None:
 
 
 class SyncEngine:
-    """Runs syncs over ``pw``: scheduled polls and reconciliations (``start()`` a loop, or
+    """Runs syncs over ``host`` (the call path, the store, the connections: the runtime
+    or the facade): scheduled polls and reconciliations (``start()`` a loop, or
     call :meth:`tick`), manual runs (:meth:`run`) and webhook events
     (:meth:`handle_webhook_event`, an inbox handler).
 
@@ -477,12 +231,12 @@ class SyncEngine:
     """
 
     def __init__(
-        self, pw: Patchwire, syncs: SyncRegistry | Iterable[SyncSpec], *,
+        self, host: SyncHost, syncs: SyncRegistry | Iterable[SyncSpec], *,
         owner: str | None = None, clock: Callable[[], float] = time.time,
         poll_interval: float = 5.0, lease: float = 120.0,
         publisher: Publisher | None = None,
     ) -> None:
-        self.pw = pw
+        self._host = host
         self._syncs: dict[str, SyncSpec] = {s.id: s for s in syncs}
         self.owner = owner or new_owner_id()
         self.clock = clock
@@ -500,13 +254,12 @@ class SyncEngine:
 
     @property
     def records(self) -> RecordStore:
-        if self._records is None or self._records.store is not self.pw.store:
-            self._records = RecordStore(self.pw.store)
+        if self._records is None or self._records.store is not self._host.store:
+            self._records = RecordStore(self._host.store)
         return self._records
 
     async def start(self) -> SyncEngine:
         """Poll on schedule in the background until :meth:`stop`."""
-        await self.pw.open()
         self._started = True
         if self._loop_task is None and self._syncs:
             self._loop_task = asyncio.get_running_loop().create_task(self._loop())
@@ -566,7 +319,7 @@ class SyncEngine:
 
     async def connections_of(self, spec: SyncSpec) -> list[str]:
         """The connections a sync runs for: its list, else every one of its connector."""
-        existing = [c.name for c in await self.pw.list_connections(spec.connector)]
+        existing = [c.name for c in await self._host.list_connections(spec.connector)]
         if spec.connections:
             return [c for c in spec.connections if c in existing]
         return existing
@@ -731,7 +484,7 @@ class SyncEngine:
 
     async def _poll_cursor(self, spec: SyncSpec, connection: str,
                            outcome: SyncOutcome) -> None:
-        calls = self.pw.calls
+        calls = self._host.calls
         pagination = effective_pagination(calls.action(spec.action))
         param = spec.incremental.param or pagination.cursor_param
         nxt = self._compile(spec).next or (
@@ -764,7 +517,7 @@ class SyncEngine:
                        max_pages: int | None,
                        outcome: SyncOutcome) -> AsyncIterator[list[_Item]]:
         """The action's records in chunks: every page through the call path."""
-        calls = self.pw.calls
+        calls = self._host.calls
         request = CallRequest(spec.action, args, connection)
         if effective_pagination(calls.action(spec.action)).style == "none":
             result = (await calls.execute(request)).result
@@ -788,7 +541,7 @@ class SyncEngine:
         if compiled.records is not None:
             value = compiled.records.evaluate(result)
         else:
-            action = self.pw.calls.action(spec.action)
+            action = self._host.calls.action(spec.action)
             items = effective_pagination(action).items
             if items and action.response is None and not isinstance(result, list):
                 value = compile_expression(items).evaluate(result)
@@ -826,11 +579,11 @@ class SyncEngine:
         if watermark is not None and watermark != outcome.cursor:
             outcome.cursor = watermark
             await self.records.update_state(spec.id, connection, self.owner, cursor=watermark)
-        stmt = select(_RECORDS.c.record_id).where(
-            _RECORDS.c.sync_id == spec.id, _RECORDS.c.connection == connection,
-            _RECORDS.c.model == spec.model, _RECORDS.c.deleted_at.is_(None),
-            _RECORDS.c.seen_at < started)
-        async with self.pw.store.engine.connect() as conn:
+        stmt = select(RECORDS.c.record_id).where(
+            RECORDS.c.sync_id == spec.id, RECORDS.c.connection == connection,
+            RECORDS.c.model == spec.model, RECORDS.c.deleted_at.is_(None),
+            RECORDS.c.seen_at < started)
+        async with self._host.store.engine.connect() as conn:
             gone = [r[0] for r in (await conn.execute(stmt)).all() if r[0] not in seen]
         for start in range(0, len(gone), _CHUNK):
             await self._delete(spec, connection, gone[start:start + _CHUNK], "reconcile",
@@ -870,7 +623,7 @@ class SyncEngine:
             body["changed"] = sorted(k for k in {*previous, *data}
                                      if previous.get(k) != data.get(k))
         publish = await self._publisher_fn()
-        outcome.events.append(await publish(self.pw.store, f"record.{kind}", body,
+        outcome.events.append(await publish(self._host.store, f"record.{kind}", body,
                                             source="sync", event_id=event_id))
 
     async def _apply(self, spec: SyncSpec, connection: str, items: Sequence[_Item],
@@ -892,7 +645,7 @@ class SyncEngine:
         existing = await records.existing(spec.model, connection, [i.id for i in items])
         now = self.clock()
         unchanged: list[str] = []
-        writes: list[tuple[_Item, _Existing | None, int, str, str]] = []
+        writes: list[tuple[_Item, ExistingRecord | None, int, str, str]] = []
         for item in items:
             old = existing.get(item.id)
             digest = content_hash(item.data)
@@ -911,21 +664,21 @@ class SyncEngine:
                              old.data if old else None, outcome)
         conflicts: list[_Item] = []
         insert_stmt = records.insert_fn()
-        async with self.pw.store.engine.begin() as conn:
+        async with self._host.store.engine.begin() as conn:
             for item, old, version, digest, kind in writes:
                 values = {"sync_id": spec.id, "data": item.data, "content_hash": digest,
                           "version": version, "search_text": search_text(item.data),
                           "source_updated_at": item.updated_at, "changed_by": source,
                           "updated_at": now, "seen_at": now, "deleted_at": None}
                 if old is None:
-                    stmt = insert_stmt(_RECORDS).values(
+                    stmt = insert_stmt(RECORDS).values(
                         model=spec.model, connection=connection, record_id=item.id,
                         first_seen_at=now, **values).on_conflict_do_nothing()
                 else:
-                    stmt = update(_RECORDS).where(
-                        _RECORDS.c.model == spec.model, _RECORDS.c.connection == connection,
-                        _RECORDS.c.record_id == item.id,
-                        _RECORDS.c.version == old.version).values(**values)
+                    stmt = update(RECORDS).where(
+                        RECORDS.c.model == spec.model, RECORDS.c.connection == connection,
+                        RECORDS.c.record_id == item.id,
+                        RECORDS.c.version == old.version).values(**values)
                 result = await conn.execute(stmt)
                 if not result.rowcount:
                     conflicts.append(item)
@@ -936,9 +689,9 @@ class SyncEngine:
                     outcome.updated += 1
             if unchanged:
                 outcome.unchanged += len(unchanged)
-                await conn.execute(update(_RECORDS).where(
-                    _RECORDS.c.model == spec.model, _RECORDS.c.connection == connection,
-                    _RECORDS.c.record_id.in_(unchanged)).values(seen_at=now))
+                await conn.execute(update(RECORDS).where(
+                    RECORDS.c.model == spec.model, RECORDS.c.connection == connection,
+                    RECORDS.c.record_id.in_(unchanged)).values(seen_at=now))
         return conflicts
 
     async def _delete(self, spec: SyncSpec, connection: str, ids: Sequence[str],
@@ -954,12 +707,12 @@ class SyncEngine:
             version = old.version + 1
             await self._emit(spec, connection, "deleted", record_id, version, old.hash,
                              old.data, None, outcome)
-            where = [_RECORDS.c.model == spec.model, _RECORDS.c.connection == connection,
-                     _RECORDS.c.record_id == record_id, _RECORDS.c.version == old.version]
+            where = [RECORDS.c.model == spec.model, RECORDS.c.connection == connection,
+                     RECORDS.c.record_id == record_id, RECORDS.c.version == old.version]
             if before is not None:
-                where.append(_RECORDS.c.seen_at < before)
-            async with self.pw.store.engine.begin() as conn:
-                result = await conn.execute(update(_RECORDS).where(*where).values(
+                where.append(RECORDS.c.seen_at < before)
+            async with self._host.store.engine.begin() as conn:
+                result = await conn.execute(update(RECORDS).where(*where).values(
                     version=version, deleted_at=now, updated_at=now, changed_by=source))
             if result.rowcount:
                 outcome.deleted += 1
