@@ -24,6 +24,7 @@ from patchwire.store import (
     immediate,
     no_results,
     sqlite_file,
+    values_sql,
 )
 
 #: the bound on every wait in this module (a hang fails instead of blocking the run)
@@ -32,16 +33,10 @@ WAIT_S = 20.0
 Item = tuple[str, int]
 
 
-def _marks(dialect: Dialect, start: int, n: int) -> str:
-    if dialect.paramstyle == "qmark":
-        return ", ".join("?" * n)
-    return ", ".join(f"${i}" for i in range(start + 1, start + n + 1))
-
-
 def inserts(batch: list[Item], dialect: Dialect) -> Iterator[Statement]:
     """One multi-row insert of the batch; the values it returns are those of new rows
     (an item whose id is taken is a duplicate)."""
-    values = ", ".join(f"({_marks(dialect, 2 * i, 2)})" for i in range(len(batch)))
+    values = values_sql(len(batch), 2, dialect.paramstyle)
     yield Statement(f"INSERT INTO gc_items (id, value) VALUES {values} "
                     "ON CONFLICT (id) DO NOTHING RETURNING value",
                     [v for item in batch for v in item], returns=True)
@@ -109,7 +104,7 @@ async def test_a_failing_batch_fails_only_its_own_futures_and_writes_none_of_its
         if any(value < 0 for _, value in batch):
             # a later statement of the same transaction fails: the insert above is undone
             yield Statement("INSERT INTO gc_items (id, value) VALUES "
-                            f"({_marks(dialect, 0, 2)})", ("poison", None))
+                            f"{values_sql(1, 2, dialect.paramstyle)}", ("poison", None))
 
     w = GroupCommitWriter(items_store, poisoned, inserted, what="write test items",
                           name="the test writer")
@@ -380,3 +375,9 @@ def test_only_a_sqlite_file_gets_a_file_connection() -> None:
     assert path("sqlite+aiosqlite:///:memory:") is None
     assert path("sqlite+aiosqlite:///file:shared.db?uri=true") is None
     assert path("postgresql+asyncpg://u:p@127.0.0.1/db") is None
+
+
+def test_values_sql_numbers_the_placeholders_of_every_row_for_each_driver() -> None:
+    assert values_sql(2, 3, "qmark") == "(?, ?, ?), (?, ?, ?)"
+    assert values_sql(2, 3, "numeric_dollar") == "($1, $2, $3), ($4, $5, $6)"
+    assert values_sql(1, 1, "qmark") == "(?)"

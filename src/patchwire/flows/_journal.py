@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 
-from patchwire.store import GroupCommitWriter, Statement, Store, no_results
+from patchwire.store import GroupCommitWriter, Statement, Store, no_results, values_sql
 
 __all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "Journal"]
 
@@ -52,10 +52,8 @@ _Write = tuple[Rows, Rows, Rows]
 
 
 def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str], mutable: Sequence[str],
-                rows: int, marks: Callable[[int], str], guard: str = "") -> str:
-    width = len(columns)
-    values = ", ".join("(" + ", ".join(marks(r * width + c) for c in range(width)) + ")"
-                       for r in range(rows))
+                rows: int, style: str, guard: str = "") -> str:
+    values = values_sql(rows, len(columns), style)
     sets = ", ".join(f"{c} = excluded.{c}" for c in mutable)
     action = f"DO UPDATE SET {sets}{guard}" if mutable else "DO NOTHING"
     return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "  # noqa: S608
@@ -68,16 +66,13 @@ _RUN_GUARD = (" WHERE flow_runs.status <> 'cancelled' AND (flow_runs.owner IS NU
 
 @functools.lru_cache(maxsize=256)
 def _sql(kind: str, rows: int, style: str) -> str:
-    def marks(i: int) -> str:
-        return "?" if style == "qmark" else f"${i + 1}"
-
     if kind == "runs":
-        return _upsert_sql("flow_runs", RUN_COLUMNS, ("id",), _RUN_MUTABLE, rows, marks,
+        return _upsert_sql("flow_runs", RUN_COLUMNS, ("id",), _RUN_MUTABLE, rows, style,
                            _RUN_GUARD)
     if kind == "steps":
         return _upsert_sql("flow_steps", STEP_COLUMNS, ("run_id", "key"), STEP_COLUMNS[2:],
-                           rows, marks)
-    return _upsert_sql("events", EVENT_COLUMNS, ("id",), (), rows, marks)
+                           rows, style)
+    return _upsert_sql("events", EVENT_COLUMNS, ("id",), (), rows, style)
 
 
 class Journal:

@@ -16,6 +16,7 @@ from ._group_commit import (
     immediate,
     no_results,
     sqlite_file,
+    values_sql,
 )
 from ._key_models import ApiKeyRow
 from ._leases import LeaseRequest, LeaseResult, Settlement, Window
@@ -52,4 +53,5 @@ __all__ = [
     "normalize_url",
     "sqlite_file",
     "utcnow",
+    "values_sql",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "immediate",
     "no_results",
     "sqlite_file",
+    "values_sql",
 ]
 
 #: SQLite waits this long for a competing writer instead of failing with "database is locked"
@@ -330,22 +331,28 @@ def _execute(db: sqlite3.Connection, statements: Iterable[Statement], *,
     first = next(it, None)
     if first is None:
         return []
+    returned: list[list[Any]] = []
     try:
-        db.execute("BEGIN IMMEDIATE")
+        with immediate(db):
+            for st in itertools.chain((first,), it):
+                cursor = (db.executemany(st.sql, st.params) if st.many
+                          else db.execute(st.sql, st.params))
+                if st.returns:
+                    returned.append(cursor.fetchall())
     except sqlite3.OperationalError as exc:
+        # BEGIN found the lock taken (busy timeout 0), or a statement did: either way
+        # nothing is written (rolled back), so the batch can be tried again
         if poll and _locked(exc):
             return None
         raise
-    returned: list[list[Any]] = []
-    try:
-        for st in itertools.chain((first,), it):
-            cursor = (db.executemany(st.sql, st.params) if st.many
-                      else db.execute(st.sql, st.params))
-            if st.returns:
-                returned.append(cursor.fetchall())
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
     return returned
+
+
+def values_sql(rows: int, width: int, style: str) -> str:
+    """The ``VALUES`` list of a multi-row statement: ``rows`` rows of ``width``
+    placeholders, ``?`` (``style`` qmark, SQLite) or ``$1, $2, ...`` (asyncpg)."""
+    if style == "qmark":
+        one = "(" + ", ".join("?" * width) + ")"
+        return ", ".join([one] * rows)
+    return ", ".join("(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
+                     for r in range(rows))

@@ -38,6 +38,7 @@ from patchwire.store._group_commit import (
     immediate,
     no_results,
     sqlite_file,
+    values_sql,
 )
 from patchwire.store._leases import (
     LeaseRequest,
@@ -216,9 +217,8 @@ def _call_row(r: CallRecord, started_at: Callable[[datetime], Any]) -> tuple[Any
 
 @functools.lru_cache(maxsize=8)
 def _sqlite_insert_calls(rows: int) -> str:
-    one = "(" + ", ".join("?" * len(_CALL_LOG_COLUMNS)) + ")"
     return (f"INSERT INTO calls ({', '.join(_CALL_LOG_COLUMNS)}) VALUES "  # noqa: S608
-            + ", ".join([one] * rows))
+            + values_sql(rows, len(_CALL_LOG_COLUMNS), "qmark"))
 
 
 #: how long opening a store waits for other processes migrating the same new SQLite file

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from sqlalchemy.engine import Dialect
 
-from patchwire.store import GroupCommitWriter, Statement, Store
+from patchwire.store import GroupCommitWriter, Statement, Store, values_sql
 
 __all__ = ["DEFAULT_REPLAY_WINDOW_S", "INBOX_COLUMNS", "REJECTION_COLUMNS", "InboxWriter"]
 
@@ -62,13 +62,7 @@ _Row = tuple[_Kind, tuple[Any, ...]]
 @functools.lru_cache(maxsize=64)
 def _insert_sql(kind: _Kind, rows: int, style: str) -> str:
     columns = INBOX_COLUMNS if kind == "inbox" else REJECTION_COLUMNS
-    width = len(columns)
-
-    def mark(i: int) -> str:
-        return "?" if style == "qmark" else f"${i + 1}"
-
-    values = ", ".join("(" + ", ".join(mark(r * width + c) for c in range(width)) + ")"
-                       for r in range(rows))
+    values = values_sql(rows, len(columns), style)
     table = "webhook_inbox" if kind == "inbox" else "webhook_rejections"
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"  # noqa: S608
     if kind == "inbox":

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
-from patchwire.store import GroupCommitWriter, Statement, Store, no_results
+from patchwire.store import GroupCommitWriter, Statement, Store, no_results, values_sql
 
 __all__ = ["ATTEMPT_COLUMNS", "UPDATE_FIELDS", "ResultWriter"]
 
@@ -41,17 +41,16 @@ _Result = tuple[tuple[Any, ...], tuple[Any, ...], tuple[str, dict[str, Any]] | N
 def _sqlite_update_sql(rows: int) -> str:
     # UPDATE ... FROM (VALUES ...) (SQLite 3.33+): a whole batch in one statement; VALUES
     # columns are column1, column2... (column1 is the id)
-    one = "(" + ", ".join("?" * (len(UPDATE_FIELDS) + 1)) + ")"
     sets = ", ".join(f"{f} = v.column{i + 2}" for i, f in enumerate(UPDATE_FIELDS))
     return (f"UPDATE webhook_deliveries SET {sets} FROM (VALUES "  # noqa: S608
-            + ", ".join([one] * rows) + ") AS v WHERE webhook_deliveries.id = v.column1")
+            + values_sql(rows, len(UPDATE_FIELDS) + 1, "qmark")
+            + ") AS v WHERE webhook_deliveries.id = v.column1")
 
 
 @functools.lru_cache(maxsize=64)
 def _sqlite_insert_attempts_sql(rows: int) -> str:
-    one = "(" + ", ".join("?" * len(ATTEMPT_COLUMNS)) + ")"
     return (f"INSERT INTO webhook_attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES "  # noqa: S608
-            + ", ".join([one] * rows))
+            + values_sql(rows, len(ATTEMPT_COLUMNS), "qmark"))
 
 
 def _dollars(n: int, start: int = 1) -> list[str]:
