@@ -103,7 +103,7 @@ async def test_a_canary_secret_sent_through_calls_never_reaches_the_json_logs(
         with pytest.raises(CallError) as failed:
             await pw.call("shop.get_order", {"order_id": "nope"}, connection="acme")
         await ToolInvoker(pw).invoke("shop_get_order", {"order_id": "7"})
-        conn = pw._connections["acme"]
+        conn = await pw.calls.resolve_connection("shop.get_order", "acme")
         # careless lines, as a user's code or a library might write them
         log.info("resolved %r with headers %s", conn, conn.headers)
         log.warning("the upstream refused the key %s", canary, extra={

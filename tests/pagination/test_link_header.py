@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from patchwire.pagination import ExtValue, Link, find_link, parse_link_header
+from patchwire.http import ExtValue, Link, find_link, parse_link_header
 from tests.support.conformance import conformance_path
 
 VECTORS = json.loads(conformance_path("rfc", "rfc-vectors.json").read_text())

@@ -165,7 +165,7 @@ async def test_max_pages_bounds_the_walk_quietly(feed: tuple[Patchwire, Feed]) -
 async def test_the_default_page_bound_fails_loudly_rather_than_truncating(
     feed: tuple[Patchwire, Feed], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("patchwire.pagination.DEFAULT_MAX_PAGES", 5)
+    monkeypatch.setattr("patchwire.calls._pagination.DEFAULT_MAX_PAGES", 5)
     pw, upstream = feed
     with pytest.raises(PaginationError, match="still had pages after 5; pass max_pages"):
         await ids(pw, "feed.endless")

@@ -35,7 +35,7 @@ from tests.support.settings import local_settings
 
 PROBLEM = "application/problem+json"
 #: every package that defines an error class of its own
-ERROR_MODULES = ("patchwire.errors", "patchwire.expressions", "patchwire.pagination",
+ERROR_MODULES = ("patchwire.errors", "patchwire.expressions", "patchwire.calls",
                  "patchwire.server", "patchwire.sync", "patchwire.tools", "patchwire.webhooks")
 #: a secret the tests' OAuth2 connection holds; no answer may show it
 CLIENT_SECRET = "cs-never-shown-4f1d"
