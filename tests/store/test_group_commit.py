@@ -381,3 +381,9 @@ def test_values_sql_numbers_the_placeholders_of_every_row_for_each_driver() -> N
     assert values_sql(2, 3, "qmark") == "(?, ?, ?), (?, ?, ?)"
     assert values_sql(2, 3, "numeric_dollar") == "($1, $2, $3), ($4, $5, $6)"
     assert values_sql(1, 1, "qmark") == "(?)"
+
+
+async def test_a_writer_on_the_loop_thread_must_poll_for_the_write_lock(
+        file_store: Store) -> None:
+    with pytest.raises(ValueError, match="must poll"):
+        writer(file_store, in_thread=False)

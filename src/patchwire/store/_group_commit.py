@@ -200,13 +200,19 @@ class GroupCommitWriter(Generic[T, R]):
     thread where a commit is quicker than waiting for the GIL behind a busy loop. With
     ``lock_poll_cap`` the write lock is not waited for but polled, the loop free in
     between (its holder may be a transaction of this very loop), from 0.5 ms doubling up
-    to that many seconds, for up to :data:`SQLITE_LOCK_WAIT_S`.
+    to that many seconds, for up to :data:`SQLITE_LOCK_WAIT_S`; a writer on the loop
+    thread must poll. Elsewhere the statements run in one transaction of the store's
+    engine.
     """
 
     def __init__(self, store: StoreLike, statements: Statements[T],
                  results: Results[T, R], *, what: str, name: str,
                  synchronous: Literal["NORMAL", "FULL"] = "NORMAL", in_thread: bool = True,
                  lock_poll_cap: float | None = None) -> None:
+        if not in_thread and lock_poll_cap is None:
+            # waiting for the write lock would block the loop, maybe behind its own holder
+            raise ValueError("a group-commit writer on the loop thread must poll for the "
+                             "write lock (give lock_poll_cap)")
         self._store = store
         self._statements = statements
         self._results = results
