@@ -410,17 +410,17 @@ async def test_ordinary_json_and_form_requests_take_the_wire_and_the_rest_aiohtt
     taken: list[str] = []
     transport = http.transport
     assert isinstance(transport, DefaultTransport)
-    wire_send, aiohttp_handle = transport.wire.send, transport.aiohttp.handle
+    wire_exchange, aiohttp_handle = transport.wire.pool.exchange, transport.aiohttp.handle
 
     async def by_wire(frame: Frame, limits: Limits) -> RawResponse:
         taken.append(f"{frame.method} wire")
-        return await wire_send(frame, limits)
+        return await wire_exchange(frame, limits)
 
     async def by_aiohttp(request: PreparedRequest, limits: Limits) -> RawResponse:
         taken.append(f"{request.method} aiohttp")
         return await aiohttp_handle(request, limits)
 
-    transport.wire.send = by_wire  # type: ignore[method-assign]
+    transport.wire.pool.exchange = by_wire  # type: ignore[method-assign]
     transport.aiohttp.handle = by_aiohttp  # type: ignore[method-assign]
     async with serve(app) as url:
         form = aiohttp.FormData()

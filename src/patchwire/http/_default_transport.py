@@ -45,7 +45,7 @@ class DefaultTransport:
             wire = self.wire
             frame = wire.frame(request)
             if frame is not None:
-                return await wire.send(frame, limits)
+                return await wire.pool.exchange(frame, limits)
         return await self.aiohttp.handle(request, limits)
 
     async def aclose(self) -> None:
