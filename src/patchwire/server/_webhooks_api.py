@@ -254,7 +254,7 @@ class WebhookReceiver:
         self.clock = clock
         #: seconds a sender has to deliver the whole body (not per chunk: a trickle of a
         #: byte a second would pass any idle timeout)
-        self.body_timeout = (inbox.pw.settings.webhook_body_timeout if body_timeout is None
+        self.body_timeout = (inbox.settings.webhook_body_timeout if body_timeout is None
                              else body_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

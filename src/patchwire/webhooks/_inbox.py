@@ -32,7 +32,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
 from sqlalchemy import RowMapping, Table, Text, func, select, update
@@ -45,12 +45,18 @@ from patchwire.errors import (
     UnknownInboxEvent,
 )
 from patchwire.expressions import Expression, ExpressionError, compile_expression, truthy
-from patchwire.store import WebhookInboxRow, WebhookRejectionRow, dead_local_owners, new_owner_id
+from patchwire.ports import HasSettings, HasStore
+from patchwire.store import (
+    Store,
+    WebhookInboxRow,
+    WebhookRejectionRow,
+    dead_local_owners,
+    new_owner_id,
+)
 
 from ._inbox_writer import INBOX_COLUMNS, InboxWriter
 
 if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
     from patchwire.flows import Engine
     from patchwire.flows.spec import FlowSpec
 
@@ -58,6 +64,7 @@ __all__ = [
     "EventHandler",
     "Inbox",
     "InboxEvent",
+    "InboxHost",
     "InboxRecord",
     "RejectionRecord",
     "UnknownInboxEvent",
@@ -185,6 +192,11 @@ class _Permanent(Exception):
     """A failure retrying cannot fix (the flow's input schema rejects the event...)."""
 
 
+class InboxHost(HasStore, HasSettings, Protocol):
+    """What the inbox is given: the store its events live in, the settings (replay window,
+    body timeout) — the runtime or the facade."""
+
+
 class Inbox:
     """The inbox of one process: the writer the receiver uses, the processor, queries.
 
@@ -194,15 +206,16 @@ class Inbox:
     """
 
     def __init__(
-        self, pw: Patchwire, engine: Engine | None = None, *,
+        self, host: InboxHost, engine: Engine | None = None, *,
         owner: str | None = None, lease: float = 30.0, batch_size: int = 256,
         concurrency: int = 64, max_attempts: int = 8, backoff: float = 1.0,
         max_backoff: float = 3600.0, poll_interval: float = 1.0,
         gather_delay: float = 0.05, clock: Callable[[], float] = time.time,
         replay_window: float | None = None,
     ) -> None:
-        self.pw = pw
-        self.replay_window = (pw.settings.webhook_replay_window if replay_window is None
+        self._host = host
+        self.settings = host.settings
+        self.replay_window = (host.settings.webhook_replay_window if replay_window is None
                               else replay_window)
         self.engine = engine
         self.owner = owner or new_owner_id()
@@ -233,6 +246,10 @@ class Inbox:
         #: events this processor marked processed (tests and the benchmark read it)
         self.processed = 0
 
+    @property
+    def store(self) -> Store:
+        return self._host.store
+
     # -- handlers and lifecycle -----------------------------------------------------------
 
     def add_handler(self, handler: EventHandler) -> None:
@@ -244,7 +261,7 @@ class Inbox:
     @property
     def writer(self) -> InboxWriter:
         if self._writer is None:
-            self._writer = InboxWriter(self.pw.store, on_commit=self._kick.set,
+            self._writer = InboxWriter(self.store, on_commit=self._kick.set,
                                        replay_window=self.replay_window)
         return self._writer
 
@@ -291,7 +308,6 @@ class Inbox:
         return fut
 
     async def start(self) -> Inbox:
-        await self.pw.open()
         self._stopping = False
         await self._release_dead_owners()
         loop = asyncio.get_running_loop()
@@ -373,13 +389,13 @@ class Inbox:
             _INBOX.c.status == "pending", _INBOX.c.next_attempt_at <= self.clock())
         if source is not None:
             stmt = stmt.where(_INBOX.c.source == source)
-        async with self.pw.store.engine.connect() as conn:
+        async with self.store.engine.connect() as conn:
             return int(await conn.scalar(stmt) or 0)
 
     async def _release_dead_owners(self) -> None:
         """Events claimed by processors on this host whose process is gone are due at
         once (no need to wait for their leases to expire after a crash)."""
-        async with self.pw.store.engine.connect() as conn:
+        async with self.store.engine.connect() as conn:
             owners = [r[0] for r in (await conn.execute(
                 select(_INBOX.c.owner).where(_INBOX.c.status == "pending",
                                              _INBOX.c.owner.is_not(None)).distinct())).all()]
@@ -400,7 +416,7 @@ class Inbox:
         due = self._due(now)
         pick = (select(_INBOX.c.id).where(due).order_by(_INBOX.c.next_attempt_at)
                 .limit(self.batch_size))
-        if self.pw.store.dialect == "postgresql":
+        if self.store.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         # One statement; ``due`` is repeated outside the subquery so that PostgreSQL
         # re-checks it on a row another processor just took. The JSON columns come back as
@@ -422,7 +438,7 @@ class Inbox:
         """A write transaction; on SQLite it takes the write lock up front (BEGIN
         IMMEDIATE, waiting for it): a deferred one that read first fails at once with
         "database is locked" when the receiver committed in between."""
-        async with self.pw.store.engine.connect() as conn:
+        async with self.store.engine.connect() as conn:
             conn = await conn.execution_options(patchwire_sqlite_immediate=True)
             async with conn.begin():
                 yield conn
@@ -573,14 +589,14 @@ class Inbox:
             stmt = stmt.where(_INBOX.c.source == source)
         if status is not None:
             stmt = stmt.where(_INBOX.c.status == status)
-        store = self.pw.store
+        store = self.store
         with store._errors("list webhook events"):
             async with store.engine.connect() as conn:
                 rows = (await conn.execute(stmt.limit(max(0, limit)))).all()
         return [_inbox_record(r._mapping) for r in rows]
 
     async def get_event(self, event_id: str) -> InboxRecord:
-        store = self.pw.store
+        store = self.store
         with store._errors("read a webhook event"):
             async with store.engine.connect() as conn:
                 row = (await conn.execute(select(_INBOX).where(_INBOX.c.id == event_id))).first()
@@ -594,14 +610,14 @@ class Inbox:
             stmt = stmt.where(_INBOX.c.source == source)
         if status is not None:
             stmt = stmt.where(_INBOX.c.status == status)
-        async with self.pw.store.engine.connect() as conn:
+        async with self.store.engine.connect() as conn:
             return int(await conn.scalar(stmt) or 0)
 
     async def replay(self, event_id: str) -> InboxRecord:
         """Process an event again (a failed one, or a processed one on purpose): it is due
         at once, with fresh attempts. Its flows start again only if their first run is
         gone: the idempotency key is the same."""
-        store = self.pw.store
+        store = self.store
         with store._errors("replay a webhook event"):
             async with self._write() as conn:
                 result = await conn.execute(update(_INBOX).where(
@@ -621,7 +637,7 @@ class Inbox:
                                             _REJECTIONS.c.id.desc())
         if source is not None:
             stmt = stmt.where(_REJECTIONS.c.source == source)
-        store = self.pw.store
+        store = self.store
         with store._errors("list webhook rejections"):
             async with store.engine.connect() as conn:
                 rows = (await conn.execute(stmt.limit(max(0, limit)))).all()

@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Row, RowMapping, Table, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,12 +33,10 @@ from patchwire.errors import (  # noqa: F401 (re-exported)
 )
 from patchwire.expressions import Expression, ExpressionError, compile_expression
 from patchwire.ids import new_id
+from patchwire.ports import HasStore, HasVault
 from patchwire.store import WebhookSourceRow
 from patchwire.webhooks._schemes import SchemeSettings
 from patchwire.webhooks._schemes import _key as scheme_key
-
-if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
 
 __all__ = [
     "DEFAULT_GRACE_S",
@@ -46,6 +44,7 @@ __all__ = [
     "LoadedSource",
     "SourceCache",
     "SourceSecret",
+    "SourcesHost",
     "UnknownWebhookSource",
     "WebhookSource",
     "WebhookSourceExists",
@@ -172,21 +171,26 @@ def _check_secret(secret: str, scheme: SchemeSettings) -> str:
     return secret
 
 
-class WebhookSources:
-    """Sources in the store. Needs an opened Patchwire (its store and vault)."""
+class SourcesHost(HasStore, HasVault, Protocol):
+    """Where sources live: the store, and the vault sealing their secrets (the runtime or
+    the facade, opened)."""
 
-    def __init__(self, pw: Patchwire) -> None:
-        self._pw = pw
+
+class WebhookSources:
+    """Sources in the store, their secrets sealed by the vault."""
+
+    def __init__(self, host: SourcesHost) -> None:
+        self._host = host
 
     # -- secrets ---------------------------------------------------------------------------
 
     def _seal(self, source_id: str, secrets: Sequence[SourceSecret]) -> str:
         doc = {"secrets": [{"value": s.value, "added_at": s.added_at,
                             "expires_at": s.expires_at} for s in secrets]}
-        return self._pw.vault.encrypt_json(doc, aad=source_aad(source_id))
+        return self._host.vault.encrypt_json(doc, aad=source_aad(source_id))
 
     def _open(self, source_id: str, token: str) -> tuple[SourceSecret, ...]:
-        doc = self._pw.vault.decrypt_json(token, aad=source_aad(source_id))
+        doc = self._host.vault.decrypt_json(token, aad=source_aad(source_id))
         return tuple(SourceSecret(str(s["value"]), float(s["added_at"]),
                                   None if s.get("expires_at") is None
                                   else float(s["expires_at"]))
@@ -226,7 +230,7 @@ class WebhookSources:
             "max_body_bytes": max_body_bytes, "enabled": enabled,
             "created_at": now, "updated_at": now,
         }
-        store = self._pw.store
+        store = self._host.store
         try:
             with store._errors(f"add webhook source {name!r}"):
                 async with store.engine.begin() as conn:
@@ -239,7 +243,7 @@ class WebhookSources:
         return self._record(values)
 
     async def _row(self, name: str) -> Row[Any]:
-        store = self._pw.store
+        store = self._host.store
         with store._errors(f"read webhook source {name!r}"):
             async with store.engine.connect() as conn:
                 row = (await conn.execute(
@@ -252,7 +256,7 @@ class WebhookSources:
         return self._record((await self._row(name))._mapping)
 
     async def list(self) -> list[WebhookSource]:
-        store = self._pw.store
+        store = self._host.store
         with store._errors("list webhook sources"):
             async with store.engine.connect() as conn:
                 rows = (await conn.execute(select(_SOURCES).order_by(_SOURCES.c.name))).all()
@@ -260,7 +264,7 @@ class WebhookSources:
 
     async def remove(self, name: str) -> None:
         """Delete a source (its inbox events stay, for the record)."""
-        store = self._pw.store
+        store = self._host.store
         with store._errors(f"remove webhook source {name!r}"):
             async with store.engine.begin() as conn:
                 result = await conn.execute(delete(_SOURCES).where(_SOURCES.c.name == name))
@@ -285,7 +289,7 @@ class WebhookSources:
             if not 1 <= max_body_bytes <= _MAX_BODY_CEILING:
                 raise ConfigError(f"max body size must be 1..{_MAX_BODY_CEILING} bytes")
             values["max_body_bytes"] = max_body_bytes
-        store = self._pw.store
+        store = self._host.store
         with store._errors(f"update webhook source {name!r}"):
             async with store.engine.begin() as conn:
                 result = await conn.execute(
@@ -303,7 +307,7 @@ class WebhookSources:
             raise ConfigError(f"grace period must be between 0 and a year ({MAX_GRACE_S:g} "
                               f"seconds), got {grace_s!r}")
         now = time.time() if now is None else now
-        store = self._pw.store
+        store = self._host.store
         with store._errors(f"rotate the secret of webhook source {name!r}"):
             async with store.engine.connect() as conn:
                 # the write lock first (SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock),
@@ -329,7 +333,7 @@ class WebhookSources:
 
     async def loaded(self) -> dict[str, LoadedSource]:
         """Every source, secrets decrypted and expressions compiled (for the receiver)."""
-        store = self._pw.store
+        store = self._host.store
         with store._errors("load webhook sources"):
             async with store.engine.connect() as conn:
                 rows = (await conn.execute(select(_SOURCES))).all()
@@ -356,7 +360,7 @@ class WebhookSources:
     async def reencrypt(self) -> int:
         """Re-encrypt every source's secrets under the vault's active key (after ``patchwire
         vault rotate``); how many sources were rewritten."""
-        store = self._pw.store
+        store = self._host.store
         count = 0
         with store._errors("re-encrypt webhook source secrets"):
             async with store.engine.begin() as conn:
