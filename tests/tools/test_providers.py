@@ -1,4 +1,4 @@
-"""Provider tool schemas (patchwire.tools._providers): converters, rule checkers, nulls."""
+"""Provider tool schemas (patchwire.tools): converters, rule checkers, nulls."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from mcp.types import Tool as McpTool
 
 from patchwire.connectors import ConnectorRegistry
-from patchwire.tools import Tool, ToolCatalog
-from patchwire.tools._providers import (
-    OPENAI_DESCRIPTION_MAX,
+from patchwire.tools import (
     StrictModeUnsupported,
+    Tool,
+    ToolCatalog,
     anthropic_problems,
     drop_strict_nulls,
     export_tools,
@@ -27,6 +27,7 @@ from patchwire.tools._providers import (
     to_mcp,
     to_openai,
 )
+from patchwire.tools._provider_rules import OPENAI_DESCRIPTION_MAX
 
 CHECKERS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "openai": openai_strict_problems,

@@ -12,9 +12,9 @@ import pytest
 
 from patchwire.connectors import ConnectorRegistry
 from patchwire.connectors.openapi import import_openapi
-from patchwire.tools import ToolCatalog
-from patchwire.tools._providers import (
+from patchwire.tools import (
     StrictModeUnsupported,
+    ToolCatalog,
     anthropic_problems,
     export_tools,
     mcp_problems,

@@ -6,6 +6,7 @@
 
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter, sanitize_tool_name
 from patchwire.tools._chat import ChatError
+from patchwire.tools._export import ExportFormat, export_tools, to_anthropic, to_mcp, to_openai
 from patchwire.tools._invoke import (
     ConfirmCallback,
     Decision,
@@ -14,21 +15,15 @@ from patchwire.tools._invoke import (
     ToolStatus,
     redact_arguments,
 )
-from patchwire.tools._providers import (
-    ExportFormat,
-    StrictModeUnsupported,
+from patchwire.tools._openai_strict import StrictModeUnsupported, openai_strict_schema
+from patchwire.tools._provider_rules import (
     anthropic_problems,
-    drop_strict_nulls,
-    export_tools,
-    inline_refs,
     mcp_problems,
     openai_strict_problems,
-    openai_strict_schema,
-    to_anthropic,
-    to_mcp,
-    to_openai,
 )
+from patchwire.tools._schema_refs import inline_refs
 from patchwire.tools._shaping import ShapedResult, shape_result
+from patchwire.tools._strict_arguments import drop_strict_nulls
 
 from ._chat import (
     DEFAULT_SYSTEM_PROMPT,

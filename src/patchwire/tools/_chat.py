@@ -33,6 +33,7 @@ from patchwire.errors import (
 )
 from patchwire.ids import new_id
 from patchwire.tools._catalog import Tool
+from patchwire.tools._export import to_anthropic, to_openai
 from patchwire.tools._invoke import (
     ConfirmCallback,
     Decision,
@@ -41,7 +42,6 @@ from patchwire.tools._invoke import (
     ToolStatus,
     redact_arguments,
 )
-from patchwire.tools._providers import to_anthropic, to_openai
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic

@@ -49,9 +49,9 @@ from patchwire.observability import TOOL_CALLS
 from patchwire.store.records import utcnow
 from patchwire.store.tools import ApprovalRecord, ToolCallRecord, ToolRepository
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter
-from patchwire.tools._providers import drop_strict_nulls
 from patchwire.tools._result import ToolResult, ToolStatus
 from patchwire.tools._shaping import shape_result
+from patchwire.tools._strict_arguments import drop_strict_nulls
 
 if TYPE_CHECKING:
     from patchwire._patchwire import Patchwire

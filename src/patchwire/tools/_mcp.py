@@ -52,8 +52,8 @@ from patchwire import __version__
 from patchwire.errors import ApprovalStateError, UnknownApproval
 from patchwire.ids import new_id
 from patchwire.tools._catalog import Tool, ToolCatalog
+from patchwire.tools._export import to_mcp
 from patchwire.tools._invoke import ConfirmCallback, Decision, ToolInvoker, redact_arguments
-from patchwire.tools._providers import to_mcp
 
 __all__ = [
     "ELICIT_TIMEOUT_S",
