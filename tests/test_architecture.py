@@ -153,7 +153,6 @@ def modules() -> dict[str, Module]:
     return _modules()
 
 
-@_reshaping("the facade and the engines still import each other")
 def test_no_modules_import_each_other_in_a_circle_not_even_for_type_hints(
     modules: dict[str, Module],
 ) -> None:
@@ -202,7 +201,6 @@ def _calls_to(module: Module, dotted: str) -> list[int]:
     ]
 
 
-@_reshaping("the batched writers still open their own connections")
 def test_one_module_opens_sqlite_connections_for_group_commit(
     modules: dict[str, Module],
 ) -> None:
@@ -231,7 +229,6 @@ def _sql_in(module: Module) -> list[str]:
     return found
 
 
-@_reshaping("cli/_runs.py still queries runs itself")
 def test_no_sql_in_the_cli_the_server_the_dashboard_or_the_tools(
     modules: dict[str, Module],
 ) -> None:
@@ -251,7 +248,6 @@ def test_the_sql_finder_sees_sqlalchemy_text_and_the_stores_engine() -> None:
     assert len(found) == 3, found
 
 
-@_reshaping("deliveries, the sandbox and demo traffic open their own sessions")
 def test_no_aiohttp_session_outside_the_http_package(modules: dict[str, Module]) -> None:
     offenders: dict[str, list[int]] = defaultdict(list)
     for name, module in modules.items():
