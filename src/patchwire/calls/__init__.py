@@ -1,22 +1,29 @@
 """The call path: the only way anything reaches an upstream.
 
 One entry point, :meth:`CallPath.execute`, taking one request object, :class:`CallRequest`
-(action, arguments, connection, request and run ids, idempotency key, page cursor). The
-facade, tools, flows, syncs, the REST API and the CLI all call through it::
+(action, arguments, connection, request and run ids, idempotency key, page cursor)::
 
-    pw.call / pw.paginate (facade) ─┐
-    ToolInvoker.invoke (tools)  ────┤  CallRequest (or ValidatedCall)
-    flow step call (flows)      ────┼─▶ CallPath.execute ─▶ connection (_connection.py)
-    sync poll (sync)            ────┤     ─▶ validate once (_validation.py)
-    `patchwire call` (cli)      ────┘     ─▶ render (_action.py) ─▶ page/idempotency key
-                                           ─▶ HttpCore.send (http) ─▶ map or typed error
-                                           ─▶ call record (call log) ─▶ CallOutcome
+    pw.call / pw.execute / pw.paginate (facade, REST API) ─┐
+    ToolInvoker.invoke (tools: MCP, chat, REST)  ──────────┤ CallRequest
+    call_step (flows, both engines)              ──────────┼─▶ CallPath.execute   _path.py
+    SyncEngine polls (sync)                      ──────────┤   action compiled    _action.py
+    `patchwire call` (cli)                       ──────────┘   connection         _connection.py
+                                                               validate once      _validation.py
+                                                               render, page,      _action.py,
+                                                               idempotency key    _request.py
+                                                               HttpCore.send      (http)
+                                                               map / typed error  _action.py
+                                                               call record        (call log)
+                                                           ◀── CallOutcome
 
-A tool call is: ToolInvoker → ``CallPath.validate`` (before the approval gate) → gate →
-``CallPath.execute(validated)``: arguments are validated once and the tool reaches the call
-path directly, never back through the facade. Pagination (``_pagination.py``) is one
-``execute`` per page, each request carrying its :class:`PageCursor`; nothing adjusts a
-rendered request from outside.
+A tool call, hop by hop: ``ToolInvoker.invoke`` → ``CallPath.validate`` (before the
+approval gate) → gate → ``CallPath.execute(validated)`` → connection → render →
+``HttpCore.send`` → map → call record → back to the invoker to shape and audit. The tool
+reaches the call path directly (never back through the facade) and its arguments are
+validated once. A listing (``_pagination.py``) is one ``execute`` per page, each request
+carrying its :class:`PageCursor`; the first page's call validates, later pages are sent
+as a :class:`ValidatedCall`. Nothing changes a rendered request from outside: no
+callbacks, no out-parameters.
 
 Everything that can be computed before a call is computed once: each action is compiled
 (validator, templates, expressions) on first use, each connection resolved (settings
