@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -46,6 +46,13 @@ from patchwire.errors import (
 from patchwire.expressions import Expression, compile_expression
 from patchwire.ids import new_id
 from patchwire.observability import TOOL_CALLS
+from patchwire.ports import (
+    ConnectionDirectory,
+    HasCalls,
+    HasConnectors,
+    HasSettings,
+    HasStore,
+)
 from patchwire.store.records import utcnow
 from patchwire.store.tools import ApprovalRecord, ToolCallRecord, ToolRepository
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter
@@ -54,13 +61,13 @@ from patchwire.tools._shaping import shape_result
 from patchwire.tools._strict_arguments import drop_strict_nulls
 
 if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
     from patchwire.flows import Engine
     from patchwire.sync.spec import SyncSpec
 
 __all__ = [
     "ConfirmCallback",
     "Decision",
+    "ToolHost",
     "ToolInvoker",
     "ToolResult",
     "ToolStatus",
@@ -106,8 +113,22 @@ def _fingerprint(tool: Tool, arguments: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+class ToolHost(HasCalls, HasStore, HasSettings, HasConnectors, ConnectionDirectory, Protocol):
+    """What the tool invoker is given (the runtime or the facade, opened): the call path,
+    the store (approvals, tool settings), the settings (where syncs are), the connectors
+    and connections the catalog offers, and the tool audit."""
+
+    def audit_tool_call(self, record: ToolCallRecord) -> None:
+        """Add a tool call to the tool audit (written in batches)."""
+        ...
+
+    async def flush(self) -> None:
+        """Write pending call and tool audit records now."""
+        ...
+
+
 class ToolInvoker:
-    """Calls tools of a catalog built over ``pw``'s connectors and connections.
+    """Calls tools of a catalog built over ``host``'s connectors and connections.
 
     ``connections`` scopes the catalog to those connections (an end user's); None offers
     every connection in the store. The catalog is rebuilt when it is older than
@@ -116,13 +137,13 @@ class ToolInvoker:
     """
 
     def __init__(
-        self, pw: Patchwire, *, connections: Sequence[str] | None = None,
+        self, host: ToolHost, *, connections: Sequence[str] | None = None,
         filter: ToolFilter | None = None,
         approval_ttl: timedelta = timedelta(hours=24), catalog_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic, engine: Engine | None = None,
         flow_wait: float = 30.0, syncs: Iterable[SyncSpec] | None = None,
     ) -> None:
-        self._pw = pw
+        self._host = host
         self._engine = engine
         self._flow_wait = flow_wait
         # --- records tools (src/patchwire/tools/_records_tool.py): syncs with `tool:`;
@@ -146,13 +167,13 @@ class ToolInvoker:
 
     @property
     def repository(self) -> ToolRepository:
-        return ToolRepository(self._pw.store)
+        return ToolRepository(self._host.store)
 
     async def tool_calls(self, *, session_id: str | None = None, tool: str | None = None,
                          validation_failed: bool | None = None,
                          limit: int = 100) -> list[ToolCallRecord]:
         """The tool audit, newest first, including calls not yet written to the store."""
-        await self._pw.flush()
+        await self._host.flush()
         return await self.repository.list_tool_calls(
             session_id=session_id, tool=tool, validation_failed=validation_failed, limit=limit)
 
@@ -167,11 +188,9 @@ class ToolInvoker:
         now = self._clock()
         if not refresh and self._catalog is not None and now - self._built_at < self._catalog_ttl:
             return self._catalog
-        if self._pw._store is None:
-            await self._pw.open()
         settings = await self.repository.tool_settings()
         overrides = {target: ToolSpec.model_validate(s) for target, s in settings.items()}
-        known = await self._pw.list_connections()
+        known = await self._host.list_connections()
         if self._connections is not None:
             names = {c.name for c in known}
             missing = [n for n in self._connections if n not in names]
@@ -183,14 +202,14 @@ class ToolInvoker:
             known = [c for c in known if c.name in wanted]
         flows = list(self._engine.flows()) if self._engine is not None else []
         catalog = ToolCatalog.build(
-            self._pw.connectors, overrides=overrides,
+            self._host.connectors, overrides=overrides,
             connections=[(c.name, c.connector) for c in known], filter=self._filter,
             flows=flows)
         # --- records tools: a search over each sync's records, bound to connections ---
         from patchwire.tools._records_tool import load_syncs, with_records_tools
 
         if self._syncs is None:
-            self._syncs = load_syncs(self._pw)
+            self._syncs = load_syncs(self._host.settings)
         catalog = with_records_tools(catalog, self._syncs.values(),
                                      [(c.name, c.connector) for c in known], self._filter)
         # --- end records tools ---
@@ -234,7 +253,7 @@ class ToolInvoker:
             error=None if result.status == "ok" else (audit.error or result.text)[:2000],
             latency_ms=latency_ms, approval_id=result.approval_id or audit.approval_id,
             request_id=request_id, started_at=started_at)
-        self._pw.audit_tool_call(record)
+        self._host.audit_tool_call(record)
         # observability: tool calls by outcome; a model's unknown tool names stay one label
         TOOL_CALLS.labels(tool.name if tool else "unknown", result.status).inc()
         return result
@@ -252,12 +271,12 @@ class ToolInvoker:
         if tool.kind == "records":  # records tools: answered from the store, no upstream
             from patchwire.tools._records_tool import invoke_records_tool
 
-            return await invoke_records_tool(self._pw, tool, args, self._syncs or {})
+            return await invoke_records_tool(self._host.store, tool, args, self._syncs or {})
         if tool.kind == "flow":
             return await self._run_flow(tool, args, session_id, confirm, audit)
         # Straight to the call path: validated here, before the approval gate (nothing is
         # filed for arguments that cannot run), and not again when it is sent.
-        calls = self._pw.calls
+        calls = self._host.calls
         try:
             call = calls.validate(CallRequest(tool.target, args, tool.connection, request_id))
         except InputValidationError as exc:

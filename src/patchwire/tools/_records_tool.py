@@ -18,20 +18,19 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jsonschema_rs
 
+from patchwire.config import Settings
 from patchwire.errors import SpecError
 from patchwire.expressions import compile_expression
+from patchwire.store import Store
 from patchwire.sync import RecordStore
 from patchwire.sync.spec import SyncRegistry, SyncSpec
 from patchwire.tools._catalog import Tool, ToolCatalog, ToolFilter, sanitize_tool_name
 from patchwire.tools._result import ToolResult
 from patchwire.tools._shaping import shape_result
-
-if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
 
 __all__ = ["RECORDS_KIND", "invoke_records_tool", "load_syncs", "with_records_tools"]
 
@@ -41,10 +40,10 @@ log = logging.getLogger("patchwire.tools")
 RECORDS_KIND = "records"
 
 
-def load_syncs(pw: Patchwire) -> dict[str, SyncSpec]:
+def load_syncs(settings: Settings) -> dict[str, SyncSpec]:
     """The user's syncs (``settings.sync_paths``); broken files are logged and skipped."""
     try:
-        reg = SyncRegistry.load(pw.settings.sync_paths)
+        reg = SyncRegistry.load(settings.sync_paths)
     except SpecError as exc:  # pragma: no cover - load() collects problems instead
         log.warning("sync definitions not loaded: %s", exc)
         return {}
@@ -107,7 +106,7 @@ def with_records_tools(catalog: ToolCatalog, syncs: Iterable[SyncSpec],
     return ToolCatalog([*catalog, *added]) if added else catalog
 
 
-async def invoke_records_tool(pw: Patchwire, tool: Tool, args: Mapping[str, Any],
+async def invoke_records_tool(store: Store, tool: Tool, args: Mapping[str, Any],
                               syncs: Mapping[str, SyncSpec]) -> ToolResult:
     """Answer a records tool call from the store."""
 
@@ -123,11 +122,11 @@ async def invoke_records_tool(pw: Patchwire, tool: Tool, args: Mapping[str, Any]
                           "fix these and call it again:\n" + "\n".join(problems))
     limit = int(args.get("limit") or min(10, spec.tool.max_results))
     filters = {k: str(args[k]) for k in spec.tool.filters if args.get(k) not in (None, "")}
-    store = RecordStore(pw.store)
-    records, more = await store.search(spec.model, connection=tool.connection,
-                                     sync_id=spec.id, query=str(args.get("query") or ""),
-                                     filters=filters, limit=limit)
-    state = await store.state(spec.id, tool.connection) or {}
+    records_store = RecordStore(store)
+    records, more = await records_store.search(
+        spec.model, connection=tool.connection, sync_id=spec.id,
+        query=str(args.get("query") or ""), filters=filters, limit=limit)
+    state = await records_store.state(spec.id, tool.connection) or {}
     projection = compile_expression(spec.tool.result) if spec.tool.result else None
     rows = [projection.evaluate(r.data) if projection is not None else r.data for r in records]
     last = state.get("last_poll_at")
