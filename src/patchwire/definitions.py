@@ -17,21 +17,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from patchwire.config import Settings
 from patchwire.connectors import ConnectorRegistry
 from patchwire.errors import SpecError, SpecProblem
 from patchwire.flows import FlowRegistry
+from patchwire.ports import HasConnectors, HasSettings
 from patchwire.sync import SyncRegistry
 
 if TYPE_CHECKING:
-    from patchwire._patchwire import Patchwire
     from patchwire.flows import Engine
     from patchwire.sync import SyncEngine
     from patchwire.tools import ToolInvoker
 
-__all__ = ["DefinitionChanges", "Definitions", "LiveDefinitions", "load_definitions"]
+__all__ = [
+    "DefinitionChanges", "Definitions", "DefinitionsHost", "LiveDefinitions", "load_definitions",
+]
 
 
 @dataclass(frozen=True)
@@ -106,18 +108,25 @@ def _by_name(items: Iterable[Any], key: str) -> dict[str, object]:
     return {getattr(item, key): item for item in items}
 
 
+class DefinitionsHost(HasSettings, HasConnectors, Protocol):
+    """Where the connectors in force live (the runtime or the facade): read, and replaced
+    by a reload (``use_connectors``: calls from then on use the new ones)."""
+
+    def use_connectors(self, connectors: ConnectorRegistry) -> None: ...
+
+
 class LiveDefinitions:
     """The definitions a server or worker runs with, reloaded as a whole.
 
     ``flows`` is the registry the API's flow routes read (updated in place); ``engine``,
     ``syncs`` and ``tools`` (each optional: a worker has no tool invoker) are told of the
-    new definitions. The connectors are the facade's (``pw.connectors``).
+    new definitions. The connectors are ``host``'s.
     """
 
-    def __init__(self, pw: Patchwire, flows: FlowRegistry, *, engine: Engine | None = None,
-                 syncs: SyncEngine | None = None, tools: ToolInvoker | None = None,
-                 sync_examples: bool = False) -> None:
-        self.pw = pw
+    def __init__(self, host: DefinitionsHost, flows: FlowRegistry, *,
+                 engine: Engine | None = None, syncs: SyncEngine | None = None,
+                 tools: ToolInvoker | None = None, sync_examples: bool = False) -> None:
+        self._host = host
         self.flows = flows
         self.engine = engine
         self.syncs = syncs
@@ -128,8 +137,8 @@ class LiveDefinitions:
     def current(self) -> dict[str, list[dict[str, str]]]:
         """The definitions in force: names and the files they came from."""
         return {
-            "connectors": [{"name": c.name, "source": self.pw.connectors.source_of(c.name)}
-                           for c in self.pw.connectors],
+            "connectors": [{"name": c.name, "source": self._host.connectors.source_of(c.name)}
+                           for c in self._host.connectors],
             "flows": [{"name": f.id, "source": self.flows.source_of(f.id)}
                       for f in self.flows],
             "syncs": [{"name": s.id} for s in (self.syncs.syncs() if self.syncs else [])],
@@ -143,16 +152,16 @@ class LiveDefinitions:
         async with self._lock:
             # the files are read off the event loop: runs and requests go on meanwhile
             new = (await asyncio.to_thread(
-                load_definitions, self.pw.settings, flow_examples=self.flows.builtins,
+                load_definitions, self._host.settings, flow_examples=self.flows.builtins,
                 sync_examples=self.sync_examples)).required()
             old_syncs = self.syncs.syncs() if self.syncs is not None else []
             kinds = {
-                "connectors": _diff(_by_name(self.pw.connectors, "name"),
+                "connectors": _diff(_by_name(self._host.connectors, "name"),
                                     _by_name(new.connectors, "name")),
                 "flows": _diff(_by_name(self.flows, "id"), _by_name(new.flows, "id")),
                 "syncs": _diff(_by_name(old_syncs, "id"), _by_name(new.syncs, "id")),
             }
-            self.pw.use_connectors(new.connectors)
+            self._host.use_connectors(new.connectors)
             self.flows.replace_with(new.flows)
             if self.engine is not None:
                 self.engine.use_flows(self.flows.as_mapping())
