@@ -135,6 +135,7 @@ def readme_python_snippets() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
 
 
+@pytest.mark.slow  # patchwire demo and the README snippet in subprocesses
 async def test_the_readme_python_snippet_runs_as_written(tmp_path: Path) -> None:
     """Against the sandbox and a connection ``acme`` added as the README's commands add it:
     the snippet prints what ``patchwire call`` returns (a top-level ``async with`` would be
@@ -212,6 +213,7 @@ main()
 """
 
 
+@pytest.mark.slow  # patchwire demo and the README snippet in subprocesses
 async def test_patchwire_demo_runs_without_anything_from_the_dev_extra(tmp_path: Path) -> None:
     """What ``make demo`` installs is enough for ``patchwire demo``: the dev extra's packages
     are made unimportable and the walkthrough still completes."""

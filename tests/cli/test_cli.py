@@ -26,6 +26,9 @@ from tests.support.leaks import leaks_in, leaks_in_database, leaks_in_files
 from tests.support.settings import free_port
 from tests.support.store import postgres_url_or_skip, reset_postgres
 
+#: slow (the patchwire command in subprocesses): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
+
 PETSTORE = conformance_path("openapi", "petstore3-openapi.yaml")
 BUILTIN_CONNECTORS = {"calendar", "helpdesk", "payments", "shop"}
 READY_TIMEOUT_S = 10.0

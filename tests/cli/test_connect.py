@@ -14,6 +14,9 @@ from patchwire.sandbox import Sandbox
 from tests.support.cli import COMMAND_TIMEOUT_S, Cli, patchwire_command
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, oauth_connector
 
+#: slow (the patchwire command in subprocesses): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 async def oauth_sandbox() -> AsyncIterator[Sandbox]:

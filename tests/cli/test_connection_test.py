@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from patchwire.sandbox import Sandbox
 from tests.support.cli import Cli
 from tests.support.leaks import leaks_in, new_canary
+
+#: slow (the patchwire command in subprocesses): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
 
 
 async def test_connection_test_answers_ok_with_a_good_key_and_names_the_refusal_of_a_wrong_one(

@@ -10,9 +10,13 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.support.cli import Cli, running
 from tests.support.settings import free_port
+
+#: slow (the patchwire command in subprocesses): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
 
 #: a server or worker answering, or logging a reload
 READY_TIMEOUT_S = 15.0

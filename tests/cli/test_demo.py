@@ -27,6 +27,9 @@ from tests.support.cli import Cli, running
 from tests.support.leaks import leaks_in
 from tests.support.settings import free_port
 
+#: slow (the patchwire command in subprocesses): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
+
 #: the demo answering (start-up and the walkthrough: a few seconds) and stopping
 READY_TIMEOUT_S = 25.0
 STOP_TIMEOUT_S = 15.0

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from patchwire import Patchwire
 from patchwire.sandbox import Sandbox
 from patchwire.tools import ToolInvoker, openai_strict_problems
 from tests.support.cli import Cli
 from tests.support.settings import local_settings
+
+#: slow (the patchwire command in subprocesses): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
 
 
 async def test_tools_are_listed_exported_and_enabled_from_the_command_line(

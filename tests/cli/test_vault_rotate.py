@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from patchwire import Patchwire
 from patchwire.sandbox import Sandbox
 from patchwire.webhooks import SchemeSettings, WebhookOutbox
 from patchwire.webhooks._sources import WebhookSources
 from tests.support.cli import Cli
 from tests.support.settings import local_settings
+
+#: slow (the patchwire command in subprocesses): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
 
 
 def key_ids(database: str) -> set[str]:

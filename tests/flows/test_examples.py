@@ -41,6 +41,7 @@ async def a_customer(sandbox: Sandbox) -> dict[str, str]:
     return dict(next(iter(customers.values())))
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_chat_to_ticket_runs_from_the_command_line(cli_with_examples: Cli,
                                                          sandbox: Sandbox) -> None:
     cli = cli_with_examples
@@ -131,6 +132,7 @@ async def _schedule_slots(settings: Settings, at: datetime) -> list[str]:
             return await engine.fire_schedules(clock[0])
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_a_fresh_server_offers_no_example_flow_or_tool_and_schedules_nothing(
         cli: Cli) -> None:
     initialised = await cli("init")
@@ -150,6 +152,7 @@ async def test_a_fresh_server_offers_no_example_flow_or_tool_and_schedules_nothi
     assert "init --examples" in initialised.flat_out
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_init_examples_copies_them_into_the_project_and_the_server_then_offers_them(
         cli: Cli) -> None:
     first = await cli("init", "--examples")

@@ -67,6 +67,7 @@ def test_mapping_an_object_of_10000_keys_with_each_is_not_a_stack_overflow() -> 
     assert len(got) == 10_000 and got[-1] == {"key": "field_9999", "value": 9999}
 
 
+@pytest.mark.slow  # 100,000 items
 def test_mapping_an_array_of_100000_items_stays_within_a_small_depth_limit() -> None:
     from patchwire.expressions import ExpressionLimits
 

@@ -542,12 +542,14 @@ def test_the_json_schema_accepts_the_shorthands_and_rejects_typos() -> None:
 # -- CLI ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_flow_schema_prints_the_json_schema(cli: Cli) -> None:
     result = await cli("flow", "schema")
     assert result.code == 0, result
     assert result.json() == flow_json_schema()
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_flow_check_passes_on_the_examples_and_fails_with_file_lines(
         cli_with_examples: Cli) -> None:
     cli = cli_with_examples
@@ -569,6 +571,7 @@ async def test_flow_check_passes_on_the_examples_and_fails_with_file_lines(
             in named.flat_err)
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_flow_check_of_named_files_resolves_sub_flows_among_all_flows(
         cli_with_examples: Cli) -> None:
     cli = cli_with_examples
@@ -580,6 +583,7 @@ async def test_flow_check_of_named_files_resolves_sub_flows_among_all_flows(
     assert "1 flow(s) valid" in result.out
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_flow_list_and_show_describe_the_flows(cli_with_examples: Cli) -> None:
     cli = cli_with_examples
     listed = await cli("flow", "list", "--json")

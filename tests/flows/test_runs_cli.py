@@ -19,6 +19,9 @@ from tests.support.flows import FLOWS
 from tests.support.sandboxes import add_order
 from tests.support.settings import free_port
 
+#: slow (the patchwire command in subprocesses): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
+
 #: bound on a server or worker starting, finishing a run, and stopping
 READY_TIMEOUT_S = 15.0
 

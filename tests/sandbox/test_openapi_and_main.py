@@ -57,6 +57,7 @@ async def test_every_documented_operation_exists_on_the_server(
                         assert body["error"]["message"] != "no such route", (api, method, path)
 
 
+@pytest.mark.slow  # python -m patchwire.sandbox in a subprocess
 async def test_python_m_sandbox_prints_its_url_and_stops_on_sigint() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

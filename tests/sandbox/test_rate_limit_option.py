@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 from tests.support.cli import Cli, running
 
 from patchwire.sandbox import ChaosSettings, Sandbox, auth_headers
+
+#: slow (the sandbox command in subprocesses): out of the quick loop, `pytest -m "not slow"`
+pytestmark = pytest.mark.slow
 
 
 async def test_python_m_sandbox_rate_limit_sets_the_per_credential_limit() -> None:

@@ -393,6 +393,7 @@ async def test_the_api_runs_a_sync_and_pages_through_records_with_a_query(
             assert resp.status == 404
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_the_cli_lists_runs_and_shows_syncs_and_their_records(
         tmp_path: Path, sandbox: Sandbox, canary: str) -> None:
     from tests.support.cli import Cli

@@ -472,6 +472,7 @@ def chat_args(llm: ScriptedLLM, *more: str) -> list[str]:
             "--api-key-env", "CHAT_TEST_LLM_KEY", *more]
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_chat_once_answers_one_message_from_the_command_line(
         cli: Cli, sandbox: Sandbox, llm: ScriptedLLM, llm_key: str, canary: str) -> None:
     llm.add(call("shop_get_order", {"order_id": "42"}), say("Order 42 was refunded."))
@@ -491,6 +492,7 @@ async def test_chat_once_answers_one_message_from_the_command_line(
         assert leaks_in(llm.transcript(), secret) == []  # the shop key never reaches a model
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_chat_from_a_script_leaves_tools_needing_approval_pending(
         cli: Cli, sandbox: Sandbox, openai_llm: OpenAIServer) -> None:
     charge = refundable_charge(sandbox)
@@ -507,6 +509,7 @@ async def test_chat_from_a_script_leaves_tools_needing_approval_pending(
     assert charge["id"] in listed.out
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_chat_reads_messages_until_quit(cli: Cli, llm: ScriptedLLM) -> None:
     llm.add(call("shop_get_order", {"order_id": "42"}), say("Refunded."), say("Bye."))
     result = await cli(*chat_args(llm), stdin="Order 42?\n\nThanks\n/quit\nnever sent\n")
@@ -518,6 +521,7 @@ async def test_chat_reads_messages_until_quit(cli: Cli, llm: ScriptedLLM) -> Non
     assert "never sent" not in llm.transcript()
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_chat_ends_at_end_of_input(cli: Cli, openai_llm: OpenAIServer) -> None:
     openai_llm.add(say("Hi."))
     result = await cli(*chat_args(openai_llm), stdin="Hello")
@@ -525,6 +529,7 @@ async def test_chat_ends_at_end_of_input(cli: Cli, openai_llm: OpenAIServer) -> 
     assert "assistant> Hi." in result.out
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_chat_keeps_going_after_a_provider_error(cli: Cli,
                                                        openai_llm: OpenAIServer) -> None:
     # a 400, which the SDK does not retry (it retries 5xx), so the script stays in step
@@ -535,6 +540,7 @@ async def test_chat_keeps_going_after_a_provider_error(cli: Cli,
     assert "assistant> Better now." in result.out
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_the_api_key_never_appears_in_the_commands_output_or_errors(
         cli: Cli, llm: ScriptedLLM, llm_key: str) -> None:
     llm.api_key = "the-right-key"  # 401, and the error body echoes the key it was sent
@@ -547,6 +553,7 @@ async def test_the_api_key_never_appears_in_the_commands_output_or_errors(
     assert leaks_in_files(cli.home, llm_key) == {}
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_chat_without_a_key_for_a_remote_endpoint_says_which_variable_to_set(
         cli: Cli) -> None:
     result = await cli("chat", "--base-url", "https://llm.example.com/v1", "--model", "m",
@@ -555,6 +562,7 @@ async def test_chat_without_a_key_for_a_remote_endpoint_says_which_variable_to_s
     assert "OPENAI_API_KEY" in result.flat_err
 
 
+@pytest.mark.slow  # the patchwire command in a subprocess
 async def test_chat_refuses_an_unknown_provider_and_an_unknown_connection(
         cli: Cli, openai_llm: OpenAIServer) -> None:
     bad_provider = await cli("chat", "--model", "m", "--provider", "gemini", "--once", "hi")

@@ -373,6 +373,7 @@ def stdio_params(env: Env, cwd: Path, *args: str) -> StdioServerParameters:
              "PATCHWIRE_ALLOW_NETWORKS": ",".join(LOOPBACK)})
 
 
+@pytest.mark.slow  # patchwire mcp in a subprocess
 @pytest.mark.parametrize("mode", ERAS)
 async def test_stdio_serves_the_tools(env: Env, tmp_path: Path, mode: str) -> None:
     person = approves()
@@ -392,6 +393,7 @@ async def test_stdio_serves_the_tools(env: Env, tmp_path: Path, mode: str) -> No
         == {True}
 
 
+@pytest.mark.slow  # patchwire mcp in a subprocess
 async def test_stdio_refuses_an_unknown_connection_on_stderr(env: Env, tmp_path: Path) -> None:
     params = stdio_params(env, tmp_path, "--connection", "nobody")
     proc = await asyncio.create_subprocess_exec(
