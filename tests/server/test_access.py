@@ -310,6 +310,7 @@ def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path)
 
 
+@pytest.mark.slow  # the patchwire command in subprocesses
 async def test_keys_commands_create_list_and_revoke_and_serve_needs_an_admin_key(
     cli: Cli,
 ) -> None:

@@ -646,6 +646,7 @@ async def test_the_api_manages_subscriptions_and_shows_the_delivery_log(
             assert await r.json() == []
 
 
+@pytest.mark.slow  # the patchwire command in subprocesses
 async def test_the_cli_adds_lists_disables_and_removes_and_shows_the_secret_once(
         tmp_path: Path) -> None:
     cli = Cli(tmp_path)

@@ -284,6 +284,7 @@ async def test_the_sources_api_manages_sources_and_never_returns_a_secret(
     assert status == 404
 
 
+@pytest.mark.slow  # the patchwire command in subprocesses
 async def test_the_cli_adds_lists_shows_and_rotates_sources_without_showing_a_secret(
         tmp_path: Path) -> None:
     cli = Cli(tmp_path)
@@ -322,6 +323,7 @@ async def test_the_cli_adds_lists_shows_and_rotates_sources_without_showing_a_se
     assert secret not in transcript and rotated not in transcript
 
 
+@pytest.mark.slow  # the patchwire command in subprocesses
 async def test_a_tolerance_beyond_a_day_and_a_grace_beyond_a_year_are_refused_everywhere(
         tmp_path: Path) -> None:
     # a week-long tolerance is barely replay protection; a grace of 1e300 s once made a
