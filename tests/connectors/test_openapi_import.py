@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -17,11 +16,9 @@ from jsonschema import Draft202012Validator
 from patchwire.connectors import load_connector_text
 from patchwire.connectors.openapi import ImportResult, import_openapi, snake_case
 from patchwire.errors import OpenAPIImportError
-from tests.support.conformance import conformance_path
+from tests.support.conformance import conformance_path, realworld_documents
 
-REPO = Path(__file__).resolve().parents[2]
 CONFORMANCE = conformance_path("openapi")
-REALWORLD = REPO / ".fixtures-cache" / "openapi"
 
 
 def doc(paths: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -559,23 +556,10 @@ def test_a_thousand_operations_with_shared_and_recursive_components_import() -> 
 # -- real-world documents ---------------------------------------------------------------
 
 
-def _realworld_documents() -> list[Path]:
-    if not REALWORLD.is_dir():
-        return []
-    return sorted(p for p in REALWORLD.iterdir() if p.suffix in (".json", ".yaml", ".yml"))
-
-
 @pytest.mark.slow  # every real-world document
 @pytest.mark.realworld
 def test_real_world_documents_import_into_hundreds_of_valid_actions() -> None:
-    documents = _realworld_documents()
-    if not documents:
-        message = (f"no documents in {REALWORLD}: run scripts/fetch-openapi-fixtures.sh "
-                   "(needs npm and the npm registry)")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    for path in documents:
+    for path in realworld_documents():
         started = time.perf_counter()
         result = import_openapi(path)
         elapsed = time.perf_counter() - started

@@ -8,38 +8,20 @@ no real time and every figure is exact."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from patchwire import Patchwire
 from patchwire.http import Bucket, HttpCore
 from patchwire.store.records import CallRecord
-from tests.support.clocks import FakeClock, FakeTimers
+from tests.support.clocks import FakeClock, FakeTimers, SignallingTimers
 from tests.support.settings import LOOPBACK
 from tests.support.upstream import Upstream, patchwire_for
 
 #: bound on anything the test waits for (a call finishing, a sleep being asked for)
 WAIT_S = 5.0
-
-
-@dataclass
-class SignallingTimers(FakeTimers):
-    """Fake timers that say when one is armed: a caller started waiting for a slot."""
-
-    armed_one: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> Any:
-        self.armed_one.set()
-        return super().call_later(delay, callback)
-
-    async def next_armed(self) -> None:
-        """Until a timer is armed (bounded by ``WAIT_S``); then listen for the next."""
-        await asyncio.wait_for(self.armed_one.wait(), WAIT_S)
-        self.armed_one.clear()
 
 
 class HeldSleeps:

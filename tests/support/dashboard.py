@@ -23,6 +23,7 @@ from patchwire.config import Settings
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from patchwire.store.records import ConnectionRecord
+from tests.support.api import Api
 from tests.support.flows import flow_settings
 from tests.support.servers import serving
 
@@ -49,18 +50,9 @@ OAUTH_CONNECTOR = """
 
 
 @dataclass
-class Dash:
+class Dash(Api):
     """The app with the dashboard on loopback, and a client that does not follow
     redirects (the actions' 303s are part of what is tested)."""
-
-    url: str
-    http: aiohttp.ClientSession
-    sandbox: Sandbox
-    canary: str
-    settings: Settings
-
-    def at(self, path: str) -> str:
-        return self.url + path
 
     async def page(self, path: str, expect: int = 200, **params: Any) -> str:
         async with self.http.get(self.at(path), params=params) as resp:

