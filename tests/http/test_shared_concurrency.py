@@ -174,6 +174,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # two worker processes
 async def test_two_worker_processes_on_the_temporal_engine_never_exceed_the_cap_together(
     store_url: str, sandbox: tuple[Sandbox, InFlight], tmp_path: Path,
 ) -> None:

@@ -229,6 +229,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # two worker processes
 def test_two_real_processes_sharing_a_store_together_stay_within_the_limit(
     store_url: str, tmp_path: Path
 ) -> None:
