@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
 from pathlib import Path
 
 import aiohttp
@@ -9,14 +8,13 @@ import pytest
 
 from patchwire import Patchwire
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from tests.support.sandboxes import seeded_sandbox
 from tests.support.settings import local_settings
-
-ANCHOR = date(2025, 3, 5)  # makes the calendar's seeded bookings date-independent
 
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox(seed=0, calendar_anchor=ANCHOR) as running:
+    async with seeded_sandbox() as running:
         yield running
 
 

@@ -1,19 +1,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
 
 import aiohttp
 import pytest
 
 from patchwire.sandbox import Sandbox
-
-ANCHOR = date(2025, 3, 5)  # a Wednesday; makes the calendar's seeded bookings date-independent
+from tests.support.sandboxes import seeded_sandbox
 
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox(seed=0, calendar_anchor=ANCHOR) as running:
+    async with seeded_sandbox() as running:
         yield running
 
 

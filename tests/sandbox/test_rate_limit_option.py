@@ -10,9 +10,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from tests.support.cli import Cli, running
 
 from patchwire.sandbox import ChaosSettings, Sandbox, auth_headers
+from tests.support.cli import Cli, running
 
 #: slow (the sandbox command in subprocesses): out of the quick loop, `pytest -m "not slow"`
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -25,8 +25,8 @@ from patchwire.sandbox import (
     auth_headers,
 )
 from patchwire.webhooks import verify
+from tests.support.sandboxes import ANCHOR
 
-ANCHOR = date(2025, 3, 5)  # a Wednesday: the calendar's seeded bookings are date-independent
 WAIT_S = 5.0
 
 

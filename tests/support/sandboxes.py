@@ -45,6 +45,14 @@ async def sandbox(canary: str) -> AsyncIterator[Sandbox]:
         yield running
 
 
+
+@asynccontextmanager
+async def seeded_sandbox(**options: Any) -> AsyncIterator[Sandbox]:
+    """The sandbox with seed 0 and the calendar anchored at ``ANCHOR``: the same data on
+    every run, whatever the date."""
+    async with Sandbox(seed=0, calendar_anchor=ANCHOR, **options) as running:
+        yield running
+
 @asynccontextmanager
 async def connected(home: Path, sandbox: Sandbox, canary: str,
                     database_url: str | None = None) -> AsyncIterator[Patchwire]:
