@@ -1,47 +1,30 @@
-"""``Patchwire``: the object users hold. Connectors, connections and the one call path."""
+"""``Patchwire``: the object users hold — connections, calls, tokens — a thin face over the
+``Runtime``, which holds the parts (store, vault, HTTP core, call path) and runs the
+background work."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from patchwire._recorder import BatchWriter
-from patchwire.auth import (
-    DEFAULT_CONSENT_TIMEOUT,
-    DEFAULT_MAX_TOKEN_AGE,
-    TokenKeeper,
-    consent_via_loopback,
-)
+from patchwire.auth import DEFAULT_CONSENT_TIMEOUT, DEFAULT_MAX_TOKEN_AGE, consent_via_loopback
 from patchwire.auth.vault import Vault, connection_aad
-from patchwire.calls import (
-    CallOutcome,
-    CallPath,
-    CallRequest,
-    ConnectionResolver,
-)
-from patchwire.config import Settings, load_settings
+from patchwire.calls import CallOutcome, CallPath, CallRequest
+from patchwire.config import Settings
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec, setting_value_problems
-from patchwire.errors import ConfigError, OAuthError, PatchwireError, StoreError
-from patchwire.expressions import set_default_limits
+from patchwire.errors import ConfigError
 from patchwire.http import BreakerState, HttpCore
-from patchwire.ids import new_id
-from patchwire.store import SlotTable, Store
+from patchwire.runtime import BACKGROUND_REFRESH_INTERVAL, Runtime, TokenRefresh
+from patchwire.store import Store
 from patchwire.store.records import CallRecord, ConnectionRecord
-from patchwire.store.tools import ToolCallRecord, ToolRepository
+from patchwire.store.tools import ToolCallRecord
 
-__all__ = ["ConnectionInfo", "ConnectionTest", "Patchwire"]
-
-#: how often the background refresh looks for OAuth2 tokens due for renewal
-BACKGROUND_REFRESH_INTERVAL = 3600.0
-
-log = logging.getLogger("patchwire.oauth")
+__all__ = ["BACKGROUND_REFRESH_INTERVAL", "ConnectionInfo", "ConnectionTest", "Patchwire"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +61,9 @@ class Patchwire:
 
         async with Patchwire() as pw:
             order = await pw.call("shop.get_order", {"order_id": "42"}, connection="acme")
+
+    ``runtime``: the parts to use (shared with whoever built it: ``create_app``, the
+    worker); by default one of its own, built from ``settings``, ``connectors``, ``http``.
     """
 
     def __init__(
@@ -86,69 +72,20 @@ class Patchwire:
         *,
         connectors: ConnectorRegistry | None = None,
         http: HttpCore | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
-        self.settings = settings or load_settings()
-        # expressions are evaluated all over (connectors, flows, syncs, inbox): one
-        # process, one configuration
-        set_default_limits(self.settings.effective_expression_timeout,
-                           self.settings.expression_max_depth)
-        self._connectors = connectors
-        self._http = http or HttpCore(allow_networks=self.settings.allow_networks)
-        self._store: Store | None = None
-        self._slots: SlotTable | None = None
-        self._vault: Vault | None = None
-        self._recorder: BatchWriter[CallRecord] | None = None
-        self._tool_audit: BatchWriter[ToolCallRecord] | None = None
-        self._calls: CallPath | None = None
-        self._tokens: TokenKeeper | None = None
-        self._refresher: asyncio.Task[None] | None = None
-        self._open_lock = asyncio.Lock()
+        self.runtime = runtime or Runtime(settings, connectors=connectors, http=http)
+        self._refresher: TokenRefresh | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> Patchwire:
-        async with self._open_lock:
-            if self._store is None:
-                if self._connectors is None:
-                    self._connectors = ConnectorRegistry.load(self.settings.connector_paths)
-                self._vault = Vault.from_settings(self.settings)
-                self._store = await Store.open(self.settings.effective_database_url)
-                # declared rate limits hold across every process sharing this store
-                self._http.limiters.share(self._store)
-                if self.settings.effective_shared_concurrency:
-                    # so do connectors' concurrency caps (several workers share the store)
-                    self._slots = SlotTable(self._store)
-                    self._http.share_concurrency(self._slots)
-                self._recorder = BatchWriter(self._store.record_calls, what="call records")
-                self._tool_audit = BatchWriter(ToolRepository(self._store).record_tool_calls,
-                                               what="tool audit records")
-                self._tokens = TokenKeeper(self._store, self._vault, self._connectors,
-                                           self._http, on_failure=self._record_refresh_failure)
-                self._calls = CallPath(
-                    self._connectors,
-                    ConnectionResolver(self._store, self._connectors, self._decrypt,
-                                       self._tokens),
-                    self._http, self._recorder.record)
+        await self.runtime.open()
         return self
 
     async def close(self) -> None:
         await self.stop_background_refresh()
-        if self._recorder is not None:
-            await self._recorder.close()
-            self._recorder = None
-        if self._tool_audit is not None:
-            await self._tool_audit.close()
-            self._tool_audit = None
-        await self._http.close()
-        if self._store is not None:
-            await self._http.limiters.unshare()  # hands unused leased tokens back
-            await self._http.unshare_concurrency()  # once slot releases are written
-            if self._slots is not None:
-                await self._slots.close()
-                self._slots = None
-            await self._store.close()
-            self._store = None
-        self._calls = None
+        await self.runtime.close()
 
     async def __aenter__(self) -> Patchwire:
         return await self.open()
@@ -160,40 +97,30 @@ class Patchwire:
         await self.close()
 
     @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
     def connectors(self) -> ConnectorRegistry:
-        if self._connectors is None:
-            self._connectors = ConnectorRegistry.load(self.settings.connector_paths)
-        return self._connectors
+        return self.runtime.connectors
 
     def use_connectors(self, connectors: ConnectorRegistry) -> None:
         """Reloaded definitions: calls from now on use ``connectors``; a call in flight
-        ends with the definition it started with. The registry is updated in place, so
-        the token keeper sees the new connectors too."""
-        if self._connectors is None:
-            self._connectors = connectors
-        else:
-            self._connectors.replace_with(connectors)
-        if self._calls is not None:
-            self._calls.reload()  # resolved connections hold their connector's old spec
+        ends with the definition it started with."""
+        self.runtime.use_connectors(connectors)
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            raise PatchwireError("Patchwire is not open: use `async with Patchwire() as pw`")
-        return self._store
+        return self.runtime.store
 
     @property
     def calls(self) -> CallPath:
         """The call path: the one way anything here reaches an upstream."""
-        if self._calls is None:
-            raise PatchwireError("Patchwire is not open: use `async with Patchwire() as pw`")
-        return self._calls
+        return self.runtime.calls
 
     @property
     def vault(self) -> Vault:
-        if self._vault is None:
-            raise PatchwireError("Patchwire is not open: use `async with Patchwire() as pw`")
-        return self._vault
+        return self.runtime.vault
 
     # -- connections -----------------------------------------------------------------------
 
@@ -241,9 +168,7 @@ class Patchwire:
         self.calls.forget(name)
 
     def _decrypt(self, rec: ConnectionRecord) -> dict[str, Any]:
-        if not rec.secrets:
-            return {}
-        return self.vault.decrypt_json(rec.secrets, aad=connection_aad(rec.id))
+        return self.runtime.decrypt(rec)
 
     def _info(self, rec: ConnectionRecord) -> ConnectionInfo:
         # Which secrets are set is derived from the connector, not by decrypting.
@@ -263,36 +188,20 @@ class Patchwire:
     ) -> CallOutcome:
         """Call an action and return the result with its status, attempts and timing
         (shorthand for ``pw.calls.execute(CallRequest(...))``)."""
-        if self._calls is None:
+        if not self.runtime.is_open:
             await self.open()
-        assert self._calls is not None
-        return await self._calls.execute(CallRequest(
+        return await self.calls.execute(CallRequest(
             action, {} if arguments is None else arguments, connection, request_id, run_id,
             idempotency_key))
-
-    def _record_refresh_failure(self, rec: ConnectionRecord, exc: OAuthError) -> None:
-        """A failed token refresh as an entry of the call log (``patchwire calls``):
-        action ``<connector>.oauth2_refresh``; codes and redacted descriptions only."""
-        if self._recorder is None:
-            return
-        now = datetime.now(UTC)
-        record_id = new_id()
-        self._recorder.record(CallRecord(
-            record_id, record_id, f"{rec.connector}.oauth2_refresh", rec.connector, rec.name,
-            "error", exc.status, 0.0, 1, exc.code, exc.message[:1000], now))
 
     # -- background refresh ----------------------------------------------------------------
 
     async def refresh_due(self, max_age: float = DEFAULT_MAX_TOKEN_AGE) -> list[str]:
         """Renew every OAuth2 connection's tokens last renewed more than ``max_age``
         seconds ago (or expiring within the skew); returns the names renewed."""
-        if self._tokens is None:
+        if not self.runtime.is_open:
             await self.open()
-        assert self._tokens is not None
-        renewed = await self._tokens.refresh_due(max_age)
-        for name in renewed:
-            self.calls.forget(name)
-        return renewed
+        return await self.runtime.refresh_due(max_age)
 
     def start_background_refresh(
         self, interval: float = BACKGROUND_REFRESH_INTERVAL, *,
@@ -302,29 +211,29 @@ class Patchwire:
         """Run :meth:`refresh_due` now and then every ``interval`` seconds until
         :meth:`close` (or :meth:`stop_background_refresh`), so refresh tokens of idle
         connections stay alive. ``sleep`` is replaceable for tests. Idempotent."""
-        if self._refresher is None or self._refresher.done():
-            self._refresher = asyncio.get_running_loop().create_task(
-                self._refresh_loop(interval, max_age, sleep), name="patchwire-oauth2-refresh")
+        if self._refresher is None or self._refresher.task is None \
+                or self._refresher.task.done():
+            self.background_refresh(interval, max_age=max_age, sleep=sleep)
+        assert self._refresher is not None
+        return self._refresher.launch()
+
+    def background_refresh(
+        self, interval: float = BACKGROUND_REFRESH_INTERVAL, *,
+        max_age: float = DEFAULT_MAX_TOKEN_AGE,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> TokenRefresh:
+        """The background refresh as a worker, not started: ``serve`` has its runtime run
+        it (:meth:`start_background_refresh` then returns its task; :meth:`close` stops
+        it)."""
+        # through self.refresh_due (looked up at each round), which opens the runtime
+        self._refresher = TokenRefresh(lambda age: self.refresh_due(age),
+                                       interval=interval, max_age=max_age, sleep=sleep)
         return self._refresher
 
     async def stop_background_refresh(self) -> None:
-        task, self._refresher = self._refresher, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _refresh_loop(
-        self, interval: float, max_age: float, sleep: Callable[[float], Awaitable[object]],
-    ) -> None:
-        while True:
-            try:
-                renewed = await self.refresh_due(max_age)
-                if renewed:
-                    log.info("background refresh renewed %d connection(s)", len(renewed))
-            except PatchwireError as exc:  # store down, key problem: try again next round
-                log.warning("background refresh failed: %s", exc.code)
-            await sleep(interval)
+        refresher, self._refresher = self._refresher, None
+        if refresher is not None:
+            await refresher.stop()
 
     async def authorize(
         self, name: str, *, on_url: Callable[[str], None], port: int = 0,
@@ -333,30 +242,28 @@ class Patchwire:
         """Authorization-code flow for OAuth2 connection ``name``: ``on_url`` gets the URL
         a person must open; the redirect lands on a one-shot listener on 127.0.0.1, and the
         tokens are stored encrypted with the connection."""
-        if self._tokens is None:
+        if not self.runtime.is_open:
             await self.open()
-        assert self._tokens is not None
         rec = await self.store.get_connection(name)
-        client = self._tokens.client_for(rec, self._decrypt(rec))
+        client = self.runtime.tokens.client_for(rec, self._decrypt(rec))
         tokens = await consent_via_loopback(client, on_url=on_url, port=port,
                                             consent_timeout=consent_timeout, connection=name)
-        await self._tokens.store_tokens(name, tokens)
+        await self.runtime.tokens.store_tokens(name, tokens)
         self.calls.forget(name)
 
     async def needs_reauth(self, name: str) -> bool:
         """True when an OAuth2 connection's refresh was refused: a person must authorise
         it again (``patchwire connection connect``)."""
-        if self._tokens is None:
+        if not self.runtime.is_open:
             await self.open()
-        assert self._tokens is not None
-        return await self._tokens.needs_reauth(name)
+        return await self.runtime.tokens.needs_reauth(name)
 
     async def test_connection(self, name: str) -> ConnectionTest:
         """Make the connector's test call (``test:`` in its spec, one cheap read) with
         connection ``name``: a wrong key is caught when it is entered, not at the first
         chat. Raises the call's typed error (AuthError for refused credentials), or
         ConfigError when the connector declares no test call."""
-        if self._store is None:
+        if not self.runtime.is_open:
             await self.open()
         rec = await self.store.get_connection(name)
         spec = self.connectors.get(rec.connector)
@@ -379,15 +286,14 @@ class Patchwire:
         With ``paginate=True`` every page is read and the records are returned as one list
         (at most ``max_items`` of them, from at most ``max_pages`` pages).
         """
-        if self._calls is None:
+        if not self.runtime.is_open:
             await self.open()
-        assert self._calls is not None
         request = CallRequest(action, {} if arguments is None else arguments, connection,
                               request_id)
         if paginate:
-            return [record async for record in self._calls.paginate(
+            return [record async for record in self.calls.paginate(
                 request, max_items=max_items, max_pages=max_pages)]
-        return (await self._calls.execute(request)).result
+        return (await self.calls.execute(request)).result
 
     async def recent_calls(
         self, *, action: str | None = None, connection: str | None = None, limit: int = 100
@@ -398,21 +304,16 @@ class Patchwire:
     def breaker_state(self, connector: str) -> BreakerState:
         """The connector's circuit breaker: ``closed``, ``open`` (with the next probe time)
         or ``half_open``; failure and call counts over its window."""
-        return self._http.breaker_state(connector)
+        return self.runtime.http.breaker_state(connector)
 
     async def flush(self) -> None:
         """Write pending call and tool audit records now (they are otherwise written in
         batches)."""
-        if self._recorder is not None:
-            await self._recorder.flush()
-        if self._tool_audit is not None:
-            await self._tool_audit.flush()
+        await self.runtime.flush()
 
     def audit_tool_call(self, record: ToolCallRecord) -> None:
         """Add a tool call to the tool audit (written in batches, like the call log)."""
-        if self._tool_audit is None:
-            raise StoreError("cannot audit a tool call: Patchwire is not open")
-        self._tool_audit.record(record)
+        self.runtime.audit_tool_call(record)
 
     # -- pagination ------------------------------------------------------------------------
 
@@ -433,8 +334,8 @@ class Patchwire:
         or when the default bound of 1000 pages is reached.
         """
         request = CallRequest(action, {} if arguments is None else arguments, connection)
-        if self._calls is not None:
-            return self._calls.paginate(request, max_items=max_items, max_pages=max_pages)
+        if self.runtime.is_open:
+            return self.calls.paginate(request, max_items=max_items, max_pages=max_pages)
         return self._paginate_once_open(request, max_items, max_pages)
 
     async def _paginate_once_open(

@@ -142,7 +142,7 @@ async def test_a_call_queued_behind_the_concurrency_cap_records_how_long_it_wait
         try:
             await asyncio.wait_for(arrived.wait(), WAIT_S)
             second = asyncio.ensure_future(call(pw, "second"))
-            semaphore = pw._http.guard(pw.connectors.get("up")).semaphore
+            semaphore = pw.runtime.http.guard(pw.connectors.get("up")).semaphore
             assert semaphore is not None
             for _ in range(10):  # the connection is cached: it queues on its first step
                 await asyncio.sleep(0)

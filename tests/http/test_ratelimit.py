@@ -186,7 +186,7 @@ async def test_declared_limits_apply_per_connection_and_per_connector(tmp_path: 
         await pw.call("up.get", connection="c1")
         await pw.call("up.get", connection="c1")
         await pw.call("up.get", connection="c2")
-        bucket = pw._http.limiters.bucket("up", "c1")
+        bucket = pw.runtime.http.limiters.bucket("up", "c1")
         assert bucket.try_take() is False  # c1 is at its own limit
         third = asyncio.ensure_future(pw.call("up.get", connection="c2"))
         done, _ = await asyncio.wait([third], timeout=0.2)

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -543,57 +542,44 @@ def worker(concurrency: int = typer.Option(256, "--concurrency", "-c", min=1,
     definitions = required_definitions(cfg, "worker")  # exit 2 listing every problem
 
     async def main() -> None:
-        from patchwire import Patchwire
         from patchwire.definitions import LiveDefinitions
-        from patchwire.flows import RemoteEngine, create_engine
+        from patchwire.flows import create_engine
+        from patchwire.runtime import Runtime, background_workers
         from patchwire.sync import SyncEngine
-        from patchwire.webhooks import DeliveryWorker, Inbox, WebhookOutbox
+        from patchwire.webhooks import Inbox
 
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with Patchwire(cfg, connectors=definitions.connectors) as pw:
-            reg = definitions.flows
-            engine = create_engine(pw, _flows_of(reg), max_concurrency=concurrency)
-            syncs = SyncEngine(pw, definitions.syncs)
-            # SIGHUP reloads the definitions; runs in flight keep their flow's version
-            loop.add_signal_handler(signal.SIGHUP, reload_on_signal,
-                                    LiveDefinitions(pw, reg, engine=engine, syncs=syncs))
-            inbox = Inbox(pw, engine)
-            inbox.add_handler(syncs.handle_webhook_event)
-            await engine.start()
-            temporal = None
-            if isinstance(engine, RemoteEngine):  # Temporal: this process executes
-                temporal = engine.executor(concurrency=concurrency)  # workflows, activities
-            temporal_task = (asyncio.get_running_loop().create_task(temporal.run())
-                             if temporal is not None else None)
-            deliveries = await DeliveryWorker(WebhookOutbox.of(pw)).start()
-            await inbox.start()
-            await syncs.start()
-            schedules = sum(len(f.trigger.schedule) for f in reg)
-            log.info("worker %s started (%s engine): %d flow(s), %d schedule(s), "
-                     "concurrency %d; webhook inbox, deliveries and syncs", engine.owner,
-                     cfg.engine, len(reg), schedules, concurrency)
-            try:
-                if temporal_task is not None:
-                    done, _ = await asyncio.wait(
-                        [temporal_task, asyncio.ensure_future(stop.wait())],
-                        return_when=asyncio.FIRST_COMPLETED)
-                    if temporal_task in done:
-                        temporal_task.result()  # a worker that died: say why
-                else:
-                    await stop.wait()
-            finally:
-                log.info("stopping: work in flight is released and resumes from its last "
-                         "checkpoint")
-                if temporal is not None and temporal_task is not None \
-                        and not temporal_task.done():
-                    await temporal.shutdown()
-                await syncs.stop()
-                await inbox.stop()
-                await deliveries.stop()
-                await engine.stop()
+        live: list[LiveDefinitions] = []
+
+        def reload() -> None:
+            for current in live:
+                reload_on_signal(current)
+
+        runtime = Runtime(cfg, connectors=definitions.connectors)
+        # Ctrl-C and SIGTERM stop the worker; SIGHUP reloads the definitions (runs in
+        # flight keep their flow's version)
+        with runtime.stop_on_signals(stop, on_reload=reload):
+            async with runtime:
+                reg = definitions.flows
+                engine = create_engine(runtime, _flows_of(reg), max_concurrency=concurrency)
+                syncs = SyncEngine(runtime, definitions.syncs)
+                live.append(LiveDefinitions(runtime, reg, engine=engine, syncs=syncs))
+                inbox = Inbox(runtime, engine)
+                inbox.add_handler(syncs.handle_webhook_event)
+                # with the Temporal engine, this process executes workflows and activities
+                workers = background_workers(
+                    runtime, engine=engine, executor_concurrency=concurrency,
+                    deliveries=True, inbox=inbox, syncs=syncs)
+                async with runtime.running(workers):
+                    schedules = sum(len(f.trigger.schedule) for f in reg)
+                    log.info("worker %s started (%s engine): %d flow(s), %d schedule(s), "
+                             "concurrency %d; webhook inbox, deliveries and syncs",
+                             engine.owner, cfg.engine, len(reg), schedules, concurrency)
+                    try:
+                        await runtime.until_stopped(stop)  # or a worker that died: why
+                    finally:
+                        log.info("stopping: work in flight is released and resumes from "
+                                 "its last checkpoint")
         log.info("worker stopped")
 
     with errors_handled():

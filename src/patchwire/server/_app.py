@@ -28,6 +28,7 @@ from patchwire.access import (
 from patchwire.definitions import LiveDefinitions
 from patchwire.flows import Engine, FlowRegistry, create_engine
 from patchwire.observability import RequestContextMiddleware
+from patchwire.runtime import background_workers
 from patchwire.server._calls_api import calls_router
 from patchwire.server._connections_api import connections_router
 from patchwire.server._connectors_api import connectors_router
@@ -42,13 +43,7 @@ from patchwire.server._records_api import records_router
 from patchwire.server._tools_api import tools_router
 from patchwire.server._webhooks_api import WebhookReceiver, webhooks_router
 from patchwire.sync import SyncEngine, SyncRegistry
-from patchwire.webhooks import (
-    DeliveryWorker,
-    Inbox,
-    SourceCache,
-    WebhookOutbox,
-    WebhookSources,
-)
+from patchwire.webhooks import Inbox, SourceCache, WebhookSources
 
 __all__ = ["create_app", "is_loopback"]
 
@@ -94,68 +89,48 @@ def create_app(
     flows, their records served at ``/api/v1/records`` and searched by records tools.
     ``access``: how API keys are checked (``patchwire.access``); by default only once the
     store holds a key (``patchwire serve`` on a non-loopback address requires them)."""
-    # --- flows (src/patchwire/server/_flows_api.py) ---
+    # What the app runs in the background, on pw's runtime (which starts and stops it,
+    # as for `patchwire worker`); the engines get the runtime, never the facade.
+    runtime = pw.runtime
     registry = flows if flows is not None else FlowRegistry.load(pw.settings.flow_paths)
     # the settings choose the engine: embedded, or Temporal (runs go to its workers)
     flow_engine = engine if isinstance(engine, Engine) else create_engine(
-        pw, registry.as_mapping(), schedules=bool(engine))
+        runtime, registry.as_mapping(), schedules=bool(engine))
     # not started, an engine runs nothing: the runs it starts are queued for a worker
     run_flows = engine is not False
     # a Temporal engine starts runs on Temporal even where this app runs no background work
     start_engine = run_flows or flow_engine.remote
-    # --- end flows ---
-    # --- sync (src/patchwire/server/_records_api.py) ---
     sync_registry = syncs if syncs is not None else SyncRegistry.load(pw.settings.sync_paths)
-    sync_engine = SyncEngine(pw, sync_registry)
-    # --- end sync ---
-    # --- MCP (Streamable HTTP at /mcp; src/patchwire/tools/_mcp.py) ---
+    sync_engine = SyncEngine(runtime, sync_registry)
     from patchwire.tools import McpHttpEndpoint, ToolInvoker
 
-    # flows with a tool trigger are tools where this app runs flows
-    tool_invoker = ToolInvoker(pw, engine=flow_engine if run_flows else None,
-                               syncs=sync_registry)  # sync: records tools
+    # flows with a tool trigger are tools where this app runs flows; syncs: records tools
+    tool_invoker = ToolInvoker(runtime, engine=flow_engine if run_flows else None,
+                               syncs=sync_registry)
     mcp_endpoint = McpHttpEndpoint(tool_invoker)
-    # --- end MCP ---
-
-    # --- inbound webhooks (src/patchwire/server/_webhooks_api.py) ---
-    webhook_inbox = inbox if inbox is not None else Inbox(pw, flow_engine)
+    webhook_inbox = inbox if inbox is not None else Inbox(runtime, flow_engine)
+    # its events are processed where this app runs flows, or always when one is given
     process_inbox = run_flows or inbox is not None
-    webhook_sources = WebhookSources(pw)
+    webhook_sources = WebhookSources(runtime)
     source_cache = SourceCache(webhook_sources)
-    # --- end inbound webhooks ---
     webhook_inbox.add_handler(sync_engine.handle_webhook_event)  # sync: records in real time
-
-    # outbound webhooks (src/patchwire/webhooks/_delivery_worker.py): the worker needs the store
-    delivery_worker: list[DeliveryWorker] = []
+    workers = background_workers(
+        runtime,
+        refresh=(pw.background_refresh(background_refresh)
+                 if background_refresh is not None else None),
+        engine=flow_engine if start_engine else None,
+        deliveries=run_flows,  # outbound webhooks: dispatch events, send deliveries
+        inbox=webhook_inbox if process_inbox else None,
+        syncs=sync_engine if run_flows else None)  # scheduled polls and reconciliations
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if manage_lifecycle:
             await pw.open()
-        if background_refresh is not None:
-            pw.start_background_refresh(background_refresh)
         try:
-            if start_engine:
-                await flow_engine.start()  # flows: released again by stop() below
-            if run_flows:  # outbound webhooks: dispatch events, send deliveries
-                delivery_worker.append(await DeliveryWorker(WebhookOutbox.of(pw)).start())
-            if process_inbox:  # inbound webhooks: flows and handlers for inbox events
-                await webhook_inbox.start()
-            if run_flows:  # sync: scheduled polls and reconciliations
-                await sync_engine.start()
-            async with mcp_endpoint.run():  # MCP: the Streamable HTTP session manager
+            async with runtime.running(workers), mcp_endpoint.run():  # MCP: its sessions
                 yield
         finally:
-            await sync_engine.stop()  # sync: a poll cut short resumes from its saved cursor
-            # inbound webhooks: unfinished events are released; queued rows are committed
-            await webhook_inbox.stop()
-            for worker in delivery_worker:  # outbound webhooks: unsent ones go later
-                await worker.stop()
-            delivery_worker.clear()
-            if start_engine:  # flows: runs in flight resume elsewhere or at the next start
-                await flow_engine.stop()
-            if background_refresh is not None:
-                await pw.stop_background_refresh()
             if manage_lifecycle:
                 await pw.close()
 
@@ -204,7 +179,8 @@ def create_app(
     app.include_router(records_router(sync_engine))  # sync: /api/v1/syncs, /api/v1/records
     app.include_router(keys_router(lambda: pw.store, key_ring))  # access: /api/v1/keys
     # definitions in force, reloaded by the API and on SIGHUP (`serve`: app.state)
-    app.state.definitions = LiveDefinitions(pw, registry, engine=flow_engine, syncs=sync_engine,
+    app.state.definitions = LiveDefinitions(runtime, registry, engine=flow_engine,
+                                            syncs=sync_engine,
                                             tools=tool_invoker,
                                             sync_examples=sync_registry.builtins)
     app.include_router(definitions_router(app.state.definitions))

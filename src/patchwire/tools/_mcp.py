@@ -48,12 +48,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from patchwire import __version__
 from patchwire.errors import ApprovalStateError, UnknownApproval
 from patchwire.ids import new_id
 from patchwire.tools._catalog import Tool, ToolCatalog
 from patchwire.tools._export import to_mcp
 from patchwire.tools._invoke import ConfirmCallback, Decision, ToolInvoker, redact_arguments
+from patchwire.version import __version__
 
 __all__ = [
     "ELICIT_TIMEOUT_S",
