@@ -117,7 +117,7 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
-# -- calls (the call path: calls.py / _patchwire.py / http/_client.py) ------------------------
+# -- calls (the call path: calls/_path.py, then http/) ---------------------------------------
 
 CALLS = counter("patchwire_calls_total",
                 "Calls by connector, action and status (ok, or the error code).",
