@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from patchwire._recorder import BatchWriter
 from patchwire.auth import DEFAULT_MAX_TOKEN_AGE, TokenKeeper
 from patchwire.auth.vault import Vault, connection_aad
 from patchwire.calls import CallPath, ConnectionResolver
@@ -34,6 +33,7 @@ from patchwire.errors import OAuthError, PatchwireError, StoreError
 from patchwire.expressions import set_default_limits
 from patchwire.http import HttpCore
 from patchwire.ids import new_id
+from patchwire.runtime._recorder import BatchWriter
 from patchwire.runtime._workers import Watched, Worker
 from patchwire.store import SlotTable, Store
 from patchwire.store.records import CallRecord, ConnectionRecord
