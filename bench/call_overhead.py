@@ -72,12 +72,12 @@ async def main(calls: int, rounds: int) -> dict[str, float]:
                                          connection="bench")
 
                 async def patchwire_session() -> object:
-                    pw._http.wire = False
+                    pw.runtime.http.wire = False
                     try:
                         return await pw.call("shop.get_order", {"order_id": "42"},
                                              connection="bench")
                     finally:
-                        pw._http.wire = True
+                        pw.runtime.http.wire = True
 
                 await drive(200, 8, raw)  # warm both pools and caches
                 await drive(200, 8, patchwire)
