@@ -142,12 +142,6 @@ def _cycles(modules: dict[str, Module]) -> list[list[str]]:
     return found
 
 
-def _reshaping(reason: str) -> pytest.MarkDecorator:
-    """A rule the code may not meet yet while issue 15's reshaping lands in several commits;
-    every mark goes when it has landed."""
-    return pytest.mark.xfail(strict=False, reason=reason)
-
-
 @pytest.fixture(scope="module")
 def modules() -> dict[str, Module]:
     return _modules()
@@ -167,7 +161,6 @@ def test_the_cycle_finder_finds_a_cycle_through_a_type_only_import() -> None:
         ["patchwire.a", "patchwire.b"]]
 
 
-@_reshaping("engines still import patchwire._patchwire")
 def test_no_package_imports_another_packages_underscore_module(
     modules: dict[str, Module],
 ) -> None:
@@ -180,7 +173,6 @@ def test_no_package_imports_another_packages_underscore_module(
     assert offenders == []
 
 
-@_reshaping("engines still take a Patchwire")
 def test_only_the_outer_layers_know_the_patchwire_facade(modules: dict[str, Module]) -> None:
     """Engines get narrow interfaces; the facade sits on top of the import graph."""
     outer = ("patchwire.cli", "patchwire.server", "patchwire.dashboard")
