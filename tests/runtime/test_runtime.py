@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from patchwire import EngineUnavailable, Patchwire, PatchwireError, Runtime
-from patchwire.flows import FlowEngine, FlowSpec
+from patchwire.flows import FlowEngine, FlowSpec, TemporalEngine, TemporalOptions
 from patchwire.runtime import ExecutorWorker, TokenRefresh, background_workers
 from patchwire.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from patchwire.server import create_app
@@ -122,7 +122,7 @@ async def test_until_stopped_raises_the_failure_of_a_worker_that_ended_on_its_ow
 
     executor = DyingExecutor()
     with pytest.raises(EngineUnavailable, match="lost its server"):
-        async with runtime.running([ExecutorWorker(executor)]):
+        async with runtime.running([ExecutorWorker(lambda: executor)]):
             await asyncio.wait_for(runtime.until_stopped(asyncio.Event()), BOUND)
     assert not executor.shut_down  # it had ended already
 
@@ -178,12 +178,16 @@ async def test_the_background_work_starts_in_one_order_for_serve_and_worker(
         runtime: Runtime) -> None:
     engine = FlowEngine(runtime, {})
     refresh = TokenRefresh(runtime.refresh_due)
+    remote = TemporalEngine(runtime, {}, options=TemporalOptions(address="127.0.0.1:1"))
 
     workers = background_workers(runtime, refresh=refresh, engine=engine,
                                  executor_concurrency=4, deliveries=True)
+    on_temporal = background_workers(runtime, engine=remote, executor_concurrency=4)
 
-    # the embedded engine executes its runs itself: no executor
+    # the embedded engine executes its runs itself: no executor; a remote engine's is
+    # built when started, after the engine connected
     assert [type(w).__name__ for w in workers] == ["TokenRefresh", "FlowEngine", "Deliveries"]
+    assert [type(w).__name__ for w in on_temporal] == ["TemporalEngine", "ExecutorWorker"]
 
 
 async def test_a_server_whose_engine_cannot_start_stops_what_its_lifespan_started(
@@ -204,3 +208,27 @@ async def test_a_server_whose_engine_cannot_start_stops_what_its_lifespan_starte
     refresh = pw.start_background_refresh()  # a new one: the lifespan's was stopped
     assert not pw.runtime.is_open  # the lifespan closed what it opened
     refresh.cancel()
+
+
+@pytest.mark.temporal
+async def test_a_worker_on_temporal_runs_a_flow_with_the_executor_it_built_once_connected(
+        tmp_path: Path, temporal_address: str) -> None:
+    flow = FlowSpec.model_validate(yaml.safe_load(LOCAL))
+    options = TemporalOptions(address=temporal_address, task_queue=f"rt-{tmp_path.name}")
+    async with Runtime(local_settings(tmp_path)) as runtime:
+        engine = TemporalEngine(runtime, {"local": flow}, options=options, poll_interval=0.05)
+        workers = background_workers(runtime, engine=engine, executor_concurrency=4)
+        async with runtime.running(workers):
+            done = await engine.run("local", max_wait=BOUND)
+            finished = await engine.wait(done.id, max_wait=BOUND, until_waiting=False)
+
+    assert finished.status == "succeeded" and finished.output == "done"
+
+
+LOCAL = """
+id: local
+steps:
+  - id: only
+    transform: "'done'"
+output: "$steps.only"
+"""

@@ -60,7 +60,8 @@ def background_workers(
     if engine is not None:
         workers.append(engine)
         if executor_concurrency is not None and isinstance(engine, RemoteEngine):
-            workers.append(ExecutorWorker(engine.executor(concurrency=executor_concurrency)))
+            remote, concurrency = engine, executor_concurrency
+            workers.append(ExecutorWorker(lambda: remote.executor(concurrency=concurrency)))
     if deliveries:
         workers.append(Deliveries(runtime))
     if inbox is not None:

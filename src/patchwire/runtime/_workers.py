@@ -83,14 +83,17 @@ class TokenRefresh:
 
 
 class ExecutorWorker:
-    """Runs a remote engine's executor (a Temporal worker) in this process."""
+    """Runs a remote engine's executor (a Temporal worker) in this process. ``make``
+    builds it when started: after the engine, which it needs connected."""
 
-    def __init__(self, executor: Executor) -> None:
-        self.executor = executor
+    def __init__(self, make: Callable[[], Executor]) -> None:
+        self._make = make
+        self.executor: Executor | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> ExecutorWorker:
         if self._task is None:
+            self.executor = self._make()
             self._task = asyncio.get_running_loop().create_task(self.executor.run())
         return self
 
@@ -101,7 +104,7 @@ class ExecutorWorker:
         task, self._task = self._task, None
         if task is None:
             return
-        if not task.done():
+        if not task.done() and self.executor is not None:
             await self.executor.shutdown()
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await task
