@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DOC = Path(__file__).parents[2] / "docs" / "testing.md"
 #: a fenced block naming its file: ```python title="tests/test_orders.py"
 BLOCK = re.compile(r'^```\w+ title="(?P<path>[^"]+)"\n(?P<body>.*?)^```$',
@@ -37,6 +39,7 @@ def test_the_page_shows_the_connector_the_tests_and_a_recording() -> None:
         assert piece in files["tests/test_orders.py"], piece
 
 
+@pytest.mark.slow  # a pytest process of its own
 def test_the_tests_the_page_shows_pass_as_written(tmp_path: Path) -> None:
     files = doc_files()
     for name, text in files.items():
