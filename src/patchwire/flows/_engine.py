@@ -27,11 +27,16 @@ from typing import Any
 from patchwire.errors import RunStateError
 from patchwire.flows._claims import Claims
 from patchwire.flows._context import Scope, StepFailure, Suspend
+from patchwire.flows._engine_common import (
+    fire_due_schedules,
+    purge_finished_runs,
+    retry_failed_runs,
+    start_child_run,
+)
 from patchwire.flows._interpreter import Interpreter, RunProgress
 from patchwire.flows._journal import Journal
 from patchwire.flows._loop import tick_until_stopped
 from patchwire.flows._protocol import FlowHost
-from patchwire.flows._retention import purge_runs
 from patchwire.flows._run_store import FlowSet, RunStore
 from patchwire.flows._runs import (
     FINISHED,
@@ -48,8 +53,7 @@ from patchwire.flows._waits import approval_decided, step_approval
 from patchwire.flows.spec import FlowSpec
 from patchwire.observability import RUNS as _RUNS_METRIC
 from patchwire.observability import tracing as _observe
-from patchwire.ports import Calls
-from patchwire.store import Store, new_owner_id
+from patchwire.store import new_owner_id
 
 __all__ = ["FlowEngine"]
 
@@ -89,7 +93,7 @@ class _Effects:
     async def call(self, action: str, arguments: Any, connection: str | None, *,
                    idempotency_key: str) -> Any:
         await self.barrier()
-        return await call_step(self.engine.calls, action, arguments, connection,
+        return await call_step(self.engine._host.calls, action, arguments, connection,
                                run_id=self.run.id, idempotency_key=idempotency_key)
 
     async def checkpoint(self, key: str, kind: str, status: str, output: Any,
@@ -105,10 +109,10 @@ class _Effects:
     async def approval(self, key: str, message: Any, open_for: float) -> dict[str, Any]:
         await self.barrier()
         engine = self.engine
-        state = await step_approval(engine.store, self.run, key, message, open_for,
+        state = await step_approval(engine.runs.store, self.run, key, message, open_for,
                                     engine.clock())
         if state["status"] == "pending":
-            store, approval_id = engine.store, state["id"]
+            store, approval_id = engine.runs.store, state["id"]
 
             async def decided() -> bool:
                 return await approval_decided(store, approval_id)
@@ -118,7 +122,7 @@ class _Effects:
 
     async def child_run(self, key: str, flow: str, input: Any) -> dict[str, Any]:
         await self.barrier()
-        state = await self.engine._child_run(self.run, key, flow, input)
+        state = await start_child_run(self.engine, self.run, key, flow, input)
         if state["status"] not in FINISHED:
             engine, child_id = self.engine, state["id"]
 
@@ -191,14 +195,6 @@ class FlowEngine:
     # -- lifecycle ----------------------------------------------------------------------------
 
     @property
-    def store(self) -> Store:
-        return self._host.store
-
-    @property
-    def calls(self) -> Calls:
-        return self._host.calls
-
-    @property
     def journal(self) -> Journal:
         if self._journal is None:
             raise RunStateError("the flow engine is not started")
@@ -206,7 +202,7 @@ class FlowEngine:
 
     async def start(self) -> FlowEngine:
         if self._journal is None:
-            self._journal = Journal(self.store)
+            self._journal = Journal(self.runs.store)
         self._stopping = False
         await self._claims.release_dead_owners()
         if self._loop_task is None:
@@ -347,13 +343,7 @@ class FlowEngine:
 
     async def retry_failed(self, *, flow_id: str | None = None, limit: int = 1000) -> list[str]:
         """Retry every dead letter (failed run), optionally of one flow."""
-        failed = await self.list_runs(flow_id=flow_id, status="failed", limit=limit)
-        done = []
-        for record in failed:
-            with contextlib.suppress(RunStateError):
-                await self.retry(record.id)
-                done.append(record.id)
-        return done
+        return await retry_failed_runs(self, flow_id=flow_id, limit=limit)
 
     # -- execution ------------------------------------------------------------------------------
 
@@ -519,32 +509,14 @@ class FlowEngine:
         await self.runs.mark_due(run_id)
         self._kick.set()
 
-    # -- sub-flows ---------------------------------------------------------------------------
-
-    async def _child_run(self, run: ActiveRun, key: str, flow_id: str,
-                         input: Any) -> dict[str, Any]:
-        child_id = await self.start_run(flow_id, input, trigger="flow",
-                                        idempotency_key=f"sub:{run.id}:{key}",
-                                        parent_run_id=run.id, parent_step=key)
-        child = await self.get_run(child_id)
-        return {"status": child.status, "output": child.output, "error": child.error,
-                "id": child.id}
-
     # -- schedules and retention -----------------------------------------------------------------
 
     async def fire_schedules(self, now: float) -> list[str]:
         """Start the runs of schedule slots that are due, once per slot across restarts and
         processes (the slot is the run's idempotency key)."""
-        return await self._schedules.fire(self.flows(), now, poll_interval=self.poll_interval,
-                                          start_run=self.start_run)
+        return await fire_due_schedules(self, self._schedules, now)
 
     async def purge(self, *, older_than: float | None = None, now: float | None = None) -> int:
         """Delete finished runs past their flow's retention (or older than ``older_than``
         seconds for every flow), with their steps. How many runs were deleted."""
-        now = self.clock() if now is None else now
-        rules: list[tuple[str | None, float]] = []
-        if older_than is not None:
-            rules.append((None, older_than))
-        else:
-            rules.extend((f.id, f.retention) for f in self.flows() if f.retention is not None)
-        return await purge_runs(self.store, rules, now)
+        return await purge_finished_runs(self, older_than=older_than, now=now)

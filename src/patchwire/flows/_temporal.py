@@ -47,11 +47,16 @@ from patchwire.config import Settings
 from patchwire.errors import EngineUnavailable, RunStateError
 from patchwire.flows._claims import Claims
 from patchwire.flows._context import Scope, StepFailure, Suspend
+from patchwire.flows._engine_common import (
+    fire_due_schedules,
+    purge_finished_runs,
+    retry_failed_runs,
+    start_child_run,
+)
 from patchwire.flows._interpreter import Interpreter, RunProgress
 from patchwire.flows._journal import Journal
 from patchwire.flows._loop import tick_until_stopped
 from patchwire.flows._protocol import FlowHost
-from patchwire.flows._retention import purge_runs
 from patchwire.flows._run_store import FlowSet, RunStore
 from patchwire.flows._runs import (
     FINISHED,
@@ -68,8 +73,7 @@ from patchwire.flows._step_calls import call_step
 from patchwire.flows._waits import approval_decided, step_approval
 from patchwire.flows.spec import FlowSpec
 from patchwire.observability import RUNS as _RUNS_METRIC
-from patchwire.ports import Calls
-from patchwire.store import Store, new_owner_id
+from patchwire.store import new_owner_id
 
 __all__ = ["FlowWorkflow", "TemporalEngine", "TemporalOptions"]
 
@@ -310,14 +314,6 @@ class TemporalEngine:
         self._stopping = False
 
     @property
-    def store(self) -> Store:
-        return self._host.store
-
-    @property
-    def calls(self) -> Calls:
-        return self._host.calls
-
-    @property
     def client(self) -> Client:
         if self._client is None:
             raise RunStateError("the Temporal engine is not started")
@@ -338,7 +334,7 @@ class TemporalEngine:
                 raise EngineUnavailable(f"cannot reach Temporal at {self.options.address} "
                                 f"(namespace {self.options.namespace}): {exc}") from exc
         if self._journal is None:
-            self._journal = Journal(self.store)
+            self._journal = Journal(self.runs.store)
         self._stopping = False
         await self._claims.release_dead_owners()
         if self._loop_task is None:
@@ -423,7 +419,7 @@ class TemporalEngine:
         transaction under the SQLite write lock or a PostgreSQL advisory lock per flow."""
         spec = self._flows.get_or_none(flow_id)
         cap = spec.concurrency if spec is not None else None
-        store = self.store
+        store = self.runs.store
         now = self.clock()
         async with store.engine.connect() as conn:
             conn = await conn.execution_options(patchwire_sqlite_immediate=True)
@@ -453,7 +449,7 @@ class TemporalEngine:
     async def _admit_held(self) -> None:
         """Admit what room allows for every flow with held runs (after crashes, caps
         changed, runs ended elsewhere)."""
-        async with self.store.engine.connect() as conn:
+        async with self.runs.store.engine.connect() as conn:
             flows = (await conn.execute(select(RUNS.c.flow_id).where(
                 RUNS.c.owner == TEMPORAL_HELD, RUNS.c.status == "queued").distinct())).all()
         for (flow_id,) in flows:
@@ -545,37 +541,15 @@ class TemporalEngine:
         return record
 
     async def retry_failed(self, *, flow_id: str | None = None, limit: int = 1000) -> list[str]:
-        failed = await self.list_runs(flow_id=flow_id, status="failed", limit=limit)
-        done = []
-        for record in failed:
-            with contextlib.suppress(RunStateError):
-                await self.retry(record.id)
-                done.append(record.id)
-        return done
-
-    async def _child_run(self, run: ActiveRun, key: str, flow_id: str,
-                         input: Any) -> dict[str, Any]:
-        child_id = await self.start_run(flow_id, input, trigger="flow",
-                                        idempotency_key=f"sub:{run.id}:{key}",
-                                        parent_run_id=run.id, parent_step=key)
-        child = await self.get_run(child_id)
-        return {"status": child.status, "output": child.output, "error": child.error,
-                "id": child.id}
+        return await retry_failed_runs(self, flow_id=flow_id, limit=limit)
 
     # -- schedules and retention ---------------------------------------------------------------
 
     async def fire_schedules(self, now: float) -> list[str]:
-        return await self._schedules.fire(self.flows(), now, poll_interval=self.poll_interval,
-                                          start_run=self.start_run)
+        return await fire_due_schedules(self, self._schedules, now)
 
     async def purge(self, *, older_than: float | None = None, now: float | None = None) -> int:
-        now = self.clock() if now is None else now
-        rules: list[tuple[str | None, float]] = []
-        if older_than is not None:
-            rules.append((None, older_than))
-        else:
-            rules.extend((f.id, f.retention) for f in self.flows() if f.retention is not None)
-        return await purge_runs(self.store, rules, now)
+        return await purge_finished_runs(self, older_than=older_than, now=now)
 
     # -- wake-ups and the loop -----------------------------------------------------------------
 
@@ -602,7 +576,7 @@ class TemporalEngine:
         store marks them due) get a wake-up signal; one Temporal could not take is
         marked due again for the next tick."""
         now = self.clock()
-        async with self.store.engine.begin() as conn:
+        async with self.runs.store.engine.begin() as conn:
             due = (await conn.execute(update(RUNS).where(
                 RUNS.c.owner == TEMPORAL_OWNER, RUNS.c.status == "waiting",
                 RUNS.c.wake_at <= now).values(wake_at=None).returning(RUNS.c.id))).all()
@@ -611,7 +585,7 @@ class TemporalEngine:
 
     async def _restart_lost(self, grace: float = 30.0) -> None:
         now = self.clock()
-        async with self.store.engine.connect() as conn:
+        async with self.runs.store.engine.connect() as conn:
             lost = (await conn.execute(select(RUNS.c.id).where(
                 RUNS.c.owner == TEMPORAL_OWNER, RUNS.c.status == "queued",
                 RUNS.c.updated_at < now - grace).limit(100))).all()
@@ -645,7 +619,7 @@ class _Activities:
         if rows:
             await self.engine.journal.write(steps=rows)
         if payload.get("resumed"):
-            async with self.engine.store.engine.begin() as conn:
+            async with self.engine.runs.store.engine.begin() as conn:
                 await conn.execute(update(RUNS).where(
                     RUNS.c.id == run_id, RUNS.c.status.in_(("queued", "waiting"))).values(
                     status="running", wake_at=None, updated_at=self.engine.clock()))
@@ -655,7 +629,7 @@ class _Activities:
         await self._record(payload)
         try:
             result = await call_step(
-                self.engine.calls, payload["action"], payload["arguments"],
+                self.engine._host.calls, payload["action"], payload["arguments"],
                 payload["connection"], run_id=payload["run"]["id"],
                 idempotency_key=payload["idempotency_key"])
         except StepFailure as failure:
@@ -667,15 +641,15 @@ class _Activities:
     async def approval(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._record(payload)
         run = await self._run(payload["run"])
-        return await step_approval(self.engine.store, run, payload["key"], payload["message"],
+        return await step_approval(self.engine.runs.store, run, payload["key"], payload["message"],
                                    float(payload["open_for"]), self.engine.clock())
 
     @activity.defn(name="patchwire.child_run")
     async def child_run(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._record(payload)
         run = await self._run(payload["run"])
-        return await self.engine._child_run(run, payload["key"], payload["flow"],
-                                            payload["input"])
+        return await start_child_run(self.engine, run, payload["key"], payload["flow"],
+                                     payload["input"])
 
     @activity.defn(name="patchwire.emit")
     async def emit(self, payload: dict[str, Any]) -> str:
@@ -693,7 +667,7 @@ class _Activities:
         await self._record(payload)
         engine = self.engine
         run_id = payload["run"]["id"]
-        async with engine.store.engine.begin() as conn:
+        async with engine.runs.store.engine.begin() as conn:
             await conn.execute(update(RUNS).where(
                 RUNS.c.id == run_id, RUNS.c.status.in_(("queued", "running"))).values(
                 status="waiting", wake_at=payload["wake_at"], updated_at=engine.clock()))
@@ -702,7 +676,7 @@ class _Activities:
         if spec is not None and spec.concurrency is not None:
             await engine._admit(flow_id)  # a waiting run holds no room
         for kind, ident in payload["waits_on"]:
-            if kind == "approval" and await approval_decided(engine.store, ident):
+            if kind == "approval" and await approval_decided(engine.runs.store, ident):
                 return True
             if kind == "run" and (await engine.get_run(ident)).status in FINISHED:
                 return True
@@ -716,7 +690,7 @@ class _Activities:
         info = payload["run"]
         status = payload["status"]
         now = engine.clock()
-        async with engine.store.engine.begin() as conn:
+        async with engine.runs.store.engine.begin() as conn:
             result = await conn.execute(update(RUNS).where(and_(
                 RUNS.c.id == info["id"], RUNS.c.status.not_in(FINISHED))).values(
                 status=status, output=payload["output"], error=payload["error"],
