@@ -12,11 +12,9 @@ from aiohttp import web
 
 from patchwire import InputValidationError, PaginationError, Patchwire
 from patchwire.calls import CallRequest, CompiledAction, PageCursor
-from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.errors import CallContext
 from patchwire.tools import ToolInvoker
-from tests.support.servers import serve
-from tests.support.settings import local_settings
+from tests.support.upstream import patchwire_serving
 
 CONNECTOR = """
 name: ledger
@@ -65,11 +63,8 @@ async def ledger(tmp_path: Path) -> AsyncIterator[tuple[Patchwire, list[web.Requ
     app.router.add_get("/entries/{id}", entry)
     app.router.add_post("/entries", add)
     app.router.add_get("/entries", listing)
-    async with serve(app) as url:
-        registry = ConnectorRegistry([load_connector_text(CONNECTOR, "ledger.yaml")])
-        async with Patchwire(local_settings(tmp_path / "home"), connectors=registry) as pw:
-            await pw.add_connection("ledger", "main", {"url": url})
-            yield pw, seen
+    async with patchwire_serving(tmp_path, app, CONNECTOR) as pw:
+        yield pw, seen
 
 
 @pytest.fixture

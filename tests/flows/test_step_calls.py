@@ -12,11 +12,9 @@ import yaml
 from aiohttp import web
 
 from patchwire import Patchwire
-from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.flows import FlowEngine
 from patchwire.flows.spec import FlowSpec
-from tests.support.servers import serve
-from tests.support.settings import local_settings
+from tests.support.upstream import patchwire_serving
 
 BOUND = 20.0  # no wait in these tests takes this long
 
@@ -53,11 +51,8 @@ async def ledger(tmp_path: Path) -> AsyncIterator[tuple[Patchwire, list[web.Requ
 
     app = web.Application()
     app.router.add_post("/entries", add)
-    async with serve(app) as url:
-        registry = ConnectorRegistry([load_connector_text(CONNECTOR, "ledger.yaml")])
-        async with Patchwire(local_settings(tmp_path / "home"), connectors=registry) as pw:
-            await pw.add_connection("ledger", "main", {"url": url})
-            yield pw, seen
+    async with patchwire_serving(tmp_path, app, CONNECTOR) as pw:
+        yield pw, seen
 
 
 async def no_sleep(_: float) -> None:

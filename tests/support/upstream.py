@@ -68,10 +68,23 @@ async def patchwire_for(
     tmp_path: Path, app: web.Application, extra: str = "", http: HttpCore | None = None,
     connections: tuple[str, ...] = ("c1",),
 ) -> AsyncIterator[Patchwire]:
+    async with patchwire_serving(tmp_path, app, connector_yaml(extra), http=http,
+                                 connections=connections) as pw:
+        yield pw
+
+
+@asynccontextmanager
+async def patchwire_serving(
+    tmp_path: Path, app: web.Application, connector: str, *, http: HttpCore | None = None,
+    connections: tuple[str, ...] = ("main",),
+) -> AsyncIterator[Patchwire]:
+    """A Patchwire (home in ``tmp_path / "home"``) knowing the connector ``connector`` (its
+    YAML text), with ``connections`` of it to ``app`` served on loopback."""
     async with serve(app) as url:
-        registry = ConnectorRegistry([load_connector_text(connector_yaml(extra), "up.yaml")])
+        spec = load_connector_text(connector, "connector.yaml")
+        registry = ConnectorRegistry([spec])
         settings = local_settings(tmp_path / "home")
         async with Patchwire(settings, connectors=registry, http=http) as pw:
             for name in connections:
-                await pw.add_connection("up", name, {"url": url})
+                await pw.add_connection(spec.name, name, {"url": url})
             yield pw
