@@ -44,8 +44,25 @@ def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
+class _CallRates:
+    """The rates of a count of calls: how many succeeded, how many retries each took."""
+
+    calls: int
+    ok: int
+    attempts: int
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.ok / self.calls if self.calls else None
+
+    @property
+    def retries_per_call(self) -> float | None:
+        # every attempt after a call's first is a retry
+        return (self.attempts - self.calls) / self.calls if self.calls else None
+
+
 @dataclass(frozen=True)
-class CallStats:
+class CallStats(_CallRates):
     """The quality signals of one connection (or connector, ``connection`` None) in a
     window of the call log."""
 
@@ -64,15 +81,6 @@ class CallStats:
     wait_ms: float = 0.0
 
     @property
-    def success_rate(self) -> float | None:
-        return self.ok / self.calls if self.calls else None
-
-    @property
-    def retries_per_call(self) -> float | None:
-        # every attempt after a call's first is a retry
-        return (self.attempts - self.calls) / self.calls if self.calls else None
-
-    @property
     def mean_wait_ms(self) -> float | None:
         """The mean wait of the calls that waited (None when none did)."""
         return self.wait_ms / self.waited if self.waited else None
@@ -86,7 +94,7 @@ def _as_datetime(value: Any) -> datetime | None:
 
 
 @dataclass(frozen=True)
-class ChartPoint:
+class ChartPoint(_CallRates):
     """One time bucket of the call log."""
 
     start: datetime
@@ -95,14 +103,6 @@ class ChartPoint:
     attempts: int
     avg_ms: float | None
     max_ms: float | None
-
-    @property
-    def success_rate(self) -> float | None:
-        return self.ok / self.calls if self.calls else None
-
-    @property
-    def retries_per_call(self) -> float | None:
-        return (self.attempts - self.calls) / self.calls if self.calls else None
 
 
 def _float(value: Any) -> float | None:
