@@ -210,6 +210,7 @@ async def test_a_server_whose_engine_cannot_start_stops_what_its_lifespan_starte
     refresh.cancel()
 
 
+@pytest.mark.slow  # the Temporal dev server
 @pytest.mark.temporal
 async def test_a_worker_on_temporal_runs_a_flow_with_the_executor_it_built_once_connected(
         tmp_path: Path, temporal_address: str) -> None:
