@@ -91,7 +91,7 @@ def serve(
         # allow-list (SiteGuard) must accept, and it reads it there
         cfg = settings(engine=engine, host=host, port=port)
     host, port = cfg.host, cfg.port
-    # --- access control and observability (server/_auth.py, observability/) ---
+    # --- access control and observability (access/, observability/) ---
     from patchwire.observability import configure_logging, configure_tracing_from_env
     from patchwire.server import AccessPolicy, admin_key_exists
 

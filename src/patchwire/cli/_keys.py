@@ -1,4 +1,4 @@
-"""`patchwire keys ...`: API keys of the server (``server/_auth.py``).
+"""`patchwire keys ...`: API keys of the server (``store/keys.py``; scopes in ``access/``).
 
 The CLI works on the store directly, so it needs no key itself: whoever can run it on the
 machine can already read the store.

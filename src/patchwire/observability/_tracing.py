@@ -181,7 +181,7 @@ def attempt_failed(span: Span, exc: BaseException) -> None:
     span.end()
 
 
-# -- runs and steps (flows/_engine.py) --------------------------------------------------------
+# -- runs and steps (flows/_runs.py) -----------------------------------------------------------
 
 
 class _Flow(Protocol):
@@ -190,7 +190,7 @@ class _Flow(Protocol):
 
 
 class RunLike(Protocol):
-    """What the engine's run object offers (``flows/_engine.py``'s ``_Run``)."""
+    """What the engine's run object offers (``flows/_runs.py``'s ``ActiveRun``)."""
 
     id: str
     flow: Any

@@ -1,6 +1,6 @@
 """API keys of the server (migration 0010): who may call ``/api``, ``/mcp`` and the
 dashboard, with which scopes. Managed with ``patchwire keys`` and ``/api/v1/keys``
-(``server/_keys_api.py``); see ``server/_auth.py``.
+(``server/_keys_api.py``); see ``store/keys.py`` and ``access/``.
 
 Only a SHA-256 digest of each key's secret is stored, never the key itself.
 """

@@ -234,6 +234,6 @@ class ConcurrencySlotRow(Base):
 from patchwire.store import _delivery_models, _sync_models, _webhook_models  # noqa: E402
 
 __all__ += ["_delivery_models", "_sync_models", "_webhook_models"]
-from patchwire.store import _key_models  # noqa: E402  (API keys: server/_auth.py)
+from patchwire.store import _key_models  # noqa: E402  (API keys: store/keys.py)
 
 __all__ += ["_key_models"]
