@@ -39,8 +39,11 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 # the quick loop: everything but the suites marked slow (`make test` and CI run those too)
+# the quick loop: the slow and external suites left out, tests spread over TEST_WORKERS
+# processes (more than the cores: most tests wait on loopback servers, not the CPU)
+TEST_WORKERS ?= 3
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/call_overhead.py
