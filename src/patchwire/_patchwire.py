@@ -33,11 +33,15 @@ class ConnectionInfo:
 
     name: str
     connector: str
-    owner: str | None
+    end_user: str | None
     settings: dict[str, Any]
     secrets_set: list[str]
     created_at: datetime
     updated_at: datetime
+    label: str | None = None
+    is_default: bool = False
+    needs_reauth: bool = False
+    health: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -126,12 +130,13 @@ class Patchwire:
 
     async def add_connection(
         self, connector: str, name: str, values: Mapping[str, Any] | None = None, *,
-        owner: str | None = None,
+        end_user: str | None = None, label: str | None = None,
     ) -> ConnectionInfo:
         """Create a connection. Values of settings declared ``secret`` are encrypted."""
         spec = self.connectors.get(connector)
         plain, secret = split_settings(spec, dict(values or {}), connection=name)
-        rec = ConnectionRecord.new(name, connector, owner=owner, settings=plain)
+        rec = ConnectionRecord.new(name, connector, end_user=end_user, label=label,
+                                   settings=plain)
         if secret:
             rec = dataclasses.replace(
                 rec, secrets=self.vault.encrypt_json(secret, aad=connection_aad(rec.id))
@@ -158,9 +163,9 @@ class Patchwire:
         return self._info(await self.store.get_connection(name))
 
     async def list_connections(
-        self, connector: str | None = None, owner: str | None = None
+        self, connector: str | None = None, end_user: str | None = None
     ) -> list[ConnectionInfo]:
-        recs = await self.store.list_connections(connector=connector, owner=owner)
+        recs = await self.store.list_connections(connector=connector, end_user=end_user)
         return [self._info(r) for r in recs]
 
     async def remove_connection(self, name: str) -> None:
@@ -176,8 +181,9 @@ class Patchwire:
             sorted(self.connectors.get(rec.connector).secret_settings())
             if rec.connector in self.connectors and rec.secrets else []
         )
-        return ConnectionInfo(rec.name, rec.connector, rec.owner, dict(rec.settings),
-                              secret_names, rec.created_at, rec.updated_at)
+        return ConnectionInfo(rec.name, rec.connector, rec.end_user, dict(rec.settings),
+                              secret_names, rec.created_at, rec.updated_at, rec.label,
+                              rec.is_default, rec.needs_reauth, rec.health)
 
     # -- calls -----------------------------------------------------------------------------
 

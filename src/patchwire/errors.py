@@ -25,7 +25,11 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
     │   ├── UnknownInboxEvent
     │   ├── UnknownSubscription
     │   ├── UnknownDelivery
-    │   └── UnknownApiKey
+    │   ├── UnknownApiKey
+    │   ├── UnknownEndUserToken
+    │   ├── UnknownConnectSession    no such connect link (or not this end user's)
+    │   └── UnknownOAuthApp          no OAuth app (client id/secret) for that connector
+    ├── ConnectSessionClosed         a connect link was used or has expired (HTTP 410)
     ├── ApprovalStateError           an approval was already decided (or used)
     ├── FlowInputError               a run's input does not match its flow's input schema
     ├── RunStateError                the run cannot do that now (cancel a finished run...)
@@ -85,6 +89,7 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "ConflictError",
+    "ConnectSessionClosed",
     "ConnectionExists",
     "EngineUnavailable",
     "ExpressionError",
@@ -110,11 +115,14 @@ __all__ = [
     "UnknownAction",
     "UnknownApiKey",
     "UnknownApproval",
+    "UnknownConnectSession",
     "UnknownConnection",
     "UnknownConnector",
     "UnknownDelivery",
+    "UnknownEndUserToken",
     "UnknownFlow",
     "UnknownInboxEvent",
+    "UnknownOAuthApp",
     "UnknownRecord",
     "UnknownRun",
     "UnknownSubscription",
@@ -594,6 +602,29 @@ class UnknownInboxEvent(LookupFailed):
 
 class UnknownApiKey(LookupFailed):
     code = "unknown_api_key"
+
+
+class UnknownEndUserToken(LookupFailed):
+    code = "unknown_end_user_token"
+
+
+class UnknownConnectSession(LookupFailed):
+    """No connect link with that token, or not one this end user may see."""
+
+    code = "unknown_connect_session"
+
+
+class UnknownOAuthApp(LookupFailed):
+    """The deployment has no OAuth app (client id and secret) for a connector: set one
+    with ``patchwire oauth-apps set CONNECTOR`` or ``PUT /api/v1/oauth-apps/{connector}``."""
+
+    code = "unknown_oauth_app"
+
+
+class ConnectSessionClosed(PatchwireError):
+    """A connect link was already used, or has expired: ask for a new one (HTTP 410)."""
+
+    code = "connect_session_closed"
 
 
 class InvalidSubscription(ConfigError):

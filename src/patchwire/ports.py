@@ -85,5 +85,5 @@ class ConnectionDirectory(Protocol):
     """The connections there are (secrets never included)."""
 
     async def list_connections(
-        self, connector: str | None = None, owner: str | None = None,
+        self, connector: str | None = None, end_user: str | None = None,
     ) -> Sequence[ConnectionName]: ...

@@ -49,9 +49,9 @@ class CountingRows:
         return await self.store.get_connection(name)
 
     async def list_connections(self, connector: str | None = None,
-                               owner: str | None = None) -> Sequence[ConnectionRecord]:
+                               end_user: str | None = None) -> Sequence[ConnectionRecord]:
         self.lists += 1
-        return await self.store.list_connections(connector=connector, owner=owner)
+        return await self.store.list_connections(connector=connector, end_user=end_user)
 
 
 @pytest.fixture

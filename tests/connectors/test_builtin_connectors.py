@@ -33,7 +33,7 @@ async def pw(store_url: str, tmp_path: Path) -> AsyncIterator[Patchwire]:
         async with Patchwire(settings) as pw:
             for api, values in credentials.items():
                 await pw.add_connection(api, f"acme-{api}", {"sandbox_url": sandbox.url, **values},
-                                        owner="acme")
+                                        end_user="acme")
             yield pw
 
 

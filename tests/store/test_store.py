@@ -49,13 +49,13 @@ async def test_open_applies_migrations_and_reopening_is_a_no_op(store_url: str) 
         await store.add_connection(ConnectionRecord.new("keep-me", "shop"))
     assert {"connections", "calls", "alembic_version", "rate_limit_pauses", "approvals",
             "tool_calls", "tool_settings"} <= tables
-    assert version == "0013"
+    assert version == "0014"
 
     async with await Store.open(store_url) as store:
         assert [c.name for c in await store.list_connections()] == ["keep-me"]
         async with store.engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert [v[0] for v in versions] == ["0013"]
+    assert [v[0] for v in versions] == ["0014"]
 
 
 async def test_concurrent_opens_of_a_new_store_migrate_it_once(store_url: str) -> None:
@@ -63,7 +63,7 @@ async def test_concurrent_opens_of_a_new_store_migrate_it_once(store_url: str) -
     try:
         async with stores[0].engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [v[0] for v in versions] == ["0013"]
+        assert [v[0] for v in versions] == ["0014"]
     finally:
         for opened in stores:
             await opened.close()
@@ -123,9 +123,9 @@ async def test_unreachable_postgres_raises_store_error_without_the_password() ->
 
 
 async def test_connections_can_be_added_fetched_listed_updated_and_removed(store: Store) -> None:
-    shop = ConnectionRecord.new("acme-shop", "shop", owner="acme", settings={"region": "eu"})
-    desk = ConnectionRecord.new("acme-desk", "helpdesk", owner="acme")
-    other = ConnectionRecord.new("bob-shop", "shop", owner="user:123")
+    shop = ConnectionRecord.new("acme-shop", "shop", end_user="acme", settings={"region": "eu"})
+    desk = ConnectionRecord.new("acme-desk", "helpdesk", end_user="acme")
+    other = ConnectionRecord.new("bob-shop", "shop", end_user="user:123")
     for rec in (shop, desk, other):
         await store.add_connection(rec)
 
@@ -142,7 +142,7 @@ async def test_connections_can_be_added_fetched_listed_updated_and_removed(store
         "acme-shop",
         "bob-shop",
     ]
-    assert [c.name for c in await store.list_connections(owner="acme")] == [
+    assert [c.name for c in await store.list_connections(end_user="acme")] == [
         "acme-desk",
         "acme-shop",
     ]
@@ -259,7 +259,7 @@ async def test_a_secret_canary_never_appears_in_the_database(
     canary = f"CANARY-{uuid.uuid4().hex}"
     vault = Vault.from_key_file(tmp_path / "home" / "secret.key")
     rec = ConnectionRecord.new(
-        "acme-shop", "shop", owner="acme", settings={"base_url": "https://shop.example"}
+        "acme-shop", "shop", end_user="acme", settings={"base_url": "https://shop.example"}
     )
     rec = dataclasses.replace(
         rec, secrets=vault.encrypt_json({"api_key": canary}, aad=connection_aad(rec.id))

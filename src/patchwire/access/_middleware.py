@@ -33,12 +33,14 @@ from starlette.types import ASGIApp, Receive, Send
 
 from patchwire.errors import PatchwireError
 from patchwire.observability import AUTH_FAILURES
+from patchwire.store.end_users import END_USER_TOKEN_PREFIX
 from patchwire.store.keys import KeyRepository
 
 from ._asgi import client_of, cookie, header, redirect, send_problem
+from ._end_user_ring import EndUserTokenRing
 from ._limiter import FailedAuthLimiter
 from ._ring import KeyRing
-from ._scopes import PUBLIC, Access, required_scope
+from ._scopes import PUBLIC, Access, required_access
 from ._site import cross_site
 
 if TYPE_CHECKING:
@@ -91,11 +93,13 @@ class ApiKeyMiddleware:
 
     def __init__(self, app: ASGIApp, *, router: Router, store: Callable[[], Store],
                  policy: AccessPolicy | None = None, ring: KeyRing | None = None,
-                 limiter: FailedAuthLimiter | None = None) -> None:
+                 limiter: FailedAuthLimiter | None = None,
+                 end_users: EndUserTokenRing | None = None) -> None:
         self.app = app
         self.router = router
         self.policy = policy or AccessPolicy()
         self.ring = ring or KeyRing(store, ttl=self.policy.cache_ttl)
+        self.end_users = end_users or EndUserTokenRing(store, ttl=self.policy.cache_ttl)
         self.limiter = limiter or FailedAuthLimiter(self.policy.max_failures,
                                                     self.policy.failure_window)
 
@@ -110,9 +114,14 @@ class ApiKeyMiddleware:
         method = scope.get("method", "GET")
         path = scope.get("path", "/")
         # the routes as they are now (the router reads the same list)
-        needed = required_scope(self.router.routes, scope)
+        needed, for_end_users = required_access(self.router.routes, scope)
         if needed == PUBLIC:
             await self.app(scope, receive, send)
+            return
+        text, via_cookie = presented_key(scope)
+        if text is not None and not via_cookie and text.startswith(END_USER_TOKEN_PREFIX):
+            # an end user's token is checked whether or not keys are: it narrows, always
+            await self._as_end_user(scope, receive, send, text, needed, for_end_users)
             return
         try:
             enforced = await self.enforced()
@@ -127,7 +136,6 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         client = client_of(scope)
-        text, via_cookie = presented_key(scope)
         # the key first: a valid one is served even while the address is limited
         record = await self.ring.verify(text) if text is not None else None
         wait = self.limiter.retry_after(client) if record is None else None
@@ -178,6 +186,41 @@ class ApiKeyMiddleware:
         state["access"] = Access(record)
         state["api_key"] = record
         self.ring.touch(record.id)
+        await self.app(scope, receive, send)
+
+    async def _as_end_user(self, scope: MutableMapping[str, Any], receive: Receive,
+                           send: Send, text: str, needed: str, for_end_users: bool) -> None:
+        method, path = scope.get("method", "GET"), scope.get("path", "/")
+        client = client_of(scope)
+        try:
+            token = await self.end_users.verify(text)
+        except PatchwireError:
+            log.exception("cannot read end-user tokens; refusing %s %s", method, path)
+            await send_problem(send, 503, "Service unavailable", "end-user tokens cannot be "
+                               "checked right now (the store is unavailable)", "store_error")
+            return
+        wait = self.limiter.retry_after(client) if token is None else None
+        if wait is not None:
+            AUTH_FAILURES.labels("rate_limited").inc()
+            await send_problem(send, 429, "Too many failed authentications",
+                               f"too many requests with invalid tokens from {client}; "
+                               f"retry in {wait:.0f}s", "auth_rate_limited",
+                               [("retry-after", str(max(1, round(wait + 0.5))))])
+            return
+        if token is None:
+            self.limiter.fail(client)
+            AUTH_FAILURES.labels("invalid").inc()
+            await send_problem(send, 401, "Unauthorized", "the end-user token is not valid "
+                               "(unknown, expired, revoked or mistyped)", "invalid_token",
+                               [("www-authenticate", 'Bearer realm="patchwire", '
+                                 'error="invalid_token"')])
+            return
+        access = Access(None, end_user=token.end_user, token_id=token.id)
+        if not access.allows(needed, end_users=for_end_users):
+            # what an end user may not use does not exist for them (no enumeration)
+            await send_problem(send, 404, "Not Found", f"nothing at {path}", "not_found")
+            return
+        scope.setdefault("state", {})["access"] = access
         await self.app(scope, receive, send)
 
 

@@ -143,7 +143,7 @@ class ConnectionRows(Protocol):
     async def get_connection(self, name: str) -> ConnectionRecord: ...
 
     async def list_connections(
-        self, connector: str | None = None, owner: str | None = None
+        self, connector: str | None = None, end_user: str | None = None
     ) -> Sequence[ConnectionRecord]: ...
 
 

@@ -71,7 +71,11 @@ def gather_values(
 def add(
     connector: str = typer.Argument(..., help="connector name, e.g. shop"),
     name: str = typer.Option(..., "--name", help="connection name, e.g. acme"),
-    owner: str = typer.Option(None, "--owner", help="end user or tenant, e.g. user:123"),
+    end_user: str = typer.Option(None, "--end-user", "--owner",
+                                 help="the end user it belongs to, e.g. user:123"),
+    label: str = typer.Option(None, "--label",
+                              help="tells apart one end user's connections of one "
+                                   "connector, e.g. work"),
     set_: list[str] = typer.Option(None, "--set", help="key=value (avoid for secrets)"),
     set_env: list[str] = typer.Option(None, "--set-env", help="key=ENV_VAR"),
     set_stdin: list[str] = typer.Option(None, "--set-stdin", help="key read from stdin"),
@@ -90,7 +94,8 @@ def add(
                 fail(f"connector {connector!r} declares no test call (`test:` in its spec); "
                      "add the connection without --test and try a read action with "
                      "`patchwire call`")
-            info = await pw.add_connection(connector, name, values, owner=owner)
+            info = await pw.add_connection(connector, name, values, end_user=end_user,
+                                         label=label)
             # the test call needs the stored connection; a wrong key is not kept
             if test and not await _tested(pw, name):
                 await pw.remove_connection(name)
@@ -141,7 +146,8 @@ def test_(name: str = typer.Argument(..., help="connection name")) -> None:
 def connect(
     connector: str = typer.Argument(..., help="an oauth2 connector"),
     name: str = typer.Option(..., "--name", help="connection name (created if missing)"),
-    owner: str = typer.Option(None, "--owner", help="end user or tenant, e.g. user:123"),
+    end_user: str = typer.Option(None, "--end-user", "--owner",
+                                 help="the end user it belongs to, e.g. user:123"),
     set_: list[str] = typer.Option(None, "--set", help="key=value (e.g. client_id=...)"),
     set_env: list[str] = typer.Option(None, "--set-env", help="key=ENV_VAR"),
     set_stdin: list[str] = typer.Option(None, "--set-stdin", help="key read from stdin"),
@@ -163,7 +169,7 @@ def connect(
             try:
                 existing = await pw.get_connection(name)
             except UnknownConnection:
-                await pw.add_connection(connector, name, values, owner=owner)
+                await pw.add_connection(connector, name, values, end_user=end_user)
             else:
                 if existing.connector != connector:
                     fail(f"connection {name!r} belongs to connector {existing.connector!r}")
@@ -205,7 +211,8 @@ def update(
 @app.command("list")
 def list_(
     connector: str = typer.Option(None, "--connector"),
-    owner: str = typer.Option(None, "--owner"),
+    end_user: str = typer.Option(None, "--end-user", "--owner",
+                                 help="only this end user's connections"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List connections (never their secrets)."""
@@ -214,13 +221,14 @@ def list_(
         from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
-            infos = await pw.list_connections(connector=connector, owner=owner)
+            infos = await pw.list_connections(connector=connector, end_user=end_user)
         if as_json:
             print_json([i.to_dict() for i in infos])
             return
-        table = Table("name", "connector", "owner", "settings", "secrets", "updated")
+        table = Table("name", "connector", "end user", "settings", "secrets", "updated")
         for i in infos:
-            table.add_row(escape(i.name), i.connector, escape(i.owner or ""),
+            holder = escape(i.end_user or "") + (f" ({escape(i.label)})" if i.label else "")
+            table.add_row(escape(i.name), i.connector, holder,
                           escape(", ".join(f"{k}={v}" for k, v in i.settings.items())),
                           ", ".join(i.secrets_set) + (" (set)" if i.secrets_set else ""),
                           i.updated_at.strftime("%Y-%m-%d %H:%M"))

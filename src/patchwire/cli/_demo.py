@@ -96,7 +96,7 @@ async def _connect(pw: Patchwire, sandbox_url: str) -> None:
     for api, credentials in SANDBOX_CREDENTIALS.items():
         values = {"sandbox_url": sandbox_url, **credentials}
         try:
-            await pw.add_connection(api, f"demo-{api}", values, owner="acme")
+            await pw.add_connection(api, f"demo-{api}", values, end_user="acme")
         except ConnectionExists:
             await pw.update_connection(f"demo-{api}", values)
 

@@ -185,9 +185,9 @@ class Runtime:
         return self.vault.decrypt_json(rec.secrets, aad=connection_aad(rec.id))
 
     async def list_connections(self, connector: str | None = None,
-                               owner: str | None = None) -> list[ConnectionRecord]:
+                               end_user: str | None = None) -> list[ConnectionRecord]:
         """The stored connections (their secrets still sealed)."""
-        return await self.store.list_connections(connector=connector, owner=owner)
+        return await self.store.list_connections(connector=connector, end_user=end_user)
 
     async def refresh_due(self, max_age: float = DEFAULT_MAX_TOKEN_AGE) -> list[str]:
         """Renew every OAuth2 connection's tokens last renewed more than ``max_age``

@@ -29,8 +29,8 @@ def connections_router(pw: Patchwire) -> APIRouter:
 
     @router.get("/connections", dependencies=[requires("read")])
     async def list_connections(connector: str | None = None,
-                               owner: str | None = None) -> list[dict[str, Any]]:
-        return [i.to_dict() for i in await pw.list_connections(connector, owner)]
+                               end_user: str | None = None) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in await pw.list_connections(connector, end_user)]
 
     @router.get("/connections/{name}", dependencies=[requires("read")])
     async def get_connection(name: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from patchwire.errors import (
     ChatError,
     ConfigError,
     ConnectionExists,
+    ConnectSessionClosed,
     EngineUnavailable,
     ExpressionError,
     FlowInputError,
@@ -53,6 +54,8 @@ def _status_for(exc: PatchwireError) -> int:
         return 422  # a document, an expression or an input the caller can correct
     if isinstance(exc, LookupFailed):
         return 404
+    if isinstance(exc, ConnectSessionClosed):
+        return 410  # the link is gone for good: the end user needs a new one
     if isinstance(exc, ConnectionExists | WebhookSourceExists | ApprovalStateError
                   | RunStateError):
         return 409

@@ -149,7 +149,11 @@ def _connection_record(row: Row[Any]) -> ConnectionRecord:
         id=m["id"],
         name=m["name"],
         connector=m["connector"],
-        owner=m["owner"],
+        end_user=m["end_user"],
+        label=m["label"],
+        is_default=bool(m["is_default"]),
+        needs_reauth=bool(m["needs_reauth"]),
+        health=m["health"],
         settings=dict(m["settings"] or {}),
         secrets=m["secrets"],
         created_at=m["created_at"],
@@ -366,7 +370,9 @@ class Store:
             "id": rec.id,
             "name": rec.name,
             "connector": rec.connector,
-            "owner": rec.owner,
+            "end_user": rec.end_user,
+            "label": rec.label,
+            "is_default": rec.is_default,
             "settings": rec.settings,
             "secrets": rec.secrets,
             "created_at": rec.created_at,
@@ -399,14 +405,14 @@ class Store:
         return _connection_record(row)
 
     async def list_connections(
-        self, connector: str | None = None, owner: str | None = None
+        self, connector: str | None = None, end_user: str | None = None
     ) -> list[ConnectionRecord]:
-        """Connections ordered by name, optionally only one connector's or one owner's."""
+        """Connections ordered by name, optionally only one connector's or one end user's."""
         stmt = select(_CONNECTIONS).order_by(_CONNECTIONS.c.name)
         if connector is not None:
             stmt = stmt.where(_CONNECTIONS.c.connector == connector)
-        if owner is not None:
-            stmt = stmt.where(_CONNECTIONS.c.owner == owner)
+        if end_user is not None:
+            stmt = stmt.where(_CONNECTIONS.c.end_user == end_user)
         with self._errors("list connections"):
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(stmt)).all()

@@ -42,12 +42,24 @@ __all__ = [
 
 
 class ConnectionRow(Base):
+    """One set of credentials for a connector, held by at most one end user. An end user
+    may hold several of one connector (``label``: "work", "personal"), one the default.
+    ``needs_reauth``: the provider refused its refresh (or a refreshed token); ``health``:
+    ``unhealthy`` while its calls fail (see ``connections/``), else None."""
+
     __tablename__ = "connections"
+    __table_args__ = (Index("ix_connections_end_user_connector", "end_user", "connector"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
     connector: Mapped[str] = mapped_column(String(200), nullable=False)
-    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    end_user: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    label: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                             server_default=text("false"))
+    needs_reauth: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                               server_default=text("false"))
+    health: Mapped[str | None] = mapped_column(String(16), nullable=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     secrets: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
@@ -97,6 +109,8 @@ class ApprovalRow(Base):
     arguments: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: the end user whose tool call asked for it (None: an operator's)
+    end_user: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -115,6 +129,8 @@ class ToolCallRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     session_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     tool: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    #: the end user the call acted for (None: an operator's)
+    end_user: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     target: Mapped[str | None] = mapped_column(String(300), nullable=True)
     connection: Mapped[str | None] = mapped_column(String(200), nullable=True)
     arguments: Mapped[Any] = mapped_column(JSON, nullable=True)
@@ -165,6 +181,8 @@ class FlowRunRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(300), nullable=True,
                                                         unique=True)
     owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: the end user the run acts for: its calls use that end user's connections
+    end_user: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     wake_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempt: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -237,3 +255,6 @@ __all__ += ["_delivery_models", "_sync_models", "_webhook_models"]
 from patchwire.store import _key_models  # noqa: E402  (API keys: store/keys.py)
 
 __all__ += ["_key_models"]
+from patchwire.store import _end_user_models  # noqa: E402  (store/end_users.py)
+
+__all__ += ["_end_user_models"]

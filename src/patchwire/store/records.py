@@ -30,11 +30,19 @@ class ConnectionRecord:
     id: str
     name: str
     connector: str
-    owner: str | None
+    end_user: str | None
     settings: dict[str, Any]
     secrets: str
     created_at: datetime
     updated_at: datetime
+    #: "work", "personal": tells apart one end user's connections of one connector
+    label: str | None = None
+    #: the one an end user's calls use when they name none (of several of a connector)
+    is_default: bool = False
+    #: the provider refused to renew its OAuth2 tokens: the end user must connect again
+    needs_reauth: bool = False
+    #: "unhealthy" while its calls fail, else None
+    health: str | None = None
 
     @classmethod
     def new(
@@ -42,7 +50,8 @@ class ConnectionRecord:
         name: str,
         connector: str,
         *,
-        owner: str | None = None,
+        end_user: str | None = None,
+        label: str | None = None,
         settings: dict[str, Any] | None = None,
         secrets: str = "",
         id: str | None = None,
@@ -57,7 +66,8 @@ class ConnectionRecord:
             id=id or str(uuid.uuid4()),
             name=name,
             connector=connector,
-            owner=owner,
+            end_user=end_user,
+            label=label,
             settings=dict(settings or {}),
             secrets=secrets,
             created_at=now,
