@@ -146,16 +146,18 @@ class Patchwire:
         return self._info(rec)
 
     async def update_connection(
-        self, name: str, values: Mapping[str, Any]
+        self, name: str, values: Mapping[str, Any], *, label: str | None = None,
     ) -> ConnectionInfo:
-        """Change some values of a connection; the others are kept."""
+        """Change some values of a connection (and its label: ``""`` removes it); the
+        others are kept."""
         rec = await self.store.get_connection(name)
         spec = self.connectors.get(rec.connector)
         old_secret = self._decrypt(rec)
         merged = {**rec.settings, **old_secret, **values}
         plain, secret = split_settings(spec, merged, connection=name)
         token = self.vault.encrypt_json(secret, aad=connection_aad(rec.id)) if secret else ""
-        rec = await self.store.update_connection(name, settings=plain, secrets=token)
+        rec = await self.store.update_connection(name, settings=plain, secrets=token,
+                                                 label=label)
         self.calls.forget(name)
         return self._info(rec)
 
@@ -167,6 +169,13 @@ class Patchwire:
     ) -> list[ConnectionInfo]:
         recs = await self.store.list_connections(connector=connector, end_user=end_user)
         return [self._info(r) for r in recs]
+
+    async def set_default_connection(self, name: str) -> ConnectionInfo:
+        """Make connection ``name`` the one its end user's calls of its connector use when
+        they name none."""
+        rec = await self.store.set_default_connection(name)
+        self.calls.forget()  # every cached default of this connector
+        return self._info(rec)
 
     async def remove_connection(self, name: str) -> None:
         await self.store.remove_connection(name)
@@ -191,14 +200,16 @@ class Patchwire:
         self, action: str, arguments: Mapping[str, Any] | None = None, *,
         connection: str | None = None, request_id: str | None = None,
         run_id: str | None = None, idempotency_key: str | None = None,
+        end_user: str | None = None,
     ) -> CallOutcome:
         """Call an action and return the result with its status, attempts and timing
-        (shorthand for ``pw.calls.execute(CallRequest(...))``)."""
+        (shorthand for ``pw.calls.execute(CallRequest(...))``). ``end_user``: through one
+        of that end user's connections only."""
         if not self.runtime.is_open:
             await self.open()
         return await self.calls.execute(CallRequest(
             action, {} if arguments is None else arguments, connection, request_id, run_id,
-            idempotency_key))
+            idempotency_key, end_user=end_user))
 
     # -- background refresh ----------------------------------------------------------------
 
@@ -286,16 +297,19 @@ class Patchwire:
         self, action: str, arguments: Mapping[str, Any] | None = None, *,
         connection: str | None = None, request_id: str | None = None,
         paginate: bool = False, max_items: int | None = None, max_pages: int | None = None,
+        end_user: str | None = None,
     ) -> Any:
         """Call an action (``"shop.get_order"``) and return its mapped result.
 
         With ``paginate=True`` every page is read and the records are returned as one list
-        (at most ``max_items`` of them, from at most ``max_pages`` pages).
+        (at most ``max_items`` of them, from at most ``max_pages`` pages). ``end_user``:
+        through one of that end user's connections only (their default one when
+        ``connection`` is None; NotConnected when they have none).
         """
         if not self.runtime.is_open:
             await self.open()
         request = CallRequest(action, {} if arguments is None else arguments, connection,
-                              request_id)
+                              request_id, end_user=end_user)
         if paginate:
             return [record async for record in self.calls.paginate(
                 request, max_items=max_items, max_pages=max_pages)]

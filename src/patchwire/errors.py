@@ -15,6 +15,7 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
     │   ├── UnknownConnector
     │   ├── UnknownAction
     │   ├── UnknownConnection
+    │   │   └── NotConnected         an end user has no connection of that connector
     │   ├── UnknownTool
     │   ├── UnknownApproval
     │   ├── UnknownFlow
@@ -97,6 +98,7 @@ __all__ = [
     "InputValidationError",
     "InvalidSubscription",
     "LookupFailed",
+    "NotConnected",
     "NotFoundError",
     "OAuthError",
     "OpenAPIImportError",
@@ -210,6 +212,21 @@ class UnknownAction(LookupFailed):
 
 class UnknownConnection(LookupFailed):
     code = "unknown_connection"
+
+
+class NotConnected(UnknownConnection):
+    """An end user has no connection of a connector yet: they must connect an account
+    (a tool answers with a connect link for them)."""
+
+    code = "not_connected"
+
+    def __init__(self, message: str, *, connector: str, end_user: str) -> None:
+        super().__init__(message)
+        self.connector = connector
+        self.end_user = end_user
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "connector": self.connector}
 
 
 class UnknownTool(LookupFailed):

@@ -21,6 +21,7 @@ from patchwire.errors import (
     CircuitOpenError,
     FlowInputError,
     InputValidationError,
+    NotConnected,
     PatchwireError,
     SpecError,
     SpecProblem,
@@ -73,6 +74,8 @@ def an_instance(cls: type[PatchwireError]) -> PatchwireError:
         return cls("the circuit is open", probe_at=0.0, retry_after=30.0)
     if issubclass(cls, UpstreamResponseError):
         return cls("the upstream refused", status=503)
+    if issubclass(cls, NotConnected):
+        return cls("no shop account connected", connector="shop", end_user="u1")
     return cls("what went wrong")
 
 

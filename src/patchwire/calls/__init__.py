@@ -39,6 +39,7 @@ from patchwire.calls._connection import (
     ConnectionResolver,
     ConnectionRows,
     ResolvedConnection,
+    check_end_user,
 )
 from patchwire.calls._pagination import DEFAULT_MAX_PAGES, effective_pagination
 from patchwire.calls._path import CallPath
@@ -60,5 +61,6 @@ __all__ = [
     "PaginationError",
     "ResolvedConnection",
     "ValidatedCall",
+    "check_end_user",
     "effective_pagination",
 ]

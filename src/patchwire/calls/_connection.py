@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ from patchwire.connectors import (
     setting_value_problems,
 )
 from patchwire.connectors.spec import OAuth2Auth
-from patchwire.errors import CallContext, RequestRenderError, UnknownConnection
+from patchwire.errors import CallContext, NotConnected, RequestRenderError, UnknownConnection
 from patchwire.http import Redactor
 from patchwire.observability import remember_secrets
 from patchwire.store.records import ConnectionRecord
@@ -39,7 +40,11 @@ __all__ = [
     "ConnectionResolver",
     "ConnectionRows",
     "ResolvedConnection",
+    "check_end_user",
 ]
+
+#: end users whose default connection per connector is remembered at once
+MAX_DEFAULTS = 50_000
 
 #: how long a resolved connection is reused before re-reading it from the store, so a
 #: change made by another process is picked up without a round trip per call
@@ -173,7 +178,8 @@ class ConnectionResolver:
         self._tokens = tokens
         self._resolved: dict[str, ResolvedConnection] = {}
         self._loading: dict[str, asyncio.Future[ResolvedConnection]] = {}
-        self._defaults: dict[str, tuple[str, float]] = {}
+        self._defaults: OrderedDict[tuple[str, str | None], tuple[str, float]] = (
+            OrderedDict())
 
     def forget(self, name: str | None = None) -> None:
         """Drop what is cached of connection ``name`` (None: of every connection), after
@@ -229,16 +235,36 @@ class ConnectionResolver:
         self._resolved[name] = resolved
         return resolved
 
-    async def default_for(self, connector: str) -> str:
-        """The connector's only connection (kept for the connection TTL: flows and tools
-        call without naming one all the time)."""
-        cached = self._defaults.get(connector)
+    async def default_for(self, connector: str, end_user: str | None = None) -> str:
+        """The connector's only connection, or of ``end_user``'s connections of it their
+        only or default one (kept for the connection TTL: flows and tools call without
+        naming one all the time). NotConnected when the end user has none."""
+        key = (connector, end_user)
+        cached = self._defaults.get(key)
         if cached is not None and time.monotonic() - cached[1] < CONNECTION_TTL:
             return cached[0]
-        recs = await self._rows.list_connections(connector=connector)
+        recs = await self._rows.list_connections(connector=connector, end_user=end_user)
+        chosen: ConnectionRecord | None = None
         if len(recs) == 1:
-            self._defaults[connector] = (recs[0].name, time.monotonic())
-            return recs[0].name
+            chosen = recs[0]
+        elif end_user is not None:
+            defaults = [r for r in recs if r.is_default]
+            chosen = defaults[0] if len(defaults) == 1 else None
+        if chosen is not None:
+            self._defaults[key] = (chosen.name, time.monotonic())
+            self._defaults.move_to_end(key)
+            while len(self._defaults) > MAX_DEFAULTS:
+                self._defaults.popitem(last=False)
+            return chosen.name
+        if end_user is not None:
+            if not recs:
+                raise NotConnected(
+                    f"end user {end_user!r} has no {connector} account connected",
+                    connector=connector, end_user=end_user)
+            labels = ", ".join(r.label or r.name for r in recs)
+            raise UnknownConnection(
+                f"end user {end_user!r} has several {connector} connections ({labels}) and "
+                "none is the default; name one")
         if not recs:
             raise UnknownConnection(
                 f"no connection for connector {connector!r}; add one with "
@@ -255,6 +281,13 @@ class ConnectionResolver:
         assert self._tokens is not None
         await self._tokens.refresh(name, rejected=rejected)
         self._resolved.pop(name, None)
+
+
+def check_end_user(conn: ResolvedConnection, end_user: str | None) -> None:
+    """Refuse a connection that is not ``end_user``'s (None: an operator's call, any
+    connection), as if it did not exist: an end user learns nothing of others'."""
+    if end_user is not None and conn.record.end_user != end_user:
+        raise UnknownConnection(f"no connection named {conn.record.name!r}")
 
 
 def stale(conn: ResolvedConnection) -> bool:

@@ -53,7 +53,8 @@ class Pages(Protocol):
 
     def action(self, qualified: str) -> CompiledAction: ...
 
-    async def connection_name(self, action: CompiledAction, connection: str | None) -> str: ...
+    async def connection_name(self, action: CompiledAction, connection: str | None,
+                              end_user: str | None = None) -> str: ...
 
     async def execute(self, request: CallRequest | ValidatedCall) -> CallOutcome: ...
 
@@ -84,7 +85,8 @@ async def paginate(
         return
     walker = _Walker(compiled, spec, max_items, request.arguments)
     # Named once: no default lookup for every page.
-    context.connection = await calls.connection_name(compiled, request.connection)
+    context.connection = await calls.connection_name(compiled, request.connection,
+                                                     request.end_user)
     request = dataclasses.replace(request, connection=context.connection)
     page_bound = max_pages or DEFAULT_MAX_PAGES
     yielded = 0

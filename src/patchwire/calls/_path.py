@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from patchwire.calls._action import CompiledAction
-from patchwire.calls._connection import ConnectionResolver, ResolvedConnection
+from patchwire.calls._connection import ConnectionResolver, ResolvedConnection, check_end_user
 from patchwire.calls._pagination import paginate
 from patchwire.calls._request import CallOutcome, CallRequest, ValidatedCall
 from patchwire.connectors import ConnectorRegistry
@@ -65,17 +65,22 @@ class CallPath:
         """Connection ``connection`` (None: any) changed: resolve it again on next use."""
         self._connections.forget(connection)
 
-    async def connection_name(self, action: CompiledAction, connection: str | None) -> str:
-        """``connection``, or when None the action's connector's only connection."""
-        return connection or await self._connections.default_for(action.connector.name)
+    async def connection_name(self, action: CompiledAction, connection: str | None,
+                              end_user: str | None = None) -> str:
+        """``connection``, or when None the action's connector's only connection (of
+        ``end_user``'s: their default one)."""
+        return connection or await self._connections.default_for(action.connector.name,
+                                                                  end_user)
 
     async def resolve_connection(self, action: str, connection: str | None = None,
-                                 ) -> ResolvedConnection:
+                                 end_user: str | None = None) -> ResolvedConnection:
         """The connection a call of ``action`` would use, resolved (it holds decrypted
         secrets: never log or serialise it)."""
         compiled = self.action(action)
-        name = await self.connection_name(compiled, connection)
-        return await self._connections.resolve(name, compiled.connector.name)
+        name = await self.connection_name(compiled, connection, end_user)
+        resolved = await self._connections.resolve(name, compiled.connector.name)
+        check_end_user(resolved, end_user)
+        return resolved
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -98,10 +103,13 @@ class CallPath:
             compiled = self._compiled.get(request.action) or self.action(request.action)
             validated = False
         connector = compiled.connector.name
-        name = request.connection or await self._connections.default_for(connector)
+        end_user = request.end_user
+        name = request.connection or await self._connections.default_for(connector, end_user)
         conn = self._connections.ready(name, connector)
         if conn is None:
             conn = await self._connections.resolve(name, connector)
+        if end_user is not None and conn.record.end_user != end_user:
+            check_end_user(conn, end_user)
         outcome, error, record = await self._exchange(compiled, request, conn, validated)
         self._record(record)
         if error is None:

@@ -60,7 +60,8 @@ class CallRequest:
     errors. ``idempotency_key`` goes in the connector's idempotency header of a
     non-idempotent action, unless the rendered request has one: a flow step re-run after a
     crash sends the same key, so the upstream applies it once. ``page`` says which page of
-    a listing to read.
+    a listing to read. ``end_user``: the call acts for that end user, through one of their
+    connections only (the named one must be theirs; None names their default one).
     """
 
     action: str
@@ -70,6 +71,7 @@ class CallRequest:
     run_id: str | None = None
     idempotency_key: str | None = None
     page: PageCursor | None = None
+    end_user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

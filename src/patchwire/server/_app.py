@@ -18,6 +18,7 @@ from patchwire.access import (
     PUBLIC,
     AccessPolicy,
     ApiKeyMiddleware,
+    EndUserTokenRing,
     FailedAuthLimiter,
     KeyRing,
     SiteGuard,
@@ -34,6 +35,7 @@ from patchwire.server._connections_api import connections_router
 from patchwire.server._connectors_api import connectors_router
 from patchwire.server._definitions_api import definitions_router
 from patchwire.server._deliveries_api import deliveries_router
+from patchwire.server._end_users_api import end_users_router
 from patchwire.server._flows_api import flows_router
 from patchwire.server._keys_api import keys_router
 from patchwire.server._ops_api import ops_router
@@ -144,11 +146,13 @@ def create_app(
         declare(route, "read")
     policy = access or AccessPolicy()
     key_ring = KeyRing(lambda: pw.store, ttl=policy.cache_ttl)
+    end_user_ring = EndUserTokenRing(lambda: pw.store, ttl=policy.cache_ttl)
     auth_limiter = FailedAuthLimiter(policy.max_failures, policy.failure_window)
     # added last = runs first: request ids wrap authentication, so refusals are logged too;
     # each route declares its scope (access/_scopes.py), which the middleware looks up
     app.add_middleware(ApiKeyMiddleware, router=app.router, store=lambda: pw.store,
-                       policy=policy, ring=key_ring, limiter=auth_limiter)
+                       policy=policy, ring=key_ring, limiter=auth_limiter,
+                       end_users=end_user_ring)
     # ahead of keys: what a hostile page sends (rebound Host, cross-site) is refused for
     # every route, /mcp included, with or without keys
     app.add_middleware(SiteGuard, hosts=(pw.settings.host, *pw.settings.allowed_hosts))
@@ -178,6 +182,7 @@ def create_app(
     app.include_router(deliveries_router(pw))  # outbound webhooks
     app.include_router(records_router(sync_engine))  # sync: /api/v1/syncs, /api/v1/records
     app.include_router(keys_router(lambda: pw.store, key_ring))  # access: /api/v1/keys
+    app.include_router(end_users_router(lambda: pw.store, end_user_ring))  # tokens
     # definitions in force, reloaded by the API and on SIGHUP (`serve`: app.state)
     app.state.definitions = LiveDefinitions(runtime, registry, engine=flow_engine,
                                             syncs=sync_engine,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from patchwire.access import requires
+from patchwire.access import end_user_of, requires
+from patchwire.errors import UnknownConnection
 
 if TYPE_CHECKING:
     from patchwire import Patchwire
@@ -27,14 +28,23 @@ class ConnectionTestResponse(BaseModel):
 def connections_router(pw: Patchwire) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
-    @router.get("/connections", dependencies=[requires("read")])
-    async def list_connections(connector: str | None = None,
+    @router.get("/connections", dependencies=[requires("read", end_users=True)])
+    async def list_connections(request: Request, connector: str | None = None,
                                end_user: str | None = None) -> list[dict[str, Any]]:
+        acting = end_user_of(request)
+        if acting is not None:
+            if end_user not in (None, acting):
+                return []  # another end user's: nothing, as if there were none
+            end_user = acting
         return [i.to_dict() for i in await pw.list_connections(connector, end_user)]
 
-    @router.get("/connections/{name}", dependencies=[requires("read")])
-    async def get_connection(name: str) -> dict[str, Any]:
-        return (await pw.get_connection(name)).to_dict()
+    @router.get("/connections/{name}", dependencies=[requires("read", end_users=True)])
+    async def get_connection(name: str, request: Request) -> dict[str, Any]:
+        info = await pw.get_connection(name)
+        acting = end_user_of(request)
+        if acting is not None and info.end_user != acting:
+            raise UnknownConnection(f"no connection named {name!r}")
+        return info.to_dict()
 
     @router.post("/connections/{name}/test", response_model=ConnectionTestResponse,
                  dependencies=[requires("run")])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import sqlite3
@@ -23,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, event, func, insert, select, update
+from sqlalchemy import Table, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import URL, Connection, Dialect, Row, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -432,8 +433,10 @@ class Store:
         *,
         settings: dict[str, Any] | None = None,
         secrets: str | None = None,
+        label: str | None = None,
     ) -> ConnectionRecord:
-        """Replace settings and/or the secrets token; bumps ``updated_at``.
+        """Replace settings, the secrets token and/or the label (``""`` removes it); bumps
+        ``updated_at``.
 
         The UPDATE runs before the SELECT so a SQLite transaction takes the write lock
         first (a read-then-write transaction can fail with "database is locked").
@@ -443,6 +446,8 @@ class Store:
             values["settings"] = settings
         if secrets is not None:
             values["secrets"] = secrets
+        if label is not None:
+            values["label"] = label or None
         with self._errors(f"update connection {name!r}"):
             async with self._engine.begin() as conn:
                 result = await conn.execute(
@@ -456,6 +461,48 @@ class Store:
         if row is None:
             raise UnknownConnection(f"no connection named {name!r}")
         return _connection_record(row)
+
+    async def set_connection_state(self, name: str, *, needs_reauth: bool | None = None,
+                                   health: str | None = None,
+                                   healthy: bool = False) -> bool:
+        """Note a connection's state (not a change of it: ``updated_at`` stays):
+        ``needs_reauth``, and ``health`` (``healthy=True`` clears it). Returns whether the
+        row changed, so a caller emits one event per change however many processes see it."""
+        values: dict[str, Any] = {}
+        changed = []
+        if needs_reauth is not None:
+            values["needs_reauth"] = needs_reauth
+            changed.append(_CONNECTIONS.c.needs_reauth != needs_reauth)
+        if healthy:
+            values["health"] = None
+            changed.append(_CONNECTIONS.c.health.is_not(None))
+        elif health is not None:
+            values["health"] = health
+            changed.append(_CONNECTIONS.c.health.is_(None) | (_CONNECTIONS.c.health != health))
+        if not values:
+            return False
+        with self._errors(f"update connection {name!r}"):
+            async with self._engine.begin() as conn:
+                result = await conn.execute(update(_CONNECTIONS).where(
+                    _CONNECTIONS.c.name == name, or_(*changed)).values(**values))
+        return bool(result.rowcount)
+
+    async def set_default_connection(self, name: str) -> ConnectionRecord:
+        """Make connection ``name`` its end user's default of its connector (the others of
+        that end user and connector stop being it), in one transaction."""
+        with self._errors(f"set the default connection {name!r}"):
+            async with self._engine.begin() as conn:
+                row = (await conn.execute(
+                    select(_CONNECTIONS).where(_CONNECTIONS.c.name == name))).first()
+                if row is None:
+                    raise UnknownConnection(f"no connection named {name!r}")
+                rec = _connection_record(row)
+                same = (_CONNECTIONS.c.connector == rec.connector) & (
+                    _CONNECTIONS.c.end_user.is_(None) if rec.end_user is None
+                    else _CONNECTIONS.c.end_user == rec.end_user)
+                await conn.execute(update(_CONNECTIONS).where(same).values(
+                    is_default=_CONNECTIONS.c.name == name))
+        return dataclasses.replace(rec, is_default=True)
 
     # -- calls --------------------------------------------------------------------------
 

@@ -43,8 +43,9 @@ __all__ = [
     "secret_matches",
 ]
 
-ScopeName = Literal["read", "run", "approve", "admin"]
-SCOPES: Final[tuple[ScopeName, ...]] = ("read", "run", "approve", "admin")
+#: ``connect``: hand out end-user tokens and connect links (a platform's backend)
+ScopeName = Literal["read", "run", "approve", "connect", "admin"]
+SCOPES: Final[tuple[ScopeName, ...]] = ("read", "run", "approve", "connect", "admin")
 KEY_PREFIX: Final = "pwk_"
 #: the longest name a key may have (the column's width)
 MAX_KEY_NAME = 200

@@ -49,6 +49,8 @@ class ApprovalRecord:
     decided_by: str | None = None
     reason: str | None = None
     used_at: datetime | None = None
+    #: the end user whose tool call asked for it (None: an operator's)
+    end_user: str | None = None
 
     def effective_status(self, now: datetime | None = None) -> str:
         """``expired`` for a pending approval past its deadline, else the stored status."""
@@ -83,6 +85,8 @@ class ToolCallRecord:
     approval_id: str | None
     request_id: str | None
     started_at: datetime
+    #: the end user the call acted for (None: an operator's)
+    end_user: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -136,12 +140,14 @@ class ToolRepository:
             raise UnknownApproval(f"no approval with id {approval_id!r}")
         return _approval(row)
 
-    async def list_approvals(self, *, status: str | None = None,
-                             limit: int = 100) -> list[ApprovalRecord]:
+    async def list_approvals(self, *, status: str | None = None, limit: int = 100,
+                             end_user: str | None = None) -> list[ApprovalRecord]:
         """Newest first. ``status="pending"`` leaves out pending ones past their deadline
-        (they show as ``expired``)."""
+        (they show as ``expired``). ``end_user``: only those asked for by that end user."""
         stmt = select(_APPROVALS).order_by(_APPROVALS.c.requested_at.desc(),
                                            _APPROVALS.c.id.desc())
+        if end_user is not None:
+            stmt = stmt.where(_APPROVALS.c.end_user == end_user)
         if status == "expired":
             stmt = stmt.where(_APPROVALS.c.status.in_(("pending", "expired")))
         elif status is not None:
@@ -230,9 +236,13 @@ class ToolRepository:
 
     async def list_tool_calls(self, *, session_id: str | None = None, tool: str | None = None,
                               validation_failed: bool | None = None,
-                              limit: int = 100) -> list[ToolCallRecord]:
+                              limit: int = 100,
+                              end_user: str | None = None) -> list[ToolCallRecord]:
+        """Newest first; ``end_user``: only the calls made for that end user."""
         stmt = select(_TOOL_CALLS).order_by(_TOOL_CALLS.c.started_at.desc(),
                                             _TOOL_CALLS.c.id.desc())
+        if end_user is not None:
+            stmt = stmt.where(_TOOL_CALLS.c.end_user == end_user)
         if session_id is not None:
             stmt = stmt.where(_TOOL_CALLS.c.session_id == session_id)
         if tool is not None:
