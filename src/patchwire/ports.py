@@ -7,6 +7,8 @@ hand an engine exactly that and nothing more.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from patchwire.auth.vault import Vault
@@ -17,6 +19,8 @@ from patchwire.store import Store
 
 __all__ = [
     "Calls",
+    "ConnectLink",
+    "ConnectLinks",
     "ConnectionDirectory",
     "ConnectionName",
     "HasCalls",
@@ -87,3 +91,22 @@ class ConnectionDirectory(Protocol):
     async def list_connections(
         self, connector: str | None = None, end_user: str | None = None,
     ) -> Sequence[ConnectionName]: ...
+
+
+@dataclass(frozen=True)
+class ConnectLink:
+    """A single-use link an end user opens to connect an account (``/connect/{token}``)."""
+
+    token: str
+    url: str
+    expires_at: datetime
+
+
+class ConnectLinks(Protocol):
+    """Hands out connect links (the connect sessions of ``patchwire.connect`` meet it): a
+    tool whose end user has no connection, or one that needs re-authorising, answers with
+    one. ``connection``: reconnect that connection (its credentials are replaced)."""
+
+    async def link(self, end_user: str, connectors: Sequence[str], *,
+                   connection: str | None = None,
+                   return_url: str | None = None) -> ConnectLink: ...
