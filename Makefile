@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/webhook_ingest.py
 	$(BIN)/python bench/deliveries.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/end_users.py
 
 sandbox: $(BASE)
 	$(BIN)/patchwire sandbox
