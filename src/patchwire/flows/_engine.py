@@ -94,7 +94,8 @@ class _Effects:
                    idempotency_key: str) -> Any:
         await self.barrier()
         return await call_step(self.engine._host.calls, action, arguments, connection,
-                               run_id=self.run.id, idempotency_key=idempotency_key)
+                               run_id=self.run.id, idempotency_key=idempotency_key,
+                               end_user=self.run.end_user)
 
     async def checkpoint(self, key: str, kind: str, status: str, output: Any,
                          error: dict[str, Any] | None, attempts: int,
@@ -255,13 +256,14 @@ class FlowEngine:
 
     async def start_run(self, flow_id: str, input: Any = None, *, trigger: str = "manual",
                         idempotency_key: str | None = None, parent_run_id: str | None = None,
-                        parent_step: str | None = None) -> str:
+                        parent_step: str | None = None, end_user: str | None = None) -> str:
         """Start a run; its id. With ``idempotency_key``, starting the same key again
-        returns the first run's id instead of starting another."""
+        returns the first run's id instead of starting another. ``end_user``: the run's
+        calls go through that end user's connections only."""
         run = await self.runs.new_run(self._flows, flow_id, input, trigger=trigger,
                                       idempotency_key=idempotency_key,
                                       parent_run_id=parent_run_id, parent_step=parent_step,
-                                      now=self.clock())
+                                      now=self.clock(), end_user=end_user)
         now = run.created_at
         # A started engine owns the runs it starts (running when there is room, else in its
         # backlog, leased all the same); without one the run waits, queued, for any engine.
@@ -313,10 +315,12 @@ class FlowEngine:
 
     async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
                         since: float | None = None, until: float | None = None,
-                        before: str | None = None, limit: int = 100) -> list[RunRecord]:
-        """Newest first; ``before`` (a run id) pages through older ones."""
+                        before: str | None = None, limit: int = 100,
+                        end_user: str | None = None) -> list[RunRecord]:
+        """Newest first; ``before`` (a run id) pages through older ones; ``end_user``: only
+        that end user's runs."""
         return await self.runs.list_runs(flow_id=flow_id, status=status, since=since, until=until,
-                                    before=before, limit=limit)
+                                    before=before, limit=limit, end_user=end_user)
 
     async def steps(self, run_id: str) -> list[StepRecord]:
         return await self.runs.steps(run_id)

@@ -19,11 +19,12 @@ __all__ = ["fire_due_schedules", "purge_finished_runs", "retry_failed_runs", "st
 async def start_child_run(engine: Engine, run: ActiveRun, key: str, flow_id: str,
                           input: Any) -> dict[str, Any]:
     """Start the sub-flow run of ``run``'s step ``key`` (once: the parent run and step are
-    its idempotency key, so a replayed step finds the same child); its state as the
-    interpreter reads it."""
+    its idempotency key, so a replayed step finds the same child), acting for the same
+    end user as its parent; its state as the interpreter reads it."""
     child_id = await engine.start_run(flow_id, input, trigger="flow",
                                       idempotency_key=f"sub:{run.id}:{key}",
-                                      parent_run_id=run.id, parent_step=key)
+                                      parent_run_id=run.id, parent_step=key,
+                                      end_user=run.end_user)
     child = await engine.get_run(child_id)
     return {"status": child.status, "output": child.output, "error": child.error,
             "id": child.id}

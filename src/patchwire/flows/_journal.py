@@ -33,7 +33,10 @@ __all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "Journal"]
 
 RUN_COLUMNS = ("id", "flow_id", "flow_version", "flow_digest", "status", "trigger", "input",
                "output", "error", "parent_run_id", "parent_step", "idempotency_key", "owner",
-               "lease_until", "wake_at", "attempt", "created_at", "updated_at", "finished_at")
+               "lease_until", "wake_at", "attempt", "created_at", "updated_at", "finished_at",
+               "end_user")
+#: what a later checkpoint of a run may change (a run's end user never changes: a step
+#: calls through the connections of the end user who started the run, replayed or not)
 _RUN_MUTABLE = ("status", "output", "error", "owner", "lease_until", "wake_at", "attempt",
                 "updated_at", "finished_at")
 STEP_COLUMNS = ("run_id", "key", "kind", "status", "output", "error", "attempts",

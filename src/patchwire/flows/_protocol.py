@@ -66,7 +66,11 @@ class Engine(Protocol):
 
     async def start_run(self, flow_id: str, input: Any = None, *, trigger: str = "manual",
                         idempotency_key: str | None = None, parent_run_id: str | None = None,
-                        parent_step: str | None = None) -> str: ...
+                        parent_step: str | None = None, end_user: str | None = None) -> str:
+        """Start a run; its id. ``end_user``: the run acts for that end user — every call
+        step goes through their connections only (their default one when the step names
+        none), and its sub-flow runs act for them too. None: an operator's run."""
+        ...
 
     async def run(self, flow_id: str, input: Any = None, *, max_wait: float | None = None,
                   **options: Any) -> RunRecord: ...
@@ -78,7 +82,8 @@ class Engine(Protocol):
 
     async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
                         since: float | None = None, until: float | None = None,
-                        before: str | None = None, limit: int = 100) -> list[RunRecord]: ...
+                        before: str | None = None, limit: int = 100,
+                        end_user: str | None = None) -> list[RunRecord]: ...
 
     async def steps(self, run_id: str) -> list[StepRecord]: ...
 

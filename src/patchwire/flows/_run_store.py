@@ -39,6 +39,7 @@ from patchwire.flows.spec import FlowSpec
 from patchwire.ids import new_id
 from patchwire.ports import HasStore
 from patchwire.store import Store
+from patchwire.store.end_users import check_end_user
 
 __all__ = ["FlowSet", "RunStore"]
 
@@ -141,15 +142,25 @@ class RunStore:
 
     async def new_run(self, flows: FlowSet, flow_id: str, input: Any, *, trigger: str,
                       idempotency_key: str | None, parent_run_id: str | None,
-                      parent_step: str | None, now: float) -> ActiveRun:
-        """A run of the flow's current version, its input checked (FlowInputError)."""
+                      parent_step: str | None, now: float,
+                      end_user: str | None = None) -> ActiveRun:
+        """A run of the flow's current version, its input checked (FlowInputError), acting
+        for ``end_user`` (None: the operator's run)."""
         flow = flows.get(flow_id)
+        if end_user is not None:
+            try:
+                check_end_user(end_user)
+            except ValueError as exc:
+                raise FlowInputError(f"the end user of a run of flow {flow_id} is invalid: "
+                                     f"{exc}", [ValidationProblem("end_user", str(exc))],
+                                     ) from exc
         value = {} if input is None else input
         digest = await self.remember_version(flow, now)
         flows.validate_input(flow, digest, value)
         return ActiveRun(id=new_id(), flow=flow, digest=digest, trigger=trigger, input=value,
                          parent_run_id=parent_run_id, parent_step=parent_step,
-                         idempotency_key=idempotency_key, attempt=1, created_at=now)
+                         idempotency_key=idempotency_key, attempt=1, created_at=now,
+                         end_user=end_user)
 
     async def insert(self, row: tuple[Any, ...], key: str | None) -> str | None:
         """Insert unless a run with this key exists; that run's id, or None if inserted."""
@@ -178,7 +189,7 @@ class RunStore:
                         trigger=row["trigger"], input=row["input"],
                         parent_run_id=row["parent_run_id"], parent_step=row["parent_step"],
                         idempotency_key=row["idempotency_key"], attempt=row["attempt"],
-                        created_at=row["created_at"])
+                        created_at=row["created_at"], end_user=row["end_user"])
         progress = RunProgress()
         if steps is None:
             async with self.store.engine.connect() as conn:
@@ -208,9 +219,13 @@ class RunStore:
 
     async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
                    since: float | None = None, until: float | None = None,
-                   before: str | None = None, limit: int = 100) -> list[RunRecord]:
-        """Newest first; ``before`` (a run id) pages through older ones."""
+                   before: str | None = None, limit: int = 100,
+                   end_user: str | None = None) -> list[RunRecord]:
+        """Newest first; ``before`` (a run id) pages through older ones; ``end_user``: only
+        the runs acting for that end user."""
         stmt = select(RUNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
+        if end_user is not None:
+            stmt = stmt.where(RUNS.c.end_user == end_user)
         if flow_id is not None:
             stmt = stmt.where(RUNS.c.flow_id == flow_id)
         if status is not None:
@@ -221,6 +236,9 @@ class RunStore:
             stmt = stmt.where(RUNS.c.created_at < until)
         if before is not None:
             anchor = await self.get(before)
+            if end_user is not None and anchor.end_user != end_user:
+                # another end user's run does not exist for this one, not even as an anchor
+                raise UnknownRun(f"no run with id {before!r}")
             # the bare `<=` lets the (created_at) index bound the scan; the rest breaks ties
             stmt = stmt.where(RUNS.c.created_at <= anchor.created_at, (
                 (RUNS.c.created_at < anchor.created_at) | (RUNS.c.id < anchor.id)))

@@ -72,6 +72,9 @@ class RunRecord:
     updated_at: float
     finished_at: float | None
     wake_at: float | None
+    #: who the run acts for: its steps call through this end user's connections only
+    #: (None: an operator's run, any connection)
+    end_user: str | None = None
 
     @property
     def dead_letter(self) -> bool:
@@ -84,7 +87,8 @@ class RunRecord:
                 "output": self.output, "error": self.error,
                 "parent_run_id": self.parent_run_id, "attempt": self.attempt,
                 "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
-                "finished_at": iso(self.finished_at), "wake_at": iso(self.wake_at)}
+                "finished_at": iso(self.finished_at), "wake_at": iso(self.wake_at),
+                "end_user": self.end_user}
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ def run_record(m: Any) -> RunRecord:
         id=m["id"], flow_id=m["flow_id"], flow_version=m["flow_version"], status=m["status"],
         trigger=m["trigger"], input=m["input"], output=m["output"], error=m["error"],
         parent_run_id=m["parent_run_id"], attempt=m["attempt"], created_at=m["created_at"],
-        updated_at=m["updated_at"], finished_at=m["finished_at"], wake_at=m["wake_at"])
+        updated_at=m["updated_at"], finished_at=m["finished_at"], wake_at=m["wake_at"],
+        end_user=m["end_user"])
 
 
 def run_event(run_id: str, attempt: int, status: str, flow_id: str, error: Any,
@@ -146,13 +151,16 @@ class ActiveRun:
     error: Any = None
     wake_at: float | None = None
     finished_at: float | None = None
+    #: the end user it acts for (its calls use their connections only), or None
+    end_user: str | None = None
 
     def row(self, owner: str | None, lease_until: float | None, now: float) -> tuple[Any, ...]:
         """Its ``flow_runs`` row, in the journal's column order."""
         return (self.id, self.flow.id, self.flow.version, self.digest, self.status,
                 self.trigger, to_json(self.input), to_json(self.output), to_json(self.error),
                 self.parent_run_id, self.parent_step, self.idempotency_key, owner, lease_until,
-                self.wake_at, self.attempt, self.created_at, now, self.finished_at)
+                self.wake_at, self.attempt, self.created_at, now, self.finished_at,
+                self.end_user)
 
     def record(self, now: float) -> RunRecord:
         return RunRecord(
@@ -160,4 +168,4 @@ class ActiveRun:
             status=self.status, trigger=self.trigger, input=self.input, output=self.output,
             error=self.error, parent_run_id=self.parent_run_id, attempt=self.attempt,
             created_at=self.created_at, updated_at=now, finished_at=self.finished_at,
-            wake_at=self.wake_at)
+            wake_at=self.wake_at, end_user=self.end_user)

@@ -14,10 +14,11 @@ __all__ = ["call_step"]
 
 
 async def call_step(calls: Calls, action: str, arguments: Any, connection: str | None, *,
-                    run_id: str, idempotency_key: str) -> Any:
+                    run_id: str, idempotency_key: str, end_user: str | None = None) -> Any:
     """A flow step's call: the action's result, or a StepFailure saying whether retrying
     the step may help. The idempotency key goes in the connector's idempotency header
-    (unless the request has one), so a step re-run after a crash is applied once."""
+    (unless the request has one), so a step re-run after a crash is applied once.
+    ``end_user``: the run's end user, whose connections alone the call may use."""
     try:
         calls.action(action)
     except CallError as exc:
@@ -27,7 +28,7 @@ async def call_step(calls: Calls, action: str, arguments: Any, connection: str |
     try:
         outcome = await calls.execute(CallRequest(
             action, {} if arguments is None else arguments, connection, run_id=run_id,
-            idempotency_key=idempotency_key))
+            idempotency_key=idempotency_key, end_user=end_user))
     except CallError as exc:
         transient = exc.code in ("timeout", "transport_error", "rate_limited",
                                  "circuit_open", "upstream_error")

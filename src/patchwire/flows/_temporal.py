@@ -162,6 +162,7 @@ class _WorkflowEffects:
 
     async def call(self, action: str, arguments: Any, connection: str | None, *,
                    idempotency_key: str) -> Any:
+        # the run's end user travels in every payload's "run" (see _start_workflow)
         try:
             result = await self.activity("patchwire.call", {
                 "action": action, "arguments": arguments, "connection": connection,
@@ -387,11 +388,11 @@ class TemporalEngine:
 
     async def start_run(self, flow_id: str, input: Any = None, *, trigger: str = "manual",
                         idempotency_key: str | None = None, parent_run_id: str | None = None,
-                        parent_step: str | None = None) -> str:
+                        parent_step: str | None = None, end_user: str | None = None) -> str:
         run = await self.runs.new_run(self._flows, flow_id, input, trigger=trigger,
                                       idempotency_key=idempotency_key,
                                       parent_run_id=parent_run_id, parent_step=parent_step,
-                                      now=self.clock())
+                                      now=self.clock(), end_user=end_user)
         run.status, now = "queued", run.created_at
         capped = run.flow.concurrency is not None
         # queued until its first activity: a start that never reached Temporal (a crash
@@ -464,8 +465,11 @@ class TemporalEngine:
         """Start the run's workflow; ``replace``: a retry, whose previous execution may
         still be closing (it recorded the failure and is returning)."""
         job = {
+            # the end user goes with the run into every activity: its calls, approvals
+            # and sub-flows act for them (a worker never looks it up in the store)
             "run": {"id": run.id, "flow_id": run.flow.id, "digest": run.digest,
-                    "attempt": run.attempt, "created_at": run.created_at},
+                    "attempt": run.attempt, "created_at": run.created_at,
+                    "end_user": run.end_user},
             "definition": run.flow.model_dump(mode="json", by_alias=True),
             "input": run.input, "done": progress.done, "waiting": progress.waiting,
             "activity_timeout": self.options.activity_timeout,
@@ -506,9 +510,10 @@ class TemporalEngine:
 
     async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
                         since: float | None = None, until: float | None = None,
-                        before: str | None = None, limit: int = 100) -> list[RunRecord]:
+                        before: str | None = None, limit: int = 100,
+                        end_user: str | None = None) -> list[RunRecord]:
         return await self.runs.list_runs(flow_id=flow_id, status=status, since=since, until=until,
-                                    before=before, limit=limit)
+                                    before=before, limit=limit, end_user=end_user)
 
     async def steps(self, run_id: str) -> list[StepRecord]:
         return await self.runs.steps(run_id)
@@ -607,7 +612,8 @@ class _Activities:
         flow = await self.engine.runs.version(info["flow_id"], info["digest"])
         return ActiveRun(id=info["id"], flow=flow, digest=info["digest"], trigger="",
                     input=None, parent_run_id=None, parent_step=None, idempotency_key=None,
-                    attempt=info["attempt"], created_at=info["created_at"])
+                    attempt=info["attempt"], created_at=info["created_at"],
+                    end_user=info.get("end_user"))
 
     async def _record(self, payload: dict[str, Any]) -> None:
         """The checkpoints that came with an activity, and the run running again."""
@@ -631,7 +637,8 @@ class _Activities:
             result = await call_step(
                 self.engine._host.calls, payload["action"], payload["arguments"],
                 payload["connection"], run_id=payload["run"]["id"],
-                idempotency_key=payload["idempotency_key"])
+                idempotency_key=payload["idempotency_key"],
+                end_user=payload["run"].get("end_user"))
         except StepFailure as failure:
             return {"error": {"code": failure.code, "message": failure.message,
                               "retryable": failure.retryable}}
