@@ -1,5 +1,6 @@
 """Read-only aggregations of the call log and the runs, for the dashboard: quality per
-connection, the call log over time, runs per status, the definition a run started with.
+connection, each end user's connections with their health, the call log over time, runs per
+status, the definition a run started with.
 
 Every query is bounded: counts are aggregated in the database over an indexed time range
 (``calls.started_at``, ``flow_runs.created_at``), and anything fetched row by row has a
@@ -14,26 +15,107 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, select
+from sqlalchemy import ColumnElement, RowMapping, Table, and_, case, func, or_, select, tuple_
 
+from patchwire.errors import (
+    AuthError,
+    BlockedDestinationError,
+    CallError,
+    CallTimeoutError,
+    CircuitOpenError,
+    ConflictError,
+    InputValidationError,
+    NotFoundError,
+    RateLimitedError,
+    RequestRenderError,
+    ResponseMappingError,
+    TransportError,
+    UpstreamError,
+    UpstreamValidationError,
+)
 from patchwire.store.core import Store
-from patchwire.store.models import CallRow, FlowRunRow, FlowVersionRow
+from patchwire.store.models import CallRow, ConnectionRow, FlowRunRow, FlowVersionRow
+from patchwire.store.records import CallRecord, ConnectionRecord
 
 __all__ = [
+    "FAILURE_CLASSES",
+    "FAILURE_KIND",
     "LATENCY_SAMPLE",
     "CallStats",
     "ChartPoint",
+    "ConnectionHealth",
+    "Failures",
+    "HealthPage",
+    "LastError",
     "ReportRepository",
+    "failure_kind",
     "percentile",
 ]
 
 _CALLS = cast(Table, CallRow.__table__)
+_CONNECTIONS = cast(Table, ConnectionRow.__table__)
 _RUNS = cast(Table, FlowRunRow.__table__)
 _VERSIONS = cast(Table, FlowVersionRow.__table__)
 
 #: latencies fetched per connection for its percentiles: exact below this many calls in the
 #: window, from the newest this many above it (the page says so)
 LATENCY_SAMPLE = 10_000
+
+
+#: Who has to act on a failed call, by the error classes of ``patchwire.errors`` (the call
+#: log's ``error_class`` is the error's code): the end user must authorise again (auth), the
+#: caller must change the request (client), the upstream is failing or pushing back
+#: (upstream), the network between is (transport). Anything else counts as "other".
+FAILURE_CLASSES: Mapping[str, tuple[type[CallError], ...]] = {
+    "auth": (AuthError,),
+    "client": (NotFoundError, ConflictError, UpstreamValidationError, InputValidationError,
+               RequestRenderError),
+    "upstream": (UpstreamError, RateLimitedError, CircuitOpenError, ResponseMappingError),
+    "transport": (TransportError, CallTimeoutError, BlockedDestinationError),
+}
+#: error code (the call log's ``error_class``) -> its kind
+FAILURE_KIND: Mapping[str, str] = {cls.code: kind for kind, classes in FAILURE_CLASSES.items()
+                                  for cls in classes}
+
+
+def failure_kind(error_class: str | None) -> str:
+    """``auth``, ``client``, ``upstream``, ``transport`` or ``other`` (see FAILURE_CLASSES)."""
+    return FAILURE_KIND.get(error_class or "", "other")
+
+
+@dataclass(frozen=True)
+class Failures:
+    """Failed calls by kind (see FAILURE_CLASSES)."""
+
+    auth: int = 0
+    client: int = 0
+    upstream: int = 0
+    transport: int = 0
+    other: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.auth + self.client + self.upstream + self.transport + self.other
+
+    def items(self) -> list[tuple[str, int]]:
+        """(kind, count) of every kind, ``other`` only when there are some."""
+        counts = [("auth", self.auth), ("client", self.client),
+                  ("upstream", self.upstream), ("transport", self.transport)]
+        return [*counts, ("other", self.other)] if self.other else counts
+
+    @classmethod
+    def of(cls, failed: int, by_kind: Sequence[Any]) -> Failures:
+        """From the failed calls and the sums of :func:`_kind_sums` (the rest: other)."""
+        auth, client, upstream, transport = (int(v or 0) for v in by_kind)
+        return cls(auth, client, upstream, transport,
+                   max(0, failed - auth - client - upstream - transport))
+
+
+def _kind_sums() -> list[ColumnElement[Any]]:
+    """Per kind of FAILURE_CLASSES (in its order), how many calls of a group failed so."""
+    return [func.sum(case((_CALLS.c.error_class.in_([c.code for c in classes]), 1),
+                          else_=0))
+            for classes in FAILURE_CLASSES.values()]
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float | None:
@@ -79,6 +161,8 @@ class CallStats(_CallRates):
     waited: int = 0
     #: their waits added up (milliseconds)
     wait_ms: float = 0.0
+    #: the failed calls by kind: why the success rate is what it is
+    failures: Failures = Failures()
 
     @property
     def mean_wait_ms(self) -> float | None:
@@ -105,6 +189,46 @@ class ChartPoint(_CallRates):
     max_ms: float | None
 
 
+@dataclass(frozen=True)
+class LastError:
+    """A connection's latest failed call: its error class (the error's code), the message
+    as the call log keeps it (redacted when recorded) and when it started."""
+
+    error_class: str | None
+    message: str | None
+    at: datetime | None
+
+    @property
+    def kind(self) -> str:
+        return failure_kind(self.error_class)
+
+
+@dataclass(frozen=True)
+class ConnectionHealth(_CallRates):
+    """One connection (its end user, connector, label and flags) with its calls in a
+    window: how many, how many succeeded, the p95 latency, the failures by kind, the last
+    one. ``record`` holds the encrypted secrets as stored: only the auth package's
+    TokenStates opens them, to say what may be shown of a token."""
+
+    record: ConnectionRecord
+    calls: int
+    ok: int
+    attempts: int
+    p95_ms: float | None
+    failures: Failures
+    last_call_at: datetime | None
+    last_error: LastError | None
+
+
+@dataclass(frozen=True)
+class HealthPage:
+    """A page of :meth:`ReportRepository.connection_health`; ``more``: a next one exists."""
+
+    rows: list[ConnectionHealth]
+    offset: int
+    more: bool
+
+
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -124,13 +248,14 @@ class ReportRepository:
         waited = func.sum(case((_CALLS.c.rate_limit_wait_ms > 0, 1), else_=0))
         stmt = (select(_CALLS.c.connector, _CALLS.c.connection, func.count(), ok,
                        func.sum(_CALLS.c.attempts), func.max(_CALLS.c.started_at), waited,
-                       func.sum(_CALLS.c.rate_limit_wait_ms))
+                       func.sum(_CALLS.c.rate_limit_wait_ms), *_kind_sums())
                 .where(window).group_by(_CALLS.c.connector, _CALLS.c.connection))
         out: list[CallStats] = []
         with self._store._errors("aggregate the call log"):
             async with self._store.engine.connect() as conn:
                 groups = (await conn.execute(stmt)).all()
-                for connector, connection, calls, n_ok, attempts, last, n_waited, wait in groups:
+                for (connector, connection, calls, n_ok, attempts, last, n_waited, wait,
+                     *by_kind) in groups:
                     # SQLite returns max() of a timestamp column as text: parse it back
                     last_at = _as_datetime(last)
                     where = [window, _CALLS.c.connector == connector,
@@ -144,9 +269,104 @@ class ReportRepository:
                         ok=int(n_ok or 0), attempts=int(attempts or 0),
                         p50_ms=percentile(latencies, 50), p95_ms=percentile(latencies, 95),
                         sampled=int(calls) > len(latencies), last_call_at=last_at,
-                        waited=int(n_waited or 0), wait_ms=float(wait or 0.0)))
+                        waited=int(n_waited or 0), wait_ms=float(wait or 0.0),
+                        failures=Failures.of(int(calls) - int(n_ok or 0), by_kind)))
         out.sort(key=lambda s: (s.connector, s.connection or ""))
         return out
+
+    async def connection_health(
+        self, since: datetime, *, end_user: str | None = None, connector: str | None = None,
+        name: str | None = None, attention: bool = False, offset: int = 0, limit: int = 100,
+    ) -> HealthPage:
+        """A page of connections (ordered by end user, operators' first, connector, name)
+        with their calls since ``since``, in one statement: the page of connections is
+        chosen first, and only its calls are aggregated (counts and failures by kind in a
+        GROUP BY, the p95 and the last error by window functions), so a page costs the
+        same with 10 or 10,000 end users. ``attention``: only connections marked
+        unhealthy or needing re-authorisation."""
+        conns = _CONNECTIONS.c
+        filters: list[ColumnElement[bool]] = []
+        if end_user is not None:
+            filters.append(conns.end_user == end_user)
+        if connector is not None:
+            filters.append(conns.connector == connector)
+        if name is not None:
+            filters.append(conns.name == name)
+        if attention:
+            filters.append(_needs_attention())
+        page = (select(_CONNECTIONS).where(*filters)
+                .order_by(conns.end_user.nulls_first(), conns.connector, conns.name)
+                .offset(max(0, offset)).limit(max(0, limit) + 1).cte("page"))
+        calls = _CALLS.c
+        window = [calls.started_at >= since, calls.connection.in_(select(page.c.name))]
+        ok = func.sum(case((calls.status == "ok", 1), else_=0))
+        agg = (select(calls.connection.label("conn"), func.count().label("n"),
+                      ok.label("n_ok"), func.sum(calls.attempts).label("attempts"),
+                      func.max(calls.started_at).label("last_call"),
+                      *(s.label(f"k_{kind}") for kind, s in zip(FAILURE_CLASSES, _kind_sums(),
+                                                               strict=True)))
+               .where(*window).group_by(calls.connection).subquery("agg"))
+        # nearest-rank p95: the latency ranked ceil(0.95 n) within its connection
+        # (integer arithmetic: SQLite has no ceil() everywhere)
+        ranked = (select(calls.connection.label("conn"), calls.latency_ms,
+                         func.row_number().over(partition_by=calls.connection,
+                                                order_by=calls.latency_ms).label("rank"),
+                         func.count().over(partition_by=calls.connection).label("n"))
+                  .where(*window).subquery("ranked"))
+        p95 = (select(ranked.c.conn, ranked.c.latency_ms.label("p95"))
+               .where(ranked.c.rank == (ranked.c.n * 95 + 99) // 100).subquery("p95"))
+        errors = (select(calls.connection.label("conn"), calls.error_class,
+                         calls.error_message, calls.started_at,
+                         func.row_number().over(
+                             partition_by=calls.connection,
+                             order_by=(calls.started_at.desc(), calls.id.desc()),
+                         ).label("latest"))
+                  .where(*window, calls.status == "error").subquery("errors"))
+        stmt = (select(page, agg.c.n, agg.c.n_ok, agg.c.attempts, agg.c.last_call,
+                       *(agg.c[f"k_{kind}"] for kind in FAILURE_CLASSES), p95.c.p95,
+                       errors.c.error_class, errors.c.error_message,
+                       errors.c.started_at.label("error_at"))
+                .select_from(page
+                             .outerjoin(agg, agg.c.conn == page.c.name)
+                             .outerjoin(p95, p95.c.conn == page.c.name)
+                             .outerjoin(errors, and_(errors.c.conn == page.c.name,
+                                                     errors.c.latest == 1)))
+                .order_by(page.c.end_user.nulls_first(), page.c.connector, page.c.name))
+        with self._store._errors("report the connections' health"):
+            async with self._store.engine.connect() as conn:
+                found = (await conn.execute(stmt)).all()
+        rows = [_health(r._mapping) for r in found[:max(0, limit)]]
+        return HealthPage(rows, max(0, offset), more=len(found) > limit)
+
+    async def attention(self, limit: int = 20) -> tuple[list[ConnectionRecord], int]:
+        """Connections marked unhealthy or needing re-authorisation (the first ``limit``,
+        by end user and connector) and how many there are in all."""
+        conns = _CONNECTIONS.c
+        stmt = (select(_CONNECTIONS, func.count().over().label("total"))
+                .where(_needs_attention())
+                .order_by(conns.end_user.nulls_first(), conns.connector, conns.name)
+                .limit(max(0, limit)))
+        with self._store._errors("list the connections needing attention"):
+            async with self._store.engine.connect() as conn:
+                found = (await conn.execute(stmt)).all()
+        return ([_connection(r._mapping) for r in found],
+                int(found[0]._mapping["total"]) if found else 0)
+
+    async def connection_calls(self, connection: str, *,
+                               before: tuple[datetime, str] | None = None,
+                               limit: int = 50) -> list[CallRecord]:
+        """A connection's call log, newest first; ``before``: the (started_at, id) of the
+        last call of the previous page (a cursor: pages stay put while calls arrive)."""
+        calls = _CALLS.c
+        where: list[ColumnElement[bool]] = [calls.connection == connection]
+        if before is not None:
+            where.append(tuple_(calls.started_at, calls.id) < tuple_(*before))
+        stmt = (select(_CALLS).where(*where)
+                .order_by(calls.started_at.desc(), calls.id.desc()).limit(max(0, limit)))
+        with self._store._errors(f"list the calls of connection {connection!r}"):
+            async with self._store.engine.connect() as conn:
+                found = (await conn.execute(stmt)).all()
+        return [CallRecord(**r._mapping) for r in found]
 
     async def call_series(self, since: datetime, until: datetime, *, buckets: int = 24,
                           connector: str | None = None) -> list[ChartPoint]:
@@ -195,3 +415,29 @@ class ReportRepository:
             async with self._store.engine.connect() as conn:
                 found = await conn.scalar(stmt)
         return dict(found) if isinstance(found, Mapping) else None
+
+
+def _needs_attention() -> ColumnElement[bool]:
+    conns = _CONNECTIONS.c
+    return or_(conns.health == "unhealthy", conns.needs_reauth.is_(True))
+
+
+def _connection(m: RowMapping) -> ConnectionRecord:
+    return ConnectionRecord(
+        id=m["id"], name=m["name"], connector=m["connector"], end_user=m["end_user"],
+        settings=dict(m["settings"] or {}), secrets=m["secrets"],
+        created_at=_as_datetime(m["created_at"]) or datetime.now(UTC),
+        updated_at=_as_datetime(m["updated_at"]) or datetime.now(UTC),
+        label=m["label"], is_default=bool(m["is_default"]),
+        needs_reauth=bool(m["needs_reauth"]), health=m["health"])
+
+
+def _health(m: RowMapping) -> ConnectionHealth:
+    calls, ok = int(m["n"] or 0), int(m["n_ok"] or 0)
+    last_error = (LastError(m["error_class"], m["error_message"], _as_datetime(m["error_at"]))
+                  if m["error_at"] is not None else None)
+    return ConnectionHealth(
+        record=_connection(m), calls=calls, ok=ok, attempts=int(m["attempts"] or 0),
+        p95_ms=_float(m["p95"]),
+        failures=Failures.of(calls - ok, [m[f"k_{kind}"] for kind in FAILURE_CLASSES]),
+        last_call_at=_as_datetime(m["last_call"]), last_error=last_error)
