@@ -271,7 +271,7 @@ class FlowEngine:
         run.status = "running" if local else "queued"
         row = run.row(self.owner if local else None, now + self.lease if local else None, now)
         if idempotency_key is not None or not local:
-            existing = await self.runs.insert(row, idempotency_key)
+            existing = await self.runs.insert(row, run.idempotency_key)
             if existing is not None:
                 return existing
         else:

@@ -6,6 +6,7 @@ retention have their own modules."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -41,7 +42,18 @@ from patchwire.ports import HasStore
 from patchwire.store import Store
 from patchwire.store.end_users import check_end_user
 
-__all__ = ["FlowSet", "RunStore"]
+__all__ = ["FlowSet", "RunStore", "scoped_key"]
+
+
+def scoped_key(key: str | None, end_user: str | None) -> str | None:
+    """The idempotency key a run is stored under: an end user's keys are theirs alone — the
+    same key from another end user (or the operator) starts another run rather than
+    answering with this one (which would hand them a run that is not theirs). Hashed, so
+    a 200-character end user and key fit the column."""
+    if key is None or end_user is None:
+        return key
+    blob = f"{end_user}\x00{key}".encode()
+    return "eu:" + hashlib.sha256(blob).hexdigest()
 
 
 class FlowSet:
@@ -159,8 +171,8 @@ class RunStore:
         flows.validate_input(flow, digest, value)
         return ActiveRun(id=new_id(), flow=flow, digest=digest, trigger=trigger, input=value,
                          parent_run_id=parent_run_id, parent_step=parent_step,
-                         idempotency_key=idempotency_key, attempt=1, created_at=now,
-                         end_user=end_user)
+                         idempotency_key=scoped_key(idempotency_key, end_user),
+                         attempt=1, created_at=now, end_user=end_user)
 
     async def insert(self, row: tuple[Any, ...], key: str | None) -> str | None:
         """Insert unless a run with this key exists; that run's id, or None if inserted."""

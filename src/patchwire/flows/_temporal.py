@@ -399,7 +399,7 @@ class TemporalEngine:
         # right here) is found queued by a loop and started then
         existing = await self.runs.insert(
             run.row(TEMPORAL_HELD if capped else TEMPORAL_OWNER, _NEVER, now),
-            idempotency_key)
+            run.idempotency_key)
         if existing is not None:
             return existing
         if capped:

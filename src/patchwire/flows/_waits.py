@@ -18,7 +18,8 @@ __all__ = ["approval_decided", "step_approval"]
 async def step_approval(store: Store, run: ActiveRun, key: str, message: Any,
                         open_for: float, now: float) -> dict[str, Any]:
     """File (once per run and step) or read the approval of an ``approve`` step:
-    ``{status, decided_by, reason, expires_at, id}``."""
+    ``{status, decided_by, reason, expires_at, id}``. The run's end user's approval: they
+    see it (and may decide it, where their token allows) like their tool calls'."""
     repo = ToolRepository(store)
     approval_id = hashlib.sha256(f"{run.id}:{key}".encode()).hexdigest()[:32]
     try:
@@ -32,7 +33,7 @@ async def step_approval(store: Store, run: ActiveRun, key: str, message: Any,
                        "step": key},
             fingerprint=hashlib.sha256(f"flow:{run.id}:{key}".encode()).hexdigest(),
             session_id=None, status="pending", requested_at=at,
-            expires_at=at + timedelta(seconds=open_for))
+            expires_at=at + timedelta(seconds=open_for), end_user=run.end_user)
         await repo.add_approval(found)
     expires = found.expires_at.timestamp() if found.expires_at else None
     return {"status": found.effective_status(datetime.fromtimestamp(now, UTC)),
