@@ -18,7 +18,7 @@ from typing import Any
 
 from patchwire.errors import ConfigError
 
-__all__ = ["Settings", "allow_entry", "host_and_port", "load_settings"]
+__all__ = ["Settings", "allow_entry", "host_and_port", "load_settings", "parse_rate_limits"]
 
 
 #: the Temporal engine's default ``expression_timeout``: under the 2 s its deadlock detector
@@ -78,6 +78,11 @@ class Settings:
     #: (GitHub, Shopify...): a replay of it under a new delivery id within this window is
     #: acknowledged as a duplicate and dropped. Longer than the vendors' retries (days).
     webhook_replay_window: float = 7 * 86_400.0
+    #: how many tool calls one end user may make, across every process sharing the store:
+    #: ``"100/minute"`` (several limits comma-separated, ``"20/second, 1000/hour"``); over
+    #: it a tool answers ``rate_limited`` with when to retry. ``None``: no quota. Env:
+    #: ``PATCHWIRE_END_USER_TOOL_CALLS``.
+    end_user_tool_calls: str | None = None
 
     @property
     def effective_database_url(self) -> str:
@@ -97,6 +102,13 @@ class Settings:
         if self.shared_concurrency is not None:
             return self.shared_concurrency
         return self.engine == "temporal"
+
+    @property
+    def end_user_tool_call_limits(self) -> tuple[tuple[int, float], ...]:
+        """``end_user_tool_calls`` as (calls, period in seconds) pairs; () for none."""
+        if not self.end_user_tool_calls:
+            return ()
+        return parse_rate_limits("end_user_tool_calls", self.end_user_tool_calls)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -131,7 +143,7 @@ def load_settings(
                 "port", "allowed_hosts", "allow_networks", "engine", "temporal_address",
                 "temporal_namespace", "temporal_task_queue", "temporal_activity_timeout",
                 "shared_concurrency", "webhook_body_timeout", "webhook_replay_window",
-                "expression_timeout", "expression_max_depth"):
+                "expression_timeout", "expression_max_depth", "end_user_tool_calls"):
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
             raw[key] = value
@@ -198,7 +210,29 @@ def load_settings(
     if "expression_max_depth" in raw:
         kwargs["expression_max_depth"] = _positive_int("expression_max_depth",
                                                        raw["expression_max_depth"])
+    if "end_user_tool_calls" in raw:
+        text = str(raw["end_user_tool_calls"]).strip()
+        parse_rate_limits("end_user_tool_calls", text)  # a typo fails at start-up
+        kwargs["end_user_tool_calls"] = text or None
     return Settings(**kwargs)
+
+
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86_400.0}
+_RATE = re.compile(r"(\d+)\s*/\s*(second|minute|hour|day)", re.IGNORECASE)
+
+
+def parse_rate_limits(key: str, text: str) -> tuple[tuple[int, float], ...]:
+    """``"100/minute"`` or ``"20/second, 1000/hour"`` as (limit, period seconds) pairs;
+    ConfigError naming ``key`` for anything else."""
+    limits: list[tuple[int, float]] = []
+    for part in text.split(","):
+        match = _RATE.fullmatch(part.strip())
+        if match is None or int(match[1]) < 1:
+            raise ConfigError(f"{key} must be like '100/minute' (several separated by "
+                              f"commas; per second, minute, hour or day), got {text[:100]!r} "
+                              f"(PATCHWIRE_{key.upper()} or patchwire.toml)")
+        limits.append((int(match[1]), _PERIODS[match[2].lower()]))
+    return tuple(limits)
 
 
 def _positive_int(key: str, value: Any) -> int:

@@ -15,6 +15,7 @@ from patchwire.http._retry import (
     retries_are_instant,
     server_delay,
 )
+from patchwire.http._shared_limits import SharedLimits, SharedQuota
 from patchwire.observability import REDACTED, Redactor, excerpt
 
 from ._aiohttp import AiohttpTransport
@@ -47,6 +48,8 @@ __all__ = [
     "Redactor",
     "RetryBudget",
     "RetryDecision",
+    "SharedLimits",
+    "SharedQuota",
     "SlidingWindow",
     "TooManyRedirects",
     "Transport",

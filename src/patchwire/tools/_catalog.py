@@ -2,8 +2,15 @@
 
 An action becomes a tool when its connector YAML says ``tool:`` or when someone runs
 ``patchwire tools enable`` (stored overrides win over the YAML). A catalog is built for a set
-of connections (an end user's), binding each tool to the connection it calls through; an
+of connections (an operator's), binding each tool to the connection it calls through; an
 unbound catalog (no connections) is what ``patchwire tools export`` shows.
+
+An end user's catalog (:func:`end_user_catalog`) is the unbound one laid over their own
+connections: every tool of every connector is listed whether or not they hold a
+connection of it (calling one they lack answers with a connect link), under names made of
+the connector and action only, so no name carries anything of another end user. Their
+default connection of a connector keeps the plain names; each other one of that connector
+is offered again under its label as prefix (``work_shop_get_order``).
 """
 
 from __future__ import annotations
@@ -12,14 +19,15 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from patchwire.connectors import ConnectorRegistry
 from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ToolSpec
 from patchwire.errors import UnknownTool
 from patchwire.flows.spec import FlowSpec
 
-__all__ = ["Tool", "ToolCatalog", "ToolFilter", "sanitize_tool_name"]
+__all__ = ["EndUserConnection", "Tool", "ToolCatalog", "ToolFilter", "end_user_catalog",
+           "sanitize_tool_name"]
 
 MAX_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_-]+")
@@ -235,3 +243,69 @@ def _assign_names(candidates: list[_Candidate]) -> list[Tool]:
             taken.add(final)
             out.append(replace(cand.tool, name=final))
     return out
+
+
+class EndUserConnection(Protocol):
+    """One of an end user's connections as their catalog sees it (a ConnectionRecord)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def connector(self) -> str: ...
+
+    @property
+    def label(self) -> str | None: ...
+
+    @property
+    def is_default(self) -> bool: ...
+
+
+def default_connection(connections: Sequence[EndUserConnection]) -> EndUserConnection | None:
+    """Of one end user's connections of one connector, the one their calls use when they
+    name none: the only one, or the one marked default (as the call path chooses)."""
+    if len(connections) == 1:
+        return connections[0]
+    defaults = [c for c in connections if c.is_default]
+    return defaults[0] if len(defaults) == 1 else None
+
+
+def end_user_catalog(base: ToolCatalog, connections: Sequence[EndUserConnection]
+                     ) -> tuple[ToolCatalog, dict[str, str]]:
+    """An end user's catalog over ``base`` (unbound: built without connections) and
+    their ``connections``; and, for each tool offered under a label prefix, its plain
+    name (what metrics count it as: labels are the end user's own words).
+
+    A tool of a connector they hold no connection of stays unbound (the call path then
+    says they are not connected). With several connections and none the default, the
+    plain name stays unbound too (the call path asks which) and each is offered under its
+    label.
+    """
+    by_connector: dict[str, list[EndUserConnection]] = {}
+    for conn in sorted(connections, key=lambda c: c.name):
+        by_connector.setdefault(conn.connector, []).append(conn)
+    if not by_connector:
+        return base, {}
+    taken = set(base.names())
+    tools: list[Tool] = []
+    plain: dict[str, str] = {}
+    for tool in base:
+        held = by_connector.get(tool.connector) if tool.kind == "action" else None
+        if not held:
+            tools.append(tool)
+            continue
+        default = default_connection(held)
+        tools.append(tool if default is None else replace(tool, connection=default.name))
+        for conn in held:
+            if conn is default:
+                continue
+            raw = f"{conn.label or conn.name}_{tool.name}"
+            name = sanitize_tool_name(raw)
+            n = 0
+            while name in taken:  # two connections with one label, or a tool's own name
+                n += 1
+                name = sanitize_tool_name(raw, salt=f"{conn.name}\0{n}")
+            taken.add(name)
+            plain[name] = tool.name
+            tools.append(replace(tool, name=name, connection=conn.name))
+    return ToolCatalog(tools), plain

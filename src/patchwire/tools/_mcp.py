@@ -24,12 +24,22 @@ SDK speaks:
 
 A client without the elicitation capability gets the invoker's pending-approval answer: the
 call waits for a person to approve it elsewhere (dashboard, API, CLI).
+
+End users. Over Streamable HTTP one server serves everybody: each request is served for the
+end user its token names (the key check's ``Access`` in the request's state), with that end
+user's tools (:meth:`ToolInvoker.for_end_user`), never from what the session remembers. A
+session belongs to whoever opened it — an end user, an operator's key, or "local" — and the
+SDK's session manager answers 404 to anyone else presenting its id; a 2026-07-28 round's
+``requestState`` is bound the same way. Over stdio the invoker given is the one used (``patchwire
+mcp --end-user`` hands an end user's).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -37,6 +47,8 @@ from typing import Any, Final
 import anyio
 import mcp_types as types
 from mcp.server import Server
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.stdio import stdio_server
@@ -48,6 +60,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from patchwire.access import Access
 from patchwire.errors import ApprovalStateError, UnknownApproval
 from patchwire.ids import new_id
 from patchwire.tools._catalog import Tool, ToolCatalog
@@ -181,23 +194,64 @@ def _session_id(ctx: ServerRequestContext[Any, Any], fallback: str | None) -> st
     return fallback
 
 
+#: catalogs whose MCP form is kept (one per end user active at once, and the operator's)
+_KEPT_LISTS: Final = 256
+#: tool names whose input schema is kept for the SDK's header check
+_KEPT_SCHEMAS: Final = 10_000
+
+
+def _access(ctx: ServerRequestContext[Any, Any]) -> Access | None:
+    """What the key check let through for this request (None on stdio)."""
+    request = ctx.request
+    if not isinstance(request, Request):
+        return None
+    found = request.scope.get("state", {}).get("access")
+    return found if isinstance(found, Access) else None
+
+
+def _acting(invoker: ToolInvoker, ctx: ServerRequestContext[Any, Any]) -> ToolInvoker:
+    """The invoker for whoever sent this request: their end user's, else ``invoker``."""
+    access = _access(ctx)
+    if access is not None and access.end_user is not None:
+        return invoker.for_end_user(access.end_user)
+    return invoker
+
+
+def _principal(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    """Who a 2026-07-28 round's ``requestState`` is bound to (stdio: nobody else can
+    reach the process, so no one)."""
+    access = _access(ctx)
+    return None if access is None else access.identity
+
+
 class _ToolList:
-    """The catalog as MCP tools, converted once per catalog the invoker builds."""
+    """Catalogs as MCP tools, converted once per catalog an invoker builds (an end user's
+    catalog object is kept while their tools do not change)."""
 
     def __init__(self) -> None:
-        self._catalog: ToolCatalog | None = None
-        self._tools: list[types.Tool] = []
-        self._schemas: dict[str, Mapping[str, Any]] = {}
+        self._lists: OrderedDict[int, tuple[ToolCatalog, list[types.Tool]]] = OrderedDict()
+        self._schemas: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
 
     def tools(self, catalog: ToolCatalog) -> list[types.Tool]:
-        if catalog is not self._catalog:
-            tools = [types.Tool.model_validate(to_mcp(t)) for t in catalog]
-            self._tools, self._catalog = tools, catalog
-            self._schemas = {t.name: t.input_schema for t in tools}
-        return self._tools
+        key = id(catalog)
+        found = self._lists.get(key)
+        if found is not None and found[0] is catalog:  # the entry holds it: ids stay unique
+            self._lists.move_to_end(key)
+            return found[1]
+        tools = [types.Tool.model_validate(to_mcp(t)) for t in catalog]
+        self._lists[key] = (catalog, tools)
+        while len(self._lists) > _KEPT_LISTS:
+            self._lists.popitem(last=False)
+        for t in tools:
+            self._schemas[t.name] = t.input_schema
+            self._schemas.move_to_end(t.name)
+        while len(self._schemas) > _KEPT_SCHEMAS:
+            self._schemas.popitem(last=False)
+        return tools
 
     def input_schema(self, name: str) -> Mapping[str, Any] | None:
-        """For the SDK's ``Mcp-Param-*`` header check, which must not await."""
+        """For the SDK's ``Mcp-Param-*`` header check, which must not await (a tool's
+        schema is its action's, whoever's catalog offers it)."""
         return self._schemas.get(name)
 
 
@@ -210,7 +264,7 @@ def build_server(invoker: ToolInvoker, *, session_id: str | None = None) -> Serv
     async def list_tools(ctx: ServerRequestContext[Any, Any],
                          params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         try:
-            catalog = await invoker.catalog()
+            catalog = await _acting(invoker, ctx).catalog()
             return types.ListToolsResult(tools=listing.tools(catalog))
         except Exception:
             ref = new_id()
@@ -224,10 +278,11 @@ def build_server(invoker: ToolInvoker, *, session_id: str | None = None) -> Serv
     ) -> types.CallToolResult | types.InputRequiredResult:
         try:
             sid = _session_id(ctx, fallback_session)
+            acting = _acting(invoker, ctx)
             if _modern(ctx):
-                return await _call_modern(invoker, ctx, params, sid)
-            result = await invoker.invoke(params.name, params.arguments, session_id=sid,
-                                          confirm=_handshake_confirm(ctx))
+                return await _call_modern(acting, ctx, params, sid)
+            result = await acting.invoke(params.name, params.arguments, session_id=sid,
+                                         confirm=_handshake_confirm(ctx))
             return _text(result.text, error=result.is_error, data=result.data)
         except Exception:
             return _internal_error(f"tools/call {params.name[:100]!r}")
@@ -237,11 +292,12 @@ def build_server(invoker: ToolInvoker, *, session_id: str | None = None) -> Serv
         on_list_tools=list_tools, on_call_tool=call_tool,
         get_tool_input_schema=listing.input_schema,
     )
-    # Seals requestState (the pending approval's id) for the 2026-07-28 round trip. The key
-    # lives in this process only: a round must come back to the server that started it,
-    # which holds for stdio and for `patchwire serve` (one process).
-    server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(),
-                                                  default_audience=SERVER_NAME))
+    # Seals requestState (the pending approval's id) for the 2026-07-28 round trip, bound
+    # to who asked (another end user cannot replay it). The key lives in this process
+    # only: a round must come back to the server that started it, which holds for stdio
+    # and for `patchwire serve` (one process).
+    security = RequestStateSecurity(keys=[os.urandom(32)], bind_principal=_principal)
+    server.middleware.append(RequestStateBoundary(security, default_audience=SERVER_NAME))
     return server
 
 
@@ -281,9 +337,9 @@ async def _apply_answer(invoker: ToolInvoker, params: types.CallToolRequestParam
         return  # no answer: the approval stays pending and the model is told so
     decision = _decision(answer, client)
     try:
-        await invoker.repository.decide_approval(approval_id, approved=decision.approved,
-                                                 decided_by=decision.decided_by[:200],
-                                                 reason=decision.reason)
+        # an end user's invoker decides their own approvals only
+        await invoker.decide_approval(approval_id, approved=decision.approved,
+                                      decided_by=decision.decided_by, reason=decision.reason)
     except (ApprovalStateError, UnknownApproval):
         # Someone decided it meanwhile (dashboard, API), or it expired: what stands wins,
         # and the invoker reports it.
@@ -336,4 +392,10 @@ class McpHttpEndpoint:
         if manager is None:  # outside the app's lifespan (starting up or shutting down)
             await Response("MCP endpoint not running", status_code=503)(scope, receive, send)
             return
+        access = scope.get("state", {}).get("access")
+        identity = access.identity if isinstance(access, Access) else "local"
+        # The session manager binds a session to the user that opened it and answers 404
+        # to anyone else presenting its id: the user is who the key check let through.
+        scope["user"] = AuthenticatedUser(AccessToken(token="-", client_id=identity,
+                                                      scopes=[]))
         await manager.handle_request(scope, receive, send)

@@ -81,8 +81,12 @@ def _tool(spec: SyncSpec, connection: str | None) -> Tool:
 
 def with_records_tools(catalog: ToolCatalog, syncs: Iterable[SyncSpec],
                        connections: Sequence[tuple[str, str]],
-                       filter: ToolFilter | None = None) -> ToolCatalog:
-    """``catalog`` plus a search tool per sync with ``tool:`` and connection in scope."""
+                       filter: ToolFilter | None = None,
+                       prefixes: Mapping[str, str | None] | None = None) -> ToolCatalog:
+    """``catalog`` plus a search tool per sync with ``tool:`` and connection in scope.
+
+    ``prefixes`` (an end user's catalog) gives each connection's name prefix instead of
+    its name: None for their default one (plain names), their label for the others."""
     taken = set(catalog.names())
     added: list[Tool] = []
     for spec in syncs:
@@ -95,7 +99,11 @@ def with_records_tools(catalog: ToolCatalog, syncs: Iterable[SyncSpec],
             tool = _tool(spec, conn)
             if filter is not None and not filter.admits(tool):
                 continue
-            base = f"{conn}_{spec.tool_name}" if len(bound) > 1 else spec.tool_name
+            if prefixes is not None:
+                prefix = prefixes.get(conn)
+                base = f"{prefix}_{spec.tool_name}" if prefix else spec.tool_name
+            else:
+                base = f"{conn}_{spec.tool_name}" if len(bound) > 1 else spec.tool_name
             name = sanitize_tool_name(base)
             n = 0
             while name in taken:  # an action tool has the name: the sync's gets a suffix

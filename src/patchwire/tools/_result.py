@@ -11,8 +11,11 @@ from typing import Any, Literal
 
 __all__ = ["ToolResult", "ToolStatus"]
 
+#: ``connection_required``: the end user must connect (or reconnect) an account first, the
+#: text says how (a connect link); ``rate_limited``: the end user's tool-call quota is spent
+#: for now, the text says when to try again
 ToolStatus = Literal["ok", "invalid_arguments", "unknown_tool", "error", "pending_approval",
-                     "denied"]
+                     "denied", "connection_required", "rate_limited"]
 
 
 @dataclass(frozen=True, slots=True)
