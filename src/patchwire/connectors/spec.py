@@ -146,16 +146,19 @@ class Timeouts(_Spec):
 
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RATE_RE = re.compile(
-    r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*(?:per\s+(connector|connection))?\s*$"
+    r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*(?:per\s+(connector|connection|end_user))?\s*$"
 )
 
 
 class RateLimit(_Spec):
-    """``limit`` requests per ``per``; also written as ``"100/minute per connection"``."""
+    """``limit`` requests per ``per``; also written as ``"100/minute per connection"``.
+    ``scope``: one bucket for the connector, per connection, or per end user (all of one
+    end user's connections to the connector together; a connection of no end user has
+    its own)."""
 
     limit: int = Field(gt=0)
     per: Literal["second", "minute", "hour", "day"]
-    scope: Literal["connector", "connection"] = "connection"
+    scope: Literal["connector", "connection", "end_user"] = "connection"
 
     @model_validator(mode="before")
     @classmethod
@@ -165,7 +168,8 @@ class RateLimit(_Spec):
             if not m:
                 raise ValueError(
                     f"cannot read rate limit {data!r}; "
-                    "write it as '100/minute', '10/second per connector' or as a mapping"
+                    "write it as '100/minute', '10/second per connector', "
+                    "'100/minute per end_user' or as a mapping"
                 )
             return {"limit": int(m[1]), "per": m[2], "scope": m[3] or "connection"}
         return data

@@ -225,9 +225,11 @@ class HttpCore:
         decision: RetryDecision,
         connector: ConnectorSpec | None = None,
         connection: str | None = None,
+        end_user: str | None = None,
     ) -> RawResponse:
         """One logical request. Without ``connector`` only retries apply (no limits,
-        breaker or budget), which is what one-off requests like token exchanges want."""
+        breaker or budget), which is what one-off requests like token exchanges want.
+        ``end_user``: the connection's, whose bucket takes ``per end_user`` limits."""
         guard = self.guard(connector) if connector is not None else None
         limits = self.limits(timeouts, connector.max_response_bytes
                              if connector is not None else None)
@@ -243,11 +245,11 @@ class HttpCore:
             guard.budget.record_first()
         while True:
             if guard is not None:
-                plan = guard.buckets(connection)
+                plan = guard.buckets(connection, end_user)
                 # fast path without a coroutine: closed breaker, one bucket with a slot free
                 if not (guard.breaker.state == "closed" and len(plan) == 1
                         and plan[0].try_take()):
-                    await self._admit(guard, connection, retry, context, decision)
+                    await self._admit(guard, plan, retry, context, decision)
             decision.attempts += 1
             try:
                 if guard is not None and guard.semaphore is not None:
@@ -300,7 +302,7 @@ class HttpCore:
             if guard is not None:
                 # 429 and other 4xx say nothing about the upstream's health
                 guard.breaker.record_status(status, transient=transient)
-                self._note_limits(guard, connection, response, retry)
+                self._note_limits(guard.buckets(connection, end_user), response, retry)
             if transient and self._may_retry(retryable, retry, decision, guard):
                 delay = server_delay(response.headers, retry)
                 if delay is None:
@@ -317,7 +319,7 @@ class HttpCore:
                 decision.retry_after = server_delay(response.headers, retry)
             return response
 
-    async def _admit(self, guard: ConnectorGuard, connection: str | None, retry: RetryPolicy,
+    async def _admit(self, guard: ConnectorGuard, plan: tuple[Bucket, ...], retry: RetryPolicy,
                      context: CallContext, decision: RetryDecision) -> None:
         """Breaker first (an open circuit fails without waiting), then rate-limit slots.
 
@@ -335,7 +337,7 @@ class HttpCore:
                 probe_at=when, retry_after=wait, context=context,
             )
         try:
-            for bucket in guard.buckets(connection):
+            for bucket in plan:
                 if bucket.try_take():
                     continue
                 paused_for = bucket.paused_until - self._clock()
@@ -395,7 +397,7 @@ class HttpCore:
         finally:
             decision.rate_limit_wait += self._clock() - started
 
-    def _note_limits(self, guard: ConnectorGuard, connection: str | None,
+    def _note_limits(self, plan: tuple[Bucket, ...],
                      response: RawResponse, retry: RetryPolicy) -> None:
         """A 429 or ``X-RateLimit-Remaining: 0`` pauses the connection's bucket until the
         reset, so the other callers wait instead of spending requests on refusals."""
@@ -408,7 +410,7 @@ class HttpCore:
         if delay is None:
             delay = 1.0 if response.status == 429 else 0.0
         if delay > 0:
-            guard.buckets(connection)[-1].pause(delay)
+            plan[-1].pause(delay)
 
     @staticmethod
     def _may_retry(retryable: bool, retry: RetryPolicy, decision: RetryDecision,

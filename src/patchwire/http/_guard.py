@@ -45,15 +45,21 @@ class ConnectorGuard:
         # asyncio.Semaphore wakes one waiter per release, in arrival order
         self.semaphore = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
         self._limiters = limiters
-        self._plans: dict[str | None, tuple[Bucket, ...]] = {}
+        #: per connection: the end user it was planned for, and its buckets
+        self._plans: dict[str | None, tuple[str | None, tuple[Bucket, ...]]] = {}
 
-    def buckets(self, connection: str | None) -> tuple[Bucket, ...]:
-        plan = self._plans.get(connection)
-        if plan is None:
-            plan = self._limiters.plan(self.spec.name, self.spec.rate_limits,
-                                       connection or "")
-            self._plans[connection] = plan
-        return plan
+    def buckets(self, connection: str | None,
+                end_user: str | None = None) -> tuple[Bucket, ...]:
+        """The buckets a call through ``connection`` (of ``end_user``) takes a slot of,
+        the connection's own last."""
+        planned = self._plans.get(connection)
+        # a connection's end user never changes, but a name removed and added again for
+        # another end user must not keep the first one's bucket
+        if planned is None or planned[0] != end_user:
+            planned = (end_user, self._limiters.plan(
+                self.spec.name, self.spec.rate_limits, connection or "", end_user))
+            self._plans[connection] = planned
+        return planned[1]
 
 
 class SlotSource(Protocol):

@@ -30,7 +30,7 @@ from typing import Protocol
 from patchwire.connectors.spec import RateLimit
 from patchwire.http._shared_limits import LeaseSource, SharedLimits, SharedQuota
 
-__all__ = ["Bucket", "RateLimiters", "SlidingWindow"]
+__all__ = ["Bucket", "RateLimiters", "SlidingWindow", "end_user_bucket"]
 
 
 class _Handle(Protocol):
@@ -200,12 +200,20 @@ class Bucket:
                 fut.set_exception(exc)
 
 
+#: what a bucket key's middle part is for an end user's bucket: no connection name has it
+#: (names are letters, digits, ``._-``), so an end user's bucket never meets a connection's
+_END_USER = "@end_user:"
+
+
 class RateLimiters:
-    """The buckets of every connector and connection, created on first use.
+    """The buckets of every connector, end user and connection, created on first use.
 
     A call takes a slot from its connection's bucket (always present, so an upstream's
-    429 can pause it even when no limit is declared) and, when the connector declares
-    ``scope: connector`` limits, from the connector's bucket too.
+    429 can pause it even when no limit is declared); when the connector declares
+    ``scope: connector`` limits, from the connector's bucket too; and when it declares
+    ``scope: end_user`` limits, from its connection's end user's bucket (one for all the
+    connections of that end user to the connector). A connection of no end user takes
+    ``end_user`` limits in its own bucket.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic,
@@ -216,13 +224,24 @@ class RateLimiters:
         self._shared: SharedLimits | None = None
 
     def bucket(self, connector: str, connection: str | None,
-               limits: Sequence[RateLimit] = ()) -> Bucket:
+               limits: Sequence[RateLimit] = (), *, own_end_user_limits: bool = False
+               ) -> Bucket:
+        """The bucket of ``connector`` (``connection`` None), of one of its connections,
+        or of an end user (``connection`` = :func:`end_user_bucket`); it takes the
+        ``limits`` of its scope (``own_end_user_limits``: a connection of no end user
+        takes the ``end_user`` ones too)."""
         key = (connector, connection)
         b = self._buckets.get(key)
         if b is None:
-            scope = "connection" if connection is not None else "connector"
+            if connection is None:
+                scopes: tuple[str, ...] = ("connector",)
+            elif connection.startswith(_END_USER):
+                scopes = ("end_user",)
+            else:
+                scopes = ("connection", "end_user") if own_end_user_limits else (
+                    "connection",)
             windows = [SlidingWindow(r.limit, r.period_seconds) for r in limits
-                       if r.scope == scope]
+                       if r.scope in scopes]
             name = f"{connector}/{connection}" if connection is not None else connector
             b = self._buckets[key] = Bucket(name, windows, clock=self._clock,
                                             call_later=self._call_later)
@@ -253,10 +272,15 @@ class RateLimiters:
         if self._shared is not None and b.windows:
             b.shared = self._shared.quota(b.name, [(w.limit, w.period) for w in b.windows])
 
-    def plan(self, connector: str, limits: Sequence[RateLimit], connection: str
-             ) -> tuple[Bucket, ...]:
-        """The buckets a call through ``connection`` must pass (callers cache it)."""
-        buckets = [self.bucket(connector, connection, limits)]
+    def plan(self, connector: str, limits: Sequence[RateLimit], connection: str,
+             end_user: str | None = None) -> tuple[Bucket, ...]:
+        """The buckets a call through ``connection`` (of ``end_user``) must pass, the
+        connection's own last (callers cache it)."""
+        per_end_user = any(r.scope == "end_user" for r in limits)
+        buckets = [self.bucket(connector, connection, limits,
+                               own_end_user_limits=end_user is None)]
+        if per_end_user and end_user is not None:
+            buckets.insert(0, self.bucket(connector, end_user_bucket(end_user), limits))
         if any(r.scope == "connector" for r in limits):
             buckets.insert(0, self.bucket(connector, None, limits))
         return tuple(buckets)
@@ -265,3 +289,8 @@ class RateLimiters:
         """Forget a connector's buckets (its declared limits changed)."""
         for key in [k for k in self._buckets if k[0] == connector]:
             del self._buckets[key]
+
+
+def end_user_bucket(end_user: str) -> str:
+    """The key, among a connector's connections, of an end user's bucket."""
+    return _END_USER + end_user
