@@ -14,10 +14,10 @@ from typing import Any
 
 from patchwire.auth import DEFAULT_CONSENT_TIMEOUT, DEFAULT_MAX_TOKEN_AGE, consent_via_loopback
 from patchwire.auth.vault import Vault, connection_aad
-from patchwire.calls import CallOutcome, CallPath, CallRequest
+from patchwire.calls import CallOutcome, CallPath, CallRequest, ResolvedConnection
 from patchwire.config import Settings
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec, setting_value_problems
-from patchwire.errors import ConfigError
+from patchwire.errors import ConfigError, RequestRenderError
 from patchwire.http import BreakerState, HttpCore
 from patchwire.runtime import BACKGROUND_REFRESH_INTERVAL, Runtime, TokenRefresh
 from patchwire.store import Store
@@ -130,9 +130,11 @@ class Patchwire:
 
     async def add_connection(
         self, connector: str, name: str, values: Mapping[str, Any] | None = None, *,
-        end_user: str | None = None, label: str | None = None,
+        end_user: str | None = None, label: str | None = None, test: bool = False,
     ) -> ConnectionInfo:
-        """Create a connection. Values of settings declared ``secret`` are encrypted."""
+        """Create a connection. Values of settings declared ``secret`` are encrypted.
+        ``test``: make the connector's test call with it first; when that fails the
+        connection is removed again (no event told of it) and the call's error raised."""
         spec = self.connectors.get(connector)
         plain, secret = split_settings(spec, dict(values or {}), connection=name)
         rec = ConnectionRecord.new(name, connector, end_user=end_user, label=label,
@@ -143,6 +145,16 @@ class Patchwire:
             )
         await self.store.add_connection(rec)
         self.calls.forget(name)
+        if test:
+            # the test call goes through the stored connection, like every call
+            try:
+                await self.test_connection(name)
+            except BaseException:
+                await self.store.remove_connection(name)
+                self.calls.forget(name)
+                self.runtime.events.forget(name)
+                raise
+        await self.runtime.events.publish("connection.created", rec)
         return self._info(rec)
 
     async def update_connection(
@@ -158,16 +170,26 @@ class Patchwire:
         token = self.vault.encrypt_json(secret, aad=connection_aad(rec.id)) if secret else ""
         rec = await self.store.update_connection(name, settings=plain, secrets=token,
                                                  label=label)
+        if any(spec.settings[k].secret for k in values):
+            # new credentials: whatever made the old ones need re-authorising is moot
+            await self.store.set_connection_state(name, needs_reauth=False)
+            rec = dataclasses.replace(rec, needs_reauth=False)
         self.calls.forget(name)
+        changed = sorted(values) + (["label"] if label is not None else [])
+        await self.runtime.events.publish("connection.updated", rec, changed=changed)
         return self._info(rec)
 
     async def get_connection(self, name: str) -> ConnectionInfo:
         return self._info(await self.store.get_connection(name))
 
     async def list_connections(
-        self, connector: str | None = None, end_user: str | None = None
+        self, connector: str | None = None, end_user: str | None = None, *,
+        after: str | None = None, limit: int | None = None,
     ) -> list[ConnectionInfo]:
-        recs = await self.store.list_connections(connector=connector, end_user=end_user)
+        """Connections by name (one connector's, one end user's); a page of ``limit``
+        after the name ``after``."""
+        recs = await self.store.list_connections(connector=connector, end_user=end_user,
+                                                 after=after, limit=limit)
         return [self._info(r) for r in recs]
 
     async def set_default_connection(self, name: str) -> ConnectionInfo:
@@ -175,11 +197,30 @@ class Patchwire:
         they name none."""
         rec = await self.store.set_default_connection(name)
         self.calls.forget()  # every cached default of this connector
+        await self.runtime.events.publish("connection.updated", rec, changed=["is_default"])
         return self._info(rec)
 
     async def remove_connection(self, name: str) -> None:
+        rec = await self.store.get_connection(name)
         await self.store.remove_connection(name)
         self.calls.forget(name)
+        self.runtime.events.forget(name)
+        await self.runtime.events.publish("connection.deleted", rec)
+
+    def check_connection(self, connector: str, name: str,
+                         values: Mapping[str, Any]) -> None:
+        """Refuse values a connection could not make calls with, before anything is
+        stored: unknown or missing settings, values out of their range, and what the call
+        path would refuse to render (a header value with a line break, a base URL that is
+        not http(s)). ConfigError saying which."""
+        spec = self.connectors.get(connector)
+        plain, secret = split_settings(spec, dict(values), connection=name)
+        try:
+            # the call path's own rendering, on a record that is never stored
+            ResolvedConnection.build(ConnectionRecord.new(name, connector, settings=plain),
+                                     spec, secret)
+        except RequestRenderError as exc:
+            raise ConfigError(exc.message) from None
 
     def _decrypt(self, rec: ConnectionRecord) -> dict[str, Any]:
         return self.runtime.decrypt(rec)
@@ -266,6 +307,7 @@ class Patchwire:
         tokens = await consent_via_loopback(client, on_url=on_url, port=port,
                                             consent_timeout=consent_timeout, connection=name)
         await self.runtime.tokens.store_tokens(name, tokens)
+        await self.store.set_connection_state(name, needs_reauth=False)  # authorised anew
         self.calls.forget(name)
 
     async def needs_reauth(self, name: str) -> bool:

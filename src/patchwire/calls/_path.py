@@ -31,16 +31,20 @@ __all__ = ["CallPath"]
 class CallPath:
     """Calls actions. ``record`` receives every call's record (the call log's writer);
     ``connectors`` is read at each compile, so a registry replaced in place is seen once
-    :meth:`reload` has dropped what was compiled from the old one."""
+    :meth:`reload` has dropped what was compiled from the old one. ``on_refused`` is told
+    the name of a connection whose upstream refused even the token just renewed for it
+    (a person must authorise it again)."""
 
     def __init__(
         self, connectors: ConnectorRegistry, connections: ConnectionResolver,
-        http: HttpCore, record: Callable[[CallRecord], None],
+        http: HttpCore, record: Callable[[CallRecord], None], *,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._connectors = connectors
         self._connections = connections
         self._http = http
         self._record = record
+        self._on_refused = on_refused
         self._compiled: dict[str, CompiledAction] = {}
 
     # -- definitions and connections ------------------------------------------------------
@@ -125,6 +129,9 @@ class CallPath:
             conn = await self._connections.resolve(name, connector)
             outcome, error, record = await self._exchange(compiled, request, conn, True)
             self._record(record)
+            if (self._on_refused is not None and isinstance(error, UpstreamResponseError)
+                    and error.token_expired):
+                self._on_refused(name)  # refused again: the grant itself is gone
         if error is not None:
             raise error
         assert outcome is not None
@@ -176,7 +183,7 @@ class CallPath:
             raw = await self._http.send(
                 req, timeouts=compiled.connector.timeouts, retry=compiled.connector.retry,
                 context=context, decision=decision, connector=compiled.connector,
-                connection=conn.record.name,
+                connection=conn.record.name, end_user=conn.record.end_user,
             )
             status = raw.status
             if not raw.ok:

@@ -29,10 +29,17 @@ from patchwire.auth.vault import Vault, connection_aad
 from patchwire.calls import CallPath, ConnectionResolver
 from patchwire.config import Settings, load_settings
 from patchwire.connectors import ConnectorRegistry
-from patchwire.errors import OAuthError, PatchwireError, StoreError
+from patchwire.errors import (
+    ConfigError,
+    OAuthError,
+    PatchwireError,
+    ReauthRequired,
+    StoreError,
+)
 from patchwire.expressions import set_default_limits
 from patchwire.http import HttpCore
 from patchwire.ids import new_id
+from patchwire.runtime._connection_events import ConnectionEvents, HealthPolicy
 from patchwire.runtime._recorder import BatchWriter
 from patchwire.runtime._workers import Watched, Worker
 from patchwire.store import SlotTable, Store
@@ -44,6 +51,30 @@ __all__ = ["Runtime"]
 log = logging.getLogger("patchwire.runtime")
 
 _NOT_OPEN = "Patchwire is not open: use `async with Patchwire() as pw`"
+
+
+def health_policy(settings: Settings) -> HealthPolicy:
+    """When a connection counts as unhealthy and as recovered (the ``health_*``
+    settings, where set)."""
+    given = {name: getattr(settings, f"health_{name}") for name in (
+        "window", "min_calls", "unhealthy_below", "recovered_at", "recover_streak")
+        if getattr(settings, f"health_{name}", None) is not None}
+    try:
+        return HealthPolicy(**given)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _recording(recorder: BatchWriter[CallRecord],
+               events: ConnectionEvents) -> Callable[[CallRecord], None]:
+    """Every call's record: to the call log, and to the connections' health."""
+    log_call, observe = recorder.record, events.observe
+
+    def record(rec: CallRecord) -> None:
+        log_call(rec)
+        observe(rec)
+
+    return record
 
 
 class Runtime:
@@ -72,6 +103,7 @@ class Runtime:
         self._tool_audit: BatchWriter[ToolCallRecord] | None = None
         self._calls: CallPath | None = None
         self._tokens: TokenKeeper | None = None
+        self._events: ConnectionEvents | None = None
         self._open_lock = asyncio.Lock()
         #: workers running, in the order they started
         self._running: list[Worker] = []
@@ -94,17 +126,22 @@ class Runtime:
                 self._recorder = BatchWriter(self._store.record_calls, what="call records")
                 self._tool_audit = BatchWriter(ToolRepository(self._store).record_tool_calls,
                                                what="tool audit records")
+                self._events = ConnectionEvents(self._store, health_policy(self.settings))
                 self._tokens = TokenKeeper(self._store, self._vault, connectors, self.http,
                                            on_failure=self._record_refresh_failure)
                 self._calls = CallPath(
                     connectors,
                     ConnectionResolver(self._store, connectors, self.decrypt, self._tokens),
-                    self.http, self._recorder.record)
+                    self.http, _recording(self._recorder, self._events),
+                    on_refused=self._events.reauth_needed)
         return self
 
     async def close(self) -> None:
         """Stop any worker still running, write what is pending, close the parts."""
         await self._stop(self._running)
+        if self._events is not None:
+            await self._events.drain()  # their writes need the store
+            self._events = None
         if self._recorder is not None:
             await self._recorder.close()
             self._recorder = None
@@ -178,6 +215,14 @@ class Runtime:
             raise PatchwireError(_NOT_OPEN)
         return self._tokens
 
+    @property
+    def events(self) -> ConnectionEvents:
+        """Connections' lifecycle events (created, updated, deleted, needs_reauth,
+        unhealthy, recovered) and the health judged from their calls."""
+        if self._events is None:
+            raise PatchwireError(_NOT_OPEN)
+        return self._events
+
     def decrypt(self, rec: ConnectionRecord) -> dict[str, Any]:
         """A connection's secret settings (never log or return them)."""
         if not rec.secrets:
@@ -206,6 +251,8 @@ class Runtime:
             await self._recorder.flush()
         if self._tool_audit is not None:
             await self._tool_audit.flush()
+        if self._events is not None:
+            await self._events.drain()
 
     def audit_tool_call(self, record: ToolCallRecord) -> None:
         """Add a tool call to the tool audit (written in batches, like the call log)."""
@@ -215,7 +262,10 @@ class Runtime:
 
     def _record_refresh_failure(self, rec: ConnectionRecord, exc: OAuthError) -> None:
         """A failed token refresh as an entry of the call log (``patchwire calls``):
-        action ``<connector>.oauth2_refresh``; codes and redacted descriptions only."""
+        action ``<connector>.oauth2_refresh``; codes and redacted descriptions only. A
+        refused one marks the connection ``needs_reauth`` (once: connection.needs_reauth)."""
+        if isinstance(exc, ReauthRequired) and self._events is not None:
+            self._events.reauth_needed(rec.name)
         if self._recorder is None:
             return
         now = datetime.now(UTC)

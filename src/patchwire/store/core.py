@@ -406,14 +406,20 @@ class Store:
         return _connection_record(row)
 
     async def list_connections(
-        self, connector: str | None = None, end_user: str | None = None
+        self, connector: str | None = None, end_user: str | None = None, *,
+        after: str | None = None, limit: int | None = None,
     ) -> list[ConnectionRecord]:
-        """Connections ordered by name, optionally only one connector's or one end user's."""
+        """Connections ordered by name, optionally only one connector's or one end user's;
+        a page of them: ``limit`` names after ``after``."""
         stmt = select(_CONNECTIONS).order_by(_CONNECTIONS.c.name)
         if connector is not None:
             stmt = stmt.where(_CONNECTIONS.c.connector == connector)
         if end_user is not None:
             stmt = stmt.where(_CONNECTIONS.c.end_user == end_user)
+        if after is not None:
+            stmt = stmt.where(_CONNECTIONS.c.name > after)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         with self._errors("list connections"):
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(stmt)).all()

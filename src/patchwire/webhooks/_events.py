@@ -21,8 +21,8 @@ from patchwire.webhooks._wakeup import kick_workers
 
 __all__ = ["EVENT_SOURCES", "publish"]
 
-#: who publishes events: flow steps, run outcomes, syncs
-EVENT_SOURCES = ("flow", "run", "sync")
+#: who publishes events: flow steps, run outcomes, syncs, connections' lifecycle
+EVENT_SOURCES = ("flow", "run", "sync", "connection")
 
 _EVENTS = cast(Table, EventRow.__table__)
 
