@@ -61,7 +61,8 @@ def own_origin(scope: MutableMapping[str, Any]) -> str | None:
 
 
 def cross_site(scope: MutableMapping[str, Any], method: str, *,
-               by_cookie: bool = False) -> tuple[str, str] | None:
+               by_cookie: bool = False,
+               origins: Iterable[str] = ()) -> tuple[str, str] | None:
     """The same-origin rule: (title, why) when another site's page sent the request, else
     None.
 
@@ -75,10 +76,13 @@ def cross_site(scope: MutableMapping[str, Any], method: str, *,
     - ``by_cookie``: the request is authenticated by the dashboard's cookie, which the
       browser sends whatever page asks; a change must then show that it comes from one of
       this server's pages, by ``Origin`` or, without one, ``Referer``.
+    - ``origins``: this server's origins besides the one the request names — its public
+      URL's behind a reverse proxy that rewrites ``Host`` (lower case).
     """
     mine = own_origin(scope)
+    ours = {mine, *origins} - {None}
     origin = header(scope, b"origin")
-    if origin is not None and (mine is None or _origin_of(origin) != mine):
+    if origin is not None and _origin_of(origin) not in ours:
         return ("Invalid Origin header",
                 f"a cross-site request: it comes from a page of {origin[:100]!r}, not of "
                 f"this server ({mine})")
@@ -91,7 +95,7 @@ def cross_site(scope: MutableMapping[str, Any], method: str, *,
                 "this server's own pages may change something")
     if by_cookie and origin is None:
         referer = header(scope, b"referer")
-        if mine is None or not referer or _origin_of(referer) != mine:
+        if not referer or _origin_of(referer) not in ours:
             return ("Forbidden", "a request authenticated by the dashboard cookie must "
                                  "come from this server's own pages")
     return None
@@ -111,10 +115,14 @@ class SiteGuard:
 
     Webhooks are exempt (:data:`ANY_SITE`). Every response gets
     ``Content-Security-Policy: frame-ancestors 'none'`` and ``X-Frame-Options: DENY``.
+    ``origins``: this server's own origins besides the one a request names (the public
+    URL's, behind a proxy: ``https://pw.example.com``).
     """
 
-    def __init__(self, app: ASGIApp, *, hosts: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, hosts: Iterable[str] = (),
+                 origins: Iterable[str] = ()) -> None:
         self.app = app
+        self._origins = tuple(o.lower().rstrip("/") for o in origins)
         self._hosts: set[tuple[str, int | None]] = set()
         for text in hosts:
             parsed = host_and_port(text)
@@ -171,7 +179,7 @@ class SiteGuard:
             AUTH_FAILURES.labels("foreign_host").inc()
             await send_problem(framed, 421, "Invalid Host header", why, "invalid_host")
             return
-        refused = cross_site(scope, method)
+        refused = cross_site(scope, method, origins=self._origins)
         if refused is not None:
             AUTH_FAILURES.labels("cross_origin").inc()
             await send_problem(framed, 403, refused[0], refused[1], "cross_origin")

@@ -6,7 +6,7 @@ from patchwire.auth._keeper import DEFAULT_MAX_TOKEN_AGE, DEFAULT_REFRESH_SKEW, 
 from patchwire.auth._pkce import PkcePair, code_challenge, new_code_verifier, new_state
 from patchwire.auth._tokens import TokenSet
 from patchwire.auth.oauth2 import OAuth2Client, new_authorization
-from patchwire.auth.vault import Vault, connection_aad, reencrypt_connections
+from patchwire.auth.vault import Vault, connection_aad, oauth_app_aad, reencrypt_connections
 
 from ._consent import DEFAULT_CONSENT_TIMEOUT, consent_via_loopback
 from ._schemes import AuthParts, MissingCredential, render_auth
@@ -31,6 +31,7 @@ __all__ = [
     "new_authorization",
     "new_code_verifier",
     "new_state",
+    "oauth_app_aad",
     "reencrypt_connections",
     "render_auth",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from patchwire.auth._tokens import (
@@ -31,12 +31,13 @@ from patchwire.auth._tokens import (
     stamp_renewed,
 )
 from patchwire.auth.oauth2 import OAuth2Client
-from patchwire.auth.vault import Vault, connection_aad
-from patchwire.connectors import ConnectorRegistry
+from patchwire.auth.vault import Vault, connection_aad, oauth_app_aad
+from patchwire.connectors import ConnectorRegistry, compile_template
 from patchwire.connectors.spec import ConnectorSpec, OAuth2Auth
 from patchwire.errors import ConfigError, OAuthError, ReauthRequired
 from patchwire.http import HttpCore
 from patchwire.store import ConnectionRecord, Store
+from patchwire.store.connect import OAuthAppRepository
 
 __all__ = ["DEFAULT_MAX_TOKEN_AGE", "DEFAULT_REFRESH_SKEW", "TokenKeeper", "connection_values"]
 
@@ -139,16 +140,43 @@ class TokenKeeper:
             await locked.update(secrets=self._encrypt(locked.record, secrets))
         self._cache[name] = tokens
 
-    def client_for(self, record: ConnectionRecord, secrets: Mapping[str, Any]) -> OAuth2Client:
+    def client_for(self, record: ConnectionRecord, secrets: Mapping[str, Any], *,
+                   app: tuple[str, str | None, Sequence[str]] | None = None) -> OAuth2Client:
+        """The token client of a connection. ``app``: the deployment's OAuth app for the
+        connector (client id, secret, scopes), used when the connection has no client id
+        of its own (see :meth:`oauth_client`)."""
         spec = self._connectors.get(record.connector)
         auth = spec.auth
         if not isinstance(auth, OAuth2Auth):
             raise ConfigError(
                 f"connection {record.name!r}: connector {spec.name!r} does not use oauth2 auth"
             )
-        return OAuth2Client(auth, connection_values(spec, record, secrets), http=self._http,
+        values = connection_values(spec, record, secrets)
+        if app is not None:
+            client_id, client_secret, scopes = app
+            values.update(_app_values(auth, client_id, client_secret))
+            if scopes:
+                auth = auth.model_copy(update={"scopes": list(scopes)})
+        return OAuth2Client(auth, values, http=self._http,
                             timeouts=spec.timeouts, connection=record.name, clock=self.clock,
                             settings=spec.settings)
+
+    async def oauth_client(self, record: ConnectionRecord,
+                           secrets: Mapping[str, Any]) -> OAuth2Client:
+        """:meth:`client_for`, falling back to the deployment's OAuth app of the connector
+        (``oauth_apps``: ``patchwire oauth-apps set``) when the connection has no client id
+        of its own — connections made through connect links have none."""
+        spec = self._connectors.get(record.connector)
+        app = None
+        if isinstance(spec.auth, OAuth2Auth) and not _has_client_id(
+                spec.auth, connection_values(spec, record, secrets)):
+            found = await OAuthAppRepository(self._store).get(record.connector)
+            if found is not None:
+                secret = (self._vault.decrypt(found.client_secret,
+                                              aad=oauth_app_aad(found.connector)).decode()
+                          if found.client_secret else None)
+                app = (found.client_id, secret, found.scopes)
+        return self.client_for(record, secrets, app=app)
 
     async def refresh_due(self, max_age: float = DEFAULT_MAX_TOKEN_AGE) -> list[str]:
         """Renew every OAuth2 connection whose tokens were last issued or renewed more than
@@ -229,7 +257,7 @@ class TokenKeeper:
                 # another process (or an earlier flight) refreshed while we waited
                 self._cache[name] = current
                 return current
-            client = self.client_for(rec, secrets)
+            client = await self.oauth_client(rec, secrets)
             try:
                 fresh = await client.renew(current)
             except ReauthRequired as exc:
@@ -277,3 +305,26 @@ class TokenKeeper:
 
     def _encrypt(self, rec: ConnectionRecord, secrets: dict[str, Any]) -> str:
         return self._vault.encrypt_json(secrets, aad=connection_aad(rec.id))
+
+
+def _placeholder(template: str) -> str | None:
+    """The setting a template is exactly (``"{client_id}"`` → ``client_id``), else None."""
+    names = compile_template(template).names
+    return names[0] if len(names) == 1 and template.strip() == f"{{{names[0]}}}" else None
+
+
+def _has_client_id(auth: OAuth2Auth, values: Mapping[str, Any]) -> bool:
+    name = _placeholder(auth.client_id)
+    return name is None or values.get(name) not in (None, "")
+
+
+def _app_values(auth: OAuth2Auth, client_id: str, client_secret: str | None
+                ) -> dict[str, Any]:
+    """What fills the connector's client id and secret templates from an OAuth app."""
+    out: dict[str, Any] = {}
+    id_name, secret_name = _placeholder(auth.client_id), _placeholder(auth.client_secret)
+    if id_name is not None:
+        out[id_name] = client_id
+    if secret_name is not None and client_secret:
+        out[secret_name] = client_secret
+    return out

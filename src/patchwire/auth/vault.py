@@ -19,7 +19,9 @@ Token format: ``pwv1.<kid>.<urlsafe-b64(nonce[12] + ciphertext + tag)>`` (no pad
 
 AAD convention: every secret is bound to what it belongs to through the AES-GCM associated
 data, so a token copied onto another row does not decrypt. Connection secrets use
-``aad=f"connection:{connection_id}".encode()`` — always build it with :func:`connection_aad`.
+``aad=f"connection:{connection_id}".encode()`` — always build it with :func:`connection_aad`;
+an OAuth app's client secret (``oauth_apps``) is bound to its connector with
+:func:`oauth_app_aad`.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from patchwire.errors import ConfigError, VaultError
 if TYPE_CHECKING:
     from patchwire.store import Store
 
-__all__ = ["KEY_FILE_NAME", "TOKEN_PREFIX", "Vault", "connection_aad", "reencrypt_connections"]
+__all__ = ["KEY_FILE_NAME", "TOKEN_PREFIX", "Vault", "connection_aad", "oauth_app_aad",
+           "reencrypt_connections"]
 
 TOKEN_PREFIX = "pwv1"
 KEY_FILE_NAME = "secret.key"
@@ -59,6 +62,11 @@ _B64_RE = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 def connection_aad(connection_id: str) -> bytes:
     """The associated data binding a secret to its connection row (see module docstring)."""
     return f"connection:{connection_id}".encode()
+
+
+def oauth_app_aad(connector: str) -> bytes:
+    """The associated data binding an OAuth app's client secret to its connector."""
+    return f"oauth_app:{connector}".encode()
 
 
 def _derive_kid(key: bytes) -> str:

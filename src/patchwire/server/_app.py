@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.routing import Route
@@ -31,6 +32,7 @@ from patchwire.flows import Engine, FlowRegistry, create_engine
 from patchwire.observability import RequestContextMiddleware
 from patchwire.runtime import background_workers
 from patchwire.server._calls_api import calls_router
+from patchwire.server._connect_api import connect_router
 from patchwire.server._connections_api import connections_router
 from patchwire.server._connectors_api import connectors_router
 from patchwire.server._definitions_api import definitions_router
@@ -155,7 +157,12 @@ def create_app(
                        end_users=end_user_ring)
     # ahead of keys: what a hostile page sends (rebound Host, cross-site) is refused for
     # every route, /mcp included, with or without keys
-    app.add_middleware(SiteGuard, hosts=(pw.settings.host, *pw.settings.allowed_hosts))
+    # behind a reverse proxy the public URL's name and origin are this server's too
+    public = (urlsplit(pw.settings.effective_public_url) if pw.settings.public_url
+              else None)
+    app.add_middleware(SiteGuard, hosts=(pw.settings.host, *pw.settings.allowed_hosts,
+                                         *([public.netloc] if public else [])),
+                       origins=[f"{public.scheme}://{public.netloc}"] if public else [])
     app.add_middleware(RequestContextMiddleware)
     app.router.routes.extend(auth_routes(key_ring, auth_limiter))
     app.state.key_ring = key_ring
@@ -183,6 +190,7 @@ def create_app(
     app.include_router(records_router(sync_engine))  # sync: /api/v1/syncs, /api/v1/records
     app.include_router(keys_router(lambda: pw.store, key_ring))  # access: /api/v1/keys
     app.include_router(end_users_router(lambda: pw.store, end_user_ring))  # tokens
+    app.include_router(connect_router(pw))  # connect links, OAuth apps, /connect pages
     # definitions in force, reloaded by the API and on SIGHUP (`serve`: app.state)
     app.state.definitions = LiveDefinitions(runtime, registry, engine=flow_engine,
                                             syncs=sync_engine,
