@@ -3,6 +3,13 @@ and stop of its background workers. ``patchwire serve`` and ``patchwire worker``
 it; the ``Patchwire`` facade sits on top of it."""
 
 from patchwire.runtime._background import Deliveries, background_workers
+from patchwire.runtime._connection_events import (
+    CONNECTION_EVENTS,
+    ConnectionEvents,
+    HealthChange,
+    HealthPolicy,
+    HealthTracker,
+)
 from patchwire.runtime._runtime import Runtime
 from patchwire.runtime._workers import (
     BACKGROUND_REFRESH_INTERVAL,
@@ -14,8 +21,13 @@ from patchwire.runtime._workers import (
 
 __all__ = [
     "BACKGROUND_REFRESH_INTERVAL",
+    "CONNECTION_EVENTS",
+    "ConnectionEvents",
     "Deliveries",
     "ExecutorWorker",
+    "HealthChange",
+    "HealthPolicy",
+    "HealthTracker",
     "Runtime",
     "TokenRefresh",
     "Watched",

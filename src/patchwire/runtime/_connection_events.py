@@ -41,7 +41,8 @@ from patchwire.errors import LookupFailed, PatchwireError
 from patchwire.store import Store
 from patchwire.store.records import CallRecord, ConnectionRecord
 
-__all__ = ["CONNECTION_EVENTS", "ConnectionEvents", "HealthPolicy", "HealthTracker"]
+__all__ = ["CONNECTION_EVENTS", "ConnectionEvents", "HealthChange", "HealthPolicy",
+           "HealthTracker", "event_data"]
 
 log = logging.getLogger("patchwire.connections")
 
