@@ -13,6 +13,7 @@ from patchwire.auth.vault import Vault, connection_aad
 
 if TYPE_CHECKING:
     from patchwire.store import Store
+    from patchwire.store.records import ConnectionRecord
 
 __all__ = ["TokenState", "TokenStates"]
 
@@ -38,7 +39,11 @@ class TokenStates:
     async def of(self, name: str) -> TokenState:
         """Raises the store's LookupFailed for an unknown connection, VaultError for
         secrets the vault's key cannot open."""
-        rec = await self._store().get_connection(name)
+        return self.of_record(await self._store().get_connection(name))
+
+    def of_record(self, rec: ConnectionRecord) -> TokenState:
+        """From a record already read (a page of connections reads them in one query);
+        VaultError for secrets the vault's key cannot open."""
         secrets = (self._vault().decrypt_json(rec.secrets, aad=connection_aad(rec.id))
                    if rec.secrets else {})
         tokens = TokenSet.from_secrets(secrets)

@@ -45,6 +45,9 @@ class BreakerPolicy:
     open_for: float = 5.0
 
 
+_DEFAULT_POLICY = BreakerPolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerState:
     """What the dashboard and ``pw.breaker_state(connector)`` show."""
@@ -55,6 +58,12 @@ class BreakerState:
     calls: int
     opened_at: float | None  # wall-clock epoch seconds
     probe_at: float | None  # wall-clock epoch seconds of the next probe when open
+    #: when it opens (its policy's): at least ``min_calls`` of its window's requests, at
+    #: least ``failure_rate`` of them failed, within the last ``window`` seconds — shown
+    #: next to the counts so that "closed, 9/9 failed" explains itself
+    min_calls: int = _DEFAULT_POLICY.min_calls
+    failure_rate: float = _DEFAULT_POLICY.failure_rate
+    window: float = _DEFAULT_POLICY.window
 
     def to_dict(self) -> dict[str, object]:
         return {"connector": self.connector, "state": self.state, "failures": self.failures,
@@ -160,4 +169,5 @@ class CircuitBreaker:
             self.connector, self.state, fails, calls,
             self._opened_at + offset if opened else None,
             self._probe_at + offset if self.state == "open" else None,
+            self.policy.min_calls, self.policy.failure_rate, self.policy.window,
         )
