@@ -29,10 +29,13 @@ async def test_the_overview_shows_each_connections_quality_breaker_and_tokens(
         pass  # an upstream 404: a failed call
     html = await dash.page("/")
     row = text_of(re.search(r'<tr data-connection="acme">.*?</tr>', html, re.S)[0])
-    # 2 calls, one failed; both latencies measured; neither waited for a rate limit;
-    # the breaker has seen them
-    assert re.search(r"shop acme 2 50\.0% \d+(\.\d)? ms \d+(\.\d)? ms 0\.00 none "
-                     r"closed", row), row
+    # 2 calls, one failed (the order is unknown: the caller's mistake); both latencies
+    # measured; neither waited for a rate limit; the breaker has seen them and says what
+    # it counts (a 404 is not one)
+    assert re.search(r"shop acme 2 50\.0% failed: auth 0 · client 1 · upstream 0 · "
+                     r"transport 0 \d+(\.\d)? ms \d+(\.\d)? ms 0\.00 none closed counts "
+                     r"5xx, timeouts and connection errors only: 0 of its last 2 requests",
+                     row), row
     ana = text_of(re.search(r'<tr data-connection="okta-ana">.*?</tr>', html, re.S)[0])
     assert re.search(r"expires in (59|60) min", ana), ana
     bob = text_of(re.search(r'<tr data-connection="okta-bob">.*?</tr>', html, re.S)[0])
@@ -176,21 +179,23 @@ async def test_an_approval_is_decided_once_with_who_and_why(dash: Dash) -> None:
     assert 'data-status="pending"' in card and order in card and "chat-7" in card
     assert f'action="/approvals/{approval_id}/approve"' in card
 
+    # who decided is who is signed in (here: loopback without keys), not a typed name
+    assert 'name="by"' not in card and "as local" in text_of(card)
     resp = await dash.post(f"/approvals/{approval_id}/approve",
                            {"by": "ana", "reason": "customer asked"})
     assert resp.status == 303 and resp.headers["Location"] == "/approvals"
-    assert "patchwire_name=ana" in resp.headers.get("Set-Cookie", "")
+    assert "Set-Cookie" not in resp.headers
     async with Patchwire(dash.settings) as pw:
         decided = await ToolRepository(pw.store).get_approval(approval_id)
     assert (decided.status, decided.decided_by, decided.reason) == (
-        "approved", "dashboard:ana", "customer asked")
+        "approved", "local", "customer asked")
     shown = text_of(await dash.page("/approvals", status="approved"))
-    assert "Approved by dashboard:ana" in shown and "customer asked" in shown
+    assert "Approved by local" in shown and "customer asked" in shown and "ana" not in shown
 
     # deciding twice says who decided first; the model's next identical call goes through
     late = await dash.post(f"/approvals/{approval_id}/deny", {"reason": "no"}, partial=True)
     assert late.status == 200
-    assert "already approved by dashboard:ana" in await late.text()
+    assert "already approved by local" in await late.text()
     done = await dash.api("POST", "/tools/shop_update_order_status/call", arguments=args,
                           session_id="chat-7")
     assert done["status"] == "ok"
@@ -203,7 +208,7 @@ async def test_a_denial_from_the_dashboard_reaches_the_model(dash: Dash) -> None
                            {"reason": "fraud check"}, partial=True)
     fragment = await resp.text()
     assert 'data-status="denied"' in fragment and "Denied by" in fragment
-    assert "dashboard" in fragment and "fraud check" in fragment
+    assert "Denied by local" in text_of(fragment) and "fraud check" in fragment
     denied = await dash.api("POST", "/tools/shop_update_order_status/call", arguments=args)
     assert denied["status"] == "denied" and "fraud check" in denied["text"]
     assert (await dash.post("/approvals/nope/approve")).status == 404

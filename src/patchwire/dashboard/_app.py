@@ -1,7 +1,7 @@
 """The dashboard: server-rendered pages at ``/`` over the app's engine, tools and store,
-one route module per page (``_overview``, ``_runs``, ``_approvals``, ``_tools``,
-``_webhooks``), each route declaring its scope, each module given only the services it
-reads (``_services.py``).
+one route module per page (``_overview``, ``_connections``, ``_runs``, ``_approvals``,
+``_tools``, ``_webhooks``), each route declaring its scope, each module given only the
+services it reads (``_services.py``).
 
 Every page is a plain HTML document and every action a plain form post answered with a
 redirect (303), so everything works without JavaScript. ``static/dashboard.js`` adds the
@@ -27,9 +27,11 @@ from starlette.staticfiles import StaticFiles
 from patchwire.access import PUBLIC, SiteGuard, declare
 from patchwire.errors import ConfigError
 from patchwire.flows import Engine
+from patchwire.ports import ConnectLinks
 from patchwire.tools import ToolInvoker
 
 from ._approvals import approvals_router
+from ._connections import connections_router
 from ._overview import overview_router
 from ._render import ASSETS, STATIC, Pages
 from ._runs import runs_router
@@ -44,15 +46,16 @@ __all__ = ["dashboard_router", "mount_dashboard"]
 
 
 def mount_dashboard(app: FastAPI, pw: Patchwire, *, engine: Engine,
-                    invoker: ToolInvoker) -> None:
+                    invoker: ToolInvoker, links: ConnectLinks | None = None) -> None:
     """Add the dashboard's pages and its static files to ``app``, which must have the
     SiteGuard in front of its routes (``create_app`` adds it): that guard alone refuses
-    the forms another site's page posts."""
+    the forms another site's page posts. ``links``: what hands out connect links (the
+    Connections page's reconnect button; without it, no button)."""
     if not any(getattr(m, "cls", None) is SiteGuard for m in app.user_middleware):
         raise ConfigError("the dashboard needs the SiteGuard in front of its app (its "
                           "forms change runs and approvals): mount it on create_app's app")
     app.include_router(dashboard_router(DashboardServices.of(pw, engine=engine,
-                                                             invoker=invoker)))
+                                                             invoker=invoker, links=links)))
     # the stylesheet and script, needed by the login page too: public
     app.router.routes.append(declare(Mount(ASSETS, StaticFiles(directory=STATIC),
                                            name="dashboard-assets"), PUBLIC))
@@ -62,7 +65,7 @@ def dashboard_router(services: DashboardServices) -> APIRouter:
     """The dashboard's routes (kept out of the OpenAPI document: they answer HTML)."""
     router = APIRouter(include_in_schema=False)
     pages = Pages()
-    for page_routes in (overview_router, runs_router, approvals_router, tools_router,
-                        webhooks_router):
+    for page_routes in (overview_router, connections_router, runs_router, approvals_router,
+                        tools_router, webhooks_router):
         router.include_router(page_routes(services, pages))
     return router

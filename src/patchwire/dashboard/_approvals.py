@@ -1,4 +1,9 @@
-"""The approvals page: the queue by status, and deciding one (who and why are kept)."""
+"""The approvals page: the queue by status, and deciding one (who and why are kept).
+
+Who decided is the signed-in identity, never typed: ``key:<id> (<name>)`` for the API key
+the dashboard was opened with, ``local`` on a loopback server without keys
+(``access_of(request).identity``). A name field anyone could fill was no record of who
+approved a payment."""
 
 from __future__ import annotations
 
@@ -7,18 +12,23 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from patchwire.access import requires
+from patchwire.access import access_of, requires
 from patchwire.errors import ApprovalStateError, LookupFailed
 
 from ._render import Pages, is_partial
 from ._services import DashboardServices
 
-__all__ = ["APPROVAL_STATUSES", "DEFAULT_DECIDER", "NAME_COOKIE", "approvals_router"]
+__all__ = ["APPROVAL_STATUSES", "approvals_router"]
 
 APPROVAL_STATUSES = ("pending", "approved", "denied", "expired", "used", "all")
-#: who decided, when the person gave no name
-DEFAULT_DECIDER = "dashboard"
-NAME_COOKIE = "patchwire_name"
+#: the longest ``decided_by`` the store keeps (a key's name alone may be 200 characters)
+MAX_DECIDER = 200
+
+
+def decider(request: Request) -> str:
+    """Who decides: the request's identity, a long key name cut (its id is kept whole)."""
+    who = access_of(request).identity
+    return who if len(who) <= MAX_DECIDER else who[:MAX_DECIDER - 2] + "…)"
 
 
 def approvals_router(services: DashboardServices, pages: Pages) -> APIRouter:
@@ -30,15 +40,13 @@ def approvals_router(services: DashboardServices, pages: Pages) -> APIRouter:
         found = await services.tools().list_approvals(
             status=None if status == "all" else status, limit=200)
         return pages.page("approvals.html", request, approvals=found, status=status,
-                          statuses=APPROVAL_STATUSES,
-                          name=request.cookies.get(NAME_COOKIE, ""),
+                          statuses=APPROVAL_STATUSES, identity=decider(request),
                           now_dt=datetime.now(UTC))
 
     async def decide(request: Request, approval_id: str, approved: bool) -> Response:
         form = await request.form()
-        name = str(form.get("by") or "").strip()[:100]
         reason = str(form.get("reason") or "").strip()[:2000] or None
-        who = f"{DEFAULT_DECIDER}:{name}" if name else DEFAULT_DECIDER
+        who = decider(request)
         notice = None
         repo = services.tools()
         try:
@@ -50,15 +58,9 @@ def approvals_router(services: DashboardServices, pages: Pages) -> APIRouter:
             notice = str(exc)
             record = await repo.get_approval(approval_id)
         if is_partial(request):
-            response: Response = pages.page("_approval.html", request, a=record,
-                                            notice=notice, name=name,
-                                            now_dt=datetime.now(UTC))
-        else:
-            response = RedirectResponse("/approvals", status_code=303)
-        if name:  # the next decision is prefilled with the same name
-            response.set_cookie(NAME_COOKIE, name, max_age=30 * 86400, samesite="strict",
-                                httponly=True)
-        return response
+            return pages.page("_approval.html", request, a=record, notice=notice,
+                              identity=who, now_dt=datetime.now(UTC))
+        return RedirectResponse("/approvals", status_code=303)
 
     @router.post("/approvals/{approval_id}/approve", dependencies=[requires("approve")])
     async def approve(request: Request, approval_id: str) -> Response:

@@ -1,5 +1,12 @@
-"""The overview at ``/``: each connection's call quality, breaker and tokens, charts of the
-call log over a window, runs per status and the approvals waiting."""
+"""The overview at ``/``: the connections needing attention (unhealthy, or to be
+re-authorised), each connection's call quality with its failures by kind, breaker and
+tokens, charts of the call log over a window, runs per status and the approvals waiting.
+
+The success rate and the breaker count different things, and the page says so: the rate
+counts every call of the window, however it failed (a refused key, an unknown order); the
+breaker counts only the requests of its own short window that failed in a way that says
+the upstream is unwell (5xx, timeouts, connection errors), and opens only past its minimum
+number of requests. "11.8% success" next to "closed" is then explained, not contradicted."""
 
 from __future__ import annotations
 
@@ -10,15 +17,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from patchwire.access import requires
-from patchwire.connectors.spec import OAuth2Auth
 from patchwire.errors import PatchwireError
 from patchwire.store.reports import ChartPoint
 
 from ._render import Chart, Pages, is_partial, line_chart
 from ._runs import RUN_STATUSES
 from ._services import DashboardServices
+from ._token_view import token_dict, uses_oauth2
 
 __all__ = ["WINDOWS", "overview_router", "window_start"]
+
+#: connections needing attention named on the overview (the rest: on the Connections page)
+ATTENTION_SHOWN = 10
 
 WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(hours=24),
                                  "7d": timedelta(days=7)}
@@ -55,15 +65,12 @@ def overview_router(services: DashboardServices, pages: Pages) -> APIRouter:
     async def token_status(name: str, connector: str) -> dict[str, Any] | None:
         """For OAuth2 connections: when the access token expires, whether a person must
         authorise again (the auth package's TokenStates reads them: no token here)."""
-        if connector not in connections.connectors or not isinstance(
-                connections.connectors.get(connector).auth, OAuth2Auth):
+        if not uses_oauth2(services, connector):
             return None
         try:
-            state = await services.tokens.of(name)
+            return token_dict(await services.tokens.of(name))
         except PatchwireError as exc:
             return {"error": f"cannot read: {exc.code}"}
-        return {"has_token": state.has_token, "needs_reauth": state.needs_reauth,
-                "expires_at": state.expires_at}
 
     async def overview_context(window: str, connector: str | None) -> dict[str, Any]:
         window = window if window in WINDOWS else "24h"
@@ -82,8 +89,11 @@ def overview_router(services: DashboardServices, pages: Pages) -> APIRouter:
             rows.append({"connector": conn_connector, "connection": conn_name, "stats": st,
                          "token": None})
         rows.sort(key=lambda r: (r["connector"], r["connection"] or ""))
-        breakers = {name: connections.breaker_state(name).to_dict()
+        breakers = {name: connections.breaker_state(name)
                     for name in sorted({r["connector"] for r in rows})}
+        # raised above everything else: a connection its end user must reconnect, or
+        # whose calls keep failing
+        attention, attention_total = await reports.attention(limit=ATTENTION_SHOWN)
         series = await reports.call_series(since, now, buckets=24, connector=connector)
         runs = await reports.run_status_counts(since.timestamp())
         pending = await services.tools().list_approvals(status="pending", limit=100)
@@ -92,7 +102,8 @@ def overview_router(services: DashboardServices, pages: Pages) -> APIRouter:
                 "chart_connector": connector,
                 "connectors": sorted({r["connector"] for r in rows}),
                 "run_counts": runs, "run_statuses": RUN_STATUSES,
-                "pending_approvals": len(pending), "since": since}
+                "pending_approvals": len(pending), "since": since,
+                "attention": attention, "attention_total": attention_total}
 
     @router.get("/", dependencies=[requires("read")], response_class=HTMLResponse)
     async def overview(request: Request, window: str = "24h",

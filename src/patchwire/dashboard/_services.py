@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from patchwire.auth import TokenStates
 from patchwire.flows import Engine
+from patchwire.ports import ConnectLinks
 from patchwire.store.reports import ReportRepository
 from patchwire.store.tools import ToolRepository
 from patchwire.tools import ToolInvoker
@@ -58,12 +59,15 @@ class DashboardServices:
     tools: Callable[[], ToolRepository]
     inbox: Callable[[], Inbox]
     outbox: Callable[[], WebhookOutbox]
+    #: hands out the connect links the Connections page offers (None: no reconnect button)
+    links: ConnectLinks | None = None
 
     @classmethod
-    def of(cls, pw: Patchwire, *, engine: Engine,
-           invoker: ToolInvoker) -> DashboardServices:
+    def of(cls, pw: Patchwire, *, engine: Engine, invoker: ToolInvoker,
+           links: ConnectLinks | None = None) -> DashboardServices:
         return cls(connections=pw, tokens=TokenStates(lambda: pw.store, lambda: pw.vault),
                    engine=engine, invoker=invoker,
                    reports=lambda: ReportRepository(pw.store),
                    tools=lambda: ToolRepository(pw.store),
-                   inbox=lambda: Inbox(pw), outbox=lambda: WebhookOutbox.of(pw))
+                   inbox=lambda: Inbox(pw), outbox=lambda: WebhookOutbox.of(pw),
+                   links=links)
