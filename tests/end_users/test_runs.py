@@ -27,6 +27,7 @@ from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from patchwire.store.tools import ToolRepository
 from tests.support.api import Api, problem_of
+from tests.support.cli import Cli
 from tests.support.servers import serving
 from tests.support.settings import local_settings
 from tests.support.temporal import running_engine
@@ -414,3 +415,34 @@ async def test_an_end_user_reads_the_flows_it_may_start_without_their_definition
     assert full["definition"]["id"] == "nightly" and full["source"]
     # retrying every dead letter stays the operator's
     await call(api, "POST", "/runs/retry-failed", 404, u1)
+
+
+# -- from the command line ------------------------------------------------------------------
+
+
+@pytest.mark.slow  # the patchwire command in subprocesses
+async def test_flows_run_and_runs_list_take_an_end_user(
+        tmp_path: Path, sandbox: Sandbox, canary: str) -> None:
+    cli = Cli(tmp_path)
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "my_order.yaml").write_text(textwrap.dedent(FLOWS["my_order"]),
+                                          encoding="utf-8")
+    for name, user in (("acme", None), ("u1-shop", "u1"), ("u2-shop", "u2")):
+        added = await cli("connection", "add", "shop", "--name", name,
+                          *(["--end-user", user] if user else []),
+                          "--set", f"sandbox_url={sandbox.url}",
+                          "--set-env", "api_key=SHOP_KEY", env={"SHOP_KEY": canary})
+        assert added.code == 0, added
+    done = await cli("flow", "run", "my_order", "--end-user", "u2", "--wait", "--json")
+    assert done.code == 0, done
+    assert (done.json()["end_user"], done.json()["status"]) == ("u2", "succeeded")
+    bad = await cli("flow", "run", "my_order", "--end-user", " u2", "--wait")
+    assert bad.code == 1 and "end_user" in bad.flat_err, bad
+    theirs = await cli("runs", "list", "--end-user", "u2", "--json")
+    assert [r["id"] for r in theirs.json()] == [done.json()["id"]]
+    assert (await cli("runs", "list", "--end-user", "u1", "--json")).json() == []
+    table = await cli("runs", "list")
+    assert "end user" in table.flat_out and "u2" in table.flat_out
+    logged = await cli("calls", "--json")
+    assert [c["connection"] for c in logged.json()] == ["u2-shop"], logged

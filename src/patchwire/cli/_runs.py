@@ -300,6 +300,9 @@ def run_flow(
     idempotency_key: str = typer.Option(None, "--idempotency-key",
                                         help="starting the same key again gives the first "
                                              "run"),
+    end_user: str = typer.Option(None, "--end-user",
+                                 help="run it for this end user: its calls use their "
+                                      "connections only"),
     as_json: bool = typer.Option(False, "--json", help="print the run as JSON"),
 ) -> None:
     """Start a run of a flow. Without --wait it is queued for `patchwire serve` or
@@ -316,7 +319,8 @@ def run_flow(
                                     "(trigger.manual is false)")
             try:
                 run_id = await engine.start_run(flow_id, value, trigger="manual",
-                                                idempotency_key=idempotency_key)
+                                                idempotency_key=idempotency_key,
+                                                end_user=end_user)
             except FlowInputError as exc:  # every problem on its own line, with its path
                 _input_problems(exc)
                 return 1
@@ -349,6 +353,7 @@ def list_runs(
     status: str = typer.Option(None, "--status", help="|".join(STATUSES)),
     dead: bool = typer.Option(False, "--dead", help="dead letters only (failed runs)"),
     since: str = typer.Option(None, "--since", help="ISO 8601 time, or a duration ago (2h)"),
+    end_user: str = typer.Option(None, "--end-user", help="only the runs of this end user"),
     limit: int = typer.Option(50, "--limit", min=1, max=10_000),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -364,16 +369,19 @@ def list_runs(
         async with _session() as session:
             engine = session.engine
             records = await engine.list_runs(flow_id=flow, status=wanted, since=after,
-                                              limit=limit)
+                                              limit=limit, end_user=end_user)
         if as_json:
             print_json([_run_json(r) for r in records])
             return
-        table = Table("run", "flow", "status", "trigger", "attempt", "started", "took",
-                      "error")
+        # the end-user column only where some run acts for one (most deployments: none)
+        users = any(r.end_user for r in records)
+        table = Table("run", "flow", "status", "trigger", *(["end user"] if users else []),
+                      "attempt", "started", "took", "error")
         table.columns[0].no_wrap = True
         for r in records:
             table.add_row(r.id, f"{escape(r.flow_id)} v{r.flow_version}", _styled(r.status),
-                          escape(r.trigger), str(r.attempt), _when(r.created_at),
+                          escape(r.trigger), *([escape(r.end_user or "")] if users else []),
+                          str(r.attempt), _when(r.created_at),
                           _duration(r.created_at, r.finished_at),
                           escape(_error_text(r.error)))
         console.print(table)
@@ -402,8 +410,9 @@ def show(run_id: str = typer.Argument(..., metavar="ID"),
                       f"v{record.flow_version}: {_styled(record.status)}"
                       + (" [red](dead letter)[/]" if record.dead_letter else ""),
                       highlight=False)
-        console.print(f"trigger {escape(record.trigger)} · attempt {record.attempt} · "
-                      f"started {_when(record.created_at)}"
+        console.print(f"trigger {escape(record.trigger)} · "
+                      + (f"end user {escape(record.end_user)} · " if record.end_user else "")
+                      + f"attempt {record.attempt} · started {_when(record.created_at)}"
                       + (f" · finished {_when(record.finished_at)} (took "
                          f"{_duration(record.created_at, record.finished_at)})"
                          if record.finished_at else "")
