@@ -15,12 +15,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 
 from patchwire import Patchwire
 from patchwire.access import AccessPolicy
+from patchwire.connect import ConnectSessions
 from patchwire.dashboard import _connections
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
+from patchwire.store import Store
 from patchwire.store.keys import KeyRepository
 from patchwire.store.tools import ToolRepository
 from tests.support.dashboard import WAIT_S, Dash, text_of
@@ -308,8 +311,41 @@ async def test_the_pages_refuse_framing_and_the_reconnect_refuses_other_sites(
         assert cross.status == 403
 
 
-async def test_without_connect_links_there_is_no_reconnect_button(board: Dash) -> None:
-    assert "Reconnect link" not in await board.page("/connections")
-    resp = await board.post("/connections/reconnect", {"connection": "u1-shop"})
-    assert resp.status == 409
-    assert "connect links are not available" in await resp.text()
+async def connect_sessions(dash: Dash) -> int:
+    async with (await Store.open(dash.settings.database_url) as store,
+                store.engine.connect() as conn):
+        return int((await conn.execute(sa.text("SELECT count(*) FROM connect_sessions")))
+                   .scalar_one())
+
+
+async def test_a_reconnect_link_is_made_for_the_connections_end_user_and_connector(
+        board: Dash) -> None:
+    listing = await board.page("/connections")
+    row = re.search(r'<tr data-connection="u1-work".*?</tr>', listing, re.S)[0]
+    assert 'action="/connections/reconnect"' in row and "Reconnect link" in row
+    operator = re.search(r'<tr data-connection="acme".*?</tr>', listing, re.S)[0]
+    assert "Reconnect link" not in operator  # no end user to hand a link to
+
+    resp = await board.post("/connections/reconnect", {"connection": "u1-work"})
+    assert resp.status == 200
+    html = await resp.text()
+    box = re.search(r'<section class="notice" id="connect-link">.*?</section>', html, re.S)
+    assert box and "A connect link for u1 :" in text_of(box[0])
+    # the link is on the deployment's public URL (here the settings' default address)
+    token = re.search(r'href="[^"]+/connect/([^"]+)"', box[0])[1]
+    async with Patchwire(board.settings) as pw:
+        session = await ConnectSessions(pw.runtime).record(token)
+    assert (session.end_user, session.connectors, session.connection) == (
+        "u1", ("shop",), "u1-work")
+    async with board.http.get(board.at(f"/connect/{token}")) as page:  # the hosted page
+        assert page.status == 200 and "shop" in await page.text()
+
+    before = await connect_sessions(board)
+    refused = await board.post("/connections/reconnect", {"connection": "acme"})
+    assert refused.status == 409 and "operator" in await refused.text()
+    missing = await board.post("/connections/reconnect", {"connection": "nope"})
+    assert missing.status == 404
+    cross = await board.post("/connections/reconnect", {"connection": "u1-work"},
+                             origin="http://evil.example")
+    assert cross.status == 403
+    assert await connect_sessions(board) == before  # none of those made a link

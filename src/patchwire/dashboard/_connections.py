@@ -141,6 +141,8 @@ def connections_router(services: DashboardServices, pages: Pages) -> APIRouter:
         except PatchwireError as exc:
             return await connection_page(request, name, window, "", 409,
                                          notice=f"{exc.code}: {exc}")
+        except ValueError as exc:  # a value the connect sessions refuse (said in words)
+            return await connection_page(request, name, window, "", 409, notice=str(exc))
         return await connection_page(request, name, window, "", link=link)
 
     return router

@@ -198,8 +198,11 @@ def create_app(
                                             sync_examples=sync_registry.builtins)
     app.include_router(definitions_router(app.state.definitions))
     # --- dashboard (src/patchwire/dashboard): HTML pages at / and their /assets ---
+    from patchwire.connect import ConnectSessions
     from patchwire.dashboard import mount_dashboard
 
-    mount_dashboard(app, pw, engine=flow_engine, invoker=tool_invoker)
+    # the Connections page's reconnect button hands out links to the /connect pages above
+    mount_dashboard(app, pw, engine=flow_engine, invoker=tool_invoker,
+                    links=ConnectSessions(runtime))
     # --- end dashboard ---
     return app
