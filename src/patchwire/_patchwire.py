@@ -133,8 +133,30 @@ class Patchwire:
         end_user: str | None = None, label: str | None = None, test: bool = False,
     ) -> ConnectionInfo:
         """Create a connection. Values of settings declared ``secret`` are encrypted.
-        ``test``: make the connector's test call with it first; when that fails the
-        connection is removed again (no event told of it) and the call's error raised."""
+        ``test``: make the connector's test call with it first (see
+        :meth:`add_tested_connection`)."""
+        if test:
+            return (await self.add_tested_connection(connector, name, values,
+                                                     end_user=end_user, label=label))[0]
+        return (await self._add_connection(connector, name, values, end_user, label,
+                                           False))[0]
+
+    async def add_tested_connection(
+        self, connector: str, name: str, values: Mapping[str, Any] | None = None, *,
+        end_user: str | None = None, label: str | None = None,
+    ) -> tuple[ConnectionInfo, ConnectionTest]:
+        """Create a connection whose test call succeeds: when it fails the connection is
+        removed again (no event told of it) and the call's error raised (ConfigError when
+        the connector declares no test call)."""
+        info, tested = await self._add_connection(connector, name, values, end_user, label,
+                                                  True)
+        assert tested is not None
+        return info, tested
+
+    async def _add_connection(
+        self, connector: str, name: str, values: Mapping[str, Any] | None,
+        end_user: str | None, label: str | None, test: bool,
+    ) -> tuple[ConnectionInfo, ConnectionTest | None]:
         spec = self.connectors.get(connector)
         plain, secret = split_settings(spec, dict(values or {}), connection=name)
         rec = ConnectionRecord.new(name, connector, end_user=end_user, label=label,
@@ -145,17 +167,18 @@ class Patchwire:
             )
         await self.store.add_connection(rec)
         self.calls.forget(name)
+        tested: ConnectionTest | None = None
         if test:
             # the test call goes through the stored connection, like every call
             try:
-                await self.test_connection(name)
+                tested = await self.test_connection(name)
             except BaseException:
                 await self.store.remove_connection(name)
                 self.calls.forget(name)
                 self.runtime.events.forget(name)
                 raise
         await self.runtime.events.publish("connection.created", rec)
-        return self._info(rec)
+        return self._info(rec), tested
 
     async def update_connection(
         self, name: str, values: Mapping[str, Any], *, label: str | None = None,

@@ -13,7 +13,7 @@ POLICY = HealthPolicy(window=20, min_calls=10, unhealthy_below=0.5, recovered_at
 
 def feed(tracker: HealthTracker, outcomes: list[str | None]) -> list[tuple[int, str]]:
     """(index, state) of every change the outcomes make."""
-    changes = []
+    changes: list[tuple[int, str]] = []
     for i, outcome in enumerate(outcomes):
         change = tracker.observe("acme", outcome)
         if change is not None:

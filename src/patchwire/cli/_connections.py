@@ -18,7 +18,7 @@ from patchwire.cli._common import console, err_console, escape, fail, print_json
 from patchwire.connectors import ConnectorRegistry
 
 if TYPE_CHECKING:
-    from patchwire import Patchwire
+    from patchwire import ConnectionInfo, ConnectionTest, Patchwire
 
 app = typer.Typer(help="Connections: credentials for a connector, optionally per end user.",
                   no_args_is_help=True)
@@ -94,17 +94,44 @@ def add(
                 fail(f"connector {connector!r} declares no test call (`test:` in its spec); "
                      "add the connection without --test and try a read action with "
                      "`patchwire call`")
-            info = await pw.add_connection(connector, name, values, end_user=end_user,
-                                         label=label)
-            # the test call needs the stored connection; a wrong key is not kept
-            if test and not await _tested(pw, name):
-                await pw.remove_connection(name)
-                fail(f"connection {escape(name)} not saved: fix the values and add it again")
+            if test:
+                # the facade tests through the stored connection and keeps nothing (tells
+                # no subscriber of it) when the call fails
+                info = await _added_tested(pw, connector, name, values, end_user, label)
+            else:
+                info = await pw.add_connection(connector, name, values, end_user=end_user,
+                                               label=label)
         secrets = ", ".join(info.secrets_set) or "none"
         console.print(f"[green]added[/] connection {escape(info.name)} for {info.connector} "
                       f"(secrets stored encrypted: {escape(secrets)})")
 
     run(main())
+
+
+async def _added_tested(pw: Patchwire, connector: str, name: str, values: dict[str, Any],
+                        end_user: str | None, label: str | None) -> ConnectionInfo:
+    """Add connection ``name`` once its test call succeeded; exits saying why not."""
+    from patchwire.errors import AuthError, CallError
+
+    try:
+        info, result = await pw.add_tested_connection(connector, name, values,
+                                                      end_user=end_user, label=label)
+    except AuthError as exc:
+        err_console.print(f"[bold red]failed:[/] the upstream refused the credentials of "
+                          f"connection {escape(name)} (HTTP {exc.status}): "
+                          f"{escape(exc.message)}", highlight=False)
+    except CallError as exc:
+        err_console.print(f"[bold red]failed:[/] {exc.code}: {escape(str(exc))}",
+                          highlight=False)
+    else:
+        _say_ok(result)
+        return info
+    fail(f"connection {escape(name)} not saved: fix the values and add it again")
+
+
+def _say_ok(result: ConnectionTest) -> None:
+    console.print(f"[green]ok[/]: {result.action} answered {result.status} in "
+                  f"{result.latency_ms:.0f} ms", highlight=False)
 
 
 async def _tested(pw: Patchwire, name: str) -> bool:
@@ -123,8 +150,7 @@ async def _tested(pw: Patchwire, name: str) -> bool:
         err_console.print(f"[bold red]failed:[/] {exc.code}: {escape(str(exc))}",
                           highlight=False)
         return False
-    console.print(f"[green]ok[/]: {result.action} answered {result.status} in "
-                  f"{result.latency_ms:.0f} ms", highlight=False)
+    _say_ok(result)
     return True
 
 
@@ -192,18 +218,38 @@ def update(
     set_: list[str] = typer.Option(None, "--set", help="key=value"),
     set_env: list[str] = typer.Option(None, "--set-env", help="key=ENV_VAR"),
     set_stdin: list[str] = typer.Option(None, "--set-stdin", help="key read from stdin"),
+    label: str = typer.Option(None, "--label",
+                              help='tells apart one end user\'s connections of one '
+                                   'connector, e.g. work ("" removes it)'),
 ) -> None:
-    """Change some values of a connection; the others are kept."""
+    """Change some values of a connection (the others are kept), or its label."""
     values = gather_values("", set_, set_env, set_stdin, prompt_missing=False)
-    if not values:
-        fail("nothing to change: give --set, --set-env or --set-stdin", code=2)
+    if not values and label is None:
+        fail("nothing to change: give --set, --set-env, --set-stdin or --label", code=2)
 
     async def main() -> None:
         from patchwire import Patchwire
 
         async with Patchwire(settings()) as pw:
-            info = await pw.update_connection(name, values)
+            info = await pw.update_connection(name, values, label=label)
         console.print(f"[green]updated[/] connection {escape(info.name)}")
+
+    run(main())
+
+
+@app.command("default")
+def default(name: str = typer.Argument(..., help="connection name")) -> None:
+    """Make a connection the one its end user's calls of its connector use when they
+    name none (the others of that end user and connector stop being it)."""
+
+    async def main() -> None:
+        from patchwire import Patchwire
+
+        async with Patchwire(settings()) as pw:
+            info = await pw.set_default_connection(name)
+        who = f"end user {escape(info.end_user)}" if info.end_user else "the operator"
+        console.print(f"[green]default[/] {escape(info.name)} is {who}'s {info.connector} "
+                      "connection")
 
     run(main())
 
