@@ -83,6 +83,16 @@ class Settings:
     #: it a tool answers ``rate_limited`` with when to retry. ``None``: no quota. Env:
     #: ``PATCHWIRE_END_USER_TOOL_CALLS``.
     end_user_tool_calls: str | None = None
+    #: when a connection counts as unhealthy (``connection.unhealthy``) and as recovered:
+    #: of its last ``health_window`` calls (judged once ``health_min_calls`` are known),
+    #: fewer than ``health_unhealthy_below`` succeeded, or its connector's breaker is open;
+    #: recovered after ``health_recover_streak`` successes in a row, with at least
+    #: ``health_recovered_at`` of the window succeeding. Env: ``PATCHWIRE_HEALTH_WINDOW``...
+    health_window: int = 20
+    health_min_calls: int = 10
+    health_unhealthy_below: float = 0.5
+    health_recovered_at: float = 0.8
+    health_recover_streak: int = 5
 
     @property
     def effective_database_url(self) -> str:
@@ -214,7 +224,31 @@ def load_settings(
         text = str(raw["end_user_tool_calls"]).strip()
         parse_rate_limits("end_user_tool_calls", text)  # a typo fails at start-up
         kwargs["end_user_tool_calls"] = text or None
+    for key in _HEALTH_COUNTS + _HEALTH_SHARES:
+        value = overrides.get(key)
+        if value is None:
+            value = env.get(f"PATCHWIRE_{key.upper()}") or raw.get(key)  # toml
+        if value is not None:
+            kwargs[key] = (_positive_int(key, value) if key in _HEALTH_COUNTS
+                           else _share(key, value))
     return Settings(**kwargs)
+
+
+#: the connection health settings (docs/webhooks.md, connection events)
+_HEALTH_COUNTS = ("health_window", "health_min_calls", "health_recover_streak")
+_HEALTH_SHARES = ("health_unhealthy_below", "health_recovered_at")
+
+
+def _share(key: str, value: Any) -> float:
+    """A share between 0 and 1 (``0.5``)."""
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = math.nan
+    if not 0 <= share <= 1:
+        raise ConfigError(f"{key} must be a number between 0 and 1, got {value!r} "
+                          f"(PATCHWIRE_{key.upper()} or patchwire.toml)")
+    return share
 
 
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86_400.0}

@@ -3,9 +3,13 @@ hysteresis so alternating outcomes never flap it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from patchwire.runtime import HealthPolicy, HealthTracker
+from patchwire.config import load_settings
+from patchwire.errors import ConfigError
+from patchwire.runtime import HealthPolicy, HealthTracker, health_policy
 
 POLICY = HealthPolicy(window=20, min_calls=10, unhealthy_below=0.5, recovered_at=0.8,
                       recover_streak=5)
@@ -64,3 +68,24 @@ def test_a_first_streak_of_successes_notes_the_connection_healthy_once() -> None
 def test_a_policy_that_cannot_work_is_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="health"):
         HealthPolicy(**{**POLICY.__dict__, **bad})
+
+
+def test_the_thresholds_come_from_the_settings_and_unusable_ones_are_refused(
+        tmp_path: Path) -> None:
+    assert health_policy(load_settings(environ={}, toml_path=tmp_path / "none")) == POLICY
+    toml = tmp_path / "patchwire.toml"
+    toml.write_text("[patchwire]\nhealth_window = 8\nhealth_recovered_at = 0.9\n")
+    policy = health_policy(load_settings(
+        environ={"PATCHWIRE_HEALTH_MIN_CALLS": "4", "PATCHWIRE_HEALTH_WINDOW": "6"},
+        toml_path=toml, health_recover_streak=2))
+    assert (policy.window, policy.min_calls, policy.recovered_at, policy.recover_streak) == (
+        6, 4, 0.9, 2)  # the environment over the file, arguments over both
+    tracker = HealthTracker(policy)
+    assert feed(tracker, ["timeout"] * 4) == [(3, "unhealthy")]
+    for bad in ({"PATCHWIRE_HEALTH_WINDOW": "0"}, {"PATCHWIRE_HEALTH_RECOVERED_AT": "1.5"},
+                {"PATCHWIRE_HEALTH_UNHEALTHY_BELOW": "half"}):
+        with pytest.raises(ConfigError, match="health_"):
+            load_settings(environ=bad, toml_path=tmp_path / "none")
+    with pytest.raises(ConfigError, match="health_"):
+        health_policy(load_settings(environ={"PATCHWIRE_HEALTH_MIN_CALLS": "50"},
+                                    toml_path=tmp_path / "none"))

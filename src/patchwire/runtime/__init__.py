@@ -10,7 +10,7 @@ from patchwire.runtime._connection_events import (
     HealthPolicy,
     HealthTracker,
 )
-from patchwire.runtime._runtime import Runtime
+from patchwire.runtime._runtime import Runtime, health_policy
 from patchwire.runtime._workers import (
     BACKGROUND_REFRESH_INTERVAL,
     ExecutorWorker,
@@ -33,4 +33,5 @@ __all__ = [
     "Watched",
     "Worker",
     "background_workers",
+    "health_policy",
 ]

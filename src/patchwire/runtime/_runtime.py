@@ -46,7 +46,7 @@ from patchwire.store import SlotTable, Store
 from patchwire.store.records import CallRecord, ConnectionRecord
 from patchwire.store.tools import ToolCallRecord, ToolRepository
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "health_policy"]
 
 log = logging.getLogger("patchwire.runtime")
 
@@ -55,14 +55,15 @@ _NOT_OPEN = "Patchwire is not open: use `async with Patchwire() as pw`"
 
 def health_policy(settings: Settings) -> HealthPolicy:
     """When a connection counts as unhealthy and as recovered (the ``health_*``
-    settings, where set)."""
-    given = {name: getattr(settings, f"health_{name}") for name in (
-        "window", "min_calls", "unhealthy_below", "recovered_at", "recover_streak")
-        if getattr(settings, f"health_{name}", None) is not None}
+    settings); ConfigError for thresholds that cannot work together."""
     try:
-        return HealthPolicy(**given)
+        return HealthPolicy(
+            window=settings.health_window, min_calls=settings.health_min_calls,
+            unhealthy_below=settings.health_unhealthy_below,
+            recovered_at=settings.health_recovered_at,
+            recover_streak=settings.health_recover_streak)
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(f"{exc} (the health_* settings)") from None
 
 
 def _recording(recorder: BatchWriter[CallRecord],
