@@ -144,3 +144,16 @@ async def test_the_return_url_gets_the_browser_back_after_signing_in(site: Site)
     status, _, headers = await site.page(await consent(site, link["url"]))
     assert status == 302
     assert headers["Location"] == "http://127.0.0.1:9/done"
+
+
+async def test_the_token_keeper_renews_with_the_oauth_app_when_the_connection_has_no_client(
+        site: Site) -> None:
+    await with_app(site)
+    link = await site.link(end_user="u5", connectors=("oauthy",))
+    await site.page(await consent(site, link["url"]))
+    [conn] = await site.pw.list_connections(end_user="u5")
+    before = site.pw.runtime.decrypt(await site.pw.store.get_connection(conn.name))
+    assert "client_id" not in conn.settings and "client_secret" not in before
+    fresh = await site.pw.runtime.tokens.refresh(conn.name)
+    assert fresh.access_token != before["access_token"]
+    assert site.sandbox.state.oauth.stats.refreshes == 1

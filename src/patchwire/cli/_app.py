@@ -13,6 +13,7 @@ from patchwire.cli import (
     _call,
     _chat,
     _check,
+    _connect_links,
     _connections,
     _connectors,
     _flows,
@@ -60,6 +61,10 @@ app.add_typer(_subscriptions.deliveries_app, name="deliveries")
 # --- API keys (src/patchwire/cli/_keys.py) ---
 app.add_typer(_keys.app, name="keys")
 # --- end API keys ---
+# --- connect links and OAuth apps (src/patchwire/cli/_connect_links.py) ---
+app.add_typer(_connect_links.app, name="oauth-apps")
+app.command("connect-link")(_connect_links.connect_link)
+# --- end connect links ---
 
 # --- sync: `sync list|run|status|check|example`, `records list` (src/patchwire/cli/_sync.py) ---
 app.add_typer(_sync.app, name="sync")

@@ -48,6 +48,9 @@ ConnectorPath = Annotated[str, Path(min_length=1, max_length=200,
 TokenPath = Annotated[str, Path(min_length=1, max_length=100,
                                 description="the link's token (the last part of its URL)")]
 
+WaitQuery = Annotated[float, Query(ge=0, le=MAX_WAIT, description=(
+    "wait up to this many seconds for the link to stop being pending (long poll)"))]
+
 
 class SessionCreate(BaseModel):
     end_user: str = Field(min_length=1, max_length=MAX_END_USER,
@@ -162,18 +165,15 @@ def connect_router(pw: Patchwire) -> APIRouter:
     async def create_my_session(body: MySessionCreate, request: Request) -> CreatedSession:
         return await create(me(request), body)
 
-    wait_query = Query(0.0, ge=0, le=MAX_WAIT, description=(
-        "wait up to this many seconds for the link to stop being pending (long poll)"))
-
     @router.get("/connect-sessions/{token}", dependencies=[requires("connect")])
     async def read_session(token: TokenPath,
-                           wait: Annotated[float, wait_query] = 0.0) -> SessionOut:
+                           wait: WaitQuery = 0.0) -> SessionOut:
         return SessionOut.of(await sessions.wait(token, wait))
 
     @router.get("/me/connect-sessions/{token}",
                 dependencies=[requires("read", end_users=True)])
     async def read_my_session(token: TokenPath, request: Request,
-                              wait: Annotated[float, wait_query] = 0.0) -> SessionOut:
+                              wait: WaitQuery = 0.0) -> SessionOut:
         return SessionOut.of(await sessions.wait(token, wait, end_user=me(request)))
 
     @router.get("/oauth-apps", dependencies=[requires("admin")])
