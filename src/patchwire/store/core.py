@@ -497,17 +497,22 @@ class Store:
         """Make connection ``name`` its end user's default of its connector (the others of
         that end user and connector stop being it), in one transaction."""
         with self._errors(f"set the default connection {name!r}"):
-            async with self._engine.begin() as conn:
-                row = (await conn.execute(
-                    select(_CONNECTIONS).where(_CONNECTIONS.c.name == name))).first()
-                if row is None:
-                    raise UnknownConnection(f"no connection named {name!r}")
-                rec = _connection_record(row)
-                same = (_CONNECTIONS.c.connector == rec.connector) & (
-                    _CONNECTIONS.c.end_user.is_(None) if rec.end_user is None
-                    else _CONNECTIONS.c.end_user == rec.end_user)
-                await conn.execute(update(_CONNECTIONS).where(same).values(
-                    is_default=_CONNECTIONS.c.name == name))
+            async with self._engine.connect() as conn:
+                # read then write: on SQLite the write lock is taken up front, else a
+                # write another connection commits meanwhile fails this one at once
+                # ("database is locked": a stale snapshot cannot wait for the lock)
+                conn = await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
+                async with conn.begin():
+                    row = (await conn.execute(
+                        select(_CONNECTIONS).where(_CONNECTIONS.c.name == name))).first()
+                    if row is None:
+                        raise UnknownConnection(f"no connection named {name!r}")
+                    rec = _connection_record(row)
+                    same = (_CONNECTIONS.c.connector == rec.connector) & (
+                        _CONNECTIONS.c.end_user.is_(None) if rec.end_user is None
+                        else _CONNECTIONS.c.end_user == rec.end_user)
+                    await conn.execute(update(_CONNECTIONS).where(same).values(
+                        is_default=_CONNECTIONS.c.name == name))
         return dataclasses.replace(rec, is_default=True)
 
     # -- calls --------------------------------------------------------------------------
