@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,8 @@ pytestmark = pytest.mark.slow
 #: the demo answering (start-up and the walkthrough: a few seconds) and stopping
 READY_TIMEOUT_S = 25.0
 STOP_TIMEOUT_S = 15.0
+#: the walkthrough, then the second end user's scene (the demo bounds it at 60 s)
+SCENE_TIMEOUT_S = READY_TIMEOUT_S + 60.0
 
 SECRETS = [SANDBOX_CREDENTIALS["shop"]["api_key"], SANDBOX_CREDENTIALS["helpdesk"]["password"],
            SANDBOX_CREDENTIALS["calendar"]["token"], SANDBOX_CREDENTIALS["payments"]["secret_key"],
@@ -77,7 +81,7 @@ async def test_demo_serves_the_dashboard_with_runs_failures_and_a_pending_approv
             assert {r["flow"] for r in runs} >= {"chat_to_ticket", "refund_to_ticket_comment"}
             assert approvals[0]["status"] == "pending"
             assert approvals[0]["subject"] == "payments_refund_charge"
-            connections = await _get(http, f"{base}/api/v1/connections")
+            connections = await _get(http, f"{base}/api/v1/connections?end_user=acme")
             assert sorted(c["name"] for c in connections) == [
                 "demo-calendar", "demo-helpdesk", "demo-payments", "demo-shop"]
             sources = await _get(http, f"{base}/api/v1/webhook-sources")
@@ -117,12 +121,112 @@ async def test_demo_serves_the_dashboard_with_runs_failures_and_a_pending_approv
     assert f"{base}/" in flat and f"{base}/mcp" in flat and f"{base}/api/v1" in flat
     assert "Ctrl-C" in flat
     assert "Stopped." in flat
-    assert "api:tester approved the refund; the bot called payments_refund_charge again: ok" in flat
+    # who approved is shown (the approving identity), then the bot's second call
+    assert re.search(r"\S+ approved the refund; the bot called payments_refund_charge again: ok",
+                     flat), flat[-2000:]
     for secret in SECRETS:
         assert leaks_in(out + err, secret) == [], secret
     # the demo's store is its own: the user's home was never created
     assert (cli.workdir / ".patchwire-demo" / "patchwire.db").is_file()
     assert not cli.home.exists()
+
+
+@contextlib.asynccontextmanager
+async def _demo_past_the_second_end_user(
+    cli: Cli,
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, aiohttp.ClientSession, str, list[str]]]:
+    """The demo serving, once its second end user's scene has been told (its output so
+    far in the list, the rest appended when the demo stops at the end of the block)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    output: list[str] = []
+    async with running(cli, "demo", "--port", str(port), "--sandbox-port", "0") as proc:
+        assert proc.stdout is not None
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            async with asyncio.timeout(SCENE_TIMEOUT_S):
+                while not any("Patchwire is running" in line for line in output):
+                    line = await proc.stdout.readline()
+                    if not line:
+                        assert proc.stderr is not None
+                        err = (await proc.stderr.read()).decode()
+                        raise AssertionError("the demo's output ended early:\n"
+                                             + "".join(output) + err)
+                    output.append(line.decode())
+            yield proc, http, base, output
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), STOP_TIMEOUT_S)
+    output.append(out.decode())
+    assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()
+    for secret in SECRETS:
+        assert leaks_in("".join(output).encode() + err, secret) == [], secret
+
+
+async def _end_user_token(http: aiohttp.ClientSession, base: str, end_user: str) -> dict[str, str]:
+    async with http.post(f"{base}/api/v1/end-users/{end_user}/tokens", json={}) as resp:
+        assert resp.status == 201, await resp.text()
+        return {"Authorization": f"Bearer {(await resp.json())['token']}"}
+
+
+async def test_demo_prints_a_connect_link_for_a_second_end_user_completes_the_connect_and_her_booking_then_succeeds(
+    cli: Cli,
+) -> None:
+    async with _demo_past_the_second_end_user(cli) as (_, http, base, output):
+        text = "".join(output)
+        # the link the bot was given for maya, printed whole on a line of its own
+        link = re.search(rf"maya opens ({re.escape(base)}/connect/([A-Za-z0-9_-]{{43}}))\n",
+                         text)
+        assert link is not None, text
+        session = await _get(http, f"{base}/api/v1/connect-sessions/{link[2]}")
+        assert session["status"] == "connected"
+        assert session["end_user"] == "maya" and session["connectors"] == ["calendar"]
+        mine = await _get(http, f"{base}/api/v1/connections?end_user=maya")
+        assert [(c["name"], c["connector"], c["is_default"]) for c in mine] == [
+            (session["connection"], "calendar", True)]
+        # the link was used once: opening it again is refused
+        async with http.get(link[1]) as resp:
+            assert resp.status == 410
+        # her tool calls (the audit): told to connect, then the same booking through her
+        # connection
+        calls = list(reversed(await _get(http, f"{base}/api/v1/tool-calls?session_id=demo-maya")))
+        assert [(c["tool"], c["status"], c["end_user"]) for c in calls] == [
+            ("calendar_book_appointment", "connection_required", "maya"),
+            ("calendar_book_appointment", "ok", "maya")]
+        assert calls[1]["connection"] == session["connection"]
+        assert calls[0]["arguments"] == calls[1]["arguments"]
+    flat = " ".join("".join(output).split())
+    assert "maya → bot" in flat
+    assert "the user has not connected a Sandbox Calendar account" in flat
+    assert f"Open this link to connect it: {link[1]}" in flat
+    assert "Connected — you can return to the chat." in flat
+    assert (f"status connected, connection {session['connection']} of end user maya"
+            in flat)
+    assert ("the bot calls calendar_book_appointment again with the same arguments: ok"
+            in flat)
+    assert "the second end user's scene stopped" not in flat
+
+
+async def test_in_the_demo_the_first_end_user_never_sees_the_second_end_users_connection(
+    cli: Cli,
+) -> None:
+    async with _demo_past_the_second_end_user(cli) as (_, http, base, output):
+        (theirs,) = await _get(http, f"{base}/api/v1/connections?end_user=maya")
+        acme = await _end_user_token(http, base, "acme")
+        async with http.get(f"{base}/api/v1/connections", headers=acme) as resp:
+            assert resp.status == 200, await resp.text()
+            assert sorted(c["name"] for c in await resp.json()) == [
+                "demo-calendar", "demo-helpdesk", "demo-payments", "demo-shop"]
+        async with http.get(f"{base}/api/v1/connections/{theirs['name']}",
+                            headers=acme) as resp:
+            assert resp.status == 404
+        # and the other way round: maya's token sees her connection alone
+        maya = await _end_user_token(http, base, "maya")
+        async with http.get(f"{base}/api/v1/connections", headers=maya) as resp:
+            assert [c["name"] for c in await resp.json()] == [theirs["name"]]
+    flat = " ".join("".join(output).split())
+    assert (f"acme's end-user token lists demo-calendar, demo-helpdesk, demo-payments, "
+            f"demo-shop — not maya's {theirs['name']} (GET /api/v1/connections/"
+            f"{theirs['name']} → 404)") in flat
 
 
 async def test_demo_for_seconds_stops_by_itself_after_the_walkthrough(cli: Cli) -> None:

@@ -8,10 +8,11 @@ webhook sources and a subscription, then walks a chatbot-style support scenario:
 customer writes to a support bot; the bot looks up the customer and their latest order,
 opens a helpdesk ticket about it, refunds the charge (with an idempotency key, retried
 safely) and books a call-back — every step one call through the call path, shown with its
-result and timing — then the same actions as chatbot tools and as durable flows. After
-that it prints the dashboard and MCP URLs and keeps a little traffic going
-(``_demo_traffic.py``), failures and a refund waiting for approval included, until Ctrl-C
-or SIGTERM.
+result and timing — then the same actions as chatbot tools and as durable flows. Those
+connections are end user ``acme``'s; a second end user, ``maya``, then connects her own
+calendar from the chat through a connect link (``_demo_end_users.py``). After that it
+prints the dashboard and MCP URLs and keeps a little traffic going (``_demo_traffic.py``),
+failures and a refund waiting for approval included, until Ctrl-C or SIGTERM.
 
 ``--once`` walks the scenario without the server and exits (CI, a quick look).
 """
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from rich.table import Table
 
 from patchwire import Patchwire
 from patchwire.calls import CallOutcome
+from patchwire.cli._demo_end_users import SecondEndUser, sandbox_connectors
 from patchwire.cli._demo_store import DEMO_HOME, demo_settings, demo_store
 from patchwire.errors import CallError, ConfigError, ConnectionExists
 from patchwire.sandbox import DEFAULT_PORT as SANDBOX_PORT
@@ -148,11 +151,20 @@ async def run_demo(options: DemoOptions | None = None) -> None:
 
 
 async def _main(options: DemoOptions, stop: asyncio.Event) -> None:
-    settings = demo_settings(options.home)
-    with demo_store(options.home):
+    sock: socket.socket | None = None
+    public_url = None
+    if not options.once:
+        from patchwire.cli._demo_server import DEFAULT_PORT, listen
+
+        # the server's port first: connect links are built from the public URL
+        sock = listen(options.port, DEFAULT_PORT)
+        public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = demo_settings(options.home, public_url=public_url)
+    with contextlib.closing(sock) if sock is not None else contextlib.nullcontext(), \
+            demo_store(options.home):
         console.rule("[bold]Patchwire demo[/]: a support bot that can act")
         async with (_sandbox(options.sandbox_port) as sandbox,
-                    Patchwire(settings) as pw):
+                    Patchwire(settings, connectors=sandbox_connectors(sandbox.url)) as pw):
             console.print(f"Sandbox APIs on [bold]{sandbox.url}[/] (shop · helpdesk · calendar · "
                           f"payments); a fresh demo store in {options.home}/ (your own store "
                           "is not touched)", highlight=False)
@@ -166,15 +178,16 @@ async def _main(options: DemoOptions, stop: asyncio.Event) -> None:
                 await _walkthrough(pw, sandbox, engine=None, dashboard=None)
                 _connect_a_client(sandbox.port, options.home)
                 return
-            await _serve(pw, sandbox, options, stop)
+            assert sock is not None
+            await _serve(pw, sandbox, options, stop, sock)
 
 
 async def _serve(pw: Patchwire, sandbox: Sandbox, options: DemoOptions,
-                 stop: asyncio.Event) -> None:
+                 stop: asyncio.Event, sock: socket.socket) -> None:
     from patchwire.cli._demo_server import DemoServer
     from patchwire.cli._demo_traffic import Traffic
 
-    async with DemoServer.running(pw, sandbox, port=options.port) as server:
+    async with DemoServer.running(pw, sandbox, sock=sock) as server:
         console.print(f"Server (the app `patchwire serve` runs) on [bold]{server.url}[/] with "
                       "the flow engine, webhook inbox, deliveries and syncs; webhook sources "
                       "shop, payments, helpdesk, calendar verify the sandbox's signed events; "
@@ -182,6 +195,7 @@ async def _serve(pw: Patchwire, sandbox: Sandbox, options: DemoOptions,
                       highlight=False)
         pending = await _walkthrough(pw, sandbox, engine=server.engine,
                                      dashboard=server.dashboard_url)
+        await SecondEndUser(pw, server.url, console).run()
         _running(server, sandbox, options)
         timer = (None if options.duration is None else
                  asyncio.get_running_loop().call_later(options.duration, stop.set))
@@ -407,7 +421,8 @@ def _connect_a_client(sandbox_port: int, home: Path) -> None:
     console.print()
     console.rule("[bold]Connect a chatbot[/]")
     console.print(
-        "The server, dashboard and live traffic: [bold]patchwire demo[/] (without --once).\n"
+        "The server, dashboard, live traffic and a second end user connecting her calendar "
+        "through a connect link: [bold]patchwire demo[/] (without --once).\n"
         f"The demo connections (store {home}/) point at the sandbox on port {sandbox_port}; "
         f"start it again first: [bold]{sandbox} &[/]\n"
         f"• MCP over stdio (Claude Desktop, Cursor, Inspector): command [bold]{exe}[/], "

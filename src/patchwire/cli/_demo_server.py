@@ -154,12 +154,14 @@ class DemoServer:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def running(cls, pw: Patchwire, sandbox: Sandbox, *,
-                      port: int | None = None) -> AsyncIterator[DemoServer]:
+    async def running(cls, pw: Patchwire, sandbox: Sandbox, *, port: int | None = None,
+                      sock: socket.socket | None = None) -> AsyncIterator[DemoServer]:
         """Serve ``pw`` like `patchwire serve` until the block ends, with webhook sources
         for the sandbox's APIs and a subscription; the sandbox's webhooks are sent to it
-        while it runs. ``pw`` is opened and closed by the caller."""
-        sock = listen(port, DEFAULT_PORT)
+        while it runs. ``pw`` is opened and closed by the caller. ``sock``: the socket to
+        serve on (closed at the end), bound already when the settings' public URL names
+        its port; else one on ``port`` (see :func:`listen`)."""
+        sock = sock if sock is not None else listen(port, DEFAULT_PORT)
         try:
             url = f"http://127.0.0.1:{sock.getsockname()[1]}"
             flows = FlowRegistry.load(pw.settings.flow_paths, builtins=True)

@@ -25,13 +25,15 @@ DEMO_HOME = Path(".patchwire-demo")
 _DB_FILES = ("patchwire.db", "patchwire.db-wal", "patchwire.db-shm", "patchwire.db-journal")
 
 
-def demo_settings(home: Path = DEMO_HOME) -> Settings:
+def demo_settings(home: Path = DEMO_HOME, *, public_url: str | None = None) -> Settings:
     """The demo's settings: its own home (SQLite store and key file), the built-in
     connectors and flows only, and loopback admitted by the SSRF guard (the sandbox and
     the demo's own webhook receiver live there). Built here rather than loaded, so neither
-    ``patchwire.toml`` nor ``PATCHWIRE_*`` variables point it at the user's store."""
+    ``patchwire.toml`` nor ``PATCHWIRE_*`` variables point it at the user's store.
+    ``public_url``: the demo server's address (its connect links point there)."""
     return Settings(home=home, database_url=None, secret_key=None, connector_paths=(),
-                    flow_paths=(), sync_paths=(), allow_networks=("127.0.0.1",))
+                    flow_paths=(), sync_paths=(), allow_networks=("127.0.0.1",),
+                    public_url=public_url)
 
 
 @contextlib.contextmanager
