@@ -25,16 +25,32 @@ def mcp(
     connector: list[str] = typer.Option(
         None, "--connector", help="only tools of this connector (repeatable)"),
     read_only: bool = typer.Option(False, "--read-only", help="only tools that change nothing"),
+    end_user: str | None = typer.Option(
+        None, "--end-user", help="serve this end user's tools: every call goes through "
+        "their connections only, a connector they have not connected answers with a "
+        "connect link"),
     log_level: str = typer.Option("warning", "--log-level", help="stderr log level: "
                                   + ", ".join(_LEVELS)),
 ) -> None:
     """Serve the tools to an MCP client over stdin/stdout (the stdio transport).
 
-    Example client configuration: command `patchwire`, arguments `mcp --connection acme`.
+    Example client configuration: command `patchwire`, arguments `mcp --connection acme`
+    (an operator's connection) or `mcp --end-user u1` (an end user's tools).
     """
     level = log_level.lower()
     if level not in _LEVELS:
         fail(f"--log-level must be one of {', '.join(_LEVELS)}, not {log_level!r}", code=2)
+    if end_user is not None:
+        from patchwire.store.end_users import check_end_user
+
+        try:
+            check_end_user(end_user)
+        except ValueError as exc:
+            fail(f"--end-user: {exc}", code=2)
+        if connection:
+            # an end user's tools use their own connections, chosen by Patchwire
+            fail("--connection and --end-user cannot be combined: an end user's tools go "
+                 "through that end user's connections", code=2)
     logging.basicConfig(stream=sys.stderr, level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -54,8 +70,14 @@ def mcp(
             # With the Temporal engine, runs go to Temporal's workers instead.
             engine = create_engine(pw, FlowRegistry.load(cfg.flow_paths).as_mapping(),
                                    schedules=False, claims=False)
+            from patchwire.connect import ConnectSessions
+
+            # an account the end user has not connected: a link to `patchwire serve`'s
+            # /connect pages (at the deployment's public URL)
             invoker = ToolInvoker(pw, connections=connection or None, filter=tool_filter,
-                                  engine=engine)
+                                  engine=engine, links=ConnectSessions(pw.runtime))
+            if end_user is not None:
+                invoker = invoker.for_end_user(end_user)
             # Build the catalog now so an unknown --connection is an error on stderr and
             # exit status 1, not a server that fails every request.
             catalog = await invoker.catalog()

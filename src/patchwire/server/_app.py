@@ -30,6 +30,7 @@ from patchwire.access import (
 from patchwire.definitions import LiveDefinitions
 from patchwire.flows import Engine, FlowRegistry, create_engine
 from patchwire.observability import RequestContextMiddleware
+from patchwire.ports import ConnectLinks
 from patchwire.runtime import background_workers
 from patchwire.server._calls_api import calls_router
 from patchwire.server._connect_api import connect_router
@@ -77,6 +78,7 @@ def create_app(
     inbox: Inbox | None = None,
     syncs: SyncRegistry | None = None,
     access: AccessPolicy | None = None,
+    connect_links: ConnectLinks | None = None,
 ) -> FastAPI:
     """The API over ``pw``. ``background_refresh``: renew OAuth2 tokens due for renewal
     every that many seconds while the app runs (``patchwire serve`` turns it on).
@@ -92,7 +94,9 @@ def create_app(
     ``syncs``: default, ``settings.sync_paths``; polled on schedule where this app runs
     flows, their records served at ``/api/v1/records`` and searched by records tools.
     ``access``: how API keys are checked (``patchwire.access``); by default only once the
-    store holds a key (``patchwire serve`` on a non-loopback address requires them)."""
+    store holds a key (``patchwire serve`` on a non-loopback address requires them).
+    ``connect_links``: what hands an end user's tool a connect link when they have not
+    connected its account; by default this app's connect sessions (``/connect/{token}``)."""
     # What the app runs in the background, on pw's runtime (which starts and stops it,
     # as for `patchwire worker`); the engines get the runtime, never the facade.
     runtime = pw.runtime
@@ -106,11 +110,15 @@ def create_app(
     start_engine = run_flows or flow_engine.remote
     sync_registry = syncs if syncs is not None else SyncRegistry.load(pw.settings.sync_paths)
     sync_engine = SyncEngine(runtime, sync_registry)
+    from patchwire.connect import ConnectSessions
     from patchwire.tools import McpHttpEndpoint, ToolInvoker
 
     # flows with a tool trigger are tools where this app runs flows; syncs: records tools
+    # an end user's tool of an account they have not connected answers with a link to
+    # this app's /connect pages
     tool_invoker = ToolInvoker(runtime, engine=flow_engine if run_flows else None,
-                               syncs=sync_registry)
+                               syncs=sync_registry,
+                               links=connect_links or ConnectSessions(runtime))
     mcp_endpoint = McpHttpEndpoint(tool_invoker)
     webhook_inbox = inbox if inbox is not None else Inbox(runtime, flow_engine)
     # its events are processed where this app runs flows, or always when one is given
@@ -169,7 +177,9 @@ def create_app(
     app.include_router(ops_router(pw))  # /healthz, /metrics
     # --- end access control and observability ---
     # MCP: an ASGI endpoint (every method: POST, GET for the event stream, DELETE)
-    app.router.routes.append(declare(Route("/mcp", endpoint=mcp_endpoint), "run"))
+    # end-user tokens too: each request is served with its end user's tools only
+    app.router.routes.append(declare(Route("/mcp", endpoint=mcp_endpoint), "run",
+                                     end_users=True))
     # inbound webhooks: a plain ASGI endpoint that reads the raw body itself
     receiver = WebhookReceiver(source_cache, webhook_inbox)
     app.router.routes.append(declare(Route("/hooks/{source}", methods=["GET", "POST"],

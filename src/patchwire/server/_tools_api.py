@@ -1,15 +1,22 @@
 """REST routes for chatbot tools: the catalog in provider formats, calling a tool (the
-playground's path), the tool audit and the approvals queue."""
+playground's path), the tool audit and the approvals queue.
+
+Every route serves end users too: with an end-user token the catalog is that end user's
+(their connections' tools, plus every other connector's, which answer with a connect
+link), calls act for them, and the audit and approvals are theirs only — another end
+user's approval id answers 404 as if it did not exist. A decision is recorded under the
+identity that made it (the key, the end user, or ``local``), not a name the caller types.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from patchwire.access import requires
-from patchwire.store.tools import ToolRepository
+from patchwire.access import access_of, end_user_of, requires
+from patchwire.errors import UnknownConnection
 from patchwire.tools import ToolFilter, ToolInvoker
 
 if TYPE_CHECKING:
@@ -25,7 +32,9 @@ class ToolCallRequest(BaseModel):
 
 class Verdict(BaseModel):
     reason: str | None = Field(None, max_length=2000)
-    by: str | None = Field(None, max_length=200, description="who decides (default: api)")
+    by: str | None = Field(None, max_length=200, deprecated=True, description=(
+        "ignored: a decision is recorded under the identity of the key (or end-user "
+        "token) that made it"))
 
 
 def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter:
@@ -33,11 +42,14 @@ def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter
     invoker = invoker or ToolInvoker(pw)
     engine = invoker.engine
 
-    def repo() -> ToolRepository:
-        return ToolRepository(pw.store)
+    def acting(request: Request) -> ToolInvoker:
+        """The invoker for whoever sent ``request``: their end user's, else the app's."""
+        end_user = end_user_of(request)
+        return invoker.for_end_user(end_user) if end_user is not None else invoker
 
-    @router.get("/tools", dependencies=[requires("read")])
+    @router.get("/tools", dependencies=[requires("read", end_users=True)])
     async def list_tools(
+        request: Request,
         connection: Annotated[list[str] | None, Query()] = None,
         connector: Annotated[list[str] | None, Query()] = None,
         tag: Annotated[list[str] | None, Query()] = None,
@@ -47,8 +59,19 @@ def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter
     ) -> list[dict[str, Any]]:
         flt = ToolFilter(connectors=frozenset(connector) if connector else None,
                          tags=frozenset(tag) if tag else None, read_only=read_only)
-        catalog = await ToolInvoker(pw, connections=connection, filter=flt,
-                                    engine=engine).catalog()
+        end_user = end_user_of(request)
+        if end_user is None:
+            catalog = list(await ToolInvoker(pw, connections=connection, filter=flt,
+                                             engine=engine).catalog())
+        else:
+            catalog = [t for t in await acting(request).catalog() if flt.admits(t)]
+            if connection:
+                # their own connections only: another's name is unknown to them
+                bound = {t.connection for t in catalog}
+                for name in connection:
+                    if name not in bound:
+                        raise UnknownConnection(f"no connection named {name!r}")
+                catalog = [t for t in catalog if t.connection in set(connection)]
         if format != "patchwire":
             from patchwire.tools import export_tools
 
@@ -58,46 +81,50 @@ def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter
                  "read_only": t.read_only, "destructive": t.destructive,
                  "idempotent": t.idempotent, "confirm": t.confirm} for t in catalog]
 
-    @router.post("/tools/{name}/call", dependencies=[requires("run")])
-    async def call_tool(name: str, body: ToolCallRequest) -> dict[str, Any]:
-        result = await invoker.invoke(name, body.arguments, session_id=body.session_id)
+    @router.post("/tools/{name}/call", dependencies=[requires("run", end_users=True)])
+    async def call_tool(name: str, body: ToolCallRequest, request: Request) -> dict[str, Any]:
+        result = await acting(request).invoke(name, body.arguments,
+                                              session_id=body.session_id)
         return {"status": result.status, "is_error": result.is_error, "text": result.text,
                 "data": result.data, "approval_id": result.approval_id,
                 "truncated": result.truncated}
 
-    @router.get("/tool-calls", dependencies=[requires("read")])
-    async def list_tool_calls(session_id: str | None = None, tool: str | None = None,
-                              invalid: bool | None = None,
+    @router.get("/tool-calls", dependencies=[requires("read", end_users=True)])
+    async def list_tool_calls(request: Request, session_id: str | None = None,
+                              tool: str | None = None, invalid: bool | None = None,
                               limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-        found = await invoker.tool_calls(session_id=session_id, tool=tool,
-                                             validation_failed=invalid, limit=limit)
+        found = await acting(request).tool_calls(session_id=session_id, tool=tool,
+                                                 validation_failed=invalid, limit=limit)
         return [r.to_dict() for r in found]
 
-    @router.get("/approvals", dependencies=[requires("read")])
+    @router.get("/approvals", dependencies=[requires("read", end_users=True)])
     async def list_approvals(
+        request: Request,
         status: Literal["pending", "approved", "denied", "used", "expired", "all"] = "pending",
         limit: int = Query(100, ge=1, le=1000),
     ) -> list[dict[str, Any]]:
-        found = await repo().list_approvals(status=None if status == "all" else status,
-                                            limit=limit)
+        found = await acting(request).approvals(status=None if status == "all" else status,
+                                                limit=limit)
         return [a.to_dict() for a in found]
 
-    @router.get("/approvals/{approval_id}", dependencies=[requires("read")])
-    async def get_approval(approval_id: str) -> dict[str, Any]:
-        return (await repo().get_approval(approval_id)).to_dict()
+    @router.get("/approvals/{approval_id}", dependencies=[requires("read", end_users=True)])
+    async def get_approval(approval_id: str, request: Request) -> dict[str, Any]:
+        return (await acting(request).approval(approval_id)).to_dict()
 
-    @router.post("/approvals/{approval_id}/approve", dependencies=[requires("approve")])
-    async def approve(approval_id: str, body: Verdict) -> dict[str, Any]:
-        rec = await repo().decide_approval(approval_id, approved=True,
-                                           decided_by=f"api:{body.by}" if body.by else "api",
-                                           reason=body.reason)
+    @router.post("/approvals/{approval_id}/approve",
+                 dependencies=[requires("approve", end_users=True)])
+    async def approve(approval_id: str, body: Verdict, request: Request) -> dict[str, Any]:
+        rec = await acting(request).decide_approval(
+            approval_id, approved=True, decided_by=access_of(request).identity,
+            reason=body.reason)
         return rec.to_dict()
 
-    @router.post("/approvals/{approval_id}/deny", dependencies=[requires("approve")])
-    async def deny(approval_id: str, body: Verdict) -> dict[str, Any]:
-        rec = await repo().decide_approval(approval_id, approved=False,
-                                           decided_by=f"api:{body.by}" if body.by else "api",
-                                           reason=body.reason)
+    @router.post("/approvals/{approval_id}/deny",
+                 dependencies=[requires("approve", end_users=True)])
+    async def deny(approval_id: str, body: Verdict, request: Request) -> dict[str, Any]:
+        rec = await acting(request).decide_approval(
+            approval_id, approved=False, decided_by=access_of(request).identity,
+            reason=body.reason)
         return rec.to_dict()
 
     return router
