@@ -15,10 +15,12 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from patchwire.errors import ConfigError
 
-__all__ = ["Settings", "allow_entry", "host_and_port", "load_settings", "parse_rate_limits"]
+__all__ = ["Settings", "allow_entry", "check_public_url", "host_and_port", "load_settings",
+           "parse_rate_limits"]
 
 
 #: the Temporal engine's default ``expression_timeout``: under the 2 s its deadlock detector
@@ -48,6 +50,11 @@ class Settings:
     #: port) or ``name:port``; other ``Host`` headers are refused (DNS rebinding). Env:
     #: comma-separated ``PATCHWIRE_ALLOWED_HOSTS``.
     allowed_hosts: tuple[str, ...] = ()
+    #: the externally visible base URL of this server (``https://pw.example.com``, with a
+    #: path when a proxy serves it under one): connect links and the OAuth2 redirect URI
+    #: are built from it, never from a request's ``Host``. ``None``: ``http://host:port``.
+    #: Env: ``PATCHWIRE_PUBLIC_URL``.
+    public_url: str | None = None
     #: what the SSRF guard admits besides public addresses: CIDRs (by address, e.g.
     #: ``127.0.0.0/8`` for the sandbox) and exact host names (their internal addresses,
     #: never cloud metadata). Env: comma-separated ``PATCHWIRE_ALLOW_NETWORKS``.
@@ -101,6 +108,15 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.home / 'patchwire.db').resolve()}"
 
     @property
+    def effective_public_url(self) -> str:
+        """``public_url`` without a trailing slash, else ``http://{host}:{port}`` (an IPv6
+        host in brackets). ConfigError for an unusable one."""
+        if self.public_url:
+            return check_public_url(self.public_url)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
     def effective_expression_timeout(self) -> float | None:
         """``expression_timeout``, or the engine's default (``None``: the built-in one)."""
         if self.expression_timeout is not None:
@@ -149,7 +165,7 @@ def load_settings(
     env = dict(os.environ if environ is None else environ)
     raw: dict[str, Any] = _from_toml(toml_path or Path("patchwire.toml"))
     for key in ("home", "database_url", "secret_key", "connector_paths", "flow_paths",
-                "sync_paths", "host",
+                "sync_paths", "host", "public_url",
                 "port", "allowed_hosts", "allow_networks", "engine", "temporal_address",
                 "temporal_namespace", "temporal_task_queue", "temporal_activity_timeout",
                 "shared_concurrency", "webhook_body_timeout", "webhook_replay_window",
@@ -189,6 +205,8 @@ def load_settings(
             raise ConfigError(f"port must be an integer, got {raw['port']!r}") from exc
     if "allowed_hosts" in raw:
         kwargs["allowed_hosts"] = _host_list(raw["allowed_hosts"])
+    if "public_url" in raw:
+        kwargs["public_url"] = check_public_url(raw["public_url"])
     if "allow_networks" in raw:
         kwargs["allow_networks"] = _allow_list(raw["allow_networks"])
     if "engine" in raw:
@@ -364,6 +382,33 @@ def host_and_port(text: str) -> tuple[str, int | None] | None:
     if not _HOST_NAME.fullmatch(name):
         return None
     return name.rstrip(".").lower(), port
+
+
+def check_public_url(value: Any) -> str:
+    """``public_url`` without its trailing slash; ConfigError unless it is an absolute
+    http(s) URL with a host and no user, query or fragment (links are built by appending
+    paths to it)."""
+    where = "public_url (PATCHWIRE_PUBLIC_URL or patchwire.toml)"
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be an absolute http(s) URL, got {value!r}")
+    text = value.strip()
+    if len(text) > 2000 or any(ord(c) < 33 or ord(c) == 127 for c in text):
+        raise ConfigError(f"{where} must be one URL of at most 2000 characters without "
+                          "blanks or control characters")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{where}: {text[:100]!r} is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where} must be an absolute http(s) URL such as "
+                          f"https://patchwire.example.com, got {text[:100]!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{where} cannot carry a user name or password")
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ConfigError(f"{where} cannot have a query or a fragment, got {text[:100]!r}")
+    del port  # parsed only to refuse a bad one
+    return text.rstrip("/")
 
 
 def _host_list(value: Any) -> tuple[str, ...]:
