@@ -116,18 +116,21 @@ async def test_no_answer_and_no_row_holds_a_secret_in_any_encoding(
         api: Api, store_url: str) -> None:
     key = new_canary("apikey")
     raws = []
-    for method, path, body in [
+    for method, path, body, expected in [
             ("POST", PAGE, {"connector": "shop", "name": "leaky", "end_user": "u5",
-                            "settings": {"sandbox_url": api.sandbox.url, "api_key": key}}),
-            ("PATCH", f"{PAGE}/leaky", {"settings": {"api_key": key + "2"}}),
-            ("GET", f"{PAGE}/leaky", None), ("GET", PAGE, None),
-            ("POST", f"{PAGE}/leaky/test", None),
+                            "settings": {"sandbox_url": api.sandbox.url, "api_key": key}},
+             201),
+            ("PATCH", f"{PAGE}/leaky", {"settings": {"api_key": key + "2"}}, 200),
+            ("GET", f"{PAGE}/leaky", None, 200), ("GET", PAGE, None, 200),
+            ("POST", f"{PAGE}/leaky/test", None, 424),  # the shop takes only the canary
             ("POST", PAGE, {"connector": "shop", "name": "leaky",
-                            "settings": {"sandbox_url": api.sandbox.url, "api_key": key}}),
+                            "settings": {"sandbox_url": api.sandbox.url, "api_key": key}},
+             409),
             ("POST", PAGE, {"connector": "shop", "name": "bad",
                             "settings": {"sandbox_url": api.sandbox.url,
-                                         "api_key": key + "\r\nX-Evil: 1"}})]:
-        _, _, raw = await send(api, method, path, json=body)
+                                         "api_key": key + "\r\nX-Evil: 1"}}, 422)]:
+        status, _, raw = await send(api, method, path, json=body)
+        assert status == expected, (method, path, raw)
         raws.append(raw)
     for raw in raws:
         for secret in (key, api.canary):
