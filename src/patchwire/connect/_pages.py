@@ -12,7 +12,7 @@ besides: framing (the SiteGuard in front of every route sets ``frame-ancestors '
 and ``X-Frame-Options``, and these pages' own policy repeats it) and posts from another
 site's page (the SiteGuard's same-origin rule, which counts the public URL's origin as this
 server's own behind a proxy, checked again here). No page shows a secret back, sends the
-token on in a ``Referer``, or is cached.
+token on to another site in a ``Referer``, or is cached.
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ MAX_FORM_BYTES: Final = 64 * 1024
 #: no inline script or style anywhere; the stylesheet is this server's own
 _POLICY: Final = ("default-src 'none'; style-src 'self'; img-src 'self'; "
                   "frame-ancestors 'none'; base-uri 'none'")
-_HEADERS: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+#: "same-origin", not "no-referrer": under "no-referrer" a browser posts the page's own
+#: form with ``Origin: null``, which the same-origin rule must refuse; other sites (the
+#: provider, the return URL) still get no Referer, so never the link's token
+_HEADERS: Final = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin",
                    "Content-Security-Policy": _POLICY, "X-Frame-Options": "DENY",
                    "X-Content-Type-Options": "nosniff"}
 
