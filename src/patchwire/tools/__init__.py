@@ -21,6 +21,7 @@ from patchwire.tools._provider_rules import (
     mcp_problems,
     openai_strict_problems,
 )
+from patchwire.tools._quota import EndUserQuota
 from patchwire.tools._schema_refs import inline_refs
 from patchwire.tools._shaping import ShapedResult, shape_result
 from patchwire.tools._strict_arguments import drop_strict_nulls
@@ -42,6 +43,7 @@ __all__ = [
     "ChatTurn",
     "ConfirmCallback",
     "Decision",
+    "EndUserQuota",
     "ExportFormat",
     "McpHttpEndpoint",
     "ShapedResult",
