@@ -2,8 +2,9 @@
 
 Routes:
 
-* ``GET /oauth/authorize`` — auto-approves (or, with ``auto_approve=False``, only when the
-  query has ``approve=1``) and redirects to ``redirect_uri`` with ``code`` and ``state``;
+* ``GET /oauth/authorize`` — auto-approves (or, with ``auto_approve=False``, shows a
+  consent page whose Approve and Deny buttons send the request again with ``approve=1``
+  or ``approve=0``) and redirects to ``redirect_uri`` with ``code`` and ``state``;
   ``code_challenge`` with method ``S256`` (or ``plain``) binds the code to a verifier.
 * ``POST /oauth/token`` — ``authorization_code`` (PKCE checked), ``client_credentials``
   and ``refresh_token``; clients authenticate with HTTP Basic or body ``client_id`` /
@@ -30,8 +31,9 @@ import hashlib
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
@@ -196,8 +198,7 @@ class OAuthServer:
         if not self.auto_approve and q.get("approve") != "1":
             if q.get("approve") == "0":
                 return _redirect(redirect_uri, error="access_denied", state=state)
-            return _page(200, f"Grant {client_id} access? Open this URL with approve=1 "
-                              "to allow or approve=0 to deny.")
+            return _consent(client_id, q.items())
         code = secrets.token_urlsafe(24)
         self._codes[code] = _Code(client_id, redirect_uri, q.get("scope", ""), challenge,
                                   method, self.clock() + _CODE_TTL)
@@ -338,6 +339,22 @@ def _redirect(uri: str, **params: str | None) -> web.StreamResponse:
     extra = urlencode({k: v for k, v in params.items() if v is not None})
     query = f"{parts.query}&{extra}" if parts.query else extra
     raise web.HTTPFound(urlunsplit(parts._replace(query=query)))
+
+
+def _consent(client_id: str, query: Iterable[tuple[str, str]]) -> web.StreamResponse:
+    """The consent page a person answers in a browser: a GET form sending the same
+    authorization request back with the button's ``approve`` (no JavaScript needed)."""
+    hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
+                     for k, v in query if k != "approve")
+    html = ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            "<title>Grant access</title></head><body>"
+            f"<h1>Grant {escape(client_id)} access?</h1>"
+            f'<form method="get" action="{PREFIX}/authorize">{hidden}'
+            '<button type="submit" name="approve" value="1">Approve</button> '
+            '<button type="submit" name="approve" value="0">Deny</button>'
+            "</form></body></html>")
+    return web.Response(text=html, content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
 
 
 def _page(status: int, text: str) -> web.StreamResponse:
