@@ -236,6 +236,7 @@ SLOW_SUITES = {
     "tests/reliability/test_temporal_worker_crash.py": "Temporal",
     "tests/flows/test_engine_conformance.py": "Temporal (its temporal variant)",
     "tests/browser/test_dashboard_browser.py": "Chromium",
+    "tests/browser/test_connect_browser.py": "Chromium and npm oauth2-mock-server",
     "tests/tools/test_mcp_external.py": "npm MCP conformance suite and Inspector",
     "tests/oauth/test_mock_server.py": "npm oauth2-mock-server",
     "tests/server/test_openapi_schemathesis.py": "schemathesis",

@@ -1,7 +1,6 @@
-"""The dashboard in a real browser: Debian's Chromium driven by pip ``playwright`` through
-its executable path (``scripts/ci-chromium.sh`` installs it; playwright's own browser
-download cannot work here). What a person does: open the overview, filter the runs, open a
-failed run, retry it and watch it succeed, approve a pending action, call a tool in the
+"""The dashboard in a real browser (``tests.support.browser``: Debian's Chromium driven by
+pip ``playwright``). What a person does: open the overview, filter the runs, open a failed
+run, retry it and watch it succeed, approve a pending action, call a tool in the
 playground. Screenshots of each step go to ``.artifacts/screenshots/``.
 
 Skipped when Chromium or playwright is missing; with ``CI`` set that is a failure instead,
@@ -10,71 +9,24 @@ so the pipeline cannot silently stop testing in a browser.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.browser import chromium_page, shot
 from tests.support.dashboard import Dash, start
 from tests.support.sandboxes import add_order
 
 #: slow (Chromium driven by Playwright): out of the quick loop, `pytest -m "not slow"`
 pytestmark = pytest.mark.slow
 
-#: where screenshots are kept (gitignored; CI keeps them as artifacts)
-SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
-#: bound on anything the page must show, in milliseconds (playwright's unit)
-SHOW_MS = 10_000
-#: flags for a root user on a machine whose only network is the package registries: no
-#: sandbox (root), and none of Chromium's own background connections
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def _missing(why: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{why} but CI is set: run scripts/ci-chromium.sh and install '.[dev]'")
-    pytest.skip(why)
-
-
-def chromium_path() -> str:
-    found = os.environ.get("PATCHWIRE_CHROMIUM") or next(
-        (p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
-    if not found:
-        _missing("Debian's chromium is not installed (scripts/ci-chromium.sh)")
-    return str(found)
-
 
 @pytest.fixture
-async def browser_page(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    executable = chromium_path()
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _missing("playwright is not installed (pip install -e '.[dev]')")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1360, "height": 900})
-            page = await context.new_page()
-            page.set_default_timeout(SHOW_MS)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            await browser.close()
-
-
-async def shot(page: Any, name: str) -> None:
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+async def browser_page() -> AsyncIterator[Any]:
+    async with chromium_page() as page:
+        yield page
 
 
 async def test_a_person_works_through_the_dashboard(dash: Dash, browser_page: Any) -> None:

@@ -1,16 +1,12 @@
 """The token client against oauth2-mock-server (npm), an OAuth2 server nobody here wrote.
 
-``scripts/ci-oauth-mock.sh`` installs it into ``.fixtures-cache/node``. Without it these
-tests are skipped, unless ``CI`` is set: then they fail, so CI cannot silently stop
-checking against a foreign server.
+``scripts/ci-oauth-mock.sh`` installs it into ``.fixtures-cache/node``; without it these
+tests are skipped, unless ``CI`` is set (``tests.support.oauth_mock``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -21,45 +17,20 @@ from patchwire.connectors.spec import OAuth2Auth
 from patchwire.errors import OAuthError
 from patchwire.http import HttpCore
 from tests.support.clocks import FakeClock
-from tests.support.oauth import ci_required, oauth_connector
+from tests.support.oauth import oauth_connector
+from tests.support.oauth_mock import oauth2_mock_server
 
 #: slow (the npm oauth2-mock-server): out of the quick loop, `pytest -m "not slow"`
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-MOCK_BIN = ROOT / ".fixtures-cache" / "node" / "node_modules" / ".bin" / "oauth2-mock-server"
 REDIRECT = "http://127.0.0.1:1/callback"
 
 
 @pytest.fixture
 async def mock_server() -> AsyncIterator[str]:
-    """Start oauth2-mock-server on a free loopback port; yields its base URL."""
-    if not MOCK_BIN.exists():
-        reason = f"oauth2-mock-server is not installed ({MOCK_BIN}); run scripts/ci-oauth-mock.sh"
-        if ci_required():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    proc = await asyncio.create_subprocess_exec(
-        str(MOCK_BIN), "-a", "127.0.0.1", "-p", "0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        assert proc.stdout is not None
-        url = ""
-        async with asyncio.timeout(20):
-            while not url:
-                line = (await proc.stdout.readline()).decode()
-                if not line:
-                    raise AssertionError("oauth2-mock-server exited before listening")
-                if "listening on " in line:
-                    url = line.rsplit("listening on ", 1)[1].strip()
+    """oauth2-mock-server on a free loopback port; yields its base URL."""
+    async with oauth2_mock_server() as url:
         yield url
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            with contextlib.suppress(ProcessLookupError):
-                async with asyncio.timeout(5):
-                    await proc.wait()
 
 
 def mock_client(url: str, http: HttpCore, flow: str) -> OAuth2Client:

@@ -30,13 +30,15 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """Run the ASGI ``app`` on 127.0.0.1 (port 0: any free one) and yield its base URL.
+async def serving(app: Any, port: int = 0) -> AsyncIterator[str]:
+    """Run the ASGI ``app`` on 127.0.0.1:``port`` (0: any free one) and yield its base URL
+    (a port chosen beforehand: when the app's settings must name its URL, a public URL).
 
     The app's lifespan runs (startup before the URL is yielded, shutdown on exit). A server
     that fails to start raises instead of hanging: uvicorn's task ends and is awaited.
     """
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
