@@ -19,7 +19,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -662,6 +662,14 @@ class ToolInvoker:
                               "Tell the user.", {"run_id": run_id, "status": "waiting"},
                               approval_id)
         error = run.error or {}
+        if error.get("code") == "not_connected" and self._end_user is not None:
+            # a step needs an account the end user has not connected: the same link as
+            # that connector's own tools give
+            connector = _step_connector(engine, flow_id, error.get("step"))
+            if connector is not None:
+                return await self._connection_required(
+                    replace(tool, connector=connector, connection=None), "not_connected",
+                    audit)
         audit.error = str(error)
         return ToolResult("error", f"{tool.name} failed at step {error.get('step')} "
                           f"({error.get('code')}): {error.get('message')}. Tell the user.",
@@ -732,6 +740,23 @@ class _Audit:
     approval_id: str | None = None
     #: the tool as it ran, when an end user's connections bound it anew
     tool: Tool | None = None
+
+
+def _step_connector(engine: Engine, flow_id: str, step_id: Any) -> str | None:
+    """The connector of call step ``step_id`` of flow ``flow_id`` (in any branch)."""
+    flow = next((f for f in engine.flows() if f.id == flow_id), None)
+    pending: list[Any] = list(flow.steps) if flow is not None else []
+    while pending:
+        step = pending.pop()
+        call = getattr(step, "call", None)
+        if getattr(step, "id", None) == step_id and isinstance(call, str):
+            return call.split(".", 1)[0]
+        for nested in ("then", "else_", "default", "do"):
+            pending.extend(getattr(step, nested, None) or ())
+        for branches in ("cases", "parallel"):
+            for steps in (getattr(step, branches, None) or {}).values():
+                pending.extend(steps)
+    return None
 
 
 def _rate_limited(wait: float) -> ToolResult:
