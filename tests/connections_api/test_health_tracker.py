@@ -32,6 +32,11 @@ def test_ten_failures_make_a_connection_unhealthy_and_sixteen_successes_recover_
     assert changes == [(9, "unhealthy"), (25, "healthy")]
 
 
+def test_any_error_but_a_refused_request_counts_as_failing() -> None:
+    for error in ("request_render_error", "blocked_destination", "some_new_error"):
+        assert feed(HealthTracker(POLICY), [error] * 10) == [(9, "unhealthy")], error
+
+
 def test_fewer_than_min_calls_never_make_it_unhealthy() -> None:
     assert feed(HealthTracker(POLICY), ["timeout"] * 9) == []
 

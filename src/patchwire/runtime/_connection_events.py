@@ -20,10 +20,11 @@ Hysteresis, so a connection does not flap (:class:`HealthPolicy`, from the setti
   judged it).
 
 Alternating outcomes (50%) neither make a healthy connection unhealthy nor recover an
-unhealthy one (no streak). What counts as a failure: refused credentials, the upstream's
-5xx, timeouts, transport errors, answers that cannot be read, an open breaker. A call the
-upstream answered with a client error (404, 409, 400/422) counts as a success — the
-connection works, the request was wrong — and a 429 counts neither way, as for the breaker.
+unhealthy one (no streak). A call the upstream answered with a client error (404, 409,
+400/422) counts as a success — the connection works, the request was wrong — and a 429
+counts neither way, as for the breaker; every other failure counts (refused credentials,
+the upstream's 5xx, timeouts, transport errors, answers that cannot be read, settings the
+request cannot be built from, an open breaker).
 
 Payloads name the connection, its connector and its end user; never a secret.
 """
@@ -51,9 +52,10 @@ CONNECTION_EVENTS = ("connection.created", "connection.updated", "connection.del
                      "connection.needs_reauth", "connection.unhealthy",
                      "connection.recovered")
 
-#: error classes of the call log that say the connection (or its upstream) is not working
-FAILED = frozenset({"auth_error", "upstream_error", "timeout", "connection_error",
-                    "circuit_open", "blocked_destination", "response_mapping_error"})
+#: error classes of the call log that say the upstream answered, refusing the request (the
+#: caller's to fix): the connection works. Every other error class counts as a failure
+ANSWERED = frozenset({"not_found", "conflict", "upstream_validation_error",
+                      "invalid_input", "pagination_error"})
 #: a 429 says "slow down", not "broken": it counts neither way
 NEUTRAL = frozenset({"rate_limited"})
 
@@ -124,7 +126,7 @@ class HealthTracker:
             outcomes.clear()
             ring.ok = ring.streak = 0
             return self._become(ring, "unhealthy", "breaker_open")
-        ok = error_class is None or error_class not in FAILED
+        ok = error_class is None or error_class in ANSWERED
         if len(outcomes) == outcomes.maxlen and outcomes[0]:
             ring.ok -= 1
         outcomes.append(ok)
