@@ -28,12 +28,13 @@ from patchwire.errors import (
     UpstreamResponseError,
 )
 from patchwire.sandbox import Sandbox
+from patchwire.server import create_app
 from patchwire.webhooks import DeliveryWorker, WebhookOutbox
 from tests.connections_api.conftest import send
 from tests.support.api import Api
 from tests.support.leaks import leaks_in
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, oauth_connector
-from tests.support.servers import serve
+from tests.support.servers import serve, serving
 from tests.support.settings import local_settings
 
 
@@ -312,3 +313,39 @@ def test_event_payloads_are_json_with_names_only() -> None:
     rec = ConnectionRecord.new("n", "shop", end_user="u1", secrets="sealed-token")
     assert json.loads(json.dumps(event_data(rec))) == {
         "connection": "n", "connector": "shop", "end_user": "u1", "label": None}
+
+
+async def test_the_api_shows_an_oauth2_connections_token_status_never_the_token(
+        tmp_path: Path) -> None:
+    registry = ConnectorRegistry([oauth_connector()])
+    settings = local_settings(tmp_path / "home")
+    async with (Sandbox(seed=0) as sandbox,
+                Patchwire(settings, connectors=registry) as pw,
+                serving(create_app(Patchwire(settings, connectors=registry))) as url,
+                aiohttp.ClientSession() as http):
+        await pw.add_connection("oauthy", "cal", {"sandbox_url": sandbox.url,
+                                                  "client_id": CLIENT_ID,
+                                                  "client_secret": CLIENT_SECRET})
+
+        async def shown() -> tuple[dict[str, Any], bytes]:
+            async with http.get(f"{url}/api/v1/connections/cal") as resp:
+                raw = await resp.read()
+                return json.loads(raw), raw
+
+        before, _ = await shown()
+        assert before["token"] == {"valid": False, "expires_at": None,
+                                   "needs_reauth": False}
+        await authorize(pw, "cal")
+        granted, raw = await shown()
+        assert granted["token"]["valid"] is True and granted["token"]["expires_at"]
+        for token in [*sandbox.state.oauth._access, *sandbox.state.oauth._refresh]:
+            assert token.encode() not in raw
+        for refresh in list(sandbox.state.oauth._refresh):
+            sandbox.state.oauth.revoke_family_of(refresh)
+        sandbox.state.oauth.expire_access_tokens()
+        with pytest.raises(ReauthRequired):
+            await pw.call("oauthy.me", connection="cal")
+        await pw.flush()
+        refused, _ = await shown()
+        assert refused["token"]["valid"] is False
+        assert refused["token"]["needs_reauth"] is True and refused["needs_reauth"] is True
