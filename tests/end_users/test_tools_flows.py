@@ -67,3 +67,18 @@ async def test_a_flow_tool_called_by_an_end_user_runs_for_them(pw: Patchwire) ->
         "u2-shop"]
     audit = await invoker.tool_calls()
     assert sorted(c.end_user or "" for c in audit) == ["u2", "u3"]
+
+
+async def test_a_flow_tool_works_once_the_end_user_has_connected(
+        pw: Patchwire, sandbox: Sandbox, canary: str) -> None:
+    async with FlowEngine(pw, {"my_order": MY_ORDER}, poll_interval=3600) as engine:
+        u3 = ToolInvoker(pw, engine=engine, flow_wait=BOUND).for_end_user("u3")
+        first = await u3.invoke("look_up_my_order", {"order_id": "1"})
+        assert first.status == "connection_required"
+        # connected in another process: neither the call path nor the catalog may still
+        # believe u3 has no shop
+        async with Patchwire(pw.settings) as other:
+            await other.add_connection("shop", "u3-shop", {
+                "sandbox_url": sandbox.url, "api_key": canary}, end_user="u3")
+        again = await u3.invoke("look_up_my_order", {"order_id": "1"})
+    assert again.status == "ok", again
