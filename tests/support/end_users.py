@@ -4,7 +4,6 @@ users' shop connections, their tokens, and the app serving them (REST, ``/mcp`` 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import uvicorn
 
 from patchwire import Patchwire
 from patchwire.config import Settings
@@ -21,7 +19,7 @@ from patchwire.connectors import ConnectorRegistry, ConnectorSpec
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from patchwire.store.end_users import EndUserTokenRepository
-from tests.support.servers import SERVER_TIMEOUT_S
+from tests.support.servers import serving
 from tests.support.settings import free_port, local_settings
 
 #: bound on every HTTP request of these tests
@@ -89,25 +87,6 @@ async def shop_connections(settings: Settings, sandbox: Sandbox, canary: str) ->
 
 
 @asynccontextmanager
-async def _serving_at(app: Any, port: int) -> AsyncIterator[str]:
-    """The app under uvicorn on 127.0.0.1:``port``, the port its public URL names."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(SERVER_TIMEOUT_S):
-            while not server.started:  # bounded by the timeout above
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn exited before it started serving")
-                await asyncio.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, SERVER_TIMEOUT_S)
-
-
-@asynccontextmanager
 async def served(store_url: str, home: Path, sandbox: Sandbox, canary: str, *,
                  end_users: Sequence[str] = ("u1", "u2"), **settings: Any,
                  ) -> AsyncIterator[Served]:
@@ -124,7 +103,7 @@ async def served(store_url: str, home: Path, sandbox: Sandbox, canary: str, *,
             tokens[user] = (await repo.create(user, ttl=timedelta(hours=1)))[1]
     pw = Patchwire(config, connectors=shop_registry(sandbox))
     async with (
-        _serving_at(create_app(pw), port) as url,
+        serving(create_app(pw), port) as url,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as http,
     ):
         yield Served(url, http, pw, config, sandbox, canary, tokens)
