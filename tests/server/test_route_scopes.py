@@ -94,9 +94,15 @@ def test_every_route_of_the_app_declares_exactly_one_scope(app: FastAPI) -> None
     ("DELETE", "/api/v1/anything-new/1", "admin"),
     ("PUT", "/api/v1/actions/x/call", "admin"),
     ("POST", "/mcpx", "admin"),
-    # no public prefix without a route behind it
-    ("GET", "/oauth/callback", "read"),
+    # connect links: the token in the URL (or the OAuth2 state) is the credential
+    ("GET", "/oauth/callback", PUBLIC),
     ("POST", "/oauth/callback", "admin"),
+    ("GET", "/connect/some-token", PUBLIC),
+    ("GET", "/connect/some-token/shop", PUBLIC),
+    ("POST", "/connect/some-token/shop", PUBLIC),
+    # no public prefix without a route behind it
+    ("GET", "/oauth/other", "read"),
+    ("GET", "/connect/a/b/c", "read"),
     ("GET", "/favicon.ico", "read"),
     ("GET", "/static/x.css", "read"),
 ])
@@ -112,20 +118,24 @@ def test_an_unknown_scope_cannot_be_declared() -> None:
         declare(Route("/x", endpoint=lambda: None), "everything")  # type: ignore[arg-type]
 
 
-async def test_the_oauth_path_is_not_open_without_a_key(tmp_path: Path) -> None:
+async def test_the_oauth_callback_is_public_and_a_forged_state_gets_nothing(
+        tmp_path: Path) -> None:
     settings = local_settings(tmp_path / "home",
                               database_url=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
     async with await Store.open(settings.database_url) as store:
         _, key = await KeyRepository(store).create("ops", ["read"])
     app = create_app(Patchwire(settings), access=AccessPolicy(cache_ttl=0))
     async with serving(app) as url, aiohttp.ClientSession() as http:
+        # public (a provider's redirect carries no key), verified by its single-use state
         async with http.get(url + "/oauth/callback?state=x&code=y") as resp:
-            assert resp.status == 401  # no longer public: no route is there to verify it
-        async with http.get(url + "/oauth/callback",
+            assert resp.status == 400
+            assert "Not connected" in await resp.text()
+        # what has no route behind the prefix is not public
+        async with http.get(url + "/oauth/other") as resp:
+            assert resp.status == 401
+        async with http.get(url + "/oauth/other",
                             headers={"Authorization": f"Bearer {key}"}) as resp:
             assert resp.status == 404
-        async with http.get(url + "/healthz") as resp:
-            assert resp.status == 200
 
 
 def _bare_app(store: Store | None = None) -> FastAPI:
