@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.connect.conftest import CLIENT_ID, CLIENT_SECRET, Site
 from tests.support.api import problem_of
+from tests.support.connect import CLIENT_ID, CLIENT_SECRET, Site
 
 
 async def test_a_link_is_created_for_an_end_user_and_reports_pending(site: Site) -> None:

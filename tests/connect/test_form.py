@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tests.connect.conftest import Site
+from tests.support.connect import Site
 from tests.support.leaks import leaks_in, leaks_in_database
 
 

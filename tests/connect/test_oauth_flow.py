@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from patchwire.connect import OAuthApps
 from patchwire.store import Store
-from tests.connect.conftest import CLIENT_ID, CLIENT_SECRET, Site
+from tests.support.connect import CLIENT_ID, CLIENT_SECRET, Site
 
 
 async def with_app(site: Site) -> None:

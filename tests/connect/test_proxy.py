@@ -16,7 +16,7 @@ from patchwire.connect import OAuthApps
 from patchwire.connectors import ConnectorRegistry
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
-from tests.connect.conftest import (
+from tests.support.connect import (
     CLIENT_ID,
     CLIENT_SECRET,
     Site,

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from patchwire.sandbox import Sandbox
-from tests.connections_api.conftest import operator_key, send
 from tests.support.api import Api
+from tests.support.connections import operator_key, send
 from tests.support.leaks import leaks_in, leaks_in_database, new_canary
 
 PAGE = "/api/v1/connections"

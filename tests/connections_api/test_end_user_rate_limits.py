@@ -17,8 +17,8 @@ from patchwire.errors import SpecError
 from patchwire.http import RateLimiters
 from patchwire.sandbox import Sandbox
 from patchwire.store import Store
-from tests.http.test_shared_limits import _drive, _worst_window
 from tests.support.clocks import FakeClock, FakeTimers
+from tests.support.limits import drive_shared, worst_window
 from tests.support.settings import local_settings
 
 
@@ -70,11 +70,11 @@ async def test_an_end_users_limit_holds_across_two_processes_sharing_the_store(
         buckets = [limiters[0].plan("shop", [rate], "u1-work", "u1")[0],
                    limiters[1].plan("shop", [rate], "u1-personal", "u1")[0]]
         arrivals = [(clock.now + rng.uniform(0, 3.0), rng.randrange(2)) for _ in range(150)]
-        granted = await _drive(buckets, timers, clock, arrivals)
+        granted = await drive_shared(buckets, timers, clock, arrivals)
         for lim in limiters:
             await lim.unshare()
     assert len(granted) == len(arrivals)
-    assert _worst_window([g for _, _, g in granted], 1.0) <= 20
+    assert worst_window([g for _, _, g in granted], 1.0) <= 20
 
 
 async def test_calls_of_one_end_user_fill_their_bucket_and_leave_anothers_alone(

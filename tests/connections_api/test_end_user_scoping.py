@@ -5,8 +5,8 @@ read, relabelled, made default, tested and removed — and everyone else's do no
 from __future__ import annotations
 
 from patchwire import Patchwire
-from tests.connections_api.conftest import end_user_token, send
 from tests.support.api import Api
+from tests.support.connections import end_user_token, send
 
 PAGE = "/api/v1/connections"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.connections_api.conftest import send
 from tests.support.api import PROBLEM, Api
+from tests.support.connections import send
 
 PAGE = "/api/v1/connections"
 

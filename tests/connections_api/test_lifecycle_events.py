@@ -30,8 +30,8 @@ from patchwire.errors import (
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from patchwire.webhooks import DeliveryWorker, WebhookOutbox
-from tests.connections_api.conftest import send
 from tests.support.api import Api
+from tests.support.connections import send
 from tests.support.leaks import leaks_in
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, oauth_connector
 from tests.support.servers import serve, serving

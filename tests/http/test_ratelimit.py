@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,14 +13,8 @@ from hypothesis import strategies as st
 from patchwire.errors import RateLimitedError
 from patchwire.http import Bucket, SlidingWindow, instant_retries
 from tests.support.clocks import FakeClock, FakeTimers
+from tests.support.limits import worst_window
 from tests.support.upstream import Upstream, patchwire_for
-
-
-def _worst_window(times: list[float], period: float) -> int:
-    """Most grants in any half-open window [t, t + period)."""
-    times = sorted(times)
-    return max((bisect.bisect_left(times, t + period) - i for i, t in enumerate(times)),
-               default=0)
 
 
 async def _drive(bucket: Bucket, timers: FakeTimers, clock: FakeClock,
@@ -70,7 +63,7 @@ def test_no_window_of_one_period_ever_holds_more_than_the_limit(
         arrivals.append(t)
     granted = asyncio.run(_drive(bucket, timers, clock, arrivals))
     assert len(granted) == len(arrivals)
-    assert _worst_window([g for _, g in granted], period) <= limit
+    assert worst_window([g for _, g in granted], period) <= limit
     # first come, first served: callers are granted in arrival order
     assert [i for i, _ in granted] == sorted(i for i, _ in granted)
     if paused is not None:

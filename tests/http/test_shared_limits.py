@@ -4,7 +4,6 @@ processes would have) lease tokens of one declared limit."""
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import random
 import subprocess
@@ -17,60 +16,17 @@ import pytest
 
 from patchwire.connectors.spec import RateLimit
 from patchwire.errors import StoreError
-from patchwire.http import Bucket, RateLimiters
+from patchwire.http import RateLimiters
 from patchwire.store import Store
 from patchwire.store._leases import LeaseRequest, LeaseResult, Settlement, Window, decide
 from tests.support.clocks import FakeClock, FakeTimers
-
-#: bound on any single wait for the store in these tests
-STORE_WAIT = 30.0
-
-
-def _worst_window(times: list[float], period: float) -> int:
-    times = sorted(times)
-    return max((bisect.bisect_left(times, t + period) - i for i, t in enumerate(times)),
-               default=0)
+from tests.support.limits import STORE_WAIT, drive_shared, settle_refills, worst_window
 
 
 def _limiters(store: Store, clock: FakeClock, timers: FakeTimers) -> RateLimiters:
     limiters = RateLimiters(clock=clock, call_later=timers.call_later)
     limiters.share(store, wall=clock)
     return limiters
-
-
-async def _settle_refills(buckets: Sequence[Bucket]) -> None:
-    """Let every lease request in flight finish (the fake clock stands still meanwhile)."""
-    while True:
-        for _ in range(3):
-            await asyncio.sleep(0)
-        pending = [b.shared.refilling for b in buckets
-                   if b.shared is not None and b.shared.refilling is not None]
-        if not pending:
-            return
-        await asyncio.wait_for(asyncio.gather(*pending), STORE_WAIT)
-
-
-async def _drive(buckets: Sequence[Bucket], timers: FakeTimers, clock: FakeClock,
-                 arrivals: list[tuple[float, int]]) -> list[tuple[int, int, float]]:
-    """Callers arrive at fake times on bucket ``b``; returns (bucket, caller, grant time)."""
-    granted: list[tuple[int, int, float]] = []
-    tasks: list[asyncio.Task[None]] = []
-
-    async def caller(b: int, i: int) -> None:
-        await buckets[b].acquire()
-        granted.append((b, i, clock.now))
-
-    for i, (at, b) in enumerate(sorted(arrivals)):
-        while (due := timers.next_due()) is not None and due <= at:
-            timers.fire_next()
-            await _settle_refills(buckets)
-        clock.now = max(clock.now, at)
-        tasks.append(asyncio.ensure_future(caller(b, i)))
-        await _settle_refills(buckets)
-    while not all(t.done() for t in tasks):
-        assert timers.fire_next(), "callers wait with no timer armed and no lease asked"
-        await _settle_refills(buckets)
-    return granted
 
 
 @pytest.mark.parametrize(("limit", "per"), [(10, "second"), (60, "second"), (30, "minute")])
@@ -87,11 +43,11 @@ async def test_two_processes_sharing_a_limit_never_together_exceed_it_in_any_win
         # both processes offer about three times the limit over five periods, in bursts
         arrivals = [(clock.now + rng.uniform(0, 5 * period) ** 2 / (5 * period), rng.randrange(2))
                     for _ in range(15 * limit)]
-        granted = await _drive(buckets, timers, clock, arrivals)
+        granted = await drive_shared(buckets, timers, clock, arrivals)
         for lim in limiters:
             await lim.unshare()
     assert len(granted) == len(arrivals)
-    assert _worst_window([g for _, _, g in granted], period) <= limit
+    assert worst_window([g for _, _, g in granted], period) <= limit
     for b in (0, 1):  # each process still serves its own callers first come, first served
         mine = [i for bucket, i, _ in granted if bucket == b]
         assert mine == sorted(mine)
@@ -115,7 +71,7 @@ async def test_tokens_a_process_leased_but_did_not_use_are_free_once_it_lets_go(
         callers[1].cancel()  # leaves one of the two tokens asked for unused
         while not callers[0].done():
             assert timers.fire_next()
-            await _settle_refills([a])
+            await settle_refills([a])
         assert a.shared is not None and a.shared.tokens == 1
         await first.unshare()  # gives the unused token back
 
@@ -127,7 +83,7 @@ async def test_tokens_a_process_leased_but_did_not_use_are_free_once_it_lets_go(
                 if b.shared.ready_at() > clock.now:
                     break  # the window is full
                 b.shared.refill(2, lambda: None, lambda exc: None)
-                await _settle_refills([b])
+                await settle_refills([b])
                 continue
             takes += 1
         await second.unshare()
@@ -251,7 +207,7 @@ def test_two_real_processes_sharing_a_store_together_stay_within_the_limit(
             if p.poll() is None:
                 p.kill()
     granted = [t for out in outputs for t in json.loads(out.strip().splitlines()[-1])]
-    assert _worst_window(granted, 1.0) <= 20
+    assert worst_window(granted, 1.0) <= 20
     assert len(granted) >= 20  # both ran and the limit was reached
     assert all(json.loads(out.strip().splitlines()[-1]) for out in outputs)
 
@@ -278,15 +234,15 @@ async def test_a_pause_one_process_learns_holds_the_other_process_until_the_rese
         free = asyncio.ensure_future(other.acquire())
         await asyncio.sleep(0)
         assert timers.fire_next()  # process two asks the store for tokens ...
-        await _settle_refills([b, other])
+        await settle_refills([b, other])
         while not free.done():
             assert timers.fire_next()
-            await _settle_refills([b, other])
+            await settle_refills([b, other])
         assert not waiting.done()  # ... and gets none while the pause lasts
         assert b.paused_until == pytest.approx(paused_at + 30.0)  # later callers see it
         while not waiting.done():
             assert timers.fire_next()
-            await _settle_refills([b])
+            await settle_refills([b])
         assert clock.now >= paused_at + 30.0
         await first.unshare()
         await second.unshare()
