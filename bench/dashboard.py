@@ -13,8 +13,14 @@ one at a time, each timed from request to last byte:
 
 Each kind is warmed first. The last line of output is one JSON object of the figures.
 
-    python bench/dashboard.py            # 100,000 runs, 300 requests per page kind
-    python bench/dashboard.py --quick    # 100,000 runs, 60 requests per page kind
+``--overview`` measures the overview (``/``) instead, with 10,000 end users x 3
+connections (bench/end_users.py's ``populate``), three operator connections, two calls of
+each connection in the last day and calls of 1,000 removed connections: the first render
+and the median of a few more, each timed from request to last byte.
+
+    python bench/dashboard.py              # 100,000 runs, 300 requests per page kind
+    python bench/dashboard.py --quick      # 100,000 runs, 60 requests per page kind
+    python bench/dashboard.py --overview   # the overview, 10,000 end users x 3
 """
 
 from __future__ import annotations
@@ -29,17 +35,23 @@ import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import orjson
 import uvicorn
+from sqlalchemy import Table, insert
 
+from end_users import CONNECTORS, populate
 from patchwire import Patchwire
 from patchwire.config import Settings
 from patchwire.flows import FlowRegistry, digest_of
+from patchwire.ids import new_id
+from patchwire.sandbox import SANDBOX_CREDENTIALS
 from patchwire.server import create_app
+from patchwire.store.models import CallRow
 from patchwire.store.reports import percentile
 
 RUNS = 100_000
@@ -178,9 +190,88 @@ async def main(runs: int, requests: int) -> dict[str, Any]:
     return figures
 
 
+#: the overview variant: end users (each with a connection of every CONNECTORS), calls per
+#: connection in the window, connections removed since their calls, renders timed
+END_USERS = 10_000
+CALLS_EACH = 2
+REMOVED = 1_000
+RENDERS = 5
+
+
+async def seed_calls(pw: Patchwire, names: list[tuple[str, str | None]],
+                     rng: random.Random) -> int:
+    """CALLS_EACH calls in the last day of each (connector, connection): one in ten failed."""
+    table = cast(Table, CallRow.__table__)
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    count = 0
+
+    async def flush() -> None:
+        async with pw.store.engine.begin() as conn:
+            await conn.execute(insert(table), rows)
+        rows.clear()
+
+    for connector, connection in names:
+        for _ in range(CALLS_EACH):
+            failed = rng.random() < 0.1
+            rows.append({
+                "id": new_id(), "request_id": new_id(), "action": f"{connector}.get",
+                "connector": connector, "connection": connection,
+                "status": "error" if failed else "ok", "http_status": 401 if failed else 200,
+                "latency_ms": rng.uniform(5, 400), "attempts": 1,
+                "error_class": "auth_error" if failed else None, "error_message": None,
+                "started_at": now - timedelta(seconds=rng.uniform(0, 86_000)),
+                "rate_limit_wait_ms": 0.0})
+            count += 1
+            if len(rows) >= 5_000:
+                await flush()
+    if rows:
+        await flush()
+    return count
+
+
+async def overview(end_users: int, renders: int = RENDERS) -> dict[str, Any]:
+    rng = random.Random(16)
+    with tempfile.TemporaryDirectory(prefix="pw-overview-bench-") as tmp:
+        settings = Settings(home=Path(tmp) / "home", connector_paths=(), flow_paths=())
+        started = time.perf_counter()
+        async with Patchwire(settings) as pw:
+            users = await populate(pw, "u", end_users)
+            operators = [(connector, f"acme-{connector}") for connector in CONNECTORS]
+            for connector, name in operators:
+                await pw.add_connection(connector, name, {
+                    **SANDBOX_CREDENTIALS[connector], "sandbox_url": "http://127.0.0.1:9"})
+            calls = await seed_calls(pw, [
+                *operators, *((c, f"{u}-{c}") for u in users for c in CONNECTORS),
+                *((CONNECTORS[i % 3], f"gone-{i:05d}") for i in range(REMOVED))], rng)
+        print(f"populated {end_users * len(CONNECTORS):,} end users' connections, "
+              f"{len(operators)} operator connections and {calls:,} calls in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
+        async with (serving(create_app(Patchwire(settings), engine=False)) as url,
+                    aiohttp.ClientSession(
+                        timeout=aiohttp.ClientTimeout(total=3600)) as http):
+            first = await timed(http, url + "/")
+            more = [await timed(http, url + "/") for _ in range(renders)] or [first]
+            async with http.get(url + "/") as resp:
+                size = len(await resp.read())
+    print(f"overview: first render {first:,.0f} ms, median of {renders} more "
+          f"{statistics.median(more):,.0f} ms, {size:,} bytes "
+          f"({end_users:,} end users x {len(CONNECTORS)} connections)")
+    return {"end_users": end_users, "overview_first_ms": round(first, 1),
+            "overview_median_ms": round(statistics.median(more), 1), "overview_bytes": size}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (60 per kind)")
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--overview", action="store_true",
+                        help="the overview with many end users' connections instead")
+    parser.add_argument("--end-users", type=int, default=END_USERS)
+    parser.add_argument("--renders", type=int, default=RENDERS,
+                        help="renders of the overview timed after the first")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.runs, 60 if args.quick else 300))))
+    if args.overview:
+        print(json.dumps(asyncio.run(overview(args.end_users, args.renders))))
+    else:
+        print(json.dumps(asyncio.run(main(args.runs, 60 if args.quick else 300))))

@@ -21,6 +21,7 @@ from patchwire.store.reports import (
     FAILURE_CLASSES,
     FAILURE_KIND,
     ConnectionHealth,
+    Failures,
     ReportRepository,
     failure_kind,
     percentile,
@@ -166,11 +167,19 @@ async def test_a_connections_call_log_pages_with_a_cursor_newest_first(
     assert await reports.connection_calls("nobody") == []
 
 
-async def test_the_overview_stats_break_failures_down_by_kind(pw: Patchwire) -> None:
-    stats = {s.connection: s for s in await ReportRepository(pw.store).call_stats(since())}
-    assert stats["u1-work"].failures.auth == 2 and stats["u1-work"].failures.total == 2
-    assert stats["u1-shop"].failures.client == 1
-    assert stats["u3-blocked"].failures.transport == 1
+async def test_the_overview_sums_up_the_end_users_connections_with_failures_by_kind(
+        pw: Patchwire) -> None:
+    await call(pw, "acme", "42")
+    await pw.flush()
+    report = await ReportRepository(pw.store).overview(since())
+    assert [c.name for c in report.operator_connections] == ["acme"]
+    assert [(s.connection, s.calls, s.ok) for s in report.stats] == [("acme", 1, 1)]
+    [shop] = report.end_users
+    assert (shop.connector, shop.connections, shop.end_users) == ("shop", 4, 3)
+    assert shop.stats is not None and (shop.stats.calls, shop.stats.ok) == (6, 2)
+    assert shop.stats.failures == Failures(auth=2, client=1, transport=1)
+    assert shop.stats.p95_ms is not None and shop.stats.sampled is False
+    assert report.removed == []
 
 
 def test_every_call_error_of_the_tree_has_a_kind_or_is_deliberately_other() -> None:

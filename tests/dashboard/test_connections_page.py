@@ -162,17 +162,18 @@ async def test_the_overview_says_what_its_breaker_counts_next_to_the_success_rat
         await call(board, "u1-work")  # refused keys: failed calls, healthy upstream
     await call(board, "u3-down")  # connection refused, retried: breaker failures
     html = await board.page("/")
-    work = row_of(html, "u1-work")
-    assert re.search(r"u1-work 3 0\.0% failed: auth 3 · client 0 · upstream 0 · "
-                     r"transport 0 ", work), work
-    down = row_of(html, "u3-down")
-    assert "transport 1" in down
+    # the end users' connections of the shop, summed up in one row
+    found = re.search(r'<tr data-end-users="shop".*?</tr>', html, re.S)
+    assert found, "no row for the end users' shop connections"
+    shop = text_of(found[0])
+    assert re.search(r"\(5 connections of 4 end users\) 4 0\.0% failed: auth 3 · client 0 · "
+                     r"upstream 0 · transport 1 ", shop), shop
     # the breaker is the connector's: it saw the connection errors, not the refused keys,
     # and says when it would open — closed with failures is explained, not a contradiction
     breaker = re.search(r"closed counts 5xx, timeouts and connection errors only: (\d+) "
                         r"of its last (\d+) requests \(60\.0 s\); opens at ≥ 50\.0% of ≥ 20",
-                        work)
-    assert breaker, work
+                        shop)
+    assert breaker, shop
     failures, requests = int(breaker[1]), int(breaker[2])
     assert 1 <= failures < requests  # the retried connection errors only
 

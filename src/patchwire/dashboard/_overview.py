@@ -1,6 +1,12 @@
 """The overview at ``/``: the connections needing attention (unhealthy, or to be
-re-authorised), each connection's call quality with its failures by kind, breaker and
-tokens, charts of the call log over a window, runs per status and the approvals waiting.
+re-authorised), the call quality of each of the operator's connections with its failures by
+kind, breaker and tokens, the end users' connections summed up per connector, charts of the
+call log over a window, runs per status and the approvals waiting.
+
+A deployment may serve 10,000 end users with a few connections each, and the page is polled
+every 10 s: it shows a row per operator connection but one per connector for all the end
+users' connections (how many, of how many end users, their calls summed up in the store),
+linking to the Connections page, which pages through them; it reads no end user's token.
 
 The success rate and the breaker count different things, and the page says so: the rate
 counts every call of the window, however it failed (a refused key, an unknown order); the
@@ -17,15 +23,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from patchwire.access import requires
-from patchwire.errors import PatchwireError
-from patchwire.store.reports import ChartPoint
+from patchwire.store.reports import REMOVED_SHOWN, ChartPoint
 
 from ._render import Chart, Pages, is_partial, line_chart
 from ._runs import RUN_STATUSES
 from ._services import DashboardServices
-from ._token_view import token_dict, uses_oauth2
+from ._token_view import token_view
 
-__all__ = ["WINDOWS", "overview_router", "window_start"]
+__all__ = ["REMOVED_SHOWN", "WINDOWS", "overview_router", "window_start"]
 
 #: connections needing attention named on the overview (the rest: on the Connections page)
 ATTENTION_SHOWN = 10
@@ -62,33 +67,31 @@ def overview_router(services: DashboardServices, pages: Pages) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     connections = services.connections
 
-    async def token_status(name: str, connector: str) -> dict[str, Any] | None:
-        """For OAuth2 connections: when the access token expires, whether a person must
-        authorise again (the auth package's TokenStates reads them: no token here)."""
-        if not uses_oauth2(services, connector):
-            return None
-        try:
-            return token_dict(await services.tokens.of(name))
-        except PatchwireError as exc:
-            return {"error": f"cannot read: {exc.code}"}
-
     async def overview_context(window: str, connector: str | None) -> dict[str, Any]:
         window = window if window in WINDOWS else "24h"
         now = datetime.now(UTC)
         since, length = window_start(window, now)
         await connections.flush()  # calls made a moment ago are in the numbers
         reports = services.reports()
-        stats = await reports.call_stats(since)
-        by_key = {(s.connector, s.connection): s for s in stats}
+        report = await reports.overview(since, removed_shown=REMOVED_SHOWN)
+        by_key = {(s.connector, s.connection): s for s in report.stats}
+        # rows sort by connector, then: the connections one by one (0), the end users'
+        # summed up (1), the removed ones beyond those named (2)
         rows: list[dict[str, Any]] = []
-        for info in await connections.list_connections():
-            rows.append({"connector": info.connector, "connection": info.name,
-                         "stats": by_key.pop((info.connector, info.name), None),
-                         "token": await token_status(info.name, info.connector)})
-        for (conn_connector, conn_name), st in by_key.items():  # calls of removed ones
-            rows.append({"connector": conn_connector, "connection": conn_name, "stats": st,
-                         "token": None})
-        rows.sort(key=lambda r: (r["connector"], r["connection"] or ""))
+        for rec in report.operator_connections:
+            rows.append({"connector": rec.connector, "connection": rec.name, "order": 0,
+                         "stats": by_key.pop((rec.connector, rec.name), None),
+                         "token": token_view(services, rec)})
+        for (conn_connector, conn_name), st in by_key.items():  # none, or removed since
+            rows.append({"connector": conn_connector, "connection": conn_name, "order": 0,
+                         "stats": st, "token": None})
+        for summary in report.end_users:
+            rows.append({"connector": summary.connector, "connection": None, "order": 1,
+                         "end_users": summary, "stats": summary.stats, "token": None})
+        for summary in report.removed:
+            rows.append({"connector": summary.connector, "connection": None, "order": 2,
+                         "removed": summary, "stats": summary.stats, "token": None})
+        rows.sort(key=lambda r: (r["connector"], r["order"], r["connection"] or ""))
         breakers = {name: connections.breaker_state(name)
                     for name in sorted({r["connector"] for r in rows})}
         # raised above everything else: a connection its end user must reconnect, or

@@ -4,7 +4,7 @@ services, never the store or the vault. Built from the app's ``Patchwire`` in on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,24 +21,15 @@ if TYPE_CHECKING:
     from patchwire.connectors import ConnectorRegistry
     from patchwire.http import BreakerState
 
-__all__ = ["Connections", "DashboardServices", "NamedConnection"]
-
-
-class NamedConnection(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def connector(self) -> str: ...
+__all__ = ["Connections", "DashboardServices"]
 
 
 class Connections(Protocol):
-    """The connections and connectors the overview shows (the facade is one)."""
+    """The connectors and breakers the overview shows (the facade is one); the
+    connections themselves it reads from the reports, a bounded summary."""
 
     @property
     def connectors(self) -> ConnectorRegistry: ...
-
-    async def list_connections(self) -> Sequence[NamedConnection]: ...
 
     def breaker_state(self, connector: str) -> BreakerState: ...
 

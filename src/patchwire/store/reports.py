@@ -1,6 +1,7 @@
-"""Read-only aggregations of the call log and the runs, for the dashboard: quality per
-connection, each end user's connections with their health, the call log over time, runs per
-status, the definition a run started with.
+"""Read-only aggregations of the call log and the runs, for the dashboard: the overview's
+quality per operator connection with every end user's connections summed up per connector,
+each end user's connections with their health, the call log over time, runs per status, the
+definition a run started with.
 
 Every query is bounded: counts are aggregated in the database over an indexed time range
 (``calls.started_at``, ``flow_runs.created_at``), and anything fetched row by row has a
@@ -15,7 +16,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, RowMapping, Table, and_, case, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patchwire.errors import (
     AuthError,
@@ -41,12 +57,15 @@ __all__ = [
     "FAILURE_CLASSES",
     "FAILURE_KIND",
     "LATENCY_SAMPLE",
+    "REMOVED_SHOWN",
     "CallStats",
     "ChartPoint",
     "ConnectionHealth",
+    "ConnectionsSummary",
     "Failures",
     "HealthPage",
     "LastError",
+    "OverviewReport",
     "ReportRepository",
     "failure_kind",
     "percentile",
@@ -60,6 +79,9 @@ _VERSIONS = cast(Table, FlowVersionRow.__table__)
 #: latencies fetched per connection for its percentiles: exact below this many calls in the
 #: window, from the newest this many above it (the page says so)
 LATENCY_SAMPLE = 10_000
+#: removed connections the overview names one by one (those called last); the calls of the
+#: others are summed up per connector
+REMOVED_SHOWN = 20
 
 
 #: Who has to act on a failed call, by the error classes of ``patchwire.errors`` (the call
@@ -111,10 +133,10 @@ class Failures:
                    max(0, failed - auth - client - upstream - transport))
 
 
-def _kind_sums() -> list[ColumnElement[Any]]:
+def _kind_sums(error_class: ColumnElement[Any] = _CALLS.c.error_class,
+               ) -> list[ColumnElement[Any]]:
     """Per kind of FAILURE_CLASSES (in its order), how many calls of a group failed so."""
-    return [func.sum(case((_CALLS.c.error_class.in_([c.code for c in classes]), 1),
-                          else_=0))
+    return [func.sum(case((error_class.in_([c.code for c in classes]), 1), else_=0))
             for classes in FAILURE_CLASSES.values()]
 
 
@@ -229,6 +251,37 @@ class HealthPage:
     more: bool
 
 
+@dataclass(frozen=True)
+class ConnectionsSummary:
+    """Many connections of one connector in one row: the end users' (``connections`` of
+    them, held by ``end_users`` end users), or removed connections beyond those the
+    overview names (``end_users`` 0); ``stats``: their calls in the window summed up
+    (``connection`` None; None when there were none)."""
+
+    connector: str
+    connections: int
+    end_users: int
+    stats: CallStats | None
+
+
+@dataclass(frozen=True)
+class OverviewReport:
+    """What the overview shows of connections, bounded however many end users there are:
+    the operator's connections (``end_user`` None) one by one, the end users' summed up per
+    connector."""
+
+    #: the operator's connections, by connector and name (encrypted secrets as stored)
+    operator_connections: list[ConnectionRecord]
+    #: per (connector, connection): the operator's connections that were called, calls
+    #: made without a connection (``connection`` None) and the removed connections called
+    #: last (at most ``removed_shown`` of them)
+    stats: list[CallStats]
+    #: per connector: the end users' connections and their calls
+    end_users: list[ConnectionsSummary]
+    #: per connector: the calls of the removed connections beyond those in ``stats``
+    removed: list[ConnectionsSummary]
+
+
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -239,40 +292,122 @@ class ReportRepository:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def call_stats(self, since: datetime, *,
-                         sample: int = LATENCY_SAMPLE) -> list[CallStats]:
-        """Per (connector, connection) since ``since``: exact counts (one GROUP BY over the
-        ``started_at`` index range) and p50/p95 latency from the newest ``sample`` calls."""
-        window = _CALLS.c.started_at >= since
-        ok = func.sum(case((_CALLS.c.status == "ok", 1), else_=0))
-        waited = func.sum(case((_CALLS.c.rate_limit_wait_ms > 0, 1), else_=0))
-        stmt = (select(_CALLS.c.connector, _CALLS.c.connection, func.count(), ok,
-                       func.sum(_CALLS.c.attempts), func.max(_CALLS.c.started_at), waited,
-                       func.sum(_CALLS.c.rate_limit_wait_ms), *_kind_sums())
-                .where(window).group_by(_CALLS.c.connector, _CALLS.c.connection))
-        out: list[CallStats] = []
-        with self._store._errors("aggregate the call log"):
+    async def overview(self, since: datetime, *, removed_shown: int = REMOVED_SHOWN,
+                       sample: int = LATENCY_SAMPLE) -> OverviewReport:
+        """The overview's connections and their calls since ``since``: the operator's
+        connections with their stats one by one; every end user's connections summed up
+        per connector (how many, of how many end users, and their calls); the removed
+        connections called last one by one, the rest per connector.
+
+        The call log of the window is aggregated in one statement (each call classified
+        by its connection's row: an end user's, the operator's, none, removed; grouped by
+        connector and, except the end users', connection), so its cost follows the calls
+        of the window, not the number of end users, and it returns rows for the operator's
+        connections and per connector only. p50/p95 come from the newest ``sample`` calls
+        of each row (one query per row shown, none per end user)."""
+        calls, conns = _CALLS.c, _CONNECTIONS.c
+        window = calls.started_at >= since
+        held = conns.end_user.is_not(None)
+        classified = (
+            select(calls.connector,
+                   case((held, "end_users"), (calls.connection.is_(None), "none"),
+                        (conns.id.is_(None), "removed"), else_="operator").label("kind"),
+                   case((held, null()), else_=calls.connection).label("conn"),
+                   calls.status, calls.attempts, calls.started_at, calls.error_class,
+                   calls.rate_limit_wait_ms)
+            .select_from(_CALLS.outerjoin(_CONNECTIONS, conns.name == calls.connection))
+            .where(window).subquery("classified"))
+        c = classified.c
+        kinds = list(FAILURE_CLASSES)
+        grouped = (
+            select(c.connector, c.kind, c.conn, func.count().label("n"),
+                   func.sum(case((c.status == "ok", 1), else_=0)).label("n_ok"),
+                   func.sum(c.attempts).label("attempts"),
+                   func.max(c.started_at).label("last_call"),
+                   func.sum(case((c.rate_limit_wait_ms > 0, 1), else_=0)).label("waited"),
+                   func.sum(c.rate_limit_wait_ms).label("wait_ms"),
+                   *(s.label(f"k_{kind}") for kind, s in zip(kinds, _kind_sums(c.error_class),
+                                                            strict=True)))
+            .group_by(c.connector, c.kind, c.conn).subquery("grouped"))
+        ranked = select(grouped, func.row_number().over(
+            partition_by=grouped.c.kind,
+            order_by=(grouped.c.last_call.desc(), grouped.c.connector, grouped.c.conn),
+        ).label("rank")).cte("ranked")
+        r = ranked.c
+        listed = (select(r.connector, r.kind, r.conn, r.n, r.n_ok, r.attempts, r.last_call,
+                         r.waited, r.wait_ms, *(r[f"k_{kind}"] for kind in kinds),
+                         literal(1).label("members"))
+                  .where(or_(r.kind != "removed", r.rank <= max(0, removed_shown))))
+        rest = (select(r.connector, literal("removed_rest", String).label("kind"),
+                       null().cast(String).label("conn"), func.sum(r.n), func.sum(r.n_ok),
+                       func.sum(r.attempts), func.max(r.last_call), func.sum(r.waited),
+                       func.sum(r.wait_ms), *(func.sum(r[f"k_{kind}"]) for kind in kinds),
+                       func.count())
+                .where(r.kind == "removed", r.rank > max(0, removed_shown))
+                .group_by(r.connector))
+        holdings = (select(conns.connector, func.count(), func.count(conns.end_user.distinct()))
+                    .where(held).group_by(conns.connector))
+        operators = (select(_CONNECTIONS).where(conns.end_user.is_(None))
+                     .order_by(conns.connector, conns.name))
+        stats: list[CallStats] = []
+        end_users: dict[str, CallStats] = {}
+        removed: list[ConnectionsSummary] = []
+        with self._store._errors("report the connections for the overview"):
             async with self._store.engine.connect() as conn:
-                groups = (await conn.execute(stmt)).all()
-                for (connector, connection, calls, n_ok, attempts, last, n_waited, wait,
-                     *by_kind) in groups:
-                    # SQLite returns max() of a timestamp column as text: parse it back
-                    last_at = _as_datetime(last)
-                    where = [window, _CALLS.c.connector == connector,
-                             _CALLS.c.connection.is_(None) if connection is None
-                             else _CALLS.c.connection == connection]
-                    latencies = sorted(float(v) for (v,) in (await conn.execute(
-                        select(_CALLS.c.latency_ms).where(*where)
-                        .order_by(_CALLS.c.started_at.desc()).limit(sample))).all())
-                    out.append(CallStats(
-                        connector=connector, connection=connection, calls=int(calls),
-                        ok=int(n_ok or 0), attempts=int(attempts or 0),
+                found = (await conn.execute(union_all(listed, rest))).all()
+                held_by = {str(connector): (int(n), int(users)) for connector, n, users
+                           in (await conn.execute(holdings)).all()}
+                records = [_connection(row._mapping)
+                           for row in (await conn.execute(operators)).all()]
+                for (connector, kind, name, n, n_ok, attempts, last, n_waited, wait,
+                     *rest_of_row) in found:
+                    *by_kind, members = rest_of_row
+                    summed = kind in ("end_users", "removed_rest")
+                    latencies: list[float] = []
+                    if kind == "end_users":
+                        latencies = await self._latencies(
+                            conn, sample, window, calls.connector == connector, held,
+                            joined=True)
+                    elif kind != "removed_rest":
+                        latencies = await self._latencies(
+                            conn, sample, window, calls.connector == connector,
+                            calls.connection.is_(None) if name is None
+                            else calls.connection == name)
+                    one = CallStats(
+                        connector=connector, connection=None if summed else name,
+                        calls=int(n), ok=int(n_ok or 0), attempts=int(attempts or 0),
                         p50_ms=percentile(latencies, 50), p95_ms=percentile(latencies, 95),
-                        sampled=int(calls) > len(latencies), last_call_at=last_at,
+                        # the removed ones summed up: no latencies read at all
+                        sampled=kind != "removed_rest" and int(n) > len(latencies),
+                        # SQLite returns max() of a timestamp column as text: parse it back
+                        last_call_at=_as_datetime(last),
                         waited=int(n_waited or 0), wait_ms=float(wait or 0.0),
-                        failures=Failures.of(int(calls) - int(n_ok or 0), by_kind)))
-        out.sort(key=lambda s: (s.connector, s.connection or ""))
-        return out
+                        failures=Failures.of(int(n) - int(n_ok or 0), by_kind))
+                    if kind == "end_users":
+                        end_users[connector] = one
+                    elif kind == "removed_rest":
+                        removed.append(ConnectionsSummary(connector, int(members), 0, one))
+                    else:
+                        stats.append(one)
+        stats.sort(key=lambda s: (s.connector, s.connection or ""))
+        summaries = [ConnectionsSummary(connector, *held_by.get(connector, (0, 0)),
+                                        end_users.get(connector))
+                     for connector in sorted(held_by.keys() | end_users.keys())]
+        removed.sort(key=lambda s: s.connector)
+        return OverviewReport(records, stats, summaries, removed)
+
+    @staticmethod
+    async def _latencies(conn: AsyncConnection, sample: int, *where: ColumnElement[bool],
+                         joined: bool = False) -> list[float]:
+        """The latencies of the newest ``sample`` calls matching ``where``, sorted;
+        ``joined``: ``where`` reads the calls' connections too."""
+        stmt = select(_CALLS.c.latency_ms)
+        if joined:
+            stmt = stmt.select_from(
+                _CALLS.join(_CONNECTIONS, _CONNECTIONS.c.name == _CALLS.c.connection))
+        found = await conn.execute(stmt.where(*where)
+                                   .order_by(_CALLS.c.started_at.desc()).limit(sample))
+        return sorted(float(v) for (v,) in found.all())
 
     async def connection_health(
         self, since: datetime, *, end_user: str | None = None, connector: str | None = None,
