@@ -100,8 +100,12 @@ async def measure(pw: Patchwire, many: list[str], single: list[str], operations:
 
     def lister(population: list[str]) -> Callable[[], Awaitable[object]]:
         async def one() -> object:
-            scoped = invoker.for_end_user(rng.choice(population))
-            return await scoped.catalog(refresh=True)
+            end_user = rng.choice(population)
+            # cold: the end user's invoker dropped, as the invoker's cache of the most
+            # recently active end users does once more of them act (a private handle: the
+            # one-user case would otherwise always find its catalog built)
+            invoker._scoped.pop(end_user, None)
+            return await invoker.for_end_user(end_user).catalog()
         return one
 
     figures: dict[str, float] = {}
