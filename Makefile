@@ -35,8 +35,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# everything: the quick set spread over TEST_WORKERS processes (each test process has its
+# own PostgreSQL database, tests/support/store.py), then the slow and external suites
+# (Temporal, browsers, npm servers, crash recovery) one at a time
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS)
+	$(BIN)/pytest -m slow
 
 # the quick loop: everything but the suites marked slow (`make test` and CI run those too)
 # the quick loop: the slow and external suites left out, tests spread over TEST_WORKERS
