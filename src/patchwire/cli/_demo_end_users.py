@@ -14,12 +14,16 @@ The connect pages build their links and check their form posts against the deplo
 public URL, so the demo sets ``public_url`` to its own server's address; and a connector
 setting with a default (the sandbox's URL) is the deployment's, not asked on the form, so
 the demo's connectors default to the running sandbox (:func:`sandbox_connectors`).
+
+Its requests go through Patchwire's own HTTP core (``HttpCore.exchange``), like the demo's
+other requests to its server; the core's SSRF guard admits the loopback only when told.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -35,6 +39,7 @@ from patchwire import Patchwire
 from patchwire.connect import ConnectSessions
 from patchwire.connectors import ConnectorRegistry
 from patchwire.errors import CallError
+from patchwire.http import HttpCore, Limits, PreparedRequest, RawResponse
 from patchwire.sandbox import API_NAMES, SANDBOX_CREDENTIALS
 from patchwire.tools import ToolInvoker, ToolResult
 
@@ -47,8 +52,10 @@ FIRST_END_USER: Final = "acme"
 SECOND_END_USER: Final = "maya"
 SESSION: Final = "demo-maya"
 BOOK_TOOL: Final = "calendar_book_appointment"
-#: one page or API exchange with the demo server
-_HTTP_TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
+#: one page or API exchange with the demo server (its pages and answers are small)
+_LIMITS: Final = Limits(aiohttp.ClientTimeout(total=10), max_body=1 << 20)
+#: the demo server listens on the loopback, which the SSRF guard admits only when told
+_LOOPBACK: Final = ("127.0.0.0/8", "::1/128")
 #: the whole scene, however the server answers
 SCENE_TIMEOUT_S: Final = 60.0
 #: how long the backend's long poll waits for the link to be used (it already was)
@@ -138,18 +145,20 @@ class SecondEndUser:
             f"The connections above belong to end user [bold]{FIRST_END_USER}[/]. End user "
             f"[bold]{SECOND_END_USER}[/], another user of the same chatbot, has connected "
             "nothing yet.")
+        http = HttpCore(allow_networks=_LOOPBACK)
         try:
-            async with (asyncio.timeout(SCENE_TIMEOUT_S),
-                        aiohttp.ClientSession(timeout=_HTTP_TIMEOUT) as http):
+            async with asyncio.timeout(SCENE_TIMEOUT_S):
                 await self._scene(http)
-        except (SceneFailed, CallError, aiohttp.ClientError, TimeoutError) as exc:
+        except (SceneFailed, CallError, TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
             self.console.print(f"  [red]✗[/] the second end user's scene stopped: "
                                f"{escape(why)}", highlight=False)
             return False
+        finally:
+            await http.close()
         return True
 
-    async def _scene(self, http: aiohttp.ClientSession) -> None:
+    async def _scene(self, http: HttpCore) -> None:
         links = ConnectSessions(self.pw.runtime)
         # maya's tools, as the bot's backend gets them for her: her connections only, and
         # a connect link where she has none
@@ -227,7 +236,7 @@ class SecondEndUser:
             raise SceneFailed(f"the connect link {url} is not on the demo server")
         return url
 
-    async def _connect_as_a_person(self, http: aiohttp.ClientSession, url: str) -> None:
+    async def _connect_as_a_person(self, http: HttpCore, url: str) -> None:
         """Open the link, choose the calendar, fill in its form and send it — as a browser
         would, from the page's own origin."""
         # the link on a line of its own, never wrapped: it is opened as it is
@@ -263,7 +272,7 @@ class SecondEndUser:
                            f"(encrypted) as her connection — the page says “{said}”",
                            highlight=False)
 
-    async def _isolation(self, http: aiohttp.ClientSession) -> None:
+    async def _isolation(self, http: HttpCore) -> None:
         """acme's end-user token lists acme's connections, and maya's is not there for it."""
         created = await _json(http, "POST", f"{self.base_url}/api/v1/end-users/"
                               f"{FIRST_END_USER}/tokens", json={"ttl_seconds": 300})
@@ -271,9 +280,8 @@ class SecondEndUser:
         listed = await _json(http, "GET", f"{self.base_url}/api/v1/connections",
                              headers=bearer)
         names = sorted(str(c["name"]) for c in listed)
-        async with http.get(f"{self.base_url}/api/v1/connections/{self.connection}",
-                            headers=bearer) as resp:
-            status = resp.status
+        status = (await _send(http, "GET", f"{self.base_url}/api/v1/connections/"
+                              f"{self.connection}", headers=bearer)).status
         if self.connection in names or status != 404:
             raise SceneFailed(f"{FIRST_END_USER}'s token sees {SECOND_END_USER}'s "
                               "connection")
@@ -285,20 +293,30 @@ class SecondEndUser:
                            "connect links, lifecycle events): [bold]docs/end-users.md[/]")
 
 
-async def _page(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> _Page:
-    async with http.request(method, url, **kwargs) as resp:
-        status, text = resp.status, await resp.text()
+async def _send(http: HttpCore, method: str, url: str, *,
+                headers: dict[str, str] | None = None, **body: Any) -> RawResponse:
+    """One request to the demo server, its redirects followed (as a browser would)."""
+    return await http.exchange(PreparedRequest(method, url, dict(headers or {}),
+                                               idempotent=method == "GET", **body), _LIMITS)
+
+
+async def _page(http: HttpCore, method: str, url: str, **kwargs: Any) -> _Page:
+    raw = await _send(http, method, url, **kwargs)
     page = _Page()
-    page.feed(text)
-    if status != 200:
+    page.feed(raw.body.decode("utf-8", "replace"))
+    if raw.status != 200:
         said = " ".join(page.messages) or "no message"
-        raise SceneFailed(f"the connect page answered {status} ({said})")
+        raise SceneFailed(f"the connect page answered {raw.status} ({said})")
     return page
 
 
-async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
-    async with http.request(method, url, **kwargs) as resp:
-        if resp.status not in (200, 201):
-            raise SceneFailed(f"{method} {urlsplit(url).path} answered {resp.status}: "
-                              f"{(await resp.text())[:200]}")
-        return await resp.json()
+async def _json(http: HttpCore, method: str, url: str, **kwargs: Any) -> Any:
+    raw = await _send(http, method, url, **kwargs)
+    if raw.status not in (200, 201):
+        raise SceneFailed(f"{method} {urlsplit(url).path} answered {raw.status}: "
+                          f"{raw.body.decode('utf-8', 'replace')[:200]}")
+    try:
+        return json.loads(raw.body)
+    except ValueError:
+        raise SceneFailed(f"{method} {urlsplit(url).path} answered {raw.status} with no "
+                          "JSON") from None
