@@ -129,9 +129,14 @@ async def identities(url: str, calls: int, rounds: int, operator_key: str,
         await drive(100, 8, as_end_user)
         chunk = max(calls // rounds, CONCURRENCY)
         spent_operator = spent_end_user = 0.0
-        for _ in range(rounds):
-            spent_operator += chunk / await drive(chunk, CONCURRENCY, as_operator)
-            spent_end_user += chunk / await drive(chunk, CONCURRENCY, as_end_user)
+        for round_ in range(rounds):
+            # which goes first alternates too: neither always follows the other's chunk
+            if round_ % 2:
+                spent_end_user += chunk / await drive(chunk, CONCURRENCY, as_end_user)
+                spent_operator += chunk / await drive(chunk, CONCURRENCY, as_operator)
+            else:
+                spent_operator += chunk / await drive(chunk, CONCURRENCY, as_operator)
+                spent_end_user += chunk / await drive(chunk, CONCURRENCY, as_end_user)
     operator_rate = chunk * rounds / spent_operator
     end_user_rate = chunk * rounds / spent_end_user
     print(f"operator key {operator_rate:8.1f} tool calls/s   end-user token "
