@@ -7,20 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import alembic.command
-import alembic.config
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from patchwire.store import Store
-from patchwire.store.core import MIGRATIONS_DIR, sqlite_timestamp
-
-
-def migrate(conn: Connection, verb: str, revision: str) -> None:
-    cfg = alembic.config.Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["connection"] = conn
-    getattr(alembic.command, verb)(cfg, revision)
+from patchwire.store.core import sqlite_timestamp
+from tests.support.store import migrate
 
 
 def columns(conn: Connection, table: str) -> dict[str, bool]:

@@ -5,20 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import alembic.command
-import alembic.config
 import sqlalchemy as sa
 
-import patchwire.store
-
-MIGRATIONS_DIR = Path(patchwire.store.__file__).parent / "migrations"
-
-
-def migrate(conn: sa.Connection, verb: str, revision: str) -> None:
-    cfg = alembic.config.Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["connection"] = conn
-    getattr(alembic.command, verb)(cfg, revision)
+from tests.support.store import migrate
 
 
 def test_migration_0014_keeps_each_connections_owner_as_its_end_user_and_steps_back(

@@ -17,12 +17,16 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import alembic.command
+import alembic.config
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from patchwire.store import Store, normalize_url
+from patchwire.store.core import MIGRATIONS_DIR
 
 POSTGRES_ENV = "PATCHWIRE_TEST_POSTGRES_URL"
 
@@ -119,3 +123,12 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+def migrate(conn: sa.Connection, verb: str, revision: str) -> None:
+    """Run Alembic's ``upgrade``/``downgrade`` to ``revision`` on ``conn`` (the migration
+    tests step through revisions with rows in between)."""
+    cfg = alembic.config.Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = conn
+    getattr(alembic.command, verb)(cfg, revision)

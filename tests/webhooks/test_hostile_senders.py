@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
-import alembic.command
-import alembic.config
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Table, update
@@ -32,12 +30,12 @@ from patchwire.ids import new_id
 from patchwire.server import create_app
 from patchwire.store import Store
 from patchwire.store._webhook_models import WebhookInboxRow
-from patchwire.store.core import MIGRATIONS_DIR
 from patchwire.webhooks import SchemeSettings, sign
 from patchwire.webhooks._inbox import Inbox
 from patchwire.webhooks._sources import WebhookSources
 from tests.support.servers import serving
 from tests.support.settings import local_settings
+from tests.support.store import migrate
 
 _INBOX = cast(Table, WebhookInboxRow.__table__)
 #: a generic HMAC source that signs a timestamp header (``{timestamp}.{body}``)
@@ -59,11 +57,6 @@ def secret_for(scheme: str) -> str:
     return f"{scheme}-secret-{os.urandom(8).hex()}"
 
 
-def migrate(conn: sa.Connection, verb: str, revision: str) -> None:
-    cfg = alembic.config.Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["connection"] = conn
-    getattr(alembic.command, verb)(cfg, revision)
 
 
 @dataclass

@@ -140,11 +140,7 @@ class ApiKeyMiddleware:
         record = await self.ring.verify(text) if text is not None else None
         wait = self.limiter.retry_after(client) if record is None else None
         if wait is not None:
-            AUTH_FAILURES.labels("rate_limited").inc()
-            await send_problem(send, 429, "Too many failed authentications",
-                               f"too many requests with invalid API keys from {client}; "
-                               f"retry in {wait:.0f}s", "auth_rate_limited",
-                               [("retry-after", str(max(1, round(wait + 0.5))))])
+            await _too_many_failures(send, client, wait, "API keys")
             return
         if text is None:
             AUTH_FAILURES.labels("missing").inc()
@@ -160,11 +156,8 @@ class ApiKeyMiddleware:
             return
         if record is None:
             self.limiter.fail(client)
-            AUTH_FAILURES.labels("invalid").inc()
-            await send_problem(send, 401, "Unauthorized", "the API key is not valid "
-                               "(unknown, revoked or mistyped)", "invalid_api_key",
-                               [("www-authenticate", 'Bearer realm="patchwire", '
-                                 'error="invalid_token"')])
+            await _invalid(send, "the API key is not valid (unknown, revoked or mistyped)",
+                           "invalid_api_key")
             return
         if not record.allows(needed):
             AUTH_FAILURES.labels("scope").inc()
@@ -201,19 +194,12 @@ class ApiKeyMiddleware:
             return
         wait = self.limiter.retry_after(client) if token is None else None
         if wait is not None:
-            AUTH_FAILURES.labels("rate_limited").inc()
-            await send_problem(send, 429, "Too many failed authentications",
-                               f"too many requests with invalid tokens from {client}; "
-                               f"retry in {wait:.0f}s", "auth_rate_limited",
-                               [("retry-after", str(max(1, round(wait + 0.5))))])
+            await _too_many_failures(send, client, wait, "tokens")
             return
         if token is None:
             self.limiter.fail(client)
-            AUTH_FAILURES.labels("invalid").inc()
-            await send_problem(send, 401, "Unauthorized", "the end-user token is not valid "
-                               "(unknown, expired, revoked or mistyped)", "invalid_token",
-                               [("www-authenticate", 'Bearer realm="patchwire", '
-                                 'error="invalid_token"')])
+            await _invalid(send, "the end-user token is not valid (unknown, expired, revoked "
+                           "or mistyped)", "invalid_token")
             return
         access = Access(None, end_user=token.end_user, token_id=token.id)
         if not access.allows(needed, end_users=for_end_users):
@@ -222,6 +208,20 @@ class ApiKeyMiddleware:
             return
         scope.setdefault("state", {})["access"] = access
         await self.app(scope, receive, send)
+
+
+async def _too_many_failures(send: Send, client: str, wait: float, what: str) -> None:
+    AUTH_FAILURES.labels("rate_limited").inc()
+    await send_problem(send, 429, "Too many failed authentications",
+                       f"too many requests with invalid {what} from {client}; retry in "
+                       f"{wait:.0f}s", "auth_rate_limited",
+                       [("retry-after", str(max(1, round(wait + 0.5))))])
+
+
+async def _invalid(send: Send, detail: str, code: str) -> None:
+    AUTH_FAILURES.labels("invalid").inc()
+    await send_problem(send, 401, "Unauthorized", detail, code,
+                       [("www-authenticate", 'Bearer realm="patchwire", error="invalid_token"')])
 
 
 async def admin_key_exists(database_url: str) -> bool:
