@@ -219,7 +219,9 @@ class Patchwire:
         """Make connection ``name`` the one its end user's calls of its connector use when
         they name none."""
         rec = await self.store.set_default_connection(name)
-        self.calls.forget()  # every cached default of this connector
+        # its cached defaults go with it (forget drops every connector's default); the
+        # other connections resolved stay as they are: their credentials did not change
+        self.calls.forget(name)
         await self.runtime.events.publish("connection.updated", rec, changed=["is_default"])
         return self._info(rec)
 
