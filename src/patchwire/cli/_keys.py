@@ -11,12 +11,13 @@ from rich.table import Table
 
 from patchwire.cli._common import console, err_console, escape, fail, print_json, run, settings
 
-app = typer.Typer(help="API keys for the server: scopes read, run, approve, admin.",
+app = typer.Typer(help="API keys for the server: scopes read, run, approve, connect, admin.",
                   no_args_is_help=True)
 
 SCOPE_HELP = ("read (GET anything), run (call actions and tools; start, retry, cancel runs), "
-              "approve (decide approvals), admin (keys, connections, subscriptions, webhook "
-              "sources: everything); repeat for several")
+              "approve (decide approvals), connect (end-user tokens and connect links), "
+              "admin (keys, connections, subscriptions, webhook sources: everything); "
+              "repeat for several")
 
 
 @app.command("create")

@@ -40,7 +40,8 @@ class KeyCreate(BaseModel):
     scopes: list[ScopeName] = Field(
         min_length=1, max_length=16,
         description="read (GET anything), run (call actions and tools; start, retry, cancel "
-                    "runs), approve (decide approvals), admin (everything)")
+                    "runs), approve (decide approvals), connect (end-user tokens and "
+                    "connect links), admin (everything)")
 
     @field_validator("name")
     @classmethod
