@@ -107,3 +107,24 @@ async def served(store_url: str, home: Path, sandbox: Sandbox, canary: str, *,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as http,
     ):
         yield Served(url, http, pw, config, sandbox, canary, tokens)
+
+
+@asynccontextmanager
+async def serving_two_end_users(store_url: str, tmp_path: Path, sandbox: Sandbox,
+                                canary: str) -> AsyncIterator[Any]:
+    """``create_app(Patchwire(settings))`` with an operator's connection ``acme`` and two
+    end users' shop connections (``u1``: ``u1-shop``; ``u2``: ``u2-shop``), all on the
+    sandbox shop with the canary key; yields the served :class:`~tests.support.api.Api`."""
+    from tests.support.api import Api
+
+    settings = local_settings(tmp_path / "home", database_url=store_url)
+    values = {"sandbox_url": sandbox.url, "api_key": canary}
+    async with Patchwire(settings) as setup:
+        await setup.add_connection("shop", "acme", values)
+        for user in ("u1", "u2"):
+            await setup.add_connection("shop", f"{user}-shop", values, end_user=user)
+    async with (
+        serving(create_app(Patchwire(settings))) as url,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+    ):
+        yield Api(url, http, sandbox, canary, settings)
