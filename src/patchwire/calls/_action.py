@@ -12,10 +12,17 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
+from patchwire.calls._adapters import ActionAdapter, adapter_for
 from patchwire.calls._connection import BREAKS_HEADER, ResolvedConnection
 from patchwire.calls._validation import InputSchema, json_path
 from patchwire.connectors import MISSING, Template, compile_template, lookup
-from patchwire.connectors.spec import ActionSpec, ConnectorSpec, ErrorRule, OAuth2Auth
+from patchwire.connectors.spec import (
+    ActionSpec,
+    ConnectorSpec,
+    ErrorRule,
+    OAuth2Auth,
+    RequestTemplate,
+)
 from patchwire.errors import (
     ERROR_KINDS,
     CallContext,
@@ -44,7 +51,11 @@ class CompiledAction:
         self.qualified = f"{connector.name}.{name}"
         self.spec = action
         self.input = InputSchema(action.input)
-        req = action.request
+        #: GraphQL and SOAP actions: what builds their request and reads their answer
+        self.adapter: ActionAdapter | None = adapter_for(connector, name, action)
+        #: custom code actions: ``package.module:function`` (run by the call path)
+        self.code = action.code
+        req = action.request or RequestTemplate(method=action.method, path="/")
         self.method = req.method
         self.path = compile_template(req.path)
         self.path_segments = _placeholder_segments(req.path)
@@ -94,6 +105,8 @@ class CompiledAction:
     def render(
         self, arguments: Mapping[str, Any], conn: ResolvedConnection, context: CallContext
     ) -> PreparedRequest:
+        if self.adapter is not None:
+            return self.adapter.render(arguments, conn, context)
         path = self.path.render(arguments, encode=_encode_path_segment)
         if path is MISSING:
             raise RequestRenderError(
@@ -206,6 +219,8 @@ class CompiledAction:
         self, raw: RawResponse, arguments: Mapping[str, Any], context: CallContext,
         redact: Redactor,
     ) -> Any:
+        if self.adapter is not None:
+            return self.adapter.map_response(raw, arguments, context, redact)
         body = _parse_body(raw, context, redact)
         if self.response is None or self.response_is_body:
             return body
@@ -225,6 +240,10 @@ class CompiledAction:
         self, raw: RawResponse, arguments: Mapping[str, Any], context: CallContext,
         redact: Redactor,
     ) -> UpstreamResponseError:
+        if self.adapter is not None:
+            adapted = self.adapter.error_for(raw, arguments, context, redact)
+            if adapted is not None:
+                return adapted
         try:
             body: Any = _parse_body(raw, context, redact)
         except ResponseMappingError:

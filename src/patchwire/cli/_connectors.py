@@ -18,6 +18,7 @@ from patchwire.cli._common import (
     settings,
 )
 from patchwire.connectors import (
+    ActionSpec,
     ConnectorRegistry,
     connector_json_schema,
     load_connector_file,
@@ -67,9 +68,20 @@ def show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     console.print(settings_table)
     actions = Table("action", "method", "path", "summary")
     for k, a in spec.actions.items():
-        actions.add_row(f"{spec.name}.{k}", a.request.method, escape(a.request.path),
+        actions.add_row(f"{spec.name}.{k}", a.method, escape(_target_of(a)),
                         escape(a.summary or a.description[:60]))
     console.print(actions)
+
+
+def _target_of(action: ActionSpec) -> str:
+    """What an action reaches, as the connectors table shows it."""
+    if action.request is not None:
+        return action.request.path
+    if action.graphql is not None:
+        return f"graphql {action.graphql.kind or 'operation'}"
+    if action.soap is not None:
+        return f"soap {action.soap.operation}"
+    return f"code {action.code}"
 
 
 @app.command("check")

@@ -204,6 +204,10 @@ def _check_action(base: _Loc, action: ActionSpec) -> list[tuple[_Loc, str]]:
     if not isinstance(props, dict):
         props = {}
     req = action.request
+    if req is None:
+        # GraphQL, SOAP and code actions are checked by their own loaders
+        found.extend(_action_expression_problems(base, action.model_dump(exclude_none=True)))
+        return found
     for where, value in (("path", req.path), ("query", req.query),
                          ("headers", req.headers), ("body", req.body)):
         for ph in sorted(placeholders_in(value)):

@@ -23,6 +23,8 @@ __all__ = [
     "ConnectionTestSpec",
     "ConnectorSpec",
     "ErrorRule",
+    "GraphQLOperationSpec",
+    "GraphQLSpec",
     "HeaderAuth",
     "NoAuth",
     "OAuth2Auth",
@@ -31,12 +33,16 @@ __all__ = [
     "RequestTemplate",
     "RetryPolicy",
     "SettingSpec",
+    "SoapOperationSpec",
+    "SoapSpec",
     "Timeouts",
     "ToolSpec",
 ]
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+#: ``package.module:function`` — custom code of the deployment's own files
+CODE_REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class _Spec(BaseModel):
@@ -254,7 +260,7 @@ class RequestTemplate(_Spec):
     query: dict[str, Any] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
-    body_type: Literal["json", "form", "multipart"] = "json"
+    body_type: Literal["json", "form", "multipart", "xml"] = "json"
 
     @field_validator("method", mode="before")
     @classmethod
@@ -322,6 +328,45 @@ class ToolSpec(_Spec):
         8192, ge=256, le=1_048_576, description="longer results are cut, with a note saying so")
 
 
+class GraphQLOperationSpec(_Spec):
+    """One GraphQL operation: the document (variables are always sent as variables, never
+    written into it) and where its answer's data is."""
+
+    document: str = Field(description="the GraphQL document: one query or mutation")
+    operation: str | None = Field(None, description="the operation to run when the "
+                                  "document holds several")
+    kind: Literal["query", "mutation"] | None = Field(
+        None, description="set from the document when it is loaded")
+    data: str | None = Field(
+        None, description="JSONata over the answer's `data` giving the result (default: "
+        "the operation's only root field)")
+
+
+class GraphQLSpec(_Spec):
+    """A GraphQL API: each action is an operation POSTed as JSON to ``endpoint``."""
+
+    endpoint: str = Field("/graphql", description="path of the endpoint under base_url")
+    schema_file: str | None = Field(
+        None, alias="schema",
+        description="SDL or introspection JSON, relative to this file; every document is "
+        "validated against it when the connector loads")
+
+
+class SoapOperationSpec(_Spec):
+    """One operation of a WSDL-described SOAP service."""
+
+    operation: str = Field(description="the WSDL operation's name")
+    service: str | None = None
+    port: str | None = None
+
+
+class SoapSpec(_Spec):
+    """A SOAP service: envelopes built and read by zeep from the WSDL, sent by Patchwire."""
+
+    wsdl: str = Field(description="the WSDL document, relative to this file")
+    version: Literal["1.1", "1.2"] = "1.1"
+
+
 class ActionSpec(_Spec):
     summary: str = ""
     description: str = ""
@@ -330,7 +375,17 @@ class ActionSpec(_Spec):
         default_factory=lambda: {"type": "object", "properties": {}},
         description="JSON Schema (2020-12) of the arguments",
     )
-    request: RequestTemplate
+    request: RequestTemplate | None = Field(
+        None, description="the HTTP request of a REST action (one of request, graphql, soap, code)")
+    graphql: GraphQLOperationSpec | None = Field(
+        None, description="the GraphQL operation of an action of a `protocol: graphql` connector")
+    soap: SoapOperationSpec | None = Field(
+        None, description="the SOAP operation of an action of a `protocol: soap` connector")
+    code: str | None = Field(
+        None, pattern=CODE_REF_PATTERN,
+        description="`package.module:function`: an async function of the deployment's own "
+        "code (loaded only from its configured code directories) called with the validated "
+        "input and a client bound to the connection")
     response: str | None = Field(None, description="JSONata mapping of the response body")
     errors: list[ErrorRule] = Field(default_factory=list)
     pagination: Pagination | None = None
@@ -350,6 +405,29 @@ class ActionSpec(_Spec):
             return {"enabled": False}
         return v
 
+    @model_validator(mode="after")
+    def _one_way_to_call(self) -> ActionSpec:
+        given = [k for k in ("request", "graphql", "soap", "code") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "an action needs exactly one of request, graphql, soap or code"
+                + (f" (it has {', '.join(given)})" if given else ""))
+        return self
+
+    @property
+    def method(self) -> str:
+        """The HTTP method it sends (GraphQL and SOAP operations POST; custom code says
+        nothing, so POST: assumed to change things unless marked read-only)."""
+        return self.request.method if self.request is not None else "POST"
+
+    @property
+    def reads_only(self) -> bool:
+        """Whether the action only reads, by its nature: a GET/HEAD/OPTIONS request or a
+        GraphQL query."""
+        if self.graphql is not None:
+            return self.graphql.kind == "query"
+        return self.method in ("GET", "HEAD", "OPTIONS")
+
     @property
     def tool_spec(self) -> ToolSpec | None:
         """The tool settings when the YAML offers this action as a tool, else None."""
@@ -359,7 +437,10 @@ class ActionSpec(_Spec):
     def is_idempotent(self) -> bool:
         if self.idempotent is not None:
             return self.idempotent
-        return self.request.method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+        if self.graphql is not None:
+            return self.graphql.kind == "query"
+        return self.method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS") and (
+            self.request is not None)
 
 
 #: the largest response body a call reads by default: 50 MiB
@@ -381,6 +462,10 @@ class ConnectorSpec(_Spec):
     title: str = ""
     description: str = ""
     version: str = "1"
+    protocol: Literal["rest", "graphql", "soap"] = Field(
+        "rest", description="rest (request templates), graphql or soap")
+    graphql: GraphQLSpec | None = Field(None, description="the GraphQL endpoint and schema")
+    soap: SoapSpec | None = Field(None, description="the SOAP service's WSDL")
     base_url: str = Field(description="may hold {setting} placeholders")
     settings: dict[str, SettingSpec] = Field(default_factory=dict)
     auth: AuthSpec = Field(default_factory=lambda: NoAuth(type="none"))
@@ -398,6 +483,21 @@ class ConnectorSpec(_Spec):
     actions: dict[ActionName, ActionSpec] = Field(default_factory=dict)
     test: ConnectionTestSpec | None = Field(
         None, description="the call `patchwire connection test` makes to prove credentials")
+
+    @model_validator(mode="after")
+    def _actions_fit_protocol(self) -> ConnectorSpec:
+        wrong = {"rest": ("graphql", "soap"), "graphql": ("request", "soap"),
+                 "soap": ("request", "graphql")}[self.protocol]
+        for name, action in self.actions.items():
+            for key in wrong:
+                if getattr(action, key) is not None:
+                    raise ValueError(
+                        f"action {name!r} has `{key}`, which a {self.protocol} connector's "
+                        f"actions cannot have" + ("" if self.protocol != "rest" else
+                                                  f" (declare `protocol: {key}`)"))
+        if self.protocol == "soap" and self.soap is None:
+            raise ValueError("a soap connector needs `soap: {wsdl: ...}`")
+        return self
 
     def secret_settings(self) -> set[str]:
         return {k for k, s in self.settings.items() if s.secret}

@@ -31,7 +31,6 @@ __all__ = ["EndUserConnection", "Tool", "ToolCatalog", "ToolFilter", "end_user_c
 
 MAX_NAME = 64
 _INVALID = re.compile(r"[^A-Za-z0-9_-]+")
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +87,13 @@ def _description(connector: ConnectorSpec, action: ActionSpec, spec: ToolSpec) -
         return spec.description.strip()
     parts = [p.strip() for p in (action.summary, action.description) if p and p.strip()]
     text = "\n\n".join(dict.fromkeys(parts))
-    return text or f"{connector.title or connector.name}: {action.request.method} " \
-                    f"{action.request.path}"
+    if text:
+        return text
+    if action.request is not None:
+        return f"{connector.title or connector.name}: {action.request.method} " \
+               f"{action.request.path}"
+    kind = "GraphQL" if action.graphql is not None else "SOAP" if action.soap else "custom"
+    return f"{connector.title or connector.name}: a {kind} operation"
 
 
 @dataclass(slots=True)
@@ -200,8 +204,8 @@ class ToolCatalog:
 
 def _make_tool(connector: ConnectorSpec, action_name: str, action: ActionSpec, spec: ToolSpec,
                connection: str | None) -> Tool:
-    method = action.request.method
-    read_only = spec.read_only if spec.read_only is not None else method in _READ_METHODS
+    method = action.method
+    read_only = spec.read_only if spec.read_only is not None else action.reads_only
     destructive = (spec.destructive if spec.destructive is not None
                    else (not read_only and method == "DELETE"))
     confirm = spec.confirm if spec.confirm is not None else destructive
