@@ -46,7 +46,26 @@ def load_connector_text(text: str, file: str = "<connector>") -> ConnectorSpec:
     data, lines, problems = load_yaml_with_lines(text, file)
     if data is None:
         raise SpecError(problems)
+    if not file.startswith("<"):
+        _anchor_files(data, FsPath(file).parent)
     return parse_connector(data, lines, problems)
+
+
+#: (section, key) of the connector format's references to files beside the connector
+FILE_REFERENCES = (("soap", "wsdl"), ("graphql", "schema"))
+
+
+def _anchor_files(data: Any, directory: FsPath) -> None:
+    """A WSDL or GraphQL schema named relative to the connector is read from beside it,
+    wherever the process runs: the reference becomes an absolute path before validation."""
+    if not isinstance(data, dict):
+        return
+    for section, key in FILE_REFERENCES:
+        part = data.get(section)
+        if isinstance(part, dict) and isinstance(part.get(key), str):
+            ref = part[key]
+            if "://" not in ref and not FsPath(ref).is_absolute():
+                part[key] = str((directory / ref).resolve())
 
 
 def parse_connector(
