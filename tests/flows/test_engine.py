@@ -243,7 +243,9 @@ async def test_a_wait_releases_the_run_and_it_resumes_without_repeating_steps(
         assert 3599 < run.wake_at - clock.now <= 3600
         assert await eng.tick() == 0  # not due yet
         clock.now += 3600
-        assert await eng.tick() == 1
+        # This tick claims it, unless the engine's own loop, kicked when the run released
+        # itself, ticked after the clock moved and took it first: either way it resumes.
+        assert await eng.tick() in (0, 1)
         done = await eng.wait(run.id, max_wait=BOUND)
     assert done.status == "succeeded" and done.output == "42"
     assert await count_calls(pw, "shop.get_order") == 1
