@@ -75,6 +75,9 @@ class ResolvedConnection:
     #: names (lower case) of the headers carrying credentials: the auth scheme's, and any
     #: connector header holding a secret. A redirect to another origin drops them.
     credential_headers: frozenset[str] = frozenset()
+    #: the connection's settings and secrets by name, for protocol adapters that write
+    #: credentials into the body (a SOAP envelope's WS-Security header)
+    values: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"ResolvedConnection({self.record.name!r}, connector={self.connector.name!r})"
@@ -139,7 +142,7 @@ class ResolvedConnection:
             if (auth is not None and name in auth.headers)
             or any(secret in text for secret in secret_values))
         return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
-                   headers, redact, credential_headers=credential_headers)
+                   headers, redact, credential_headers=credential_headers, values=values)
 
 
 class ConnectionRows(Protocol):

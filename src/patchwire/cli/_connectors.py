@@ -120,7 +120,7 @@ def schema(output: Path = typer.Option(None, "-o", "--output", help="write to a 
 
 @app.command("import")
 def import_(
-    source: str = typer.Argument(..., help="OpenAPI 3.0/3.1 file or http(s) URL"),
+    source: str = typer.Argument(..., help="OpenAPI 3.0/3.1 file or http(s) URL, or a WSDL file"),
     output: Path = typer.Option(None, "-o", "--output",
                                 help="write the connector here (default connectors/NAME.yaml)"),
     name: str = typer.Option(None, "--name", help="connector name (default from info.title)"),
@@ -128,10 +128,15 @@ def import_(
     stdout: bool = typer.Option(False, "--stdout", help="print the YAML instead of writing"),
 ) -> None:
     """Turn an OpenAPI document into a connector, saying what was skipped and why."""
-    from patchwire.connectors.openapi import import_openapi
+    from patchwire.connectors.openapi import ImportResult, import_openapi
+    from patchwire.connectors.wsdl import WsdlImportResult, copy_wsdl_files, import_wsdl, is_wsdl
 
+    result: ImportResult
     try:
-        result = import_openapi(source, name=name, base_url=base_url)
+        if is_wsdl(source):  # SOAP: one action per WSDL operation
+            result = import_wsdl(source, name=name, base_url=base_url)
+        else:
+            result = import_openapi(source, name=name, base_url=base_url)
     except OpenAPIImportError as exc:
         fail(escape(str(exc)))
     text = result.to_yaml()
@@ -141,6 +146,8 @@ def import_(
         target = output or Path("connectors") / f"{result.connector.name}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
+        if isinstance(result, WsdlImportResult):
+            copy_wsdl_files(result, target.parent)  # the connector names the WSDL beside it
         err_console.print(
             f"[green]imported[/] {result.connector.name}: {len(result.connector.actions)} "
             f"action(s) → {escape(str(target))}"
