@@ -9,7 +9,9 @@ from patchwire.auth.oauth2 import OAuth2Client, new_authorization
 from patchwire.auth.vault import Vault, connection_aad, oauth_app_aad, reencrypt_connections
 
 from ._consent import DEFAULT_CONSENT_TIMEOUT, consent_via_loopback
-from ._schemes import AuthParts, MissingCredential, render_auth
+from ._device import DeviceAuthorization
+from ._exchange import TokenExchangeClient
+from ._schemes import AuthParts, MissingCredential, render_auth, render_client_tls
 from ._token_state import TokenState, TokenStates
 
 __all__ = [
@@ -17,9 +19,11 @@ __all__ = [
     "DEFAULT_MAX_TOKEN_AGE",
     "DEFAULT_REFRESH_SKEW",
     "AuthParts",
+    "DeviceAuthorization",
     "MissingCredential",
     "OAuth2Client",
     "PkcePair",
+    "TokenExchangeClient",
     "TokenKeeper",
     "TokenSet",
     "TokenState",
@@ -34,4 +38,5 @@ __all__ = [
     "oauth_app_aad",
     "reencrypt_connections",
     "render_auth",
+    "render_client_tls",
 ]

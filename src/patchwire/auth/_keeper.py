@@ -1,4 +1,8 @@
-"""Keeping OAuth2 connections' tokens fresh: proactive, forced (after a 401), single-flight.
+"""Keeping connections' tokens fresh: proactive, forced (after a 401), single-flight.
+
+Every token Patchwire obtains for a connection is kept here: OAuth2's (each flow: code,
+client credentials, password, device code, JWT bearer) and a two-step token exchange's
+(``type: token_exchange``); :meth:`TokenKeeper.token_client` picks what renews it.
 
 Single-flight on two levels, because a refresh storm is what revokes token families (a
 server rotating refresh tokens treats a second use of the old one as theft):
@@ -20,9 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from patchwire.auth._device import DEFAULT_DEVICE_WAIT, DeviceAuthorization
+from patchwire.auth._exchange import TokenExchangeClient
+from patchwire.auth._schemes import MissingCredential, render_client_tls
 from patchwire.auth._tokens import (
     TokenSet,
     mark_needs_reauth,
@@ -33,9 +40,14 @@ from patchwire.auth._tokens import (
 from patchwire.auth.oauth2 import OAuth2Client
 from patchwire.auth.vault import Vault, connection_aad, oauth_app_aad
 from patchwire.connectors import ConnectorRegistry, compile_template
-from patchwire.connectors.spec import ConnectorSpec, OAuth2Auth
+from patchwire.connectors.spec import (
+    KEPT_TOKEN_AUTHS,
+    ConnectorSpec,
+    OAuth2Auth,
+    TokenExchangeAuth,
+)
 from patchwire.errors import ConfigError, OAuthError, ReauthRequired
-from patchwire.http import HttpCore
+from patchwire.http import ClientCertificateError, HttpCore
 from patchwire.store import ConnectionRecord, Store
 from patchwire.store.connect import OAuthAppRepository
 
@@ -178,6 +190,51 @@ class TokenKeeper:
                 app = (found.client_id, secret, found.scopes)
         return self.client_for(record, secrets, app=app)
 
+    async def token_client(self, record: ConnectionRecord, secrets: Mapping[str, Any]
+                           ) -> OAuth2Client | TokenExchangeClient:
+        """What renews the connection's token: its OAuth2 client (:meth:`oauth_client`),
+        or the token exchange of a ``token_exchange`` connector. A setting it needs that is
+        missing or unusable is an OAuthError naming the setting (never its value)."""
+        spec = self._connectors.get(record.connector)
+        values = connection_values(spec, record, secrets)
+        try:
+            tls = render_client_tls(spec.client_certificate, values)
+            if isinstance(spec.auth, TokenExchangeAuth):
+                return TokenExchangeClient(
+                    spec.auth, values, http=self._http, base_url=spec.base_url,
+                    timeouts=spec.timeouts, connection=record.name, clock=self.clock,
+                    settings=spec.settings, tls=tls,
+                    secrets=[str(v) for v in secrets.values() if isinstance(v, str) and v])
+            client = await self.oauth_client(record, secrets)
+        except MissingCredential as exc:
+            raise _missing(record.name, exc) from None
+        except ClientCertificateError as exc:
+            raise OAuthError(f"connection {record.name!r}: {exc}", error="invalid_setting",
+                             connection=record.name) from None
+        if tls is not None:
+            client = client.with_tls(tls)
+        return client
+
+    async def authorize_device(
+        self, name: str, *, on_code: Callable[[DeviceAuthorization], None],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_wait: float = DEFAULT_DEVICE_WAIT,
+    ) -> TokenSet:
+        """The device authorization grant (RFC 8628) for connection ``name``: ``on_code``
+        is given the verification URI and user code to show a person; then the token
+        endpoint is polled (bounded, see :meth:`OAuth2Client.poll_device_token`) and the
+        tokens are stored encrypted with the connection."""
+        rec = await self._store.get_connection(name)
+        client = await self.token_client(rec, self._decrypt(rec))
+        if not isinstance(client, OAuth2Client) or client.spec.flow != "device_code":
+            raise ConfigError(f"connection {name!r}: connector {rec.connector!r} does not "
+                              "use the oauth2 device_code flow")
+        device = await client.device_authorization()
+        on_code(device)
+        tokens = await client.poll_device_token(device, sleep=sleep, max_wait=max_wait)
+        await self.store_tokens(name, tokens)
+        return tokens
+
     async def refresh_due(self, max_age: float = DEFAULT_MAX_TOKEN_AGE) -> list[str]:
         """Renew every OAuth2 connection whose tokens were last issued or renewed more than
         ``max_age`` seconds ago (or never noted), or expire within ``skew``: keeps refresh
@@ -192,7 +249,7 @@ class TokenKeeper:
         renewed: list[str] = []
         for rec in await self._store.list_connections():
             if rec.connector not in self._connectors or not isinstance(
-                    self._connectors.get(rec.connector).auth, OAuth2Auth):
+                    self._connectors.get(rec.connector).auth, KEPT_TOKEN_AUTHS):
                 continue
             try:
                 secrets = self._decrypt(rec)
@@ -257,9 +314,11 @@ class TokenKeeper:
                 # another process (or an earlier flight) refreshed while we waited
                 self._cache[name] = current
                 return current
-            client = await self.oauth_client(rec, secrets)
             try:
+                client = await self.token_client(rec, secrets)
                 fresh = await client.renew(current)
+            except MissingCredential as exc:  # e.g. a password grant's empty password
+                failed = _missing(name, exc)
             except ReauthRequired as exc:
                 reauth = exc
                 await locked.update(secrets=self._encrypt(rec, mark_needs_reauth(secrets,
@@ -305,6 +364,13 @@ class TokenKeeper:
 
     def _encrypt(self, rec: ConnectionRecord, secrets: dict[str, Any]) -> str:
         return self._vault.encrypt_json(secrets, aad=connection_aad(rec.id))
+
+
+def _missing(name: str, exc: MissingCredential) -> OAuthError:
+    return OAuthError(
+        f"connection {name!r} has no value for setting {exc.setting!r}, which its token "
+        f"request needs (`patchwire connection update {name} --set {exc.setting}=...`)",
+        error="missing_setting", connection=name)
 
 
 def _placeholder(template: str) -> str | None:

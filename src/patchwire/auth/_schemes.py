@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,12 +14,15 @@ from patchwire.connectors.spec import (
     AuthSpec,
     BasicAuth,
     BearerAuth,
+    ClientCertificate,
     HeaderAuth,
     NoAuth,
     OAuth2Auth,
+    TokenExchangeAuth,
 )
+from patchwire.http import client_tls_context
 
-__all__ = ["AuthParts", "MissingCredential", "render_auth"]
+__all__ = ["AuthParts", "MissingCredential", "render_auth", "render_client_tls"]
 
 
 class MissingCredential(Exception):
@@ -73,4 +77,25 @@ def render_auth(auth: AuthSpec, values: Mapping[str, Any]) -> AuthParts:
         if auth.token_placement == "query":
             return AuthParts(query={"access_token": str(access_token)})
         return AuthParts(headers={"Authorization": f"Bearer {access_token}"})
+    if isinstance(auth, TokenExchangeAuth):
+        access_token = values.get("access_token")
+        if not access_token:
+            raise MissingCredential("access_token")
+        # `{token}` names the exchanged token; other placeholders are settings
+        with_token = {**values, "token": str(access_token)}
+        return AuthParts(headers={k: _fill(v, with_token) for k, v in auth.headers.items()},
+                         query={k: _fill(v, with_token) for k, v in auth.query.items()})
     raise AssertionError(f"unhandled auth scheme {auth!r}")
+
+
+def render_client_tls(cert: ClientCertificate | None, values: Mapping[str, Any]
+                      ) -> ssl.SSLContext | None:
+    """The TLS context presenting a connection's client certificate (mutual TLS), or None
+    when its connector declares none. MissingCredential names an unset setting;
+    ``http.ClientCertificateError`` says the PEM cannot be loaded (never showing it)."""
+    if cert is None:
+        return None
+    return client_tls_context(
+        _fill(cert.cert, values), _fill(cert.key, values),
+        password=_fill(cert.password, values) if cert.password else None,
+        ca=_fill(cert.ca, values) if cert.ca else None)

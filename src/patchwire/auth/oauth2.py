@@ -14,24 +14,34 @@ RFC 6749 error code, the HTTP status and a redacted description.
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import time
 from base64 import b64encode
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
 import orjson
 
+from patchwire.auth._device import (
+    DEFAULT_DEVICE_WAIT,
+    DEVICE_CODE_GRANT,
+    MAX_DEVICE_POLLS,
+    DeviceAuthorization,
+)
+from patchwire.auth._jwt import JWT_BEARER_GRANT, AssertionProblem, sign_assertion
 from patchwire.auth._pkce import PkcePair, code_challenge, new_code_verifier, new_state
 from patchwire.auth._schemes import MissingCredential, _fill
 from patchwire.auth._tokens import TokenResponseError, TokenSet, parse_token_response
 from patchwire.connectors import host_setting_problem
-from patchwire.connectors.spec import OAuth2Auth, RetryPolicy, SettingSpec, Timeouts
+from patchwire.connectors.spec import OAuth2Auth, SettingSpec, Timeouts
 from patchwire.errors import CallContext, CallError, OAuthError, ReauthRequired
-from patchwire.http import HttpCore, PreparedRequest, RawResponse, Redactor, RetryDecision
+from patchwire.http import HttpCore, PreparedRequest, RawResponse, Redactor
 
 __all__ = [
     "REAUTH_ERRORS",
+    "DeviceAuthorization",
     "OAuth2Client",
     "PkcePair",
     "TokenSet",
@@ -45,8 +55,11 @@ __all__ = [
 REAUTH_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 
 #: token requests are not retried on 5xx: a refresh token the server already rotated
-#: would be presented twice and could revoke the whole token family (reuse detection)
-_TOKEN_RETRY = RetryPolicy(attempts=1)
+#: would be presented twice and could revoke the whole token family (reuse detection);
+#: so they are sent as one exchange (``HttpCore.exchange``: one attempt).
+
+#: the longest token endpoint answer read
+MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
 
 
 class OAuth2Client:
@@ -68,6 +81,7 @@ class OAuth2Client:
         connection: str | None = None,
         clock: Callable[[], float] = time.time,
         settings: Mapping[str, SettingSpec] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.spec = spec
         self._values = values
@@ -75,13 +89,20 @@ class OAuth2Client:
         self._timeouts = timeouts or Timeouts()
         self.connection = connection
         self._clock = clock
-        self.client_id = _fill(spec.client_id, values)
+        #: the connection's client certificate, presented to the token endpoint too
+        self._tls = tls
+        if spec.flow == "jwt_bearer" and not spec.client_id:
+            self.client_id = ""  # the signed assertion identifies the client (RFC 7523 §3.1)
+        else:
+            self.client_id = _fill(spec.client_id, values)
         try:
             self._client_secret: str | None = _fill(spec.client_secret, values)
         except MissingCredential:
             self._client_secret = None  # a public client: PKCE protects the code instead
         for template, where in ((spec.token_url, "the token_url"),
-                                (spec.authorize_url, "the authorize_url")):
+                                (spec.authorize_url, "the authorize_url"),
+                                (spec.device_authorization_url,
+                                 "the device_authorization_url")):
             if not template or "{" not in template:
                 continue
             # a tenant of "127.0.0.1:8080/steal?" would send the client secret (and codes)
@@ -93,9 +114,18 @@ class OAuth2Client:
         self.authorize_url = (
             _render_url(spec.authorize_url, values) if spec.authorize_url else None
         )
+        self.device_authorization_url = (
+            _render_url(spec.device_authorization_url, values)
+            if spec.device_authorization_url else None
+        )
 
     def __repr__(self) -> str:
         return f"OAuth2Client(token_url={self.token_url!r}, connection={self.connection!r})"
+
+    def with_tls(self, tls: ssl.SSLContext) -> OAuth2Client:
+        """This client presenting a client certificate (mutual TLS) to its endpoints."""
+        self._tls = tls
+        return self
 
     @property
     def scope(self) -> str | None:
@@ -165,32 +195,120 @@ class OAuth2Client:
             form, previous=previous, extra_secrets=(previous.access_token,), refreshing=True
         )
 
+    # -- password and JWT bearer --------------------------------------------------------
+
+    async def password_grant(self) -> TokenSet:
+        """Tokens for the connection's username and password (RFC 6749 §4.3)."""
+        assert self.spec.username is not None and self.spec.password is not None
+        password = _fill(self.spec.password, self._values)
+        form = {"grant_type": "password", "username": _fill(self.spec.username, self._values),
+                "password": password}
+        if self.scope:
+            form["scope"] = self.scope
+        return await self._token_request(form, extra_secrets=(password,))
+
+    async def jwt_bearer(self) -> TokenSet:
+        """A token for a signed JWT assertion (RFC 7523 §2.1), made afresh for each request;
+        the JWT's lifetime does not bound the token's."""
+        assert self.spec.assertion is not None
+        try:
+            signed = sign_assertion(self.spec.assertion, self._values,
+                                    token_url=self.token_url, scope=self.scope,
+                                    now=self._clock())
+        except AssertionProblem as exc:
+            raise OAuthError(f"cannot make the JWT assertion: {exc}", error="invalid_setting",
+                             connection=self.connection) from None
+        form = {"grant_type": JWT_BEARER_GRANT, "assertion": signed.token}
+        if self.scope and self.spec.assertion.scope_in == "form":
+            form["scope"] = self.scope
+        return await self._token_request(form, extra_secrets=(signed.token, *signed.secrets))
+
+    # -- device authorization (RFC 8628) ------------------------------------------------
+
+    async def device_authorization(self) -> DeviceAuthorization:
+        """Ask for a device code and the user code a person enters (RFC 8628 §3.1-3.2)."""
+        if self.device_authorization_url is None:
+            raise OAuthError("this connector declares no device_authorization_url",
+                             error="invalid_request", connection=self.connection)
+        form = {"client_id": self.client_id}
+        if self.scope:
+            form["scope"] = self.scope
+        raw, body, redact = await self._post(self.device_authorization_url, form, ())
+        if raw.status >= 400 or body is None:
+            raise self._error(raw, body, redact, False, url=self.device_authorization_url)
+        try:
+            return DeviceAuthorization.from_response(body, now=self._clock())
+        except ValueError as exc:
+            raise OAuthError(
+                f"device authorization endpoint {self.device_authorization_url} sent an "
+                f"unusable response: {exc}", error="invalid_response", status=raw.status,
+                connection=self.connection) from None
+
+    async def poll_device_token(
+        self, device: DeviceAuthorization, *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_wait: float = DEFAULT_DEVICE_WAIT,
+    ) -> TokenSet:
+        """Poll the token endpoint until the person approved (RFC 8628 §3.4-3.5): every
+        ``interval`` seconds, 5 more after each ``slow_down``; bounded by the code's expiry
+        and ``max_wait`` (by this client's clock). ``sleep`` waits (a fake one in tests)."""
+        interval = device.interval
+        deadline = min(device.expires_at, self._clock() + max_wait)
+        form = {"grant_type": DEVICE_CODE_GRANT, "device_code": device.device_code}
+        for _ in range(MAX_DEVICE_POLLS):
+            if self._clock() + interval > deadline:
+                break
+            await sleep(interval)
+            try:
+                return await self._token_request(form, extra_secrets=(device.device_code,))
+            except OAuthError as exc:
+                if exc.error == "authorization_pending":
+                    continue
+                if exc.error == "slow_down":
+                    interval += 5.0  # RFC 8628 §3.5: for this and every later request
+                    continue
+                raise
+        raise OAuthError("nobody approved the device code before it expired",
+                         error="expired_token", connection=self.connection)
+
     async def renew(self, previous: TokenSet | None) -> TokenSet:
-        """Whatever this flow does to get a fresh access token: refresh, or a new
-        client-credentials token (that flow has no refresh tokens)."""
-        if self.spec.flow == "client_credentials":
+        """Whatever this flow does to get a fresh access token: refresh, or a new token
+        for the client's own credentials (client credentials, JWT bearer: no refresh
+        tokens) or the connection's password (after trying its refresh token)."""
+        flow = self.spec.flow
+        if flow == "client_credentials":
             return await self.client_credentials()
+        if flow == "jwt_bearer":
+            return await self.jwt_bearer()
+        if flow == "password":
+            if previous is not None and previous.refresh_token:
+                try:
+                    return await self.refresh(previous)
+                except OAuthError:
+                    pass  # the password is still at hand: a refused refresh costs nothing
+            return await self.password_grant()
         if previous is None:
+            how = ("`patchwire connection add` (it shows a code to enter)"
+                   if flow == "device_code" else "`patchwire connection connect`")
             raise ReauthRequired(
-                "the connection has no tokens yet: authorise it with "
-                "`patchwire connection connect`",
+                f"the connection has no tokens yet: authorise it with {how}",
                 error="no_tokens", connection=self.connection,
             )
         return await self.refresh(previous)
 
     # -- the request -------------------------------------------------------------------
 
-    async def _token_request(
-        self, form: dict[str, str], *, previous: TokenSet | None = None,
-        extra_secrets: tuple[str, ...] = (), refreshing: bool = False,
-    ) -> TokenSet:
+    async def _post(self, url: str, form: dict[str, str], extra_secrets: tuple[str, ...]
+                    ) -> tuple[RawResponse, dict[str, Any] | None, Redactor]:
+        """POST ``form`` with the client's authentication: (answer, its parsed body, a
+        redactor of every secret involved)."""
         headers = {"Accept": "application/json"}
         if self._client_secret is not None:
             # client_secret_basic: the method every server must support (RFC 6749 §2.3.1),
             # with both parts form-encoded first as that section requires
             pair = f"{quote_plus(self.client_id)}:{quote_plus(self._client_secret)}"
             headers["Authorization"] = "Basic " + b64encode(pair.encode()).decode("ascii")
-        else:
+        elif self.client_id:
             form = {**form, "client_id": self.client_id}
         # the Basic credentials too: an endpoint echoing the header must not show them
         basic = headers.get("Authorization", "").removeprefix("Basic ")
@@ -198,20 +316,28 @@ class OAuth2Client:
             s for s in (self._client_secret or "", form.get("refresh_token", ""), basic,
                         *extra_secrets) if s
         )
-        req = PreparedRequest("POST", self.token_url, headers=headers, data=form,
-                              idempotent=False)
-        now = self._clock()
-        context = CallContext(connection=self.connection, method="POST",
-                              url=self.token_url)
+        req = PreparedRequest("POST", url, headers=headers, data=form,
+                              idempotent=False, tls=self._tls)
+        context = CallContext(connection=self.connection, method="POST", url=url)
         try:
-            raw = await self._http.send(req, timeouts=self._timeouts, retry=_TOKEN_RETRY,
-                                        context=context, decision=RetryDecision())
+            # one attempt (never retried, see above), and a bounded answer: a token
+            # response is small, an endpoint streaming megabytes is cut off
+            raw = await self._http.exchange(
+                req, self._http.limits(self._timeouts, MAX_TOKEN_RESPONSE_BYTES),
+                context=context)
         except CallError as exc:
             raise OAuthError(
-                f"token request to {self.token_url} failed: {redact(exc.message)}",
+                f"token request to {url} failed: {redact(exc.message)}",
                 error="transport", connection=self.connection,
             ) from None
-        body = _parse_body(raw)
+        return raw, _parse_body(raw), redact
+
+    async def _token_request(
+        self, form: dict[str, str], *, previous: TokenSet | None = None,
+        extra_secrets: tuple[str, ...] = (), refreshing: bool = False,
+    ) -> TokenSet:
+        now = self._clock()
+        raw, body, redact = await self._post(self.token_url, form, extra_secrets)
         if raw.status >= 400 or body is None:
             raise self._error(raw, body, redact, refreshing)
         try:
@@ -223,7 +349,8 @@ class OAuth2Client:
             ) from None
 
     def _error(
-        self, raw: RawResponse, body: dict[str, Any] | None, redact: Redactor, refreshing: bool
+        self, raw: RawResponse, body: dict[str, Any] | None, redact: Redactor, refreshing: bool,
+        url: str | None = None,
     ) -> OAuthError:
         code = body.get("error") if body else None
         if not isinstance(code, str) or not code:
@@ -231,7 +358,8 @@ class OAuth2Client:
         description = body.get("error_description") if body else None
         detail = f": {redact(str(description))[:300]}" if description else ""
         message = (
-            f"token endpoint {self.token_url} answered HTTP {raw.status} {redact(code)}{detail}"
+            f"{'token endpoint' if url is None else 'endpoint'} {url or self.token_url} "
+            f"answered HTTP {raw.status} {redact(code)[:100]}{detail}"
         )
         kind = ReauthRequired if refreshing and code in REAUTH_ERRORS else OAuthError
         return kind(message, error=code, status=raw.status, connection=self.connection)

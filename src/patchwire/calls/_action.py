@@ -22,6 +22,7 @@ from patchwire.connectors.spec import (
     ErrorRule,
     OAuth2Auth,
     RequestTemplate,
+    TokenExchangeAuth,
 )
 from patchwire.errors import (
     ERROR_KINDS,
@@ -276,7 +277,7 @@ class CompiledAction:
             context=context,
         )
         auth = self.connector.auth
-        if isinstance(auth, OAuth2Auth):
+        if isinstance(auth, OAuth2Auth | TokenExchangeAuth):
             error.token_expired = _signals_expiry(auth, raw.status, body)
         return error
 
@@ -380,7 +381,7 @@ def _file_bytes(content: Any) -> bytes:
     return text.encode()
 
 
-def _signals_expiry(auth: OAuth2Auth, status: int, body: Any) -> bool:
+def _signals_expiry(auth: OAuth2Auth | TokenExchangeAuth, status: int, body: Any) -> bool:
     """Whether an error answer says the OAuth2 access token expired: its status is one of
     ``refresh_on_status``, or ``refresh_on_body`` (JSONata, ``$status`` bound) is true."""
     if status in auth.refresh_on_status:

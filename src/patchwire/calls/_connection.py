@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from patchwire.auth import DEFAULT_REFRESH_SKEW, AuthParts, MissingCredential, TokenSet, render_auth
+from patchwire.auth import (
+    DEFAULT_REFRESH_SKEW,
+    AuthParts,
+    MissingCredential,
+    TokenSet,
+    render_auth,
+    render_client_tls,
+)
 from patchwire.connectors import (
     MISSING,
     ConnectorRegistry,
@@ -26,9 +34,9 @@ from patchwire.connectors import (
     compile_template,
     setting_value_problems,
 )
-from patchwire.connectors.spec import OAuth2Auth
+from patchwire.connectors.spec import KEPT_TOKEN_AUTHS
 from patchwire.errors import CallContext, NotConnected, RequestRenderError, UnknownConnection
-from patchwire.http import Redactor
+from patchwire.http import ClientCertificateError, Redactor
 from patchwire.observability import remember_secrets
 from patchwire.store.records import ConnectionRecord
 
@@ -68,16 +76,16 @@ class ResolvedConnection:
     headers: dict[str, str]
     redact: Redactor
     loaded_at: float = field(default_factory=time.monotonic)
-    #: OAuth2 only: the access token in use and when it expires (epoch seconds), so the
-    #: call path can renew it before it lapses and tell a refresher which token was refused
+    #: kept tokens only (OAuth2, token exchange): the access token in use and when it
+    #: expires (epoch seconds), so the call path can renew it before it lapses and tell a
+    #: refresher which token was refused
     access_token: str | None = None
     token_expires_at: float | None = None
     #: names (lower case) of the headers carrying credentials: the auth scheme's, and any
     #: connector header holding a secret. A redirect to another origin drops them.
     credential_headers: frozenset[str] = frozenset()
-    #: the connection's settings and secrets by name, for protocol adapters that write
-    #: credentials into the body (a SOAP envelope's WS-Security header)
-    values: Mapping[str, Any] = field(default_factory=dict)
+    #: mutual TLS: the context presenting the connector's client certificate (None: none)
+    tls: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:
         return f"ResolvedConnection({self.record.name!r}, connector={self.connector.name!r})"
@@ -93,10 +101,17 @@ class ResolvedConnection:
         values.update(secrets)
         auth: AuthParts | None
         missing_credential: str | None = None
+        tls: ssl.SSLContext | None = None
         try:
             auth = render_auth(connector.auth, values)
+            tls = render_client_tls(connector.client_certificate, values)
         except MissingCredential as exc:
             auth, missing_credential = None, exc.setting
+        except ClientCertificateError as exc:
+            raise RequestRenderError(
+                f"connection {record.name!r}: {exc} (fix it with `patchwire connection "
+                f"update {record.name} --set-stdin ...`)",
+                context=CallContext(connection=record.name)) from None
         # Every credential the calls use, each in every encoding, worked out once here:
         # the secrets and what the auth scheme made of them (`Basic base64(user:secret)`).
         redact = Redactor([*(str(v) for v in secrets.values() if v), *_credentials(auth)])
@@ -142,7 +157,7 @@ class ResolvedConnection:
             if (auth is not None and name in auth.headers)
             or any(secret in text for secret in secret_values))
         return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
-                   headers, redact, credential_headers=credential_headers, values=values)
+                   headers, redact, credential_headers=credential_headers, tls=tls)
 
 
 class ConnectionRows(Protocol):
@@ -225,7 +240,7 @@ class ConnectionResolver:
         rec = await self._rows.get_connection(name)
         spec = self._connectors.get(rec.connector)
         secrets = self._decrypt(rec)
-        if isinstance(spec.auth, OAuth2Auth):
+        if isinstance(spec.auth, KEPT_TOKEN_AUTHS):
             # Renewed ahead of expiry (single-flight across coroutines and processes).
             assert self._tokens is not None
             tokens = await self._tokens.tokens(name)

@@ -175,6 +175,8 @@ class CallPath:
                     context=context,
                 )
             req = compiled.render(arguments, conn, context)
+            if conn.tls is not None:  # mutual TLS: every protocol's request presents it
+                req.tls = conn.tls
             if request.page is not None:
                 request.page.apply(req, context)
             if request.idempotency_key is not None:

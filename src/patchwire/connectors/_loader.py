@@ -13,7 +13,7 @@ from patchwire.connectors._hosts import host_setting_problem, url_templates
 from patchwire.connectors._schemas import input_schema_problem
 from patchwire.connectors._template import placeholders_in
 from patchwire.connectors._yaml import LineMap, load_yaml_with_lines
-from patchwire.connectors.spec import ActionSpec, ConnectorSpec, OAuth2Auth
+from patchwire.connectors.spec import ActionSpec, ConnectorSpec, OAuth2Auth, TokenExchangeAuth
 from patchwire.errors import SpecError, SpecProblem
 from patchwire.expressions import ExpressionError, compile_expression
 
@@ -189,14 +189,44 @@ _AUTH_TEMPLATE_FIELDS = ("value", "username", "password", "token", "headers",
                          "client_id", "client_secret")
 
 
+def _kept_token_problems(spec: ConnectorSpec, declared: set[str]) -> list[tuple[_Loc, str]]:
+    """The templates and JSONata of a JWT assertion, a token exchange and a client
+    certificate: placeholders name settings (``{token}``, the exchanged token, too where
+    the token is placed), expressions compile."""
+    found: list[tuple[_Loc, str]] = []
+    auth = spec.auth
+    if isinstance(auth, OAuth2Auth) and auth.assertion is not None:
+        for key, value in auth.assertion.model_dump().items():
+            if isinstance(value, str | dict) and key != "algorithm" and key != "scope_in":
+                found.extend(_settings_problems(("auth", "assertion", key), value, declared))
+    if isinstance(auth, TokenExchangeAuth):
+        request = auth.request.model_dump()
+        for key in ("url", "headers", "body"):
+            found.extend(_settings_problems(("auth", "request", key), request[key], declared))
+        with_token = declared | {"token"}
+        for key in ("headers", "query"):
+            found.extend(_settings_problems(("auth", key), getattr(auth, key), with_token))
+        for key in ("token", "expires_in", "expires_at"):
+            expression = getattr(auth.response, key)
+            if expression is not None:
+                found.extend(_expr_problem(("auth", "response", key), expression))
+        if auth.refresh_on_body is not None:
+            found.extend(_expr_problem(("auth", "refresh_on_body"), auth.refresh_on_body))
+    if spec.client_certificate is not None:
+        for key, value in spec.client_certificate.model_dump().items():
+            found.extend(_settings_problems(("client_certificate", key), value, declared))
+    return found
+
+
 def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
     """Whole-document checks the models cannot express. Returns (location, message)."""
     declared = set(spec.settings)
     found = _settings_problems(("base_url",), spec.base_url, declared)
     auth = spec.auth.model_dump(by_alias=True)
     for key in _AUTH_TEMPLATE_FIELDS:
-        if key in auth:
+        if key in auth and not isinstance(spec.auth, TokenExchangeAuth):
             found.extend(_settings_problems(("auth", key), auth[key], declared))
+    found.extend(_kept_token_problems(spec, declared))
     for key, value in spec.headers.items():
         found.extend(_settings_problems(("headers", key), value, declared))
     defaults = {k: s.default for k, s in spec.settings.items() if s.default is not None}

@@ -20,12 +20,14 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "BreakerSpec",
+    "ClientCertificate",
     "ConnectionTestSpec",
     "ConnectorSpec",
     "ErrorRule",
     "GraphQLOperationSpec",
     "GraphQLSpec",
     "HeaderAuth",
+    "JwtAssertion",
     "NoAuth",
     "OAuth2Auth",
     "Pagination",
@@ -36,6 +38,9 @@ __all__ = [
     "SoapOperationSpec",
     "SoapSpec",
     "Timeouts",
+    "TokenExchangeAuth",
+    "TokenExchangeRequest",
+    "TokenExchangeResponse",
     "ToolSpec",
 ]
 
@@ -108,12 +113,55 @@ class HeaderAuth(_Spec):
     headers: dict[str, str] = Field(min_length=1)
 
 
+class JwtAssertion(_Spec):
+    """The signed JWT of the ``jwt_bearer`` flow (RFC 7523 §2.1, §3): who issues it, whom
+    it is for and the key signing it. Each field is a template over connection settings;
+    ``service_account`` names one secret setting holding a Google service-account JSON key,
+    whose ``client_email``, ``private_key`` and ``private_key_id`` fill ``issuer``,
+    ``private_key`` and ``key_id`` unless those are given."""
+
+    service_account: str | None = Field(
+        None, description="template naming a secret setting with a service-account JSON key")
+    issuer: str | None = Field(None, description="`iss`: the client (e.g. its e-mail)")
+    subject: str | None = Field(None, description="`sub`: whom access is for (default: "
+                                "the issuer; a user to impersonate with domain-wide delegation)")
+    audience: str | None = Field(None, description="`aud` (default: the token_url)")
+    private_key: str | None = Field(None, description="template naming a secret setting "
+                                    "with the PEM private key")
+    key_id: str | None = Field(None, description="`kid` of the JWT header")
+    algorithm: Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                       "ES512", "EdDSA"] = "RS256"
+    lifetime: int = Field(3600, ge=30, le=86400, description="seconds the assertion is valid")
+    scope_in: Literal["form", "claim"] = Field(
+        "form", description="send scopes as the form's `scope` (RFC 7523) or as the JWT's "
+        "`scope` claim (Google)")
+    claims: dict[str, str] = Field(default_factory=dict,
+                                   description="more claims, templates over settings")
+
+    @model_validator(mode="after")
+    def _who_signs(self) -> JwtAssertion:
+        if self.service_account is None and (self.issuer is None or self.private_key is None):
+            raise ValueError("a jwt assertion needs service_account, or issuer and private_key")
+        return self
+
+
 class OAuth2Auth(_Spec):
-    """Declared here; token acquisition and refresh are implemented by the OAuth2 layer."""
+    """Declared here; token acquisition and refresh are implemented by the OAuth2 layer.
+
+    Flows: ``authorization_code`` (a person consents in a browser), ``client_credentials``,
+    ``password`` (RFC 6749 §4.3: username and password from the connection),
+    ``device_code`` (RFC 8628: a person enters a code on another device) and
+    ``jwt_bearer`` (RFC 7523: a signed JWT is the grant, e.g. Google service accounts)."""
 
     type: Literal["oauth2"]
-    flow: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    flow: Literal["authorization_code", "client_credentials", "password", "device_code",
+                  "jwt_bearer"] = "authorization_code"
     authorize_url: str | None = None
+    device_authorization_url: str | None = Field(
+        None, description="the device authorization endpoint (device_code flow, RFC 8628 §3.1)")
+    username: str | None = Field(None, description="password flow (default \"{username}\")")
+    password: str | None = Field(None, description="password flow (default \"{password}\")")
+    assertion: JwtAssertion | None = Field(None, description="the jwt_bearer flow's JWT")
     token_url: str
     scopes: list[str] = Field(default_factory=list)
     scope_separator: str = " "
@@ -131,15 +179,99 @@ class OAuth2Auth(_Spec):
         "the access token expired, whatever the status (e.g. error.code = 'token_expired')",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _password_templates(cls, data: Any) -> Any:
+        # only the password flow reads them: other flows must not demand such settings
+        if isinstance(data, dict) and data.get("flow") == "password":
+            data = {"username": "{username}", "password": "{password}", **data}
+        # the signed assertion identifies a jwt_bearer client: no client id unless declared
+        if isinstance(data, dict) and data.get("flow") == "jwt_bearer":
+            data = {"client_id": "", "client_secret": "", **data}
+        return data
+
     @model_validator(mode="after")
     def _authorize_url_for_code_flow(self) -> OAuth2Auth:
         if self.flow == "authorization_code" and not self.authorize_url:
             raise ValueError("authorize_url is required for the authorization_code flow")
+        if self.flow == "device_code" and not self.device_authorization_url:
+            raise ValueError("device_authorization_url is required for the device_code flow")
+        if self.flow == "jwt_bearer" and self.assertion is None:
+            raise ValueError("assertion is required for the jwt_bearer flow")
+        if self.flow != "jwt_bearer" and self.assertion is not None:
+            raise ValueError("assertion belongs to the jwt_bearer flow")
         return self
 
 
+class TokenExchangeRequest(_Spec):
+    """The request trading a connection's credentials for a token; templates over settings."""
+
+    method: Literal["POST", "GET", "PUT"] = "POST"
+    url: str = Field(description="absolute URL, or a path under the connector's base_url")
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    body_type: Literal["json", "form"] = "json"
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+class TokenExchangeResponse(_Spec):
+    """Where the answer holds the token and its expiry (JSONata over its body)."""
+
+    token: str = Field("access_token", description="JSONata giving the token")
+    expires_in: str | None = Field(
+        "expires_in", description="JSONata giving seconds until expiry (absent: not said)")
+    expires_at: str | None = Field(
+        None, description="JSONata giving the expiry: epoch seconds or an ISO 8601 time")
+    lifetime: float | None = Field(
+        None, gt=0, description="seconds a token lives when the answer does not say")
+
+
+class TokenExchangeAuth(_Spec):
+    """Two-step auth: POST credentials to an endpoint, use the token it answers until it
+    expires (renewed ahead of expiry, single-flight like OAuth2). The token is placed with
+    header or query templates where ``{token}`` is the token."""
+
+    type: Literal["token_exchange"]
+    request: TokenExchangeRequest
+    response: TokenExchangeResponse = Field(default_factory=TokenExchangeResponse)
+    headers: dict[str, str] = Field(default_factory=lambda: {"Authorization": "Bearer {token}"},
+                                    description="headers carrying the token")
+    query: dict[str, str] = Field(default_factory=dict,
+                                  description="query parameters carrying the token")
+    refresh_on_status: list[Annotated[int, Field(ge=400, le=599)]] = Field(
+        default_factory=lambda: [401],
+        description="error statuses meaning the token expired: renew once, retry")
+    refresh_on_body: str | None = Field(
+        None, description="JSONata over an error body ($status bound): true means expired")
+
+    @model_validator(mode="after")
+    def _token_placed(self) -> TokenExchangeAuth:
+        if not self.headers and not self.query:
+            raise ValueError("the token must be placed: give headers or query templates")
+        return self
+
+
+#: auths whose access token Patchwire obtains, caches and renews (the token keeper)
+KEPT_TOKEN_AUTHS = (OAuth2Auth, TokenExchangeAuth)
+
+
+class ClientCertificate(_Spec):
+    """Mutual TLS: the client certificate this connector's connections present, PEM text
+    from (secret) settings. ``ca`` adds a CA (PEM) trusted for the server's certificate,
+    for private PKIs; the system's CAs are trusted as well."""
+
+    cert: str = Field("{client_cert}", description="template: the PEM certificate (chain)")
+    key: str = Field("{client_key}", description="template: the PEM private key")
+    password: str | None = Field(None, description="template: the key's passphrase")
+    ca: str | None = Field(None, description="template: a CA certificate (PEM) to trust")
+
+
 AuthSpec = Annotated[
-    NoAuth | ApiKeyAuth | BasicAuth | BearerAuth | HeaderAuth | OAuth2Auth,
+    NoAuth | ApiKeyAuth | BasicAuth | BearerAuth | HeaderAuth | OAuth2Auth | TokenExchangeAuth,
     Field(discriminator="type"),
 ]
 
@@ -365,18 +497,6 @@ class SoapSpec(_Spec):
 
     wsdl: str = Field(description="the WSDL document, relative to this file")
     version: Literal["1.1", "1.2"] = "1.1"
-    ws_security: WsSecuritySpec | None = Field(
-        None, description="a WS-Security UsernameToken in every envelope's header")
-
-
-class WsSecuritySpec(_Spec):
-    """WS-Security UsernameToken (OASIS WSS 1.1): templates over the connection's settings,
-    so the password stays in the vault; ``digest`` sends PasswordDigest (nonce, created)
-    instead of PasswordText."""
-
-    username: str = "{username}"
-    password: str = "{password}"
-    digest: bool = False
 
 
 class ActionSpec(_Spec):
@@ -481,6 +601,8 @@ class ConnectorSpec(_Spec):
     base_url: str = Field(description="may hold {setting} placeholders")
     settings: dict[str, SettingSpec] = Field(default_factory=dict)
     auth: AuthSpec = Field(default_factory=lambda: NoAuth(type="none"))
+    client_certificate: ClientCertificate | None = Field(
+        None, description="mutual TLS: the client certificate its connections present")
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     rate_limits: list[RateLimit] = Field(default_factory=list)

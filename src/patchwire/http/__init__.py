@@ -19,6 +19,7 @@ from patchwire.http._shared_limits import SharedLimits, SharedQuota
 from patchwire.observability import REDACTED, Redactor, excerpt
 
 from ._aiohttp import AiohttpTransport
+from ._client_tls import ClientCertificateError, client_tls_context
 from ._default_transport import DefaultTransport
 from ._link import ExtValue, Link, find_link, parse_link_header
 from ._mock import MockTransport
@@ -33,6 +34,7 @@ __all__ = [
     "BreakerState",
     "Bucket",
     "CircuitBreaker",
+    "ClientCertificateError",
     "DefaultTransport",
     "DestinationPolicy",
     "DestinationRefused",
@@ -57,6 +59,7 @@ __all__ = [
     "WirePool",
     "WireTransport",
     "backoff_delay",
+    "client_tls_context",
     "excerpt",
     "find_link",
     "instant_retries",

@@ -73,6 +73,8 @@ class AiohttpTransport:
             data=request.data,
             timeout=limits.timeout,
             allow_redirects=False,
+            # a client certificate's context; aiohttp's pool keys connections on it
+            ssl=request.tls if request.tls is not None else True,
         ) as resp:
             limit = limits.max_body
             if limit is None:

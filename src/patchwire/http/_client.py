@@ -555,14 +555,15 @@ def _next_hop(req: PreparedRequest, status: int, location: str) -> PreparedReque
         method, data, json = "GET", None, None
         for name in [k for k in headers if k.lower() == "content-length"]:
             del headers[name]
-    credentials, cookies = req.credentials, req.cookies
+    credentials, cookies, tls = req.credentials, req.cookies, req.tls
     if url.origin() != target.origin():
         for name in [k for k in headers if k.lower() in _ORIGIN_BOUND
                      or k.lower() in credentials]:
             del headers[name]
         credentials, cookies = frozenset(), None  # gone for the rest of the chain
+        tls = None  # the client certificate is presented to the connection's origin only
     return PreparedRequest(method, str(target), headers, None, cookies, json, data,
-                           req.idempotent, credentials)
+                           req.idempotent, credentials, tls)
 
 
 def _iso(epoch: float) -> str:

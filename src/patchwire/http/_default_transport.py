@@ -3,9 +3,10 @@ takes, aiohttp for the rest.
 
 The rule, decided before anything is sent: a request goes over the wire when
 :meth:`~patchwire.http._wire.WireTransport.frame` frames it (http(s), a body absent or
-bytes, no cookies, not ``HEAD``, headers written as aiohttp would write them), otherwise
-through aiohttp. Both share one SSRF guard and one DNS source (the wire resolves through
-the aiohttp connector's guarded resolver) and one connection limit each.
+bytes, no cookies, not ``HEAD``, headers written as aiohttp would write them, no client
+certificate), otherwise through aiohttp. Both share one SSRF guard and one DNS source (the
+wire resolves through the aiohttp connector's guarded resolver) and one connection limit
+each.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ built-in transports speak so that the retry policy treats them alike):
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -53,6 +54,9 @@ class PreparedRequest:
     #: names (lower case) of the headers that carry the connection's credentials: a
     #: redirect to another origin drops them, as it drops Authorization and cookies
     credentials: frozenset[str] = frozenset()
+    #: mutual TLS: the context presenting the connection's client certificate (None: no
+    #: client certificate). Such a request goes through aiohttp, whose pool keys on it.
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass(slots=True)

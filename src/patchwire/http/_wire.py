@@ -711,7 +711,8 @@ class WireTransport:
         """The request framed for the wire, or None when this transport does not take it."""
         data = request.data
         if (request.cookies is not None or request.json is not None
-                or request.method == "HEAD" or not (data is None or type(data) is bytes)):
+                or request.method == "HEAD" or not (data is None or type(data) is bytes)
+                or request.tls is not None):  # a client certificate: aiohttp's pool keys on it
             return None
         return self.pool.frame(request.method, request.url, request.headers, request.params,
                                data)
