@@ -86,6 +86,9 @@ class ResolvedConnection:
     credential_headers: frozenset[str] = frozenset()
     #: mutual TLS: the context presenting the connector's client certificate (None: none)
     tls: ssl.SSLContext | None = None
+    #: the connection's settings and secrets by name, for protocol adapters that write
+    #: credentials into the body (a SOAP envelope's WS-Security header)
+    values: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"ResolvedConnection({self.record.name!r}, connector={self.connector.name!r})"
@@ -157,7 +160,8 @@ class ResolvedConnection:
             if (auth is not None and name in auth.headers)
             or any(secret in text for secret in secret_values))
         return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
-                   headers, redact, credential_headers=credential_headers, tls=tls)
+                   headers, redact, credential_headers=credential_headers, values=values,
+                   tls=tls)
 
 
 class ConnectionRows(Protocol):

@@ -497,6 +497,18 @@ class SoapSpec(_Spec):
 
     wsdl: str = Field(description="the WSDL document, relative to this file")
     version: Literal["1.1", "1.2"] = "1.1"
+    ws_security: WsSecuritySpec | None = Field(
+        None, description="a WS-Security UsernameToken in every envelope's header")
+
+
+class WsSecuritySpec(_Spec):
+    """WS-Security UsernameToken (OASIS WSS 1.1): templates over the connection's settings,
+    so the password stays in the vault; ``digest`` sends PasswordDigest (nonce, created)
+    instead of PasswordText."""
+
+    username: str = "{username}"
+    password: str = "{password}"
+    digest: bool = False
 
 
 class ActionSpec(_Spec):
