@@ -42,7 +42,7 @@ async def test_migration_0011_adds_the_wait_and_step_input_columns_keeping_exist
 
     with engine.begin() as conn:
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-        assert version == "0014"
+        assert version == "0015"
         assert columns(conn, "calls")["rate_limit_wait_ms"] is False  # NOT NULL DEFAULT 0
         assert columns(conn, "flow_steps")["input"] is True
         step = conn.exec_driver_sql("SELECT input, output FROM flow_steps").one()

@@ -49,13 +49,13 @@ async def test_open_applies_migrations_and_reopening_is_a_no_op(store_url: str) 
         await store.add_connection(ConnectionRecord.new("keep-me", "shop"))
     assert {"connections", "calls", "alembic_version", "rate_limit_pauses", "approvals",
             "tool_calls", "tool_settings"} <= tables
-    assert version == "0014"
+    assert version == "0015"
 
     async with await Store.open(store_url) as store:
         assert [c.name for c in await store.list_connections()] == ["keep-me"]
         async with store.engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert [v[0] for v in versions] == ["0014"]
+    assert [v[0] for v in versions] == ["0015"]
 
 
 async def test_concurrent_opens_of_a_new_store_migrate_it_once(store_url: str) -> None:
@@ -63,7 +63,7 @@ async def test_concurrent_opens_of_a_new_store_migrate_it_once(store_url: str) -
     try:
         async with stores[0].engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [v[0] for v in versions] == ["0014"]
+        assert [v[0] for v in versions] == ["0015"]
     finally:
         for opened in stores:
             await opened.close()

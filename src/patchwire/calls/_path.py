@@ -10,19 +10,28 @@ upstream refuses is renewed once and the call made again.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from patchwire.calls._action import CompiledAction
+from patchwire.calls._bodies import KeptBlob
 from patchwire.calls._connection import ConnectionResolver, ResolvedConnection, check_end_user
 from patchwire.calls._pagination import paginate
 from patchwire.calls._request import CallOutcome, CallRequest, ValidatedCall
 from patchwire.connectors import ConnectorRegistry
-from patchwire.errors import CallContext, CallError, RequestRenderError, UpstreamResponseError
+from patchwire.errors import (
+    CallContext,
+    CallError,
+    PatchwireError,
+    RequestRenderError,
+    ResponseMappingError,
+    UpstreamResponseError,
+)
 from patchwire.http import HttpCore, PreparedRequest, RetryDecision
 from patchwire.ids import new_id
 from patchwire.observability import observe_call
+from patchwire.store.blobs import NewBlob
 from patchwire.store.records import CallRecord
 
 __all__ = ["CallPath"]
@@ -33,18 +42,22 @@ class CallPath:
     ``connectors`` is read at each compile, so a registry replaced in place is seen once
     :meth:`reload` has dropped what was compiled from the old one. ``on_refused`` is told
     the name of a connection whose upstream refused even the token just renewed for it
-    (a person must authorise it again)."""
+    (a person must authorise it again). ``keep_blob`` stores a binary answer's bytes (the
+    result holds their metadata and reference); without it (the connect flow's test call,
+    whose result nobody reads) they are not kept."""
 
     def __init__(
         self, connectors: ConnectorRegistry, connections: ConnectionResolver,
         http: HttpCore, record: Callable[[CallRecord], None], *,
         on_refused: Callable[[str], None] | None = None,
+        keep_blob: Callable[[NewBlob], Awaitable[object]] | None = None,
     ) -> None:
         self._connectors = connectors
         self._connections = connections
         self._http = http
         self._record = record
         self._on_refused = on_refused
+        self._keep_blob = keep_blob
         self._compiled: dict[str, CompiledAction] = {}
 
     # -- definitions and connections ------------------------------------------------------
@@ -195,6 +208,8 @@ class CallPath:
                     error.retry_after = decision.retry_after
                 raise error
             result = compiled.map_response(raw, arguments, context, conn.redact)
+            if isinstance(result, KeptBlob):
+                result = await self._keep(result, compiled, conn, context)
         except CallError as exc:
             latency = (time.perf_counter() - started) * 1000
             if req is not None:
@@ -208,6 +223,23 @@ class CallPath:
                          decision.attempts, None, None, started_wall, decision.rate_limit_wait)
         outcome = CallOutcome(result, status, decision.attempts, latency, request_id, raw)
         return outcome, None, record
+
+    async def _keep(self, kept: KeptBlob, compiled: CompiledAction,
+                    conn: ResolvedConnection, context: CallContext) -> Any:
+        """Store a binary answer's bytes for the connection's end user; the mapped result
+        (a failure to store fails the call: its result would name a blob that is not)."""
+        if self._keep_blob is not None:
+            meta = kept.blob.meta
+            try:
+                await self._keep_blob(NewBlob(
+                    id=meta["blob"], connection=conn.record.name, end_user=conn.record.end_user,
+                    action=compiled.qualified, content_type=meta["content_type"],
+                    filename=meta["filename"], sha256=meta["sha256"],
+                    content=kept.blob.content))
+            except PatchwireError as exc:
+                raise ResponseMappingError(f"the binary answer could not be kept: {exc}",
+                                           context=context) from None
+        return kept.result
 
 
 def _idempotency_key(req: PreparedRequest, compiled: CompiledAction, key: str) -> None:

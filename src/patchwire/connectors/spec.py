@@ -589,6 +589,8 @@ class ActionSpec(_Spec):
 
 #: the largest response body a call reads by default: 50 MiB
 DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024
+#: the largest binary answer kept as a blob by default: 10 MiB
+DEFAULT_MAX_BLOB_BYTES = 10 * 1024 * 1024
 
 
 class ConnectionTestSpec(_Spec):
@@ -624,6 +626,10 @@ class ConnectorSpec(_Spec):
     max_response_bytes: int = Field(
         DEFAULT_MAX_RESPONSE_BYTES, gt=0, le=1024 ** 3,
         description="a longer response body fails the call instead of filling memory")
+    max_blob_bytes: int = Field(
+        DEFAULT_MAX_BLOB_BYTES, gt=0, le=1024 ** 3,
+        description="the largest binary answer (PDF, image...) kept as a blob; a larger "
+        "one fails the call and nothing is stored")
     pagination: Pagination = Field(default_factory=Pagination)
     errors: list[ErrorRule] = Field(default_factory=list)
     actions: dict[ActionName, ActionSpec] = Field(default_factory=dict)

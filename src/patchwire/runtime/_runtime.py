@@ -43,6 +43,7 @@ from patchwire.runtime._connection_events import ConnectionEvents, HealthPolicy
 from patchwire.runtime._recorder import BatchWriter
 from patchwire.runtime._workers import Watched, Worker
 from patchwire.store import SlotTable, Store
+from patchwire.store.blobs import BlobRepository
 from patchwire.store.records import CallRecord, ConnectionRecord
 from patchwire.store.tools import ToolCallRecord, ToolRepository
 
@@ -134,7 +135,8 @@ class Runtime:
                     connectors,
                     ConnectionResolver(self._store, connectors, self.decrypt, self._tokens),
                     self.http, _recording(self._recorder, self._events),
-                    on_refused=self._events.reauth_needed)
+                    on_refused=self._events.reauth_needed,
+                    keep_blob=BlobRepository(self._store).put)  # binary answers' bytes
         return self
 
     async def close(self) -> None:

@@ -32,6 +32,7 @@ from patchwire.flows import Engine, FlowRegistry, create_engine
 from patchwire.observability import RequestContextMiddleware
 from patchwire.ports import ConnectLinks
 from patchwire.runtime import background_workers
+from patchwire.server._blobs_api import blobs_router
 from patchwire.server._calls_api import calls_router
 from patchwire.server._connect_api import connect_router
 from patchwire.server._connections_api import connections_router
@@ -193,6 +194,7 @@ def create_app(
     app.include_router(connectors_router(pw))
     app.include_router(connections_router(pw))
     app.include_router(calls_router(pw))
+    app.include_router(blobs_router(lambda: pw.store))  # binary answers calls kept
     app.include_router(tools_router(pw, tool_invoker))
     app.include_router(flows_router(registry, flow_engine))
     app.include_router(webhooks_router(webhook_sources, source_cache, webhook_inbox))

@@ -258,3 +258,6 @@ __all__ += ["_key_models"]
 from patchwire.store import _end_user_models  # noqa: E402  (store/end_users.py)
 
 __all__ += ["_end_user_models"]
+from patchwire.store import _blob_models  # noqa: E402  (binary answers: store/blobs.py)
+
+__all__ += ["_blob_models"]
