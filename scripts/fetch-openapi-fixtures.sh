@@ -9,6 +9,9 @@
 #   - @twilio-alpha/mcp: Twilio's MCP server, which bundles Twilio's own twilio-oai
 #     documents; we take the core REST API (api.twilio.com 2010-04-01: messaging, voice
 #     calls, phone numbers; ~200 operations).
+#   - openshift-rest-client: ships OpenShift's API description (OpenShift with Kubernetes,
+#     Swagger 2.0, ~1,200 operations, 3.8 MB; Apache-2.0), gzipped in the package: the
+#     largest Swagger 2.0 document the Swagger 2.0 import is tried on.
 #
 # Idempotent: documents already present are kept; run with FORCE=1 to fetch again.
 # Needs node/npm (npm pack) and tar. Usage: scripts/fetch-openapi-fixtures.sh
@@ -18,6 +21,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST="$ROOT/.fixtures-cache/openapi"
 OCTOKIT_VERSION="23.0.2"
 TWILIO_MCP_VERSION="0.7.0"
+OPENSHIFT_CLIENT_VERSION="9.1.1"
 
 log() { echo "fetch-openapi-fixtures: $*" >&2; }
 
@@ -40,7 +44,11 @@ fetch() {
         return 1
     fi
     tar -xzf "$WORK/$tarball" -C "$WORK" "package/$member"
-    mv "$WORK/package/$member" "$target.tmp"
+    if [[ "$member" == *.gz && "$target" != *.gz ]]; then
+        gunzip -c "$WORK/package/$member" >"$target.tmp"
+    else
+        mv "$WORK/package/$member" "$target.tmp"
+    fi
     mv "$target.tmp" "$target"
     log "fetched $3 from $pkg ($(wc -c <"$target") bytes)"
 }
@@ -49,5 +57,7 @@ fetch "@octokit/openapi@$OCTOKIT_VERSION" generated/api.github.com.json \
     github-api.github.com-3.0.json
 fetch "@twilio-alpha/mcp@$TWILIO_MCP_VERSION" twilio-oai/spec/json/twilio_api_v2010.json \
     twilio-api-v2010.json
+fetch "openshift-rest-client@$OPENSHIFT_CLIENT_VERSION" lib/specs/openshift-openapi-spec.json.gz \
+    openshift-swagger-2.0.json
 log "documents in $DEST:"
 ls -1 "$DEST" >&2

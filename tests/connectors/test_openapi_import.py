@@ -421,10 +421,10 @@ def test_openid_connect_is_skipped_and_the_global_requirement_chooses_the_scheme
 # -- bad input --------------------------------------------------------------------------
 
 
-def test_swagger_20_is_rejected_with_a_hint_to_convert_it() -> None:
-    with pytest.raises(OpenAPIImportError, match=r"Swagger 2\.0 is not supported; convert it "
-                                                 r"to OpenAPI 3 first"):
-        import_openapi({"swagger": "2.0", "info": {}, "paths": {}})
+def test_swagger_other_than_20_is_rejected_naming_the_version() -> None:
+    # Swagger 2.0 itself is converted and imported (tests/connectors/test_swagger2_import.py)
+    with pytest.raises(OpenAPIImportError, match=r"swagger: Swagger 1\.2 is not supported"):
+        import_openapi({"swagger": "1.2", "info": {}, "paths": {}})
 
 
 def test_malformed_yaml_names_the_line() -> None:

@@ -29,6 +29,7 @@ from urllib.parse import urljoin
 import yaml
 from pydantic import ValidationError
 
+from patchwire.connectors._openapi_pagination import infer_pagination
 from patchwire.connectors._openapi_schema import (
     BadRefError,
     ExternalRefError,
@@ -37,6 +38,7 @@ from patchwire.connectors._openapi_schema import (
 )
 from patchwire.connectors._openapi_source import load_document
 from patchwire.connectors._schemas import input_schema_problem
+from patchwire.connectors._swagger2 import convert_swagger2, is_swagger2
 from patchwire.connectors.spec import NAME_PATTERN, ActionSpec, ConnectorSpec
 from patchwire.errors import OpenAPIImportError
 
@@ -131,20 +133,29 @@ def import_openapi(
     name: str | None = None,
     base_url: str | None = None,
 ) -> ImportResult:
-    """Turn an OpenAPI 3.0/3.1 document into a connector.
+    """Turn an OpenAPI 3.0/3.1 or Swagger 2.0 document into a connector.
 
     ``source`` is a file path, an ``http(s)://`` URL, YAML or JSON text (or bytes), or an
     already-parsed mapping. ``name`` overrides the connector name derived from
     ``info.title``; ``base_url`` overrides the document's servers. Raises
     :class:`~patchwire.errors.OpenAPIImportError` for a document that is not OpenAPI 3.x
-    or cannot be read.
+    or Swagger 2.0, or cannot be read.
     """
     doc = load_document(source)
     if name is not None and not _NAME_RE.match(name):
         raise OpenAPIImportError(f"connector name {name!r} must be lower snake_case "
                                  "(a-z, 0-9, _; starting with a letter)")
-    version = _check_document(doc.data, doc.label)
-    return _Importer(doc.data, doc.label, doc.url, version, name, base_url).run()
+    if not is_swagger2(doc.data):
+        version = _check_document(doc.data, doc.label)
+        return _Importer(doc.data, doc.label, doc.url, version, name, base_url).run()
+    # Swagger 2.0: converted to OpenAPI 3.0 first (_swagger2.py), then imported as one.
+    converted = convert_swagger2(doc.data, doc.label)
+    version = _check_document(converted.document, doc.label)
+    result = _Importer(converted.document, doc.label, doc.url, version, name, base_url).run()
+    result.openapi_version = f"{version}, converted from Swagger 2.0"
+    result.warnings[:0] = converted.warnings
+    result.skipped[:0] = [SkippedItem(where, why) for where, why in converted.skipped]
+    return result
 
 
 def _check_document(data: Any, label: str) -> str:
@@ -152,10 +163,6 @@ def _check_document(data: Any, label: str) -> str:
         kind = type(data).__name__ if data is not None else "nothing"
         raise OpenAPIImportError(f"{label}: not an OpenAPI document (the top level is a "
                                  f"{kind}, expected a mapping with an 'openapi' field)")
-    if "swagger" in data:
-        raise OpenAPIImportError(
-            f"{label}: Swagger {data.get('swagger')} is not supported; convert it to "
-            "OpenAPI 3 first (for example with swagger2openapi or the Swagger Editor)")
     version = data.get("openapi")
     if version is None:
         raise OpenAPIImportError(f"{label}: not an OpenAPI document (no 'openapi' field "
@@ -696,6 +703,9 @@ class _Importer:
             data["tags"] = list(dict.fromkeys(tags))
         data["input"] = builder.schema()
         data["request"] = request
+        pagination = infer_pagination(self.conv, method, op, request, data["input"])
+        if pagination is not None:
+            data["pagination"] = pagination
 
         op_id = op.get("operationId")
         base = _action_name(op_id) if isinstance(op_id, str) else ""
