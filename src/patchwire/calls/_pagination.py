@@ -10,7 +10,10 @@ connector (see docs/connectors.md):
 - ``offset``: an offset advanced by the records received until ``has_more`` is false or
   a page comes back short;
 - ``link``: the RFC 8288 ``Link`` header's ``rel="next"``;
-- ``next_url``: a next URL taken from the body.
+- ``next_url``: a next URL taken from the body;
+- ``relay``: a GraphQL (Relay) connection: records from its ``nodes`` (or
+  ``edges[].node``), the next page from ``pageInfo { hasNextPage endCursor }``, the cursor
+  sent as an argument (``cursor_variable``, a GraphQL variable: never text in the document).
 
 Safety: a cursor or URL seen before, or a page identical to the previous one, is a loop
 and fails with :class:`PaginationError` instead of spinning; pages are bounded by
@@ -92,7 +95,7 @@ async def paginate(
     yielded = 0
     # Bounded: at most page_bound pages, each one call.
     for page_number in range(1, page_bound + 1):
-        page = dataclasses.replace(request, page=walker.cursor())
+        page = walker.page_request(request)
         # The first page's call validates the arguments (a refusal is logged like any
         # call's); the pages after it send the same arguments, checked already.
         outcome = await calls.execute(page if page_number == 1 else ValidatedCall(page, compiled))
@@ -133,9 +136,16 @@ class _Walker:
     page_size: tuple[str, int] | None = None
     seen: set[str] = field(default_factory=set)
     last_page_digest: bytes | None = None
+    #: relay: the arguments the next page's call sends (cursor and page size set)
+    relay_arguments: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         s = self.spec
+        self._connection = _compile(s.connection)
+        if s.style == "relay":
+            self._relay_start()
+            self._items = _compile(s.items)
+            return
         if s.style == "page":
             self.params[s.page_param] = str(s.first_page)
         elif s.style == "offset":
@@ -157,7 +167,22 @@ class _Walker:
                 self.page_size = (s.limit_param, size)
                 self.limit = size
 
+    def _relay_start(self) -> None:
+        s = self.spec
+        args = dict(self.arguments) if isinstance(self.arguments, Mapping) else {}
+        if s.limit_param and s.limit_param not in args and s.page_size:
+            # the page size is an argument too (`first`): no more than the caller wants
+            size = s.page_size if self.max_items is None else min(s.page_size, self.max_items)
+            args[s.limit_param] = size
+        self.relay_arguments = args
+
     # -- request -----------------------------------------------------------------------
+
+    def page_request(self, request: CallRequest) -> CallRequest:
+        """The call reading the next page."""
+        if self.relay_arguments is not None:
+            return dataclasses.replace(request, arguments=dict(self.relay_arguments))
+        return dataclasses.replace(request, page=self.cursor())
 
     def cursor(self) -> PageCursor:
         """The page the next request reads."""
@@ -172,6 +197,11 @@ class _Walker:
         cannot go on when it cannot (a loop, an unreadable next page)."""
         raw = outcome.raw
         assert raw is not None
+        if self.spec.style == "relay":
+            try:
+                return self._relay_page(outcome.result, page_number, context)
+            except PaginationError as exc:
+                return [], False, exc
         body = outcome.result if self.compiled.response is None else _parse(raw, context)
         records = self._records(body, outcome.result, context)
         if self.spec.style in ("page", "offset"):
@@ -274,6 +304,52 @@ class _Walker:
         offset = int(self.params.get(s.offset_param, "0")) + len(records)
         self.params[s.offset_param] = str(offset)
         return True
+
+    def _relay_page(self, result: Any, page_number: int, context: CallContext
+                    ) -> tuple[list[Any], bool, PaginationError | None]:
+        if isinstance(result, dict) and result.get("partial") is True and "data" in result:
+            result = result["data"]  # a partial answer's records are still records
+        conn = (self._eval(self._connection, result, "connection", context)
+                if self._connection is not None else result)
+        if not isinstance(conn, dict):
+            raise PaginationError(
+                f"{self.compiled.qualified}: a page is not a Relay connection (an object "
+                "with nodes or edges and pageInfo); declare `connection` (JSONata selecting "
+                "it from the result) in its pagination", context=context)
+        if self._items is not None:
+            value = self._eval(self._items, conn, "items", context)
+            records = [] if value is None else value if isinstance(value, list) else [value]
+        elif isinstance(conn.get("nodes"), list):
+            records = conn["nodes"]
+        elif isinstance(conn.get("edges"), list):
+            records = [e.get("node") if isinstance(e, dict) else e for e in conn["edges"]]
+        elif conn.get("nodes") is None and conn.get("edges") is None and "pageInfo" in conn:
+            records = []
+        else:
+            raise PaginationError(
+                f"{self.compiled.qualified}: the connection has neither nodes nor edges "
+                "lists; select `nodes` (or `edges { node }`) in the document",
+                context=context)
+        info = conn.get("pageInfo")
+        if not isinstance(info, dict):
+            return records, False, PaginationError(
+                f"{self.compiled.qualified}: the connection has no pageInfo; select "
+                "`pageInfo { hasNextPage endCursor }` to read further pages", context=context)
+        if info.get("hasNextPage") is not True:
+            return records, False, None
+        cursor = info.get("endCursor")
+        if not isinstance(cursor, str | int) or isinstance(cursor, bool) or cursor == "":
+            return records, False, PaginationError(
+                f"{self.compiled.qualified}: pageInfo says there is a next page but gives no "
+                "endCursor", context=context)
+        text = str(cursor)
+        try:
+            self._remember(text, "cursor", page_number, context)
+        except PaginationError as exc:
+            return records, False, exc
+        assert self.relay_arguments is not None
+        self.relay_arguments[self.spec.cursor_variable] = text
+        return records, True, None
 
     # -- safety ------------------------------------------------------------------------
 
