@@ -114,8 +114,9 @@ class SecureService(ServiceBase):  # type: ignore[misc]
         return str(ctx.transport.req_env.get("patchwire.user", ""))
 
 
-def _app(services: list[Any], protocol: Any) -> WsgiApplication:
-    return WsgiApplication(Application(services, NS, in_protocol=protocol(validator="lxml"),
+def _app(services: list[Any], protocol: Any, name: str) -> WsgiApplication:
+    return WsgiApplication(Application(services, NS, name=name,
+                                       in_protocol=protocol(validator="lxml"),
                                        out_protocol=protocol()))
 
 
@@ -201,10 +202,10 @@ def spyne_server(password: str) -> Iterator[SoapServer]:
     """The order service at ``/orders`` (SOAP 1.1) and ``/orders12`` (SOAP 1.2), and the
     secured one at ``/secure`` (SOAP 1.1, UsernameToken with ``password``), on
     127.0.0.1 in a thread."""
-    security = SecurityCheck(_app([SecureService], Soap11), password)
+    security = SecurityCheck(_app([SecureService], Soap11, "Secure"), password)
     routes: dict[str, WsgiApp] = {
-        "/orders12": _app([OrderService], Soap12),
-        "/orders": _app([OrderService], Soap11),
+        "/orders12": _app([OrderService], Soap12, "Orders12"),
+        "/orders": _app([OrderService], Soap11, "Orders"),
         "/secure": security,
     }
 

@@ -84,6 +84,7 @@ def _local_transport(root: Path) -> Any:
         def __init__(self) -> None:
             # zeep's constructor opens a requests session: not needed, never used
             self.cache = None
+            self._close_session = False  # read by zeep's __del__
             self.load_timeout = 0
             self.operation_timeout = 0
             self.loaded: dict[Path, bytes] = {}
