@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import itertools
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class JwtTokenState:
     public_key: Any
     algorithms: list[str]
     audience: str = ""  # set once the URL is known
+    clock: Callable[[], float] = time.time
     claims: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, Any]] = field(default_factory=list)
     forms: list[dict[str, str]] = field(default_factory=list)
@@ -111,9 +113,14 @@ class JwtTokenState:
             return web.json_response({"error": "unsupported_grant_type"}, status=400)
         assertion = form.get("assertion", "")
         try:
+            # signature, audience and the claims' presence by PyJWT; expiry against the
+            # test's clock (PyJWT reads the real one)
             claims = jwt.decode(assertion, self.public_key, algorithms=self.algorithms,
                                 audience=self.audience,
-                                options={"require": [*REQUIRED_CLAIMS, "iat"]})
+                                options={"require": [*REQUIRED_CLAIMS, "iat"],
+                                         "verify_exp": False, "verify_iat": False})
+            if not claims["iat"] <= self.clock() < claims["exp"]:
+                raise jwt.ExpiredSignatureError("expired by the test's clock")
         except jwt.PyJWTError as exc:
             return web.json_response({"error": "invalid_grant",
                                       "error_description": f"{type(exc).__name__}"},
@@ -126,9 +133,10 @@ class JwtTokenState:
 
 
 @asynccontextmanager
-async def jwt_token_server(public_key: Any, algorithms: list[str]
+async def jwt_token_server(public_key: Any, algorithms: list[str],
+                           clock: Callable[[], float] = time.time,
                            ) -> AsyncIterator[tuple[str, JwtTokenState]]:
-    state = JwtTokenState(public_key, algorithms)
+    state = JwtTokenState(public_key, algorithms, clock=clock)
     async with serve(state.app()) as url:
         state.audience = f"{url}/token"
         yield url, state
@@ -156,7 +164,14 @@ class DeviceState:
         app = web.Application()
         app.router.add_post("/device", self._device)
         app.router.add_post("/token", self._token)
+        app.router.add_get("/me", self._me)
         return app
+
+    async def _me(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") not in ("Bearer device-at-1",
+                                                        "Bearer device-at-2"):
+            return web.json_response({"error": "unauthorized"}, status=401)
+        return web.json_response({"device": "living room"})
 
     async def _device(self, request: web.Request) -> web.StreamResponse:
         form = {k: str(v) for k, v in (await request.post()).items()}

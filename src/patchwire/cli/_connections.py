@@ -101,6 +101,8 @@ def add(
             else:
                 info = await pw.add_connection(connector, name, values, end_user=end_user,
                                                label=label)
+            if _uses_device_code(pw, connector):
+                await _device_authorized(pw, name)
         secrets = ", ".join(info.secrets_set) or "none"
         console.print(f"[green]added[/] connection {escape(info.name)} for {info.connector} "
                       f"(secrets stored encrypted: {escape(secrets)})")
@@ -127,6 +129,37 @@ async def _added_tested(pw: Patchwire, connector: str, name: str, values: dict[s
         _say_ok(result)
         return info
     fail(f"connection {escape(name)} not saved: fix the values and add it again")
+
+
+def _uses_device_code(pw: Patchwire, connector: str) -> bool:
+    from patchwire.connectors.spec import OAuth2Auth
+
+    auth = pw.connectors.get(connector).auth
+    return isinstance(auth, OAuth2Auth) and auth.flow == "device_code"
+
+
+async def _device_authorized(pw: Patchwire, name: str) -> None:
+    """The OAuth2 device flow (RFC 8628) for the new connection ``name``: print where to
+    go and the code to enter, wait (bounded by the code's expiry) for a person to approve.
+    When nobody does, the connection is not kept."""
+    from patchwire.auth import DeviceAuthorization
+    from patchwire.errors import OAuthError
+
+    def show(device: DeviceAuthorization) -> None:
+        # both were checked (an http(s) URL, a short code of letters and digits): nothing
+        # the endpoint sent can carry terminal escapes or markup
+        console.print("On any device, open this URL and enter the code:", highlight=False)
+        print(device.verification_uri, flush=True)
+        print(f"code: {device.user_code}", flush=True)
+        if device.verification_uri_complete:
+            print(f"(or open {device.verification_uri_complete})", flush=True)
+
+    try:
+        await pw.runtime.tokens.authorize_device(name, on_code=show)
+    except OAuthError as exc:
+        await pw.remove_connection(name)
+        fail(f"connection {escape(name)} not saved: {escape(exc.message)}")
+    console.print(f"[green]authorised[/] {escape(name)}: tokens stored encrypted")
 
 
 def _say_ok(result: ConnectionTest) -> None:

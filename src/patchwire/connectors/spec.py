@@ -189,6 +189,9 @@ class OAuth2Auth(_Spec):
         # the signed assertion identifies a jwt_bearer client: no client id unless declared
         if isinstance(data, dict) and data.get("flow") == "jwt_bearer":
             data = {"client_id": "", "client_secret": "", **data}
+        # a device (a TV, a CLI) is a public client (RFC 8628 §5.6): no secret unless declared
+        if isinstance(data, dict) and data.get("flow") == "device_code":
+            data = {"client_secret": "", **data}
         return data
 
     @model_validator(mode="after")
