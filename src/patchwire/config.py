@@ -42,6 +42,11 @@ class Settings:
     flow_paths: tuple[Path, ...] = (Path("flows"),)
     #: extra directories searched for sync YAML files
     sync_paths: tuple[Path, ...] = (Path("syncs"),)
+    #: the only directories custom code (``code: package.module:function`` in connectors
+    #: and flows) is imported from, relative to the project directory (``patchwire.toml``'s);
+    #: none (the default): custom code is disabled. Env: ``PATCHWIRE_CODE_PATHS``
+    #: (``os.pathsep``-separated, relative to the working directory). docs/connectors/code.md
+    code_paths: tuple[Path, ...] = ()
     #: server bind address
     host: str = "127.0.0.1"
     port: int = 8600
@@ -163,9 +168,13 @@ def load_settings(
     *, environ: dict[str, str] | None = None, toml_path: Path | None = None, **overrides: Any
 ) -> Settings:
     env = dict(os.environ if environ is None else environ)
-    raw: dict[str, Any] = _from_toml(toml_path or Path("patchwire.toml"))
+    toml_file = toml_path or Path("patchwire.toml")
+    raw: dict[str, Any] = _from_toml(toml_file)
+    # code_paths written in patchwire.toml are relative to its directory, not to wherever
+    # the process runs; from the environment or an argument, to the working directory
+    code_base = toml_file.parent if "code_paths" in raw else Path(".")
     for key in ("home", "database_url", "secret_key", "connector_paths", "flow_paths",
-                "sync_paths", "host", "public_url",
+                "sync_paths", "code_paths", "host", "public_url",
                 "port", "allowed_hosts", "allow_networks", "engine", "temporal_address",
                 "temporal_namespace", "temporal_task_queue", "temporal_activity_timeout",
                 "shared_concurrency", "webhook_body_timeout", "webhook_replay_window",
@@ -173,6 +182,10 @@ def load_settings(
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
             raw[key] = value
+            if key == "code_paths":
+                code_base = Path(".")
+    if overrides.get("code_paths") is not None:
+        code_base = Path(".")
     raw.update({k: v for k, v in overrides.items() if v is not None})
     kwargs: dict[str, Any] = {}
     if "home" in raw:
@@ -196,6 +209,8 @@ def load_settings(
         if isinstance(paths, str):
             paths = [p for p in paths.split(os.pathsep) if p]
         kwargs["sync_paths"] = tuple(Path(p) for p in paths)
+    if "code_paths" in raw:
+        kwargs["code_paths"] = _code_paths(raw["code_paths"], code_base)
     if "host" in raw:
         kwargs["host"] = str(raw["host"])
     if "port" in raw:
@@ -250,6 +265,17 @@ def load_settings(
             kwargs[key] = (_positive_int(key, value) if key in _HEALTH_COUNTS
                            else _share(key, value))
     return Settings(**kwargs)
+
+
+def _code_paths(value: Any, base: Path) -> tuple[Path, ...]:
+    """``code_paths``: an ``os.pathsep``-separated string (env) or a list of directories
+    (toml), made absolute against ``base`` now, so the code a process may import does not
+    change with its working directory."""
+    items = [p for p in value.split(os.pathsep) if p] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str | Path) for i in items):
+        raise ConfigError(f"code_paths must be a list of directories, got {value!r} "
+                          "(PATCHWIRE_CODE_PATHS or patchwire.toml)")
+    return tuple((base / Path(p)).resolve() for p in items if str(p).strip())
 
 
 #: the connection health settings (docs/webhooks.md, connection events)

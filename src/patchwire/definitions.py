@@ -19,10 +19,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from patchwire.calls import code_definition_problems
 from patchwire.config import Settings
 from patchwire.connectors import ConnectorRegistry
 from patchwire.errors import SpecError, SpecProblem
-from patchwire.flows import FlowRegistry
+from patchwire.flows import FlowRegistry, iter_steps
+from patchwire.flows.spec import CodeStep
 from patchwire.ports import HasConnectors, HasSettings
 from patchwire.sync import SyncRegistry
 
@@ -65,11 +67,30 @@ def load_definitions(settings: Settings, *, flow_examples: bool = False,
     flows = FlowRegistry.load(settings.flow_paths, builtins=flow_examples)
     syncs = SyncRegistry.load(settings.sync_paths, builtins=sync_examples)
     problems = [*connectors.problems, *flows.problems, *syncs.problems,
-                *flows.check_references(connectors), *syncs.check_references(connectors)]
+                *flows.check_references(connectors), *syncs.check_references(connectors),
+                *_code_problems(settings, connectors, flows)]
     # by file and line, as an editor lists them (each file's load and reference problems
     # are found in separate passes)
     problems.sort(key=lambda p: (p.file, p.line or 0))
     return Definitions(connectors, flows, syncs, problems)
+
+
+def _code_problems(settings: Settings, connectors: ConnectorRegistry,
+                   flows: FlowRegistry) -> list[SpecProblem]:
+    """Custom code (``code:``) each connector action and flow step names, loaded from
+    ``settings.code_paths`` now (and so again on each reload), and code steps' connectors."""
+    refs: list[tuple[str, tuple[str | int, ...], str]] = [
+        (connectors.source_of(c.name), ("actions", name, "code"), action.code)
+        for c in connectors for name, action in c.actions.items() if action.code]
+    unknown: list[tuple[str, tuple[str | int, ...], str]] = []
+    for flow in flows:
+        for loc, step in iter_steps(flow.steps):
+            if isinstance(step, CodeStep):
+                refs.append((flows.source_of(flow.id), (*loc, "code"), step.code))
+                if step.connector is not None and step.connector not in connectors:
+                    unknown.append((flows.source_of(flow.id), (*loc, "connector"),
+                                    f"unknown connector {step.connector!r}"))
+    return code_definition_problems(settings.code_paths, refs, also=unknown)
 
 
 @dataclass(frozen=True)

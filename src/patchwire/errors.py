@@ -67,6 +67,9 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
         ├── ResponseMappingError     the response could not be parsed or mapped
         ├── PaginationError          a listing could not be paged (loop, foreign next
         │                            URL, bound reached...)
+        ├── CustomCodeError          a custom code action or step (`code:`) failed or
+        │                            cannot load: the exception's type and a redacted
+        │                            message, never a traceback
         └── UnrecordedRequest        a test replaying recorded responses sent a request
                                      none of them answers (names the request)
 
@@ -92,6 +95,7 @@ __all__ = [
     "ConflictError",
     "ConnectSessionClosed",
     "ConnectionExists",
+    "CustomCodeError",
     "EngineUnavailable",
     "ExpressionError",
     "FlowInputError",
@@ -672,3 +676,22 @@ class UnrecordedRequest(CallError):
         self.method = method
         self.url = url
         super().__init__(message, context=context)
+
+
+class CustomCodeError(CallError):
+    """Custom code (``code: package.module:function``) raised an exception that is not a
+    CallError, returned what is not JSON, or cannot be loaded. ``exception_type`` names the
+    exception's class (None when the code could not run); the message is redacted and
+    short, and never holds a traceback."""
+
+    code = "custom_code_error"
+
+    def __init__(self, message: str, *, exception_type: str | None = None,
+                 context: CallContext | None = None) -> None:
+        self.exception_type = exception_type
+        super().__init__(message, context=context)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["exception_type"] = self.exception_type
+        return d

@@ -141,6 +141,7 @@ steps:
     on_timeout: deny
   - {id: tell, emit: customer.found, data: "$steps.shape"}
   - {id: sub, flow: child, input: {email: $input.email}}
+  - {id: custom, code: "crm.lookup:enrich", input: {email: $input.email}, connector: shop}
 output: $steps.shape
 """
 

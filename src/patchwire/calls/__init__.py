@@ -32,6 +32,12 @@ call work is rendering a few templates and one HTTP exchange.
 """
 
 from patchwire.calls._action import CompiledAction
+from patchwire.calls._code import (
+    CodeLoader,
+    CodeResponse,
+    ConnectionClient,
+    code_definition_problems,
+)
 from patchwire.calls._connection import (
     CONNECTION_TTL,
     TOKEN_SKEW,
@@ -54,7 +60,10 @@ __all__ = [
     "CallOutcome",
     "CallPath",
     "CallRequest",
+    "CodeLoader",
+    "CodeResponse",
     "CompiledAction",
+    "ConnectionClient",
     "ConnectionResolver",
     "ConnectionRows",
     "PageCursor",
@@ -62,5 +71,6 @@ __all__ = [
     "ResolvedConnection",
     "ValidatedCall",
     "check_end_user",
+    "code_definition_problems",
     "effective_pagination",
 ]

@@ -10,14 +10,15 @@ upstream refuses is renewed once and the call made again.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from patchwire.calls._action import CompiledAction
 from patchwire.calls._bodies import KeptBlob
+from patchwire.calls._code import CodeRunner
 from patchwire.calls._connection import ConnectionResolver, ResolvedConnection, check_end_user
-from patchwire.calls._graphql import GraphQLAdapter, note_cost
 from patchwire.calls._pagination import paginate
 from patchwire.calls._request import CallOutcome, CallRequest, ValidatedCall
 from patchwire.connectors import ConnectorRegistry
@@ -52,6 +53,7 @@ class CallPath:
         http: HttpCore, record: Callable[[CallRecord], None], *,
         on_refused: Callable[[str], None] | None = None,
         keep_blob: Callable[[NewBlob], Awaitable[object]] | None = None,
+        code_paths: Sequence[Path] = (),
     ) -> None:
         self._connectors = connectors
         self._connections = connections
@@ -60,6 +62,8 @@ class CallPath:
         self._on_refused = on_refused
         self._keep_blob = keep_blob
         self._compiled: dict[str, CompiledAction] = {}
+        #: custom code (``code:`` actions and flow steps), only from ``code_paths``
+        self._code = CodeRunner(code_paths, connections, http, record)
 
     # -- definitions and connections ------------------------------------------------------
 
@@ -67,6 +71,9 @@ class CallPath:
         """Action ``qualified`` (``"shop.get_order"``), compiled once; UnknownConnector or
         UnknownAction when there is no such action."""
         compiled = self._compiled.get(qualified)
+        if compiled is None and (compiled := self._code.step_action(
+                qualified, self._connectors)) is not None:
+            self._compiled[qualified] = compiled  # a flow's code step (calls/_code.py)
         if compiled is None:
             spec, action = self._connectors.resolve(qualified)
             compiled = CompiledAction(spec, qualified.split(".", 1)[1], action)
@@ -78,6 +85,7 @@ class CallPath:
         flight ends with the definition it started with)."""
         self._compiled.clear()
         self._connections.forget()
+        self._code.reload()
 
     def forget(self, connection: str | None = None) -> None:
         """Connection ``connection`` (None: any) changed: resolve it again on next use."""
@@ -120,6 +128,8 @@ class CallPath:
         else:
             compiled = self._compiled.get(request.action) or self.action(request.action)
             validated = False
+        if compiled.code is not None:  # custom code: its own client, recorded like any call
+            return await self._code.run(compiled, request, validated)
         connector = compiled.connector.name
         end_user = request.end_user
         name = request.connection or await self._connections.default_for(connector, end_user)
@@ -202,10 +212,6 @@ class CallPath:
                 connection=conn.record.name, end_user=conn.record.end_user,
             )
             status = raw.status
-            if isinstance(compiled.adapter, GraphQLAdapter) and compiled.adapter.cost:
-                # a cost-based limit (GitHub, Shopify) spent: pause like after a 429
-                note_cost(compiled.adapter, raw, self._http, compiled.connector,
-                          conn.record.name, conn.record.end_user)
             if not raw.ok:
                 error = compiled.error_for(raw, arguments, context, conn.redact)
                 if error.retry_after is None and decision.retry_after is not None:

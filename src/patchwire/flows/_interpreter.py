@@ -31,6 +31,7 @@ from patchwire.flows._context import (
 from patchwire.flows.spec import (
     ApproveStep,
     CallStep,
+    CodeStep,
     EmitStep,
     FailStep,
     FlowSpec,
@@ -212,6 +213,8 @@ class Interpreter:
                 return {"event_id": event_id, "type": step.emit}
             case "flow":
                 return await self._sub_flow(step, scope, key)
+            case "code":
+                return await self._code(step, scope, key)
             case "fail":
                 assert isinstance(step, FailStep)
                 raise StepFailure(step.code, str(self._eval(step.fail, scope, step)),
@@ -232,6 +235,25 @@ class Interpreter:
         self.inputs[key] = ({"arguments": arguments} if connection is None
                             else {"arguments": arguments, "connection": connection})
         return await self.effects.call(step.call, arguments, connection,
+                                       idempotency_key=f"{scope.run['id']}:{key}")
+
+    async def _code(self, step: CodeStep, scope: Scope, key: str) -> Any:
+        """Custom code: a call of the call path (``step.action``), so each engine runs it as
+        it runs a call step (the Temporal engine as its call activity) and it is recorded
+        in the call log like one."""
+        limits = self._limits(step)
+        given = (evaluate(step.input, scope, limits) if isinstance(step.input, str)
+                 else evaluate_template(step.input, scope, limits))
+        connection = step.connection
+        if connection is not None and connection.startswith("="):
+            connection = evaluate(connection[1:], scope, limits)
+            if connection is not None and not isinstance(connection, str):
+                raise StepFailure("invalid_connection", f"the connection expression of {key} "
+                                  f"gave {connection!r}, not a connection name",
+                                  retryable=False)
+        self.inputs[key] = ({"input": given} if connection is None
+                            else {"input": given, "connection": connection})
+        return await self.effects.call(step.action, given, connection,
                                        idempotency_key=f"{scope.run['id']}:{key}")
 
     async def _switch(self, step: SwitchStep, scope: Scope, key: str) -> Any:

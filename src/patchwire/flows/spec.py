@@ -34,6 +34,7 @@ __all__ = [
     "STEP_KINDS",
     "ApproveStep",
     "CallStep",
+    "CodeStep",
     "EmitStep",
     "FailStep",
     "FlowSpec",
@@ -54,6 +55,8 @@ __all__ = [
     "WebhookTrigger",
     "parse_duration",
 ]
+
+from patchwire.connectors.spec import CODE_REF_PATTERN, NAME_PATTERN
 
 FLOW_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -204,6 +207,35 @@ class CallStep(_StepBase):
         description="JSONata per argument (a mapping), or one JSONata giving the whole object")
 
 
+class CodeStep(_StepBase):
+    """Custom code of the deployment's own files (``code_paths``), called as
+    ``await function(input, client)``: ``client`` is bound to a connection of
+    ``connector`` (None without one). Its result is the step's output, like a call's."""
+
+    code: str = Field(pattern=CODE_REF_PATTERN,
+                      description="`package.module:function`, an async function")
+    input: str | dict[str, Any] = Field(
+        default_factory=dict, description="JSONata (whole or per field): the function's input")
+    connector: str | None = Field(
+        None, pattern=NAME_PATTERN,
+        description="the connector whose connection the function's client is bound to")
+    connection: str | None = Field(
+        None, description="connection name (default: the connector's only one, or the run's "
+        "end user's); '=' then JSONata to compute it")
+
+    @model_validator(mode="after")
+    def _connection_needs_connector(self) -> CodeStep:
+        if self.connection is not None and self.connector is None:
+            raise ValueError("a code step's `connection` needs its `connector`")
+        return self
+
+    @property
+    def action(self) -> str:
+        """The name the call path knows this step's code by (``patchwire.calls``'
+        ``code_step_action`` reads it): ``code:<ref>``, ``@<connector>`` when bound to one."""
+        return f"code:{self.code}" + (f"@{self.connector}" if self.connector else "")
+
+
 class TransformStep(_StepBase):
     transform: str = Field(description="JSONata; its value is this step's output")
 
@@ -286,7 +318,7 @@ class FailStep(_StepBase):
 
 
 STEP_KINDS = ("call", "transform", "if", "switch", "foreach", "parallel", "wait", "approve",
-              "emit", "flow", "fail")
+              "emit", "flow", "fail", "code")
 
 
 def _step_kind(v: Any) -> str | None:
@@ -298,6 +330,8 @@ def _step_kind(v: Any) -> str | None:
     if not isinstance(v, dict):
         return None
     found = [k for k in STEP_KINDS if k in v]
+    if "fail" in found and "code" in found:
+        found.remove("code")  # a fail step's `code` is its error code, not custom code
     if not found and "until" in v:
         return "wait"
     return found[0] if len(found) == 1 else None
@@ -314,7 +348,8 @@ Step = Annotated[
     | Annotated[ApproveStep, Tag("approve")]
     | Annotated[EmitStep, Tag("emit")]
     | Annotated[FlowStep, Tag("flow")]
-    | Annotated[FailStep, Tag("fail")],
+    | Annotated[FailStep, Tag("fail")]
+    | Annotated[CodeStep, Tag("code")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
@@ -326,6 +361,7 @@ _MODELS: dict[str, type[_StepBase]] = {
     "call": CallStep, "transform": TransformStep, "if": IfStep, "switch": SwitchStep,
     "foreach": ForeachStep, "parallel": ParallelStep, "wait": WaitStep,
     "approve": ApproveStep, "emit": EmitStep, "flow": FlowStep, "fail": FailStep,
+    "code": CodeStep,
 }
 
 

@@ -136,6 +136,7 @@ class Runtime:
                     ConnectionResolver(self._store, connectors, self.decrypt, self._tokens),
                     self.http, _recording(self._recorder, self._events),
                     on_refused=self._events.reauth_needed,
+                    code_paths=self.settings.code_paths,  # custom code's only source
                     keep_blob=BlobRepository(self._store).put)  # binary answers' bytes
         return self
 
