@@ -12,23 +12,29 @@ from ._consent import DEFAULT_CONSENT_TIMEOUT, consent_via_loopback
 from ._device import DeviceAuthorization
 from ._exchange import TokenExchangeClient
 from ._schemes import AuthParts, MissingCredential, render_auth, render_client_tls
+from ._signers import SIGNED_AUTH_TYPES, build_signer
+from ._signing import RequestSigner, SigningError
 from ._token_state import TokenState, TokenStates
 
 __all__ = [
     "DEFAULT_CONSENT_TIMEOUT",
     "DEFAULT_MAX_TOKEN_AGE",
     "DEFAULT_REFRESH_SKEW",
+    "SIGNED_AUTH_TYPES",
     "AuthParts",
     "DeviceAuthorization",
     "MissingCredential",
     "OAuth2Client",
     "PkcePair",
+    "RequestSigner",
+    "SigningError",
     "TokenExchangeClient",
     "TokenKeeper",
     "TokenSet",
     "TokenState",
     "TokenStates",
     "Vault",
+    "build_signer",
     "code_challenge",
     "connection_aad",
     "consent_via_loopback",

@@ -23,7 +23,10 @@ from patchwire.auth import (
     DEFAULT_REFRESH_SKEW,
     AuthParts,
     MissingCredential,
+    RequestSigner,
+    SigningError,
     TokenSet,
+    build_signer,
     render_auth,
     render_client_tls,
 )
@@ -36,7 +39,7 @@ from patchwire.connectors import (
 )
 from patchwire.connectors.spec import KEPT_TOKEN_AUTHS
 from patchwire.errors import CallContext, NotConnected, RequestRenderError, UnknownConnection
-from patchwire.http import ClientCertificateError, Redactor
+from patchwire.http import ClientCertificateError, PreparedRequest, Redactor
 from patchwire.observability import remember_secrets
 from patchwire.store.records import ConnectionRecord
 
@@ -89,6 +92,18 @@ class ResolvedConnection:
     #: the connection's settings and secrets by name, for protocol adapters that write
     #: credentials into the body (a SOAP envelope's WS-Security header)
     values: Mapping[str, Any] = field(default_factory=dict)
+    #: signs each request (OAuth 1.0a, AWS SigV4, HMAC signature auth), else None
+    signer: RequestSigner | None = None
+
+    def sign(self, req: PreparedRequest, context: CallContext) -> None:
+        """Sign the rendered request as the last step before sending (RequestRenderError
+        when it cannot be signed as declared)."""
+        assert self.signer is not None
+        try:
+            self.signer.sign(req, time.time())
+        except SigningError as exc:
+            raise RequestRenderError(self.redact(str(exc)), context=context) from None
+        req.credentials = req.credentials | self.signer.headers
 
     def __repr__(self) -> str:
         return f"ResolvedConnection({self.record.name!r}, connector={self.connector.name!r})"
@@ -105,20 +120,29 @@ class ResolvedConnection:
         auth: AuthParts | None
         missing_credential: str | None = None
         tls: ssl.SSLContext | None = None
+        signer: RequestSigner | None = None
         try:
             auth = render_auth(connector.auth, values)
             tls = render_client_tls(connector.client_certificate, values)
+            signer = build_signer(connector.auth, values)
         except MissingCredential as exc:
             auth, missing_credential = None, exc.setting
+        except SigningError as exc:  # e.g. an RSA key that does not parse; names no secret
+            raise RequestRenderError(f"connection {record.name!r}: {exc}",
+                                     context=CallContext(connection=record.name)) from None
         except ClientCertificateError as exc:
             raise RequestRenderError(
                 f"connection {record.name!r}: {exc} (fix it with `patchwire connection "
                 f"update {record.name} --set-stdin ...`)",
                 context=CallContext(connection=record.name)) from None
         # Every credential the calls use, each in every encoding, worked out once here:
-        # the secrets and what the auth scheme made of them (`Basic base64(user:secret)`).
-        redact = Redactor([*(str(v) for v in secrets.values() if v), *_credentials(auth)])
-        remember_secrets(v for v in secrets.values() if v)  # observability: logs redact them
+        # the secrets and what the auth scheme made of them (`Basic base64(user:secret)`,
+        # a signer's key assembled from several settings).
+        signer_keys = signer.secrets if signer is not None else ()
+        redact = Redactor([*(str(v) for v in secrets.values() if v), *_credentials(auth),
+                           *signer_keys])
+        # observability: logs redact them
+        remember_secrets([*(v for v in secrets.values() if v), *signer_keys])
         problems = setting_value_problems(connector, values)
         if problems:
             # e.g. a subdomain of "127.0.0.1:8080/steal?" would send the credentials there
@@ -161,7 +185,7 @@ class ResolvedConnection:
             or any(secret in text for secret in secret_values))
         return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
                    headers, redact, credential_headers=credential_headers, values=values,
-                   tls=tls)
+                   tls=tls, signer=signer)
 
 
 class ConnectionRows(Protocol):

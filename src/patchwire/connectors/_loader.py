@@ -11,6 +11,7 @@ from pydantic_core import ErrorDetails
 
 from patchwire.connectors._hosts import host_setting_problem, url_templates
 from patchwire.connectors._schemas import input_schema_problem
+from patchwire.connectors._signing_checks import signing_problems
 from patchwire.connectors._template import placeholders_in
 from patchwire.connectors._yaml import LineMap, load_yaml_with_lines
 from patchwire.connectors.spec import ActionSpec, ConnectorSpec, OAuth2Auth, TokenExchangeAuth
@@ -186,7 +187,11 @@ def _settings_problems(loc: _Loc, value: Any, declared: set[str]) -> list[tuple[
 
 
 _AUTH_TEMPLATE_FIELDS = ("value", "username", "password", "token", "headers",
-                         "client_id", "client_secret")
+                         "client_id", "client_secret",
+                         # request signing (oauth1, aws_sigv4, hmac_signature)
+                         "consumer_key", "consumer_secret", "token_secret", "rsa_key",
+                         "access_key_id", "secret_access_key", "session_token", "service",
+                         "region", "key")
 
 
 def _kept_token_problems(spec: ConnectorSpec, declared: set[str]) -> list[tuple[_Loc, str]]:
@@ -224,9 +229,12 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
     found = _settings_problems(("base_url",), spec.base_url, declared)
     auth = spec.auth.model_dump(by_alias=True)
     for key in _AUTH_TEMPLATE_FIELDS:
-        if key in auth and not isinstance(spec.auth, TokenExchangeAuth):
+        if key in auth and not isinstance(spec.auth, TokenExchangeAuth) and not (
+                # its headers also name {signature}...: signing_problems checks them
+                key == "headers" and spec.auth.type == "hmac_signature"):
             found.extend(_settings_problems(("auth", key), auth[key], declared))
     found.extend(_kept_token_problems(spec, declared))
+    found.extend(signing_problems(spec))
     for key, value in spec.headers.items():
         found.extend(_settings_problems(("headers", key), value, declared))
     defaults = {k: s.default for k, s in spec.settings.items() if s.default is not None}
@@ -240,11 +248,6 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
         found.extend(_rule_problems(("errors", rule_i), rule.when, rule.message))
     for name, action in spec.actions.items():
         found.extend(_check_action(("actions", name), action))
-    if spec.protocol == "graphql":
-        # imported here: graphql-core is loaded only for GraphQL connectors
-        from patchwire.connectors.graphql import graphql_problems
-
-        found.extend(graphql_problems(spec))
     if spec.test is not None and spec.test.action not in spec.actions:
         known = ", ".join(sorted(spec.actions)) or "none"
         found.append((("test", "action"),
@@ -297,8 +300,7 @@ def _action_expression_problems(base: _Loc, action: dict[str, Any]) -> list[tupl
                                             rule.get("message")))
     pagination = action.get("pagination")
     if isinstance(pagination, dict):
-        for key in ("items", "next_cursor", "total_pages", "has_more", "next_url",
-                    "connection"):
+        for key in ("items", "next_cursor", "total_pages", "has_more", "next_url"):
             if isinstance(pagination.get(key), str):
                 found.extend(_expr_problem((*base, "pagination", key), pagination[key]))
     tool = action.get("tool")

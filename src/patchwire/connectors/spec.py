@@ -17,6 +17,7 @@ __all__ = [
     "ActionSpec",
     "ApiKeyAuth",
     "AuthSpec",
+    "AwsSigV4Auth",
     "BasicAuth",
     "BearerAuth",
     "BreakerSpec",
@@ -24,12 +25,13 @@ __all__ = [
     "ConnectionTestSpec",
     "ConnectorSpec",
     "ErrorRule",
-    "GraphQLCost",
     "GraphQLOperationSpec",
     "GraphQLSpec",
     "HeaderAuth",
+    "HmacSignatureAuth",
     "JwtAssertion",
     "NoAuth",
+    "OAuth1Auth",
     "OAuth2Auth",
     "Pagination",
     "RateLimit",
@@ -189,9 +191,6 @@ class OAuth2Auth(_Spec):
         # the signed assertion identifies a jwt_bearer client: no client id unless declared
         if isinstance(data, dict) and data.get("flow") == "jwt_bearer":
             data = {"client_id": "", "client_secret": "", **data}
-        # a device (a TV, a CLI) is a public client (RFC 8628 §5.6): no secret unless declared
-        if isinstance(data, dict) and data.get("flow") == "device_code":
-            data = {"client_secret": "", **data}
         return data
 
     @model_validator(mode="after")
@@ -274,8 +273,87 @@ class ClientCertificate(_Spec):
     ca: str | None = Field(None, description="template: a CA certificate (PEM) to trust")
 
 
+class OAuth1Auth(_Spec):
+    """OAuth 1.0a (RFC 5849): each request signed with the consumer's (and the token's)
+    secrets. Every credential field is a template over connection settings."""
+
+    type: Literal["oauth1"]
+    consumer_key: str = "{consumer_key}"
+    consumer_secret: str | None = Field(
+        None, description="template; required unless signature_method is RSA-SHA1")
+    token: str | None = Field(None, description="template: the access token (none for "
+                              "two-legged OAuth)")
+    token_secret: str | None = Field(None, description="template: the access token's secret")
+    signature_method: Literal["HMAC-SHA1", "RSA-SHA1", "HMAC-SHA256", "PLAINTEXT"] = "HMAC-SHA1"
+    rsa_key: str | None = Field(None, description="template: the PEM private key of RSA-SHA1")
+    placement: Literal["header", "query", "body"] = Field(
+        "header", description="where the oauth_* parameters go (body: form bodies only)")
+    realm: str | None = None
+    version: bool = Field(True, description="send oauth_version=\"1.0\" (optional in RFC "
+                          "5849; most providers' examples send it)")
+
+    @model_validator(mode="after")
+    def _keys_for_method(self) -> OAuth1Auth:
+        if self.signature_method == "RSA-SHA1" and not self.rsa_key:
+            raise ValueError("RSA-SHA1 needs rsa_key (a template naming a secret setting)")
+        if self.signature_method != "RSA-SHA1" and not self.consumer_secret:
+            raise ValueError(f"{self.signature_method} needs consumer_secret")
+        if self.token_secret and not self.token:
+            raise ValueError("token_secret is given without token")
+        return self
+
+
+class AwsSigV4Auth(_Spec):
+    """AWS Signature Version 4: each request signed for one service in one region."""
+
+    type: Literal["aws_sigv4"]
+    access_key_id: str = "{access_key_id}"
+    secret_access_key: str = "{secret_access_key}"
+    session_token: str | None = Field(None, description="template: temporary credentials' "
+                                      "token, sent as X-Amz-Security-Token")
+    service: str = Field(description="signing name of the service, e.g. execute-api, s3, "
+                         "dynamodb (a template may name a setting)")
+    region: str = Field(description="e.g. us-east-1, or a template naming a setting")
+    sign_body: bool = Field(
+        True, description="hash the body into the signature; false sends UNSIGNED-PAYLOAD "
+        "(S3 and the few services accepting it)")
+
+
+#: the values an ``hmac_signature`` canonical string may name besides settings
+HMAC_SIGNATURE_VARIABLES = frozenset({"method", "path", "query", "target", "timestamp",
+                                      "nonce", "body", "body_sha256"})
+
+
+class HmacSignatureAuth(_Spec):
+    """A request signature over a declared canonical string: ``canonical`` is a template
+    over the request (``{method}``, ``{path}`` and ``{query}`` as on the request line,
+    ``{target}``: the path with ``?query`` when there is one, ``{timestamp}``, ``{nonce}``,
+    ``{body}``, ``{body_sha256}``) and settings; its HMAC fills ``{signature}`` in the
+    ``headers`` templates."""
+
+    type: Literal["hmac_signature"]
+    key: str = Field("{signing_key}", description="template naming a secret setting")
+    key_encoding: Literal["text", "hex", "base64"] = Field(
+        "text", description="how the key's setting holds its bytes")
+    algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
+    canonical: str = Field(description="the text signed, e.g. "
+                           "\"{timestamp}\\n{method}\\n{path}\\n{body_sha256}\"")
+    encoding: Literal["hex", "base64"] = "hex"
+    timestamp: Literal["unix", "unix_ms", "iso8601", "http_date"] = "unix"
+    headers: dict[str, str] = Field(
+        min_length=1, description="header templates over {signature}, {timestamp}, "
+        "{nonce} and settings, e.g. {X-Signature: \"{signature}\"}")
+
+    @model_validator(mode="after")
+    def _signature_is_sent(self) -> HmacSignatureAuth:
+        if not any("{signature}" in v for v in self.headers.values()):
+            raise ValueError("no header carries {signature}")
+        return self
+
+
 AuthSpec = Annotated[
-    NoAuth | ApiKeyAuth | BasicAuth | BearerAuth | HeaderAuth | OAuth2Auth | TokenExchangeAuth,
+    NoAuth | ApiKeyAuth | BasicAuth | BearerAuth | HeaderAuth | OAuth2Auth | TokenExchangeAuth
+    | OAuth1Auth | AwsSigV4Auth | HmacSignatureAuth,
     Field(discriminator="type"),
 ]
 
@@ -363,15 +441,8 @@ class BreakerSpec(_Spec):
 class Pagination(_Spec):
     """How list endpoints page. Expressions are JSONata over the response body."""
 
-    style: Literal["none", "cursor", "page", "offset", "link", "next_url", "relay"] = "none"
+    style: Literal["none", "cursor", "page", "offset", "link", "next_url"] = "none"
     items: str | None = Field(None, description="JSONata selecting the records of a page")
-    # relay (GraphQL connections): the cursor goes into an argument, the next one comes
-    # from the connection's pageInfo { hasNextPage endCursor }
-    connection: str | None = Field(
-        None, description="relay: JSONata over the call's result selecting the connection "
-        "(default: the result itself)")
-    cursor_variable: str = Field(
-        "after", description="relay: the argument (GraphQL variable) taking the cursor")
     # cursor
     cursor_param: str = "cursor"
     next_cursor: str | None = Field(None, description="JSONata for the next cursor")
@@ -484,79 +555,6 @@ class GraphQLOperationSpec(_Spec):
         None, description="JSONata over the answer's `data` giving the result (default: "
         "the operation's only root field)")
 
-    @field_validator("document")
-    @classmethod
-    def _document_parses(cls, v: str) -> str:
-        from patchwire.connectors._graphql_parse import parse_operation
-
-        try:
-            parse_operation(v, None)
-        except ValueError as exc:
-            # several operations are fine here: `operation` picks one (checked below)
-            if "name the one to run" not in str(exc):
-                raise
-        return v
-
-    @model_validator(mode="after")
-    def _kind_from_document(self) -> GraphQLOperationSpec:
-        from patchwire.connectors._graphql_parse import parse_operation
-
-        kind = parse_operation(self.document, self.operation).kind
-        if kind == "subscription":
-            raise ValueError("subscriptions are not supported: an action is one request "
-                             "and one answer (use a query, or a webhook for events)")
-        if self.kind is not None and self.kind != kind:
-            raise ValueError(f"kind is {self.kind!r} but the document's operation is a {kind}")
-        # frozen model: the kind the document says is filled in once, here
-        object.__setattr__(self, "kind", kind)
-        return self
-
-
-_COST_PRESETS: dict[str, dict[str, Any]] = {
-    # GitHub: the query selects `rateLimit { remaining resetAt }` (a root field)
-    "github": {"remaining": "data.rateLimit.remaining", "reset_at": "data.rateLimit.resetAt"},
-    # Shopify: every answer's extensions.cost; pause when another query of this cost
-    # would not fit, until the bucket has refilled enough
-    "shopify": {
-        "remaining": "extensions.cost.requestedQueryCost > 0 ? "
-                     "$floor(extensions.cost.throttleStatus.currentlyAvailable / "
-                     "extensions.cost.requestedQueryCost) : 1",
-        "retry_after": "(extensions.cost.requestedQueryCost - "
-                       "extensions.cost.throttleStatus.currentlyAvailable) / "
-                       "extensions.cost.throttleStatus.restoreRate",
-    },
-}
-
-
-class GraphQLCost(_Spec):
-    """A cost-based rate limit read from each answer (GitHub's ``rateLimit``, Shopify's
-    ``extensions.cost.throttleStatus``): when ``remaining`` falls below ``minimum``, the
-    connection's next calls wait, as after a 429, for ``retry_after`` seconds or until
-    ``reset_at``. Expressions are JSONata over the whole answer (``data``, ``errors``,
-    ``extensions``). ``cost: github`` and ``cost: shopify`` are ready-made rules."""
-
-    remaining: str = Field(description="JSONata: what is left (points, or queries)")
-    minimum: float = Field(1, description="pause when remaining is below this")
-    retry_after: str | None = Field(None, description="JSONata: seconds until enough is back")
-    reset_at: str | None = Field(
-        None, description="JSONata: when the limit resets (ISO 8601 time or epoch seconds)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _preset(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            if data not in _COST_PRESETS:
-                raise ValueError(f"unknown cost rule {data!r}; use one of "
-                                 f"{', '.join(sorted(_COST_PRESETS))} or a mapping")
-            return dict(_COST_PRESETS[data])
-        return data
-
-    @model_validator(mode="after")
-    def _one_wait(self) -> GraphQLCost:
-        if (self.retry_after is None) == (self.reset_at is None):
-            raise ValueError("a cost rule needs exactly one of retry_after or reset_at")
-        return self
-
 
 class GraphQLSpec(_Spec):
     """A GraphQL API: each action is an operation POSTed as JSON to ``endpoint``."""
@@ -566,16 +564,6 @@ class GraphQLSpec(_Spec):
         None, alias="schema",
         description="SDL or introspection JSON, relative to this file; every document is "
         "validated against it when the connector loads")
-    cost: GraphQLCost | None = Field(
-        None, description="a cost-based rate limit read from the answers: `github`, "
-        "`shopify` or a rule")
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint_is_relative(cls, v: str) -> str:
-        if "://" in v:
-            raise ValueError("endpoint must be a path under base_url, not a full URL")
-        return v if v.startswith("/") else "/" + v
 
 
 class SoapOperationSpec(_Spec):
