@@ -26,6 +26,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from defusedxml import ElementTree as SafeXml  # type: ignore[import-untyped]
+from zeep.xsd import Any as AnyElement
+from zeep.xsd import Attribute, Choice, ComplexType, Element
+from zeep.xsd.types import builtins as b
+from zeep.xsd.types.collection import ListType, UnionType
 
 from patchwire.connectors._schemas import input_schema_problem
 from patchwire.connectors.openapi import ImportResult, SkippedItem, snake_case
@@ -321,8 +325,6 @@ class SchemaBuilder:
         if body is None:
             return {"type": "object", "properties": {}, "additionalProperties": False}
         xsd_type = body.type
-        from zeep.xsd import ComplexType
-
         if isinstance(xsd_type, ComplexType):
             return self.complex(xsd_type, 0, frozenset())
         # a body that is one simple value: zeep takes it as the first argument, named
@@ -331,9 +333,6 @@ class SchemaBuilder:
                 "required": [body.name], "additionalProperties": False}
 
     def complex(self, xsd_type: Any, depth: int, seen: frozenset[str]) -> dict[str, Any]:
-        from zeep.xsd import Any as AnyElement
-        from zeep.xsd import Attribute, Element
-
         qname = str(xsd_type.qname) if getattr(xsd_type, "qname", None) is not None else ""
         if depth >= self.max_depth or (qname and qname in seen):
             why = "recursive" if qname in seen else f"nested deeper than {self.max_depth} levels"
@@ -368,8 +367,6 @@ class SchemaBuilder:
         return out
 
     def element(self, element: Any, depth: int, seen: frozenset[str]) -> dict[str, Any]:
-        from zeep.xsd import ComplexType
-
         xsd_type = element.type
         if isinstance(xsd_type, ComplexType):
             if _simple_content(xsd_type):
@@ -389,9 +386,6 @@ class SchemaBuilder:
         return item
 
     def simple(self, xsd_type: Any, element: Any = None) -> dict[str, Any]:
-        from zeep.xsd.types import builtins as b
-        from zeep.xsd.types.collection import ListType, UnionType
-
         if isinstance(xsd_type, ListType):
             item = self.simple(xsd_type.item_type) if getattr(xsd_type, "item_type", None) \
                 else {"type": "string"}
@@ -431,8 +425,6 @@ class SchemaBuilder:
 
 def _base_name(xsd_type: Any) -> str:
     """The XSD built-in a (possibly restricted) simple type derives from."""
-    from zeep.xsd.types import builtins as b
-
     for cls in type(xsd_type).__mro__:
         if cls.__module__ == b.__name__:
             return cls.__name__
@@ -503,8 +495,6 @@ def _simple_content(xsd_type: Any) -> bool:
 
 def _choice_groups(xsd_type: Any) -> dict[str, list[str]]:
     """Element name → the names of its xsd:choice (its alternatives)."""
-    from zeep.xsd import Choice, Element
-
     groups: dict[str, list[str]] = {}
 
     def walk(particle: Any) -> None:
