@@ -10,12 +10,14 @@ upstream refuses is renewed once and the call made again.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from patchwire.calls._action import CompiledAction
 from patchwire.calls._bodies import KeptBlob
+from patchwire.calls._code import CodeRunner
 from patchwire.calls._connection import ConnectionResolver, ResolvedConnection, check_end_user
 from patchwire.calls._pagination import paginate
 from patchwire.calls._request import CallOutcome, CallRequest, ValidatedCall
@@ -51,6 +53,7 @@ class CallPath:
         http: HttpCore, record: Callable[[CallRecord], None], *,
         on_refused: Callable[[str], None] | None = None,
         keep_blob: Callable[[NewBlob], Awaitable[object]] | None = None,
+        code_paths: Sequence[Path] = (),
     ) -> None:
         self._connectors = connectors
         self._connections = connections
@@ -59,6 +62,8 @@ class CallPath:
         self._on_refused = on_refused
         self._keep_blob = keep_blob
         self._compiled: dict[str, CompiledAction] = {}
+        #: custom code (``code:`` actions and flow steps), only from ``code_paths``
+        self._code = CodeRunner(code_paths, connections, http, record)
 
     # -- definitions and connections ------------------------------------------------------
 
@@ -66,6 +71,9 @@ class CallPath:
         """Action ``qualified`` (``"shop.get_order"``), compiled once; UnknownConnector or
         UnknownAction when there is no such action."""
         compiled = self._compiled.get(qualified)
+        if compiled is None and (compiled := self._code.step_action(
+                qualified, self._connectors)) is not None:
+            self._compiled[qualified] = compiled  # a flow's code step (calls/_code.py)
         if compiled is None:
             spec, action = self._connectors.resolve(qualified)
             compiled = CompiledAction(spec, qualified.split(".", 1)[1], action)
@@ -77,6 +85,7 @@ class CallPath:
         flight ends with the definition it started with)."""
         self._compiled.clear()
         self._connections.forget()
+        self._code.reload()
 
     def forget(self, connection: str | None = None) -> None:
         """Connection ``connection`` (None: any) changed: resolve it again on next use."""
@@ -119,6 +128,8 @@ class CallPath:
         else:
             compiled = self._compiled.get(request.action) or self.action(request.action)
             validated = False
+        if compiled.code is not None:  # custom code: its own client, recorded like any call
+            return await self._code.run(compiled, request, validated)
         connector = compiled.connector.name
         end_user = request.end_user
         name = request.connection or await self._connections.default_for(connector, end_user)

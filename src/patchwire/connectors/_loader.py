@@ -248,6 +248,11 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
         found.extend(_rule_problems(("errors", rule_i), rule.when, rule.message))
     for name, action in spec.actions.items():
         found.extend(_check_action(("actions", name), action))
+    if spec.protocol == "graphql":
+        # imported here: graphql-core is loaded only for GraphQL connectors
+        from patchwire.connectors.graphql import graphql_problems
+
+        found.extend(graphql_problems(spec))
     if spec.test is not None and spec.test.action not in spec.actions:
         known = ", ".join(sorted(spec.actions)) or "none"
         found.append((("test", "action"),
@@ -300,7 +305,8 @@ def _action_expression_problems(base: _Loc, action: dict[str, Any]) -> list[tupl
                                             rule.get("message")))
     pagination = action.get("pagination")
     if isinstance(pagination, dict):
-        for key in ("items", "next_cursor", "total_pages", "has_more", "next_url"):
+        for key in ("items", "next_cursor", "total_pages", "has_more", "next_url",
+                    "connection"):
             if isinstance(pagination.get(key), str):
                 found.extend(_expr_problem((*base, "pagination", key), pagination[key]))
     tool = action.get("tool")

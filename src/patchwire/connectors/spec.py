@@ -25,6 +25,7 @@ __all__ = [
     "ConnectionTestSpec",
     "ConnectorSpec",
     "ErrorRule",
+    "GraphQLCost",
     "GraphQLOperationSpec",
     "GraphQLSpec",
     "HeaderAuth",
@@ -191,6 +192,9 @@ class OAuth2Auth(_Spec):
         # the signed assertion identifies a jwt_bearer client: no client id unless declared
         if isinstance(data, dict) and data.get("flow") == "jwt_bearer":
             data = {"client_id": "", "client_secret": "", **data}
+        # a device (a TV, a CLI) is a public client (RFC 8628 §5.6): no secret unless declared
+        if isinstance(data, dict) and data.get("flow") == "device_code":
+            data = {"client_secret": "", **data}
         return data
 
     @model_validator(mode="after")
@@ -441,8 +445,15 @@ class BreakerSpec(_Spec):
 class Pagination(_Spec):
     """How list endpoints page. Expressions are JSONata over the response body."""
 
-    style: Literal["none", "cursor", "page", "offset", "link", "next_url"] = "none"
+    style: Literal["none", "cursor", "page", "offset", "link", "next_url", "relay"] = "none"
     items: str | None = Field(None, description="JSONata selecting the records of a page")
+    # relay (GraphQL connections): the cursor goes into an argument, the next one comes
+    # from the connection's pageInfo { hasNextPage endCursor }
+    connection: str | None = Field(
+        None, description="relay: JSONata over the call's result selecting the connection "
+        "(default: the result itself)")
+    cursor_variable: str = Field(
+        "after", description="relay: the argument (GraphQL variable) taking the cursor")
     # cursor
     cursor_param: str = "cursor"
     next_cursor: str | None = Field(None, description="JSONata for the next cursor")
@@ -555,6 +566,79 @@ class GraphQLOperationSpec(_Spec):
         None, description="JSONata over the answer's `data` giving the result (default: "
         "the operation's only root field)")
 
+    @field_validator("document")
+    @classmethod
+    def _document_parses(cls, v: str) -> str:
+        from patchwire.connectors._graphql_parse import parse_operation
+
+        try:
+            parse_operation(v, None)
+        except ValueError as exc:
+            # several operations are fine here: `operation` picks one (checked below)
+            if "name the one to run" not in str(exc):
+                raise
+        return v
+
+    @model_validator(mode="after")
+    def _kind_from_document(self) -> GraphQLOperationSpec:
+        from patchwire.connectors._graphql_parse import parse_operation
+
+        kind = parse_operation(self.document, self.operation).kind
+        if kind == "subscription":
+            raise ValueError("subscriptions are not supported: an action is one request "
+                             "and one answer (use a query, or a webhook for events)")
+        if self.kind is not None and self.kind != kind:
+            raise ValueError(f"kind is {self.kind!r} but the document's operation is a {kind}")
+        # frozen model: the kind the document says is filled in once, here
+        object.__setattr__(self, "kind", kind)
+        return self
+
+
+_COST_PRESETS: dict[str, dict[str, Any]] = {
+    # GitHub: the query selects `rateLimit { remaining resetAt }` (a root field)
+    "github": {"remaining": "data.rateLimit.remaining", "reset_at": "data.rateLimit.resetAt"},
+    # Shopify: every answer's extensions.cost; pause when another query of this cost
+    # would not fit, until the bucket has refilled enough
+    "shopify": {
+        "remaining": "extensions.cost.requestedQueryCost > 0 ? "
+                     "$floor(extensions.cost.throttleStatus.currentlyAvailable / "
+                     "extensions.cost.requestedQueryCost) : 1",
+        "retry_after": "(extensions.cost.requestedQueryCost - "
+                       "extensions.cost.throttleStatus.currentlyAvailable) / "
+                       "extensions.cost.throttleStatus.restoreRate",
+    },
+}
+
+
+class GraphQLCost(_Spec):
+    """A cost-based rate limit read from each answer (GitHub's ``rateLimit``, Shopify's
+    ``extensions.cost.throttleStatus``): when ``remaining`` falls below ``minimum``, the
+    connection's next calls wait, as after a 429, for ``retry_after`` seconds or until
+    ``reset_at``. Expressions are JSONata over the whole answer (``data``, ``errors``,
+    ``extensions``). ``cost: github`` and ``cost: shopify`` are ready-made rules."""
+
+    remaining: str = Field(description="JSONata: what is left (points, or queries)")
+    minimum: float = Field(1, description="pause when remaining is below this")
+    retry_after: str | None = Field(None, description="JSONata: seconds until enough is back")
+    reset_at: str | None = Field(
+        None, description="JSONata: when the limit resets (ISO 8601 time or epoch seconds)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            if data not in _COST_PRESETS:
+                raise ValueError(f"unknown cost rule {data!r}; use one of "
+                                 f"{', '.join(sorted(_COST_PRESETS))} or a mapping")
+            return dict(_COST_PRESETS[data])
+        return data
+
+    @model_validator(mode="after")
+    def _one_wait(self) -> GraphQLCost:
+        if (self.retry_after is None) == (self.reset_at is None):
+            raise ValueError("a cost rule needs exactly one of retry_after or reset_at")
+        return self
+
 
 class GraphQLSpec(_Spec):
     """A GraphQL API: each action is an operation POSTed as JSON to ``endpoint``."""
@@ -564,6 +648,16 @@ class GraphQLSpec(_Spec):
         None, alias="schema",
         description="SDL or introspection JSON, relative to this file; every document is "
         "validated against it when the connector loads")
+    cost: GraphQLCost | None = Field(
+        None, description="a cost-based rate limit read from the answers: `github`, "
+        "`shopify` or a rule")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_relative(cls, v: str) -> str:
+        if "://" in v:
+            raise ValueError("endpoint must be a path under base_url, not a full URL")
+        return v if v.startswith("/") else "/" + v
 
 
 class SoapOperationSpec(_Spec):
