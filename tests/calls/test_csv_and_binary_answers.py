@@ -65,6 +65,9 @@ FILES: dict[str, tuple[str | None, bytes, dict[str, str]]] = {
     "untyped.bin": (None, b"\x00\x01\x02binary", {}),
     "untyped.txt": (None, "plain words, ünïcode".encode(), {}),
     "big.pdf": ("application/pdf", b"%PDF" + bytes(8192), {}),
+    "long.csv": ("text/csv", b"n\n" + b"1\n" * 100_001, {}),
+    "wide.csv": ("text/csv", b"a," * 1_000 + b"b\n", {}),
+    "fat.csv": ("text/csv", b'a\n"' + b"x" * 200_000 + b'"\n', {}),
 }
 
 
@@ -117,6 +120,19 @@ async def test_a_csv_answer_becomes_a_list_of_objects_keyed_by_its_header(
     assert tsv == [{"a": "1", "b": "2"}]
     assert latin == [{"name": "Müller"}]
     assert counted == {"rows": 3, "first": "Ann"}
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("long.csv", "the upstream's CSV answer has more than 100000 rows"),
+    ("wide.csv", "the upstream's CSV answer has 1001 columns, more than 1000"),
+    ("fat.csv", "the upstream's CSV answer cannot be read at line 2: field larger than"),
+])
+async def test_a_csv_answer_past_its_bounds_is_a_typed_error(
+        tmp_path: Path, name: str, says: str) -> None:
+    async with reports(tmp_path) as pw:
+        with pytest.raises(ResponseMappingError) as caught:
+            await pw.call("reports.export", {"name": name})
+    assert says in caught.value.message
 
 
 async def test_a_pdf_answer_is_metadata_and_a_stored_blob_never_its_bytes(
@@ -199,6 +215,8 @@ async def test_a_blob_expires_and_only_its_end_user_finds_it(store: Store) -> No
     assert found is not None and found.content == b"%PDF-1"
     assert await blobs.get(kept.id, end_user="u2") is None
     assert await blobs.get(kept.id, end_user=None) is not None  # an operator
+    assert await blobs.get(kept.id, end_user="u1", connection="u1-files") is not None
+    assert await blobs.get(kept.id, end_user=None, connection="u2-files") is None
     now[0] += timedelta(hours=1)
     assert await blobs.get(kept.id, end_user="u1") is None  # expired: gone for everyone
     assert await blobs.get(kept.id, end_user=None) is None

@@ -112,13 +112,17 @@ class BlobRepository:
                     expires_at=stored.expires_at))
         return stored
 
-    async def get(self, blob_id: str, *, end_user: str | None) -> StoredBlob | None:
+    async def get(self, blob_id: str, *, end_user: str | None,
+                  connection: str | None = None) -> StoredBlob | None:
         """Blob ``blob_id`` unless it expired. ``end_user``: the end user asking — only
-        their own blobs are found; None is an operator, who finds any."""
+        blobs fetched through their connections are found; None is an operator, who finds
+        any. ``connection``: only a blob fetched through that connection."""
         stmt = select(_BLOBS).where(_BLOBS.c.id == blob_id,
                                     _BLOBS.c.expires_at > self._now())
         if end_user is not None:
             stmt = stmt.where(_BLOBS.c.end_user == end_user)
+        if connection is not None:
+            stmt = stmt.where(_BLOBS.c.connection == connection)
         with self._store._errors("read a binary answer"):
             async with self._store.engine.connect() as conn:
                 row = (await conn.execute(stmt)).first()
