@@ -15,6 +15,9 @@ connector (see docs/connectors.md):
   ``edges[].node``), the next page from ``pageInfo { hasNextPage endCursor }``, the cursor
   sent as an argument (``cursor_variable``, a GraphQL variable: never text in the document).
 
+For a GraphQL action every style's page, offset, cursor and page size are arguments (its
+variables), never query parameters.
+
 Safety: a cursor or URL seen before, or a page identical to the previous one, is a loop
 and fails with :class:`PaginationError` instead of spinning; pages are bounded by
 ``max_pages``; a next URL on another origin than the connection's is refused, because the
@@ -33,6 +36,7 @@ from urllib.parse import urljoin
 import orjson
 
 from patchwire.calls._action import CompiledAction
+from patchwire.calls._graphql import GraphQLAdapter
 from patchwire.calls._request import CallOutcome, CallRequest, PageCursor, ValidatedCall
 from patchwire.connectors.spec import Pagination
 from patchwire.errors import CallContext, PaginationError
@@ -138,9 +142,13 @@ class _Walker:
     last_page_digest: bytes | None = None
     #: relay: the arguments the next page's call sends (cursor and page size set)
     relay_arguments: dict[str, Any] | None = None
+    #: a GraphQL action: the page, offset, cursor and size are arguments (variables),
+    #: not query parameters
+    in_variables: bool = False
 
     def __post_init__(self) -> None:
         s = self.spec
+        self.in_variables = isinstance(self.compiled.adapter, GraphQLAdapter)
         self._connection = _compile(s.connection)
         if s.style == "relay":
             self._relay_start()
@@ -156,7 +164,8 @@ class _Walker:
         self._has_more = _compile(s.has_more)
         self._next_url = _compile(s.next_url)
         if s.limit_param:
-            given = (self.compiled.query_value(s.limit_param, self.arguments)
+            given = (self._argument(s.limit_param) if self.in_variables
+                     else self.compiled.query_value(s.limit_param, self.arguments)
                      if isinstance(self.arguments, Mapping) else None)
             if given is not None:
                 self.limit = _as_int(given)
@@ -182,7 +191,20 @@ class _Walker:
         """The call reading the next page."""
         if self.relay_arguments is not None:
             return dataclasses.replace(request, arguments=dict(self.relay_arguments))
+        if self.in_variables:
+            args = dict(self.arguments) if isinstance(self.arguments, Mapping) else {}
+            s = self.spec
+            for key, value in self.params.items():
+                # page numbers and offsets are Int variables; a cursor is text
+                args[key] = int(value) if key in (s.page_param, s.offset_param) else value
+            if self.page_size is not None and self.page_size[0] not in args:
+                args[self.page_size[0]] = self.page_size[1]
+            return dataclasses.replace(request, arguments=args)
         return dataclasses.replace(request, page=self.cursor())
+
+    def _argument(self, name: str) -> str | None:
+        value = self.arguments.get(name) if isinstance(self.arguments, Mapping) else None
+        return None if value is None else str(value)
 
     def cursor(self) -> PageCursor:
         """The page the next request reads."""

@@ -126,12 +126,30 @@ def import_(
     name: str = typer.Option(None, "--name", help="connector name (default from info.title)"),
     base_url: str = typer.Option(None, "--base-url", help="override the servers' base URL"),
     stdout: bool = typer.Option(False, "--stdout", help="print the YAML instead of writing"),
+    introspect: bool = typer.Option(
+        False, "--introspect", help="GraphQL: SOURCE is an endpoint URL to introspect"),
+    header: list[str] = typer.Option(
+        [], "--header", help="GraphQL --introspect: a request header 'Name: value'"),
+    fields: str = typer.Option(
+        None, "--fields", help="GraphQL: root fields to import, comma-separated (default all)"),
+    depth: int = typer.Option(2, "--depth", help="GraphQL: levels of nested objects selected"),
 ) -> None:
-    """Turn an OpenAPI document into a connector, saying what was skipped and why."""
+    """Turn an OpenAPI document, a WSDL or a GraphQL schema (SDL, introspection JSON or
+    --introspect URL) into a connector, saying what was skipped and why."""
+    from patchwire.cli._graphql import import_graphql_schema, is_graphql_schema
     from patchwire.connectors.openapi import ImportResult, import_openapi
     from patchwire.connectors.wsdl import WsdlImportResult, copy_wsdl_files, import_wsdl, is_wsdl
 
     result: ImportResult
+    if introspect or is_graphql_schema(source):  # GraphQL: one action per root field
+        result = import_graphql_schema(
+            source, introspect=introspect, headers=header, output=output, name=name,
+            base_url=base_url, endpoint=None, fields=fields, depth=depth, stdout=stdout)
+        if stdout:
+            print(result.to_yaml(), end="")
+        for w in result.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+        return
     try:
         if is_wsdl(source):  # SOAP: one action per WSDL operation
             result = import_wsdl(source, name=name, base_url=base_url)
