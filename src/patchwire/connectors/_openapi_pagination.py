@@ -67,8 +67,8 @@ _JSONATA_WORDS = frozenset({"and", "or", "in", "true", "false", "null", "functio
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 #: how deep response fields are looked for (response_metadata.next_cursor is 2)
 _MAX_FIELD_DEPTH = 3
-#: schema objects looked at per response, so a huge or hostile schema costs little
-_MAX_NODES = 300
+#: response fields looked at per operation, so a huge or hostile schema costs little
+_MAX_NODES = 2000
 _MAX_REF_HOPS = 16
 
 
@@ -238,7 +238,6 @@ class _SchemaView:
 
     def __init__(self, conv: SchemaConverter) -> None:
         self.conv = conv
-        self.budget = _MAX_NODES
 
     def resolve(self, schema: Any) -> Mapping[str, Any] | None:
         seen: set[str] = set()
@@ -256,28 +255,36 @@ class _SchemaView:
     def properties(self, schema: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
         """Own properties and those of ``allOf`` parts (not of oneOf/anyOf: not sure)."""
         out: dict[str, Any] = {}
-        self.budget -= 1
-        if self.budget < 0 or depth > 4:
+        if depth > 4:
             return out
-        for part in schema.get("allOf") or []:
-            resolved = self.resolve(part)
-            if resolved is not None:
-                out.update(self.properties(resolved, depth + 1))
+        parts = schema.get("allOf")
+        if isinstance(parts, list):
+            for part in parts[:_MAX_REF_HOPS]:
+                resolved = self.resolve(part)
+                if resolved is not None:
+                    out.update(self.properties(resolved, depth + 1))
         props = schema.get("properties")
         if isinstance(props, Mapping):
             out.update({str(k): v for k, v in props.items()})
         return out
 
     def fields(self, body: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Mapping[str, Any]]]:
-        """(path, resolved schema) of the body's fields, breadth first, a few levels."""
+        """(path, resolved schema) of the body's fields, breadth first, a few levels deep,
+        each schema object expanded once, nested ones up to _MAX_NODES fields in all."""
         out: list[tuple[tuple[str, ...], Mapping[str, Any]]] = []
+        expanded: set[int] = set()
         level: list[tuple[tuple[str, ...], Mapping[str, Any]]] = [((), body)]
         for _ in range(_MAX_FIELD_DEPTH):
             following: list[tuple[tuple[str, ...], Mapping[str, Any]]] = []
             for path, schema in level:
+                if id(schema) in expanded:
+                    continue
+                expanded.add(id(schema))
                 for name, raw in self.properties(schema).items():
+                    if path and len(out) >= _MAX_NODES:
+                        return out  # the body's own fields are all read, nested ones not
                     resolved = self.resolve(raw)
-                    if resolved is None or self.budget < 0:
+                    if resolved is None:
                         continue
                     out.append(((*path, name), resolved))
                     if _type(resolved) in ("object", None):
