@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -257,3 +258,13 @@ def test_a_signing_key_from_a_setting_not_declared_secret_is_refused() -> None:
         load_connector_text(GENERIC.replace("signing_key: {secret: true}", "signing_key: {}"),
                             "ledger.yaml")
     assert "secret: true" in str(info.value)
+
+
+def test_every_example_of_the_signing_docs_loads() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "auth-signing.md"
+    blocks = re.findall(r"^```yaml\n(.*?)^```", docs.read_text("utf-8"),
+                        flags=re.MULTILINE | re.DOTALL)
+    loaded = [load_connector_text(block, f"auth-signing.md#{i}") for i, block in
+              enumerate(blocks)]
+    assert sorted(spec.auth.type for spec in loaded) == [
+        "aws_sigv4", "hmac_signature", "hmac_signature", "oauth1"]
