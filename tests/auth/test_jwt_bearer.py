@@ -18,6 +18,7 @@ from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connecto
 from patchwire.connectors.spec import OAuth2Auth
 from patchwire.errors import OAuthError, SpecError
 from patchwire.http import HttpCore
+from tests.support.cli import Cli
 from tests.support.clocks import FakeClock
 from tests.support.servers import serve
 from tests.support.settings import LOOPBACK, local_settings
@@ -229,3 +230,31 @@ async def test_calls_through_a_service_account_carry_its_token_and_no_secret_is_
     assert seen == ["Bearer at-1", "Bearer at-1"] and state.issued == 1
     for secret in ("at-1", "PRIVATE KEY", pem.splitlines()[1]):
         assert secret not in records
+
+
+@pytest.mark.slow
+async def test_a_service_account_key_file_piped_to_connection_add_is_kept_whole(
+    tmp_path: Path,
+) -> None:
+    pem, public = rsa_key()
+    state = JwtTokenState(public, ["RS256"])
+    app = state.app()
+
+    async def me(request: Any) -> Any:
+        from aiohttp import web
+
+        return web.json_response({"auth": request.headers.get("Authorization")})
+
+    app.router.add_get("/me", me)
+    async with serve(app) as url:
+        state.audience = f"{url}/token"
+        cli = Cli(tmp_path)
+        (cli.connectors / "gdrive.yaml").write_text(GOOGLE)
+        key_file = json.dumps(json.loads(service_account(pem)), indent=2)  # many lines
+        added = await cli("connection", "add", "gdrive", "--name", "ops", "--set",
+                          f"token_host={url}", "--set-stdin", "service_account",
+                          stdin=key_file + "\n")
+        assert added.code == 0, added
+        called = await cli("call", "gdrive.me", "--connection", "ops")
+    assert called.code == 0 and "Bearer at-1" in called.out, called
+    assert pem.splitlines()[1] not in cli.transcript()

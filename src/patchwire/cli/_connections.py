@@ -51,6 +51,14 @@ def gather_values(
     if stdin_keys:
         if sys.stdin.isatty() and len(stdin_keys) == 1:
             values[stdin_keys[0]] = typer.prompt(stdin_keys[0], hide_input=True)
+        elif len(stdin_keys) == 1:
+            # one key takes all of standard input: a PEM key or a service-account JSON
+            # file spans many lines (`--set-stdin key < key.pem`)
+            text = sys.stdin.read().rstrip("\r\n")
+            if not text:
+                fail(f"--set-stdin: expected 1 line(s) on standard input ({stdin_keys[0]}), "
+                     "got 0", code=2)
+            values[stdin_keys[0]] = text
         else:
             lines = sys.stdin.read().splitlines()
             if len(lines) < len(stdin_keys):
