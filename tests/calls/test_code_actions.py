@@ -8,6 +8,8 @@ Each test writes its code files into its own directory and names it in ``code_pa
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import textwrap
@@ -16,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -34,8 +37,9 @@ from patchwire.calls import CodeLoader
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.definitions import load_definitions
 from patchwire.observability import JsonFormatter, TextFormatter
+from patchwire.server import create_app
 from tests.support.leaks import leaks_in_files, new_canary
-from tests.support.servers import serve
+from tests.support.servers import serve, serving
 from tests.support.settings import local_settings
 
 CONNECTOR = """
@@ -418,3 +422,72 @@ async def test_a_models_arguments_cannot_choose_the_function_and_the_tool_works(
     (tool,) = [d for d in definitions if "shop_summary" in json.dumps(d)]
     assert "shopcode" not in json.dumps(tool)  # the model never learns which code runs
     assert s.shop.seen == ["/api/orders/B-2?currency=USD"]
+
+
+SIGNED = """
+name: signed
+base_url: "{url}"
+settings: {url: {}, signing_key: {secret: true}}
+auth:
+  type: hmac_signature
+  canonical: "{timestamp}\\n{method}\\n{path}\\n{body_sha256}"
+  headers: {X-Timestamp: "{timestamp}", X-Signature: "{signature}"}
+retry: {attempts: 1}
+actions:
+  book:
+    code: signer:book
+"""
+
+
+async def test_the_codes_requests_are_signed_as_the_connectors_auth_declares(
+        tmp_path: Path) -> None:
+    key = new_canary("signing")
+    verified: list[bool] = []
+
+    async def entries(request: web.Request) -> web.Response:
+        body = await request.read()
+        canonical = "\n".join([request.headers["X-Timestamp"], request.method, request.path,
+                               hashlib.sha256(body).hexdigest()])
+        expected = hmac.new(key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+        verified.append(hmac.compare_digest(expected, request.headers["X-Signature"]))
+        return web.json_response({"booked": json.loads(body)}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/entries", entries)
+    code = write_code(tmp_path, {"signer.py": """
+        async def book(input, client):
+            return (await client.post("/entries", json={"amount": 5})).json()
+    """})
+    async with serve(app) as url:
+        settings = local_settings(tmp_path / "home", code_paths=(code,))
+        registry = ConnectorRegistry([load_connector_text(SIGNED, "signed.yaml")])
+        async with Patchwire(settings, connectors=registry) as pw:
+            await pw.add_connection("signed", "s", {"url": url, "signing_key": key})
+            outcome = await pw.execute("signed.book", {})
+    assert outcome.result == {"booked": {"amount": 5}}
+    assert verified == [True]
+
+
+async def test_an_api_request_cannot_run_a_flows_code_step_nor_import_its_module(
+        tmp_path: Path) -> None:
+    source = """
+        from pathlib import Path
+
+        Path(__file__).with_name("imported").write_text("yes")  # a trace of any import
+
+        async def run(input, client):
+            await client.get("/ran")
+    """
+    async with shop_with_code(tmp_path, {"stepcode.py": source}, ref="stepcode:run") as s:
+        app = create_app(Patchwire(s.pw.settings, connectors=s.pw.connectors))
+        async with serving(app) as url, aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=10)) as http:
+            answers = []
+            for name in ("code:stepcode:run@shop", "code:stepcode:run", "code:os:system"):
+                async with http.post(f"{url}/api/v1/actions/{name}/call",
+                                     json={"input": {"order_id": "x"}}) as resp:
+                    answers.append((resp.status, (await resp.json())["detail"]))
+    assert [status for status, _ in answers] == [404, 404, 404]
+    assert "runs only as part of a flow run" in answers[0][1]
+    assert s.shop.seen == []
+    assert not (s.code / "imported").exists()

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 from aiohttp import web
 
@@ -24,6 +25,7 @@ from patchwire.flows.spec import CodeStep, FailStep, FlowSpec
 from tests.support.leaks import new_canary
 from tests.support.servers import serve
 from tests.support.settings import local_settings
+from tests.support.temporal import running_engine
 
 BOUND = 20.0  # no wait in these tests takes this long
 
@@ -122,10 +124,14 @@ def flows() -> dict[str, FlowSpec]:
     return {f.id: f for f in specs}
 
 
+#: the Temporal variant needs its dev server: slow, out of the quick loop
+@pytest.mark.parametrize("kind", ["embedded", pytest.param(
+    "temporal", marks=[pytest.mark.temporal, pytest.mark.slow])])
 async def test_a_code_step_runs_with_its_input_and_a_client_of_its_connector(
-        tmp_path: Path) -> None:
-    async with crm(tmp_path) as c, FlowEngine(c.pw, flows(), sleep=no_sleep,
-                                              poll_interval=3600) as engine:
+        tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    # on Temporal the step is the workflow's call activity, run by the worker's call path
+    address = request.getfixturevalue("temporal_address") if kind == "temporal" else None
+    async with crm(tmp_path) as c, running_engine(kind, c.pw, flows(), address) as engine:
         run = await engine.run("enrich_contact", {"email": "ada@example.com"}, max_wait=BOUND)
         calls = await c.pw.recent_calls()
     assert run.status == "succeeded", run.error

@@ -506,6 +506,10 @@ class ConnectionClient:
             req.data = urlencode([(str(k), _query_text(v)) for k, v in data.items()
                                   if v is not None]).encode()
             _default_header(merged, "Content-Type", "application/x-www-form-urlencoded")
+        if conn.tls is not None:  # mutual TLS: the client certificate, as for any action
+            req.tls = conn.tls
+        if conn.signer is not None:  # last: the signature covers the request as sent
+            conn.sign(req, context)
         return req
 
     async def _send(self, req: PreparedRequest, context: CallContext) -> RawResponse:
