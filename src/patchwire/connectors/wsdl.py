@@ -157,6 +157,8 @@ class WsdlService:
         self.documentation: dict[str, str] = {}
         self.service_documentation: dict[str, str] = {}
         self.facets: dict[str, dict[str, Any]] = {}
+        #: operations whose binding says `use="encoded"` (SOAP section 5 encoding)
+        self.encoded: set[str] = set()
         for content in transport.loaded.values():
             self._read_extras(content)
 
@@ -211,6 +213,11 @@ class WsdlService:
             doc = _documentation(op)
             if doc and op.get("name"):
                 self.documentation.setdefault(op.get("name", ""), doc)
+        for op in root.iterfind(f"{{{WSDL_NS}}}binding/{{{WSDL_NS}}}operation"):
+            # zeep keeps no note of `use="encoded"`; the importer warns about it
+            if any(body.get("use") == "encoded" for body in op.iter()
+                   if str(body.tag).endswith("}body")):
+                self.encoded.add(op.get("name", ""))
         for svc in root.iterfind(f"{{{WSDL_NS}}}service"):
             doc = _documentation(svc)
             if doc and svc.get("name"):
@@ -607,10 +614,14 @@ def import_wsdl(source: str | Path, *, name: str | None = None,
                                 "tool": True}
         if doc:
             spec["description"] = doc[:2000]
-        if op.style == "rpc" and _encoded(op):
-            warnings.append(f"{op.operation}: rpc/encoded; zeep writes it as rpc/literal "
-                            "with xsi types, which most services accept")
         actions[action] = spec
+    encoded = [n for n in names.values() if n in service.encoded]
+    if encoded:
+        listed = ", ".join(encoded[:10]) + (f" and {len(encoded) - 10} more"
+                                            if len(encoded) > 10 else "")
+        warnings.append(f"{listed}: SOAP-encoded (use=\"encoded\") bindings; envelopes are "
+                        "written as literal XML, which most such services accept: try one "
+                        "call before relying on them")
     service_name = next(iter(chosen.values())).service if chosen else path.stem
     connector_name = name or _connector_name(service_name or path.stem)
     data: dict[str, Any] = {
@@ -661,10 +672,6 @@ def _connector_name(title: str) -> str:
     base = snake_case(title)[:40].strip("_") or "soap_service"
     return base if base[0].isalpha() else "soap_" + base
 
-
-def _encoded(op: SoapOperationInfo) -> bool:
-    body = getattr(op.operation_obj.input, "body", None)
-    return bool(getattr(op.operation_obj.input, "use", None) == "encoded") if body else False
 
 
 def is_wsdl(source: str | Path) -> bool:
