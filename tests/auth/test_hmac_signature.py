@@ -188,6 +188,30 @@ async def test_an_argument_with_a_line_break_cannot_add_a_line_to_what_is_signed
     assert seen["path"] == "/products/p\r\n../orders" and "X-Evil" not in seen["headers"]
 
 
+async def test_a_redirect_to_another_origin_carries_no_signature_or_key_headers(
+        tmp_path: Path) -> None:
+    elsewhere: list[dict[str, str]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        elsewhere.append(dict(request.headers))
+        return web.json_response({"ok": True})
+
+    other = web.Application()
+    other.router.add_route("*", "/{tail:.*}", record)
+    async with serve(other) as other_url:
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPFound(other_url + "/collect")
+
+        hostile = web.Application()  # an upstream sending the call elsewhere
+        hostile.router.add_route("*", "/{tail:.*}", redirect)
+        async with connected(tmp_path, COINBASE, hostile, api_key="key-1",
+                             api_secret=SECRET_B64, passphrase="pass-1") as (pw, name):
+            await pw.call(f"{name}.list_orders", {"product": "x"})
+    (seen,) = elsewhere
+    assert not {"CB-ACCESS-KEY", "CB-ACCESS-SIGN", "CB-ACCESS-PASSPHRASE",
+                "CB-ACCESS-TIMESTAMP"} & set(seen)
+
+
 def sign_at(auth: HmacSignatureAuth, values: dict[str, str], now: float) -> dict[str, str]:
     signer = build_signer(auth, values)
     assert signer is not None

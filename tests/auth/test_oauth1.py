@@ -158,7 +158,9 @@ class Provider:
     """A loopback upstream verifying each request with oauthlib, from the raw request
     line, the headers and the body as they arrived."""
 
-    def __init__(self, *, two_legged: bool = False, echo: bool = False) -> None:
+    def __init__(self, *, two_legged: bool = False, echo: bool = False,
+                 unavailable: int = 0) -> None:
+        self.unavailable = unavailable  # answer this many verified requests with 503
         self.validator = Validator()
         self.endpoint = (SignatureOnlyEndpoint(self.validator) if two_legged
                          else ResourceEndpoint(self.validator))
@@ -186,6 +188,9 @@ class Provider:
             self.seen.append({"ok": ok, "path": unquote(raw_path), "body": body,
                               "query": parse_qsl(raw_query, keep_blank_values=True),
                               "oauth": oauth})
+            if ok and self.unavailable:
+                self.unavailable -= 1
+                return web.json_response({"message": "try again"}, status=503)
             if self.echo:  # a hostile upstream repeating what it was sent
                 return web.json_response({"message": f"refused {authz}"}, status=401)
             if not ok:
@@ -321,6 +326,22 @@ async def test_a_body_placement_refuses_a_json_body_with_a_typed_error(tmp_path:
             await pw.call("tumblr.post", {"blog": "b", "text": "x"})
     assert "form" in str(info.value) and not provider.seen
     assert CONSUMER_SECRET not in str(info.value)
+
+
+async def test_a_retry_repeats_the_nonce_which_a_provider_remembering_nonces_refuses(
+        tmp_path: Path) -> None:
+    """As documented: the HTTP core resends the signed request; a provider that keeps
+    every nonce answers the repeat 401, which is not retried: the call fails visibly."""
+    provider = Provider(unavailable=1)
+    with instant_retries():
+        async with oauth1_connection(tmp_path, provider.app(), HMAC_THREE_LEGGED,
+                                     **THREE_LEGGED_VALUES) as pw:
+            with pytest.raises(CallError) as info:
+                await pw.call("tumblr.search", {"blog": "b"})
+    first, second = provider.seen
+    assert first["ok"] and not second["ok"]
+    assert first["oauth"]["oauth_nonce"] == second["oauth"]["oauth_nonce"]
+    assert info.value.code == "auth_error"
 
 
 async def test_a_wrong_secret_is_refused_by_the_provider(tmp_path: Path) -> None:

@@ -260,9 +260,11 @@ class Verifier:
     """A loopback upstream that checks each request's SigV4 signature with botocore,
     from what arrived: the raw request line, the headers it lists as signed, the body."""
 
-    def __init__(self, token: str | None = None, echo: str | None = None) -> None:
+    def __init__(self, token: str | None = None, echo: str | None = None,
+                 unavailable: int = 0) -> None:
         self.token = token
         self.echo = echo
+        self.unavailable = unavailable  # answer this many requests with 503 first
         self.seen: list[dict[str, Any]] = []
 
     def app(self) -> web.Application:
@@ -286,6 +288,9 @@ class Verifier:
             ok = expected == fields["Signature"] and "host" in signed
             self.seen.append({"ok": ok, "params": params, "path": unquote(raw_path),
                               "headers": dict(request.headers)})
+            if self.unavailable:
+                self.unavailable -= 1
+                return web.json_response({"message": "try again"}, status=503)
             if self.echo is not None:  # a hostile upstream repeating what it was sent
                 return web.json_response({"message": request.headers.get(self.echo)},
                                          status=403)
@@ -334,6 +339,16 @@ async def test_temporary_credentials_send_and_sign_the_session_token(tmp_path: P
         await pw.call("aws.get_item", {"id": "1"})
     assert verifier.seen[0]["ok"]
     assert verifier.seen[0]["headers"]["X-Amz-Security-Token"] == token
+
+
+async def test_a_retry_sends_the_same_signature_which_still_verifies(tmp_path: Path) -> None:
+    verifier = Verifier(unavailable=1)
+    with instant_retries():
+        async with aws_connection(tmp_path, verifier.app()) as pw:
+            assert await pw.call("aws.get_item", {"id": "1", "q": "a b"}) == {"ok": True}
+    first, second = verifier.seen
+    assert first["ok"] and second["ok"]
+    assert first["headers"]["Authorization"] == second["headers"]["Authorization"]
 
 
 async def test_hostile_arguments_cannot_change_what_is_signed_or_sent(tmp_path: Path) -> None:
