@@ -28,6 +28,7 @@ page's is ``first_page``, or offset 0), so the caller is not asked for it.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,6 +73,10 @@ _MAX_NODES = 2000
 _MAX_REF_HOPS = 16
 
 
+#: one view per document being imported (its converter), gone with the converter
+_views: weakref.WeakKeyDictionary[SchemaConverter, _SchemaView] = weakref.WeakKeyDictionary()
+
+
 def _norm(name: str) -> str:
     return _NON_ALNUM.sub("", name.lower())
 
@@ -93,7 +98,9 @@ def infer_pagination(conv: SchemaConverter, method: str, op: Mapping[str, Any],
     has_link = any(h.lower() == "link" for h in header_names)
     if not has_link and not any(_norm(wire) in _PAGING_PARAMS for wire in query):
         return None  # most operations: nothing to look at in the response
-    view = _SchemaView(conv)
+    view = _views.get(conv)
+    if view is None:
+        view = _views[conv] = _SchemaView(conv)
     body = view.resolve(_json_schema(response))
     fields = view.fields(body) if body is not None else []
     items = _items_path(view, body)
@@ -234,10 +241,13 @@ def _json_schema(response: Mapping[str, Any]) -> Any:
 
 
 class _SchemaView:
-    """Reads response schemas: local refs followed, ``allOf`` merged, all bounded."""
+    """Reads response schemas: local refs followed, ``allOf`` merged, all bounded. One
+    per document (many list operations answer the same schema: read once)."""
 
     def __init__(self, conv: SchemaConverter) -> None:
         self.conv = conv
+        # id(body schema) → its fields; the schemas live in the document, as long as conv
+        self.fields_of: dict[int, list[tuple[tuple[str, ...], Mapping[str, Any]]]] = {}
 
     def resolve(self, schema: Any) -> Mapping[str, Any] | None:
         seen: set[str] = set()
@@ -271,6 +281,12 @@ class _SchemaView:
     def fields(self, body: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Mapping[str, Any]]]:
         """(path, resolved schema) of the body's fields, breadth first, a few levels deep,
         each schema object expanded once, nested ones up to _MAX_NODES fields in all."""
+        known = self.fields_of.get(id(body))
+        if known is None:
+            known = self.fields_of[id(body)] = self._fields(body)
+        return known
+
+    def _fields(self, body: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Mapping[str, Any]]]:
         out: list[tuple[tuple[str, ...], Mapping[str, Any]]] = []
         expanded: set[int] = set()
         level: list[tuple[tuple[str, ...], Mapping[str, Any]]] = [((), body)]

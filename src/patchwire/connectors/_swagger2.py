@@ -111,7 +111,8 @@ def _rewrite_ref(ref: str) -> str:
 
 
 def _extensions(node: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in node.items() if isinstance(k, str) and k.startswith("x-")}
+    # str(k) is k for the str keys of parsed JSON; YAML's odd keys (ints) never start "x-"
+    return {k: v for k, v in node.items() if str(k)[:2] == "x-"}
 
 
 class _Converter:
@@ -125,6 +126,8 @@ class _Converter:
         raw_params = data.get("parameters")
         self.global_params: Mapping[str, Any] = (
             raw_params if isinstance(raw_params, Mapping) else {})
+        #: id(2.0 parameter) → its 3.0 form; the 2.0 objects live as long as self.data
+        self.param_cache: dict[int, dict[str, Any]] = {}
 
     def fail(self, where: str, what: str) -> OpenAPIImportError:
         return OpenAPIImportError(f"{self.label}: {where}: {what}")
@@ -418,7 +421,12 @@ class _Converter:
     def _param_out(self, ref: str | None, param: Mapping[str, Any], where: str) -> Any:
         if ref is not None:
             return {"$ref": _rewrite_ref(ref)}
-        return self._parameter(param, where)
+        # One converted object per parameter object: a path-level parameter shared by
+        # every method converts once, and the importer's memo (by identity) then hits.
+        cached = self.param_cache.get(id(param))
+        if cached is None:
+            cached = self.param_cache[id(param)] = self._parameter(param, where)
+        return cached
 
     def _parameter(self, param: Mapping[str, Any], where: str) -> dict[str, Any]:
         loc = param.get("in")
