@@ -244,6 +244,14 @@ actions:
     request:
       path: /items/{id}
       query: {q: "{q}", tag: "{tag}"}
+  list_items:
+    input:
+      type: object
+      properties: {q: {type: string}}
+    request:
+      path: /items
+      query: {q: "{q}"}
+    pagination: {style: cursor, items: items, next_cursor: next, cursor_param: after}
   put_item:
     input:
       type: object
@@ -291,6 +299,11 @@ class Verifier:
             if self.unavailable:
                 self.unavailable -= 1
                 return web.json_response({"message": "try again"}, status=503)
+            if raw_path == "/items":  # three pages of two, by cursor
+                after = int(dict(params).get("after", "0"))
+                return web.json_response({"items": [after + 1, after + 2],
+                                          "next": str(after + 2) if after < 4 else None},
+                                         status=200 if ok else 403)
             if self.echo is not None:  # a hostile upstream repeating what it was sent
                 return web.json_response({"message": request.headers.get(self.echo)},
                                          status=403)
@@ -339,6 +352,15 @@ async def test_temporary_credentials_send_and_sign_the_session_token(tmp_path: P
         await pw.call("aws.get_item", {"id": "1"})
     assert verifier.seen[0]["ok"]
     assert verifier.seen[0]["headers"]["X-Amz-Security-Token"] == token
+
+
+async def test_every_page_of_a_walk_is_signed_with_its_own_cursor(tmp_path: Path) -> None:
+    verifier = Verifier()
+    async with aws_connection(tmp_path, verifier.app()) as pw:
+        items = await pw.call("aws.list_items", {"q": "a b&c"}, paginate=True)
+    assert items == [1, 2, 3, 4, 5, 6]
+    assert [s["ok"] for s in verifier.seen] == [True, True, True]
+    assert [dict(s["params"]).get("after") for s in verifier.seen] == [None, "2", "4"]
 
 
 async def test_a_retry_sends_the_same_signature_which_still_verifies(tmp_path: Path) -> None:

@@ -22,7 +22,12 @@ from patchwire.connectors.spec import (
 )
 from patchwire.http import client_tls_context
 
-__all__ = ["AuthParts", "MissingCredential", "render_auth", "render_client_tls"]
+__all__ = ["SIGNED_AUTH_TYPES", "AuthParts", "MissingCredential", "render_auth",
+           "render_client_tls"]
+
+
+#: the auth types whose every request is signed by a ``RequestSigner`` (``_signers.py``)
+SIGNED_AUTH_TYPES = frozenset({"oauth1", "aws_sigv4", "hmac_signature"})
 
 
 class MissingCredential(Exception):
@@ -85,7 +90,7 @@ def render_auth(auth: AuthSpec, values: Mapping[str, Any]) -> AuthParts:
         with_token = {**values, "token": str(access_token)}
         return AuthParts(headers={k: _fill(v, with_token) for k, v in auth.headers.items()},
                          query={k: _fill(v, with_token) for k, v in auth.query.items()})
-    if auth.type in ("oauth1", "aws_sigv4", "hmac_signature"):
+    if auth.type in SIGNED_AUTH_TYPES:
         # nothing fixed: every request is signed by the connection's signer (_signers.py)
         return AuthParts()
     raise AssertionError(f"unhandled auth scheme {auth!r}")

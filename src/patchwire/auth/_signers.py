@@ -7,14 +7,12 @@ from typing import Any
 
 from patchwire.auth._hmac_signature import HmacSigner
 from patchwire.auth._oauth1 import OAuth1Signer
+from patchwire.auth._schemes import SIGNED_AUTH_TYPES
 from patchwire.auth._signing import RequestSigner
 from patchwire.auth._sigv4 import SigV4Signer
 from patchwire.connectors.spec import AuthSpec, AwsSigV4Auth, HmacSignatureAuth, OAuth1Auth
 
 __all__ = ["SIGNED_AUTH_TYPES", "build_signer"]
-
-#: the auth types whose every request is signed by a :class:`RequestSigner`
-SIGNED_AUTH_TYPES = frozenset({"oauth1", "aws_sigv4", "hmac_signature"})
 
 
 def build_signer(auth: AuthSpec, values: Mapping[str, Any]) -> RequestSigner | None:
