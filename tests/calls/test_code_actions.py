@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ from patchwire import (
 from patchwire.calls import CodeLoader
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.definitions import load_definitions
+from patchwire.flows import FlowEngine
 from patchwire.observability import JsonFormatter, TextFormatter
 from patchwire.server import create_app
 from tests.support.leaks import leaks_in_files, new_canary
@@ -491,3 +493,60 @@ async def test_an_api_request_cannot_run_a_flows_code_step_nor_import_its_module
     assert "runs only as part of a flow run" in answers[0][1]
     assert s.shop.seen == []
     assert not (s.code / "imported").exists()
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "code.md"
+
+
+def doc_files() -> dict[str, str]:
+    """The example's files: each fenced block of the page whose first line is
+    ``# <path>``."""
+    blocks = re.findall(r"```[a-z]+\n(.*?)```", DOC.read_text(), re.S)
+    return {block.split("\n", 1)[0][2:].strip(): block for block in blocks
+            if block.startswith("# ")}
+
+
+async def test_the_documented_example_works_as_written(tmp_path: Path) -> None:
+    files = doc_files()
+    assert set(files) == {"patchwire.toml", "connectors/crm.yaml", "code/crm_code/overview.py",
+                          "flows/account_digest.yaml"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "code" / "crm_code" / "__init__.py").write_text("")
+    token = new_canary("crm")
+    pages = {None: ([100, 50], "p2"), "p2": ([25], None)}
+
+    async def account(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == f"Bearer {token}"
+        if request.match_info["id"] != "A-1":
+            return web.json_response({"error": "no such account"}, status=404)
+        return web.json_response({"name": "Acme"})
+
+    async def deals(request: web.Request) -> web.Response:
+        assert (request.query["account"], request.query["status"]) == ("A-1", "open")
+        amounts, following = pages[request.query.get("cursor")]
+        return web.json_response({"deals": [{"amount": a} for a in amounts],
+                                  "next": following})
+
+    app = web.Application()
+    app.router.add_get("/v2/accounts/{id}", account)
+    app.router.add_get("/v2/deals", deals)
+    code_paths = load_settings(environ={}, toml_path=tmp_path / "patchwire.toml").code_paths
+    assert code_paths == (tmp_path / "code",)
+    settings = local_settings(tmp_path / "home", connector_paths=(tmp_path / "connectors",),
+                              flow_paths=(tmp_path / "flows",), sync_paths=(),
+                              code_paths=code_paths)
+    found = load_definitions(settings).required()
+    async with serve(app) as url, Patchwire(settings, connectors=found.connectors) as pw:
+        await pw.add_connection("crm", "crm_acme", {"base_url": url, "api_token": token})
+        overview = await pw.execute("crm.account_overview", {"account_id": "A-1"})
+        with pytest.raises(NotFoundError):
+            await pw.execute("crm.account_overview", {"account_id": "B-2"})
+        async with FlowEngine(pw, {f.id: f for f in found.flows},
+                              poll_interval=3600) as engine:
+            run = await engine.run("account_digest", {"account_id": "A-1"}, max_wait=20)
+    assert overview.result == {"account": "Acme", "open_deals": 3, "open_total": 175}
+    assert overview.attempts == 3
+    assert run.status == "succeeded", run.error
+    assert run.output == {"text": "Acme: 3 open deals worth 175"}
