@@ -4,6 +4,7 @@ requests, answers, typed errors, partial data, relay pages, cost pauses, hostile
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,33 @@ async def test_graphql_errors_in_a_4xx_answer_are_typed_by_their_codes(tmp_path:
     async with graphql_patchwire(tmp_path, upstream) as pw:
         with pytest.raises(AuthError, match="Bad credentials"):
             await pw.call("gh.echo", {"text": "a"})
+
+
+async def test_shopifys_throttle_status_pauses_the_connection_until_enough_is_restored(
+        tmp_path: Path) -> None:
+    # 20 points left, the query costs 50, 10 restored per second: 3 s until it fits again
+    answer = {"data": {"echo": "a"}, "extensions": {"cost": {
+        "requestedQueryCost": 50, "actualQueryCost": 50,
+        "throttleStatus": {"maximumAvailable": 1000, "currentlyAvailable": 20,
+                           "restoreRate": 10}}}}
+    upstream = GraphQLUpstream(raw=[(200, json.dumps(answer).encode(), "application/json")])
+    text = CONNECTOR.replace("cost: github", "cost: shopify")
+    async with graphql_patchwire(tmp_path, upstream, text=text) as pw:
+        assert await pw.call("gh.echo", {"text": "a"}) == "a"
+        http = pw.runtime.http
+        spec = pw.runtime.connectors.get("gh")
+        bucket = http.guard(spec).buckets("main", None)[-1]
+        left = bucket.paused_until - time.monotonic()
+    assert 2.0 < left <= 3.0
+
+
+async def test_a_throttled_error_takes_its_wait_from_the_cost_rule(tmp_path: Path) -> None:
+    answer = {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+              "extensions": {"cost": {"requestedQueryCost": 100, "throttleStatus": {
+                  "maximumAvailable": 1000, "currentlyAvailable": 40, "restoreRate": 50}}}}
+    upstream = GraphQLUpstream(raw=[(200, json.dumps(answer).encode(), "application/json")])
+    text = CONNECTOR.replace("cost: github", "cost: shopify")
+    async with graphql_patchwire(tmp_path, upstream, text=text) as pw:
+        with pytest.raises(RateLimitedError) as caught:
+            await pw.call("gh.echo", {"text": "a"})
+    assert caught.value.retry_after == pytest.approx(1.2)

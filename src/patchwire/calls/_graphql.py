@@ -128,6 +128,12 @@ class GraphQLAdapter:
             compile_expression(action.response)
             if action.response and action.response.strip() != "$" else None)
         self.idempotent = action.is_idempotent
+        #: per connection's header mapping: it merged with this action's defaults, so a
+        #: call copies one dict instead of scanning for each default header
+        self._headers: tuple[dict[str, str], dict[str, str]] | None = None
+        #: the answer the cost rule just parsed, read again by map_response: the call
+        #: path calls both with no await between them (one event loop thread)
+        self._parsed: tuple[RawResponse, Any] | None = None
 
     # -- request ---------------------------------------------------------------------------
 
@@ -137,10 +143,14 @@ class GraphQLAdapter:
         payload: dict[str, Any] = {"query": self.document, "variables": variables}
         if self.operation_name is not None:
             payload["operationName"] = self.operation_name
-        headers = dict(conn.headers)
-        _default_header(headers, "Content-Type", "application/json")
-        _default_header(headers, "Accept",
-                        "application/graphql-response+json, application/json;q=0.9")
+        cached = self._headers
+        if cached is None or cached[0] is not conn.headers:
+            merged = dict(conn.headers)
+            _default_header(merged, "Content-Type", "application/json")
+            _default_header(merged, "Accept",
+                            "application/graphql-response+json, application/json;q=0.9")
+            cached = self._headers = (conn.headers, merged)
+        headers = dict(cached[1])
         auth = conn.auth
         return PreparedRequest(
             method="POST",
@@ -195,8 +205,10 @@ class GraphQLAdapter:
 
     def _answer(self, raw: RawResponse, context: CallContext,
                 redact: Redactor) -> dict[str, Any]:
+        parsed, self._parsed = self._parsed, None
         try:
-            body = orjson.loads(raw.body)
+            body = parsed[1] if parsed is not None and parsed[0] is raw else orjson.loads(
+                raw.body)
         except orjson.JSONDecodeError:
             raise ResponseMappingError(
                 f"{self.qualified}: the GraphQL endpoint answered HTTP {raw.status} with "
@@ -251,12 +263,15 @@ class GraphQLAdapter:
     def pause_after(self, raw: RawResponse) -> float | None:
         """Seconds the connection must wait before its next call, when the cost rule says
         the budget is spent; None otherwise (or when the answer says nothing)."""
+        self._parsed = None
         if self._cost_exprs is None or not raw.body:
             return None
         try:
             body = orjson.loads(raw.body)
         except orjson.JSONDecodeError:
             return None
+        if raw.ok:
+            self._parsed = (raw, body)  # map_response reads it next
         return self.cost_wait(body) if isinstance(body, dict) else None
 
     def cost_wait(self, body: Mapping[str, Any]) -> float | None:
