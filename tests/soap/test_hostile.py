@@ -235,6 +235,13 @@ async def test_a_fault_in_a_200_answer_is_still_a_typed_error(tmp_path: Path) ->
         assert caught.value.status == 200
 
 
+async def test_an_empty_accepted_answer_of_a_one_way_operation_is_null(
+        tmp_path: Path) -> None:
+    upstream = Scripted([(202, b"")])
+    async with calculator(tmp_path, upstream) as pw:
+        assert await pw.call("calc.add", {"intA": 2, "intB": 3}) is None
+
+
 async def test_an_answer_that_is_not_soap_falls_back_to_the_status_rules(
         tmp_path: Path) -> None:
     upstream = Scripted([(502, b"<html><body>Bad Gateway</body></html>")])
@@ -307,3 +314,36 @@ actions:
     assert b"&lt;/countryCode&gt;&lt;vatNumber&gt;1&lt;/vatNumber&gt;" in body
     assert b"&amp;amp;" in body
     assert body.count(b"<ns0:vatNumber>") == 1
+
+
+async def test_free_xml_in_an_answer_reaches_the_result_as_text(tmp_path: Path) -> None:
+    wsdl = hostile_wsdl(tmp_path / "w")
+    text = wsdl.read_text(encoding="utf-8")
+    open_any = ('<xs:element name="PingResponse"><xs:complexType><xs:sequence>\n'
+                '  <xs:element name="text" type="xs:string"/>')
+    assert open_any in text
+    wsdl.write_text(text.replace(open_any, open_any + '<xs:any minOccurs="0" '
+                                 'processContents="lax"/>'), encoding="utf-8")
+    answer = ENVELOPE.format('<PingResponse xmlns="urn:h"><text>pong</text>'
+                             '<extra xmlns="urn:x">hi &amp; bye</extra></PingResponse>')
+    upstream = Scripted([(200, answer.encode())])
+    connector = f"""
+name: ping
+protocol: soap
+soap: {{wsdl: "{wsdl}"}}
+base_url: "{{url}}"
+settings: {{url: {{}}}}
+actions:
+  ping:
+    input: {{type: object, properties: {{text: {{type: string}}}}}}
+    soap: {{operation: Ping}}
+"""
+    async with serve(upstream.app()) as url:
+        spec = load_connector_text(connector, "<ping>")
+        async with Patchwire(local_settings(tmp_path / "home"),
+                             connectors=ConnectorRegistry([spec])) as pw:
+            await pw.add_connection("ping", "main", {"url": url})
+            result = await pw.call("ping.ping", {"text": "ping"})
+    assert result["text"] == "pong"
+    assert result["_value_1"].startswith("<extra xmlns=")
+    assert result["_value_1"].endswith(">hi &amp; bye</extra>")

@@ -184,6 +184,8 @@ class SoapAdapter:
         from zeep import helpers
 
         op = self._operation(context)
+        if not raw.body.strip() and raw.ok:
+            return None  # a one-way operation's 202 (or a 200 saying nothing)
         service = load_wsdl(self.connector.soap.wsdl) if self.connector.soap else None
         assert service is not None
         try:
@@ -311,4 +313,12 @@ def _json_safe(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
+    if hasattr(value, "tag") and hasattr(value, "itertext"):
+        # an xsd:any part of the answer: zeep hands over the XML element; its text is
+        # the most a JSON result can say of it
+        from zeep.wsdl import utils as wsdl_utils
+
+        to_string: Any = wsdl_utils.etree_to_string
+        text = bytes(to_string(value)).decode("utf-8", errors="replace")
+        return text.split("?>", 1)[1].lstrip() if text.startswith("<?xml") else text
     return str(value)
