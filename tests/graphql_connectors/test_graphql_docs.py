@@ -17,7 +17,8 @@ GITHUB = ROOT / ".fixtures-cache" / "graphql" / "node_modules" / "@octokit" / "g
 
 
 def _example() -> str:
-    blocks = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    blocks: list[str] = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"),
+                                   re.S)
     return next(b for b in blocks if b.startswith("name: github_graphql"))
 
 
