@@ -92,6 +92,12 @@ def test_slacks_web_api_imports_with_form_bodies_oauth2_scopes_and_cursor_pagina
         "style": "cursor", "items": "channels",
         "next_cursor": "response_metadata.next_cursor", "limit_param": "limit"}
     assert listing.cursor_param == "cursor"
+    # Slack's `token` parameters (query, header, form) are the OAuth2 token the auth layer
+    # sends: never an argument a caller or a model is asked for
+    assert not [n for n, a in spec.actions.items() if "token" in a.input["properties"]]
+    assert "token" not in request_of(post).headers
+    assert "parameter 'token' left out of 170 action inputs" in result.warnings[0]
+
     members = spec.actions["conversations_members"].pagination
     assert members is not None
     assert (members.items, members.next_cursor) == ("members", "response_metadata.next_cursor")
@@ -236,6 +242,25 @@ def test_security_definitions_become_security_schemes_with_all_four_oauth2_flows
     skipped = import_openapi(swagger({}, securityDefinitions={
         "implicit": definitions["implicit"]})).skipped
     assert [s.where for s in skipped] == ["components.securitySchemes.implicit"]
+
+
+def test_a_bearer_token_parameter_is_left_to_the_auth_layer_not_asked_for() -> None:
+    params = [{"in": "query", "name": "access_token", "type": "string", "required": True},
+              {"in": "query", "name": "q", "type": "string"}]
+    form = [{"in": "formData", "name": "token", "type": "string", "required": True},
+            {"in": "formData", "name": "text", "type": "string"}]
+    paths = {"/search": {"get": op(operationId="search", parameters=params)},
+             "/post": {"post": op(operationId="post", parameters=form)}}
+    oauth = {"o": {"type": "oauth2", "flow": "application", "tokenUrl": "https://a.example/t"}}
+    result = import_openapi(swagger(paths, securityDefinitions=oauth))
+    search, post = result.connector.actions["search"], result.connector.actions["post"]
+    assert list(search.input["properties"]) == ["q"] and "required" not in search.input
+    assert request_of(search).query == {"q": "{q}"}
+    assert list(post.input["properties"]) == ["text"]
+    assert request_of(post).body == {"text": "{text}"}
+    # without a bearer auth scheme the parameter is the API's own business: kept
+    plain = import_openapi(swagger(paths)).connector.actions["search"]
+    assert plain.input["required"] == ["access_token"]
 
 
 @pytest.mark.parametrize(("fmt", "style", "explode"), [

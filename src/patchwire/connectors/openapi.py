@@ -56,6 +56,7 @@ _RESERVED_HEADERS = {"accept": "Accept", "content-type": "Content-Type",
 _AUTH_SETTINGS = frozenset({"api_key", "username", "password", "token", "client_id",
                             "client_secret"})
 _MAX_CONNECTOR_NAME = 40
+_BEARER_PARAMS = frozenset({"access_token", "token"})
 WEBHOOK_REASON = "inbound webhook: handled by webhook sources, not an action"
 CALLBACK_REASON = "inbound webhook (callback): handled by webhook sources, not an action"
 
@@ -264,6 +265,8 @@ class _Importer:
         self.param_keep: list[Mapping[str, Any]] = []
         #: (in, lower-case name) of the api_key auth parameter, which the auth layer sends
         self.auth_param: tuple[str, str] | None = None
+        #: lower-case names of parameters that carry the bearer token the auth layer sends
+        self.credential_params: frozenset[str] = frozenset()
 
     # -- the whole document -----------------------------------------------------------
 
@@ -485,6 +488,10 @@ class _Importer:
             return None
         if chosen[1]["type"] == "api_key":
             self.auth_param = (chosen[1]["in"], chosen[1]["name"].lower())
+        elif chosen[1]["type"] in ("oauth2", "bearer"):
+            # RFC 6750's access_token (and Slack's token) parameters are the credential the
+            # auth layer already sends: never an argument a caller or a model must supply.
+            self.credential_params = _BEARER_PARAMS
         others = [u for u in usable if u != chosen[0]]
         if others:
             self.warnings.append(
@@ -649,7 +656,7 @@ class _Importer:
             if loc == "header" and wire.lower() in _RESERVED_HEADERS:
                 self.reserved_headers[_RESERVED_HEADERS[wire.lower()]] += 1
                 continue
-            if (loc, wire.lower()) == self.auth_param:
+            if (loc, wire.lower()) == self.auth_param or wire.lower() in self.credential_params:
                 self.reserved_headers[wire] += 1
                 continue
             if loc == "path" and wire not in in_path:
@@ -818,6 +825,9 @@ class _Importer:
             props, req = fields
             template: dict[str, Any] = {}
             for wire, prop in props.items():
+                if wire.lower() in self.credential_params:
+                    self.reserved_headers[wire] += 1
+                    continue
                 if body_type == "multipart":
                     prop = _file_schema(prop)
                 name = _placeholder_name(wire)
