@@ -212,6 +212,26 @@ async def test_a_redirect_to_another_origin_carries_no_signature_or_key_headers(
                 "CB-ACCESS-TIMESTAMP"} & set(seen)
 
 
+async def test_a_multipart_body_whose_hash_is_signed_is_refused_before_sending(
+        tmp_path: Path) -> None:
+    upstream = Upstream(generic, "X-Signature")
+    connector = GENERIC + """
+  upload:
+    input: {type: object, properties: {name: {type: string}}}
+    request:
+      method: POST
+      path: /files
+      body_type: multipart
+      body: {name: "{name}"}
+"""
+    async with connected(tmp_path, connector, upstream.app(),
+                         signing_key=GENERIC_KEY) as (pw, name):
+        with pytest.raises(RequestRenderError) as info:
+            await pw.call(f"{name}.upload", {"name": "a"})
+    assert "multipart" in str(info.value) and not upstream.seen
+    assert GENERIC_KEY not in str(info.value)
+
+
 def sign_at(auth: HmacSignatureAuth, values: dict[str, str], now: float) -> dict[str, str]:
     signer = build_signer(auth, values)
     assert signer is not None
