@@ -27,6 +27,7 @@ from patchwire import (
     CallTimeoutError,
     CustomCodeError,
     NotFoundError,
+    PaginationError,
     Patchwire,
     SpecError,
     ToolInvoker,
@@ -35,12 +36,14 @@ from patchwire import (
     load_settings,
 )
 from patchwire.calls import CodeLoader
-from patchwire.connectors import ConnectorRegistry, load_connector_text
+from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connector_text
 from patchwire.definitions import load_definitions
 from patchwire.flows import FlowEngine
 from patchwire.observability import JsonFormatter, TextFormatter
+from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from tests.support.leaks import leaks_in_files, new_canary
+from tests.support.oauth import CLIENT_ID, CLIENT_SECRET
 from tests.support.servers import serve, serving
 from tests.support.settings import local_settings
 
@@ -550,3 +553,58 @@ async def test_the_documented_example_works_as_written(tmp_path: Path) -> None:
     assert overview.attempts == 3
     assert run.status == "succeeded", run.error
     assert run.output == {"text": "Acme: 3 open deals worth 175"}
+
+
+async def test_an_oauth2_token_the_upstream_refuses_is_renewed_once_for_the_codes_request(
+        tmp_path: Path) -> None:
+    seen: list[str] = []
+    refused: set[str] = set()
+
+    async def me(request: web.Request) -> web.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        seen.append(token)
+        if token in refused:
+            return web.json_response({"error": "token expired"}, status=401)
+        return web.json_response({"id": "u1"})
+
+    app = web.Application()
+    app.router.add_get("/api/me", me)
+    code = write_code(tmp_path, {"whoami.py": """
+        async def me(input, client):
+            answer = await client.get("/me")
+            answer.raise_for_status()
+            return answer.json()
+    """})
+    spec = ConnectorSpec.model_validate({
+        "name": "signals", "base_url": "{api_url}/api",
+        "settings": {"api_url": {}, "sandbox_url": {}, "client_id": {},
+                     "client_secret": {"secret": True}},
+        "auth": {"type": "oauth2", "flow": "client_credentials",
+                 "token_url": "{sandbox_url}/oauth/token"},
+        "retry": {"attempts": 1},
+        "actions": {"me": {"code": "whoami:me"}}})
+    async with Sandbox(seed=0) as sandbox, serve(app) as url, Patchwire(
+            local_settings(tmp_path / "home", code_paths=(code,)),
+            connectors=ConnectorRegistry([spec])) as pw:
+        await pw.add_connection("signals", "acme", {
+            "api_url": url, "sandbox_url": sandbox.url, "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET})
+        first = await pw.execute("signals.me", {})
+        refused.add(seen[-1])
+        second = await pw.execute("signals.me", {})
+        renewals = sandbox.state.oauth.stats.token_requests["client_credentials"]
+    assert (first.result, second.result) == ({"id": "u1"}, {"id": "u1"})
+    assert second.attempts == 2 and len(set(seen)) == 2 and renewals == 2
+
+
+async def test_a_code_action_is_not_walked_page_by_page(tmp_path: Path) -> None:
+    paged = CONNECTOR.replace("actions:", "pagination: {style: page, items: $}\nactions:")
+    source = "async def all_of_them(input, client):\n    return [1, 2, 3]\n"
+    async with shop_with_code(tmp_path, {"every.py": source}, ref="every:all_of_them") as s:
+        spec = load_connector_text(paged % {"ref": "every:all_of_them", "total": 5}, "s.yaml")
+        s.pw.use_connectors(ConnectorRegistry([spec]))
+        with pytest.raises(PaginationError, match="returns every record itself"):
+            async for _ in s.pw.paginate("shop.summary", {"order_id": "x"}):
+                pass
+        whole = await s.pw.execute("shop.summary", {"order_id": "x"})
+    assert whole.result == [1, 2, 3]

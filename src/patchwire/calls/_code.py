@@ -58,6 +58,7 @@ from patchwire.errors import (
     CallError,
     CallTimeoutError,
     CustomCodeError,
+    PaginationError,
     RequestRenderError,
     ResponseMappingError,
     SpecProblem,
@@ -617,6 +618,11 @@ class CodeRunner:
             # tool) that names one is refused like an unknown action, before any import
             raise UnknownAction(f"{compiled.qualified} is a flow's code step; it runs only "
                                 "as part of a flow run")
+        if request.page is not None:
+            raise PaginationError(
+                f"{compiled.qualified} is custom code: its function returns every record "
+                "itself and cannot be called page by page (a connector's pagination does "
+                "not apply to it)", context=CallContext(action=compiled.qualified))
         conn: ResolvedConnection | None = None
         if not isinstance(compiled, CodeStepAction) or compiled.bound:
             connector, end_user = compiled.connector.name, request.end_user
