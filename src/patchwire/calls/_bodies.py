@@ -196,10 +196,19 @@ class _Builder:
     before it is all in memory)."""
 
     def __init__(self) -> None:
-        # each open element: [name, attributes, children (name, value), text parts]
-        self.stack: list[tuple[str, dict[str, Any], list[tuple[str, Any]], list[str]]] = []
+        # each open element: (name, attributes or None, children (name, value), text parts)
+        self.stack: list[tuple[str, dict[str, Any] | None, list[tuple[str, Any]],
+                               list[str]]] = []
         self.nodes = 0
         self.root: tuple[str, Any] | None = None
+        #: qualified name -> local name (documents repeat a few names many times)
+        self.names: dict[str, str] = {}
+
+    def _name(self, qualified: str) -> str:
+        local = self.names.get(qualified)
+        if local is None:
+            local = self.names[qualified] = _local(qualified)
+        return local
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         if len(self.stack) >= XML_MAX_DEPTH:
@@ -207,8 +216,9 @@ class _Builder:
         self.nodes += 1 + len(attrib)
         if self.nodes > XML_MAX_NODES:
             raise _Refused(f"more than {XML_MAX_NODES} elements and attributes")
-        attributes = {"@" + _local(k): v for k, v in attrib.items()}
-        self.stack.append((_local(tag), attributes, [], []))
+        attributes = ({"@" + self._name(k): v for k, v in attrib.items()}
+                      if attrib else None)
+        self.stack.append((self._name(tag), attributes, [], []))
 
     def data(self, text: str) -> None:
         if self.stack:
@@ -216,17 +226,23 @@ class _Builder:
 
     def end(self, tag: str) -> None:
         name, attributes, children, parts = self.stack.pop()
-        text = "".join(parts).strip()
+        text = "".join(parts).strip() if parts else ""
         value: Any
-        if not attributes and not children:
+        if attributes is None and not children:
             value = text or None
         else:
-            value = attributes
-            grouped: dict[str, list[Any]] = {}
+            value = attributes or {}
+            repeated: set[str] | None = None
             for child, child_value in children:
-                grouped.setdefault(child, []).append(child_value)
-            for child, values in grouped.items():
-                value[child] = values[0] if len(values) == 1 else values
+                if child not in value:
+                    value[child] = child_value
+                elif repeated is not None and child in repeated:
+                    value[child].append(child_value)
+                else:
+                    value[child] = [value[child], child_value]
+                    if repeated is None:
+                        repeated = set()
+                    repeated.add(child)
             if text:
                 value["#text"] = text
         if self.stack:
