@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry, Pagination, load_connector_text
 from patchwire.connectors.openapi import import_openapi
+from patchwire.errors import PaginationError
 from patchwire.expressions import compile_expression
 from tests.support.servers import serve
 from tests.support.settings import local_settings
@@ -292,3 +294,36 @@ async def test_a_required_page_is_filled_by_the_paginator_over_http(tmp_path: Pa
     assert pages == [{"page": "1", "per_page": "3"}, {"page": "2", "per_page": "3"},
                      {"page": "3", "per_page": "3"}]
     assert charged == records
+
+
+async def test_an_inferred_next_url_to_another_origin_is_refused_before_sending(
+        tmp_path: Path) -> None:
+    """A hostile (or compromised) upstream names a next page on another host: the
+    connection's credentials must not follow it there."""
+    requests: list[dict[str, str]] = []
+
+    async def things(request: web.Request) -> web.Response:
+        requests.append({"key": request.headers.get("X-Key", "")})
+        return web.json_response({"data": [{"id": "1"}], "links": {
+            "next": "http://attacker.example/steal?page=2"}})
+
+    app = web.Application()
+    app.router.add_get("/things", things)
+    schema = page_of(THING, links={"type": "object", "properties": {
+        "next": {"type": "string", "format": "uri"}}})
+    document = listing([query("cursor")], schema,
+                       securitySchemes={"key": {"type": "apiKey", "in": "header",
+                                                "name": "X-Key"}})
+    document["security"] = [{"key": []}]
+    result = import_openapi(document, base_url="{url}")
+    spec = result.connector
+    assert spec.actions["list_things"].pagination is not None
+    records: list[Any] = []
+    async with serve(app) as url, Patchwire(local_settings(tmp_path / "home"),
+                                            connectors=ConnectorRegistry([spec])) as pw:
+        await pw.add_connection("things", "main", {"url": url, "api_key": "secret-key"})
+        with pytest.raises(PaginationError, match=r"origin"):
+            async for record in pw.paginate("things.list_things", {}):
+                records.append(record)
+    assert records == [{"id": "1"}]
+    assert requests == [{"key": "secret-key"}]  # one request, to the connection's own host
