@@ -253,6 +253,11 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
         from patchwire.connectors.graphql import graphql_problems
 
         found.extend(graphql_problems(spec))
+    if spec.protocol == "soap":
+        # imported here: zeep is loaded only for SOAP connectors
+        from patchwire.connectors.wsdl import soap_problems
+
+        found.extend(soap_problems(spec))
     if spec.test is not None and spec.test.action not in spec.actions:
         known = ", ".join(sorted(spec.actions)) or "none"
         found.append((("test", "action"),

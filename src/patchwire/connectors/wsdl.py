@@ -47,6 +47,7 @@ __all__ = [
     "is_wsdl",
     "load_wsdl",
     "safe_settings",
+    "soap_problems",
 ]
 
 #: nested complex types described to this depth; deeper (or recursive) ones are left open
@@ -688,3 +689,38 @@ def is_wsdl(source: str | Path) -> bool:
     except OSError:
         return False
     return head.lstrip().startswith(b"<") and WSDL_NS.encode() in head and b"definitions" in head
+
+
+def soap_problems(spec: ConnectorSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Problems of a SOAP connector, found when it loads (``patchwire connector check``):
+    its WSDL unreadable or refused, an action naming an operation (service, port) the WSDL
+    lacks, a WS-Security template naming an undeclared setting."""
+    from patchwire.connectors._template import compile_template
+
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    soap = spec.soap
+    if spec.protocol != "soap" or soap is None:
+        return found
+    if "://" in soap.wsdl:
+        return [(("soap", "wsdl"), "the WSDL must be a file beside the connector (save it, "
+                 "or import it with `patchwire connector import service.wsdl`)")]
+    if soap.ws_security is not None:
+        for key in ("username", "password"):
+            for name in compile_template(getattr(soap.ws_security, key)).names:
+                if name.split(".")[0] not in spec.settings:
+                    found.append((("soap", "ws_security", key),
+                                  f"{{{name}}} names no setting of this connector "
+                                  f"(settings: {', '.join(sorted(spec.settings)) or 'none'})"))
+    try:
+        service = load_wsdl(soap.wsdl)
+    except WsdlImportError as exc:
+        return [*found, (("soap", "wsdl"), str(exc))]
+    for name, action in spec.actions.items():
+        if action.soap is None:
+            continue
+        try:
+            service.find(action.soap.operation, action.soap.service, action.soap.port,
+                         soap.version)
+        except LookupError as exc:
+            found.append((("actions", name, "soap", "operation"), str(exc)))
+    return found
