@@ -22,6 +22,7 @@ from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.definitions import load_definitions
 from patchwire.flows import FlowEngine
 from patchwire.flows.spec import CodeStep, FailStep, FlowSpec
+from tests.support.cli import Cli
 from tests.support.leaks import new_canary
 from tests.support.servers import serve
 from tests.support.settings import local_settings
@@ -187,3 +188,21 @@ def test_check_reports_a_code_step_that_does_not_load_at_its_file_and_line(
         (6, "steps[1].code", f"module here ({tmp_path / 'code' / 'here.py'}) has no function "
                              "'gone'"),
         (9, "steps[2].connector", "unknown connector 'nosuch'")]
+
+
+async def test_patchwire_check_reports_code_that_does_not_load_at_its_file_and_line(
+        cli: Cli) -> None:
+    (cli.workdir / "patchwire.toml").write_text('[patchwire]\ncode_paths = ["code"]\n')
+    (cli.workdir / "code").mkdir()
+    (cli.workdir / "code" / "steps.py").write_text("async def there(i, c):\n    return 1\n")
+    (cli.workdir / "flows").mkdir()
+    (cli.workdir / "flows" / "f.yaml").write_text(
+        "id: f\nsteps:\n  - {id: a, code: 'steps:there'}\n  - {id: b, code: 'steps:gone'}\n"
+        "  - {id: c, code: 'os:system'}\n")
+    bad = await cli("check")
+    (cli.workdir / "flows" / "f.yaml").write_text("id: f\nsteps:\n  - {id: a, code: steps:there}\n")
+    good = await cli("check")
+    assert bad.code == 1, bad
+    assert "flows/f.yaml:4 at steps[1].code: module steps" in bad.flat_err, bad
+    assert "flows/f.yaml:5 at steps[2].code: 'os' is a module of Python itself" in bad.flat_err
+    assert good.code == 0, good
