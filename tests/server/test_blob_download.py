@@ -17,9 +17,11 @@ import aiohttp
 from aiohttp import web
 
 from patchwire import Patchwire
+from patchwire.access import AccessPolicy
 from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.server import create_app
 from patchwire.store.end_users import EndUserTokenRepository
+from patchwire.store.keys import KeyRepository
 from tests.support.api import problem_of
 from tests.support.end_users import bearer
 from tests.support.servers import serve, serving
@@ -75,9 +77,11 @@ class Served:
 
 
 @asynccontextmanager
-async def files_app(store_url: str, tmp_path: Path) -> AsyncIterator[Served]:
+async def files_app(store_url: str, tmp_path: Path, *, keys: tuple[str, ...] = ()
+                    ) -> AsyncIterator[Served]:
     """The app over a store where end users u1 and u2 each hold a connection to the
-    upstream, with a token each."""
+    upstream, with a token each; ``keys``: API keys to create, each with the scope it is
+    named after (its text in ``tokens`` under that name)."""
     async with serve(upstream()) as url:
         registry = ConnectorRegistry([load_connector_text(CONNECTOR, "files.yaml")])
         settings = local_settings(tmp_path / "home", database_url=store_url)
@@ -88,8 +92,11 @@ async def files_app(store_url: str, tmp_path: Path) -> AsyncIterator[Served]:
                                            end_user=user)
                 repo = EndUserTokenRepository(setup.store)
                 tokens[user] = (await repo.create(user, ttl=timedelta(hours=1)))[1]
+            for scope in keys:
+                tokens[scope] = (await KeyRepository(setup.store).create(scope, [scope]))[1]
         async with (
-            serving(create_app(Patchwire(settings, connectors=registry))) as app_url,
+            serving(create_app(Patchwire(settings, connectors=registry),
+                               access=AccessPolicy(cache_ttl=0))) as app_url,
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
         ):
             yield Served(app_url, http, tokens)
@@ -138,3 +145,16 @@ async def test_an_unknown_or_malformed_blob_id_is_not_found(tmp_path: Path) -> N
             await problem_of(resp, 404)
         async with app.blob("..%2F..%2Fetc", None) as resp:
             assert resp.status in (404, 422)
+
+
+async def test_an_operator_needs_a_key_with_the_read_scope(tmp_path: Path) -> None:
+    async with files_app(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", tmp_path,
+                         keys=("read", "connect")) as app:
+        blob_id = (await app.invoice("u1", "1"))["data"]["blob"]
+        async with app.blob(blob_id, None) as resp:  # keys exist: none is refused
+            assert resp.status == 401
+        async with app.blob(blob_id, "connect") as resp:
+            assert resp.status == 403
+        async with app.blob(blob_id, "read") as resp:
+            assert resp.status == 200
+            assert await resp.read() == pdf("1")
