@@ -355,6 +355,9 @@ def test_relative_modules_and_malformed_references_are_refused(tmp_path: Path) -
     with pytest.raises(SpecError, match=r"actions\.summary\.code"):
         load_connector_text(CONNECTOR % {"ref": "'..pkg.mod:f'", "total": 5}, "shop.yaml")
     assert loader.problem("pkg.mod:f") is None
+    (code / "loose").mkdir()
+    (code / "loose" / "mod.py").write_text("async def f(i, c): pass\n")
+    assert "without __init__.py" in str(loader.problem("loose.mod:f"))
 
 
 def test_only_async_functions_of_two_arguments_are_called(tmp_path: Path) -> None:

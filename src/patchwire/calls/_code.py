@@ -232,6 +232,11 @@ class CodeLoader:
         found = PathFinder.find_spec(top, [str(d) for d in self.dirs])
         if found is None:
             raise CodeLoadError(f"no module {top!r} in the code directories ({self._where()})")
+        if found.origin is None:
+            # a namespace package's path is recomputed from sys.path, which holds the code
+            # directories only while importing: its submodules could not be found later
+            raise CodeLoadError(f"{top!r} of the code directories is a directory without "
+                                "__init__.py: make it a package (an empty __init__.py)")
         elsewhere = PathFinder.find_spec(top)  # on sys.path: Python's and installed modules
         places = [*([elsewhere.origin] if elsewhere and elsewhere.origin else []),
                   *(list(elsewhere.submodule_search_locations or []) if elsewhere else [])]
