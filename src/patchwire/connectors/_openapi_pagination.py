@@ -133,7 +133,7 @@ def infer_pagination(conv: SchemaConverter, method: str, op: Mapping[str, Any],
                 spec["first_page"] = first
             if total is not None:
                 spec["total_pages"] = total
-            _not_required(input_schema, query[page])
+            _not_required(input_schema, query[page], first)
             return spec
     offset = _find_param(query, _OFFSET_PARAMS)
     if offset is not None:
@@ -142,7 +142,7 @@ def infer_pagination(conv: SchemaConverter, method: str, op: Mapping[str, Any],
             spec = {"style": "offset", "offset_param": offset, **out}
             if has_more is not None:
                 spec["has_more"] = has_more
-            _not_required(input_schema, query[offset])
+            _not_required(input_schema, query[offset], 0)
             return spec
     return None
 
@@ -199,7 +199,7 @@ def _property(input_schema: Mapping[str, Any], name: str) -> Mapping[str, Any] |
     return prop if isinstance(prop, Mapping) else None
 
 
-def _not_required(input_schema: dict[str, Any], prop_name: str) -> None:
+def _not_required(input_schema: dict[str, Any], prop_name: str, first: int) -> None:
     # The paginator sets the page (first_page, then the next) over whatever the caller
     # gives, so demanding it would only make a model invent one.
     required = input_schema.get("required")
@@ -209,6 +209,12 @@ def _not_required(input_schema: dict[str, Any], prop_name: str) -> None:
             input_schema["required"] = kept
         else:
             del input_schema["required"]
+        # A plain call (not paginated) sends only what it is given: the default says what
+        # the first page is. Property schemas may be shared (memoized): replaced, not changed.
+        props = input_schema.get("properties")
+        prop = props.get(prop_name) if isinstance(props, dict) else None
+        if isinstance(props, dict) and isinstance(prop, Mapping) and "default" not in prop:
+            props[prop_name] = {**prop, "default": first}
 
 
 # -- the response side -----------------------------------------------------------------
