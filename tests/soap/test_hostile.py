@@ -114,6 +114,22 @@ async def test_a_wsdl_importing_from_the_network_is_refused_and_nothing_is_fetch
     assert counter.paths == []
 
 
+async def test_a_schema_imported_by_url_is_read_from_a_copy_beside_the_wsdl_never_fetched(
+        tmp_path: Path) -> None:
+    counter = Counter()
+    (tmp_path / "colours.xsd").write_text(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:c">'
+        '<xs:simpleType name="Colour"><xs:restriction base="xs:string">'
+        '<xs:enumeration value="red"/></xs:restriction></xs:simpleType></xs:schema>',
+        encoding="utf-8")
+    async with serve(counter.app()) as url:
+        wsdl = hostile_wsdl(tmp_path, imports=f'<xs:import namespace="urn:c" '
+                                              f'schemaLocation="{url}/schemas/colours.xsd"/>')
+        result = import_wsdl(wsdl)
+    assert counter.paths == []
+    assert sorted(p.name for p in result.files) == ["colours.xsd", "svc.wsdl"]
+
+
 def test_a_wsdl_including_a_file_outside_its_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "outside.xsd").write_text(
         '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:h"/>',

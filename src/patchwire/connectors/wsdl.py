@@ -67,13 +67,15 @@ class WsdlImportError(OpenAPIImportError):
     OpenAPI document's: the CLI reports both the same way)."""
 
 
-def safe_settings() -> Any:
+def safe_settings(forbid_external: bool = True) -> Any:
     """zeep settings that refuse DTDs, entity declarations and external references, and
-    keep libxml2's limits on depth and text size (no ``huge_tree``)."""
+    keep libxml2's limits on depth and text size (no ``huge_tree``). ``forbid_external``
+    is turned off only while a WSDL loads through the local transport, which is then the
+    one that refuses (or finds beside the WSDL) what an import names by URL."""
     from zeep.settings import Settings
 
     return Settings(strict=True, forbid_dtd=True, forbid_entities=True,
-                    forbid_external=True, xml_huge_tree=False)
+                    forbid_external=forbid_external, xml_huge_tree=False)
 
 
 class _Refused(Exception):
@@ -97,10 +99,17 @@ def _local_transport(root: Path) -> Any:
         def load(self, url: str) -> bytes:
             parts = urlsplit(url)
             if parts.scheme in ("http", "https", "ftp"):
-                raise _Refused(f"it imports {url}, and WSDL imports are never fetched from "
-                               "the network: save that document beside the WSDL and name it "
-                               "by a relative path")
-            if parts.scheme == "file":
+                # never fetched; a copy saved beside the WSDL under the URL's file name is
+                # read instead (as an XML catalog would map it): real WSDLs import W3C and
+                # OASIS schemas by URL
+                name = Path(unquote(parts.path)).name
+                if name and (root / name).is_file():
+                    url = str(root / name)
+                else:
+                    raise _Refused(
+                        f"it imports {url}, and WSDL imports are never fetched from the "
+                        f"network: save that document beside the WSDL as {name or 'a file'!r}")
+            elif parts.scheme == "file":
                 url = unquote(parts.path)
             elif parts.scheme and len(parts.scheme) > 1:
                 raise _Refused(f"it imports {url}, which is not a local file")
@@ -150,10 +159,12 @@ class WsdlService:
 
         self.path = path
         transport = _local_transport(path.parent)
-        self.settings = safe_settings()
+        self.settings = safe_settings(forbid_external=False)
         client_class: Any = zeep.Client  # untyped library
         self.client = _wrap(path, lambda: client_class(str(path), transport=transport,
                                                        settings=self.settings))
+        # loaded: from here on the settings read answers, which may reference nothing
+        self.settings.forbid_external = True
         self.files: list[Path] = list(transport.loaded)
         self.documentation: dict[str, str] = {}
         self.service_documentation: dict[str, str] = {}
