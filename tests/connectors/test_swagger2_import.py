@@ -3,6 +3,8 @@ document (patchwire.connectors.openapi, connectors/_swagger2.py)."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import time
 from pathlib import Path
@@ -328,6 +330,36 @@ def test_extensions_are_kept_where_they_stood() -> None:
     assert out["paths"]["/a"]["x-path"] == 1
     assert out["paths"]["/a"]["get"]["x-op"] == 2
     assert out["paths"]["/a"]["get"]["parameters"][0]["x-param"] == 3
+
+
+def test_response_headers_files_and_a_body_beside_form_fields_are_handled() -> None:
+    conversion = convert_swagger2(swagger({
+        "/download": {"get": op(operationId="download", produces=["application/pdf"],
+                                responses={"200": {
+                                    "description": "the file", "schema": {"type": "file"},
+                                    "headers": {"X-Rate-Limit": {"type": "integer",
+                                                                 "description": "left"}}}})},
+        "/both": {"post": op(operationId="both", parameters=[
+            {"in": "body", "name": "b", "schema": {"type": "object"}},
+            {"in": "formData", "name": "f", "type": "string"}])},
+        "/c": {"get": op(operationId="c", schemes=["http"])},
+    }), "<dict>")
+    download = conversion.document["paths"]["/download"]["get"]["responses"]["200"]
+    assert download["content"] == {"application/pdf": {
+        "schema": {"type": "string", "format": "binary"}}}
+    assert download["headers"] == {"X-Rate-Limit": {"schema": {"type": "integer"},
+                                                    "description": "left"}}
+    assert conversion.skipped == [("POST /both", "has both a body parameter and formData "
+                                                 "parameters (Swagger 2.0 allows one or the other)")]
+    assert conversion.warnings == ["GET /c: its own schemes are not kept; it is called on the "
+                                   "connector's base URL"]
+
+
+def test_the_document_given_is_never_changed() -> None:
+    document = json.loads(SLACK.read_text(encoding="utf-8"))
+    before = copy.deepcopy(document)
+    import_openapi(document)
+    assert document == before
 
 
 def test_a_yaml_swagger_document_imports_from_text() -> None:
