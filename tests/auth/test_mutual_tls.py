@@ -156,3 +156,39 @@ def test_a_client_certificate_placeholder_naming_no_setting_is_a_load_error() ->
         load_connector_text(CONNECTOR.replace('key: "{client_key}"', 'key: "{client_kee}"'),
                             "bank.yaml")
     assert "client_kee" in str(caught.value) and "client_certificate" in str(caught.value)
+
+
+async def test_an_optional_ca_setting_left_unset_trusts_the_system_cas_only(
+    tmp_path: Path, bank: tuple[str, list[str]], pki: Pki,
+) -> None:
+    url, seen = bank
+    text = CONNECTOR.replace("  bank_ca: {description:", "  bank_ca: {required: false, description:")
+    async with Patchwire(local_settings(tmp_path / "home4"),
+                         connectors=ConnectorRegistry([load_connector_text(text, "b.yaml")])
+                         ) as pw:
+        await pw.add_connection("bank", "acme", {
+            "bank_url": url, "client_cert": pki.clients["acme"].cert,
+            "client_key": pki.clients["acme"].key})
+        # the certificate loads; the test CA is not trusted, so the bank's is not either
+        with instant_retries(), pytest.raises(TransportError) as caught:
+            await pw.call("bank.whoami", connection="acme")
+    assert "certificate" in caught.value.message.lower() and seen == []
+
+
+async def test_the_token_request_presents_the_connections_certificate_too(
+    tmp_path: Path, bank: tuple[str, list[str]], pki: Pki,
+) -> None:
+    url, seen = bank
+    text = CONNECTOR.replace("actions:", """auth:
+  type: token_exchange
+  request: {method: POST, url: /login, body: {}}
+  headers: {Authorization: "Bearer {token}"}
+actions:""")
+    async with Patchwire(local_settings(tmp_path / "home5"),
+                         connectors=ConnectorRegistry([load_connector_text(text, "b.yaml")])
+                         ) as pw:
+        await pw.add_connection("bank", "globex", {
+            "bank_url": url, "client_cert": pki.clients["globex"].cert,
+            "client_key": pki.clients["globex"].key, "bank_ca": pki.ca.cert})
+        assert (await pw.call("bank.whoami", connection="globex"))["cn"] == "globex"
+    assert seen == ["login:globex", "globex"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -320,3 +321,14 @@ def test_a_broken_response_expression_is_a_load_error() -> None:
         load_connector_text(CONNECTOR.replace("token: data.session", 'token: "data.("'),
                             "sessions.yaml")
     assert "response" in str(caught.value)
+
+
+def test_every_example_of_the_token_auth_docs_loads() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "auth-tokens.md"
+    blocks = re.findall(r"^```yaml\n(.*?)^```", docs.read_text("utf-8"),
+                        flags=re.MULTILINE | re.DOTALL)
+    loaded = [load_connector_text(block, f"auth-tokens.md#{i}") for i, block in
+              enumerate(blocks)]
+    kinds = sorted(getattr(spec.auth, "flow", spec.auth.type) for spec in loaded)
+    assert kinds == ["api_key", "device_code", "jwt_bearer", "password", "token_exchange"]
+    assert [spec.name for spec in loaded if spec.client_certificate is not None] == ["bank"]

@@ -277,7 +277,8 @@ def server_context(pki: Pki, tmp: Any) -> ssl.SSLContext:
 @asynccontextmanager
 async def mtls_server(context: ssl.SSLContext) -> AsyncIterator[tuple[str, list[str]]]:
     """``GET /whoami`` over TLS requiring client certificates: answers the client's common
-    name; yields the base URL and the names seen, in order."""
+    name; ``POST /login`` answers a token named after it. Yields the base URL and the names
+    seen, in order (``login:<name>`` for logins)."""
     seen: list[str] = []
 
     async def whoami(request: web.Request) -> web.StreamResponse:
@@ -286,8 +287,16 @@ async def mtls_server(context: ssl.SSLContext) -> AsyncIterator[tuple[str, list[
         seen.append(str(subject.get("commonName")))
         return web.json_response({"cn": subject.get("commonName")})
 
+    async def login(request: web.Request) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        subject = dict(x[0] for x in (peer or {}).get("subject", ()))
+        seen.append(f"login:{subject.get('commonName')}")
+        return web.json_response({"access_token": f"tls-token-{subject.get('commonName')}",
+                                  "expires_in": 600})
+
     app = web.Application()
     app.router.add_get("/whoami", whoami)
+    app.router.add_post("/login", login)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)

@@ -103,7 +103,14 @@ def render_client_tls(cert: ClientCertificate | None, values: Mapping[str, Any]
     ``http.ClientCertificateError`` says the PEM cannot be loaded (never showing it)."""
     if cert is None:
         return None
-    return client_tls_context(
-        _fill(cert.cert, values), _fill(cert.key, values),
-        password=_fill(cert.password, values) if cert.password else None,
-        ca=_fill(cert.ca, values) if cert.ca else None)
+    return client_tls_context(_fill(cert.cert, values), _fill(cert.key, values),
+                              password=_optional(cert.password, values),
+                              ca=_optional(cert.ca, values))
+
+
+def _optional(template: str | None, values: Mapping[str, Any]) -> str | None:
+    """A template whose settings may be unset (an unencrypted key, no private CA)."""
+    if not template:
+        return None
+    out = compile_template(template).render(values)
+    return None if out is MISSING or out is None or out == "" else str(out)
