@@ -13,8 +13,7 @@ import hmac
 import json
 import logging
 import re
-import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from patchwire.flows import FlowEngine
 from patchwire.observability import JsonFormatter, TextFormatter
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
+from tests.support.custom_code import code_modules_forgotten, write_code
 from tests.support.leaks import leaks_in_files, new_canary
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET
 from tests.support.servers import serve, serving
@@ -112,14 +112,10 @@ class Shop:
         return app
 
 
-def write_code(root: Path, files: dict[str, str]) -> Path:
-    """The deployment's code directory under ``root``, holding ``files`` (path -> source)."""
-    code = root / "code"
-    for name, source in files.items():
-        path = code / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source))
-    return code
+@pytest.fixture(autouse=True)
+def _forget_code(tmp_path: Path) -> Iterator[None]:
+    with code_modules_forgotten(tmp_path):
+        yield
 
 
 @dataclass

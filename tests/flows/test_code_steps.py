@@ -7,8 +7,7 @@ call log; what it raises fails the step with a typed, redacted error."""
 from __future__ import annotations
 
 import asyncio
-import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from patchwire.definitions import load_definitions
 from patchwire.flows import FlowEngine
 from patchwire.flows.spec import CodeStep, FailStep, FlowSpec
 from tests.support.cli import Cli
+from tests.support.custom_code import code_modules_forgotten, write_code
 from tests.support.leaks import new_canary
 from tests.support.servers import serve
 from tests.support.settings import local_settings
@@ -86,6 +86,12 @@ class Crm:
     seen: list[str]
 
 
+@pytest.fixture(autouse=True)
+def _forget_code(tmp_path: Path) -> Iterator[None]:
+    with code_modules_forgotten(tmp_path):
+        yield
+
+
 async def no_sleep(_: float) -> None:
     await asyncio.sleep(0)
 
@@ -108,10 +114,7 @@ async def crm(tmp_path: Path) -> AsyncIterator[Crm]:
     app = web.Application()
     app.router.add_get("/people/{email}", person)
     app.router.add_get("/echo-key", echo_key)
-    code = tmp_path / "code" / "crmcode"
-    code.mkdir(parents=True)
-    (code / "__init__.py").write_text("")
-    (code / "people.py").write_text(textwrap.dedent(CODE))
+    write_code(tmp_path, {"crmcode/__init__.py": "", "crmcode/people.py": CODE})
     async with serve(app) as url:
         spec = load_connector_text(CONNECTOR, "crm.yaml")
         settings = local_settings(tmp_path / "home", code_paths=(tmp_path / "code",))

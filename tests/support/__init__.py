@@ -21,4 +21,5 @@ conftest fixtures), never from each other.
 - ``feed``, ``scripted_llm``: an upstream paging every way, a model playing a script
 - ``orders``: the one-connector setup of the patchwire.testing tests
 - ``engine_worker``, ``ingest_server``: the processes the crash tests kill
+- ``custom_code``: the code directory of ``code:`` tests, its modules forgotten after
 """
