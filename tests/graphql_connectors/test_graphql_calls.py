@@ -152,6 +152,10 @@ async def test_a_cost_budget_left_does_not_pause(tmp_path: Path) -> None:
     ((200, b'{"data": "x"}', "application/json"), ResponseMappingError, "not a string"),
     ((200, b"{}", "application/json"), ResponseMappingError, "neither data nor errors"),
     ((200, b'{"errors": "boom"}', "application/json"), Exception, "boom"),
+    ((200, b"[" * 100_000, "application/json"), ResponseMappingError, "other than JSON"),
+    ((200, json.dumps({"errors": [{"message": {"x": 1}, "extensions": {"code": 5},
+                                   "path": [[1]] * 1000}]}).encode(), "application/json"),
+     Exception, "unknown error"),
 ])
 async def test_hostile_answers_become_typed_errors_not_tracebacks(
         tmp_path: Path, raw: tuple[int, bytes, str], error: type[Exception],
@@ -212,3 +216,21 @@ async def test_a_throttled_error_takes_its_wait_from_the_cost_rule(tmp_path: Pat
         with pytest.raises(RateLimitedError) as caught:
             await pw.call("gh.echo", {"text": "a"})
     assert caught.value.retry_after == pytest.approx(1.2)
+
+
+async def test_an_upstream_echoing_the_token_in_its_errors_never_shows_it(
+        tmp_path: Path) -> None:
+    leak = {"errors": [{"message": "token tok-s3cret-1 is not valid here",
+                        "extensions": {"code": "FORBIDDEN"}}],
+            "data": {"echo": "a"}}
+    body = json.dumps(leak).encode()
+    upstream = GraphQLUpstream(raw=[(200, body, "application/json"),
+                                    (200, json.dumps({"errors": leak["errors"]}).encode(),
+                                     "application/json")])
+    async with graphql_patchwire(tmp_path, upstream) as pw:
+        partial = await pw.call("gh.echo", {"text": "a"})
+        with pytest.raises(AuthError) as caught:
+            await pw.call("gh.echo", {"text": "a"})
+    assert "tok-s3cret-1" not in json.dumps(partial)
+    assert "tok-s3cret-1" not in str(caught.value)
+    assert "tok-s3cret-1" not in json.dumps(caught.value.to_dict())
