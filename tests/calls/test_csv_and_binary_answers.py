@@ -60,6 +60,8 @@ FILES: dict[str, tuple[str | None, bytes, dict[str, str]]] = {
     "sneaky.pdf": ("application/pdf", PDF, {
         "Content-Disposition":
             "attachment; filename*=UTF-8''..%2F..%2Fetc%2Fpass%0Awd%22%3Cb%3E.pdf"}),
+    "spoof.pdf": ("application/pdf", PDF, {  # U+202E shows "invoice-exe.pdf"
+        "Content-Disposition": "attachment; filename*=UTF-8''invoice-%E2%80%AEfdp.exe"}),
     "logo.png": ("image/png", PNG, {}),
     "logo.svg": ("image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg"/>', {}),
     "untyped.bin": (None, b"\x00\x01\x02binary", {}),
@@ -187,8 +189,10 @@ async def test_images_and_untyped_bytes_are_blobs_and_untyped_text_is_text(
 async def test_a_hostile_file_name_is_made_safe(tmp_path: Path) -> None:
     async with reports(tmp_path) as pw:
         result = await pw.call("reports.export", {"name": "sneaky.pdf"})
+        spoof = await pw.call("reports.export", {"name": "spoof.pdf"})
     # no directory part, no line break, no quote or angle bracket survives
     assert result["filename"] == "passwd__b_.pdf"
+    assert spoof["filename"] == "invoice-fdp.exe"  # no right-to-left override: as it is
 
 
 async def test_a_binary_answer_over_the_cap_fails_naming_it_and_keeps_nothing(
