@@ -25,6 +25,7 @@ from patchwire.errors import (
 )
 from tests.support.conformance import conformance_path
 from tests.support.hostile import memory_peak
+from tests.support.leaks import leaks_in, new_canary
 from tests.support.servers import serve
 from tests.support.settings import local_settings
 
@@ -363,3 +364,24 @@ actions:
     assert result["text"] == "pong"
     assert result["_value_1"].startswith("<extra xmlns=")
     assert result["_value_1"].endswith(">hi &amp; bye</extra>")
+
+
+async def test_a_fault_repeating_a_secret_names_it_redacted(tmp_path: Path) -> None:
+    secret = new_canary("key")
+    fault = ENVELOPE.format("<soap:Fault><faultcode>soap:Server</faultcode><faultstring>"
+                            f"key {secret} is not valid here</faultstring></soap:Fault>")
+    upstream = Scripted([(500, fault.encode())])
+    extra = 'auth: {type: api_key, name: X-Key, value: "{key}"}\n'
+    async with serve(upstream.app()) as url:
+        spec = load_connector_text(calculator_yaml(extra=extra).replace(
+            "  url: {}", "  url: {}\n  key: {secret: true}"), "<calc>")
+        async with Patchwire(local_settings(tmp_path / "home"),
+                             connectors=ConnectorRegistry([spec])) as pw:
+            await pw.add_connection("calc", "main", {"url": url, "key": secret})
+            with pytest.raises(UpstreamError) as caught:
+                await pw.call("calc.add", {"intA": 2, "intB": 3})
+            records = await pw.recent_calls(action="calc.add")
+    assert upstream.seen[0][0]["X-Key"] == secret
+    assert "is not valid here" in caught.value.message
+    for text in (str(caught.value), caught.value.body_excerpt, repr(records)):
+        assert leaks_in(text, secret) == []

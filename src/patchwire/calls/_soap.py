@@ -64,6 +64,7 @@ class SoapAdapter:
             compile_expression(action.response)
             if action.response and action.response.strip() != "$" else None)
         self._op: SoapOperationInfo | None = None
+        self._client: Any = None  # zeep's client of the parsed WSDL (reads answers)
 
     # -- the WSDL, parsed once ------------------------------------------------------------
 
@@ -77,6 +78,7 @@ class SoapAdapter:
                 service = load_wsdl(soap.wsdl)
                 self._op = service.find(self.soap.operation, self.soap.service,
                                         self.soap.port, soap.version)
+                self._client = service.client
             except WsdlImportError as exc:
                 raise RequestRenderError(f"{self.qualified}: {exc}", context=context) from None
             except LookupError as exc:
@@ -186,11 +188,8 @@ class SoapAdapter:
         op = self._operation(context)
         if not raw.body.strip() and raw.ok:
             return None  # a one-way operation's 202 (or a 200 saying nothing)
-        service = load_wsdl(self.connector.soap.wsdl) if self.connector.soap else None
-        assert service is not None
         try:
-            reply = op.binding.process_reply(service.client, op.operation_obj,
-                                             _Reply(raw))
+            reply = op.binding.process_reply(self._client, op.operation_obj, _Reply(raw))
         except zx.Fault as fault:
             raise self._fault(fault, raw, context, redact) from None
         except zx.DTDForbidden:
