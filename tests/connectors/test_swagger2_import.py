@@ -571,3 +571,45 @@ async def test_an_imported_swagger_connector_sends_form_bodies_and_walks_cursor_
     pages = [(q.get("cursor"), q.get("limit")) for method, _, q, _ in seen if method == "GET"]
     assert pages == [(None, "2"), ("2", "2"), ("4", "2")]
     assert all(key == "k-123" for *_, key in seen)
+
+
+async def test_an_imported_oauth2_client_credentials_connector_sends_its_bearer_token(
+        tmp_path: Path) -> None:
+    """Slack's shape: OAuth2, and a `token` form parameter the auth layer covers."""
+    tokens_issued: list[str] = []
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    async def token(request: web.Request) -> web.Response:
+        form = await request.post()
+        assert form.get("grant_type") == "client_credentials"
+        tokens_issued.append("tok-1")
+        return web.json_response({"access_token": "tok-1", "token_type": "Bearer",
+                                  "expires_in": 3600})
+
+    async def post(request: web.Request) -> web.Response:
+        form = await request.post()
+        seen.append((request.headers.get("Authorization", ""),
+                     {k: str(v) for k, v in form.items()}))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", token)
+    app.router.add_post("/api/chat.post", post)
+    document = swagger(
+        {"/chat.post": {"post": op(operationId="chat.post", parameters=[
+            {"in": "formData", "name": "token", "type": "string", "required": True},
+            {"in": "formData", "name": "text", "type": "string", "required": True}])}},
+        securityDefinitions={"o": {"type": "oauth2", "flow": "application",
+                                   "tokenUrl": "{url}/oauth/token",
+                                   "scopes": {"chat:write": "post"}}})
+    spec = load_connector_text(import_openapi(document, base_url="{url}/api").to_yaml(),
+                               "chat.yaml")
+    assert spec.actions["chat_post"].input["required"] == ["text"]
+    async with serve(app) as url, Patchwire(local_settings(tmp_path / "home"),
+                                            connectors=ConnectorRegistry([spec])) as pw:
+        await pw.add_connection("test_api", "main", {"url": url, "client_id": "c",
+                                                     "client_secret": "s"})
+        answer = await pw.call("test_api.chat_post", {"text": "hello"})
+    assert answer == {"ok": True}
+    assert tokens_issued == ["tok-1"]
+    assert seen == [("Bearer tok-1", {"text": "hello"})]
