@@ -111,7 +111,11 @@ def test_slacks_web_api_imports_with_form_bodies_oauth2_scopes_and_cursor_pagina
     assert files is not None
     assert (files.style, files.page_param, files.total_pages, files.limit_param) == (
         "page", "page", "paging.pages", "count")
-    round_trip(result)
+
+
+@pytest.mark.slow  # loading 174 actions back from YAML (line-tracking parser) takes ~1 s
+def test_slacks_web_api_connector_round_trips_through_yaml() -> None:
+    round_trip(import_openapi(SLACK))
 
 
 # -- what is converted --------------------------------------------------------------------
