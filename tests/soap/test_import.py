@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from patchwire.connectors import load_connector_file
-from patchwire.connectors.wsdl import import_wsdl
+from patchwire.connectors.wsdl import WsdlImportError, import_wsdl, is_wsdl
 from tests.support.cli import Cli
 from tests.support.conformance import conformance_path
 
@@ -128,3 +128,13 @@ def test_the_import_of_a_real_rpc_wsdl_is_fast() -> None:
     result = import_wsdl(conformance_path("wsdl", "noaa-ndfdXML.wsdl"))
     assert len(result.connector.actions) == 12
     assert time.perf_counter() - started < 1.0
+
+
+def test_a_wsdl_is_recognised_by_its_extension_or_its_root_and_urls_are_refused(
+        tmp_path: Path) -> None:
+    xml = tmp_path / "calculator.xml"
+    xml.write_bytes(conformance_path("wsdl", "dneonline-calculator.wsdl").read_bytes())
+    assert is_wsdl(xml) and is_wsdl("service.WSDL") and is_wsdl("https://x.example/svc?wsdl")
+    assert not is_wsdl(conformance_path("openapi", "oai-v3.0-petstore.yaml"))
+    with pytest.raises(WsdlImportError, match="save it first"):
+        import_wsdl("https://x.example/svc?wsdl")
