@@ -337,3 +337,48 @@ async def test_connection_add_keeps_nothing_when_nobody_approves(
     listed = await cli("connection", "list", "--json")
     assert listed.json() == []
 
+
+
+@pytest.mark.parametrize(("answer", "error"), [
+    (lambda: web.Response(text="<html>login</html>", content_type="text/html"),
+     "invalid_response"),
+    (lambda: web.Response(body=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                          content_type="application/json"), "transport"),
+    (lambda: web.json_response({"access_token": "a", "expires_in": "never"}),
+     "invalid_response"),
+    (lambda: web.json_response({"token": "not where RFC 6749 puts it"}), "invalid_response"),
+])
+async def test_a_hostile_token_endpoint_answer_is_a_typed_error(
+    http: HttpCore, answer: Any, error: str,
+) -> None:
+    app = web.Application()
+
+    async def token(request: web.Request) -> web.StreamResponse:
+        await request.post()
+        response: web.StreamResponse = answer()
+        return response
+
+    app.router.add_post("/token", token)
+    password = new_canary("password")
+    async with serve(app) as url:
+        grant = oauth_client(PASSWORD, {"issuer": url, "client_id": "c", "username": "bob",
+                                        "password": password}, http, FakeClock(EPOCH))
+        with pytest.raises(OAuthError) as caught:
+            await grant.renew(None)
+    assert caught.value.error == error and password not in str(caught.value)
+
+
+async def test_a_token_without_expiry_from_the_password_grant_is_kept_until_refused(
+    http: HttpCore,
+) -> None:
+    app = web.Application()
+
+    async def token(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"access_token": "forever"})
+
+    app.router.add_post("/token", token)
+    async with serve(app) as url:
+        tokens = await oauth_client(PASSWORD, {"issuer": url, "client_id": "c",
+                                               "username": "bob", "password": "p"},
+                                    http, FakeClock(EPOCH)).renew(None)
+    assert tokens.access_token == "forever" and tokens.expires_at is None

@@ -151,6 +151,28 @@ async def test_two_keepers_sharing_the_store_log_in_once_between_them(
     assert state.logins == 1
 
 
+async def test_two_processes_needing_a_token_at_once_log_in_once_between_them(
+    store_url: str, vault: Vault, http: HttpCore, upstream: str, state: ExchangeState,
+) -> None:
+    # two Store objects = two engines and pools, as two processes would have
+    first, second = await Store.open(store_url), await Store.open(store_url)
+    try:
+        await add(first, vault, upstream, state)
+        clock = FakeClock(EPOCH)
+        a, b = keeper(first, vault, http, clock), keeper(second, vault, http, clock)
+        state.gate = asyncio.Event()
+        in_a = [asyncio.ensure_future(a.access_token("acme")) for _ in range(20)]
+        await asyncio.wait_for(state.arrived.wait(), 5)  # a holds the row lock, logging in
+        in_b = [asyncio.ensure_future(b.access_token("acme")) for _ in range(20)]
+        state.gate.set()
+        async with asyncio.timeout(15):
+            tokens = await asyncio.gather(*in_a, *in_b)
+        assert set(tokens) == {"session-0"} and state.logins == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_the_token_is_kept_encrypted_and_the_credentials_kept(
     store: Store, vault: Vault, http: HttpCore, upstream: str, state: ExchangeState,
 ) -> None:
