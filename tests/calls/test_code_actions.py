@@ -36,8 +36,8 @@ from patchwire import (
 )
 from patchwire.calls import CodeLoader
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connector_text
-from patchwire.definitions import load_definitions
-from patchwire.flows import FlowEngine
+from patchwire.definitions import LiveDefinitions, load_definitions
+from patchwire.flows import FlowEngine, FlowRegistry
 from patchwire.observability import JsonFormatter, TextFormatter
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
@@ -607,3 +607,41 @@ async def test_a_code_action_is_not_walked_page_by_page(tmp_path: Path) -> None:
                 pass
         whole = await s.pw.execute("shop.summary", {"order_id": "x"})
     assert whole.result == [1, 2, 3]
+
+
+async def test_a_reload_whose_code_does_not_load_changes_nothing(tmp_path: Path) -> None:
+    shop = Shop(new_canary("token"))
+    code = write_code(tmp_path, {"versions.py": "async def v(i, c):\n    return 1\n"})
+    connectors = tmp_path / "connectors"
+    connectors.mkdir()
+    (connectors / "shop.yaml").write_text(CONNECTOR % {"ref": "versions:v", "total": 5})
+    settings = local_settings(tmp_path / "home", connector_paths=(connectors,),
+                              flow_paths=(), sync_paths=(), code_paths=(code,))
+    async with serve(shop.app()) as url, Patchwire(settings) as pw:
+        await pw.add_connection("shop", "main", {"url": url, "token": shop.token})
+        live = LiveDefinitions(pw, FlowRegistry.load(settings.flow_paths))
+        before = (await pw.execute("shop.summary", {"order_id": "x"})).result
+        (code / "versions.py").write_text("async def v(i, c):\n    return (\n")
+        with pytest.raises(SpecError) as refused:
+            await live.reload()
+        kept = (await pw.execute("shop.summary", {"order_id": "x"})).result
+        (code / "versions.py").write_text("async def v(i, c):\n    return 'two'\n")
+        await live.reload()
+        after = (await pw.execute("shop.summary", {"order_id": "x"})).result
+    (problem,) = refused.value.problems
+    assert problem.file.endswith("shop.yaml") and problem.path == "actions.summary.code"
+    assert "cannot import versions: SyntaxError" in problem.message
+    assert (before, kept, after) == (1, 1, "two")
+
+
+async def test_code_that_cannot_be_loaded_fails_the_call_without_naming_the_servers_files(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    async with shop_with_code(tmp_path, {"broken.py": "async def b(i, c):\n    return (\n"},
+                              ref="broken:b") as s:
+        with pytest.raises(CustomCodeError) as raised:
+            await s.pw.execute("shop.summary", {"order_id": "x"})
+        calls = await s.pw.recent_calls()
+    assert "cannot be loaded (`patchwire check` says why)" in raised.value.message
+    assert str(tmp_path) not in str(raised.value) and str(tmp_path) not in str(calls)
+    assert any("SyntaxError" in r.getMessage() for r in caplog.records)  # the operator's

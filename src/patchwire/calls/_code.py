@@ -113,7 +113,13 @@ CodeFunction = Callable[[Any, "ConnectionClient | None"], Awaitable[Any]]
 
 
 class CodeLoadError(Exception):
-    """A code reference that cannot be loaded; the message says what and where."""
+    """A code reference that cannot be loaded; the message says what and where (for
+    ``patchwire check`` and the server's log), ``public`` says it without the server's
+    files (for a call's error, which a model may read)."""
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or "it cannot be loaded (`patchwire check` says why)"
 
 
 def code_step_target(qualified: str) -> tuple[str, str | None] | None:
@@ -197,9 +203,9 @@ class CodeLoader:
             raise CodeLoadError(f"{ref[:200]!r} is not a code reference: write "
                                 "package.module:function")
         if not self.dirs:
-            raise CodeLoadError(
-                "custom code is disabled: no code directories are configured (set "
-                "code_paths in patchwire.toml or PATCHWIRE_CODE_PATHS)")
+            disabled = ("custom code is disabled: no code directories are configured (set "
+                        "code_paths in patchwire.toml or PATCHWIRE_CODE_PATHS)")
+            raise CodeLoadError(disabled, disabled)
         module_name, name = ref.split(":")
         with _IMPORT_LOCK:
             module = self._import(module_name)
@@ -663,8 +669,10 @@ class CodeRunner:
             try:
                 fn = self.loader.function(compiled.code)
             except CodeLoadError as exc:
-                raise CustomCodeError(f"{compiled.qualified}: cannot load {compiled.code}: "
-                                      f"{_short(redact(str(exc)))}", context=context) from None
+                log.warning("custom code %s of %s cannot be loaded: %s", compiled.code,
+                            compiled.qualified, redact(str(exc)))
+                raise CustomCodeError(f"{compiled.qualified}: custom code {compiled.code}: "
+                                      f"{exc.public}", context=context) from None
             if conn is not None:
                 client = ConnectionClient(self, compiled, conn, request, request_id)
             # the function gets its own copy: what it changes is not the caller's input
