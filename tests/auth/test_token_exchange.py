@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -354,3 +355,20 @@ def test_every_example_of_the_token_auth_docs_loads() -> None:
     kinds = sorted(getattr(spec.auth, "flow", spec.auth.type) for spec in loaded)
     assert kinds == ["api_key", "device_code", "jwt_bearer", "password", "token_exchange"]
     assert [spec.name for spec in loaded if spec.client_certificate is not None] == ["bank"]
+
+
+async def test_no_credential_or_token_reaches_the_logs(
+    patchwire: Patchwire, state: ExchangeState, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await patchwire.call("sessions.me", connection="acme")
+    state.valid.clear()  # refused: renewed once
+    await patchwire.call("sessions.me", connection="acme")
+    state.valid.clear()
+    state.secret = "rotated"  # now the login is refused, and the answer echoes the body
+    with pytest.raises(OAuthError):
+        await patchwire.call("sessions.me", connection="acme")
+    assert caplog.records  # the renewals were logged
+    for secret in (state.key, "session-0", "session-1"):
+        assert secret not in caplog.text
+    assert "secret-" not in caplog.text  # the connection's (now wrong) secret canary

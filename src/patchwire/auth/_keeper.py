@@ -329,7 +329,7 @@ class TokenKeeper:
                 await locked.update(secrets=self._encrypt(
                     rec, stamp_renewed(fresh.merged_into(secrets), self.clock())))
                 self._cache[name] = fresh
-                log.info("refreshed oauth2 tokens of connection %s", name)
+                log.info("renewed the tokens of connection %s", name)
                 return fresh
         # outside the lock, so the needs_reauth mark is committed before anyone hears of it
         if failed is not None:
