@@ -46,7 +46,8 @@ async def enrich(input, client):
     answer = await client.get(f"/people/{input['email']}")
     answer.raise_for_status()
     person = answer.json()
-    return {"email": input["email"], "name": person["name"], "tier": input["tier"]}
+    return {"email": input["email"], "name": person["name"], "tier": input["tier"],
+            "key": client.idempotency_key}
 
 
 async def offline(input, client):
@@ -139,7 +140,8 @@ async def test_a_code_step_runs_with_its_input_and_a_client_of_its_connector(
         run = await engine.run("enrich_contact", {"email": "ada@example.com"}, max_wait=BOUND)
         calls = await c.pw.recent_calls()
     assert run.status == "succeeded", run.error
-    assert run.output == {"email": "ada@example.com", "name": "Ada", "tier": "gold"}
+    assert run.output == {"email": "ada@example.com", "name": "Ada", "tier": "gold",
+                          "key": f"{run.id}:person"}
     assert c.seen == ["/people/ada@example.com"]
     assert [(x.action, x.connector, x.connection, x.status, x.attempts) for x in calls] == [
         ("crm.crmcode.people:enrich", "crm", "crm_main", "ok", 1)]

@@ -413,6 +413,14 @@ class ConnectionClient:
         return self._conn.base_url
 
     @property
+    def idempotency_key(self) -> str | None:
+        """The call's idempotency key (a flow step's ``<run id>:<step>``, the same when a
+        step is run again after a crash), for the code to send in the upstream's
+        idempotency header of a request that must be applied once; None when the caller
+        gave none."""
+        return self._request.idempotency_key
+
+    @property
     def settings(self) -> dict[str, Any]:
         """The connection's settings that are not secret (an account id, a region...)."""
         return dict(self._conn.record.settings)
