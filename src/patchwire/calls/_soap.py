@@ -94,6 +94,9 @@ class SoapAdapter:
 
         op = self._operation(context)
         kwargs = _zeep_arguments(dict(arguments), op.operation_obj.input.body)
+        soap_headers = self._soap_headers(op, conn, context)
+        if soap_headers:
+            kwargs["_soapheaders"] = soap_headers
         try:
             serialized = op.operation_obj.create(**kwargs)
         except (zx.ValidationError, TypeError, ValueError) as exc:
@@ -132,6 +135,21 @@ class SoapAdapter:
             idempotent=self.action.is_idempotent,
             credentials=conn.credential_headers,
         )
+
+    def _soap_headers(self, op: SoapOperationInfo, conn: ResolvedConnection,
+                      context: CallContext) -> dict[str, Any]:
+        """The connector's ``soap.headers`` this operation declares, rendered over the
+        connection's settings (an operation declaring none gets none)."""
+        declared = self.connector.soap.headers if self.connector.soap else {}
+        header = getattr(op.operation_obj.input, "header", None)
+        if not declared or header is None:
+            return {}
+        names = {name for name, _ in getattr(header.type, "elements", [])}
+        out: dict[str, Any] = {}
+        for name, value in declared.items():
+            if name in names:
+                out[name] = _render_header(value, conn, context, f"soap.headers.{name}")
+        return out
 
     def _sign(self, envelope: Any, security: Any, conn: ResolvedConnection,
               context: CallContext) -> Any:
@@ -247,6 +265,23 @@ class _Reply:
         self.content = raw.body
         self.headers = {"Content-Type": raw.headers.get("Content-Type", "text/xml")}
         self.encoding = "utf-8"
+
+
+def _render_header(value: Any, conn: ResolvedConnection, context: CallContext,
+                   where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _render_header(v, conn, context, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_header(v, conn, context, where) for v in value]
+    if not isinstance(value, str):
+        return value
+    rendered = compile_template(value).render(conn.values)
+    if rendered is MISSING or rendered is None:
+        raise RequestRenderError(
+            f"connection {conn.record.name!r} has no value for {where} ({value!r}); set it "
+            f"with `patchwire connection update {conn.record.name} --set ...`",
+            context=context)
+    return rendered
 
 
 def _address_path(address: str | None) -> str:

@@ -675,6 +675,11 @@ class SoapSpec(_Spec):
     version: Literal["1.1", "1.2"] = "1.1"
     ws_security: WsSecuritySpec | None = Field(
         None, description="a WS-Security UsernameToken in every envelope's header")
+    headers: dict[str, Any] = Field(
+        default_factory=dict,
+        description="SOAP header elements the WSDL declares, by part name, sent with every "
+        "operation that takes them; text values are templates over the connection's "
+        "settings (e.g. SessionHeader: {sessionId: \"{session_id}\"})")
 
 
 class WsSecuritySpec(_Spec):

@@ -627,6 +627,18 @@ def import_wsdl(source: str | Path, *, name: str | None = None,
         if doc:
             spec["description"] = doc[:2000]
         actions[action] = spec
+    with_headers: dict[str, list[str]] = {}
+    for op_name in names.values():
+        header = getattr(chosen[op_name].operation_obj.input, "header", None)
+        for part, _ in getattr(getattr(header, "type", None), "elements", []):
+            with_headers.setdefault(part, []).append(op_name)
+    if with_headers:
+        parts = sorted(with_headers)
+        shown = ", ".join(parts[:8]) + (f" and {len(parts) - 8} more" if len(parts) > 8
+                                        else "")
+        warnings.append(f"operations take SOAP headers ({shown}): give those the service "
+                        "needs under soap.headers.<name> (templates over the connection's "
+                        "settings)")
     encoded = [n for n in names.values() if n in service.encoded]
     if encoded:
         listed = ", ".join(encoded[:10]) + (f" and {len(encoded) - 10} more"
@@ -722,6 +734,19 @@ def soap_problems(spec: ConnectorSpec) -> list[tuple[tuple[str | int, ...], str]
                     found.append((("soap", "ws_security", key),
                                   f"{{{name}}} names no setting of this connector "
                                   f"(settings: {', '.join(sorted(spec.settings)) or 'none'})"))
+    def header_names(value: Any) -> set[str]:
+        if isinstance(value, dict):
+            return set().union(*(header_names(v) for v in value.values())) if value else set()
+        if isinstance(value, list):
+            return set().union(*(header_names(v) for v in value)) if value else set()
+        return set(compile_template(value).names) if isinstance(value, str) else set()
+
+    for part, value in soap.headers.items():
+        for name in sorted(header_names(value)):
+            if name.split(".")[0] not in spec.settings:
+                found.append((("soap", "headers", part),
+                              f"{{{name}}} names no setting of this connector "
+                              f"(settings: {', '.join(sorted(spec.settings)) or 'none'})"))
     try:
         service = load_wsdl(soap.wsdl)
     except WsdlImportError as exc:
