@@ -258,3 +258,11 @@ async def test_a_service_account_key_file_piped_to_connection_add_is_kept_whole(
         called = await cli("call", "gdrive.me", "--connection", "ops")
     assert called.code == 0 and "Bearer at-1" in called.out, called
     assert pem.splitlines()[1] not in cli.transcript()
+
+
+def test_a_private_key_in_a_setting_not_declared_secret_is_a_load_error() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_connector_text(PLAIN.replace("private_key: {secret: true}", "private_key: {}"),
+                            "c.yaml")
+    assert "{private_key} is a credential" in str(caught.value)
+    assert "auth.assertion.private_key" in str(caught.value)

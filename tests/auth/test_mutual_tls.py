@@ -192,3 +192,10 @@ actions:""")
             "client_key": pki.clients["globex"].key, "bank_ca": pki.ca.cert})
         assert (await pw.call("bank.whoami", connection="globex"))["cn"] == "globex"
     assert seen == ["login:globex", "globex"]
+
+
+def test_a_client_key_in_a_setting_not_declared_secret_is_a_load_error() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_connector_text(CONNECTOR.replace("client_key: {secret: true,", "client_key: {"),
+                            "bank.yaml")
+    assert "{client_key} is a credential" in str(caught.value)

@@ -220,6 +220,23 @@ def _kept_token_problems(spec: ConnectorSpec, declared: set[str]) -> list[tuple[
     if spec.client_certificate is not None:
         for key, value in spec.client_certificate.model_dump().items():
             found.extend(_settings_problems(("client_certificate", key), value, declared))
+    # keys and passwords only from secret settings: encrypted at rest, never shown back
+    credentials: list[tuple[_Loc, str | None]] = []
+    if isinstance(auth, OAuth2Auth):
+        credentials.append((("auth", "password"), auth.password))
+        if auth.assertion is not None:
+            credentials += [(("auth", "assertion", "private_key"), auth.assertion.private_key),
+                            (("auth", "assertion", "service_account"),
+                             auth.assertion.service_account)]
+    if spec.client_certificate is not None:
+        credentials += [(("client_certificate", "key"), spec.client_certificate.key),
+                        (("client_certificate", "password"), spec.client_certificate.password)]
+    for loc, template in credentials:
+        for name in sorted(placeholders_in(template)):
+            setting = spec.settings.get(name.split(".")[0])
+            if setting is not None and not setting.secret:
+                found.append((loc, f"{{{name}}} is a credential: declare setting "
+                                   f"{name.split('.')[0]!r} with secret: true"))
     return found
 
 
