@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from graphql import introspection_from_schema, parse, validate
 
-from patchwire.connectors import ConnectorRegistry, load_connector_text
+from patchwire.connectors import ConnectorRegistry, load_connector_file, load_connector_text
 from patchwire.connectors.graphql import import_graphql, load_schema
+from patchwire.connectors.openapi import ImportResult
 from patchwire.errors import OpenAPIImportError
 from patchwire.tools import (
     ToolCatalog,
@@ -149,7 +150,8 @@ def _github_fixture() -> Path:
 
 
 @pytest.mark.slow
-def test_githubs_public_schema_imports_in_under_3_s_into_valid_provider_safe_actions() -> None:
+def test_githubs_public_schema_imports_in_under_3_s_into_valid_provider_safe_actions(
+        tmp_path: Path) -> None:
     path = _github_fixture()
     started = time.perf_counter()
     result = import_graphql(path, name="github", base_url="https://api.github.com")
@@ -166,3 +168,11 @@ def test_githubs_public_schema_imports_in_under_3_s_into_valid_provider_safe_act
     failures, strict, total = _provider_failures(result.connector)
     assert failures == [], "\n".join(failures[:30])
     assert strict >= 0.9 * total
+    # written out, it loads back with every check of a hand-written connector
+    saved = tmp_path / "github.yaml"
+    gql = result.connector.graphql
+    assert gql is not None
+    connector = result.connector.model_copy(
+        update={"graphql": gql.model_copy(update={"schema_file": str(path)})})
+    saved.write_text(ImportResult(connector, source=str(path)).to_yaml(), encoding="utf-8")
+    assert load_connector_file(saved) == connector

@@ -118,3 +118,16 @@ def test_an_unknown_cost_preset_is_refused_with_the_known_ones(tmp_path: Path) -
     text = CONNECTOR.replace("cost: github", "cost: gitlab")
     assert any("unknown cost rule 'gitlab'; use one of github, shopify" in p
                for p in _problems(tmp_path, text))
+
+
+def test_a_variable_the_operation_needs_must_be_a_required_argument(tmp_path: Path) -> None:
+    missing = CONNECTOR.replace(
+        "input: {type: object, properties: {text: {type: string}}, required: [text]}",
+        "input: {type: object, properties: {}}")
+    assert any("variable $text is required by the operation but is not a property" in p
+               for p in _problems(tmp_path, missing))
+    optional = CONNECTOR.replace(
+        "input: {type: object, properties: {text: {type: string}}, required: [text]}",
+        "input: {type: object, properties: {text: {type: string}}}")
+    assert any("actions.echo.input.required" in p and "list it in input.required" in p
+               for p in _problems(tmp_path, optional))

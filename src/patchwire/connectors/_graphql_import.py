@@ -214,7 +214,12 @@ class _Importer:
             properties[arg_name] = self._input_schema(arg.type, 0, (), arg)
             if _is_required(arg):
                 required.append(arg_name)
-            var_defs.append(f"${arg_name}: {arg.type}")
+            # an argument with a default takes a nullable variable (allowed where the
+            # argument has a default): left out, the upstream's default applies
+            var_type = str(arg.type)
+            if not _is_required(arg) and var_type.endswith("!"):
+                var_type = var_type[:-1]
+            var_defs.append(f"${arg_name}: {var_type}")
             call_args.append(f"{arg_name}: ${arg_name}")
         named = get_named_type(fdef.type)
         selection = self._selection(named, self.depth)

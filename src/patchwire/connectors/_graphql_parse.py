@@ -45,6 +45,8 @@ class ParsedOperation:
     #: response keys (alias or name) of the operation's root fields, when the selection
     #: holds only fields (no fragments at the root); None otherwise
     root_keys: tuple[str, ...] | None
+    #: variables the operation cannot run without: non-null, with no default
+    required_variables: tuple[str, ...] = ()
 
 
 class GraphQLDocumentError(ValueError):
@@ -57,7 +59,7 @@ def parse_operation(document: str, operation: str | None = None) -> ParsedOperat
     the only one). Raises :class:`GraphQLDocumentError` saying what and where (the line
     and column within the document)."""
     from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
-    from graphql.language import FieldNode
+    from graphql.language import FieldNode, NonNullTypeNode
 
     try:
         doc = parse(document)
@@ -89,7 +91,9 @@ def parse_operation(document: str, operation: str | None = None) -> ParsedOperat
     if all(isinstance(s, FieldNode) for s in selections):
         root_keys = tuple((s.alias or s.name).value for s in selections
                           if isinstance(s, FieldNode))
-    return ParsedOperation(doc, op, op.operation.value, variables, root_keys)
+    required = tuple(v.variable.name.value for v in op.variable_definitions or ()
+                     if isinstance(v.type, NonNullTypeNode) and v.default_value is None)
+    return ParsedOperation(doc, op, op.operation.value, variables, root_keys, required)
 
 
 def where_in_document(exc: Any) -> str:

@@ -97,6 +97,7 @@ def graphql_problems(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
         if schema is not None:
             found.extend(((*base, "document"), m) for m in _validation_messages(schema, parsed))
         pagination = action.pagination or spec.pagination
+        found.extend(_variable_problems(base, action.input, parsed, pagination))
         if pagination.style == "relay" and pagination.cursor_variable not in parsed.variables:
             found.append(((*base, "document"), f"relay pagination sends the cursor in "
                           f"${pagination.cursor_variable}, which the operation does not "
@@ -106,6 +107,30 @@ def graphql_problems(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
                 compile_expression(op_spec.data)
             except ExpressionError as exc:
                 found.append(((*base, "data"), str(exc)))
+    return found
+
+
+def _variable_problems(base: _Loc, schema: Mapping[str, Any], parsed: ParsedOperation,
+                       pagination: Any) -> list[tuple[_Loc, str]]:
+    """A variable the operation needs must be an argument the caller has to give: else
+    the call could only ever fail at the upstream. Variables a walk over pages fills in
+    (cursor, page, offset, page size) are the walk's to give."""
+    properties = schema.get("properties")
+    props = set(properties) if isinstance(properties, Mapping) else set()
+    required = set(schema.get("required") or ())
+    walk = {pagination.cursor_variable, pagination.cursor_param, pagination.page_param,
+            pagination.offset_param, pagination.limit_param} if pagination.style != "none" \
+        else set()
+    found: list[tuple[_Loc, str]] = []
+    for name in parsed.required_variables:
+        if name in walk:
+            continue
+        if name not in props:
+            found.append(((*base, "document"), f"variable ${name} is required by the "
+                          "operation but is not a property of the action's input schema"))
+        elif name not in required:
+            found.append(((*base[:-1], "input", "required"), f"variable ${name} is required "
+                          "by the operation (non-null, no default): list it in input.required"))
     return found
 
 
