@@ -382,3 +382,21 @@ async def test_a_token_without_expiry_from_the_password_grant_is_kept_until_refu
                                                "username": "bob", "password": "p"},
                                     http, FakeClock(EPOCH)).renew(None)
     assert tokens.access_token == "forever" and tokens.expires_at is None
+
+
+@pytest.mark.slow
+async def test_connection_connect_authorises_a_device_code_connection_again(
+    tmp_path: Path, device_server: str, device_state: DeviceState,
+) -> None:
+    device_state.interval = 1
+    cli = Cli(tmp_path)
+    (cli.connectors / "tv.yaml").write_text(DEVICE)
+    connected = await cli("connection", "connect", "tv", "--name", "tv1", "--set",
+                          f"server={device_server}", "--set", "client_id=tv-app")
+    assert connected.code == 0, connected
+    assert "code: WDJB-MJHT" in connected.out and "authorised tv1" in connected.flat_out
+    device_state.script = ["expired_token"]
+    again = await cli("connection", "connect", "tv", "--name", "tv1")
+    assert again.code == 1 and "not authorised" in again.flat_err
+    listed = await cli("connection", "list", "--json")
+    assert [c["name"] for c in listed.json()] == ["tv1"]  # kept: it existed before

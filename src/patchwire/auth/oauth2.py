@@ -143,7 +143,7 @@ class OAuth2Client:
         """
         if self.authorize_url is None:
             raise OAuthError(
-                "this connector uses the client_credentials flow: there is no authorize URL",
+                f"this connector uses the {self.spec.flow} flow: there is no authorize URL",
                 error="invalid_request", connection=self.connection,
             )
         params: dict[str, str] = {

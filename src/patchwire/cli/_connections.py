@@ -102,15 +102,21 @@ def add(
                 fail(f"connector {connector!r} declares no test call (`test:` in its spec); "
                      "add the connection without --test and try a read action with "
                      "`patchwire call`")
-            if test:
+            device = _uses_device_code(pw, connector)
+            if test and not device:
                 # the facade tests through the stored connection and keeps nothing (tells
                 # no subscriber of it) when the call fails
                 info = await _added_tested(pw, connector, name, values, end_user, label)
             else:
                 info = await pw.add_connection(connector, name, values, end_user=end_user,
                                                label=label)
-            if _uses_device_code(pw, connector):
+            if device:
+                # tokens first (a person approves), then the test call can use them
                 await _device_authorized(pw, name)
+                if test and not await _tested(pw, name):
+                    await pw.remove_connection(name)
+                    fail(f"connection {escape(name)} not saved: fix the values and add it "
+                         "again")
         secrets = ", ".join(info.secrets_set) or "none"
         console.print(f"[green]added[/] connection {escape(info.name)} for {info.connector} "
                       f"(secrets stored encrypted: {escape(secrets)})")
@@ -146,10 +152,12 @@ def _uses_device_code(pw: Patchwire, connector: str) -> bool:
     return isinstance(auth, OAuth2Auth) and auth.flow == "device_code"
 
 
-async def _device_authorized(pw: Patchwire, name: str) -> None:
-    """The OAuth2 device flow (RFC 8628) for the new connection ``name``: print where to
-    go and the code to enter, wait (bounded by the code's expiry) for a person to approve.
-    When nobody does, the connection is not kept."""
+async def _device_authorized(pw: Patchwire, name: str, *,
+                             keep_on_failure: bool = False) -> None:
+    """The OAuth2 device flow (RFC 8628) for connection ``name``: print where to go and
+    the code to enter, wait (bounded by the code's expiry) for a person to approve. When
+    nobody does, a new connection is not kept (``keep_on_failure``: an existing one is).
+    Then the connection's next use (or ``needs_reauth`` mark) starts from these tokens."""
     from patchwire.auth import DeviceAuthorization
     from patchwire.errors import OAuthError
 
@@ -165,8 +173,12 @@ async def _device_authorized(pw: Patchwire, name: str) -> None:
     try:
         await pw.runtime.tokens.authorize_device(name, on_code=show)
     except OAuthError as exc:
+        if keep_on_failure:
+            fail(f"connection {escape(name)} not authorised: {escape(exc.message)}")
         await pw.remove_connection(name)
         fail(f"connection {escape(name)} not saved: {escape(exc.message)}")
+    await pw.store.set_connection_state(name, needs_reauth=False)  # authorised anew
+    pw.calls.forget(name)
     console.print(f"[green]authorised[/] {escape(name)}: tokens stored encrypted")
 
 
@@ -247,8 +259,11 @@ def connect(
                 console.print("Open this URL in a browser and approve access:")
                 print(url, flush=True)
 
-            await pw.authorize(name, on_url=show, port=port, consent_timeout=timeout)
-        console.print(f"[green]connected[/] {escape(name)}: tokens stored encrypted")
+            if _uses_device_code(pw, connector):
+                await _device_authorized(pw, name, keep_on_failure=True)
+            else:
+                await pw.authorize(name, on_url=show, port=port, consent_timeout=timeout)
+                console.print(f"[green]connected[/] {escape(name)}: tokens stored encrypted")
 
     run(main())
 
