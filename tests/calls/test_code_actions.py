@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from patchwire import (
+    BlockedDestinationError,
     CallTimeoutError,
     CustomCodeError,
     NotFoundError,
@@ -128,15 +129,18 @@ class Setup:
 
 @asynccontextmanager
 async def shop_with_code(tmp_path: Path, files: dict[str, str], *, ref: str,
-                         total: float = 5, code_paths: bool = True) -> AsyncIterator[Setup]:
+                         total: float = 5, code_paths: bool = True,
+                         loopback: bool = True) -> AsyncIterator[Setup]:
     """A Patchwire whose connector ``shop`` has one code action (``ref``), its connection
-    ``main`` to a real upstream on loopback, and ``files`` in its code directory."""
+    ``main`` to a real upstream on loopback (which the SSRF guard admits unless not
+    ``loopback``), and ``files`` in its code directory."""
     shop = Shop(new_canary("token"))
     code = write_code(tmp_path, files)
     async with serve(shop.app()) as url:
         spec = load_connector_text(CONNECTOR % {"ref": ref, "total": total}, "shop.yaml")
         home = tmp_path / "home"
-        settings = local_settings(home, code_paths=(code,) if code_paths else ())
+        settings = local_settings(home, code_paths=(code,) if code_paths else (),
+                                  **({} if loopback else {"allow_networks": ()}))
         async with Patchwire(settings, connectors=ConnectorRegistry([spec])) as pw:
             await pw.add_connection("shop", "main", {"url": url, "token": shop.token})
             yield Setup(pw, shop, code, home)
@@ -645,3 +649,13 @@ async def test_code_that_cannot_be_loaded_fails_the_call_without_naming_the_serv
     assert "cannot be loaded (`patchwire check` says why)" in raised.value.message
     assert str(tmp_path) not in str(raised.value) and str(tmp_path) not in str(calls)
     assert any("SyntaxError" in r.getMessage() for r in caplog.records)  # the operator's
+
+
+async def test_the_ssrf_guard_holds_for_the_codes_requests(tmp_path: Path) -> None:
+    async with shop_with_code(tmp_path, {"guarded.py": SUMMARY.replace("summary", "g")},
+                              ref="guarded:g", loopback=False) as s:
+        with pytest.raises(BlockedDestinationError):
+            await s.pw.execute("shop.summary", {"order_id": "x"})
+        calls = await s.pw.recent_calls()
+    assert s.shop.seen == []
+    assert [(c.status, c.error_class) for c in calls] == [("error", "blocked_destination")]
