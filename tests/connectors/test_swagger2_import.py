@@ -284,6 +284,9 @@ def test_collection_formats_become_query_styles(fmt: str | None, style: str,
     assert (out["style"], out["explode"]) == (style, explode)
     assert out["schema"] == {"type": "array", "items": {"type": "integer"}}
     assert any("tsv" in w for w in conversion.warnings) == (fmt == "tsv")
+    # the request layer sends arrays comma-separated: anything else is said, once
+    said = [w for w in conversion.warnings if "actions send arrays comma-separated" in w]
+    assert len(said) == (0 if fmt in ("csv", None) else 1)
 
 
 def test_components_come_from_definitions_parameters_and_responses_with_refs_rewritten() -> None:

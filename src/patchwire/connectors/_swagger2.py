@@ -128,6 +128,8 @@ class _Converter:
             raw_params if isinstance(raw_params, Mapping) else {})
         #: id(2.0 parameter) → its 3.0 form; the 2.0 objects live as long as self.data
         self.param_cache: dict[int, dict[str, Any]] = {}
+        #: query collection formats other than csv, counted (actions send arrays as csv)
+        self.not_csv: dict[str, int] = {}
 
     def fail(self, where: str, what: str) -> OpenAPIImportError:
         return OpenAPIImportError(f"{self.label}: {where}: {what}")
@@ -156,6 +158,12 @@ class _Converter:
         if servers:
             out["servers"] = servers
         out["paths"] = self._paths(paths)
+        if self.not_csv:
+            counts = ", ".join(f"{k} x{n}" for k, n in sorted(self.not_csv.items()))
+            self.warnings.append(
+                f"array query parameters with collectionFormat {counts}: the converted "
+                "document keeps their style, but actions send arrays comma-separated; check "
+                "that the API accepts that, or pass one value")
         components = self._components()
         if components:
             out["components"] = components
@@ -200,7 +208,8 @@ class _Converter:
         if host is None:
             # No host: the API is served from the document's own host (the importer
             # resolves a relative server against the document's URL, or asks for one).
-            return [{"url": base_path or "/"}]
+            # Neither: no server at all, which the importer explains as such.
+            return [{"url": base_path}] if base_path else []
         if not isinstance(host, str) or not _HOST_RE.match(host) or len(host) > 300:
             shown = host[:80] if isinstance(host, str) else type(host).__name__
             raise self.fail("host", f"{shown!r} is not a host name with an optional port "
@@ -447,7 +456,8 @@ class _Converter:
         out.update(_extensions(param))
         return out
 
-    def _style(self, param: Mapping[str, Any], loc: str, where: str) -> dict[str, Any] | None:
+    def _style(self, param: Mapping[str, Any], loc: str, where: str,
+               *, count: bool = True) -> dict[str, Any] | None:
         """``style``/``explode`` of an array parameter (``collectionFormat``, csv if none)."""
         if param.get("type") != "array":
             return None
@@ -462,6 +472,8 @@ class _Converter:
                 self.warnings.append(f"{where}: collectionFormat {fmt!r} has no {loc} style "
                                      "in OpenAPI 3; taken as csv (simple)")
             return {"style": "simple", "explode": False}
+        if count and fmt != "csv":
+            self.not_csv[str(fmt)] = self.not_csv.get(str(fmt), 0) + 1
         if fmt == "multi":
             return {"style": "form", "explode": True}
         if fmt == "ssv":
@@ -469,8 +481,7 @@ class _Converter:
         if fmt == "pipes":
             return {"style": "pipeDelimited", "explode": False}
         if fmt == "tsv":
-            self.warnings.append(f"{where}: collectionFormat 'tsv' has no OpenAPI 3 style; "
-                                 "kept as x-collectionFormat, sent comma-separated")
+            # no OpenAPI 3 style: kept as an extension (counted in not_csv's warning)
             return {"style": "form", "explode": False, "x-collectionFormat": "tsv"}
         return {"style": "form", "explode": False}
 
@@ -529,7 +540,7 @@ class _Converter:
             properties[name] = prop
             if param.get("required") is True:
                 required.append(name)
-            style = self._style(param, "query", f"{where} formData {name}")
+            style = self._style(param, "query", f"{where} formData {name}", count=False)
             if style is not None:
                 encoding[name] = {k: v for k, v in style.items() if not k.startswith("x-")}
         schema: dict[str, Any] = {"type": "object", "properties": properties}
