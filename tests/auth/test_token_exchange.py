@@ -372,3 +372,54 @@ async def test_no_credential_or_token_reaches_the_logs(
     for secret in (state.key, "session-0", "session-1"):
         assert secret not in caplog.text
     assert "secret-" not in caplog.text  # the connection's (now wrong) secret canary
+
+
+async def test_a_form_login_with_templated_headers_and_a_query_token_work(
+    tmp_path: Path, state: ExchangeState,
+) -> None:
+    seen: dict[str, Any] = {}
+    app = web.Application()
+
+    async def login(request: web.Request) -> web.StreamResponse:
+        seen["form"] = dict(await request.post())
+        seen["client"] = request.headers.get("X-Client")
+        return web.json_response({"token": "q-token", "expires_at": 4_102_444_800})
+
+    async def items(request: web.Request) -> web.StreamResponse:
+        seen["query"] = dict(request.query)
+        return web.json_response([1, 2])
+
+    app.router.add_post("/v1/session", login)
+    app.router.add_get("/v1/items", items)
+    text = """
+name: formy
+base_url: "{api_url}/v1"
+settings:
+  api_url: {}
+  client: {}
+  user: {}
+  password: {secret: true}
+auth:
+  type: token_exchange
+  request:
+    url: "{api_url}/v1/session"
+    headers: {X-Client: "{client}"}
+    body_type: form
+    body: {username: "{user}", password: "{password}", remember: true}
+  response: {token: token, expires_at: expires_at, expires_in: null}
+  headers: {}
+  query: {session: "{token}"}
+actions:
+  items: {request: {method: GET, path: /items, query: {limit: 5}}}
+"""
+    async with serve(app) as url, Patchwire(
+            local_settings(tmp_path / "home"),
+            connectors=ConnectorRegistry([load_connector_text(text, "formy.yaml")])) as pw:
+        await pw.add_connection("formy", "acme", {"api_url": url, "client": "patchwire",
+                                                  "user": "ann", "password": state.secret})
+        assert await pw.call("formy.items", connection="acme") == [1, 2]
+        records = repr([c.to_dict() for c in await pw.recent_calls(limit=5)])
+    assert "q-token" not in records and state.secret not in records  # the URL is redacted
+    assert seen["form"] == {"username": "ann", "password": state.secret, "remember": "true"}
+    assert seen["client"] == "patchwire"
+    assert seen["query"] == {"limit": "5", "session": "q-token"}
