@@ -141,6 +141,9 @@ def test_without_a_host_the_base_url_is_a_connection_setting() -> None:
     assert "base_url" in result.connector.settings
     assert import_openapi(document, base_url="https://given.example").connector.base_url == (
         "https://given.example")
+    # neither host nor basePath: still the document's own host
+    del document["basePath"]
+    assert converted(document)["servers"] == [{"url": "/"}]
 
 
 def test_a_body_parameter_becomes_the_request_body_in_the_consumed_media_type() -> None:

@@ -208,8 +208,8 @@ class _Converter:
         if host is None:
             # No host: the API is served from the document's own host (the importer
             # resolves a relative server against the document's URL, or asks for one).
-            # Neither: no server at all, which the importer explains as such.
-            return [{"url": base_path}] if base_path else []
+            # ("/" when there is no basePath either: still the document's own host)
+            return [{"url": base_path or "/"}]
         if not isinstance(host, str) or not _HOST_RE.match(host) or len(host) > 300:
             shown = host[:80] if isinstance(host, str) else type(host).__name__
             raise self.fail("host", f"{shown!r} is not a host name with an optional port "
