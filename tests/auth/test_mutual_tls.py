@@ -20,7 +20,9 @@ from patchwire.errors import RequestRenderError, SpecError, TransportError
 from patchwire.http import (
     ClientCertificateError,
     HttpCore,
+    MockTransport,
     PreparedRequest,
+    RawResponse,
     client_tls_context,
 )
 from patchwire.testing import instant_retries
@@ -199,3 +201,29 @@ def test_a_client_key_in_a_setting_not_declared_secret_is_a_load_error() -> None
         load_connector_text(CONNECTOR.replace("client_key: {secret: true,", "client_key: {"),
                             "bank.yaml")
     assert "{client_key} is a credential" in str(caught.value)
+
+
+async def test_a_redirect_keeps_the_certificate_for_its_origin_only() -> None:
+    seen: list[tuple[str, ssl.SSLContext | None]] = []
+
+    def upstream(request: PreparedRequest) -> RawResponse:
+        seen.append((request.url, request.tls))
+        moves = {"https://api.example.com/a": "/b", "https://api.example.com/b":
+                 "https://files.example.net/c"}
+        if request.url in moves:
+            return MockTransport.response(302, headers={"Location": moves[request.url]})
+        return MockTransport.json({"ok": True})
+
+    context = ssl.create_default_context()
+    http = HttpCore(transport=MockTransport(upstream))
+    try:
+        raw = await http.exchange(PreparedRequest("GET", "https://api.example.com/a",
+                                                  tls=context),
+                                  http.limits(load_connector_text(CONNECTOR, "b.yaml")
+                                              .timeouts))
+    finally:
+        await http.close()
+    assert raw.status == 200
+    assert seen == [("https://api.example.com/a", context),
+                    ("https://api.example.com/b", context),  # same origin: still presented
+                    ("https://files.example.net/c", None)]  # another origin: not shown
