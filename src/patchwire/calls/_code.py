@@ -98,6 +98,9 @@ CODE_STEP_PREFIX: Final = "code:"
 MAX_CODE_RESULT_BYTES: Final = 10 * 1024 * 1024
 #: requests one call's function may make (a runaway loop stops here, or at the timeout)
 MAX_CODE_REQUESTS: Final = 1000
+#: flow code steps' compiled actions kept at once: their names come from flows, but a
+#: request naming made-up ones (refused when run) must not grow memory without end
+MAX_STEP_ACTIONS: Final = 1024
 #: how much of an exception's message reaches the error (and the model)
 MAX_MESSAGE: Final = 300
 #: nesting of a returned value before it is refused (orjson's own limit is 254)
@@ -605,14 +608,19 @@ class CodeRunner:
         self.connections = connections
         self.http = http
         self._record = record
+        self._steps: dict[str, CompiledAction] = {}
 
     def reload(self) -> None:
         self.loader.forget()
+        self._steps.clear()  # compiled over connectors that may have changed
 
     def step_action(self, qualified: str,
                     connectors: ConnectorRegistry) -> CompiledAction | None:
         """The compiled action of a flow code step's name; None for any other name. The
         code is not imported here: only a flow run's call does (see :meth:`run`)."""
+        known = self._steps.get(qualified)
+        if known is not None:
+            return known
         target = code_step_target(qualified)
         if target is None:
             return None
@@ -620,6 +628,9 @@ class CodeRunner:
         spec = connectors.get(connector) if connector is not None else _UNBOUND
         compiled = CodeStepAction(spec, ref, ActionSpec(code=ref, input={}))
         compiled.bound = connector is not None
+        if len(self._steps) >= MAX_STEP_ACTIONS:
+            self._steps.clear()
+        self._steps[qualified] = compiled
         return compiled
 
     async def renew(self, conn: ResolvedConnection) -> ResolvedConnection:

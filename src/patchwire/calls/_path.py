@@ -71,10 +71,9 @@ class CallPath:
     def action(self, qualified: str) -> CompiledAction:
         """Action ``qualified`` (``"shop.get_order"``), compiled once; UnknownConnector or
         UnknownAction when there is no such action."""
-        compiled = self._compiled.get(qualified)
-        if compiled is None and (compiled := self._code.step_action(
-                qualified, self._connectors)) is not None:
-            self._compiled[qualified] = compiled  # a flow's code step (calls/_code.py)
+        # a flow's code step is compiled (and kept, boundedly) by calls/_code.py
+        compiled = self._compiled.get(qualified) or self._code.step_action(
+            qualified, self._connectors)
         if compiled is None:
             spec, action = self._connectors.resolve(qualified)
             compiled = CompiledAction(spec, qualified.split(".", 1)[1], action)
