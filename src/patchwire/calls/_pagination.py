@@ -36,12 +36,13 @@ from urllib.parse import urljoin
 import orjson
 
 from patchwire.calls._action import CompiledAction
+from patchwire.calls._bodies import read_answer
 from patchwire.calls._graphql import GraphQLAdapter
 from patchwire.calls._request import CallOutcome, CallRequest, PageCursor, ValidatedCall
 from patchwire.connectors.spec import Pagination
-from patchwire.errors import CallContext, PaginationError
+from patchwire.errors import CallContext, PaginationError, ResponseMappingError
 from patchwire.expressions import Expression, ExpressionError, compile_expression
-from patchwire.http import RawResponse, find_link
+from patchwire.http import RawResponse, Redactor, find_link
 
 __all__ = ["DEFAULT_MAX_PAGES", "Pages", "effective_pagination", "paginate"]
 
@@ -431,12 +432,21 @@ def _compile(source: str | None) -> Expression | None:
 
 
 def _parse(raw: RawResponse, context: CallContext) -> Any:
+    """A page's body as data, read by its content type like any answer (JSON, XML, CSV),
+    for the pagination expressions when the action maps its result."""
     if not raw.body:
         return None
     try:
-        return orjson.loads(raw.body)
-    except orjson.JSONDecodeError:
-        raise PaginationError("a page's body is not JSON", context=context) from None
+        return read_answer(raw, context, _NO_SECRETS, max_blob_bytes=None)
+    except ResponseMappingError:
+        # not its message: it may quote the body, and this read has no redactor
+        raise PaginationError("a page's body cannot be read as JSON, XML or CSV",
+                              context=context) from None
+
+
+#: the page's mapping read the same body with the connection's redactor already; this
+#: read only feeds the pagination expressions, and its errors quote nothing
+_NO_SECRETS = Redactor([])
 
 
 def _as_int(value: Any) -> int | None:
