@@ -177,15 +177,25 @@ async def test_an_optional_ca_setting_left_unset_trusts_the_system_cas_only(
     assert "certificate" in caught.value.message.lower() and seen == []
 
 
-async def test_the_token_request_presents_the_connections_certificate_too(
-    tmp_path: Path, bank: tuple[str, list[str]], pki: Pki,
-) -> None:
-    url, seen = bank
-    text = CONNECTOR.replace("actions:", """auth:
+@pytest.mark.parametrize("auth", [
+    """auth:
   type: token_exchange
   request: {method: POST, url: /login, body: {}}
   headers: {Authorization: "Bearer {token}"}
-actions:""")
+""",
+    """auth:
+  type: oauth2
+  flow: client_credentials
+  token_url: "{bank_url}/login"
+  client_id: patchwire
+  client_secret: ""
+""",
+], ids=["token_exchange", "oauth2"])
+async def test_the_token_request_presents_the_connections_certificate_too(
+    tmp_path: Path, bank: tuple[str, list[str]], pki: Pki, auth: str,
+) -> None:
+    url, seen = bank
+    text = CONNECTOR.replace("actions:", auth + "actions:")
     async with Patchwire(local_settings(tmp_path / "home5"),
                          connectors=ConnectorRegistry([load_connector_text(text, "b.yaml")])
                          ) as pw:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -171,7 +172,8 @@ class TokenKeeper:
                 auth = auth.model_copy(update={"scopes": list(scopes)})
         return OAuth2Client(auth, values, http=self._http,
                             timeouts=spec.timeouts, connection=record.name, clock=self.clock,
-                            settings=spec.settings)
+                            settings=spec.settings,
+                            tls=_client_tls(spec, values, record.name))
 
     async def oauth_client(self, record: ConnectionRecord,
                            secrets: Mapping[str, Any]) -> OAuth2Client:
@@ -196,24 +198,17 @@ class TokenKeeper:
         or the token exchange of a ``token_exchange`` connector. A setting it needs that is
         missing or unusable is an OAuthError naming the setting (never its value)."""
         spec = self._connectors.get(record.connector)
-        values = connection_values(spec, record, secrets)
         try:
-            tls = render_client_tls(spec.client_certificate, values)
             if isinstance(spec.auth, TokenExchangeAuth):
+                values = connection_values(spec, record, secrets)
                 return TokenExchangeClient(
                     spec.auth, values, http=self._http, base_url=spec.base_url,
                     timeouts=spec.timeouts, connection=record.name, clock=self.clock,
-                    settings=spec.settings, tls=tls,
+                    settings=spec.settings, tls=_client_tls(spec, values, record.name),
                     secrets=[str(v) for v in secrets.values() if isinstance(v, str) and v])
-            client = await self.oauth_client(record, secrets)
+            return await self.oauth_client(record, secrets)
         except MissingCredential as exc:
             raise _missing(record.name, exc) from None
-        except ClientCertificateError as exc:
-            raise OAuthError(f"connection {record.name!r}: {exc}", error="invalid_setting",
-                             connection=record.name) from None
-        if tls is not None:
-            client = client.with_tls(tls)
-        return client
 
     async def authorize_device(
         self, name: str, *, on_code: Callable[[DeviceAuthorization], None],
@@ -364,6 +359,19 @@ class TokenKeeper:
 
     def _encrypt(self, rec: ConnectionRecord, secrets: dict[str, Any]) -> str:
         return self._vault.encrypt_json(secrets, aad=connection_aad(rec.id))
+
+
+def _client_tls(spec: ConnectorSpec, values: Mapping[str, Any], name: str
+                ) -> ssl.SSLContext | None:
+    """The connection's client certificate (mutual TLS), presented to its token endpoint as
+    to its API; an unusable one is an OAuthError that never shows it."""
+    try:
+        return render_client_tls(spec.client_certificate, values)
+    except MissingCredential as exc:
+        raise _missing(name, exc) from None
+    except ClientCertificateError as exc:
+        raise OAuthError(f"connection {name!r}: {exc}", error="invalid_setting",
+                         connection=name) from None
 
 
 def _missing(name: str, exc: MissingCredential) -> OAuthError:

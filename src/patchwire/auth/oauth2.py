@@ -122,11 +122,6 @@ class OAuth2Client:
     def __repr__(self) -> str:
         return f"OAuth2Client(token_url={self.token_url!r}, connection={self.connection!r})"
 
-    def with_tls(self, tls: ssl.SSLContext) -> OAuth2Client:
-        """This client presenting a client certificate (mutual TLS) to its endpoints."""
-        self._tls = tls
-        return self
-
     @property
     def scope(self) -> str | None:
         return self.spec.scope_separator.join(self.spec.scopes) if self.spec.scopes else None
