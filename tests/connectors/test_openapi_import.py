@@ -449,6 +449,17 @@ def test_documents_that_are_not_openapi_3_are_rejected() -> None:
         import_openapi("/nonexistent/openapi.yaml")
 
 
+@pytest.mark.parametrize("suffix", ["json", "yaml"])
+def test_a_document_nested_absurdly_deep_is_refused_as_malformed_not_a_crash(
+        tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"api.{suffix}"
+    depth = 100_000
+    path.write_text("[" * depth + "]" * depth if suffix == "json"
+                    else "a: " + "[" * depth + "]" * depth)
+    with pytest.raises(OpenAPIImportError, match="nested too deeply|invalid YAML"):
+        import_openapi(path)
+
+
 def test_sources_can_be_text_bytes_paths_or_mappings(tmp_path: Path) -> None:
     document = doc({"/a": {"get": op(operationId="a")}})
     text = yaml.safe_dump(document)

@@ -96,6 +96,11 @@ def parse_text(text: str, label: str) -> Any:
             raise OpenAPIImportError(
                 f"{label}:{exc.lineno}: invalid JSON at line {exc.lineno}, column "
                 f"{exc.colno}: {exc.msg}") from None
+        except RecursionError:
+            # a hostile document nested deeper than any API description is
+            raise OpenAPIImportError(
+                f"{label}: the document is nested too deeply to be an API description"
+            ) from None
     try:
         return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
@@ -108,3 +113,6 @@ def parse_text(text: str, label: str) -> Any:
         raise OpenAPIImportError(f"{where}: invalid YAML{at}: {detail}") from None
     except yaml.YAMLError as exc:
         raise OpenAPIImportError(f"{label}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise OpenAPIImportError(
+            f"{label}: the document is nested too deeply to be an API description") from None
