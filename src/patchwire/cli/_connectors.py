@@ -120,7 +120,9 @@ def schema(output: Path = typer.Option(None, "-o", "--output", help="write to a 
 
 @app.command("import")
 def import_(
-    source: str = typer.Argument(..., help="OpenAPI 3.0/3.1 file or http(s) URL, or a WSDL file"),
+    source: str = typer.Argument(
+        ..., help="OpenAPI 3.0/3.1 or Swagger 2.0 file or http(s) URL, a WSDL file, or a "
+        "GraphQL schema (SDL or introspection JSON; an endpoint URL with --introspect)"),
     output: Path = typer.Option(None, "-o", "--output",
                                 help="write the connector here (default connectors/NAME.yaml)"),
     name: str = typer.Option(None, "--name", help="connector name (default from info.title)"),
@@ -134,8 +136,9 @@ def import_(
         None, "--fields", help="GraphQL: root fields to import, comma-separated (default all)"),
     depth: int = typer.Option(2, "--depth", help="GraphQL: levels of nested objects selected"),
 ) -> None:
-    """Turn an OpenAPI document, a WSDL or a GraphQL schema (SDL, introspection JSON or
-    --introspect URL) into a connector, saying what was skipped and why."""
+    """Turn an OpenAPI 3.x or Swagger 2.0 document, a WSDL or a GraphQL schema (SDL,
+    introspection JSON or --introspect URL) into a connector, saying what was skipped and
+    why."""
     from patchwire.cli._graphql import import_graphql_schema, is_graphql_schema
     from patchwire.connectors.openapi import ImportResult, import_openapi
     from patchwire.connectors.wsdl import WsdlImportResult, copy_wsdl_files, import_wsdl, is_wsdl
