@@ -230,7 +230,8 @@ class ConnectFlow:
         registry = ConnectorRegistry([spec])
         resolver = ConnectionResolver(_Unsaved(record), registry, lambda _: dict(secret))
         # a call path of its own: the unsaved connection is never cached where calls look
-        path = CallPath(registry, resolver, self._runtime.http, lambda _: None)
+        path = CallPath(registry, resolver, self._runtime.http, lambda _: None,
+                        code_paths=self._runtime.settings.code_paths)
         await path.execute(CallRequest(f"{spec.name}.{spec.test.action}",
                                        dict(spec.test.input), name, end_user=end_user))
 
