@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import ipaddress
 import itertools
 import ssl
 import time
@@ -239,8 +240,6 @@ def _issue(cn: str, issuer: x509.Name, signer: Any, *, ca: bool = False,
                .not_valid_after(now + datetime.timedelta(days=1))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if server:
-        import ipaddress
-
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False)
