@@ -18,8 +18,9 @@ from aiohttp import web
 
 from patchwire import Patchwire
 from patchwire.auth import TokenKeeper, Vault, connection_aad
+from patchwire.calls import CallPath, CallRequest, ConnectionResolver
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connector_text
-from patchwire.errors import OAuthError, SpecError
+from patchwire.errors import ConfigError, OAuthError, SpecError
 from patchwire.http import HttpCore
 from patchwire.store import ConnectionRecord, Store
 from tests.support.clocks import FakeClock
@@ -423,3 +424,39 @@ actions:
     assert seen["form"] == {"username": "ann", "password": state.secret, "remember": "true"}
     assert seen["client"] == "patchwire"
     assert seen["query"] == {"limit": "5", "session": "q-token"}
+
+
+async def test_credentials_are_proved_before_any_connection_is_saved(
+    store: Store, vault: Vault, http: HttpCore, upstream: str, state: ExchangeState,
+) -> None:
+    # as the connect page proves an end user's credentials: a resolver over an unsaved
+    # record, its tokens from the values alone
+    spec = connector()
+    registry = ConnectorRegistry([spec])
+    record = ConnectionRecord.new("pending", "sessions", settings={"api_url": upstream})
+    secrets = {"api_key": state.key, "api_secret": state.secret}
+    kept = TokenKeeper(store, vault, registry, http, clock=FakeClock(EPOCH))
+
+    class Unsaved:
+        async def get_connection(self, name: str) -> ConnectionRecord:
+            return record
+
+        async def list_connections(self, connector: str | None = None,
+                                   end_user: str | None = None) -> list[ConnectionRecord]:
+            return [record]
+
+    resolver = ConnectionResolver(Unsaved(), registry, lambda _: dict(secrets),
+                                  tokens=kept.unsaved(record, secrets))
+    path = CallPath(registry, resolver, http, lambda _: None)
+    outcome = await path.execute(CallRequest("sessions.me", {}, "pending"))
+    assert outcome.result == {"user": "acme", "session_number": "0"}
+    assert state.logins == 1 and await store.list_connections() == []
+    state.valid.clear()  # refused: renewed once, in memory
+    assert (await path.execute(CallRequest("sessions.me", {}, "pending"))).result[
+        "session_number"] == "1"
+    # without a token source the resolver says so, typed
+    bare = CallPath(registry, ConnectionResolver(Unsaved(), registry,
+                                                 lambda _: dict(secrets)), http, lambda _: None)
+    with pytest.raises(ConfigError) as caught:
+        await bare.execute(CallRequest("sessions.me", {}, "pending"))
+    assert "obtains a token (token_exchange)" in str(caught.value)

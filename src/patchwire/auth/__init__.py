@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from patchwire.auth._keeper import DEFAULT_MAX_TOKEN_AGE, DEFAULT_REFRESH_SKEW, TokenKeeper
+from patchwire.auth._keeper import (
+    DEFAULT_MAX_TOKEN_AGE,
+    DEFAULT_REFRESH_SKEW,
+    TokenKeeper,
+    UnsavedTokens,
+)
 from patchwire.auth._pkce import PkcePair, code_challenge, new_code_verifier, new_state
 from patchwire.auth._tokens import TokenSet
 from patchwire.auth.oauth2 import OAuth2Client, new_authorization
@@ -33,6 +38,7 @@ __all__ = [
     "TokenSet",
     "TokenState",
     "TokenStates",
+    "UnsavedTokens",
     "Vault",
     "build_signer",
     "code_challenge",

@@ -52,7 +52,8 @@ from patchwire.http import ClientCertificateError, HttpCore
 from patchwire.store import ConnectionRecord, Store
 from patchwire.store.connect import OAuthAppRepository
 
-__all__ = ["DEFAULT_MAX_TOKEN_AGE", "DEFAULT_REFRESH_SKEW", "TokenKeeper", "connection_values"]
+__all__ = ["DEFAULT_MAX_TOKEN_AGE", "DEFAULT_REFRESH_SKEW", "TokenKeeper", "UnsavedTokens",
+           "connection_values"]
 
 #: refresh this many seconds before the stated expiry, so a token never expires in flight
 DEFAULT_REFRESH_SKEW = 60.0
@@ -210,6 +211,11 @@ class TokenKeeper:
         except MissingCredential as exc:
             raise _missing(record.name, exc) from None
 
+    def unsaved(self, record: ConnectionRecord, secrets: Mapping[str, Any]) -> UnsavedTokens:
+        """Tokens for a connection not (yet) in the store, from its values alone: what a
+        connect page proving credentials before saving them gives its resolver."""
+        return UnsavedTokens(self, record, secrets)
+
     async def authorize_device(
         self, name: str, *, on_code: Callable[[DeviceAuthorization], None],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -359,6 +365,48 @@ class TokenKeeper:
 
     def _encrypt(self, rec: ConnectionRecord, secrets: dict[str, Any]) -> str:
         return self._vault.encrypt_json(secrets, aad=connection_aad(rec.id))
+
+
+class UnsavedTokens:
+    """``AccessTokens`` of one connection that is not in the store (its credentials are
+    being proved): tokens fetched from its values, kept in memory only, one request at a
+    time. Nothing is written anywhere; flows needing a person (code, device) have none."""
+
+    def __init__(self, keeper: TokenKeeper, record: ConnectionRecord,
+                 secrets: Mapping[str, Any]) -> None:
+        self._keeper = keeper
+        self._record = record
+        self._secrets = dict(secrets)
+        self._tokens: TokenSet | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"UnsavedTokens({self._record.name!r})"
+
+    async def tokens(self, name: str) -> TokenSet:
+        async with self._lock:
+            current = self._tokens
+            if current is None or current.expires_within(self._keeper.skew,
+                                                         self._keeper.clock()):
+                current = await self._fetch(current)
+            return current
+
+    async def refresh(self, name: str, *, rejected: str | None = None) -> TokenSet:
+        async with self._lock:
+            current = self._tokens
+            if current is not None and rejected is not None \
+                    and current.access_token != rejected:
+                return current  # renewed meanwhile
+            return await self._fetch(current)
+
+    async def _fetch(self, previous: TokenSet | None) -> TokenSet:
+        client = await self._keeper.token_client(self._record, self._secrets)
+        try:
+            fresh = await client.renew(previous)
+        except MissingCredential as exc:
+            raise _missing(self._record.name, exc) from None
+        self._tokens = fresh
+        return fresh
 
 
 def _client_tls(spec: ConnectorSpec, values: Mapping[str, Any], name: str

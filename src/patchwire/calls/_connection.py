@@ -38,7 +38,13 @@ from patchwire.connectors import (
     setting_value_problems,
 )
 from patchwire.connectors.spec import KEPT_TOKEN_AUTHS
-from patchwire.errors import CallContext, NotConnected, RequestRenderError, UnknownConnection
+from patchwire.errors import (
+    CallContext,
+    ConfigError,
+    NotConnected,
+    RequestRenderError,
+    UnknownConnection,
+)
 from patchwire.http import ClientCertificateError, PreparedRequest, Redactor
 from patchwire.observability import remember_secrets
 from patchwire.store.records import ConnectionRecord
@@ -270,7 +276,10 @@ class ConnectionResolver:
         secrets = self._decrypt(rec)
         if isinstance(spec.auth, KEPT_TOKEN_AUTHS):
             # Renewed ahead of expiry (single-flight across coroutines and processes).
-            assert self._tokens is not None
+            if self._tokens is None:
+                raise ConfigError(
+                    f"connection {name!r}: connector {spec.name!r} obtains a token "
+                    f"({spec.auth.type}), and nothing here can obtain one")
             tokens = await self._tokens.tokens(name)
             resolved = ResolvedConnection.build(
                 rec, spec, {**secrets, "access_token": tokens.access_token})
