@@ -40,6 +40,7 @@ from patchwire.errors import (
     CallTimeoutError,
     CircuitOpenError,
     ConflictError,
+    CustomCodeError,
     InputValidationError,
     NotFoundError,
     RateLimitedError,
@@ -90,8 +91,9 @@ REMOVED_SHOWN = 20
 #: (upstream), the network between is (transport). Anything else counts as "other".
 FAILURE_CLASSES: Mapping[str, tuple[type[CallError], ...]] = {
     "auth": (AuthError,),
+    # the deployment's side: its request, its definitions, its own custom code
     "client": (NotFoundError, ConflictError, UpstreamValidationError, InputValidationError,
-               RequestRenderError),
+               RequestRenderError, CustomCodeError),
     "upstream": (UpstreamError, RateLimitedError, CircuitOpenError, ResponseMappingError),
     "transport": (TransportError, CallTimeoutError, BlockedDestinationError),
 }
