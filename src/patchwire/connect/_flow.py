@@ -228,7 +228,10 @@ class ConnectFlow:
         secret = {k: v for k, v in values.items() if spec.settings[k].secret}
         record = ConnectionRecord.new(name, spec.name, end_user=end_user, settings=plain)
         registry = ConnectorRegistry([spec])
-        resolver = ConnectionResolver(_Unsaved(record), registry, lambda _: dict(secret))
+        # tokens a connector obtains with these values (token exchange, password grant...)
+        # are fetched for the proof, not stored: the connection does not exist yet
+        resolver = ConnectionResolver(_Unsaved(record), registry, lambda _: dict(secret),
+                                      self._runtime.tokens.unsaved(record, secret))
         # a call path of its own: the unsaved connection is never cached where calls look
         path = CallPath(registry, resolver, self._runtime.http, lambda _: None,
                         code_paths=self._runtime.settings.code_paths)

@@ -205,7 +205,9 @@ def connect_pages(flow: ConnectFlow) -> APIRouter:
         except ValueError as exc:
             return form(title, fields, token=token, connector=connector, status=422,
                         error=str(exc), values=values, oauth=oauth)
-        except AuthError:
+        except (AuthError, OAuthError):
+            # the API, or its login / token endpoint (token exchange, password grant),
+            # refused what the person typed
             return form(title, fields, token=token, connector=connector, status=422,
                         error=f"{title} refused these credentials: check them and try "
                         "again.", wrong=True, values=values, oauth=oauth)
