@@ -84,7 +84,7 @@ def test_a_wsdl_holding_an_entity_bomb_is_refused_at_once(tmp_path: Path) -> Non
     started = time.perf_counter()
     with memory_peak() as peak, pytest.raises(WsdlImportError, match="DTD"):
         import_wsdl(wsdl)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10  # a bound against a hang, not a speed figure
     assert peak[0] < 20 * 1024 * 1024
 
 
@@ -283,7 +283,7 @@ async def test_a_hostile_answer_is_refused_with_a_mapping_error(
         started = time.perf_counter()
         with memory_peak() as peak, pytest.raises(ResponseMappingError) as caught:
             await pw.call("calc.add", {"intA": 2, "intB": 3})
-        assert time.perf_counter() - started < 2.0
+        assert time.perf_counter() - started < 10  # a bound against a hang, not a speed figure
     assert peak[0] < 50 * 1024 * 1024
     assert "root:" not in str(caught.value)  # /etc/passwd was never read into it
 

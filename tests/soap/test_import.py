@@ -4,7 +4,6 @@ WSDL (and the schemas it includes), checked by `patchwire connector check`; XSD 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -122,12 +121,10 @@ async def test_the_cli_says_why_a_hostile_wsdl_is_refused(tmp_path: Path) -> Non
     assert "Traceback" not in refused.err
 
 
-def test_the_import_of_a_real_rpc_wsdl_is_fast() -> None:
-    # the largest public WSDL kept here; bench/wsdl_import.py measures it properly
-    started = time.perf_counter()
+def test_a_real_rpc_wsdl_imports_every_operation() -> None:
+    # the largest public WSDL kept here; bench/wsdl_import.py measures how fast
     result = import_wsdl(conformance_path("wsdl", "noaa-ndfdXML.wsdl"))
     assert len(result.connector.actions) == 12
-    assert time.perf_counter() - started < 1.0
 
 
 def test_a_wsdl_is_recognised_by_its_extension_or_its_root_and_urls_are_refused(
