@@ -584,3 +584,24 @@ def test_real_world_documents_import_into_hundreds_of_valid_actions() -> None:
             except Exception as exc:  # pragma: no cover - the message names the action
                 raise AssertionError(f"{path.name}: {name}: {exc}") from exc
         assert load_connector_text(result.to_yaml(), path.name) == spec
+
+
+@pytest.mark.parametrize(("style", "explode", "sent_as"), [
+    (None, None, "repeat"),  # form explodes by default
+    ("form", False, None), ("spaceDelimited", None, "space"), ("pipeDelimited", None, "pipe"),
+    ("pipeDelimited", True, "repeat"),
+])
+def test_an_array_query_parameters_style_and_explode_say_how_a_list_is_sent(
+        style: str | None, explode: bool | None, sent_as: str | None) -> None:
+    param: dict[str, Any] = {"name": "ids", "in": "query",
+                             "schema": {"type": "array", "items": {"type": "string"}}}
+    if style is not None:
+        param["style"] = style
+    if explode is not None:
+        param["explode"] = explode
+    result = import_openapi(doc({"/a": {"get": op(operationId="a", parameters=[
+        param, {"name": "q", "in": "query", "schema": {"type": "string"}}])}}))
+    request = result.connector.actions["a"].request
+    assert request is not None
+    assert request.query_arrays == ({} if sent_as is None else {"ids": sent_as})
+    round_trip(result)

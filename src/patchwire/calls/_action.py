@@ -43,6 +43,10 @@ __all__ = ["INPUT_ALL", "CompiledAction"]
 #: a body of ``"{$input}"``: every argument not used in the path, query or headers
 INPUT_ALL = "{$input}"
 
+#: ``query_arrays`` styles: the separator of a list's values (None: the parameter repeated)
+_ARRAY_JOINS: dict[str, str | None] = {
+    "comma": ",", "repeat": None, "space": " ", "pipe": "|", "tab": "\t"}
+
 
 class CompiledAction:
     """An action with its validator, templates and expressions prepared once."""
@@ -62,6 +66,9 @@ class CompiledAction:
         self.path = compile_template(req.path)
         self.path_segments = _placeholder_segments(req.path)
         self.query = [(k, _compile_value(v)) for k, v in req.query.items()]
+        #: a list argument's separator per query parameter; None: one parameter per value
+        self.query_joins: dict[str, str | None] = {
+            k: _ARRAY_JOINS[style] for k, style in req.query_arrays.items()}
         self.headers = [(k, compile_template(v)) for k, v in req.headers.items()]
         self.body = req.body
         self.body_type = req.body_type
@@ -98,9 +105,12 @@ class CompiledAction:
             value = _render_value(value_tpl, arguments)
             if value is MISSING or value is None:
                 return None
-            return (",".join(_query_text(v) for v in value)
+            return (self._joined(key, value)
                     if isinstance(value, list) else _query_text(value))
         return None
+
+    def _joined(self, key: str, values: list[Any]) -> str:
+        return (self.query_joins.get(key) or ",").join(_query_text(v) for v in values)
 
     # -- request ---------------------------------------------------------------------------
 
@@ -131,21 +141,29 @@ class CompiledAction:
                         f"(from the call's arguments)", context=context)
                 headers[name] = text
         params: dict[str, str] | None = None
+        repeated: list[tuple[str, str]] = []
         if self.query or (conn.auth and conn.auth.query):
             params = {}
             for key, value_tpl in self.query:
                 value = _render_value(value_tpl, arguments)
                 if value is MISSING or value is None:
                     continue
-                params[key] = (
-                    ",".join(_query_text(v) for v in value)
-                    if isinstance(value, list) else _query_text(value)
-                )
+                if not isinstance(value, list):
+                    params[key] = _query_text(value)
+                elif key in self.query_joins and self.query_joins[key] is None:
+                    # `ids=1&ids=2`: a mapping of params holds one value per name, so the
+                    # repeats go into the URL, which the transports extend with the rest
+                    repeated.extend((key, _query_text(v)) for v in value)
+                else:
+                    params[key] = self._joined(key, value)
             if conn.auth:
                 params.update(conn.auth.query)
+        url = conn.base_url + str(path)
+        if repeated:
+            url += ("&" if "?" in url else "?") + urlencode(repeated, quote_via=quote)
         req = PreparedRequest(
             method=self.method,
-            url=conn.base_url + str(path),
+            url=url,
             headers=headers,
             params=params or None,
             cookies=dict(conn.auth.cookies) if conn.auth and conn.auth.cookies else None,

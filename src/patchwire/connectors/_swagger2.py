@@ -158,12 +158,11 @@ class _Converter:
         if servers:
             out["servers"] = servers
         out["paths"] = self._paths(paths)
-        if self.not_csv:
-            counts = ", ".join(f"{k} x{n}" for k, n in sorted(self.not_csv.items()))
+        if self.not_csv.get("tsv"):
             self.warnings.append(
-                f"array query parameters with collectionFormat {counts}: the converted "
-                "document keeps their style, but actions send arrays comma-separated; check "
-                "that the API accepts that, or pass one value")
+                f"{self.not_csv['tsv']} array query parameter(s) with collectionFormat tsv, "
+                "which OpenAPI 3 has no style for: kept as x-collectionFormat, and actions "
+                "send their values tab-separated")
         components = self._components()
         if components:
             out["components"] = components

@@ -648,6 +648,7 @@ class _Importer:
 
         path_map: dict[str, str] = {}
         query: dict[str, str] = {}
+        query_arrays: dict[str, str] = {}
         headers: dict[str, str] = {}
         cookies: list[tuple[str, str]] = []
         in_path = set(_PATH_PARAM_RE.findall(path))
@@ -668,6 +669,9 @@ class _Importer:
                 path_map[wire] = ph
             elif loc == "query":
                 query[_literal(wire)] = "{" + ph + "}"
+                arrays = _query_array_style(param, self.conv.deref(param.get("schema")))
+                if arrays is not None:
+                    query_arrays[_literal(wire)] = arrays
             elif loc == "header":
                 headers[_literal(wire)] = "{" + ph + "}"
             else:
@@ -692,6 +696,8 @@ class _Importer:
         }
         if query:
             request["query"] = query
+        if query_arrays:
+            request["query_arrays"] = query_arrays
         if headers:
             request["headers"] = headers
         body = self._request_body(op.get("requestBody"), method, builder, where)
@@ -961,3 +967,18 @@ class _InputBuilder:
         if self.deps:
             out["$defs"] = self.importer.conv.defs_for(self.deps)
         return out
+
+
+def _query_array_style(param: Mapping[str, Any], schema: Any) -> str | None:
+    """How an array query parameter is written (RequestTemplate.query_arrays), from its
+    OpenAPI ``style`` and ``explode`` (form explodes by default: ``ids=1&ids=2``); None for
+    the default, comma-separated, or a parameter that is not an array."""
+    kinds = schema.get("type") if isinstance(schema, Mapping) else None
+    if kinds != "array" and not (isinstance(kinds, list) and "array" in kinds):
+        return None
+    if param.get("x-collectionFormat") == "tsv":  # Swagger 2.0's, kept by the conversion
+        return "tab"
+    style = param.get("style", "form")
+    if param.get("explode", style == "form") is True:
+        return "repeat"
+    return {"spaceDelimited": "space", "pipeDelimited": "pipe"}.get(str(style))

@@ -483,6 +483,11 @@ class RequestTemplate(_Spec):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     path: str = Field(description="appended to the connector's base URL")
     query: dict[str, Any] = Field(default_factory=dict)
+    query_arrays: dict[str, Literal["comma", "repeat", "space", "pipe", "tab"]] = Field(
+        default_factory=dict,
+        description="how a list argument is written into a query parameter: comma "
+        "(`ids=1,2`, the default), repeat (`ids=1&ids=2`: OpenAPI form + explode, Swagger "
+        "multi), space, pipe or tab between the values")
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     body_type: Literal["json", "form", "multipart", "xml"] = "json"
