@@ -225,13 +225,7 @@ class Interpreter:
         limits = self._limits(step)
         arguments = (evaluate(step.args, scope, limits) if isinstance(step.args, str)
                      else evaluate_template(step.args, scope, limits))
-        connection = step.connection
-        if connection is not None and connection.startswith("="):
-            connection = evaluate(connection[1:], scope, limits)
-            if connection is not None and not isinstance(connection, str):
-                raise StepFailure("invalid_connection", f"the connection expression of {key} "
-                                  f"gave {connection!r}, not a connection name",
-                                  retryable=False)
+        connection = _connection_of(step, scope, limits, key)
         self.inputs[key] = ({"arguments": arguments} if connection is None
                             else {"arguments": arguments, "connection": connection})
         return await self.effects.call(step.call, arguments, connection,
@@ -244,13 +238,7 @@ class Interpreter:
         limits = self._limits(step)
         given = (evaluate(step.input, scope, limits) if isinstance(step.input, str)
                  else evaluate_template(step.input, scope, limits))
-        connection = step.connection
-        if connection is not None and connection.startswith("="):
-            connection = evaluate(connection[1:], scope, limits)
-            if connection is not None and not isinstance(connection, str):
-                raise StepFailure("invalid_connection", f"the connection expression of {key} "
-                                  f"gave {connection!r}, not a connection name",
-                                  retryable=False)
+        connection = _connection_of(step, scope, limits, key)
         self.inputs[key] = ({"input": given} if connection is None
                             else {"input": given, "connection": connection})
         return await self.effects.call(step.action, given, connection,
@@ -396,3 +384,16 @@ def _timestamp(value: Any, key: str) -> float:
             return parsed.timestamp()
     raise StepFailure("invalid_time", f"{key}: until gave {value!r}, not an ISO 8601 time",
                       retryable=False)
+
+
+def _connection_of(step: CallStep | CodeStep, scope: Scope, limits: ExpressionLimits | None,
+                   key: str) -> str | None:
+    """The connection a call or code step names: as written, or ``=expression`` evaluated
+    over the run's scope."""
+    connection = step.connection
+    if connection is not None and connection.startswith("="):
+        connection = evaluate(connection[1:], scope, limits)
+        if connection is not None and not isinstance(connection, str):
+            raise StepFailure("invalid_connection", f"the connection expression of {key} "
+                              f"gave {connection!r}, not a connection name", retryable=False)
+    return connection
