@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.connectors.spec import HmacSignatureAuth
 from patchwire.errors import RequestRenderError, SpecError
 from patchwire.http import PreparedRequest
+from tests.support.docs import fenced_blocks
 from tests.support.servers import serve
 from tests.support.settings import local_settings
 
@@ -305,9 +305,7 @@ def test_a_signing_key_from_a_setting_not_declared_secret_is_refused() -> None:
 
 
 def test_every_example_of_the_signing_docs_loads() -> None:
-    docs = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "auth-signing.md"
-    blocks = re.findall(r"^```yaml\n(.*?)^```", docs.read_text("utf-8"),
-                        flags=re.MULTILINE | re.DOTALL)
+    blocks = fenced_blocks("connectors/auth-signing.md")
     loaded = [load_connector_text(block, f"auth-signing.md#{i}") for i, block in
               enumerate(blocks)]
     assert sorted(spec.auth.type for spec in loaded) == [

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import dataclasses
 import logging
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from patchwire.errors import ConfigError, OAuthError, SpecError
 from patchwire.http import HttpCore
 from patchwire.store import ConnectionRecord, Store
 from tests.support.clocks import FakeClock
+from tests.support.docs import fenced_blocks
 from tests.support.leaks import new_canary
 from tests.support.servers import serve
 from tests.support.settings import LOOPBACK, local_settings
@@ -348,9 +348,7 @@ def test_a_broken_response_expression_is_a_load_error() -> None:
 
 
 def test_every_example_of_the_token_auth_docs_loads() -> None:
-    docs = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "auth-tokens.md"
-    blocks = re.findall(r"^```yaml\n(.*?)^```", docs.read_text("utf-8"),
-                        flags=re.MULTILINE | re.DOTALL)
+    blocks = fenced_blocks("connectors/auth-tokens.md")
     loaded = [load_connector_text(block, f"auth-tokens.md#{i}") for i, block in
               enumerate(blocks)]
     kinds = sorted(getattr(spec.auth, "flow", spec.auth.type) for spec in loaded)

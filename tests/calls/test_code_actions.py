@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from patchwire.observability import JsonFormatter, TextFormatter
 from patchwire.sandbox import Sandbox
 from patchwire.server import create_app
 from tests.support.custom_code import code_modules_forgotten, write_code
+from tests.support.docs import fenced_blocks
 from tests.support.leaks import leaks_in_files, new_canary
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET
 from tests.support.servers import serve, serving
@@ -501,13 +501,12 @@ async def test_an_api_request_cannot_run_a_flows_code_step_nor_import_its_module
     assert not (s.code / "imported").exists()
 
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "code.md"
 
 
 def doc_files() -> dict[str, str]:
     """The example's files: each fenced block of the page whose first line is
     ``# <path>``."""
-    blocks = re.findall(r"```[a-z]+\n(.*?)```", DOC.read_text(), re.S)
+    blocks = fenced_blocks("connectors/code.md", language="")
     return {block.split("\n", 1)[0][2:].strip(): block for block in blocks
             if block.startswith("# ")}
 

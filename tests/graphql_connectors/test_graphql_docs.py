@@ -3,23 +3,21 @@ are valid against GitHub's public schema when that fixture is installed."""
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from patchwire.connectors import load_connector_file, load_connector_text
+from tests.support.docs import fenced_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = ROOT / "docs" / "connectors" / "graphql.md"
 GITHUB = ROOT / ".fixtures-cache" / "graphql" / "node_modules" / "@octokit" / "graphql-schema"
 
 
 def _example() -> str:
-    blocks: list[str] = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"),
-                                   re.S)
-    return next(b for b in blocks if b.startswith("name: github_graphql"))
+    return next(b for b in fenced_blocks("connectors/graphql.md")
+                if b.startswith("name: github_graphql"))
 
 
 def test_the_documented_example_loads() -> None:

@@ -3,7 +3,6 @@ WSDL and calls as the page says (against a loopback server answering like the se
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -12,10 +11,10 @@ from aiohttp import web
 from patchwire import Patchwire
 from patchwire.connectors import ConnectorRegistry, load_connector_file
 from tests.support.conformance import conformance_path
+from tests.support.docs import fenced_blocks
 from tests.support.servers import serve
 from tests.support.settings import local_settings
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "soap.md"
 ANSWER = ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap='
           '"http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><{op}Response '
           'xmlns="http://tempuri.org/"><{op}Result>{value}</{op}Result></{op}Response>'
@@ -23,9 +22,8 @@ ANSWER = ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap='
 
 
 def connector_example() -> str:
-    blocks: list[str] = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"),
-                                   re.S)
-    return next(b for b in blocks if b.startswith("name: calculator"))
+    return next(b for b in fenced_blocks("connectors/soap.md")
+                if b.startswith("name: calculator"))
 
 
 async def test_the_documented_soap_connector_works_as_documented(tmp_path: Path) -> None:
