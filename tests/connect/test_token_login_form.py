@@ -79,6 +79,11 @@ async def test_credentials_that_log_in_are_proved_saved_and_serve_the_end_users_
     assert conn.connector == "sessions" and conn.is_default
     assert await site.pw.call("sessions.me", {}, end_user="u9") == {
         "user": "acme", "session_number": "1"}  # a token of its own, once saved
+    # its kept token's state is shown like an OAuth2 connection's, never the token
+    async with site.http.get(site.at(f"/api/v1/connections/{conn.name}")) as resp:
+        shown = await resp.json()
+    assert shown["token"]["valid"] is True and shown["token"]["needs_reauth"] is False
+    assert "session-1" not in str(shown)
     assert leaks_in(html + caplog.text, state.secret) == []
 
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from patchwire.access import access_of, end_user_of, requires
 from patchwire.auth import TokenStates
-from patchwire.connectors.spec import OAuth2Auth
+from patchwire.connectors.spec import KEPT_TOKEN_AUTHS
 from patchwire.errors import ConfigError, UnknownConnection
 from patchwire.server._problems import problem
 from patchwire.store.activity import ConnectionActivity, connection_activity
@@ -56,7 +56,8 @@ ConnectionName = Annotated[str, Path(
 
 
 class TokenStatus(BaseModel):
-    """An OAuth2 connection's token, as may be shown: never the token."""
+    """The token an OAuth2 or token-exchange connection keeps, as may be shown: never the
+    token."""
 
     valid: bool = Field(description="there is an access token, not expired, not refused")
     expires_at: datetime | None = Field(description="when the access token expires "
@@ -82,7 +83,8 @@ class ConnectionOut(BaseModel):
     health: Literal["healthy", "unhealthy"] = Field(
         description="unhealthy while its calls fail (success rate over the last calls "
                     "below the threshold, or the connector's breaker open)")
-    token: TokenStatus | None = Field(description="OAuth2 connections only")
+    token: TokenStatus | None = Field(
+        description="connections keeping a token (OAuth2, token exchange) only")
     last_success_at: datetime | None = Field(description="its last call that succeeded")
     last_error_at: datetime | None
     last_error_class: str | None = Field(description="the class of its last failed call "
@@ -182,7 +184,8 @@ def connections_router(pw: Patchwire) -> APIRouter:
             token = None
             spec = pw.connectors.get(info.connector) if info.connector in pw.connectors \
                 else None
-            if spec is not None and isinstance(spec.auth, OAuth2Auth):
+            # OAuth2 and token exchange: a token kept in the connection's secrets
+            if spec is not None and isinstance(spec.auth, KEPT_TOKEN_AUTHS):
                 state = await tokens.of(info.name)
                 expires = (datetime.fromtimestamp(state.expires_at, UTC)
                            if state.expires_at is not None else None)
