@@ -6,28 +6,26 @@ with PyJWT's ``decode`` and the public key — signature, audience and the claim
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from patchwire import Patchwire
-from patchwire.auth import OAuth2Client
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connector_text
-from patchwire.connectors.spec import OAuth2Auth
 from patchwire.errors import OAuthError, SpecError
 from patchwire.http import HttpCore
 from tests.support.cli import Cli
 from tests.support.clocks import FakeClock
 from tests.support.servers import serve
-from tests.support.settings import LOOPBACK, local_settings
+from tests.support.settings import local_settings
 from tests.support.token_servers import (
     JWT_BEARER,
     REQUIRED_CLAIMS,
     JwtTokenState,
     ec_key,
     jwt_token_server,
+    oauth2_client,
     rsa_key,
 )
 
@@ -78,20 +76,6 @@ actions:
 """
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[HttpCore]:
-    core = HttpCore(allow_networks=LOOPBACK)
-    yield core
-    await core.close()
-
-
-def client(text: str, values: dict[str, Any], http: HttpCore, clock: FakeClock
-           ) -> OAuth2Client:
-    spec = load_connector_text(text, "c.yaml")
-    assert isinstance(spec.auth, OAuth2Auth)
-    return OAuth2Client(spec.auth, values, http=http, connection="acme", clock=clock)
-
-
 def service_account(private_key: str) -> str:
     """A key file as Google's console hands it out (fields beyond these are ignored)."""
     return json.dumps({
@@ -107,7 +91,7 @@ async def test_a_google_service_account_key_makes_an_assertion_the_endpoint_veri
     pem, public = rsa_key()
     clock = FakeClock(EPOCH)
     async with jwt_token_server(public, ["RS256"], clock) as (url, state):
-        tokens = await client(GOOGLE, {"token_host": url, "service_account":
+        tokens = await oauth2_client(GOOGLE, {"token_host": url, "service_account":
                                        service_account(pem)}, http, clock).renew(None)
     assert tokens.access_token == "at-1" and tokens.expires_at == EPOCH + 3600
     claims, header = state.claims[0], state.headers[0]
@@ -128,7 +112,7 @@ async def test_declared_claims_an_ec_key_and_form_scopes_follow_the_connector(
     pem, public = ec_key()
     clock = FakeClock(EPOCH)
     async with jwt_token_server(public, ["ES256"], clock) as (url, state):
-        await client(PLAIN, {"token_host": url, "issuer": "partner-7", "private_key": pem},
+        await oauth2_client(PLAIN, {"token_host": url, "issuer": "partner-7", "private_key": pem},
                      http, clock).renew(None)
     claims = state.claims[0]
     assert (claims["iss"], claims["sub"], claims["tenant"]) == ("partner-7", "user-42",
@@ -142,7 +126,7 @@ async def test_each_token_request_signs_a_fresh_assertion(http: HttpCore) -> Non
     pem, public = ec_key()
     clock = FakeClock(EPOCH)
     async with jwt_token_server(public, ["ES256"], clock) as (url, state):
-        grant = client(PLAIN, {"token_host": url, "issuer": "p", "private_key": pem}, http,
+        grant = oauth2_client(PLAIN, {"token_host": url, "issuer": "p", "private_key": pem}, http,
                        clock)
         await grant.renew(None)
         clock.advance(3000)
@@ -159,7 +143,7 @@ async def test_an_assertion_signed_by_another_key_is_refused_by_the_endpoint(
     _, other_public = rsa_key()
     async with jwt_token_server(other_public, ["RS256"], FakeClock(EPOCH)) as (url, _state):
         with pytest.raises(OAuthError) as caught:
-            await client(GOOGLE, {"token_host": url, "service_account": service_account(pem)},
+            await oauth2_client(GOOGLE, {"token_host": url, "service_account": service_account(pem)},
                          http, FakeClock(EPOCH)).renew(None)
     assert caught.value.error == "invalid_grant" and caught.value.status == 400
     assert "PRIVATE KEY" not in str(caught.value)
@@ -169,7 +153,7 @@ async def test_an_unusable_key_is_a_typed_error_that_never_shows_the_key(
     http: HttpCore,
 ) -> None:
     garbage = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END PRIVATE KEY-----"
-    grant = client(PLAIN, {"token_host": "http://127.0.0.1:1", "issuer": "p",
+    grant = oauth2_client(PLAIN, {"token_host": "http://127.0.0.1:1", "issuer": "p",
                            "private_key": garbage}, http, FakeClock(EPOCH))
     with pytest.raises(OAuthError) as caught:
         await grant.renew(None)
@@ -180,7 +164,7 @@ async def test_an_unusable_key_is_a_typed_error_that_never_shows_the_key(
 async def test_a_service_account_value_that_is_not_json_is_a_typed_error(
     http: HttpCore,
 ) -> None:
-    grant = client(GOOGLE, {"token_host": "http://127.0.0.1:1",
+    grant = oauth2_client(GOOGLE, {"token_host": "http://127.0.0.1:1",
                             "service_account": "not json at all: s3cr3t"}, http, FakeClock())
     with pytest.raises(OAuthError) as caught:
         await grant.renew(None)

@@ -19,14 +19,12 @@ from aiohttp import web
 
 from patchwire.auth import (
     DeviceAuthorization,
-    OAuth2Client,
     TokenKeeper,
     TokenSet,
     Vault,
     connection_aad,
 )
 from patchwire.connectors import ConnectorRegistry, load_connector_text
-from patchwire.connectors.spec import OAuth2Auth
 from patchwire.errors import OAuthError, ReauthRequired, SpecError
 from patchwire.http import HttpCore
 from patchwire.store import ConnectionRecord, Store
@@ -35,8 +33,7 @@ from tests.support.clocks import FakeClock
 from tests.support.leaks import new_canary
 from tests.support.oauth_mock import oauth2_mock_server
 from tests.support.servers import serve
-from tests.support.settings import LOOPBACK
-from tests.support.token_servers import DEVICE_GRANT, DeviceState
+from tests.support.token_servers import DEVICE_GRANT, DeviceState, oauth2_client
 
 EPOCH = 1_750_000_000.0
 
@@ -75,20 +72,6 @@ actions:
 """
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[HttpCore]:
-    core = HttpCore(allow_networks=LOOPBACK)
-    yield core
-    await core.close()
-
-
-def oauth_client(text: str, values: dict[str, Any], http: HttpCore, clock: FakeClock
-                 ) -> OAuth2Client:
-    auth = load_connector_text(text, "c.yaml").auth
-    assert isinstance(auth, OAuth2Auth)
-    return OAuth2Client(auth, values, http=http, connection="acme", clock=clock)
-
-
 # -- password ------------------------------------------------------------------------------
 
 
@@ -97,7 +80,7 @@ async def test_the_password_grant_gets_tokens_for_the_user_from_oauth2_mock_serv
     http: HttpCore,
 ) -> None:
     async with oauth2_mock_server() as url:
-        grant = oauth_client(PASSWORD, {"issuer": url, "client_id": "pw-client",
+        grant = oauth2_client(PASSWORD, {"issuer": url, "client_id": "pw-client",
                                         "client_secret": "pw-secret", "username": "alice",
                                         "password": "correct horse"}, http, FakeClock(EPOCH))
         tokens = await grant.renew(None)
@@ -140,7 +123,7 @@ async def test_a_wrong_password_is_a_typed_error_that_never_shows_it(http: HttpC
     wrong = new_canary("password")
     server = PasswordServer(password="right")
     async with serve(server.app()) as url:
-        grant = oauth_client(PASSWORD, {"issuer": url, "client_id": "c", "username": "bob",
+        grant = oauth2_client(PASSWORD, {"issuer": url, "client_id": "c", "username": "bob",
                                         "password": wrong}, http, FakeClock(EPOCH))
         with pytest.raises(OAuthError) as caught:
             await grant.renew(None)
@@ -154,7 +137,7 @@ async def test_a_wrong_password_is_a_typed_error_that_never_shows_it(http: HttpC
 async def test_a_refused_refresh_falls_back_to_the_password(http: HttpCore) -> None:
     server = PasswordServer(password="right")
     async with serve(server.app()) as url:
-        grant = oauth_client(PASSWORD, {"issuer": url, "client_id": "c", "username": "bob",
+        grant = oauth2_client(PASSWORD, {"issuer": url, "client_id": "c", "username": "bob",
                                         "password": "right"}, http, FakeClock(EPOCH))
         tokens = await grant.renew(TokenSet("old", "stale-rt", EPOCH - 1))
     assert [f["grant_type"] for f in server.forms] == ["refresh_token", "password"]
@@ -196,7 +179,7 @@ class FakeSleep:
 
 async def device_flow(url: str, http: HttpCore, clock: FakeClock, sleep: FakeSleep,
                       **kwargs: Any) -> tuple[DeviceAuthorization, TokenSet]:
-    grant = oauth_client(DEVICE, {"server": url, "client_id": "tv-app"}, http, clock)
+    grant = oauth2_client(DEVICE, {"server": url, "client_id": "tv-app"}, http, clock)
     device = await grant.device_authorization()
     return device, await grant.poll_device_token(device, sleep=sleep, **kwargs)
 
@@ -267,7 +250,7 @@ async def test_a_hostile_device_authorization_answer_is_refused_before_anyone_se
     device_state.device_answer = {
         "device_code": "d", "user_code": "ABCD-EFGH", "verification_uri":
         "https://example.com/device", "expires_in": 600, **answer}
-    grant = oauth_client(DEVICE, {"server": device_server, "client_id": "tv-app"}, http,
+    grant = oauth2_client(DEVICE, {"server": device_server, "client_id": "tv-app"}, http,
                          FakeClock(EPOCH))
     with pytest.raises(OAuthError) as caught:
         await grant.device_authorization()
@@ -361,7 +344,7 @@ async def test_a_hostile_token_endpoint_answer_is_a_typed_error(
     app.router.add_post("/token", token)
     password = new_canary("password")
     async with serve(app) as url:
-        grant = oauth_client(PASSWORD, {"issuer": url, "client_id": "c", "username": "bob",
+        grant = oauth2_client(PASSWORD, {"issuer": url, "client_id": "c", "username": "bob",
                                         "password": password}, http, FakeClock(EPOCH))
         with pytest.raises(OAuthError) as caught:
             await grant.renew(None)
@@ -378,7 +361,7 @@ async def test_a_token_without_expiry_from_the_password_grant_is_kept_until_refu
 
     app.router.add_post("/token", token)
     async with serve(app) as url:
-        tokens = await oauth_client(PASSWORD, {"issuer": url, "client_id": "c",
+        tokens = await oauth2_client(PASSWORD, {"issuer": url, "client_id": "c",
                                                "username": "bob", "password": "p"},
                                     http, FakeClock(EPOCH)).renew(None)
     assert tokens.access_token == "forever" and tokens.expires_at is None

@@ -26,7 +26,7 @@ from tests.support.clocks import FakeClock
 from tests.support.docs import fenced_blocks
 from tests.support.leaks import new_canary
 from tests.support.servers import serve
-from tests.support.settings import LOOPBACK, local_settings
+from tests.support.settings import local_settings
 from tests.support.token_servers import ExchangeState
 
 EPOCH = 1_750_000_000.0
@@ -86,13 +86,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'pw.db'}")
     yield opened
     await opened.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpCore]:
-    core = HttpCore(allow_networks=LOOPBACK)
-    yield core
-    await core.close()
 
 
 async def add(store: Store, vault: Vault, url: str, state: ExchangeState,

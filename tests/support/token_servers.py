@@ -25,6 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from patchwire.auth import OAuth2Client
+from patchwire.connectors import load_connector_text
+from patchwire.connectors.spec import OAuth2Auth
+from patchwire.http import HttpCore
 from tests.support.servers import serve
 
 #: RFC 7523 §3: the claims an assertion MUST contain
@@ -321,3 +325,11 @@ def ec_key() -> tuple[str, Any]:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
     return pem, key.public_key()
+
+
+def oauth2_client(text: str, values: dict[str, Any], http: HttpCore,
+                  clock: Callable[[], float]) -> OAuth2Client:
+    """The OAuth2 client of connector ``text`` (YAML) for connection ``acme``'s values."""
+    auth = load_connector_text(text, "c.yaml").auth
+    assert isinstance(auth, OAuth2Auth)
+    return OAuth2Client(auth, values, http=http, connection="acme", clock=clock)
