@@ -36,6 +36,11 @@ class ActionAdapter(Protocol):
         """The typed error of a non-2xx answer, or None to let the REST rules decide."""
         ...
 
+    def pause_after(self, raw: RawResponse) -> float | None:
+        """Seconds the connection must wait before its next call when the answer's body
+        says its budget is spent (GraphQL cost rules), else None."""
+        ...
+
 
 def adapter_for(connector: ConnectorSpec, name: str,
                 action: ActionSpec) -> ActionAdapter | None:

@@ -17,8 +17,9 @@ The answer (GraphQL over HTTP): a 200 may still carry ``errors``.
   default the operation's only root field (``{"repository": {...}}`` → ``{...}``).
 
 A declared cost rule (``graphql.cost``) is read from every answer; when it says the
-budget is spent, :func:`note_cost` pauses the connection's rate-limit bucket like a 429
-does, so the next calls wait for the reset instead of being refused.
+budget is spent, :meth:`GraphQLAdapter.pause_after` says how long, and the call path has
+the HTTP core pause the connection's rate-limit bucket as after a 429 (``HttpCore.pause``),
+so the next calls wait for the reset instead of being refused.
 """
 
 from __future__ import annotations
@@ -48,16 +49,14 @@ from patchwire.errors import (
 )
 from patchwire.expressions import Expression, ExpressionError, compile_expression
 from patchwire.http import (
-    HttpCore,
     PreparedRequest,
     RawResponse,
     Redactor,
     excerpt,
     parse_retry_after,
-    retries_are_instant,
 )
 
-__all__ = ["GraphQLAdapter", "classify_errors", "note_cost"]
+__all__ = ["GraphQLAdapter", "classify_errors"]
 
 #: errors of one answer looked at to classify it and listed in a partial result: a
 #: hostile or broken upstream may send millions
@@ -289,18 +288,6 @@ class GraphQLAdapter:
             return _seconds_until(reset_expr.evaluate(body))
         except ExpressionError:
             return None  # a rule the answer does not fit must not fail the call
-
-
-def note_cost(adapter: GraphQLAdapter, raw: RawResponse, http: HttpCore,
-              connector: ConnectorSpec, connection: str, end_user: str | None) -> None:
-    """Pause the connection's bucket when the answer says its cost budget is spent: the
-    HTTP core holds the next calls as after a 429 (and fails them at once, with when to
-    retry, if the wait is beyond the retry policy's cap)."""
-    if retries_are_instant():
-        return  # the testing setting: no real waiting anywhere (as for a 429)
-    wait = adapter.pause_after(raw)
-    if wait is not None and wait > 0:
-        http.guard(connector).buckets(connection, end_user)[-1].pause(wait)
 
 
 # -- helpers ----------------------------------------------------------------------------------

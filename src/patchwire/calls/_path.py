@@ -19,7 +19,6 @@ from patchwire.calls._action import CompiledAction
 from patchwire.calls._bodies import KeptBlob
 from patchwire.calls._code import CodeRunner
 from patchwire.calls._connection import ConnectionResolver, ResolvedConnection, check_end_user
-from patchwire.calls._graphql import GraphQLAdapter, note_cost
 from patchwire.calls._pagination import paginate
 from patchwire.calls._request import CallOutcome, CallRequest, ValidatedCall
 from patchwire.connectors import ConnectorRegistry
@@ -214,10 +213,13 @@ class CallPath:
                 connection=conn.record.name, end_user=conn.record.end_user,
             )
             status = raw.status
-            if isinstance(compiled.adapter, GraphQLAdapter) and compiled.adapter.cost:
-                # a cost-based limit (GitHub, Shopify) spent: pause like after a 429
-                note_cost(compiled.adapter, raw, self._http, compiled.connector,
-                          conn.record.name, conn.record.end_user)
+            if compiled.adapter is not None:
+                # a budget the body says is spent (GitHub's, Shopify's GraphQL cost):
+                # the connection's next calls wait as after a 429
+                wait = compiled.adapter.pause_after(raw)
+                if wait is not None:
+                    self._http.pause(compiled.connector, conn.record.name,
+                                     conn.record.end_user, wait)
             if not raw.ok:
                 error = compiled.error_for(raw, arguments, context, conn.redact)
                 if error.retry_after is None and decision.retry_after is not None:

@@ -185,6 +185,9 @@ class SoapAdapter:
                 f"response mapping {self.response.source!r} failed: {redact(str(exc))}",
                 context=context) from None
 
+    def pause_after(self, raw: RawResponse) -> float | None:
+        return None  # SOAP answers declare no budget
+
     def error_for(self, raw: RawResponse, arguments: Mapping[str, Any],
                   context: CallContext, redact: Redactor) -> UpstreamResponseError | None:
         """A non-2xx answer holding a SOAP fault: typed by the fault. Anything else (a

@@ -178,6 +178,13 @@ class HttpCore:
 
     # -- per-connector state ---------------------------------------------------------------
 
+    def pause(self, spec: ConnectorSpec, connection: str, end_user: str | None,
+              seconds: float) -> None:
+        """The upstream said in its answer's body that this connection's budget is spent
+        (a GraphQL cost rule): hold its next calls as after a 429."""
+        if seconds > 0 and not retries_are_instant():  # the testing setting: no waiting
+            self.guard(spec).buckets(connection, end_user)[-1].pause(seconds)
+
     def guard(self, spec: ConnectorSpec) -> ConnectorGuard:
         g = self._guards.get(spec.name)
         if g is not None and g.spec is spec:
