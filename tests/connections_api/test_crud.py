@@ -4,12 +4,16 @@ class) and never a secret value, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from patchwire.sandbox import Sandbox
 from tests.support.api import Api
 from tests.support.connections import operator_key, send
 from tests.support.leaks import leaks_in, leaks_in_database, new_canary
+
+#: the longest wait for the call log's batches to reach the store (a bound, not a figure)
+BOUND = 10.0
 
 PAGE = "/api/v1/connections"
 
@@ -80,13 +84,17 @@ async def test_last_success_and_last_error_class_come_from_the_call_log(
                              ) as resp:
         assert resp.status == 424  # a 404 upstream: the request's fault, not the key's
 
-    # the call log is written in batches: the API's own flush is the runtime's
-    for _ in range(100):
-        _, acme, _ = await send(api, "GET", f"{PAGE}/acme")
-        _, bad, _ = await send(api, "GET", f"{PAGE}/wrong")
-        if acme["last_error_class"] and bad["last_error_class"]:
-            break
-        await api.http.get(api.at("/healthz"))
+    # the call log is written in batches (every 0.25 s): read until every record asserted
+    # below is there, bounded in time, not in rounds (a loaded machine may do 100 rounds
+    # before one batch is written)
+    async with asyncio.timeout(BOUND):
+        while True:
+            _, acme, _ = await send(api, "GET", f"{PAGE}/acme")
+            _, bad, _ = await send(api, "GET", f"{PAGE}/wrong")
+            if (acme["last_success_at"] and acme["last_error_class"]
+                    and bad["last_error_class"]):
+                break
+            await api.http.get(api.at("/healthz"))
     assert acme["last_success_at"] is not None
     assert acme["last_error_class"] == "not_found"
     assert bad["last_success_at"] is None and bad["last_error_class"] == "auth_error"
