@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from patchwire.connectors import (
     ConnectorRegistry,
@@ -168,3 +169,19 @@ def test_templates_keep_types_drop_missing_and_escape_braces(
     template: str, values: dict[str, object], expected: object
 ) -> None:
     assert compile_template(template).render(values) == expected
+
+
+def test_the_format_json_schema_accepts_the_shorthands_the_loader_accepts() -> None:
+    schema = connector_json_schema()
+    document = {
+        "name": "gh", "base_url": "https://api.github.com", "protocol": "graphql",
+        "graphql": {"endpoint": "/graphql", "cost": "github"},
+        "rate_limits": ["100/minute per end_user", {"limit": 5, "per": "second"}],
+        "actions": {"viewer": {"graphql": {"document": "query { viewer { login } }"},
+                               "tool": True}},
+    }
+    jsonschema.validate(document, schema)
+    load_connector_text(yaml.safe_dump(document))  # and the loader agrees
+    for wrong in ({"graphql": {"cost": "gitlab"}}, {"rate_limits": ["lots"]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**document, **wrong}, schema)

@@ -55,6 +55,17 @@ def connector_json_schema() -> dict[str, object]:
     # `tool: true` / `tool: false` are shorthands the model converts before validating
     tool = schema["$defs"]["ActionSpec"]["properties"]["tool"]
     tool["anyOf"].insert(0, {"type": "boolean"})
+    # ...and so are `"100/minute per end_user"` and `cost: github`
+    from .spec import _COST_PRESETS, _RATE_RE
+
+    defs = schema["$defs"]
+    defs["RateLimit"] = {"anyOf": [
+        {"type": "string", "pattern": _RATE_RE.pattern,
+         "description": "'100/minute', '10/second per connector', '100/minute per end_user'"},
+        defs["RateLimit"]]}
+    defs["GraphQLCost"] = {"anyOf": [
+        {"type": "string", "enum": sorted(_COST_PRESETS), "description": "a ready-made rule"},
+        defs["GraphQLCost"]]}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Patchwire connector"
     return schema
