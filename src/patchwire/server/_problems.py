@@ -20,6 +20,7 @@ from patchwire.errors import (
     ChatError,
     ConfigError,
     ConnectionExists,
+    ConnectorExists,
     ConnectSessionClosed,
     EngineUnavailable,
     ExpressionError,
@@ -56,8 +57,8 @@ def _status_for(exc: PatchwireError) -> int:
         return 404
     if isinstance(exc, ConnectSessionClosed):
         return 410  # the link is gone for good: the end user needs a new one
-    if isinstance(exc, ConnectionExists | WebhookSourceExists | ApprovalStateError
-                  | RunStateError):
+    if isinstance(exc, ConnectionExists | ConnectorExists | WebhookSourceExists
+                  | ApprovalStateError | RunStateError):
         return 409
     if isinstance(exc, ConfigError):
         return 400

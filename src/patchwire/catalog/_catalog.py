@@ -1,0 +1,191 @@
+"""The catalog: real-world connectors shipped with the package, each with where its facts
+came from (``catalog:`` in the file), and adding one to a deployment."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connector_text
+from patchwire.errors import ConnectorExists, SpecError, SpecProblem, UnknownConnector
+
+__all__ = ["Catalog", "CatalogEntry", "add_to_deployment", "auth_summary",
+           "catalog_connector_texts", "load_catalog"]
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def catalog_connector_texts() -> Iterator[tuple[str, str]]:
+    """(file name, YAML text) of every catalog connector shipped in the package."""
+    root = resources.files("patchwire.catalog") / "connectors"
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith((".yaml", ".yml")):
+            yield f"catalog/{entry.name}", entry.read_text(encoding="utf-8")
+
+
+def auth_summary(spec: ConnectorSpec) -> str:
+    """The connector's auth mode in a word or two: ``oauth2``, ``api_key``, ``basic``..."""
+    auth = spec.auth
+    flow = getattr(auth, "flow", None)
+    return auth.type if flow in (None, "authorization_code") else f"{auth.type}:{flow}"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One catalog connector: its spec and the facts scripts and pages show."""
+
+    spec: ConnectorSpec
+    file: str
+    text: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def title(self) -> str:
+        return self.spec.title or self.spec.name
+
+    @property
+    def auth(self) -> str:
+        return auth_summary(self.spec)
+
+    @property
+    def actions(self) -> list[str]:
+        return sorted(self.spec.actions)
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.spec.catalog.categories) if self.spec.catalog else []
+
+    @property
+    def verified_at(self) -> date | None:
+        return self.spec.catalog.verified_at if self.spec.catalog else None
+
+    def summary(self) -> dict[str, Any]:
+        """The row ``patchwire catalog list --json`` and ``GET /api/v1/catalog`` give."""
+        info = self.spec.catalog
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.spec.description,
+            "categories": self.categories,
+            "auth": self.auth,
+            "actions": self.actions,
+            "source": info.source if info else None,
+            "licence": info.licence if info else None,
+            "docs_url": info.docs_url if info else None,
+            "verified_at": info.verified_at.isoformat() if info else None,
+            "openapi": info.openapi if info else None,
+            "protocol": self.spec.protocol,
+        }
+
+    def words(self) -> set[str]:
+        info = self.spec.catalog
+        text = " ".join([
+            self.name.replace("_", " "), self.title, self.spec.description,
+            *self.categories, *(info.synonyms if info else []),
+            *(f"{name.replace('_', ' ')} {action.summary}"
+              for name, action in self.spec.actions.items()),
+        ])
+        return set(_WORD.findall(text.lower()))
+
+
+class Catalog:
+    """Every catalog connector by name, and the problems of any file that does not load
+    (the shipped catalog has none: ``tests/catalog`` loads every file)."""
+
+    def __init__(self, entries: list[CatalogEntry], problems: list[SpecProblem]) -> None:
+        self._by_name = {e.name: e for e in sorted(entries, key=lambda e: e.name)}
+        self.problems = problems
+
+    def __iter__(self) -> Iterator[CatalogEntry]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def get(self, name: str) -> CatalogEntry:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            near = difflib.get_close_matches(name, list(self._by_name), n=3, cutoff=0.6) or [
+                e.name for e, _ in self.search(name.replace("_", " "), limit=3)]
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            raise UnknownConnector(
+                f"the catalog has no connector {name!r}{hint}; `patchwire catalog list` "
+                f"lists them") from None
+
+    def search(self, query: str, *, limit: int = 20) -> list[tuple[CatalogEntry, float]]:
+        """Connectors whose name, title, categories, synonyms or actions hold the query's
+        words, best first (a name or title match counts most)."""
+        words = _WORD.findall(query.lower())
+        if not words:
+            return []
+        ranked: list[tuple[CatalogEntry, float]] = []
+        for entry in self:
+            known = entry.words()
+            head = set(_WORD.findall(f"{entry.name} {entry.title}".lower()))
+            score = 0.0
+            for word in words:
+                if word in head:
+                    score += 3.0
+                elif word in known:
+                    score += 1.0
+                elif any(k.startswith(word) for k in known if len(word) >= 3):
+                    score += 0.5
+            if score:
+                ranked.append((entry, round(score / len(words), 3)))
+        ranked.sort(key=lambda pair: (-pair[1], pair[0].name))
+        return ranked[:limit]
+
+    def registry(self) -> ConnectorRegistry:
+        """Every catalog connector as a registry (no built-ins): what ``tools search
+        --catalog`` searches."""
+        registry = ConnectorRegistry()
+        for entry in self:
+            registry.add(entry.spec, source=entry.file)
+        return registry
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The catalog shipped with the package (loaded once per process)."""
+    entries: list[CatalogEntry] = []
+    problems: list[SpecProblem] = []
+    for file, text in catalog_connector_texts():
+        try:
+            entries.append(CatalogEntry(load_connector_text(text, file), file, text))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    return Catalog(entries, problems)
+
+
+def add_to_deployment(name: str, directory: Path, *, force: bool = False,
+                      catalog: Catalog | None = None) -> Path:
+    """Enable catalog connector ``name`` in a deployment: its file is written to
+    ``directory`` (the first of the deployment's connector paths) as ``<name>.yaml``, where
+    the deployment may edit it. An existing file is kept unless ``force``
+    (:class:`ConnectorExists`)."""
+    entry = (catalog or load_catalog()).get(name)
+    target = directory / f"{entry.name}.yaml"
+    if target.exists() and not force:
+        raise ConnectorExists(
+            f"{target} already exists; `patchwire connector add {name} --force` replaces it")
+    directory.mkdir(parents=True, exist_ok=True)
+    header = (f"# From the Patchwire catalog ({entry.file}); edit freely: this file now "
+              f"belongs to the deployment.\n")
+    tmp = target.with_suffix(".yaml.tmp")
+    tmp.write_text(header + entry.text, encoding="utf-8")
+    tmp.replace(target)
+    return target
