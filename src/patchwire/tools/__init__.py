@@ -23,6 +23,7 @@ from patchwire.tools._provider_rules import (
 )
 from patchwire.tools._quota import EndUserQuota
 from patchwire.tools._schema_refs import inline_refs
+from patchwire.tools._search import ToolHit, ToolIndex, catalog_tool_index
 from patchwire.tools._shaping import ShapedResult, shape_result
 from patchwire.tools._strict_arguments import drop_strict_nulls
 
@@ -51,11 +52,14 @@ __all__ = [
     "Tool",
     "ToolCatalog",
     "ToolFilter",
+    "ToolHit",
+    "ToolIndex",
     "ToolInvoker",
     "ToolResult",
     "ToolStatus",
     "anthropic_problems",
     "ask_in_thread",
+    "catalog_tool_index",
     "drop_strict_nulls",
     "export_tools",
     "inline_refs",

@@ -292,6 +292,12 @@ class ToolInvoker:
         return scoped
 
     @property
+    def host(self) -> ToolHost:
+        """What this invoker calls through: its connectors and settings (search mode reads
+        the connectors' titles and synonyms, and the deployment's ``tool_mode``)."""
+        return self._host
+
+    @property
     def engine(self) -> Engine | None:
         """The flow engine that runs flow tools (None: no flow tools)."""
         return self._s.engine

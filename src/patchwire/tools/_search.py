@@ -1,0 +1,335 @@
+"""Tool search: the tools that fit a request in a person's words, ranked locally.
+
+A model facing hundreds of tools cannot be given every definition; it asks
+``search_tools("refund the customer's last payment")`` instead and gets the best few.
+The ranking needs no model and no network: BM25F (BM25 over weighted fields) in pure
+Python over an inverted index built once per catalog.
+
+    tool → fields (action name, summary, description, tags, argument names and their
+           descriptions, connector name and title, the catalog's synonyms and categories)
+         → words → light stems (plural, -ing, -ed) → weighted term frequencies per tool
+    query → words → stems, stopwords dropped → + synonyms (_search_words) at a lower weight
+         → Σ idf · saturated term frequency over the tools holding each term
+
+Why not SQLite FTS5: its bm25() weights columns but cannot weigh query terms (a synonym
+must count less than the word the person wrote), and every query would have to be turned
+into FTS5 syntax from a model's text. Here the query is only ever split into words, so
+nothing in it is syntax: quotes, ``NEAR``, ``*``, ``OR`` and column filters are words or
+nothing. Queries are cut to :data:`MAX_QUERY_CHARS` characters and
+:data:`MAX_QUERY_TERMS` distinct words; a query with no words finds nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final
+
+from patchwire.connectors.spec import ConnectorSpec
+from patchwire.tools._catalog import Tool, ToolCatalog
+from patchwire.tools._search_words import IRREGULAR, STOPWORDS, SYNONYM_GROUPS
+
+__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "ToolHit", "ToolIndex", "catalog_tool_index",
+           "query_concepts"]
+
+#: a longer query is cut here: a request for a tool is a sentence, not a document
+MAX_QUERY_CHARS: Final = 500
+#: distinct words of a query that count (the first ones)
+MAX_QUERY_TERMS: Final = 32
+#: the most tools one search returns
+MAX_LIMIT: Final = 50
+
+#: how much a word in each field counts, and how much a long field dilutes it (BM25F's b).
+#: The action's own name and summary say what it does; the connector's words say where
+#: (they lift every action of a connector the person names); argument names say what it
+#: takes, which hints at what it does but also matches many unrelated tools.
+_FIELDS: Final[Mapping[str, tuple[float, float]]] = {
+    "name": (3.0, 0.3),
+    "title": (2.5, 0.5),
+    "description": (1.0, 0.75),
+    "tags": (1.5, 0.3),
+    "arguments": (0.4, 0.75),
+    "ids": (1.5, 0.0),
+    "connector": (2.0, 0.0),
+    "synonyms": (0.6, 0.3),
+    "connector_text": (0.2, 0.75),
+}
+#: how strongly the share of a query's words a tool matches scales its score
+_COORD: Final = 1.0
+#: BM25's term-frequency saturation
+_K1: Final = 1.2
+#: what a synonym of a word the person wrote counts for (the word itself: 1)
+_SYNONYM_WEIGHT: Final = 0.7
+#: what each member of a synonym group counts for when the query holds one of its phrases
+#: ("money back": the person named the thing, in other words)
+_PHRASE_WEIGHT: Final = 0.9
+
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_WORD = re.compile(r"[a-z0-9]+")
+_EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}")
+_URL = re.compile(r"\bhttps?://\S+", re.IGNORECASE)
+#: the literal prefix of an id an argument's pattern asks for (``^cus_[A-Za-z0-9]+$``):
+#: a request that quotes such an id names the tools that take it
+_ID_PREFIX = re.compile(r"^\^([A-Za-z][A-Za-z0-9]{0,11})[_-]")
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words; ``snake_case``, ``camelCase`` and ``kebab-case`` split."""
+    return _WORD.findall(_CAMEL.sub(r"\1 \2", text).lower())
+
+
+@lru_cache(maxsize=65_536)
+def stem(word: str) -> str:
+    """A light stem: plurals, -ing, -ed, a final -e or -y and a doubled last consonant go,
+    so "invoices" and "invoice", "cancelled" and "cancel", "replies" and "reply" meet.
+    Not a linguist's stem: the same rules on both sides is what matters."""
+    w = IRREGULAR.get(word, word)
+    if len(w) <= 3 or w.isdigit():
+        return w
+    if w.endswith(("ies", "ied")) and len(w) > 4:
+        w = w[:-3] + "y"
+    elif w.endswith("ing") and len(w) >= 6:
+        w = w[:-3]
+    elif (w.endswith("ed") and len(w) >= 5) or (w.endswith("ly") and len(w) >= 6) or (
+            w.endswith("es") and len(w) >= 5
+            and (w[-3] in "sxz" or w.endswith(("ches", "shes")))):
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    if len(w) > 3 and w.endswith("y"):
+        w = w[:-1] + "i"
+    elif len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiou":
+        w = w[:-1]
+    return w
+
+
+def _terms(text: str) -> list[str]:
+    """A field's stems, stopwords dropped."""
+    return [stem(w) for w in _words(text) if w not in STOPWORDS]
+
+
+def _synonyms() -> tuple[dict[str, list[int]], list[tuple[tuple[str, ...], int]],
+                         list[list[tuple[str, ...]]]]:
+    """Each group's members as stems: single words → groups, phrases → group, and per
+    group the stems each member contributes to a query."""
+    by_word: dict[str, list[int]] = {}
+    phrases: list[tuple[tuple[str, ...], int]] = []
+    members: list[list[tuple[str, ...]]] = []
+    for gid, group in enumerate(SYNONYM_GROUPS):
+        members.append([])
+        for member in group:
+            raw = tuple(stem(w) for w in _words(member))
+            kept = tuple(stem(w) for w in _words(member) if w not in STOPWORDS)
+            if len(raw) == 1:
+                by_word.setdefault(raw[0], []).append(gid)
+            elif raw:
+                phrases.append((raw, gid))
+            if kept:
+                members[gid].append(kept)
+    return by_word, phrases, members
+
+
+_BY_WORD, _PHRASES, _MEMBERS = _synonyms()
+
+
+def query_concepts(query: str) -> list[dict[str, float]]:
+    """What a query searches for: one concept per word it holds (stopwords aside), each
+    the word's stem (1.0) or any of its synonyms (less), and one per synonym phrase it
+    holds ("money back"). A tool scores a concept's best term only, so a tool whose text
+    holds many synonyms of one word does not outrank the tool that holds the word.
+
+    The query is only ever split into words: no character of it is syntax. An e-mail
+    address or a URL in it stands for the word "email" or "url" (tools that take one)."""
+    text = _URL.sub(" url ", _EMAIL.sub(" email ", query[:MAX_QUERY_CHARS]))
+    raw_words = _words(text)
+    raw = [stem(w) for w in raw_words]
+    concepts: dict[str, dict[str, float]] = {}
+    # phrases first: their words mean the phrase, not each word alone
+    consumed: set[int] = set()
+    for phrase, gid in _PHRASES:
+        n = len(phrase)
+        for i in range(len(raw) - n + 1):
+            if tuple(raw[i:i + n]) == phrase:
+                concepts.setdefault(" ".join(phrase), {})
+                _expand(concepts[" ".join(phrase)], (gid,), _PHRASE_WEIGHT)
+                consumed.update(range(i, i + n))
+    for i, (word, term) in enumerate(zip(raw_words, raw, strict=True)):
+        if i in consumed or word in STOPWORDS or term in concepts:
+            continue
+        if len(concepts) >= MAX_QUERY_TERMS:
+            break
+        concepts[term] = _expand({term: 1.0}, _BY_WORD.get(term, ()), _SYNONYM_WEIGHT)
+    return list(concepts.values())
+
+
+def _expand(terms: dict[str, float], groups: Iterable[int], weight_each: float
+            ) -> dict[str, float]:
+    """``terms`` with every member of ``groups`` (a phrase's words share its weight)."""
+    for gid in groups:
+        for member in _MEMBERS[gid]:
+            weight = weight_each / len(member)
+            for term in member:
+                if terms.get(term, 0.0) < weight:
+                    terms[term] = weight
+    return terms
+
+
+@dataclass(frozen=True, slots=True)
+class ToolHit:
+    """A tool a search found, and how well it fits (higher is better; only comparable
+    within one search)."""
+
+    tool: Tool
+    score: float
+
+
+def _schema_words(schema: Mapping[str, Any], ids: list[str], depth: int = 0) -> list[str]:
+    """Argument names and their descriptions, nested objects included (bounded); the id
+    prefixes their patterns ask for go to ``ids``."""
+    out: list[str] = []
+    props = schema.get("properties")
+    if not isinstance(props, Mapping) or depth > 3:
+        return out
+    for name, sub in list(props.items())[:100]:
+        out.append(str(name))
+        if isinstance(sub, Mapping):
+            for key in ("description", "title"):
+                text = sub.get(key)
+                if isinstance(text, str):
+                    out.append(text[:300])
+            pattern = sub.get("pattern")
+            found = _ID_PREFIX.match(pattern) if isinstance(pattern, str) else None
+            if found:
+                ids.append(found.group(1))
+            out.extend(_schema_words(sub, ids, depth + 1))
+            items = sub.get("items")
+            if isinstance(items, Mapping):
+                out.extend(_schema_words(items, ids, depth + 1))
+    return out
+
+
+def _connector_fields(spec: ConnectorSpec | None, tool: Tool) -> dict[str, str]:
+    if spec is None:
+        return {"connector": tool.connector.replace("_", " ")}
+    info = spec.catalog
+    synonyms = [*info.synonyms, *info.categories] if info is not None else []
+    return {
+        "connector": f"{spec.name} {spec.title}",
+        "synonyms": " ".join(str(s) for s in synonyms),
+        "connector_text": spec.description,
+    }
+
+
+def _fields(tool: Tool, spec: ConnectorSpec | None) -> dict[str, str]:
+    action = tool.target.split(".", 1)[1] if tool.kind == "action" else tool.target
+    name = f"{action} {tool.name}" if tool.name not in (action, f"{tool.connector}_{action}") \
+        else action
+    ids: list[str] = []
+    arguments = " ".join(_schema_words(tool.input_schema, ids))
+    return {
+        "name": name.replace("flow:", ""),
+        "title": tool.title,
+        "description": tool.description,
+        "tags": " ".join(tool.tags),
+        "arguments": arguments,
+        "ids": " ".join(ids),
+        **_connector_fields(spec, tool),
+    }
+
+
+class ToolIndex:
+    """Tools ranked for a request (see the module docstring). Built once per catalog;
+    searching reads only, so one index serves concurrent searches."""
+
+    def __init__(self, tools: list[Tool], postings: dict[str, list[tuple[int, float]]]
+                 ) -> None:
+        self._tools = tools
+        self._postings = postings
+        n = len(tools)
+        self._idf = {term: math.log(1.0 + (n - len(p) + 0.5) / (len(p) + 0.5))
+                     for term, p in postings.items()}
+
+    @classmethod
+    def build(cls, tools: ToolCatalog | Iterable[Tool], *,
+              connectors: Iterable[ConnectorSpec] = ()) -> ToolIndex:
+        """An index over ``tools``; ``connectors`` (a registry, or specs) lends each
+        tool its connector's title, description, catalog synonyms and categories."""
+        specs = {spec.name: spec for spec in connectors}
+        listed = list(tools)
+        per_tool: list[dict[str, list[str]]] = []
+        totals = dict.fromkeys(_FIELDS, 0)
+        for tool in listed:
+            fields = {f: _terms(text) for f, text in
+                      _fields(tool, specs.get(tool.connector)).items()}
+            per_tool.append(fields)
+            for f, terms in fields.items():
+                totals[f] += len(terms)
+        average = {f: (totals[f] / len(listed)) or 1.0 if listed else 1.0 for f in _FIELDS}
+        postings: dict[str, list[tuple[int, float]]] = {}
+        for doc, fields in enumerate(per_tool):
+            weighted: dict[str, float] = {}
+            for f, terms in fields.items():
+                if not terms:
+                    continue
+                weight, b = _FIELDS[f]
+                norm = weight / (1.0 - b + b * len(terms) / average[f])
+                for term in terms:
+                    weighted[term] = weighted.get(term, 0.0) + norm
+            for term, tf in weighted.items():
+                postings.setdefault(term, []).append((doc, tf))
+        return cls(listed, postings)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def search(self, query: str, *, connector: str | None = None, limit: int = 5
+               ) -> list[ToolHit]:
+        """The ``limit`` tools (at most :data:`MAX_LIMIT`) that best fit ``query``, best
+        first; only tools of ``connector`` when given. No words in the query, no hits."""
+        limit = max(0, min(limit, MAX_LIMIT))
+        if limit == 0:
+            return []
+        scores: dict[int, float] = {}
+        matched: dict[int, int] = {}
+        concepts = query_concepts(query)
+        for concept in concepts:
+            best: dict[int, float] = {}
+            for term, q_weight in concept.items():
+                found = self._postings.get(term)
+                if not found:
+                    continue
+                idf = self._idf[term] * q_weight
+                for doc, tf in found:
+                    score = idf * tf * (_K1 + 1.0) / (tf + _K1)
+                    if score > best.get(doc, 0.0):
+                        best[doc] = score
+            for doc, score in best.items():
+                scores[doc] = scores.get(doc, 0.0) + score
+                matched[doc] = matched.get(doc, 0) + 1
+        # coordination: a tool that answers more of the request's words beats one that
+        # holds a single rare word of it ("last", "half") many times over
+        total = len(concepts)
+        for doc in scores:
+            scores[doc] *= (matched[doc] / total) ** _COORD
+        tools = self._tools
+        ranked = sorted(
+            ((score, doc) for doc, score in scores.items()
+             if connector is None or tools[doc].connector == connector),
+            key=lambda pair: (-pair[0], tools[pair[1]].name))
+        return [ToolHit(tools[doc], round(score, 4)) for score, doc in ranked[:limit]]
+
+
+@lru_cache(maxsize=1)
+def catalog_tool_index() -> ToolIndex:
+    """An index over every action of every connector in the Patchwire catalog (what
+    ``patchwire tools search --catalog`` searches); built once per process."""
+    from patchwire.catalog import load_catalog
+
+    registry = load_catalog().registry()
+    return ToolIndex.build(ToolCatalog.build(registry, every_action=True),
+                           connectors=registry)

@@ -1,0 +1,126 @@
+"""The words tool search knows without a model: words that carry no meaning in a request,
+and groups of words people use for one thing (:mod:`patchwire.tools._search`).
+
+Data only, kept here so the ranking code holds no word lists. A synonym group's members
+may be phrases ("money back"); each member of a group stands for every other one, at a
+lower weight than the word the person wrote. Groups are written from how people ask bots
+for things, not from any connector's descriptions; a connector adds its own words with
+``catalog.synonyms`` in its file.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["IRREGULAR", "STOPWORDS", "SYNONYM_GROUPS"]
+
+#: words that say nothing of which tool is meant ("can you please show me my ...")
+_STOPWORDS_TEXT: Final = """
+a about after all also am an and any are as at be been before being but by can could did
+do does doing for from had has have having he her here hers him his how i if in into is it
+its just me mine my myself no nor not of off on once one only or our ours out over own
+please same she should so some such than that the their theirs them then there these they
+this those through to too under until up very was we were what when where which while who
+whom why will with would you your yours yourself hey hi thanks thank kindly need want
+wanna like let lets quick quickly right now currently possible via using use us yet
+still actually really maybe s t d m ve re ll
+"""
+STOPWORDS: Final[frozenset[str]] = frozenset(_STOPWORDS_TEXT.split())
+
+#: irregular forms a suffix rule cannot reach, as the word tool texts use
+IRREGULAR: Final[dict[str, str]] = {
+    "paid": "pay", "sent": "send", "bought": "buy", "sold": "sell", "made": "make",
+    "gave": "give", "given": "give", "wrote": "write", "written": "write", "spent": "spend",
+    "met": "meet", "got": "get", "gotten": "get", "took": "take", "taken": "take",
+    "left": "leave", "kept": "keep", "told": "tell", "said": "say", "found": "find",
+    "began": "begin", "begun": "begin", "chose": "choose", "chosen": "choose",
+    "drew": "draw", "drawn": "draw", "froze": "freeze", "frozen": "freeze",
+    "held": "hold", "lost": "lose", "ran": "run", "saw": "see", "seen": "see",
+    "shown": "show", "shut": "shut", "stole": "steal", "stolen": "steal", "won": "win",
+    "children": "child", "people": "person", "men": "man", "women": "woman",
+}
+
+#: groups of words and phrases that name the same thing in a request
+SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
+    # money
+    ("refund", "money back", "reimburse", "give back", "pay back", "return money"),
+    ("payment", "charge", "transaction", "paid", "pay", "purchase"),
+    ("invoice", "bill", "billing", "statement"),
+    ("subscription", "plan", "membership", "renewal"),
+    ("price", "cost", "amount", "total", "fee"),
+    ("balance", "funds", "money available"),
+    ("payout", "transfer", "withdraw", "withdrawal", "deposit"),
+    ("discount", "coupon", "promo", "promotion", "voucher", "promo code"),
+    ("expense", "spend", "spending", "reimbursement"),
+    ("receipt", "proof of payment"),
+    # commerce
+    ("order", "purchase", "checkout", "cart"),
+    ("product", "item", "sku", "goods", "merchandise", "listing"),
+    ("inventory", "stock", "quantity", "in stock", "available"),
+    ("shipping", "shipment", "delivery", "fulfillment", "fulfilment", "ship", "tracking",
+     "track", "dispatch", "parcel", "package"),
+    ("customer", "client", "buyer", "shopper", "consumer", "patron"),
+    # people and organisations
+    ("contact", "person", "people", "lead", "prospect"),
+    ("company", "organization", "organisation", "org", "business", "firm", "account"),
+    ("deal", "opportunity", "sale", "pipeline"),
+    ("user", "member", "teammate", "colleague", "staff", "agent", "employee", "coworker"),
+    ("employee", "staff", "worker", "hire", "personnel"),
+    ("subscriber", "recipient", "audience", "mailing list"),
+    ("invite", "invitation", "add member"),
+    # support
+    ("ticket", "issue", "case", "incident", "request", "support request", "complaint",
+     "conversation"),
+    ("bug", "defect", "issue", "problem"),
+    ("close", "resolve", "resolved", "solve", "solved", "done", "complete", "finish",
+     "mark done"),
+    ("reopen", "open again"),
+    ("comment", "reply", "respond", "response", "answer", "note"),
+    ("assign", "reassign", "hand over", "give to", "assignee", "owner"),
+    ("priority", "urgent", "urgency", "severity"),
+    ("status", "state", "progress", "stage"),
+    # scheduling
+    ("meeting", "event", "appointment", "booking", "call", "session", "calendar entry"),
+    ("book", "schedule", "reserve", "set up", "arrange"),
+    ("availability", "available", "free", "busy", "slot", "free time", "open slot",
+     "free slot"),
+    ("calendar", "agenda", "schedule", "diary"),
+    ("reschedule", "move", "postpone", "change time"),
+    ("time off", "leave", "vacation", "holiday", "pto", "absence"),
+    ("due", "deadline", "due date"),
+    # messaging
+    ("message", "post", "send", "chat", "dm", "direct message", "write", "say", "tell",
+     "notify", "ping", "announce"),
+    ("email", "mail", "e-mail", "inbox"),
+    ("sms", "text", "text message"),
+    ("phone", "call", "dial", "ring"),
+    ("channel", "room", "group", "conversation", "thread"),
+    ("campaign", "newsletter", "blast", "broadcast", "mailing"),
+    ("template", "draft"),
+    # work tracking
+    ("task", "todo", "to-do", "to do", "card", "story", "action item", "work item"),
+    ("project", "board", "workspace", "space"),
+    ("repository", "repo", "codebase"),
+    ("pull request", "pr", "merge request", "mr"),
+    ("label", "tag", "category"),
+    ("sprint", "iteration", "cycle"),
+    ("milestone", "release", "version"),
+    # files and documents
+    ("file", "document", "doc", "attachment", "upload"),
+    ("folder", "directory"),
+    ("page", "note", "wiki", "doc", "document"),
+    ("spreadsheet", "sheet", "table", "row"),
+    ("share", "permission", "access", "give access"),
+    ("signature", "sign", "esign", "e-sign", "envelope"),
+    # verbs
+    ("find", "search", "look up", "lookup", "look for", "locate", "query"),
+    ("show", "view", "display", "see", "get", "fetch", "retrieve", "read", "check"),
+    ("list", "every", "recent", "latest"),
+    ("create", "add", "new", "make", "open", "start", "submit", "log", "raise", "file"),
+    ("update", "change", "edit", "modify", "rename", "correct"),
+    ("delete", "remove", "erase", "trash", "destroy", "get rid of"),
+    ("cancel", "stop", "terminate", "end", "unsubscribe", "revoke", "void"),
+    ("archive", "hide", "shelve"),
+    ("upload", "attach", "add file"),
+    ("download", "export", "save"),
+)
