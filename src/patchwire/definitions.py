@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from patchwire.calls import code_definition_problems
+from patchwire.catalog import add_to_deployment
 from patchwire.config import Settings
 from patchwire.connectors import ConnectorRegistry
-from patchwire.errors import SpecError, SpecProblem
+from patchwire.errors import ConfigError, SpecError, SpecProblem
 from patchwire.flows import FlowRegistry, iter_steps
 from patchwire.flows.spec import CodeStep
 from patchwire.ports import HasConnectors, HasSettings
@@ -164,6 +165,18 @@ class LiveDefinitions:
                       for f in self.flows],
             "syncs": [{"name": s.id} for s in (self.syncs.syncs() if self.syncs else [])],
         }
+
+    async def add_from_catalog(self, name: str, *, force: bool = False) -> DefinitionChanges:
+        """Enable catalog connector ``name``: its file is written to the first connector
+        directory (``ConnectorExists`` if there is one, unless ``force``), then everything
+        reloads. A reload that fails for another file's sake (SpecError) leaves the new
+        file in place and the definitions in force unchanged."""
+        paths = self._host.settings.connector_paths
+        if not paths:
+            raise ConfigError("no connector directory is configured (connector_paths in "
+                              "patchwire.toml): there is nowhere to add a connector to")
+        await asyncio.to_thread(add_to_deployment, name, paths[0], force=force)
+        return await self.reload()
 
     async def reload(self) -> DefinitionChanges:
         """Load every definition file again and put the new definitions in force.

@@ -20,6 +20,13 @@ __all__ = ["Catalog", "CatalogEntry", "add_to_deployment", "auth_summary",
            "catalog_connector_texts", "load_catalog"]
 
 _WORD = re.compile(r"[a-z0-9]+")
+#: the auth fields ``details()`` shows: where and how to authorise, never credentials
+_AUTH_FACTS = frozenset({
+    "type", "flow", "authorize_url", "token_url", "device_authorization_url", "scopes",
+    "scope_separator", "pkce", "client_auth", "authorize_params", "in", "name",
+    "settings_from_token", "settings_from_callback", "token_placement", "service", "region",
+    "signature_method",
+})
 
 
 def catalog_connector_texts() -> Iterator[tuple[str, str]]:
@@ -85,6 +92,40 @@ class CatalogEntry:
             "verified_at": info.verified_at.isoformat() if info else None,
             "openapi": info.openapi if info else None,
             "protocol": self.spec.protocol,
+        }
+
+    def details(self) -> dict[str, Any]:
+        """What ``catalog show`` tells of one connector: its summary plus the auth facts
+        (never a secret: the catalog holds none), settings and each action's marks."""
+        spec = self.spec
+        auth = spec.auth.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        facts = {k: v for k, v in auth.items() if k in _AUTH_FACTS}
+        facts["type"] = spec.auth.type
+        actions = []
+        for name, action in sorted(spec.actions.items()):
+            tool = action.tool_spec
+            marks = []
+            if tool is not None:
+                if tool.read_only or (tool.read_only is None and action.reads_only):
+                    marks.append("read-only")
+                if tool.destructive:
+                    marks.append("destructive")
+                if tool.confirm or (tool.confirm is None and tool.destructive):
+                    marks.append("confirm")
+            actions.append({"name": name, "summary": action.summary, "marks": marks,
+                            "method": action.method, "tags": list(action.tags)})
+        info = spec.catalog
+        return {
+            **self.summary(),
+            "base_url": spec.base_url,
+            "auth_facts": facts,
+            "settings": [{"name": n, "secret": s.secret,
+                          "required": s.required and s.default is None,
+                          "description": s.description}
+                         for n, s in spec.settings.items()],
+            "actions": actions,
+            "website": info.website if info else None,
+            "synonyms": list(info.synonyms) if info else [],
         }
 
     def words(self) -> set[str]:

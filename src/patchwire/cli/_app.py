@@ -11,6 +11,7 @@ import typer
 from patchwire.cli import (
     _approvals,
     _call,
+    _catalog,
     _chat,
     _check,
     _connect_links,
@@ -35,6 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(_connectors.app, name="connector")
+app.add_typer(_catalog.app, name="catalog")
 app.add_typer(_connections.app, name="connection")
 app.add_typer(_tools.app, name="tools")
 app.add_typer(_approvals.app, name="approvals")

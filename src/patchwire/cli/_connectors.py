@@ -107,6 +107,33 @@ def check(files: list[Path] = typer.Argument(None, help="files to check (default
     console.print(f"[green]ok[/]: {checked} connector(s) valid")
 
 
+@app.command("add")
+def add(
+    name: str = typer.Argument(..., help="a catalog connector (`patchwire catalog list`)"),
+    force: bool = typer.Option(False, "--force", help="replace the deployment's file"),
+) -> None:
+    """Enable a catalog connector in this deployment: its file is written to the first
+    connector directory (connectors/ by default), where you may edit it."""
+    from patchwire.catalog import add_to_deployment, load_catalog
+
+    paths = settings().connector_paths
+    if not paths:
+        fail("no connector directory is configured (connector_paths in patchwire.toml)")
+    with errors_handled():
+        entry = load_catalog().get(name)
+        target = add_to_deployment(name, paths[0], force=force)
+    console.print(f"[green]added[/] {entry.name} ({escape(entry.title)}): {target}")
+    needs = [n for n, s in entry.spec.settings.items() if s.required and s.default is None]
+    if entry.spec.auth.type == "oauth2" and getattr(entry.spec.auth, "flow", "") in (
+            "authorization_code", "device_code"):
+        console.print(f"next: register an OAuth app (`patchwire oauth-apps set {entry.name} "
+                      f"...`), then hand out connect links (`patchwire connect-link`)")
+    elif needs:
+        console.print(f"next: `patchwire connection add {entry.name} --name NAME` with "
+                      f"{', '.join(needs)}; a running server reloads on SIGHUP or "
+                      f"POST /api/v1/definitions/reload")
+
+
 @app.command("schema")
 def schema(output: Path = typer.Option(None, "-o", "--output", help="write to a file")) -> None:
     """Print the JSON Schema of the connector format (for editors)."""

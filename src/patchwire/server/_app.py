@@ -34,6 +34,7 @@ from patchwire.ports import ConnectLinks
 from patchwire.runtime import background_workers
 from patchwire.server._blobs_api import blobs_router
 from patchwire.server._calls_api import calls_router
+from patchwire.server._catalog_api import catalog_router
 from patchwire.server._connect_api import connect_router
 from patchwire.server._connections_api import connections_router
 from patchwire.server._connectors_api import connectors_router
@@ -209,6 +210,7 @@ def create_app(
                                             tools=tool_invoker,
                                             sync_examples=sync_registry.builtins)
     app.include_router(definitions_router(app.state.definitions))
+    app.include_router(catalog_router(lambda: pw.connectors, app.state.definitions))
     # --- dashboard (src/patchwire/dashboard): HTML pages at / and their /assets ---
     from patchwire.connect import ConnectSessions
     from patchwire.dashboard import mount_dashboard
