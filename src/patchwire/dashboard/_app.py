@@ -1,7 +1,7 @@
 """The dashboard: server-rendered pages at ``/`` over the app's engine, tools and store,
-one route module per page (``_overview``, ``_connections``, ``_runs``, ``_approvals``,
-``_tools``, ``_webhooks``), each route declaring its scope, each module given only the
-services it reads (``_services.py``).
+one route module per page (``_overview``, ``_connections``, ``_catalog``, ``_runs``,
+``_approvals``, ``_tools``, ``_webhooks``), each route declaring its scope, each module
+given only the services it reads (``_services.py``).
 
 Every page is a plain HTML document and every action a plain form post answered with a
 redirect (303), so everything works without JavaScript. ``static/dashboard.js`` adds the
@@ -18,6 +18,7 @@ is mounted only on an app with that guard in front (:func:`mount_dashboard` chec
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
@@ -31,6 +32,7 @@ from patchwire.ports import ConnectLinks
 from patchwire.tools import ToolInvoker
 
 from ._approvals import approvals_router
+from ._catalog import catalog_router
 from ._connections import connections_router
 from ._overview import overview_router
 from ._render import ASSETS, STATIC, Pages
@@ -46,16 +48,18 @@ __all__ = ["dashboard_router", "mount_dashboard"]
 
 
 def mount_dashboard(app: FastAPI, pw: Patchwire, *, engine: Engine,
-                    invoker: ToolInvoker, links: ConnectLinks | None = None) -> None:
+                    invoker: ToolInvoker, links: ConnectLinks | None = None,
+                    add_connector: Callable[[str], Awaitable[object]] | None = None) -> None:
     """Add the dashboard's pages and its static files to ``app``, which must have the
     SiteGuard in front of its routes (``create_app`` adds it): that guard alone refuses
     the forms another site's page posts. ``links``: what hands out connect links (the
-    Connections page's reconnect button; without it, no button)."""
+    Connections page's reconnect button; without it, no button); ``add_connector``: what
+    enables a catalog connector (the Catalog page's add button; without it, none)."""
     if not any(getattr(m, "cls", None) is SiteGuard for m in app.user_middleware):
         raise ConfigError("the dashboard needs the SiteGuard in front of its app (its "
                           "forms change runs and approvals): mount it on create_app's app")
-    app.include_router(dashboard_router(DashboardServices.of(pw, engine=engine,
-                                                             invoker=invoker, links=links)))
+    app.include_router(dashboard_router(DashboardServices.of(
+        pw, engine=engine, invoker=invoker, links=links, add_connector=add_connector)))
     # the stylesheet and script, needed by the login page too: public
     app.router.routes.append(declare(Mount(ASSETS, StaticFiles(directory=STATIC),
                                            name="dashboard-assets"), PUBLIC))
@@ -65,7 +69,7 @@ def dashboard_router(services: DashboardServices) -> APIRouter:
     """The dashboard's routes (kept out of the OpenAPI document: they answer HTML)."""
     router = APIRouter(include_in_schema=False)
     pages = Pages()
-    for page_routes in (overview_router, connections_router, runs_router, approvals_router,
-                        tools_router, webhooks_router):
+    for page_routes in (overview_router, connections_router, catalog_router, runs_router,
+                        approvals_router, tools_router, webhooks_router):
         router.include_router(page_routes(services, pages))
     return router

@@ -4,7 +4,7 @@ services, never the store or the vault. Built from the app's ``Patchwire`` in on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -52,13 +52,17 @@ class DashboardServices:
     outbox: Callable[[], WebhookOutbox]
     #: hands out the connect links the Connections page offers (None: no reconnect button)
     links: ConnectLinks | None = None
+    #: enables a catalog connector in the deployment and reloads (None: no add button)
+    add_connector: Callable[[str], Awaitable[object]] | None = None
 
     @classmethod
     def of(cls, pw: Patchwire, *, engine: Engine, invoker: ToolInvoker,
-           links: ConnectLinks | None = None) -> DashboardServices:
+           links: ConnectLinks | None = None,
+           add_connector: Callable[[str], Awaitable[object]] | None = None
+           ) -> DashboardServices:
         return cls(connections=pw, tokens=TokenStates(lambda: pw.store, lambda: pw.vault),
                    engine=engine, invoker=invoker,
                    reports=lambda: ReportRepository(pw.store),
                    tools=lambda: ToolRepository(pw.store),
                    inbox=lambda: Inbox(pw), outbox=lambda: WebhookOutbox.of(pw),
-                   links=links)
+                   links=links, add_connector=add_connector)

@@ -216,7 +216,9 @@ def create_app(
     from patchwire.dashboard import mount_dashboard
 
     # the Connections page's reconnect button hands out links to the /connect pages above
+    # the Catalog page's add button enables a connector as POST /api/v1/catalog/{name}/add
     mount_dashboard(app, pw, engine=flow_engine, invoker=tool_invoker,
-                    links=ConnectSessions(runtime))
+                    links=ConnectSessions(runtime),
+                    add_connector=app.state.definitions.add_from_catalog)
     # --- end dashboard ---
     return app
