@@ -2,13 +2,17 @@
 
 RFC 8252 (OAuth for native apps): the redirect goes to ``http://127.0.0.1:<port>/callback``
 on this machine, so no server has to be reachable from the provider. The listener accepts
-exactly one answer whose ``state`` matches, then closes.
+exactly one answer whose ``state`` matches, then closes. Settings the connector takes from
+the callback's query (``settings_from_callback``: QuickBooks' realmId) are checked there,
+fill the token request's URL if it names them, and come back with the tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
+import html
 from collections.abc import Callable
 
 from aiohttp import web
@@ -35,7 +39,8 @@ async def consent_via_loopback(
     connection: str | None = None,
 ) -> TokenSet:
     """Show the authorize URL (``on_url``), wait for the redirect, exchange the code."""
-    answer: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+    answer: asyncio.Future[tuple[str, dict[str, str]]] = (
+        asyncio.get_running_loop().create_future())
     expected_state: list[str] = []
 
     async def callback(request: web.Request) -> web.Response:
@@ -51,12 +56,19 @@ async def consent_via_loopback(
                     + (f" ({q['error_description']})" if "error_description" in q else ""),
                     error=q.get("error", "access_denied"), connection=connection))
             elif "code" in q:
-                answer.set_result((q["code"], state))
+                try:
+                    # a forged or hostile value (a shop of "evil.com") fails here, shown
+                    learned = client.callback_settings(q)
+                except OAuthError as exc:
+                    answer.set_exception(exc)
+                else:
+                    answer.set_result((q["code"], learned))
             else:
                 return web.Response(status=400, text="no code in the redirect")
         failed = answer.done() and answer.exception() is not None
+        reason = q.get("error", "invalid_setting" if failed else "")
         return web.Response(
-            text=_FAILED_PAGE.format(q.get("error", "")) if failed else _DONE_PAGE,
+            text=_FAILED_PAGE.format(html.escape(reason[:64])) if failed else _DONE_PAGE,
             content_type="text/html")
 
     app = web.Application()
@@ -72,12 +84,16 @@ async def consent_via_loopback(
         expected_state.append(state)
         on_url(url)
         try:
-            code, _ = await asyncio.wait_for(answer, consent_timeout)
+            code, learned = await asyncio.wait_for(answer, consent_timeout)
         except TimeoutError:
             raise OAuthError(f"no authorization arrived within {consent_timeout:g} s",
                              error="timeout", connection=connection) from None
-        return await client.exchange_code(code, redirect_uri=redirect_uri,
-                                          code_verifier=_verifier(pkce))
+        exchanging = client.with_values(learned) if learned else client
+        tokens = await exchanging.exchange_code(code, redirect_uri=redirect_uri,
+                                                code_verifier=_verifier(pkce))
+        if not learned:
+            return tokens
+        return dataclasses.replace(tokens, settings={**learned, **tokens.settings})
     finally:
         await runner.cleanup()
 

@@ -26,7 +26,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patchwire.auth._device import DEFAULT_DEVICE_WAIT, DeviceAuthorization
 from patchwire.auth._exchange import TokenExchangeClient
@@ -51,6 +51,9 @@ from patchwire.errors import ConfigError, OAuthError, ReauthRequired
 from patchwire.http import ClientCertificateError, HttpCore
 from patchwire.store import ConnectionRecord, Store
 from patchwire.store.connect import OAuthAppRepository
+
+if TYPE_CHECKING:
+    from patchwire.store.core import LockedConnection
 
 __all__ = ["DEFAULT_MAX_TOKEN_AGE", "DEFAULT_REFRESH_SKEW", "TokenKeeper", "UnsavedTokens",
            "connection_values"]
@@ -149,9 +152,7 @@ class TokenKeeper:
         """Save tokens (after a code exchange) into the connection's encrypted secrets;
         clears ``needs_reauth``."""
         async with self._store.locked_connection(name) as locked:
-            secrets = stamp_renewed(tokens.merged_into(self._decrypt(locked.record)),
-                                    self.clock())
-            await locked.update(secrets=self._encrypt(locked.record, secrets))
+            await self._write(locked, self._decrypt(locked.record), tokens)
         self._cache[name] = tokens
 
     def client_for(self, record: ConnectionRecord, secrets: Mapping[str, Any], *,
@@ -173,7 +174,7 @@ class TokenKeeper:
                 auth = auth.model_copy(update={"scopes": list(scopes)})
         return OAuth2Client(auth, values, http=self._http,
                             timeouts=spec.timeouts, connection=record.name, clock=self.clock,
-                            settings=spec.settings,
+                            settings=spec.settings, base_url=spec.base_url,
                             tls=_client_tls(spec, values, record.name))
 
     async def oauth_client(self, record: ConnectionRecord,
@@ -327,8 +328,7 @@ class TokenKeeper:
             except OAuthError as exc:
                 failed = exc  # transient (5xx, network): the next call tries again
             else:
-                await locked.update(secrets=self._encrypt(
-                    rec, stamp_renewed(fresh.merged_into(secrets), self.clock())))
+                await self._write(locked, secrets, fresh)
                 self._cache[name] = fresh
                 log.info("renewed the tokens of connection %s", name)
                 return fresh
@@ -341,6 +341,24 @@ class TokenKeeper:
         log.warning("connection %s needs to be authorised again (%s)", name, reauth.error)
         self._report(rec, reauth)
         raise reauth
+
+    async def _write(self, locked: LockedConnection, secrets: Mapping[str, Any],
+                     tokens: TokenSet) -> None:
+        """Save ``tokens`` into the locked connection's secrets, and the settings the grant
+        taught (``tokens.settings``, checked already) with its settings: sealed with the
+        secrets when the connector declares them secret. A setting the answer did not
+        carry keeps its value; one it carries anew replaces it (an instance_url moved)."""
+        rec = locked.record
+        out = stamp_renewed(tokens.merged_into(secrets), self.clock())
+        settings: dict[str, Any] | None = None
+        if tokens.settings:
+            declared = self._connectors.get(rec.connector).settings
+            plain = {k: v for k, v in tokens.settings.items()
+                     if not (k in declared and declared[k].secret)}
+            out.update({k: v for k, v in tokens.settings.items() if k not in plain})
+            if any(rec.settings.get(k) != v for k, v in plain.items()):
+                settings = {**rec.settings, **plain}
+        await locked.update(secrets=self._encrypt(rec, out), settings=settings)
 
     def _report(self, rec: ConnectionRecord, exc: OAuthError) -> None:
         if self.on_failure is None:

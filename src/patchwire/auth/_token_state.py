@@ -24,8 +24,23 @@ class TokenState:
 
     has_token: bool
     needs_reauth: bool
-    #: epoch seconds (None: the token endpoint did not say)
+    #: epoch seconds (None: the token endpoint did not say, so it does not expire)
     expires_at: float | None
+
+    @property
+    def expires(self) -> bool:
+        """False for a token granted without ``expires_in`` (GitHub OAuth apps, Slack
+        without rotation): it is used until an upstream refuses it, never renewed ahead."""
+        return self.has_token and self.expires_at is not None
+
+    @property
+    def summary(self) -> str:
+        """The state in words, as pages show it (never the token)."""
+        if self.needs_reauth:
+            return "needs to be authorised again"
+        if not self.has_token:
+            return "not connected"
+        return "valid, expires" if self.expires else "valid, does not expire"
 
 
 class TokenStates:

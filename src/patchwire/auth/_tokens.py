@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -31,9 +31,13 @@ META_KEY = "oauth2"
 
 @dataclass(frozen=True, slots=True)
 class TokenSet:
-    """What a token endpoint granted. ``expires_at`` is epoch seconds (None: not said).
+    """What a token endpoint granted. ``expires_at`` is epoch seconds (None: not said, and
+    then the token is taken not to expire: it is used until an upstream refuses it).
 
-    The repr names which tokens are present, never their values.
+    ``settings`` are connection settings the grant taught (``settings_from_token`` over
+    the token response, ``settings_from_callback`` over the callback's query), checked
+    already against the connector's setting rules; the keeper saves them with the
+    connection. The repr names which tokens are present, never their values.
     """
 
     access_token: str
@@ -41,11 +45,13 @@ class TokenSet:
     expires_at: float | None = None
     scope: str | None = None
     token_type: str = "Bearer"
+    settings: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __repr__(self) -> str:
         return (
             f"TokenSet(access_token=***, refresh_token={'***' if self.refresh_token else None}, "
-            f"expires_at={self.expires_at!r}, scope={self.scope!r})"
+            f"expires_at={self.expires_at!r}, scope={self.scope!r}, "
+            f"settings={sorted(self.settings)!r})"
         )
 
     __str__ = __repr__

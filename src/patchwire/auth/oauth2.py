@@ -15,8 +15,12 @@ RFC 6749 error code, the HTTP status and a redacted description.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ipaddress
+import math
 import ssl
 import time
+import unicodedata
 from base64 import b64encode
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -34,9 +38,16 @@ from patchwire.auth._jwt import JWT_BEARER_GRANT, AssertionProblem, sign_asserti
 from patchwire.auth._pkce import PkcePair, code_challenge, new_code_verifier, new_state
 from patchwire.auth._schemes import MissingCredential, _fill
 from patchwire.auth._tokens import TokenResponseError, TokenSet, parse_token_response
-from patchwire.connectors import host_setting_problem
-from patchwire.connectors.spec import OAuth2Auth, SettingSpec, Timeouts
+from patchwire.connectors import compile_template, host_setting_problem
+from patchwire.connectors.spec import (
+    AUTHORIZE_PARAMS_OF_THE_FLOW,
+    TOKEN_FIELDS_OF_THE_FLOW,
+    OAuth2Auth,
+    SettingSpec,
+    Timeouts,
+)
 from patchwire.errors import CallContext, CallError, OAuthError, ReauthRequired
+from patchwire.expressions import ExpressionError, compile_expression
 from patchwire.http import HttpCore, PreparedRequest, RawResponse, Redactor
 
 __all__ = [
@@ -60,6 +71,13 @@ REAUTH_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_clie
 
 #: the longest token endpoint answer read
 MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
+#: the longest access or refresh token kept (it goes into a header line)
+MAX_TOKEN_CHARS = 16 * 1024
+#: the longest value a token response or callback may give a connection setting
+MAX_LEARNED_SETTING = 2048
+#: what a placeholder in the path of a token or authorize URL cannot hold: it would make
+#: the request go to another path of the provider (``..``, ``/``) or carry other parameters
+_NOT_IN_A_SEGMENT = frozenset("/?#\\@%")
 
 
 class OAuth2Client:
@@ -82,6 +100,7 @@ class OAuth2Client:
         clock: Callable[[], float] = time.time,
         settings: Mapping[str, SettingSpec] | None = None,
         tls: ssl.SSLContext | None = None,
+        base_url: str | None = None,
     ) -> None:
         self.spec = spec
         self._values = values
@@ -89,6 +108,10 @@ class OAuth2Client:
         self._timeouts = timeouts or Timeouts()
         self.connection = connection
         self._clock = clock
+        self._settings: Mapping[str, SettingSpec] = settings or {}
+        #: the connector's base URL template: a setting learned from a token response or
+        #: a callback is checked against every URL it fills
+        self._base_url = base_url
         #: the connection's client certificate, presented to the token endpoint too
         self._tls = tls
         if spec.flow == "jwt_bearer" and not spec.client_id:
@@ -108,6 +131,8 @@ class OAuth2Client:
             # a tenant of "127.0.0.1:8080/steal?" would send the client secret (and codes)
             # elsewhere; ``settings`` supplies each setting's enum, if it declares one
             problem = host_setting_problem(template, values, settings or {}, where=where)
+            if problem is None:
+                problem = _path_setting_problem(template, values, settings or {}, where)
             if problem is not None:
                 raise OAuthError(problem[1], error="invalid_setting", connection=connection)
         self.token_url = _render_url(spec.token_url, values)
@@ -121,6 +146,14 @@ class OAuth2Client:
 
     def __repr__(self) -> str:
         return f"OAuth2Client(token_url={self.token_url!r}, connection={self.connection!r})"
+
+    def with_values(self, extra: Mapping[str, Any]) -> OAuth2Client:
+        """This client with some values replaced (settings a callback taught): its URLs
+        are rendered, and checked, again."""
+        return OAuth2Client(self.spec, {**self._values, **extra}, http=self._http,
+                            timeouts=self._timeouts, connection=self.connection,
+                            clock=self._clock, settings=self._settings, tls=self._tls,
+                            base_url=self._base_url)
 
     @property
     def scope(self) -> str | None:
@@ -152,6 +185,11 @@ class OAuth2Client:
         if pkce is not None:
             params["code_challenge"] = pkce.challenge
             params["code_challenge_method"] = pkce.method
+        # the connector's extra parameters never replace the flow's (the spec refuses
+        # them at load; a spec built in code is held to the same rule here)
+        for key, value in self._filled(self.spec.authorize_params, "authorize_params").items():
+            if key.strip().lower() not in AUTHORIZE_PARAMS_OF_THE_FLOW:
+                params[key] = value
         params.update(extra or {})
         parts = urlsplit(self.authorize_url)
         query = [*parse_qsl(parts.query, keep_blank_values=True), *params.items()]
@@ -165,6 +203,14 @@ class OAuth2Client:
         if code_verifier is not None:
             form["code_verifier"] = code_verifier
         return await self._token_request(form, extra_secrets=(code, code_verifier or ""))
+
+    def callback_settings(self, query: Mapping[str, str]) -> dict[str, str]:
+        """The connection settings ``settings_from_callback`` takes from the callback's
+        query (an object of strings), each checked against the setting's rules; an
+        unusable one is an OAuthError naming the setting. Settings the query does not
+        give are left out (the connection keeps what it has)."""
+        query = {str(k): str(v) for k, v in query.items()}
+        return self._learned(self.spec.settings_from_callback, query, "the callback")
 
     # -- client credentials and refresh -----------------------------------------------
 
@@ -298,11 +344,15 @@ class OAuth2Client:
         """POST ``form`` with the client's authentication: (answer, its parsed body, a
         redactor of every secret involved)."""
         headers = {"Accept": "application/json"}
-        if self._client_secret is not None:
+        if self._client_secret is not None and self.spec.client_auth == "basic":
             # client_secret_basic: the method every server must support (RFC 6749 §2.3.1),
             # with both parts form-encoded first as that section requires
             pair = f"{quote_plus(self.client_id)}:{quote_plus(self._client_secret)}"
             headers["Authorization"] = "Basic " + b64encode(pair.encode()).decode("ascii")
+        elif self._client_secret is not None:
+            # client_secret_post (RFC 6749 §2.3.1's alternative), for the providers that
+            # accept nothing else
+            form = {**form, "client_id": self.client_id, "client_secret": self._client_secret}
         elif self.client_id:
             form = {**form, "client_id": self.client_id}
         # the Basic credentials too: an endpoint echoing the header must not show them
@@ -332,16 +382,119 @@ class OAuth2Client:
         extra_secrets: tuple[str, ...] = (), refreshing: bool = False,
     ) -> TokenSet:
         now = self._clock()
+        # the connector's extra fields first: the grant's own always win (the spec also
+        # refuses token_params naming them)
+        form = {**{k: v for k, v in self._filled(self.spec.token_params, "token_params").items()
+                   if k.strip().lower() not in TOKEN_FIELDS_OF_THE_FLOW}, **form}
         raw, body, redact = await self._post(self.token_url, form, extra_secrets)
         if raw.status >= 400 or body is None:
             raise self._error(raw, body, redact, refreshing)
         try:
-            return parse_token_response(body, now=now, previous=previous)
+            fields = self._token_fields(body)
+            if "access_token" not in fields and isinstance(body.get("error"), str):
+                # an error answered with 200, as Slack does ({"ok": false, "error": ...})
+                raise self._error(raw, body, redact, refreshing)
+            tokens = parse_token_response(fields, now=now, previous=previous)
+            for name in ("access_token", "refresh_token"):
+                value = getattr(tokens, name)
+                if value is not None and (len(value) > MAX_TOKEN_CHARS
+                                          or _has_control(value)):
+                    raise TokenResponseError(f"{name} is too long or holds control "
+                                             "characters")
         except TokenResponseError as exc:
             raise OAuthError(
                 f"token endpoint {self.token_url} sent an unusable response: {exc}",
                 error="invalid_response", status=raw.status, connection=self.connection,
             ) from None
+        learned = self._learned(self.spec.settings_from_token, body, "the token response",
+                                status=raw.status)
+        return dataclasses.replace(tokens, settings=learned) if learned else tokens
+
+    def _token_fields(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The RFC 6749 §5.1 fields of a token response, read where ``token_fields`` says
+        (JSONata over the response; absent: the top-level field of that name)."""
+        where = self.spec.token_fields
+        if where is None:
+            return body
+        out: dict[str, Any] = {}
+        for name, expression in where.model_dump().items():
+            value = (self._evaluate(expression, body, f"token_fields.{name}")
+                     if expression is not None else body.get(name))
+            if value is not None:
+                out[name] = value
+        return out
+
+    def _evaluate(self, expression: str, data: Any, what: str) -> Any:
+        try:
+            return compile_expression(expression).evaluate(data)
+        except ExpressionError:
+            # the expression's message may quote the answer: name the field only
+            raise TokenResponseError(f"{what} could not be evaluated on it") from None
+
+    def _filled(self, templates: Mapping[str, str], what: str) -> dict[str, str]:
+        try:
+            return {key: _fill(value, self._values) if "{" in value else value
+                    for key, value in templates.items()}
+        except MissingCredential as exc:
+            raise OAuthError(
+                f"the connection has no value for setting {exc.setting!r}, which the "
+                f"connector's {what} need", error="missing_setting",
+                connection=self.connection) from None
+
+    def _learned(self, expressions: Mapping[str, str], data: Any, source: str, *,
+                 status: int | None = None) -> dict[str, str]:
+        """Settings taken from ``data`` (a token response, a callback's query), each
+        checked with the connector's rules for that setting before anything uses it."""
+        out: dict[str, str] = {}
+        for name, expression in expressions.items():
+            try:
+                value = compile_expression(expression).evaluate(data)
+            except ExpressionError:
+                raise self._refused(name, source, "its expression could not be evaluated "
+                                    "on it", status) from None
+            if value is None:
+                continue  # not given this time: the connection keeps what it has
+            problem = self._setting_problem(name, value)
+            if problem is not None:
+                raise self._refused(name, source, problem, status)
+            out[name] = _as_text(value)
+        return out
+
+    def _refused(self, name: str, source: str, why: str, status: int | None) -> OAuthError:
+        return OAuthError(f"{source} gave setting {name!r} a value Patchwire refuses: {why}",
+                          error="invalid_setting", status=status, connection=self.connection)
+
+    def _setting_problem(self, name: str, value: Any) -> str | None:
+        """Why ``value`` cannot be connection setting ``name`` (None: it can). The same
+        rules as a value a person gives (enum, a host's label), and for a setting that is
+        a URL's whole origin, an http(s) origin on the token endpoint's own site."""
+        if isinstance(value, bool) or not isinstance(value, str | int | float) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            return "it is not text"
+        text = _as_text(value)
+        if not text or len(text) > MAX_LEARNED_SETTING or _has_control(text):
+            return (f"it must be one line of 1 to {MAX_LEARNED_SETTING} characters without "
+                    "control characters")
+        spec = self._settings.get(name)
+        if spec is not None and spec.enum is not None:
+            return None if text in spec.enum else (
+                f"it must be one of {', '.join(map(repr, spec.enum))}")
+        templates = [(t, w) for t, w in ((self._base_url, "the base_url"),
+                                         (self.spec.token_url, "the token_url"),
+                                         (self.spec.authorize_url, "the authorize_url"))
+                     if t]
+        values = {name: text}
+        for template, where in templates:
+            found = host_setting_problem(template, values, self._settings, where=where)
+            if found is None:
+                found = _path_setting_problem(template, values, self._settings, where)
+            if found is not None:
+                return found[1]  # a secret setting's value is not shown in it
+            if _leads(template, name):
+                problem = _origin_problem(text, self.token_url)
+                if problem is not None:
+                    return problem
+        return None
 
     def _error(
         self, raw: RawResponse, body: dict[str, Any] | None, redact: Redactor, refreshing: bool,
@@ -365,6 +518,79 @@ def _render_url(template: str, values: Mapping[str, Any]) -> str:
     if "{" not in template:
         return template
     return _fill(template, values)
+
+
+def _leads(template: str, name: str) -> bool:
+    """True when ``template`` starts with setting ``name``: it is the URL's whole origin."""
+    names = compile_template(template).names
+    return bool(names) and names[0] == name and template.lstrip().startswith("{" + name)
+
+
+def _path_setting_problem(
+    template: str, values: Mapping[str, Any], settings: Mapping[str, SettingSpec], where: str,
+) -> tuple[str, str] | None:
+    """(setting, message) for a value that would change the path or query of a token or
+    authorize URL it fills (Microsoft's ``/{tenant}/oauth2/v2.0/token``): one path
+    segment, never ``..``. The origin-filling first placeholder of ``{url}/token`` is
+    the host rules' business."""
+    for name in compile_template(template).names:
+        root = name.split(".", 1)[0]
+        value = values.get(root)
+        if value is None or _leads(template, root):
+            continue
+        text = _as_text(value)
+        if text in (".", "..") or _has_control(text) or any(c in _NOT_IN_A_SEGMENT
+                                                           for c in text):
+            spec = settings.get(root)
+            shown = ("a value that is not" if spec is not None and spec.secret
+                     else repr(text[:80]))
+            return root, (f"setting {root!r} fills part of {where}, so it must be one path "
+                          f"segment (no '/', '?', '#', '\\', '@', '%', control characters, "
+                          f"nor '.' or '..'); got {shown}")
+    return None
+
+
+def _origin_problem(text: str, token_url: str) -> str | None:
+    """Why ``text`` cannot be the origin of the connector's URLs, learned from the token
+    endpoint or a callback: not an http(s) origin, a downgrade from the token endpoint's
+    https, or a host outside the token endpoint's site (a hostile answer must not send
+    the connection's calls, and their token, anywhere it likes)."""
+    if any(c in text for c in "\\@?#") or text.strip() != text:
+        return "it must be an http(s) origin (no userinfo, query or fragment)"
+    parts = urlsplit(text)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        return "it must be an absolute http(s) URL"
+    token = urlsplit(token_url)
+    if parts.scheme == "http" and token.scheme == "https":
+        return "it must be an https URL (the token endpoint is https)"
+    if _site(parts.hostname) != _site(token.hostname or ""):
+        return (f"its host must be on the token endpoint's site ({_site(token.hostname or '')}"
+                "); declare the setting's enum to allow others")
+    return None
+
+
+def _site(host: str) -> str:
+    """A host's site: an IP address itself, else its last two DNS labels (no public suffix
+    list here: ``example.co.uk`` counts as ``co.uk``, looser, never stricter)."""
+    host = host.lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return ".".join(host.split(".")[-2:])
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a realmId sent as a JSON number
+    return str(value)
 
 
 def _parse_body(raw: RawResponse) -> dict[str, Any] | None:

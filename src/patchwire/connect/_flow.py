@@ -22,6 +22,7 @@ connection it names.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import unicodedata
@@ -168,6 +169,8 @@ class ConnectFlow:
         if isinstance(spec.auth, OAuth2Auth):
             skip = {n for n in (_placeholder(spec.auth.client_id),
                                 _placeholder(spec.auth.client_secret)) if n}
+            # the provider tells these (an instance URL, a company id): nobody types them
+            skip |= set(spec.auth.settings_from_token) | set(spec.auth.settings_from_callback)
         out = []
         for name, setting in spec.settings.items():
             if name in skip or (oauth and setting.secret):
@@ -289,9 +292,13 @@ class ConnectFlow:
                 f"one with `patchwire oauth-apps set {spec.name}`)") from None
 
     async def finish_oauth(self, *, state: str | None, code: str | None,
-                           error: str | None = None) -> tuple[ConnectSessionRecord, str]:
+                           error: str | None = None,
+                           query: Mapping[str, str] | None = None,
+                           ) -> tuple[ConnectSessionRecord, str]:
         """The provider sent the browser back: trade the code for tokens and save them
-        with the end user's connection; (the session, the connection's name).
+        with the end user's connection; (the session, the connection's name). ``query``
+        is the callback's whole query, which settings the connector takes from it
+        (``settings_from_callback``) are read from, checked like a typed value.
         UnknownConnectSession for a state no link is waiting for (forged, or used
         already); ConnectSessionClosed; OAuthError when the provider refused or the
         exchange failed (the link stays usable: the person may try again)."""
@@ -316,17 +323,28 @@ class ConnectFlow:
         settings = dict((rec.extra or {}).get("settings") or {})
         existing = await self.existing(rec)
         client = await self._client(spec, rec, existing, settings)
+        try:
+            learned = client.callback_settings(query or {})
+        except OAuthError as exc:  # a forged value ("evil.com" for a shop): nothing saved
+            await self._repo().note_error(rec.id, f"the provider answered {exc.error}")
+            notify(rec.id)
+            raise
+        if learned:  # the token request's URL may name them (Shopify's {shop})
+            settings = {**settings, **learned}
+            client = await self._client(spec, rec, existing, settings)
         verifier = (self._runtime.vault.decrypt(rec.code_verifier,
                                                 aad=_verifier_aad(rec.id)).decode()
                     if rec.code_verifier else None)
         tokens: TokenSet = await client.exchange_code(code, redirect_uri=self.redirect_uri,
                                                       code_verifier=verifier)
+        # saved with the tokens (the keeper writes the settings a grant taught)
+        tokens = dataclasses.replace(tokens, settings={**learned, **tokens.settings})
         if existing is not None:
             name = existing.name
             await self._runtime.store.set_connection_state(name, needs_reauth=False)
         else:
             name = new_connection_name(spec.name)
-            await self._add(spec, name, rec, settings)
+            await self._add(spec, name, rec, {**settings, **tokens.settings})
         await self._runtime.tokens.store_tokens(name, tokens)
         self._runtime.calls.forget(name)
         await self.sessions.finish(rec, name)

@@ -229,7 +229,7 @@ def connect_pages(flow: ConnectFlow) -> APIRouter:
         q = request.query_params
         try:
             done, _ = await flow.finish_oauth(state=q.get("state"), code=q.get("code"),
-                                              error=q.get("error"))
+                                              error=q.get("error"), query=dict(q))
         except OAuthError as exc:
             return _problem(502, "Not connected", f"The sign-in did not complete "
                             f"({exc.error}). Open the link from the chat again to retry.",

@@ -261,6 +261,8 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
             found.append((("settings", problem[0], "default"), problem[1]))
     if isinstance(spec.auth, OAuth2Auth) and spec.auth.refresh_on_body is not None:
         found.extend(_expr_problem(("auth", "refresh_on_body"), spec.auth.refresh_on_body))
+    if isinstance(spec.auth, OAuth2Auth):
+        found.extend(_oauth_quirk_problems(spec, spec.auth, declared))
     for rule_i, rule in enumerate(spec.errors):
         found.extend(_rule_problems(("errors", rule_i), rule.when, rule.message))
     for name, action in spec.actions.items():
@@ -279,6 +281,37 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
         known = ", ".join(sorted(spec.actions)) or "none"
         found.append((("test", "action"),
                       f"no action {spec.test.action!r} to test with (actions: {known})"))
+    return found
+
+
+def _oauth_quirk_problems(spec: ConnectorSpec, auth: OAuth2Auth, declared: set[str]
+                          ) -> list[tuple[_Loc, str]]:
+    """A provider's OAuth quirks: their templates name settings, their JSONata compiles,
+    and a setting the provider tells (from the token response or the callback) is a
+    declared one a connection can be made without, and not the client's credentials."""
+    found: list[tuple[_Loc, str]] = []
+    for key in ("authorize_params", "token_params"):
+        found.extend(_settings_problems(("auth", key), getattr(auth, key), declared))
+    if auth.token_fields is not None:
+        for key, expression in auth.token_fields.model_dump().items():
+            if expression is not None:
+                found.extend(_expr_problem(("auth", "token_fields", key), expression))
+    client = {n.split(".")[0] for n in (*placeholders_in(auth.client_id),
+                                        *placeholders_in(auth.client_secret))}
+    for key in ("settings_from_token", "settings_from_callback"):
+        for name, expression in getattr(auth, key).items():
+            loc: _Loc = ("auth", key, name)
+            setting = spec.settings.get(name)
+            if setting is None:
+                found.append((loc, f"{name!r} names no setting; declare it under settings "
+                                   "(required: false: the provider tells it)"))
+            elif name in client:
+                found.append((loc, f"{name!r} is the client's credential: a provider "
+                                   "cannot set it"))
+            elif setting.required and setting.default is None:
+                found.append((loc, f"setting {name!r} is told by the provider, after the "
+                                   "connection exists: declare it required: false"))
+            found.extend(_expr_problem(loc, expression))
     return found
 
 

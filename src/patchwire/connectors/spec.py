@@ -152,6 +152,27 @@ class JwtAssertion(_Spec):
         return self
 
 
+#: authorize URL parameters the flow sets: ``authorize_params`` cannot name them
+AUTHORIZE_PARAMS_OF_THE_FLOW = frozenset({
+    "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method",
+    "response_type", "scope"})
+#: token request fields a grant or the client's authentication sets: ``token_params``
+#: cannot name them
+TOKEN_FIELDS_OF_THE_FLOW = frozenset({
+    "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "client_id",
+    "client_secret", "client_assertion", "client_assertion_type", "assertion",
+    "device_code", "username", "password", "scope"})
+
+
+def _not_reserved(params: dict[str, str], reserved: frozenset[str], where: str
+                  ) -> dict[str, str]:
+    taken = sorted(k for k in params if k.strip().lower() in reserved)
+    if taken:
+        raise ValueError(f"{', '.join(taken)}: set by the OAuth flow itself, so it cannot be "
+                         f"given in {where}")
+    return params
+
+
 class OAuth2TokenFields(_Spec):
     """Where a provider's token response keeps the token's fields, each a JSONata over the
     response (absent: the RFC 6749 §5.1 field of the same name at the top level)."""
@@ -196,14 +217,19 @@ class OAuth2Auth(_Spec):
         description="JSONata over an error response's body ($status bound); true means "
         "the access token expired, whatever the status (e.g. error.code = 'token_expired')",
     )
-    # Real providers' quirks, as data (the catalog's connectors use them).
+    # Real providers' quirks, as data (the catalog's connectors use them); each is
+    # described with a YAML example in docs/connectors/oauth-quirks.md.
     authorize_params: dict[str, str] = Field(
         default_factory=dict,
         description="extra query parameters of the authorize URL, e.g. Google's "
-        "{access_type: offline, prompt: consent}; templates over connection settings")
+        "{access_type: offline, prompt: consent}; templates over connection settings. They "
+        "cannot name a parameter the flow sets (client_id, redirect_uri, state, scope, "
+        "response_type, code_challenge, code_challenge_method): refused at load")
     token_params: dict[str, str] = Field(
         default_factory=dict,
-        description="extra form fields of every token request (e.g. an API version)")
+        description="extra form fields of every token request (e.g. an API version, "
+        "Microsoft's resource); templates over connection settings. They cannot name a "
+        "field the grant or the client's authentication sets: refused at load")
     client_auth: Literal["basic", "body"] = Field(
         "basic",
         description="how the token endpoint is given the client's credentials: HTTP Basic "
@@ -217,11 +243,25 @@ class OAuth2Auth(_Spec):
     settings_from_token: dict[str, str] = Field(
         default_factory=dict,
         description="connection settings taken from the token response: setting name -> "
-        "JSONata over the response (Salesforce's instance_url)")
+        "JSONata over the response (Salesforce's instance_url); saved with the connection "
+        "and replaced when a later token response carries a new value. Each value must "
+        "pass the setting's rules (enum, host label, a URL on the token endpoint's site)")
     settings_from_callback: dict[str, str] = Field(
         default_factory=dict,
         description="connection settings taken from the OAuth callback's query: setting "
-        "name -> query parameter (QuickBooks' realmId, Shopify's shop)")
+        "name -> JSONata over the query parameters, an object of strings (QuickBooks' "
+        "realmId, Shopify's shop); each value must pass the setting's rules")
+
+    @field_validator("authorize_params")
+    @classmethod
+    def _flow_owns_authorize(cls, v: dict[str, str]) -> dict[str, str]:
+        # a connector overriding redirect_uri or state would undo what protects the code
+        return _not_reserved(v, AUTHORIZE_PARAMS_OF_THE_FLOW, "the authorize URL")
+
+    @field_validator("token_params")
+    @classmethod
+    def _flow_owns_token(cls, v: dict[str, str]) -> dict[str, str]:
+        return _not_reserved(v, TOKEN_FIELDS_OF_THE_FLOW, "a token request")
 
     @model_validator(mode="before")
     @classmethod

@@ -686,13 +686,15 @@ class LockedConnection:
     def __repr__(self) -> str:
         return f"LockedConnection({self.record.name!r})"
 
-    async def update(self, *, secrets: str) -> ConnectionRecord:
-        """Replace the secrets token (inside the lock's transaction); bumps ``updated_at``."""
+    async def update(self, *, secrets: str,
+                     settings: dict[str, Any] | None = None) -> ConnectionRecord:
+        """Replace the secrets token, and the settings when given (inside the lock's
+        transaction); bumps ``updated_at``."""
+        changes: dict[str, Any] = {"secrets": secrets, "updated_at": utcnow()}
+        if settings is not None:  # e.g. an OAuth2 token response's instance_url
+            changes["settings"] = settings
         await self._conn.execute(
-            update(_CONNECTIONS)
-            .where(_CONNECTIONS.c.id == self.record.id)
-            .values(secrets=secrets, updated_at=utcnow())
-        )
+            update(_CONNECTIONS).where(_CONNECTIONS.c.id == self.record.id).values(**changes))
         stmt = select(_CONNECTIONS).where(_CONNECTIONS.c.id == self.record.id)
         row = (await self._conn.execute(stmt)).first()
         assert row is not None  # the row lock keeps it from being deleted
