@@ -95,6 +95,11 @@ class Settings:
     #: it a tool answers ``rate_limited`` with when to retry. ``None``: no quota. Env:
     #: ``PATCHWIRE_END_USER_TOOL_CALLS``.
     end_user_tool_calls: str | None = None
+    #: what a model is offered: ``"all"`` (every tool's definition) or ``"search"`` (two
+    #: meta-tools, ``search_tools`` and ``call_tool``, for catalogs too big to send
+    #: whole; docs/tools/search.md). The MCP endpoint's default (``/mcp?mode=`` chooses
+    #: per client) and ``patchwire mcp``'s. Env: ``PATCHWIRE_TOOL_MODE``.
+    tool_mode: str = "all"
     #: when a connection counts as unhealthy (``connection.unhealthy``) and as recovered:
     #: of its last ``health_window`` calls (judged once ``health_min_calls`` are known),
     #: fewer than ``health_unhealthy_below`` succeeded, or its connector's breaker is open;
@@ -178,7 +183,8 @@ def load_settings(
                 "port", "allowed_hosts", "allow_networks", "engine", "temporal_address",
                 "temporal_namespace", "temporal_task_queue", "temporal_activity_timeout",
                 "shared_concurrency", "webhook_body_timeout", "webhook_replay_window",
-                "expression_timeout", "expression_max_depth", "end_user_tool_calls"):
+                "expression_timeout", "expression_max_depth", "end_user_tool_calls",
+                "tool_mode"):
         value = env.get(f"PATCHWIRE_{key.upper()}")
         if value:
             raw[key] = value
@@ -257,6 +263,12 @@ def load_settings(
         text = str(raw["end_user_tool_calls"]).strip()
         parse_rate_limits("end_user_tool_calls", text)  # a typo fails at start-up
         kwargs["end_user_tool_calls"] = text or None
+    if "tool_mode" in raw:
+        mode = str(raw["tool_mode"]).strip().lower()
+        if mode not in ("all", "search"):
+            raise ConfigError(f"tool_mode must be 'all' or 'search', got {raw['tool_mode']!r} "
+                              "(PATCHWIRE_TOOL_MODE or patchwire.toml)")
+        kwargs["tool_mode"] = mode
     for key in _HEALTH_COUNTS + _HEALTH_SHARES:
         value = overrides.get(key)
         if value is None:

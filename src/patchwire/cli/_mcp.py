@@ -31,12 +31,19 @@ def mcp(
         "connect link"),
     log_level: str = typer.Option("warning", "--log-level", help="stderr log level: "
                                   + ", ".join(_LEVELS)),
+    mode: str | None = typer.Option(
+        None, "--mode", help="all: list every tool; search: list two meta-tools, "
+        "search_tools and call_tool, for catalogs too big to list (default: the "
+        "settings' tool_mode)"),
 ) -> None:
     """Serve the tools to an MCP client over stdin/stdout (the stdio transport).
 
     Example client configuration: command `patchwire`, arguments `mcp --connection acme`
-    (an operator's connection) or `mcp --end-user u1` (an end user's tools).
+    (an operator's connection) or `mcp --end-user u1` (an end user's tools); add
+    `--mode search` to offer search_tools and call_tool instead of every tool.
     """
+    if mode is not None and mode not in ("all", "search"):
+        fail(f"--mode must be all or search, not {mode!r}", code=2)
     level = log_level.lower()
     if level not in _LEVELS:
         fail(f"--log-level must be one of {', '.join(_LEVELS)}, not {log_level!r}", code=2)
@@ -56,7 +63,7 @@ def mcp(
 
     async def main() -> None:
         from patchwire import Patchwire
-        from patchwire.tools import ToolFilter, ToolInvoker, serve_stdio
+        from patchwire.tools import ToolFilter, ToolInvoker, check_tool_mode, serve_stdio
 
         tool_filter = ToolFilter(
             connectors=frozenset(connector) if connector else None,
@@ -84,7 +91,7 @@ def mcp(
             logging.getLogger("patchwire.mcp").info("serving %d tool(s) over stdio",
                                                     len(catalog))
             async with engine:
-                await serve_stdio(invoker)
+                await serve_stdio(invoker, mode=check_tool_mode(mode) if mode else None)
 
     with contextlib.suppress(KeyboardInterrupt):
         run(main())

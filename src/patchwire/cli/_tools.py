@@ -87,18 +87,71 @@ def export(
                                 help="openai | openai-responses | anthropic | mcp"),
     connection: list[str] = _CONNECTION, connector: list[str] = _CONNECTOR,
     tag: list[str] = _TAG, read_only: bool = _READ_ONLY, every_action: bool = _ALL,
+    mode: str = typer.Option("all", "--mode", help="all: every tool's definition; search: "
+                             "the two meta-tools search_tools and call_tool (big catalogs)"),
 ) -> None:
     """Print tool definitions in a provider's format (JSON), ready to send to its API."""
     if format_ not in _FORMATS:
         fail(f"--format must be one of {', '.join(_FORMATS)}, got {format_!r}", code=2)
+    if mode not in ("all", "search"):
+        fail(f"--mode must be all or search, got {mode!r}", code=2)
 
     async def main() -> None:
         from patchwire import Patchwire
-        from patchwire.tools import export_tools
+        from patchwire.tools import check_tool_mode, export_tools
 
+        if mode == "search":  # the meta-tools are the same whatever the catalog holds
+            print_json(export_tools([], format_, mode="search"))
+            return
         async with Patchwire(settings()) as pw:
             catalog = await _catalog(pw, connection, every_action, connector, tag, read_only)
-        print_json(export_tools(catalog, format_))
+        print_json(export_tools(catalog, format_, mode=check_tool_mode(mode)))
+
+    run(main())
+
+
+@app.command("search")
+def search(
+    query: str = typer.Argument(..., help="what a person wants done, in their words"),
+    as_json: bool = typer.Option(False, "--json", help="a ranked JSON array of "
+                                 "{name, action, score}"),
+    every_action: bool = typer.Option(False, "--catalog", help="search every action of "
+                                      "every catalog connector, not the deployment's tools"),
+    connector: str = typer.Option(None, "--connector", help="only this connector's tools"),
+    limit: int = typer.Option(5, "--limit", min=1, max=50),
+) -> None:
+    """Find the tools that fit a request, best first (ranked locally: no model, no
+    network)."""
+    if not query.strip():
+        fail("QUERY must say what to do, e.g. \"refund a payment\"", code=2)
+
+    async def main() -> None:
+        from patchwire.tools import ToolIndex, catalog_tool_index
+
+        if every_action:
+            index = catalog_tool_index()
+        else:
+            from patchwire import Patchwire
+
+            async with Patchwire(settings()) as pw:
+                catalog = await _catalog(pw, None, False, None, None, False)
+                index = ToolIndex.build(catalog, connectors=pw.connectors)
+        hits = index.search(query, connector=connector, limit=limit)
+        if as_json:
+            print_json([{"name": h.tool.name, "action": h.tool.target, "score": h.score}
+                        for h in hits])
+            return
+        table = Table("#", "tool", "action", "score", "description")
+        for rank, hit in enumerate(hits, 1):
+            t = hit.tool
+            table.add_row(str(rank), t.name, t.target, f"{hit.score:.2f}",
+                          escape(t.description.splitlines()[0][:80] if t.description else ""))
+        console.print(table)
+        if not hits:
+            where = "the catalog" if every_action else "the deployment's tools"
+            console.print(f"no tool in {where} matches; try other words"
+                          + ("" if every_action else ", or --catalog to search every "
+                             "catalog action"))
 
     run(main())
 

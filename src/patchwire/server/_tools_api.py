@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from patchwire.access import access_of, end_user_of, requires
 from patchwire.errors import UnknownConnection
-from patchwire.tools import ToolFilter, ToolInvoker
+from patchwire.tools import MAX_QUERY_CHARS, ToolFilter, ToolInvoker, catalog_tool_index, index_for
 
 if TYPE_CHECKING:
     from patchwire import Patchwire
@@ -80,6 +80,26 @@ def tools_router(pw: Patchwire, invoker: ToolInvoker | None = None) -> APIRouter
                  "description": t.description, "input_schema": t.input_schema,
                  "read_only": t.read_only, "destructive": t.destructive,
                  "idempotent": t.idempotent, "confirm": t.confirm} for t in catalog]
+
+    @router.get("/tools/search", dependencies=[requires("read", end_users=True)])
+    async def search_tools(
+        request: Request,
+        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS,
+                                description="what a person wants done, in their words")],
+        catalog: Annotated[bool, Query(description="every action of every catalog connector, "
+                                       "not the caller's tools")] = False,
+        connector: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=50)] = 5,
+    ) -> list[dict[str, Any]]:
+        """The tools that fit ``q``, best first: ``{name, action, score}`` (an end user's
+        token searches their tools only)."""
+        if catalog:
+            index = catalog_tool_index()
+        else:
+            acting_invoker = acting(request)
+            index = index_for(await acting_invoker.catalog(), pw.connectors)
+        return [{"name": h.tool.name, "action": h.tool.target, "score": h.score}
+                for h in index.search(q, connector=connector, limit=limit)]
 
     @router.post("/tools/{name}/call", dependencies=[requires("run", end_users=True)])
     async def call_tool(name: str, body: ToolCallRequest, request: Request) -> dict[str, Any]:

@@ -23,7 +23,17 @@ from patchwire.tools._provider_rules import (
 )
 from patchwire.tools._quota import EndUserQuota
 from patchwire.tools._schema_refs import inline_refs
-from patchwire.tools._search import ToolHit, ToolIndex, catalog_tool_index
+from patchwire.tools._search import MAX_QUERY_CHARS, ToolHit, ToolIndex, catalog_tool_index
+from patchwire.tools._search_mode import (
+    CALL_TOOL,
+    SEARCH_TOOLS,
+    TOOL_MODES,
+    SearchMode,
+    ToolMode,
+    check_tool_mode,
+    index_for,
+    meta_tools,
+)
 from patchwire.tools._shaping import ShapedResult, shape_result
 from patchwire.tools._strict_arguments import drop_strict_nulls
 
@@ -38,7 +48,11 @@ from ._chat import (
 from ._mcp import McpHttpEndpoint, serve_stdio
 
 __all__ = [
+    "CALL_TOOL",
     "DEFAULT_SYSTEM_PROMPT",
+    "MAX_QUERY_CHARS",
+    "SEARCH_TOOLS",
+    "TOOL_MODES",
     "ChatError",
     "ChatSession",
     "ChatTurn",
@@ -47,6 +61,7 @@ __all__ = [
     "EndUserQuota",
     "ExportFormat",
     "McpHttpEndpoint",
+    "SearchMode",
     "ShapedResult",
     "StrictModeUnsupported",
     "Tool",
@@ -55,16 +70,20 @@ __all__ = [
     "ToolHit",
     "ToolIndex",
     "ToolInvoker",
+    "ToolMode",
     "ToolResult",
     "ToolStatus",
     "anthropic_problems",
     "ask_in_thread",
     "catalog_tool_index",
+    "check_tool_mode",
     "drop_strict_nulls",
     "export_tools",
+    "index_for",
     "inline_refs",
     "make_client",
     "mcp_problems",
+    "meta_tools",
     "openai_strict_problems",
     "openai_strict_schema",
     "redact_arguments",

@@ -42,6 +42,7 @@ from patchwire.tools._invoke import (
     ToolStatus,
     redact_arguments,
 )
+from patchwire.tools._search_mode import SearchMode, ToolMode, check_tool_mode
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -167,12 +168,17 @@ class ChatSession:
     ``confirm`` asks a person about tools that need approval (see :func:`terminal_confirm`);
     without it the invoker files a pending approval and tells the model. Tool calls of one
     reply run in parallel, but a person is asked about one call at a time.
+
+    ``mode="search"`` gives the model search mode's two meta-tools instead of every tool
+    (:mod:`patchwire.tools._search_mode`): it finds tools with ``search_tools`` and runs
+    them with ``call_tool``, through the same invoker.
     """
 
     def __init__(
         self, invoker: ToolInvoker, client: ChatClient, *,
         system_prompt: str | None = DEFAULT_SYSTEM_PROMPT, max_tool_rounds: int = 8,
         session_id: str | None = None, confirm: ConfirmCallback | None = None,
+        mode: ToolMode = "all",
     ) -> None:
         if max_tool_rounds < 1:
             raise ConfigError(f"max_tool_rounds must be at least 1, got {max_tool_rounds}")
@@ -184,6 +190,10 @@ class ChatSession:
         self.history: list[Message] = []
         self._confirm = confirm
         self._asking = asyncio.Lock()
+        # search mode's meta-tools, in the client's own format
+        self._search = (SearchMode("anthropic" if isinstance(client, AnthropicChatClient)
+                                   else "openai") if check_tool_mode(mode) == "search"
+                        else None)
 
     async def send(self, user_text: str) -> ChatTurn:
         """Send ``user_text``; run the model's tool calls until it answers in text.
@@ -194,7 +204,8 @@ class ChatSession:
         """
         # Before touching the history: a missing connection is a setup error, not a turn.
         catalog = await self.invoker.catalog()
-        tools = self.client.tool_definitions(list(catalog))
+        tools = (self._search.definitions() if self._search is not None
+                 else self.client.tool_definitions(list(catalog)))
         self.history.extend(self.client.user_message(user_text))
         made: list[ChatToolCall] = []
         rounds = 0
@@ -239,6 +250,9 @@ class ChatSession:
                               "Nothing was done. Call the tool again with a JSON object that "
                               "matches its input schema.")
         confirm = self._confirm_one_at_a_time if self._confirm is not None else None
+        if self._search is not None:  # search_tools, call_tool (or a found tool by name)
+            return await self._search.invoke(self.invoker, call.name, call.arguments,
+                                             session_id=self.session_id, confirm=confirm)
         # invoke checks that the arguments are an object and tells the model when not
         return await self.invoker.invoke(call.name, cast(Mapping[str, Any] | None,
                                                          call.arguments),

@@ -82,13 +82,21 @@ _EXPORTERS: dict[str, Callable[[Tool], dict[str, Any]]] = {
 }
 
 
-def export_tools(catalog: ToolCatalog | Iterable[Tool], format: ExportFormat
-                 ) -> list[dict[str, Any]]:
+def export_tools(catalog: ToolCatalog | Iterable[Tool], format: ExportFormat,
+                 mode: Literal["all", "search"] = "all") -> list[dict[str, Any]]:
     """Every tool of ``catalog`` in ``format`` (OpenAI definitions are strict when they can
-    be)."""
+    be); in ``mode="search"`` the two meta-tools instead, ``search_tools`` and
+    ``call_tool``, through which a model finds and runs the catalog's tools
+    (:mod:`patchwire.tools._search_mode`)."""
     try:
         exporter = _EXPORTERS[format]
     except KeyError:
         raise ValueError(f"unknown tool format {format!r}; expected one of "
                          f"{', '.join(_EXPORTERS)}") from None
+    if mode == "search":
+        from patchwire.tools._search_mode import meta_tools
+
+        return meta_tools(format)
+    if mode != "all":
+        raise ValueError(f"unknown tool mode {mode!r}; expected all or search")
     return [exporter(tool) for tool in catalog]

@@ -66,6 +66,14 @@ from patchwire.ids import new_id
 from patchwire.tools._catalog import Tool, ToolCatalog
 from patchwire.tools._export import to_mcp
 from patchwire.tools._invoke import ConfirmCallback, Decision, ToolInvoker, redact_arguments
+from patchwire.tools._search_mode import (
+    META_TOOLS,
+    SEARCH_TOOLS,
+    SearchMode,
+    ToolMode,
+    check_tool_mode,
+    meta_tools,
+)
 from patchwire.version import __version__
 
 __all__ = [
@@ -255,14 +263,44 @@ class _ToolList:
         return self._schemas.get(name)
 
 
-def build_server(invoker: ToolInvoker, *, session_id: str | None = None) -> Server[Any]:
+#: search mode's two tools, as the SDK's models (the same for everybody)
+_META_TOOLS: Final = [types.Tool.model_validate(d) for d in meta_tools("mcp")]
+_META_SCHEMAS: Final = {t.name: t.input_schema for t in _META_TOOLS}
+
+
+def _mode(ctx: ServerRequestContext[Any, Any], default: ToolMode) -> ToolMode:
+    """The tool mode of this request: the endpoint URL's ``?mode=`` (Streamable HTTP;
+    a client's configuration chooses it), else the server's. MCPError for another
+    value."""
+    request = ctx.request
+    if isinstance(request, Request):
+        asked = request.query_params.get("mode")
+        if asked is not None:
+            try:
+                return check_tool_mode(asked)
+            except ValueError:
+                raise MCPError(types.INVALID_PARAMS, "the MCP endpoint's mode parameter must "
+                               "be all or search") from None
+    return default
+
+
+def build_server(invoker: ToolInvoker, *, session_id: str | None = None,
+                 mode: ToolMode = "all") -> Server[Any]:
     """The MCP server over ``invoker``. ``session_id`` names the connection in the audit
-    where the transport has no session of its own (stdio; default: a new id)."""
+    where the transport has no session of its own (stdio; default: a new id). ``mode``:
+    every tool in ``tools/list``, or search mode's two meta-tools (``search_tools``,
+    ``call_tool``); over HTTP a request's ``?mode=`` wins."""
     fallback_session = session_id or f"mcp-{new_id()}"
     listing = _ToolList()
+    searching = SearchMode("mcp")
+
+    def input_schema(name: str) -> Mapping[str, Any] | None:
+        return listing.input_schema(name) or _META_SCHEMAS.get(name)
 
     async def list_tools(ctx: ServerRequestContext[Any, Any],
                          params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        if _mode(ctx, mode) == "search":
+            return types.ListToolsResult(tools=_META_TOOLS)
         try:
             catalog = await _acting(invoker, ctx).catalog()
             return types.ListToolsResult(tools=listing.tools(catalog))
@@ -276,21 +314,34 @@ def build_server(invoker: ToolInvoker, *, session_id: str | None = None) -> Serv
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams,
     ) -> types.CallToolResult | types.InputRequiredResult:
+        name, arguments = params.name, params.arguments
+        if _mode(ctx, mode) == "search" and name in META_TOOLS:
+            if name == SEARCH_TOOLS:
+                try:
+                    found = await searching.search(_acting(invoker, ctx), arguments)
+                except Exception:
+                    return _internal_error("search_tools")
+                return _text(found.text, error=found.is_error, data=found.data)
+            # call_tool: the tool it names, through the same path as a direct call
+            target, unwrapped, problem = SearchMode.unwrap(arguments)
+            if problem is not None or target is None:
+                return _text(problem or "call_tool needs a tool name", error=True)
+            name, arguments = target, dict(unwrapped or {})
         try:
             sid = _session_id(ctx, fallback_session)
             acting = _acting(invoker, ctx)
             if _modern(ctx):
-                return await _call_modern(acting, ctx, params, sid)
-            result = await acting.invoke(params.name, params.arguments, session_id=sid,
+                return await _call_modern(acting, ctx, params, name, arguments, sid)
+            result = await acting.invoke(name, arguments, session_id=sid,
                                          confirm=_handshake_confirm(ctx))
             return _text(result.text, error=result.is_error, data=result.data)
         except Exception:
-            return _internal_error(f"tools/call {params.name[:100]!r}")
+            return _internal_error(f"tools/call {name[:100]!r}")
 
     server: Server[Any] = Server(
         SERVER_NAME, version=__version__, title="Patchwire", instructions=_INSTRUCTIONS,
         on_list_tools=list_tools, on_call_tool=call_tool,
-        get_tool_input_schema=listing.input_schema,
+        get_tool_input_schema=input_schema,
     )
     # Seals requestState (the pending approval's id) for the 2026-07-28 round trip, bound
     # to who asked (another end user cannot replay it). The key lives in this process
@@ -303,22 +354,23 @@ def build_server(invoker: ToolInvoker, *, session_id: str | None = None) -> Serv
 
 async def _call_modern(
     invoker: ToolInvoker, ctx: ServerRequestContext[Any, Any],
-    params: types.CallToolRequestParams, session_id: str | None,
+    params: types.CallToolRequestParams, name: str, arguments: dict[str, Any] | None,
+    session_id: str | None,
 ) -> types.CallToolResult | types.InputRequiredResult:
-    """One round of a 2026-07-28 ``tools/call`` (see the module docstring)."""
+    """One round of a 2026-07-28 ``tools/call`` (see the module docstring) of tool
+    ``name`` with ``arguments`` (the request's own, or those a ``call_tool`` carries)."""
     can_elicit = _can_elicit(ctx)
     if params.request_state is not None:
         # The retry: the boundary has verified the state is ours and bound to this very
         # tool and arguments. Record the person's answer on the approval it names.
         await _apply_answer(invoker, params, _client_name(ctx))
-    result = await invoker.invoke(params.name, params.arguments, session_id=session_id,
-                                  confirm=None)
+    result = await invoker.invoke(name, arguments, session_id=session_id, confirm=None)
     if (result.status == "pending_approval" and result.approval_id is not None and can_elicit
             and params.request_state is None):
-        tool = (await invoker.catalog()).find(params.name)
+        tool = (await invoker.catalog()).find(name)
         if tool is not None:
             question = types.ElicitRequest(params=types.ElicitRequestFormParams(
-                message=_question(tool, params.arguments or {}),
+                message=_question(tool, arguments or {}),
                 requested_schema=APPROVAL_SCHEMA))
             return types.InputRequiredResult(
                 input_requests={_APPROVAL_KEY: question},
@@ -348,9 +400,20 @@ async def _apply_answer(invoker: ToolInvoker, params: types.CallToolRequestParam
 
 # -- transports ---------------------------------------------------------------------------
 
-async def serve_stdio(invoker: ToolInvoker) -> None:
-    """Serve one MCP client over this process's stdin and stdout until it disconnects."""
-    server = build_server(invoker, session_id=f"mcp-stdio-{new_id()}")
+def _settings_mode(invoker: ToolInvoker) -> ToolMode:
+    """The deployment's ``tool_mode`` (patchwire.toml, ``PATCHWIRE_TOOL_MODE``)."""
+    try:
+        return check_tool_mode(getattr(invoker.host.settings, "tool_mode", "all"))
+    except ValueError:
+        return "all"  # load_settings refuses another value; a hand-built Settings may not
+
+
+async def serve_stdio(invoker: ToolInvoker, *, mode: ToolMode | None = None) -> None:
+    """Serve one MCP client over this process's stdin and stdout until it disconnects;
+    ``mode`` (default: the settings' ``tool_mode``) offers every tool or search mode's
+    meta-tools."""
+    server = build_server(invoker, session_id=f"mcp-stdio-{new_id()}",
+                          mode=mode or _settings_mode(invoker))
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
@@ -363,11 +426,13 @@ class McpHttpEndpoint:
     ``run()`` must be entered (the app's lifespan) before requests are served.
     """
 
-    def __init__(self, invoker: ToolInvoker, *, json_response: bool = False) -> None:
+    def __init__(self, invoker: ToolInvoker, *, json_response: bool = False,
+                 mode: ToolMode | None = None) -> None:
         # json_response=True answers each POST with one JSON body: faster, but it removes the
         # back-channel handshake-era elicitation needs, so confirm tools would only ever be
         # left pending. Hence SSE by default.
-        self.server = build_server(invoker)
+        # mode: the default for requests without ?mode= (None: the settings' tool_mode)
+        self.server = build_server(invoker, mode=mode or _settings_mode(invoker))
         self._json_response = json_response
         self._manager: StreamableHTTPSessionManager | None = None
 

@@ -1,0 +1,217 @@
+"""Tool search and search mode: a request in people's words finds the action; the two
+meta-tools (``search_tools``, ``call_tool``) reach only the caller's tools, through the
+same path (validation, approval gate, call path, audit) as a direct call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import pytest
+import yaml
+from mcp import Client
+from mcp_types.version import LATEST_MODERN_VERSION
+
+from patchwire import Patchwire
+from patchwire.sandbox import Sandbox
+from patchwire.tools import (
+    CALL_TOOL,
+    MAX_QUERY_CHARS,
+    SEARCH_TOOLS,
+    SearchMode,
+    ToolInvoker,
+    anthropic_problems,
+    catalog_tool_index,
+    export_tools,
+    mcp_problems,
+    openai_strict_problems,
+)
+from patchwire.tools._mcp import build_server
+from tests.support.mcp import CONFIRM_TOOL, Env
+from tests.support.settings import local_settings
+
+TIMEOUT_S = 30.0
+QUERIES = Path(__file__).resolve().parents[2] / "bench" / "data" / "tool_queries"
+#: the labelled set is a measure once it is this big (issue 18 asks for 300 requests)
+MIN_LABELLED = 300
+
+
+def top(query: str, *, connector: str | None = None, limit: int = 5) -> list[str]:
+    return [h.tool.target for h in catalog_tool_index().search(query, connector=connector,
+                                                               limit=limit)]
+
+
+# -- the index ---------------------------------------------------------------------------
+
+def test_a_request_in_users_words_finds_the_action() -> None:
+    assert "stripe.refund_payment" in top("give the customer their money back on stripe")
+    assert top("cancel the stripe subscription sub_1MowQVLkdIwHu7ixeRlqHVzs")[0] == (
+        "stripe.cancel_subscription")
+    # an e-mail address in the request stands for "email": the tool that takes one
+    assert top("is maria@example.com a customer in stripe")[0] == "stripe.find_customers"
+
+
+def test_the_connector_filter_keeps_only_that_connectors_tools() -> None:
+    found = top("list everything", connector="stripe", limit=50)
+    assert found and all(t.startswith("stripe.") for t in found)
+    assert top("cancel my subscription", connector="stripe")[0] == "stripe.cancel_subscription"
+    assert top("refund a payment", connector="no_such_connector") == []
+
+
+@pytest.mark.parametrize("hostile", [
+    'refund" OR payment*',
+    "refund NEAR(payment stripe, 2)",
+    "{refund} : title:payment -stripe ^ AND NOT",
+    "refund') ; DROP TABLE tools; --",
+    "refund\x00payment\r\nX-Injected: 1",
+])
+def test_injection_looking_queries_are_inert(hostile: str) -> None:
+    # nothing of a query is syntax: it ranks as the words it holds
+    words = " ".join(w for w in hostile.replace("\x00", " ").split())
+    assert top(hostile) == top(words.translate({ord(c): " " for c in "\"'(){}:;^*-,"}))
+
+
+def test_queries_without_words_find_nothing_and_long_ones_are_cut() -> None:
+    assert top("") == [] and top("   ") == [] and top("?!%$#@") == []
+    long = "refund a stripe payment " + "x " * 100_000
+    assert top(long) == top(long[:MAX_QUERY_CHARS])
+
+
+def test_the_labelled_requests_find_their_action_in_the_top_five() -> None:
+    labelled: list[tuple[str, str]] = []
+    for path in sorted(QUERIES.glob("*.yaml")):
+        labelled += [(i["q"], i["a"]) for i in yaml.safe_load(path.read_text()) or []]
+    if len(labelled) < MIN_LABELLED:
+        pytest.skip(f"{len(labelled)} labelled requests; the floor applies from "
+                    f"{MIN_LABELLED}")
+    found = sum(1 for q, a in labelled if a in top(q))
+    assert found / len(labelled) >= 0.85, (found, len(labelled))
+
+
+# -- search mode's definitions -----------------------------------------------------------
+
+@pytest.mark.parametrize("format_", ["openai", "openai-responses", "anthropic", "mcp"])
+def test_search_mode_exports_pass_every_providers_rules(format_: Any) -> None:
+    definitions = export_tools([], format_, mode="search")
+    assert len(definitions) == 2
+    for d in definitions:
+        if format_.startswith("openai"):
+            assert openai_strict_problems(d) == []
+            assert (d.get("function") or d)["strict"] is True
+        elif format_ == "anthropic":
+            assert anthropic_problems(d) == []
+        else:
+            assert mcp_problems(d) == []
+    names = {(d.get("function") or d)["name"] for d in definitions}
+    assert names == {SEARCH_TOOLS, CALL_TOOL}
+
+
+# -- search mode over an invoker -----------------------------------------------------------
+
+async def test_search_tools_returns_the_tools_with_their_schemas(env: Env) -> None:
+    invoker = ToolInvoker(env.pw, connections=["acme"])
+    found = await SearchMode("openai").invoke(invoker, SEARCH_TOOLS,
+                                              {"query": "where is my order", "connector": None})
+    assert found.status == "ok"
+    tools = json.loads(found.text)["tools"]
+    by_name = {t["name"]: t for t in tools}
+    assert "shop_get_order" in by_name
+    assert all(openai_strict_problems({"type": "function", **t}) == [] for t in tools)
+    assert by_name["shop_get_order"]["parameters"]["properties"]["order_id"]["type"] == "string"
+    nothing = await SearchMode("mcp").invoke(invoker, SEARCH_TOOLS,
+                                             {"query": "order", "connector": "stripe"})
+    assert nothing.status == "ok" and "No connector named 'stripe'" in nothing.text
+
+
+async def test_call_tool_goes_through_the_approval_gate_for_a_destructive_tool(
+        env: Env) -> None:
+    invoker = ToolInvoker(env.pw, connections=["acme"])
+    mode = SearchMode("openai")
+    result = await mode.invoke(invoker, CALL_TOOL, {
+        "name": CONFIRM_TOOL,
+        "arguments": json.dumps({"order_id": env.order_id, "status": "cancelled"})})
+    assert result.status == "pending_approval" and result.approval_id
+    order = await env.pw.call("shop.get_order", {"order_id": env.order_id},
+                              connection="acme")
+    assert order["status"] == "pending"  # nothing ran
+    audit = await invoker.tool_calls()
+    assert audit[0].tool == CONFIRM_TOOL and audit[0].status == "pending_approval"
+    # arguments that are not an object are refused before any tool runs
+    bad = await mode.invoke(invoker, CALL_TOOL, {"name": CONFIRM_TOOL, "arguments": "[1,"})
+    assert bad.status == "invalid_arguments" and "not valid JSON" in bad.text
+    invalid = await mode.invoke(invoker, CALL_TOOL, {
+        "name": "shop_get_order", "arguments": json.dumps({"order_id": 42})})
+    assert invalid.status == "invalid_arguments" and "order_id" in invalid.text
+
+
+async def test_call_tool_of_a_disabled_tool_is_an_unknown_tool(env: Env) -> None:
+    invoker = ToolInvoker(env.pw, connections=["acme"], catalog_ttl=0.0)
+    await invoker.repository.set_tool_settings("shop.get_order", {"enabled": False})
+    result = await SearchMode("anthropic").invoke(invoker, CALL_TOOL, {
+        "name": "shop_get_order", "arguments": {"order_id": env.order_id}})
+    assert result.status == "unknown_tool"
+
+
+@pytest.fixture
+async def two_end_users(tmp_path: Path, sandbox: Sandbox,
+                        canary: str) -> AsyncIterator[Patchwire]:
+    """u1's ``u1-shop``; u2's ``u2-work`` (default) and ``u2-home`` (label home)."""
+    shop = {"sandbox_url": sandbox.url, "api_key": canary}
+    async with Patchwire(local_settings(tmp_path / "home")) as opened:
+        await opened.add_connection("shop", "u1-shop", shop, end_user="u1")
+        await opened.add_connection("shop", "u2-work", shop, end_user="u2", label="work")
+        await opened.add_connection("shop", "u2-home", shop, end_user="u2", label="home")
+        await opened.set_default_connection("u2-work")
+        yield opened
+
+
+async def test_an_end_users_search_never_returns_another_end_users_tools(
+        two_end_users: Patchwire) -> None:
+    invoker = ToolInvoker(two_end_users)
+    mode = SearchMode("mcp", limit=50)
+    u2 = await mode.invoke(invoker.for_end_user("u2"), SEARCH_TOOLS, {"query": "get order"})
+    assert "home_shop_get_order" in {t["name"] for t in u2.data["tools"]}
+    u1 = invoker.for_end_user("u1")
+    found = await mode.invoke(u1, SEARCH_TOOLS, {"query": "get order home work"})
+    names = {t["name"] for t in found.data["tools"]}
+    assert "shop_get_order" in names
+    assert not any("home" in n or "work" in n or "u2" in n for n in names)
+    assert "u2" not in found.text
+    # and asking for u2's tool by name is an unknown tool, not a call through u2-home
+    other = await mode.invoke(u1, CALL_TOOL, {"name": "home_shop_get_order",
+                                              "arguments": {"order_id": "42"}})
+    assert other.status == "unknown_tool" and "u2" not in other.text
+    assert not await invoker.for_end_user("u2").tool_calls()
+
+
+# -- the MCP server in search mode -----------------------------------------------------------
+
+@pytest.mark.parametrize("era", ["legacy", LATEST_MODERN_VERSION])
+async def test_mcp_search_mode_lists_two_tools_and_call_tool_dispatches(
+        env: Env, era: str) -> None:
+    server = build_server(ToolInvoker(env.pw, connections=["acme"]), mode="search")
+    async with asyncio.timeout(TIMEOUT_S), Client(server, mode=era) as client:
+        listed = (await client.list_tools()).tools
+        assert {t.name for t in listed} == {SEARCH_TOOLS, CALL_TOOL}
+        assert all(mcp_problems(t.model_dump(by_alias=True, exclude_none=True)) == []
+                   for t in listed)
+        found = await client.call_tool(SEARCH_TOOLS, {"query": "look up an order"})
+        assert found.is_error is False and found.structured_content is not None
+        assert "shop_get_order" in {t["name"] for t in found.structured_content["tools"]}
+        result = await client.call_tool(CALL_TOOL, {
+            "name": "shop_get_order", "arguments": {"order_id": env.order_id}})
+        assert result.is_error is False, result
+        assert result.structured_content and result.structured_content["id"] == env.order_id
+        gated = await client.call_tool(CALL_TOOL, {
+            "name": CONFIRM_TOOL, "arguments": {"order_id": env.order_id,
+                                                "status": "cancelled"}})
+        assert gated.is_error is True
+        text = gated.content[0]
+        assert isinstance(text, types.TextContent) and "approv" in text.text.lower()
+    order = await env.pw.call("shop.get_order", {"order_id": env.order_id},
+                              connection="acme")
+    assert order["status"] == "pending"
