@@ -81,7 +81,8 @@ def render_auth(auth: AuthSpec, values: Mapping[str, Any]) -> AuthParts:
             raise MissingCredential("access_token")
         if auth.token_placement == "query":
             return AuthParts(query={"access_token": str(access_token)})
-        return AuthParts(headers={"Authorization": f"Bearer {access_token}"})
+        value = f"{auth.token_prefix} {access_token}" if auth.token_prefix else str(access_token)
+        return AuthParts(headers={auth.token_header: value})
     if isinstance(auth, TokenExchangeAuth):
         access_token = values.get("access_token")
         if not access_token:

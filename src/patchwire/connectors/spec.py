@@ -208,6 +208,13 @@ class OAuth2Auth(_Spec):
     client_id: str = "{client_id}"
     client_secret: str = "{client_secret}"
     token_placement: Literal["header", "query"] = "header"
+    token_header: str = Field(
+        "Authorization", pattern=r"^[A-Za-z0-9-]+$",
+        description="the header carrying the access token (Shopify: X-Shopify-Access-Token)")
+    token_prefix: str = Field(
+        "Bearer", pattern=r"^[A-Za-z0-9_-]*$",
+        description="written before the token in that header (Zoho: Zoho-oauthtoken; "
+        "empty: the token alone)")
     refresh_on_status: list[Annotated[int, Field(ge=400, le=599)]] = Field(
         default_factory=lambda: [401],
         description="error statuses meaning the access token expired: renew once, retry",
