@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from patchwire.catalog import CatalogEntry, load_catalog
-from patchwire.connectors import ConnectorRegistry
+from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.tools import (
     ToolCatalog,
     anthropic_problems,
@@ -40,6 +40,14 @@ def by_name(entry: CatalogEntry) -> str:
 def test_every_catalog_file_loads_without_a_problem() -> None:
     assert CATALOG.problems == []
     assert len(ENTRIES) >= 1
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=by_name)
+def test_each_file_passes_the_full_connector_check_and_lists_as_it_loads(
+        entry: CatalogEntry) -> None:
+    # the catalog lists files without the loader's expression checks; the loader's full
+    # check (JSONata compiled, placeholders resolved, GraphQL parsed) holds for every one
+    assert load_connector_text(entry.text, entry.file) == entry.spec
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=by_name)
