@@ -59,10 +59,14 @@ _FIELDS: Final[Mapping[str, tuple[float, float]]] = {
 }
 #: how strongly the share of a query's words a tool matches scales its score
 _COORD: Final = 1.0
-#: BM25's term-frequency saturation
-_K1: Final = 1.2
+#: BM25's term-frequency saturation (high: a word in a tool's name counts clearly more
+#: than the same word once in its description)
+_K1: Final = 2.0
+#: the most one word's rarity counts: a word found in one tool's long description (a
+#: colour, a name) must not outweigh the request's other words found in names
+_MAX_IDF: Final = 4.0
 #: what a synonym of a word the person wrote counts for (the word itself: 1)
-_SYNONYM_WEIGHT: Final = 0.7
+_SYNONYM_WEIGHT: Final = 0.35
 #: what each member of a synonym group counts for when the query holds one of its phrases
 #: ("money back": the person named the thing, in other words)
 _PHRASE_WEIGHT: Final = 0.9
@@ -129,7 +133,7 @@ def _synonyms() -> tuple[dict[str, list[int]], list[tuple[tuple[str, ...], int]]
                 by_word.setdefault(raw[0], []).append(gid)
             elif raw:
                 phrases.append((raw, gid))
-            if kept:
+            if len(kept) == 1:  # tool texts hold words, not phrases
                 members[gid].append(kept)
     return by_word, phrases, members
 
@@ -251,7 +255,7 @@ class ToolIndex:
         self._tools = tools
         self._postings = postings
         n = len(tools)
-        self._idf = {term: math.log(1.0 + (n - len(p) + 0.5) / (len(p) + 0.5))
+        self._idf = {term: min(_MAX_IDF, math.log(1.0 + (n - len(p) + 0.5) / (len(p) + 0.5)))
                      for term, p in postings.items()}
 
     @classmethod
@@ -281,7 +285,8 @@ class ToolIndex:
                 for term in terms:
                     weighted[term] = weighted.get(term, 0.0) + norm
             for term, tf in weighted.items():
-                postings.setdefault(term, []).append((doc, tf))
+                # saturated once here, so a search only multiplies
+                postings.setdefault(term, []).append((doc, tf * (_K1 + 1.0) / (tf + _K1)))
         return cls(listed, postings)
 
     def __len__(self) -> int:
@@ -304,8 +309,8 @@ class ToolIndex:
                 if not found:
                     continue
                 idf = self._idf[term] * q_weight
-                for doc, tf in found:
-                    score = idf * tf * (_K1 + 1.0) / (tf + _K1)
+                for doc, saturated in found:
+                    score = idf * saturated
                     if score > best.get(doc, 0.0):
                         best[doc] = score
             for doc, score in best.items():

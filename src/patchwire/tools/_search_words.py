@@ -2,8 +2,10 @@
 and groups of words people use for one thing (:mod:`patchwire.tools._search`).
 
 Data only, kept here so the ranking code holds no word lists. A synonym group's members
-may be phrases ("money back"); each member of a group stands for every other one, at a
-lower weight than the word the person wrote. Groups are written from how people ask bots
+may be phrases ("money back"): a phrase in a request stands for its group's words; each
+single-word member of a group stands for every other one, at a lower weight than the
+word the person wrote (tool texts are indexed as words, so phrases are only recognised in
+requests). Groups are written from how people ask bots
 for things, not from any connector's descriptions; a connector adds its own words with
 ``catalog.synonyms`` in its file.
 """
@@ -23,7 +25,7 @@ please same she should so some such than that the their theirs them then there t
 this those through to too under until up very was we were what when where which while who
 whom why will with would you your yours yourself hey hi thanks thank kindly need want
 wanna like let lets quick quickly right now currently possible via using use us yet
-still actually really maybe s t d m ve re ll
+still actually really maybe s t d m ve re ll give gives gave given giving many much
 """
 STOPWORDS: Final[frozenset[str]] = frozenset(_STOPWORDS_TEXT.split())
 
@@ -32,7 +34,7 @@ IRREGULAR: Final[dict[str, str]] = {
     "paid": "pay", "sent": "send", "bought": "buy", "sold": "sell", "made": "make",
     "gave": "give", "given": "give", "wrote": "write", "written": "write", "spent": "spend",
     "met": "meet", "got": "get", "gotten": "get", "took": "take", "taken": "take",
-    "left": "leave", "kept": "keep", "told": "tell", "said": "say", "found": "find",
+"kept": "keep", "told": "tell", "said": "say", "found": "find",
     "began": "begin", "begun": "begin", "chose": "choose", "chosen": "choose",
     "drew": "draw", "drawn": "draw", "froze": "freeze", "frozen": "freeze",
     "held": "hold", "lost": "lose", "ran": "run", "saw": "see", "seen": "see",
@@ -68,14 +70,17 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("employee", "staff", "worker", "hire", "personnel"),
     ("subscriber", "recipient", "audience", "mailing list"),
     ("invite", "invitation", "add member"),
+    ("subscribe", "sign up", "signup", "opt in", "join", "enroll", "enrol", "register"),
+    ("unsubscribe", "opt out", "take me off", "stop sending", "stop emailing"),
     # support
     ("ticket", "issue", "case", "incident", "request", "support request", "complaint",
      "conversation"),
     ("bug", "defect", "issue", "problem"),
     ("close", "resolve", "resolved", "solve", "solved", "done", "complete", "finish",
-     "mark done"),
+     "mark done", "tick off", "check off", "mark as done", "mark complete"),
     ("reopen", "open again"),
-    ("comment", "reply", "respond", "response", "answer", "note"),
+    ("comment", "reply", "respond", "response", "answer", "note", "write back"),
+    ("note", "jot down", "write down", "memo", "log a note"),
     ("assign", "reassign", "hand over", "give to", "assignee", "owner"),
     ("priority", "urgent", "urgency", "severity"),
     ("status", "state", "progress", "stage"),
