@@ -389,11 +389,21 @@ def test_optional_properties_that_accept_null_say_null_means_unset() -> None:
         {"type": "string"}, {"type": "integer"}]}}},
      "/properties/pair: tuple arrays"),
 ])
-def test_what_strict_mode_cannot_express_falls_back_to_non_strict(
+def test_what_strict_mode_cannot_say_is_encoded_and_a_reason_without_the_encodings(
         schema: dict[str, Any], reason: str) -> None:
     with pytest.raises(StrictModeUnsupported) as caught:
-        openai_strict_schema(schema)
+        openai_strict_schema(schema, encode=False)
     assert any(r.startswith(reason) for r in caught.value.reasons), caught.value.reasons
+    definition = to_openai(make_tool(schema))
+    assert definition["function"]["strict"] is True
+    assert openai_strict_problems(definition) == []
+
+
+def test_a_json_string_beside_plain_strings_falls_back_to_non_strict() -> None:
+    schema = {"type": "object", "properties": {"meta": {"anyOf": [
+        {"type": "string"}, {"type": "object"}]}}}
+    with pytest.raises(StrictModeUnsupported, match="told apart"):
+        openai_strict_schema(schema)
     definition = to_openai(make_tool(schema))
     assert definition["function"]["strict"] is False
     assert definition["function"]["parameters"] == schema
@@ -402,25 +412,30 @@ def test_what_strict_mode_cannot_express_falls_back_to_non_strict(
     assert openai_strict_problems(forced) != []
 
 
-def test_schemas_past_openai_limits_fall_back_to_non_strict() -> None:
+def test_schemas_past_openai_limits_are_folded_to_stay_strict() -> None:
     deep: dict[str, Any] = {"type": "string"}
     for _ in range(11):
         deep = {"type": "object", "properties": {"x": deep}, "required": ["x"]}
     with pytest.raises(StrictModeUnsupported, match="11 levels of nesting"):
-        openai_strict_schema(deep)
-    assert to_openai(make_tool(deep))["function"]["strict"] is False
+        openai_strict_schema(deep, encode=False)
+    assert strict_params(deep)
 
     wide = {"type": "object", "properties": {
         f"p{i}": {"type": "object", "properties": {f"q{j}": {"type": "integer"}
                                                    for j in range(100)}}
         for i in range(50)}}
     with pytest.raises(StrictModeUnsupported, match="5050 object properties"):
-        openai_strict_schema(wide)
+        openai_strict_schema(wide, encode=False)
+    folded = strict_params(wide)
+    assert folded["properties"]["p0"]["type"] == ["string", "null"]
+    assert "A JSON object written as a string, with the keys `q0` (integer)" in folded[
+        "properties"]["p0"]["description"]
 
     many = {"type": "object", "properties": {"code": {
         "type": "string", "enum": [f"value-number-{i:04d}-{'x' * 40}" for i in range(300)]}}}
     with pytest.raises(StrictModeUnsupported, match="more than 250 values"):
-        openai_strict_schema(many)
+        openai_strict_schema(many, encode=False)
+    assert "one of 300 values" in strict_params(many)["properties"]["code"]["description"]
 
 
 def test_openai_descriptions_are_cut_to_the_provider_limit_at_a_sentence() -> None:

@@ -1,6 +1,6 @@
 """The tool call path: what happens between a model asking for a tool and its answer.
 
-    look up the tool → normalise (strict-mode nulls) → validate the arguments, once
+    look up the tool → normalise (strict-mode nulls and encodings) → validate the arguments, once
     (``CallPath.validate``) → approval gate (confirm tools) → the one call path
     (``CallPath.execute``) → shape the result → record the call in the tool audit
 
@@ -72,7 +72,7 @@ from patchwire.tools._catalog import (
 from patchwire.tools._quota import EndUserQuota
 from patchwire.tools._result import ToolResult, ToolStatus
 from patchwire.tools._shaping import shape_result
-from patchwire.tools._strict_arguments import drop_strict_nulls
+from patchwire.tools._strict_arguments import strict_arguments
 
 if TYPE_CHECKING:
     from patchwire.flows import Engine
@@ -474,7 +474,9 @@ class ToolInvoker:
         record = ToolCallRecord(
             id=request_id, session_id=session_id, tool=name[:200],
             target=tool.target if tool else None, connection=tool.connection if tool else None,
-            arguments=redact_arguments(arguments) if isinstance(arguments, Mapping) else None,
+            arguments=redact_arguments(audit.arguments if audit.arguments is not None
+                                       else arguments)
+            if isinstance(arguments, Mapping) else None,
             validation_failed=result.status == "invalid_arguments", status=result.status,
             error=None if result.status == "ok" else (audit.error or result.text)[:2000],
             latency_ms=latency_ms, approval_id=result.approval_id or audit.approval_id,
@@ -502,7 +504,11 @@ class ToolInvoker:
             return ToolResult("invalid_arguments",
                               f"The arguments of {tool.name} must be a JSON object, not "
                               f"{type(arguments).__name__}. Call it again with an object.")
-        args = drop_strict_nulls(tool.input_schema, dict(arguments))
+        try:  # strict-mode nulls dropped and its encodings decoded (JSON strings, pairs)
+            args = strict_arguments(tool.input_schema, dict(arguments))
+        except InputValidationError as exc:
+            return ToolResult("invalid_arguments", _invalid_text(tool, exc.problems))
+        audit.arguments = args
         if tool.kind == "records":  # records tools: answered from the store, no upstream
             from patchwire.tools._records_tool import invoke_records_tool
 
@@ -743,6 +749,8 @@ class ToolInvoker:
 @dataclass(slots=True)
 class _Audit:
     error: str | None = None
+    #: the arguments as the action got them (strict-mode encodings decoded)
+    arguments: dict[str, Any] | None = None
     approval_id: str | None = None
     #: the tool as it ran, when an end user's connections bound it anew
     tool: Tool | None = None

@@ -17,13 +17,32 @@ schema there, starting from the flat object root every provider gets
       characters; default 30.") so the model still learns it; the action's own validation
       still enforces it. ``allOf`` is merged when the parts agree; ``oneOf`` becomes ``anyOf``;
       ``anyOf``/``oneOf`` beside an object's own keywords are distributed into whole variants.
-    * What strict mode cannot say: free-form objects (no declared properties, or
-      ``additionalProperties`` with a schema: maps), schemas with no type (any value), tuple
-      arrays, boolean schemas, and anything past the limits. :func:`openai_strict_schema`
-      raises :class:`StrictModeUnsupported` naming each reason with its JSON path, and such a
-      tool is emitted with ``strict: false`` and the non-strict schema (refs inlined, root
-      flattened) rather than with a schema that would refuse real arguments
-      (:func:`~patchwire.tools.to_openai`).
+    * What strict mode cannot say directly is encoded so that nothing a model may send is
+      lost (``encode=True``, what :func:`~patchwire.tools.to_openai` uses); the arguments are
+      decoded again before the call and then validated against the action's real schema
+      (:func:`patchwire.tools._strict_arguments.strict_arguments`), so MCP and Anthropic, which
+      get the real schema, are not concerned:
+
+      - a free-form object, an object with both properties and a map of other keys, a tuple
+        array (``prefixItems``), and an object or array past the 10 levels of nesting become a
+        **JSON string** ("A JSON object, e.g. {...}"). Only where the real schema admits no
+        string, so a string there can only be this encoding;
+      - a map (``additionalProperties`` with a schema and no properties) becomes a **list of
+        ``{key, value}`` pairs** whose value keeps its strict form (a JSON string when the
+        value itself cannot be said);
+      - a value of any type (no type, ``true``, ``items`` missing, a required property not
+        declared) becomes ``anyOf`` string, number, boolean, null or ``{"json": "..."}`` for an
+        object or array written as JSON;
+      - past the size limits (5000 properties, 120 000 characters of names and values, 1000
+        enum values) the biggest optional objects are folded into JSON strings and the
+        biggest enums are said in words instead (validation still enforces them).
+
+      A union that admits strings next to such a part, or a ``false`` schema that is
+      required, still has no strict form: :func:`openai_strict_schema` raises
+      :class:`StrictModeUnsupported` naming each reason with its JSON path, and such a tool
+      is emitted with ``strict: false`` and the non-strict schema (refs inlined, root
+      flattened). With ``encode=False`` every part above is such a reason (the rule before
+      the encodings, kept to measure what they bring: bench/strict_corpus.py).
     * Strict mode cannot tell "absent" from ``null``: a null for an optional property is taken
       as "not given" (such properties that accept null say so in their description).
 """
@@ -33,7 +52,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from patchwire.tools._provider_rules import OPENAI_STRICT_FORMATS, openai_limit_problems
+from patchwire.tools._provider_rules import (
+    OPENAI_LARGE_ENUM,
+    OPENAI_LARGE_ENUM_CHARS,
+    OPENAI_MAX_ENUM_VALUES,
+    OPENAI_MAX_NESTING,
+    OPENAI_MAX_PROPERTIES,
+    OPENAI_MAX_STRING_CHARS,
+    OPENAI_STRICT_FORMATS,
+    openai_limit_problems,
+)
 from patchwire.tools._root_shape import (
     absorb_all_of,
     choice_sentence,
@@ -44,11 +72,14 @@ from patchwire.tools._root_shape import (
 from patchwire.tools._schema_common import (
     COMPOSITE_TYPES,
     JSON_TYPES,
+    JSON_WRAPPER_KEY,
+    admits,
     append_sentence,
     compact_json,
     json_pointer,
     shown_path,
     types_of,
+    value_types,
 )
 
 __all__ = ["StrictModeUnsupported", "openai_strict_schema", "strict_from_flat"]
@@ -61,6 +92,10 @@ _SILENTLY_DROPPED = frozenset({
     "$schema", "$id", "$anchor", "$comment", "$dynamicAnchor", "readOnly", "writeOnly",
     "nullable", "discriminator", "xml", "externalDocs",
 })
+#: how many times the limits may make a schema fold parts before it is given up on
+_FOLD_ROUNDS = 8
+#: the longest list of keys a folded object's description names
+_KEYS_SHOWN = 600
 
 
 class StrictModeUnsupported(ValueError):
@@ -110,44 +145,6 @@ def _constraint(key: str, value: Any) -> str | None:
     return f"{key} {compact_json(value)}"
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _infer_type(node: Mapping[str, Any]) -> str | list[str] | None:
-    values: list[Any] | None = None
-    if isinstance(node.get("enum"), list):
-        values = node["enum"]
-    elif "const" in node:
-        values = [node["const"]]
-    if values:
-        found = list(dict.fromkeys(_json_type(v) for v in values))
-        if "integer" in found and "number" in found:
-            found.remove("integer")
-        return found[0] if len(found) == 1 else found
-    if {"properties", "additionalProperties", "required", "patternProperties"} & set(node):
-        return "object"
-    if {"items", "prefixItems", "minItems", "maxItems"} & set(node):
-        return "array"
-    if {"minLength", "maxLength", "pattern", "format"} & set(node):
-        return "string"
-    if {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"} & set(node):
-        return "number"
-    return None
-
-
 def _admits_null(node: Any) -> bool:
     if node is True or node == {}:
         return True
@@ -178,17 +175,66 @@ def _nullable(node: dict[str, Any]) -> dict[str, Any]:
     return wrapper
 
 
-class _Strict:
-    """One strict-mode conversion; ``reasons`` collects what it cannot express."""
+def _example(node: Mapping[str, Any]) -> Any:
+    """The schema's own example of its value, if it gives one."""
+    for key in ("example", "default"):
+        if key in node and isinstance(node[key], dict | list) and node[key]:
+            return node[key]
+    examples = node.get("examples")
+    if isinstance(examples, list) and examples and isinstance(examples[0], dict | list):
+        return examples[0]
+    return None
 
-    def __init__(self) -> None:
+
+def _keys_said(node: Mapping[str, Any]) -> str:
+    """A folded object's keys in words: `a` (string, required), `b` (integer)..."""
+    props = node.get("properties")
+    if not isinstance(props, dict) or not props:
+        return ""
+    required = {r for r in node.get("required") or [] if isinstance(r, str)}
+    parts: list[str] = []
+    for name, sub in props.items():
+        kind = "/".join(value_types(sub)) if isinstance(sub, dict) else ""
+        notes = ", ".join(x for x in (kind, "required" if name in required else "") if x)
+        parts.append(f"`{name}`" + (f" ({notes})" if notes else ""))
+    text = ", ".join(parts)
+    if len(text) > _KEYS_SHOWN:
+        text = text[: _KEYS_SHOWN].rsplit(", ", 1)[0] + ", …"
+    return "with the keys " + text
+
+
+class _Strict:
+    """One strict-mode conversion; ``reasons`` collects what it cannot express.
+
+    With ``encode``, what strict mode cannot say is encoded instead (module docstring):
+    ``fold`` names the paths made JSON strings to keep within the size limits and
+    ``plain_enum`` the enums said in words; ``candidates`` and ``enums`` record, for the
+    next round, what could be folded and how big it is."""
+
+    def __init__(self, *, encode: bool, fold: frozenset[str] = frozenset(),
+                 plain_enum: frozenset[str] = frozenset()) -> None:
         self.reasons: list[str] = []
+        self.encode = encode
+        self.fold = fold
+        self.plain_enum = plain_enum
+        self.level = 0  # objects and arrays on the path to the node being converted
+        self.string_union = False  # inside a union one of whose branches admits strings
+        self.properties = 0
+        self.chars = 0
+        #: (optional, properties, characters, path) of objects and arrays that could fold
+        self.candidates: list[tuple[bool, int, int, str]] = []
+        #: (values, characters, path) of every enum kept
+        self.enums: list[tuple[int, int, str]] = []
 
     def convert(self, node: Any, path: str) -> dict[str, Any]:
+        if node is True and self.encode:
+            return self.any_value({}, path, [])
         if not isinstance(node, dict):
             self.reasons.append(f"{shown_path(path)}: the boolean schema {node!r} has no "
                                 "strict-mode form")
             return {"type": "string"}
+        if path in self.fold:
+            return self.json_string(node, [])
         node, left = absorb_all_of(dict(node))
         sentences: list[str] = []
         if left:
@@ -227,7 +273,15 @@ class _Strict:
             if merged is None:
                 return None
             variants.append(merged)
-        return [self.convert(v, json_pointer(path, "anyOf", i)) for i, v in enumerate(variants)]
+        # A JSON string in a union that also takes plain strings could not be told apart
+        # from one of them when the arguments come back.
+        outer = self.string_union
+        self.string_union = outer or any(admits(v, "string") for v in variants)
+        try:
+            return [self.convert(v, json_pointer(path, "anyOf", i))
+                    for i, v in enumerate(variants)]
+        finally:
+            self.string_union = outer
 
     def describe(self, out: dict[str, Any], sentences: list[str]) -> dict[str, Any]:
         if sentences:
@@ -236,16 +290,16 @@ class _Strict:
         return out
 
     def typed(self, node: dict[str, Any], path: str, sentences: list[str]) -> dict[str, Any]:
-        declared = node.get("type")
-        inferred = declared if declared is not None else _infer_type(node)
-        if inferred is None:
+        types = value_types(node)
+        if not types and "type" not in node:
+            if self.encode:
+                return self.any_value(node, path, sentences)
             self.reasons.append(f"{shown_path(path)}: a schema without a type (any value) has no "
                                 "strict-mode form")
             return {"type": "string"}
-        types = [inferred] if isinstance(inferred, str) else list(inferred)
         unknown = [t for t in types if t not in JSON_TYPES]
         if unknown or not types:
-            self.reasons.append(f"{shown_path(path)}: unknown type {inferred!r}")
+            self.reasons.append(f"{shown_path(path)}: unknown type {node.get('type')!r}")
             return {"type": "string"}
         if "null" in types and len(types) > 1 and COMPOSITE_TYPES & set(types):
             rest = [t for t in types if t != "null"]
@@ -262,15 +316,27 @@ class _Strict:
             out["description"] = description
         elif isinstance(node.get("title"), str) and node["title"]:
             out["description"] = node["title"]
+        encoding = self.encoding(node, types, path) if COMPOSITE_TYPES & set(types) else None
+        if encoding == "json":
+            return self.json_string(node, sentences)
         structural = {"type", "description", "title", "properties", "required",
                       "additionalProperties", "items"}
         for key, value in node.items():
             if key in structural:
                 continue
+            if key == "enum" and path in self.plain_enum and isinstance(value, list):
+                shown = ", ".join(compact_json(v, 40) for v in value[:5])
+                sentences.append(f"one of {len(value)} values (checked when the tool is "
+                                 f"called), e.g. {shown}")
+                continue
             keep = key in ("enum", "const") or key in _KEPT_IN_STRICT or (
                 key == "format" and value in OPENAI_STRICT_FORMATS)
             if keep:
                 out[key] = value
+                if key == "enum" and isinstance(value, list):
+                    size = sum(len(v) for v in value if isinstance(v, str))
+                    self.enums.append((len(value), size, path))
+                    self.chars += size
             elif key in ("minLength", "maxLength") and node.get("minLength") == node.get(
                     "maxLength"):
                 if key == "minLength":
@@ -279,11 +345,126 @@ class _Strict:
                 note = _constraint(key, value)
                 if note:
                     sentences.append(note)
-        if "object" in types:
-            self.object(node, out, path)
-        if "array" in types:
-            self.array(node, out, path)
+        if not COMPOSITE_TYPES & set(types):
+            return out
+        self.level += 1
+        try:
+            if encoding == "pairs":
+                return self.pairs(node, out, path)
+            if "object" in types:
+                self.object(node, out, path)
+            if "array" in types:
+                self.array(node, out, path)
+        finally:
+            self.level -= 1
         return out
+
+    def encoding(self, node: dict[str, Any], types: list[str], path: str) -> str | None:
+        """How an object or array strict mode cannot say is encoded: ``"json"`` (a JSON
+        string), ``"pairs"`` (a map as key/value pairs), or ``None`` (said as it is)."""
+        if not self.encode:
+            return None
+        props = node.get("properties")
+        extra = node.get("additionalProperties")
+        why: str | None = None
+        if path in self.fold or self.level + 1 > OPENAI_MAX_NESTING:
+            why = "json"
+        elif "object" in types and isinstance(extra, dict) and extra != {}:
+            # a map: pairs keep its values typed, unless it also has properties of its own
+            # or its pairs would be nested past the limit
+            why = "json" if props or self.level + 2 > OPENAI_MAX_NESTING else "pairs"
+        else:
+            free_form = "object" in types and not props and extra is not False
+            tuple_array = "array" in types and ("prefixItems" in node
+                                                or isinstance(node.get("items"), list))
+            why = "json" if free_form or tuple_array else None
+        if why is None:
+            return None
+        if self.string_union or admits(node, "string"):
+            self.reasons.append(f"{shown_path(path)}: a JSON-string encoding would not be told "
+                                "apart from the strings this part also accepts")
+            return None
+        return why
+
+    def json_string(self, node: dict[str, Any], sentences: list[str]) -> dict[str, Any]:
+        """An object or array as a string holding its JSON; the arguments' decoding parses
+        it back before the action's own validation."""
+        kind = "array" if admits(node, "array") and not admits(node, "object") else "object"
+        description = node.get("description") or node.get("title")
+        said = f"A JSON {kind} written as a string"
+        keys = _keys_said(node) if kind == "object" else ""
+        extra = node.get("additionalProperties")
+        if keys:
+            said += ", " + keys
+            if isinstance(extra, dict) and extra != {}:
+                said += ", and other keys each mapped to " + compact_json(extra, 120)
+        elif kind == "object" and isinstance(extra, dict) and extra != {}:
+            said += ", mapping keys to values of " + compact_json(extra, 120)
+        elif kind == "array" and isinstance(node.get("prefixItems"), list):
+            said += ", its items in order: " + compact_json(node["prefixItems"], 200)
+        elif kind == "array" and isinstance(node.get("items"), dict):
+            said += ", each item " + compact_json(node["items"], 200)
+        example = _example(node)
+        if example is None and kind == "object" and not keys:
+            example = {"key": "value"}
+        if example is not None:
+            said += ", e.g. " + compact_json(example, 200)
+        result: dict[str, Any] = {"type": "string", "description": append_sentence(
+            description if isinstance(description, str) else None, said + ".")}
+        return self.describe(result, sentences)
+
+    def any_value(self, node: dict[str, Any], path: str,
+                  sentences: list[str]) -> dict[str, Any]:
+        """A value of any type: a string, number, boolean or null as it is, an object or
+        array as JSON in ``{"json": "..."}``."""
+        branches: list[dict[str, Any]] = [
+            {"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+        said = "Any value: text, a number, true/false or null as it is"
+        if self.level + 1 <= OPENAI_MAX_NESTING:
+            branches.append({
+                "type": "object",
+                "properties": {JSON_WRAPPER_KEY: {
+                    "type": "string",
+                    "description": "The object or array written as JSON, e.g. {\"a\": 1}."}},
+                "required": [JSON_WRAPPER_KEY], "additionalProperties": False})
+            said += f"; an object or array as {{\"{JSON_WRAPPER_KEY}\": \"<its JSON>\"}}"
+        else:
+            self.reasons.append(f"{shown_path(path)}: a value of any type this deep has no "
+                                "strict-mode form")
+        out: dict[str, Any] = {"anyOf": branches}
+        description = node.get("description") or node.get("title")
+        out["description"] = append_sentence(
+            description if isinstance(description, str) else None, said + ".")
+        for key, value in node.items():
+            if key not in ("description", "title"):
+                note = _constraint(key, value)
+                if note:
+                    sentences.append(note)
+        return out
+
+    def pairs(self, node: dict[str, Any], out: dict[str, Any], path: str) -> dict[str, Any]:
+        """A map as a list of ``{key, value}`` pairs; the decoding makes it an object again."""
+        self.level += 1  # the pair object
+        try:
+            value = self.convert(node["additionalProperties"],
+                                 json_pointer(path, "additionalProperties"))
+        finally:
+            self.level -= 1
+        self.properties += 2
+        self.chars += len("key") + len("value")
+        key: dict[str, Any] = {"type": "string", "description": "The key."}
+        names = node.get("propertyNames")
+        if isinstance(names, dict) and isinstance(names.get("pattern"), str):
+            key["pattern"] = names["pattern"]
+        said = ("A map given as a list of {key, value} pairs (each key at most once); it is "
+                "sent as one object")
+        result: dict[str, Any] = {
+            "type": "array",
+            "description": append_sentence(out.get("description"), said + "."),
+            "items": {"type": "object", "properties": {"key": key, "value": value},
+                      "required": ["key", "value"], "additionalProperties": False},
+        }
+        return result
 
     def object(self, node: dict[str, Any], out: dict[str, Any], path: str) -> None:
         props = node.get("properties")
@@ -301,18 +482,31 @@ class _Strict:
                                 "has no strict-mode form")
         required = [r for r in node.get("required") or [] if isinstance(r, str)]
         undeclared = [r for r in required if r not in props]
-        if undeclared:
+        if undeclared and self.encode and extra is not False:
+            # required keys the schema names without describing: any value will do
+            props = {**props, **dict.fromkeys(undeclared, True)}
+        elif undeclared:
             self.reasons.append(f"{json_pointer(path, 'required')}: required but undeclared "
                                 f"properties {undeclared} have no strict-mode form")
         converted: dict[str, Any] = {}
         for name, sub in props.items():
-            child = self.convert(sub, json_pointer(path, "properties", name))
+            child_path = json_pointer(path, "properties", name)
+            if sub is False and self.encode and name not in required:
+                continue  # no value is allowed: the model is not offered the key at all
+            before = (self.properties, self.chars)
+            child = self.convert(sub, child_path)
+            if self.encode and isinstance(sub, dict) and self.properties > before[0] \
+                    and not self.string_union and not admits(sub, "string"):
+                self.candidates.append((name not in required, self.properties - before[0],
+                                        self.chars - before[1], child_path))
             if name not in required:
                 if _admits_null(sub):
                     child["description"] = append_sentence(
                         child.get("description"), "null means: leave it unset.")
                 child = _nullable(child)
             converted[name] = child
+        self.properties += len(converted)
+        self.chars += sum(len(k) for k in converted)
         out["properties"] = converted
         out["required"] = list(converted)
         out["additionalProperties"] = False
@@ -324,30 +518,80 @@ class _Strict:
                                 "strict-mode form")
             items = {}
         if items is None:
-            self.reasons.append(f"{shown_path(path)}: an array without items has no strict-mode "
-                                "form")
-            items = {"type": "string"}
+            if self.encode:
+                items = True  # an array of anything
+            else:
+                self.reasons.append(f"{shown_path(path)}: an array without items has no "
+                                    "strict-mode form")
+                items = {"type": "string"}
         out["items"] = self.convert(items, json_pointer(path, "items"))
 
 
-def openai_strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+def openai_strict_schema(schema: Mapping[str, Any], *, encode: bool = True) -> dict[str, Any]:
     """``schema`` (an action's input) as OpenAI strict-mode parameters.
 
-    Raises :class:`StrictModeUnsupported` when strict mode cannot express it faithfully or it
-    exceeds OpenAI's limits (see the module docstring)."""
-    return strict_from_flat(provider_schema(schema))
+    Raises :class:`StrictModeUnsupported` when strict mode cannot express it (see the
+    module docstring; ``encode=False``: without the encodings, faithfully or not at all)."""
+    return strict_from_flat(provider_schema(schema), encode=encode)
 
 
-def strict_from_flat(flat: dict[str, Any]) -> dict[str, Any]:
+def strict_from_flat(flat: dict[str, Any], *, encode: bool = True) -> dict[str, Any]:
     """:func:`openai_strict_schema` of a schema already made flat by
     :func:`~patchwire.tools._root_shape.provider_schema`."""
-    converter = _Strict()
-    out = converter.convert(flat, "")
-    reasons = converter.reasons
-    if not reasons:
+    fold: frozenset[str] = frozenset()
+    plain_enum: frozenset[str] = frozenset()
+    for _ in range(_FOLD_ROUNDS):
+        converter = _Strict(encode=encode, fold=fold, plain_enum=plain_enum)
+        out = converter.convert(flat, "")
+        reasons = converter.reasons
+        if reasons:
+            raise StrictModeUnsupported(reasons)
         if out.get("type") != "object":
-            reasons.append("/: the root is not an object")
-        reasons.extend(openai_limit_problems(out, ""))
-    if reasons:
-        raise StrictModeUnsupported(reasons)
-    return out
+            raise StrictModeUnsupported(["/: the root is not an object"])
+        problems = openai_limit_problems(out, "")
+        if not problems:
+            return out
+        more = _to_fold(converter, fold) if encode else None
+        more_plain = _to_say_in_words(converter, plain_enum) if encode else None
+        if not more and not more_plain:
+            raise StrictModeUnsupported(problems)
+        fold |= more or frozenset()
+        plain_enum |= more_plain or frozenset()
+    raise StrictModeUnsupported(problems)
+
+
+def _to_fold(converter: _Strict, fold: frozenset[str]) -> frozenset[str]:
+    """The biggest objects and arrays to fold into JSON strings so that the schema's
+    properties and characters come within OpenAI's limits, optional ones first."""
+    over_props = converter.properties - OPENAI_MAX_PROPERTIES
+    over_chars = converter.chars - OPENAI_MAX_STRING_CHARS
+    if over_props <= 0 and over_chars <= 0:
+        return frozenset()
+    chosen: list[str] = []
+    ranked = sorted(converter.candidates, key=lambda c: (not c[0], -c[1], -c[2]))
+    for _optional, props, chars, path in ranked:
+        if path in fold or any(path.startswith(p + "/") for p in chosen):
+            continue
+        if over_props <= 0 and over_chars <= 0:
+            break
+        if (over_props > 0 and props > 1) or (over_chars > 0 and chars > 0):
+            chosen.append(path)
+            # the folded part still has its one property in its parent
+            over_props -= props
+            over_chars -= chars
+    return frozenset(chosen)
+
+
+def _to_say_in_words(converter: _Strict, plain: frozenset[str]) -> frozenset[str]:
+    """The biggest enums to say in words so that the enum values come within OpenAI's
+    limits (and no single big string enum is over its own)."""
+    total = sum(values for values, _, _ in converter.enums)
+    chosen: list[str] = []
+    for values, chars, path in sorted(converter.enums, reverse=True):
+        if path in plain:
+            continue
+        if total > OPENAI_MAX_ENUM_VALUES or (values > OPENAI_LARGE_ENUM
+                                              and chars > OPENAI_LARGE_ENUM_CHARS):
+            chosen.append(path)
+            total -= values
+    return frozenset(chosen)

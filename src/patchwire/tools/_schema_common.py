@@ -12,6 +12,8 @@ __all__ = [
     "ANNOTATIONS",
     "COMPOSITE_TYPES",
     "JSON_TYPES",
+    "JSON_WRAPPER_KEY",
+    "admits",
     "append_sentence",
     "compact_json",
     "json_pointer",
@@ -20,6 +22,7 @@ __all__ = [
     "shown_path",
     "trim_text",
     "types_of",
+    "value_types",
 ]
 
 #: keywords that say something about a value without constraining it
@@ -29,6 +32,9 @@ ANNOTATIONS = frozenset({
 })
 JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
 COMPOSITE_TYPES = frozenset({"object", "array"})
+#: the key of ``{"json": "..."}``, how a strict-mode model gives an object or array where the
+#: action takes a value of any type (:mod:`patchwire.tools._openai_strict`)
+JSON_WRAPPER_KEY = "json"
 
 
 def plain_copy(value: Any) -> Any:
@@ -92,3 +98,69 @@ def types_of(node: Mapping[str, Any]) -> list[str]:
     if isinstance(t, list):
         return [x for x in t if isinstance(x, str)]
     return []
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def value_types(node: Mapping[str, Any]) -> list[str]:
+    """The types ``node`` declares, or else the ones its keywords imply (``properties``: an
+    object, ``items``: an array, an ``enum``: its values' types...); none for a schema that
+    says nothing about the type (any value). OpenAI strict mode and the decoding of its
+    arguments read a schema the same way through this."""
+    declared = types_of(node)
+    if declared or "type" in node:
+        return declared
+    values: list[Any] | None = None
+    if isinstance(node.get("enum"), list):
+        values = node["enum"]
+    elif "const" in node:
+        values = [node["const"]]
+    if values:
+        found = list(dict.fromkeys(_json_type(v) for v in values))
+        if "integer" in found and "number" in found:
+            found.remove("integer")
+        return found
+    if {"properties", "additionalProperties", "required", "patternProperties"} & set(node):
+        return ["object"]
+    if {"items", "prefixItems", "minItems", "maxItems"} & set(node):
+        return ["array"]
+    if {"minLength", "maxLength", "pattern", "format"} & set(node):
+        return ["string"]
+    if {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"} & set(node):
+        return ["number"]
+    return []
+
+
+def admits(schema: Any, json_type: str) -> bool:
+    """Whether ``schema`` (refs inlined) lets some value of ``json_type`` through, as far as
+    types go (``allOf`` members must all let it, one ``anyOf``/``oneOf`` branch must)."""
+    if schema is True:
+        return True
+    if not isinstance(schema, Mapping):
+        return False
+    for member in schema.get("allOf") or []:
+        if not admits(member, json_type):
+            return False
+    for kind in ("anyOf", "oneOf"):
+        branches = schema.get(kind)
+        if isinstance(branches, list) and branches and not any(
+                admits(b, json_type) for b in branches):
+            return False
+    types = value_types(schema)
+    if not types:
+        return True
+    return json_type in types or (json_type == "integer" and "number" in types)
