@@ -42,21 +42,26 @@ MAX_QUERY_TERMS: Final = 32
 #: the most tools one search returns
 MAX_LIMIT: Final = 50
 
-#: how much a word in each field counts, and how much a long field dilutes it (BM25F's b).
-#: The action's own name and summary say what it does; the connector's words say where
-#: (they lift every action of a connector the person names); argument names say what it
-#: takes, which hints at what it does but also matches many unrelated tools.
-_FIELDS: Final[Mapping[str, tuple[float, float]]] = {
-    "name": (3.0, 0.3),
-    "title": (2.5, 0.5),
-    "description": (1.0, 0.75),
-    "tags": (1.5, 0.3),
-    "arguments": (0.4, 0.75),
-    "ids": (1.5, 0.0),
-    "connector": (2.0, 0.0),
-    "synonyms": (0.6, 0.3),
-    "connector_text": (0.2, 0.75),
+#: how much a word in each field counts, how much a long field dilutes it (BM25F's b),
+#: and its group. Group 0 says what the tool is: the action's own name and summary, its
+#: tags, its connector's name and title (they lift every action of a connector the person
+#: names), the id prefixes it takes. Group 1 is what is said about it: descriptions,
+#: argument names, the catalog's synonyms. Each group's words saturate on their own and
+#: group 1 counts for less (_SAID), so a rare word said in a long description (a colour,
+#: "fixed", "confirmation") cannot outweigh the request's words found in a tool's name.
+_FIELDS: Final[Mapping[str, tuple[float, float, int]]] = {
+    "name": (3.0, 0.3, 0),
+    "title": (2.5, 0.5, 0),
+    "tags": (1.5, 0.3, 0),
+    "connector": (2.0, 0.0, 0),
+    "ids": (1.5, 0.0, 0),
+    "description": (1.0, 0.75, 1),
+    "arguments": (0.4, 0.75, 1),
+    "synonyms": (0.6, 0.3, 1),
+    "connector_text": (0.2, 0.75, 1),
 }
+#: what group 1's words count for against group 0's
+_SAID: Final = 0.5
 #: how strongly the share of a query's words a tool matches scales its score
 _COORD: Final = 1.0
 #: BM25's term-frequency saturation (high: a word in a tool's name counts clearly more
@@ -276,17 +281,19 @@ class ToolIndex:
         average = {f: (totals[f] / len(listed)) or 1.0 if listed else 1.0 for f in _FIELDS}
         postings: dict[str, list[tuple[int, float]]] = {}
         for doc, fields in enumerate(per_tool):
-            weighted: dict[str, float] = {}
+            weighted: dict[str, list[float]] = {}
             for f, terms in fields.items():
                 if not terms:
                     continue
-                weight, b = _FIELDS[f]
+                weight, b, group = _FIELDS[f]
                 norm = weight / (1.0 - b + b * len(terms) / average[f])
                 for term in terms:
-                    weighted[term] = weighted.get(term, 0.0) + norm
-            for term, tf in weighted.items():
-                # saturated once here, so a search only multiplies
-                postings.setdefault(term, []).append((doc, tf * (_K1 + 1.0) / (tf + _K1)))
+                    weighted.setdefault(term, [0.0, 0.0])[group] += norm
+            for term, (tf_is, tf_said) in weighted.items():
+                # saturated once here, per group, so a search only multiplies
+                value = (tf_is * (_K1 + 1.0) / (tf_is + _K1)
+                         + _SAID * tf_said * (_K1 + 1.0) / (tf_said + _K1))
+                postings.setdefault(term, []).append((doc, value))
         return cls(listed, postings)
 
     def __len__(self) -> int:

@@ -103,7 +103,8 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("campaign", "newsletter", "blast", "broadcast", "mailing"),
     ("template", "draft"),
     # work tracking
-    ("task", "todo", "to-do", "to do", "card", "story", "action item", "work item"),
+    ("task", "todo", "to-do", "to do", "card", "story", "action item", "work item",
+     "reminder", "remind me"),
     ("project", "board", "workspace", "space"),
     ("repository", "repo", "codebase"),
     ("pull request", "pr", "merge request", "mr"),
@@ -118,7 +119,9 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("share", "permission", "access", "give access"),
     ("signature", "sign", "esign", "e-sign", "envelope"),
     # verbs
-    ("find", "search", "look up", "lookup", "look for", "locate", "query"),
+    ("find", "search", "look up", "lookup", "look for", "locate", "query", "mention",
+     "mentions", "containing", "somewhere", "look through", "dig up"),
+    ("read", "say", "says", "saying", "content", "contents", "what it says"),
     ("show", "view", "display", "see", "get", "fetch", "retrieve", "read", "check"),
     ("list", "every", "recent", "latest"),
     ("create", "add", "new", "make", "open", "start", "submit", "log", "raise", "file"),
