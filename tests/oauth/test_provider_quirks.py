@@ -538,3 +538,23 @@ async def test_token_params_go_with_every_token_request(
     await c.refresh(tokens)
     grants = [s["form"]["grant_type"] for s in await provider.seen("token")]
     assert grants == ["authorization_code", "refresh_token"]
+
+
+async def test_a_hostile_refresh_answer_is_refused_and_no_secret_reaches_errors_or_logs(
+        provider: MockProvider, http: HttpCore, store: Store, vault: Vault,
+        caplog: pytest.LogCaptureFixture) -> None:
+    spec = salesforce(provider.url)
+    await provider.behave(token_extra={"instance_url": "http://127.0.0.1:1001"})
+    first, _ = await code_flow(client(spec, http))
+    keeper = await kept(store, vault, http, spec, first, FakeClock(EPOCH))
+    await provider.behave(token_extra={"instance_url": "http://169.254.169.254"})
+    caplog.set_level("DEBUG")
+    with pytest.raises(OAuthError) as err:
+        await keeper.refresh("acme", rejected=first.access_token)
+    assert err.value.error == "invalid_setting"
+    no_secret_in(err.value, first.access_token, first.refresh_token or "")
+    for secret in (CLIENT_SECRET, first.access_token, first.refresh_token or ""):
+        assert secret not in caplog.text
+    rec = await store.get_connection("acme")
+    assert rec.settings["instance_url"] == "http://127.0.0.1:1001"  # nothing written
+    assert stored(rec, vault)["access_token"] == first.access_token
