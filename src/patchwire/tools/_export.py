@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from patchwire.tools._catalog import Tool, ToolCatalog
+from patchwire.tools._meta_tools import meta_tools
 from patchwire.tools._openai_strict import StrictModeUnsupported, strict_from_flat
 from patchwire.tools._provider_rules import OPENAI_DESCRIPTION_MAX
 from patchwire.tools._root_shape import provider_schema
@@ -28,8 +29,10 @@ ExportFormat = Literal["openai", "openai-responses", "anthropic", "mcp"]
 def to_openai(tool: Tool, *, strict: bool = True,
               style: Literal["chat", "responses"] = "chat") -> dict[str, Any]:
     """The OpenAI function tool for ``tool``: Chat Completions form (``style="chat"``) or
-    the Responses API's flat form. With ``strict`` the parameters follow Structured Outputs;
-    a tool strict mode cannot express is emitted with ``"strict": false`` instead."""
+    the Responses API's flat form. With ``strict`` the parameters follow Structured Outputs,
+    what strict mode cannot say encoded (JSON strings, key/value pairs; the tool invoker
+    decodes the arguments: docs/tools/strict-mode.md); a tool it cannot express even so is
+    emitted with ``"strict": false`` instead."""
     parameters = provider_schema(tool.input_schema)
     is_strict = False
     if strict:
@@ -94,8 +97,6 @@ def export_tools(catalog: ToolCatalog | Iterable[Tool], format: ExportFormat,
         raise ValueError(f"unknown tool format {format!r}; expected one of "
                          f"{', '.join(_EXPORTERS)}") from None
     if mode == "search":
-        from patchwire.tools._search_mode import meta_tools
-
         return meta_tools(format)
     if mode != "all":
         raise ValueError(f"unknown tool mode {mode!r}; expected all or search")
