@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from patchwire.tools._catalog import Tool, ToolCatalog
+from patchwire.tools._meta_tools import meta_tools
 from patchwire.tools._openai_strict import StrictModeUnsupported, strict_from_flat
 from patchwire.tools._provider_rules import OPENAI_DESCRIPTION_MAX
 from patchwire.tools._root_shape import provider_schema
@@ -96,8 +97,6 @@ def export_tools(catalog: ToolCatalog | Iterable[Tool], format: ExportFormat,
         raise ValueError(f"unknown tool format {format!r}; expected one of "
                          f"{', '.join(_EXPORTERS)}") from None
     if mode == "search":
-        from patchwire.tools._search_mode import meta_tools
-
         return meta_tools(format)
     if mode != "all":
         raise ValueError(f"unknown tool mode {mode!r}; expected all or search")
