@@ -67,7 +67,8 @@ def render_auth(auth: AuthSpec, values: Mapping[str, Any]) -> AuthParts:
         return AuthParts(cookies={auth.name: value})
     if isinstance(auth, BasicAuth):
         user = _fill(auth.username, values)
-        password = _fill(auth.password, values)
+        # declared empty: the API key is the user name (Dropbox Sign, EasyPost, Close...)
+        password = _fill(auth.password, values) if auth.password else ""
         # RFC 7617 section 2.1: UTF-8 is the charset servers expect today.
         token = b64encode(f"{user}:{password}".encode()).decode("ascii")
         return AuthParts(headers={"Authorization": f"Basic {token}"})
