@@ -30,7 +30,17 @@ from typing import Any, Final
 
 from patchwire.connectors.spec import ConnectorSpec
 from patchwire.tools._catalog import Tool, ToolCatalog
-from patchwire.tools._search_words import IRREGULAR, STOPWORDS, SYNONYM_GROUPS
+from patchwire.tools._search_words import (
+    EVERYDAY_NAMES,
+    INTENTS,
+    IRREGULAR,
+    MENTION_CUES,
+    NEVER_A_NAME,
+    PREFACE,
+    QUESTION_WORDS,
+    STOPWORDS,
+    SYNONYM_GROUPS,
+)
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "ToolHit", "ToolIndex", "catalog_tool_index",
            "query_concepts"]
@@ -76,8 +86,13 @@ _SYNONYM_WEIGHT: Final = 0.35
 #: ("money back": the person named the thing, in other words)
 _PHRASE_WEIGHT: Final = 0.9
 
+#: what a tool whose action does what the request asks (reads, makes, changes, removes,
+#: refunds: :data:`_search_words.INTENTS`) counts for against one that does not
+_INTENT: Final = 0.5
+
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[A-Za-z0-9]+")
+_PARENS = re.compile(r"\(([^)]*)\)")
 _EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}")
 _URL = re.compile(r"\bhttps?://\S+", re.IGNORECASE)
 #: the literal prefix of an id an argument's pattern asks for (``^cus_[A-Za-z0-9]+$``):
@@ -85,9 +100,14 @@ _URL = re.compile(r"\bhttps?://\S+", re.IGNORECASE)
 _ID_PREFIX = re.compile(r"^\^([A-Za-z][A-Za-z0-9]{0,11})[_-]")
 
 
+def _cased_words(text: str) -> list[str]:
+    """Words as written; ``snake_case``, ``camelCase`` and ``kebab-case`` split."""
+    return _WORD.findall(_CAMEL.sub(r"\1 \2", text))
+
+
 def _words(text: str) -> list[str]:
     """Lower-case words; ``snake_case``, ``camelCase`` and ``kebab-case`` split."""
-    return _WORD.findall(_CAMEL.sub(r"\1 \2", text).lower())
+    return [w.lower() for w in _cased_words(text)]
 
 
 @lru_cache(maxsize=65_536)
@@ -146,24 +166,33 @@ def _synonyms() -> tuple[dict[str, list[int]], list[tuple[tuple[str, ...], int]]
 _BY_WORD, _PHRASES, _MEMBERS = _synonyms()
 
 
+def _query_words(query: str) -> list[str]:
+    """A request's words as written (cut at :data:`MAX_QUERY_CHARS`); an e-mail address
+    or a URL in it stands for the word "email" or "url" (tools that take one)."""
+    return _cased_words(_URL.sub(" url ", _EMAIL.sub(" email ", query[:MAX_QUERY_CHARS])))
+
+
 def query_concepts(query: str) -> list[dict[str, float]]:
     """What a query searches for: one concept per word it holds (stopwords aside), each
     the word's stem (1.0) or any of its synonyms (less), and one per synonym phrase it
     holds ("money back"). A tool scores a concept's best term only, so a tool whose text
     holds many synonyms of one word does not outrank the tool that holds the word.
 
-    The query is only ever split into words: no character of it is syntax. An e-mail
-    address or a URL in it stands for the word "email" or "url" (tools that take one)."""
-    text = _URL.sub(" url ", _EMAIL.sub(" email ", query[:MAX_QUERY_CHARS]))
-    raw_words = _words(text)
+    The query is only ever split into words: no character of it is syntax."""
+    return _concepts([w.lower() for w in _query_words(query)], frozenset())
+
+
+def _concepts(raw_words: list[str], skip: frozenset[int]) -> list[dict[str, float]]:
+    """:func:`query_concepts` of lower-case words, but for the words at ``skip`` (a
+    connector's name: it says where, not what)."""
     raw = [stem(w) for w in raw_words]
     concepts: dict[str, dict[str, float]] = {}
     # phrases first: their words mean the phrase, not each word alone
-    consumed: set[int] = set()
+    consumed: set[int] = set(skip)
     for phrase, gid in _PHRASES:
         n = len(phrase)
         for i in range(len(raw) - n + 1):
-            if tuple(raw[i:i + n]) == phrase:
+            if tuple(raw[i:i + n]) == phrase and not skip.intersection(range(i, i + n)):
                 concepts.setdefault(" ".join(phrase), {})
                 _expand(concepts[" ".join(phrase)], (gid,), _PHRASE_WEIGHT)
                 consumed.update(range(i, i + n))
@@ -174,6 +203,58 @@ def query_concepts(query: str) -> list[dict[str, float]]:
             break
         concepts[term] = _expand({term: 1.0}, _BY_WORD.get(term, ()), _SYNONYM_WEIGHT)
     return list(concepts.values())
+
+
+def _intent_table() -> tuple[dict[tuple[str, ...], str], int]:
+    """Each intent's words and phrases as stems → the intent, and the longest phrase."""
+    table: dict[tuple[str, ...], str] = {}
+    for intent, members in INTENTS.items():
+        for member in members:
+            table.setdefault(tuple(stem(w) for w in _words(member)), intent)
+    return table, max(map(len, table))
+
+
+_INTENT_OF, _LONGEST_INTENT = _intent_table()
+
+
+def _intent_at(terms: list[str], i: int) -> str | None:
+    for n in range(min(_LONGEST_INTENT, len(terms) - i), 0, -1):
+        found = _INTENT_OF.get(tuple(terms[i:i + n]))
+        if found is not None:
+            return found
+    return None
+
+
+def request_intent(raw_words: list[str]) -> str | None:
+    """What a request (lower-case words) asks done: the intent of the verb it opens with
+    past "can you please"; a question ("which...", "is...") reads; otherwise the first
+    verb later on ("the client wants to unsubscribe")."""
+    terms = [stem(w) for w in raw_words]
+    i = 0
+    while i < len(raw_words) and raw_words[i] in PREFACE:
+        i += 1
+    if i == len(raw_words):
+        return None
+    found = _intent_at(terms, i)
+    if found is not None:
+        return found
+    if raw_words[i] in QUESTION_WORDS:
+        return "read"
+    for j in range(i + 1, len(terms)):
+        found = _intent_at(terms, j)
+        if found is not None:
+            return found
+    return None
+
+
+def action_intent(action: str) -> str | None:
+    """What an action does, by the verb its name starts with (``quick_add_event``: add)."""
+    words = [stem(w) for w in _words(action)][:2]
+    for word in words:
+        found = _INTENT_OF.get((word,))
+        if found is not None:
+            return found
+    return None
 
 
 def _expand(terms: dict[str, float], groups: Iterable[int], weight_each: float
@@ -251,14 +332,38 @@ def _fields(tool: Tool, spec: ConnectorSpec | None) -> dict[str, str]:
     }
 
 
+def _mention_keys(titles: Mapping[str, str]) -> dict[tuple[str, ...], frozenset[str]]:
+    """The words that name each connector in a request → the connectors they name: its
+    name and its title (``google calendar``, ``Google Calendar``, ``GitHub`` written whole
+    or split as ``git hub``), a title's parenthesis (``X (Twitter)``: ``twitter``), and
+    the first word of each (``google``, ``zoho``, ``outlook``: every connector of that
+    vendor)."""
+    keys: dict[tuple[str, ...], set[str]] = {}
+    for connector, title in titles.items():
+        for form in (connector.replace("_", " "), _PARENS.sub(" ", title),
+                     *_PARENS.findall(title)):
+            written = _WORD.findall(form)
+            if not written:
+                continue
+            for key in (tuple(w.lower() for w in written), tuple(_words(form)),
+                        (written[0].lower(),), tuple(_words(written[0]))):
+                if key and not (len(key) == 1 and (key[0] in STOPWORDS or key[0].isdigit())):
+                    keys.setdefault(key, set()).add(connector)
+    return {key: frozenset(names) for key, names in keys.items()}
+
+
 class ToolIndex:
     """Tools ranked for a request (see the module docstring). Built once per catalog;
     searching reads only, so one index serves concurrent searches."""
 
-    def __init__(self, tools: list[Tool], postings: dict[str, list[tuple[int, float]]]
-                 ) -> None:
+    def __init__(self, tools: list[Tool], postings: dict[str, list[tuple[int, float]]],
+                 titles: Mapping[str, str] | None = None) -> None:
         self._tools = tools
         self._postings = postings
+        self._mentions = _mention_keys(
+            titles if titles is not None else {t.connector: t.connector for t in tools})
+        self._longest_mention = max(map(len, self._mentions), default=0)
+        self._intents = [action_intent(t.target.split(".", 1)[-1]) for t in tools]
         n = len(tools)
         self._idf = {term: min(_MAX_IDF, math.log(1.0 + (n - len(p) + 0.5) / (len(p) + 0.5)))
                      for term, p in postings.items()}
@@ -294,10 +399,46 @@ class ToolIndex:
                 value = (tf_is * (_K1 + 1.0) / (tf_is + _K1)
                          + _SAID * tf_said * (_K1 + 1.0) / (tf_said + _K1))
                 postings.setdefault(term, []).append((doc, value))
-        return cls(listed, postings)
+        titles = {tool.connector: specs[tool.connector].title if tool.connector in specs
+                  else tool.connector for tool in listed}
+        return cls(listed, postings, titles)
 
     def __len__(self) -> int:
         return len(self._tools)
+
+    def mentioned_connectors(self, query: str) -> frozenset[str]:
+        """The connectors ``query`` names ("in Jira", "my Zoom call", "google sheet")."""
+        return self._mentioned(_query_words(query))[0]
+
+    def _mentioned(self, written: list[str]) -> tuple[frozenset[str], frozenset[int]]:
+        """The connectors named in a request's words, and where their names stand.
+
+        A name that is also an everyday word ("close", "square", "notion", "linear")
+        names its connector only when written as a name: capitalised after the first
+        word ("the deal in Close") or after a word that says where ("on wise"); a day or
+        month ("monday") never alone."""
+        lowered = [w.lower() for w in written]
+        found: set[str] = set()
+        at: set[int] = set()
+        i = 0
+        while i < len(lowered):
+            for n in range(min(self._longest_mention, len(lowered) - i), 0, -1):
+                names = self._mentions.get(tuple(lowered[i:i + n]))
+                if names is None:
+                    continue
+                word = lowered[i]
+                as_name = i > 0 and (
+                    (written[i][:1].isupper() and not written[i].isupper())
+                    or lowered[i - 1] in MENTION_CUES)
+                if n == 1 and (word in NEVER_A_NAME or (word in EVERYDAY_NAMES
+                                                        and not as_name)):
+                    continue
+                found.update(names)
+                at.update(range(i, i + n))
+                i += n - 1
+                break
+            i += 1
+        return frozenset(found), frozenset(at)
 
     def search(self, query: str, *, connector: str | None = None, limit: int = 5
                ) -> list[ToolHit]:
@@ -308,7 +449,11 @@ class ToolIndex:
             return []
         scores: dict[int, float] = {}
         matched: dict[int, int] = {}
-        concepts = query_concepts(query)
+        written = _query_words(query)
+        named, where = self._mentioned(written)
+        lowered = [w.lower() for w in written]
+        concepts = _concepts(lowered, where)
+        intent = request_intent(lowered)
         for concept in concepts:
             best: dict[int, float] = {}
             for term, q_weight in concept.items():
@@ -326,9 +471,20 @@ class ToolIndex:
         # coordination: a tool that answers more of the request's words beats one that
         # holds a single rare word of it ("last", "half") many times over
         total = len(concepts)
+        tools = self._tools
+        intents = self._intents
         for doc in scores:
             scores[doc] *= (matched[doc] / total) ** _COORD
-        tools = self._tools
+            if intent is not None and intents[doc] == intent:
+                scores[doc] *= 1.0 + _INTENT
+        if named:
+            # the named connectors' tools come first, found even when nothing else of the
+            # request matches ("anything new in Zendesk?"); the rest of the request ranks
+            # them. A person who writes "in Jira" or "my Zoom call" has said where.
+            above = max(scores.values(), default=0.0) + 1.0
+            for doc, tool in enumerate(tools):
+                if tool.connector in named:
+                    scores[doc] = scores.get(doc, 0.0) + above
         ranked = sorted(
             ((score, doc) for doc, score in scores.items()
              if connector is None or tools[doc].connector == connector),

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["IRREGULAR", "STOPWORDS", "SYNONYM_GROUPS"]
+__all__ = ["EVERYDAY_NAMES", "INTENTS", "IRREGULAR", "MENTION_CUES", "NEVER_A_NAME",
+           "PREFACE", "QUESTION_WORDS", "STOPWORDS", "SYNONYM_GROUPS"]
+
+def _word_set(text: str) -> frozenset[str]:
+    """The words of ``text`` (lists of words are kept as text: easier to read and edit)."""
+    return frozenset(text.split())
+
 
 #: words that say nothing of which tool is meant ("can you please show me my ...")
 _STOPWORDS_TEXT: Final = """
@@ -28,6 +34,23 @@ wanna like let lets quick quickly right now currently possible via using use us 
 still actually really maybe s t d m ve re ll give gives gave given giving many much
 """
 STOPWORDS: Final[frozenset[str]] = frozenset(_STOPWORDS_TEXT.split())
+
+#: everyday words that are also the name (or a name's first word) of a service: such a
+#: word names the service only when written as a name (capitalised, or after a word of
+#: :data:`MENTION_CUES`): "close the ticket" is not about Close, "the lead in Close" is
+EVERYDAY_NAMES: Final[frozenset[str]] = _word_set("""
+box close copper front harvest kit linear notion paddle sentry square wave wise help lemon
+customer cal x discord teams drive sign track basecamp greenhouse
+""")
+#: words before a service's name that say "in that service" ("on wise", "in sentry")
+MENTION_CUES: Final[frozenset[str]] = _word_set(
+    "in on from via into using through at inside onto within")
+#: days and months: a service named like one is named only by its full name
+#: ("monday.com"), never by the day alone
+NEVER_A_NAME: Final[frozenset[str]] = _word_set("""
+monday tuesday wednesday thursday friday saturday sunday january february march april may
+june july august september october november december
+""")
 
 #: irregular forms a suffix rule cannot reach, as the word tool texts use
 IRREGULAR: Final[dict[str, str]] = {
@@ -132,3 +155,41 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("upload", "attach", "add file"),
     ("download", "export", "save"),
 )
+
+#: what a request asks done, by the verb that says it, and what an action does, by the
+#: verb its name starts with (``create_issue``, ``list_events``): a request to look
+#: something up prefers tools that read, a request to make something tools that make it.
+#: Phrases ("take me off") are recognised in requests.
+INTENTS: Final[dict[str, tuple[str, ...]]] = {
+    "read": ("get", "list", "show", "view", "fetch", "retrieve", "read", "find", "search",
+             "query", "look", "lookup", "look up", "look for", "look through", "check", "see",
+             "browse", "count", "report", "filter", "pull up", "catch up", "catch me up",
+             "dig up", "tell me", "whos", "download", "export", "track"),
+    "make": ("create", "add", "new", "make", "post", "send", "message", "dm", "text",
+             "email", "write", "compose", "draft", "reply", "respond", "comment", "book",
+             "schedule", "log", "record", "save", "open", "raise", "submit", "upload",
+             "invite", "share", "publish", "append", "insert", "note", "jot", "jot down",
+             "tell", "notify", "ping", "announce", "buy", "forward", "resend", "repost",
+             "start", "trigger", "subscribe", "remind", "tag", "copy", "leave a note"),
+    "change": ("update", "change", "edit", "modify", "set", "move", "mark", "rename",
+               "assign", "reassign", "transition", "reschedule", "complete", "close",
+               "resolve", "finish", "tick off", "check off", "bump", "approve", "pause",
+               "resume", "hold", "snooze", "reopen", "advance", "merge", "restore",
+               "reactivate", "acknowledge", "reject", "pin", "skip"),
+    "remove": ("delete", "remove", "erase", "trash", "destroy", "get rid of", "cancel",
+               "stop", "terminate", "unsubscribe", "opt out", "take me off", "void",
+               "revoke", "archive", "clear", "expire"),
+    "refund": ("refund", "reimburse", "reverse", "money back", "give back", "pay back"),
+}
+
+#: words a request opens with that ask a question: it wants something looked up
+QUESTION_WORDS: Final[frozenset[str]] = _word_set("""
+what whats which who whos whom whose where wheres when how hows why is are was were has
+have had did does do any anything anyone
+""")
+
+#: words before a request's verb that say nothing of what is asked ("can you please")
+PREFACE: Final[frozenset[str]] = _word_set("""
+please pls kindly hey hi hello ok okay so just can could would will you u i we id ill
+need want wanna gotta go ahead and then also quickly now to lets let us me help
+""")
