@@ -89,6 +89,9 @@ class CompiledAction:
         #: expression gives, without evaluating it on every call
         self.response_is_body = bool(action.response and action.response.strip() == "$")
         self.error_rules: list[ErrorRule] = [*action.errors, *connector.errors]
+        #: rules reading failures that a success status reports in its body (Slack's
+        #: 200 {"ok": false}); none for most connectors, which then never look
+        self.success_error_rules = [r for r in self.error_rules if r.for_success]
 
     # -- input -----------------------------------------------------------------------------
 
@@ -266,6 +269,27 @@ class CompiledAction:
                 f"response mapping {self.response.source!r} failed: {redact(str(exc))}",
                 context=context,
             ) from None
+
+    def failure_in_success(
+        self, raw: RawResponse, arguments: Mapping[str, Any], context: CallContext,
+        redact: Redactor,
+    ) -> UpstreamResponseError | None:
+        """The typed error a 2xx answer's body reports by one of the success rules
+        (``status: 200, when: ok = false``), or None: the answer is a success."""
+        try:
+            body: Any = _parse_body(raw, context, redact, None)
+        except ResponseMappingError:
+            return None  # not data the rules can read: the mapping says what is wrong
+        bindings = {"status": raw.status, "input": dict(arguments)}
+        for rule in self.success_error_rules:
+            if not rule.matches_status(raw.status):
+                continue
+            try:
+                if rule.when and compile_expression(rule.when).evaluate(body, bindings):
+                    return self.error_for(raw, arguments, context, redact)
+            except ExpressionError:
+                continue  # a broken rule must not turn a success into a failure
+        return None
 
     def error_for(
         self, raw: RawResponse, arguments: Mapping[str, Any], context: CallContext,

@@ -226,6 +226,10 @@ class CallPath:
                     # the wait came from a reset header, not Retry-After: still say when
                     error.retry_after = decision.retry_after
                 raise error
+            if compiled.success_error_rules:
+                failure = compiled.failure_in_success(raw, arguments, context, conn.redact)
+                if failure is not None:
+                    raise failure
             result = compiled.map_response(raw, arguments, context, conn.redact)
             if isinstance(result, KeptBlob):
                 result = await self._keep(result, compiled, conn, context)

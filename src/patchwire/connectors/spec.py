@@ -598,7 +598,8 @@ ErrorKind = Literal["auth", "not_found", "conflict", "validation", "rate_limited
 class ErrorRule(_Spec):
     """Map an error response to a typed error and a readable message."""
 
-    status: int | str = Field(description="exact status (404) or class ('4xx')")
+    status: int | str = Field(description="exact status (404) or class ('4xx'); a 2xx "
+                              "rule (with `when`) reads failures reported in a success")
     when: str | None = Field(None, description="JSONata over the body; rule applies if true")
     error: ErrorKind
     message: str | None = Field(None, description="JSONata over the body giving the message")
@@ -613,6 +614,21 @@ class ErrorRule(_Spec):
         if not re.fullmatch(r"[1-5]xx", v):
             raise ValueError("status must be a number or a class like '4xx'")
         return v
+
+    @model_validator(mode="after")
+    def _success_needs_when(self) -> ErrorRule:
+        # Slack answers most failures 200 {"ok": false}: a rule for a success status says
+        # which bodies are failures, or every success would be one
+        if self.for_success and not self.when:
+            raise ValueError("an error rule for a 2xx status needs `when:` (which answers "
+                             "are failures, e.g. `ok = false`)")
+        return self
+
+    @property
+    def for_success(self) -> bool:
+        """Whether this rule reads failures a 2xx answer's body reports."""
+        return (200 <= self.status <= 299 if isinstance(self.status, int)
+                else self.status == "2xx")
 
     def matches_status(self, status: int) -> bool:
         if isinstance(self.status, int):
