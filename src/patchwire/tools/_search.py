@@ -90,8 +90,14 @@ _PHRASE_WEIGHT: Final = 0.9
 #: refunds: :data:`_search_words.INTENTS`) counts for against one that does not
 _INTENT: Final = 0.5
 
+#: what every tool of a connector the request names scores on top of its match, lifted
+#: like a match when its action does what is asked: in "what's on my Google Calendar
+#: tomorrow?" nothing but the intent tells the calendar's tools apart
+_UNMATCHED: Final = 3.0
+
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 _WORD = re.compile(r"[A-Za-z0-9]+")
+_APOSTROPHE = re.compile(r"(?<=[A-Za-z])['\u2019](?=[A-Za-z])")
 _PARENS = re.compile(r"\(([^)]*)\)")
 _EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}")
 _URL = re.compile(r"\bhttps?://\S+", re.IGNORECASE)
@@ -101,8 +107,9 @@ _ID_PREFIX = re.compile(r"^\^([A-Za-z][A-Za-z0-9]{0,11})[_-]")
 
 
 def _cased_words(text: str) -> list[str]:
-    """Words as written; ``snake_case``, ``camelCase`` and ``kebab-case`` split."""
-    return _WORD.findall(_CAMEL.sub(r"\1 \2", text))
+    """Words as written; ``snake_case``, ``camelCase`` and ``kebab-case`` split, an
+    apostrophe inside a word dropped ("who's" is ``whos``, "customer's" ``customers``)."""
+    return _WORD.findall(_CAMEL.sub(r"\1 \2", _APOSTROPHE.sub("", text)))
 
 
 def _words(text: str) -> list[str]:
@@ -247,6 +254,13 @@ def request_intent(raw_words: list[str]) -> str | None:
     return None
 
 
+def intent_fit(asked: str | None, done: str | None) -> float:
+    """How much an action doing ``done`` is lifted for a request asking ``asked``."""
+    if asked is None or done is None:
+        return 1.0
+    return 1.0 + _INTENT if asked == done else 1.0
+
+
 def action_intent(action: str) -> str | None:
     """What an action does, by the verb its name starts with (``quick_add_event``: add)."""
     words = [stem(w) for w in _words(action)][:2]
@@ -335,21 +349,25 @@ def _fields(tool: Tool, spec: ConnectorSpec | None) -> dict[str, str]:
 def _mention_keys(titles: Mapping[str, str]) -> dict[tuple[str, ...], frozenset[str]]:
     """The words that name each connector in a request → the connectors they name: its
     name and its title (``google calendar``, ``Google Calendar``, ``GitHub`` written whole
-    or split as ``git hub``), a title's parenthesis (``X (Twitter)``: ``twitter``), and
-    the first word of each (``google``, ``zoho``, ``outlook``: every connector of that
-    vendor)."""
-    keys: dict[tuple[str, ...], set[str]] = {}
+    or split as ``git hub``) and a title's parenthesis (``X (Twitter)``: ``twitter``);
+    and the first word of each, naming every connector of that vendor (``google``,
+    ``zoho``, ``outlook``) unless it is a connector's whole name (``dropbox`` names
+    Dropbox, not Dropbox Sign too)."""
+    whole: dict[tuple[str, ...], set[str]] = {}
+    family: dict[tuple[str, ...], set[str]] = {}
     for connector, title in titles.items():
         for form in (connector.replace("_", " "), _PARENS.sub(" ", title),
                      *_PARENS.findall(title)):
             written = _WORD.findall(form)
             if not written:
                 continue
-            for key in (tuple(w.lower() for w in written), tuple(_words(form)),
-                        (written[0].lower(),), tuple(_words(written[0]))):
-                if key and not (len(key) == 1 and (key[0] in STOPWORDS or key[0].isdigit())):
-                    keys.setdefault(key, set()).add(connector)
-    return {key: frozenset(names) for key, names in keys.items()}
+            for key in (tuple(w.lower() for w in written), tuple(_words(form))):
+                whole.setdefault(key, set()).add(connector)
+            for key in ((written[0].lower(),), tuple(_words(written[0]))):
+                family.setdefault(key, set()).add(connector)
+    keys = {**family, **whole}
+    return {key: frozenset(names) for key, names in keys.items()
+            if key and not (len(key) == 1 and (key[0] in STOPWORDS or key[0].isdigit()))}
 
 
 class ToolIndex:
@@ -475,16 +493,17 @@ class ToolIndex:
         intents = self._intents
         for doc in scores:
             scores[doc] *= (matched[doc] / total) ** _COORD
-            if intent is not None and intents[doc] == intent:
-                scores[doc] *= 1.0 + _INTENT
+            scores[doc] *= intent_fit(intent, intents[doc])
         if named:
             # the named connectors' tools come first, found even when nothing else of the
             # request matches ("anything new in Zendesk?"); the rest of the request ranks
             # them. A person who writes "in Jira" or "my Zoom call" has said where.
-            above = max(scores.values(), default=0.0) + 1.0
+            above = max((score for doc, score in scores.items()
+                         if tools[doc].connector not in named), default=0.0)
             for doc, tool in enumerate(tools):
                 if tool.connector in named:
-                    scores[doc] = scores.get(doc, 0.0) + above
+                    scores[doc] = above + (scores.get(doc, 0.0) + _UNMATCHED
+                                           * intent_fit(intent, intents[doc]))
         ranked = sorted(
             ((score, doc) for doc, score in scores.items()
              if connector is None or tools[doc].connector == connector),

@@ -32,6 +32,8 @@ this those through to too under until up very was we were what when where which 
 whom why will with would you your yours yourself hey hi thanks thank kindly need want
 wanna like let lets quick quickly right now currently possible via using use us yet
 still actually really maybe s t d m ve re ll give gives gave given giving many much
+whats thats dont im ive youre theyre isnt arent wasnt werent didnt doesnt cant couldnt
+wont wouldnt shouldnt heres theres wheres hows whens whys weve theyve youve hes shes
 """
 STOPWORDS: Final[frozenset[str]] = frozenset(_STOPWORDS_TEXT.split())
 
@@ -73,7 +75,7 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("invoice", "bill", "billing", "statement"),
     ("subscription", "plan", "membership", "renewal"),
     ("price", "cost", "amount", "total", "fee"),
-    ("balance", "funds", "money available"),
+    ("balance", "funds", "money available", "cash", "cash on hand"),
     ("payout", "transfer", "withdraw", "withdrawal", "deposit"),
     ("discount", "coupon", "promo", "promotion", "voucher", "promo code"),
     ("expense", "spend", "spending", "reimbursement"),
@@ -114,7 +116,8 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
      "free slot"),
     ("calendar", "agenda", "schedule", "diary"),
     ("reschedule", "move", "postpone", "change time"),
-    ("time off", "leave", "vacation", "holiday", "pto", "absence"),
+    ("time off", "leave", "vacation", "holiday", "pto", "absence", "absent", "out of office",
+     "out of the office", "ooo", "off sick", "sick leave", "day off", "days off"),
     ("due", "deadline", "due date"),
     # messaging
     ("message", "post", "send", "chat", "dm", "direct message", "write", "say", "tell",
@@ -164,7 +167,7 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
     "read": ("get", "list", "show", "view", "fetch", "retrieve", "read", "find", "search",
              "query", "look", "lookup", "look up", "look for", "look through", "check", "see",
              "browse", "count", "report", "filter", "pull up", "catch up", "catch me up",
-             "dig up", "tell me", "whos", "download", "export", "track"),
+             "dig up", "tell me", "whos", "download", "export", "track", "locate"),
     "make": ("create", "add", "new", "make", "post", "send", "message", "dm", "text",
              "email", "write", "compose", "draft", "reply", "respond", "comment", "book",
              "schedule", "log", "record", "save", "open", "raise", "submit", "upload",
@@ -191,5 +194,6 @@ have had did does do any anything anyone
 #: words before a request's verb that say nothing of what is asked ("can you please")
 PREFACE: Final[frozenset[str]] = _word_set("""
 please pls kindly hey hi hello ok okay so just can could would will you u i we id ill
-need want wanna gotta go ahead and then also quickly now to lets let us me help
+need want wanna gotta go ahead and then also quickly now to lets let us me help im ive
+weve
 """)
