@@ -10,6 +10,10 @@ Python over an inverted index built once per catalog.
          → words → light stems (plural, -ing, -ed) → weighted term frequencies per tool
     query → words → stems, stopwords dropped → + synonyms (_search_words) at a lower weight
          → Σ idf · saturated term frequency over the tools holding each term
+         → times the share of the query's words a tool matches
+         → times a lift when the action's verb does what the request asks (read, make,
+           change, remove, refund) and when two of its words in a row name the action
+         → the tools of a connector the request names ("in Jira") first
 
 Why not SQLite FTS5: its bm25() weights columns but cannot weigh query terms (a synonym
 must count less than the word the person wrote), and every query would have to be turned
@@ -26,6 +30,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Final
 
 from patchwire.connectors.spec import ConnectorSpec
@@ -94,6 +99,12 @@ _INTENT: Final = 0.5
 #: like a match when its action does what is asked: in "what's on my Google Calendar
 #: tomorrow?" nothing but the intent tells the calendar's tools apart
 _UNMATCHED: Final = 3.0
+
+#: what a tool gains when two words of the request, in order and close together, are two
+#: words of its action's name in a row ("add a comment" and ``add_comment``)
+_PAIR: Final = 0.6
+#: how far apart (in words that count) the request's two words may stand
+_PAIR_SPAN: Final = 2
 
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -382,6 +393,11 @@ class ToolIndex:
             titles if titles is not None else {t.connector: t.connector for t in tools})
         self._longest_mention = max(map(len, self._mentions), default=0)
         self._intents = [action_intent(t.target.split(".", 1)[-1]) for t in tools]
+        self._pairs: dict[tuple[str, str], list[int]] = {}
+        for doc, tool in enumerate(tools):
+            name = _terms(tool.target.split(".", 1)[-1])
+            for pair in set(pairwise(name)):
+                self._pairs.setdefault(pair, []).append(doc)
         n = len(tools)
         self._idf = {term: min(_MAX_IDF, math.log(1.0 + (n - len(p) + 0.5) / (len(p) + 0.5)))
                      for term, p in postings.items()}
@@ -494,6 +510,14 @@ class ToolIndex:
         for doc in scores:
             scores[doc] *= (matched[doc] / total) ** _COORD
             scores[doc] *= intent_fit(intent, intents[doc])
+        said = [stem(w) for i, w in enumerate(lowered) if i not in where and w not in STOPWORDS]
+        paired: set[int] = set()
+        for i, first in enumerate(said):
+            for second in said[i + 1:i + 1 + _PAIR_SPAN]:
+                paired.update(self._pairs.get((first, second), ()))
+        for doc in paired:
+            if doc in scores:
+                scores[doc] *= 1.0 + _PAIR
         if named:
             # the named connectors' tools come first, found even when nothing else of the
             # request matches ("anything new in Zendesk?"); the rest of the request ranks
