@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -14,6 +15,23 @@ from patchwire.connectors import ConnectorRegistry, load_connector_text
 from patchwire.http import HttpCore
 from tests.support.servers import serve
 from tests.support.settings import local_settings
+
+
+@dataclass
+class RecordingUpstream:
+    """Answers ``201 {"id": "n1"}`` to each POST of ``path`` and records every JSON body."""
+
+    path: str
+    bodies: list[Any] = field(default_factory=list)
+
+    def app(self) -> web.Application:
+        async def create(request: web.Request) -> web.Response:
+            self.bodies.append(await request.json())
+            return web.json_response({"id": "n1"}, status=201)
+
+        app = web.Application()
+        app.router.add_post(self.path, create)
+        return app
 
 
 @dataclass

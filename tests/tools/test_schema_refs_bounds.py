@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from patchwire import Patchwire, ToolInvoker
 from patchwire.connectors import ConnectorRegistry
@@ -29,7 +28,7 @@ from patchwire.tools import (
     openai_strict_problems,
 )
 from tests.support.strict_corpus import DIRECTORY
-from tests.support.upstream import patchwire_serving
+from tests.support.upstream import RecordingUpstream, patchwire_serving
 
 CHECKERS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "openai": openai_strict_problems,
@@ -166,29 +165,13 @@ actions:
 TOOL = "graph_create_node"
 
 
-class Graph:
-    """The upstream: records every body it is sent."""
-
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-
-    def app(self) -> web.Application:
-        async def create(request: web.Request) -> web.Response:
-            self.bodies.append(await request.json())
-            return web.json_response({"id": "n1"}, status=201)
-
-        app = web.Application()
-        app.router.add_post("/nodes", create)
-        return app
+@pytest.fixture
+def graph() -> RecordingUpstream:
+    return RecordingUpstream("/nodes")
 
 
 @pytest.fixture
-def graph() -> Graph:
-    return Graph()
-
-
-@pytest.fixture
-async def pw(tmp_path: Path, graph: Graph) -> AsyncIterator[Patchwire]:
+async def pw(tmp_path: Path, graph: RecordingUpstream) -> AsyncIterator[Patchwire]:
     async with patchwire_serving(tmp_path, graph.app(), CONNECTOR) as opened:
         yield opened
 
@@ -203,7 +186,7 @@ def through(path: list[str], deep: Any) -> dict[str, Any]:
 
 
 async def test_a_part_past_the_budget_is_sent_as_json_and_reaches_the_upstream_decoded(
-        pw: Patchwire, graph: Graph) -> None:
+        pw: Patchwire, graph: RecordingUpstream) -> None:
     path = stand_in_path(inline_refs(SCHEMA))
     (openai,) = export_tools(ToolCatalog.build(pw.connectors, every_action=True), "openai")
     assert openai["function"]["strict"] is True and openai_strict_problems(openai) == []
@@ -214,7 +197,7 @@ async def test_a_part_past_the_budget_is_sent_as_json_and_reaches_the_upstream_d
 
 
 async def test_a_hostile_value_hidden_past_the_budget_is_refused_by_the_real_schema(
-        pw: Patchwire, graph: Graph) -> None:
+        pw: Patchwire, graph: RecordingUpstream) -> None:
     path = stand_in_path(inline_refs(SCHEMA))
     # three levels below the stand-in, `name` breaks the real schema's maxLength
     deep = {"name": "deep", "link0": {"name": "deeper", "link1": {"name": "x" * 41}}}

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from patchwire import Patchwire, ToolInvoker
 from patchwire.tools import (
@@ -23,7 +22,7 @@ from patchwire.tools import (
     to_openai,
 )
 from tests.support.strict_corpus import corpus_paths, measure
-from tests.support.upstream import patchwire_serving
+from tests.support.upstream import RecordingUpstream, patchwire_serving
 
 CONNECTOR = """
 name: notes
@@ -71,29 +70,13 @@ def make_tool(schema: dict[str, Any]) -> Tool:
                 confirm=False)
 
 
-class Notes:
-    """The upstream: records every body it is sent."""
-
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-
-    def app(self) -> web.Application:
-        async def create(request: web.Request) -> web.Response:
-            self.bodies.append(await request.json())
-            return web.json_response({"id": "n1"}, status=201)
-
-        app = web.Application()
-        app.router.add_post("/notes", create)
-        return app
+@pytest.fixture
+def notes() -> RecordingUpstream:
+    return RecordingUpstream("/notes")
 
 
 @pytest.fixture
-def notes() -> Notes:
-    return Notes()
-
-
-@pytest.fixture
-async def pw(tmp_path: Path, notes: Notes) -> AsyncIterator[Patchwire]:
+async def pw(tmp_path: Path, notes: RecordingUpstream) -> AsyncIterator[Patchwire]:
     async with patchwire_serving(tmp_path, notes.app(), CONNECTOR) as opened:
         yield opened
 
@@ -128,7 +111,7 @@ def test_mcp_and_anthropic_definitions_keep_the_real_schema() -> None:
 
 
 async def test_a_json_string_argument_is_decoded_and_validated_before_the_call(
-        pw: Patchwire, notes: Notes) -> None:
+        pw: Patchwire, notes: RecordingUpstream) -> None:
     invoker = ToolInvoker(pw)
     result = await invoker.invoke(TOOL, {
         "title": "Hello", "metadata": '{"color": "red", "tags": ["a", "b"]}',
@@ -143,7 +126,7 @@ async def test_a_json_string_argument_is_decoded_and_validated_before_the_call(
 
 
 async def test_a_map_given_as_pairs_reaches_the_upstream_as_an_object(
-        pw: Patchwire, notes: Notes) -> None:
+        pw: Patchwire, notes: RecordingUpstream) -> None:
     result = await ToolInvoker(pw).invoke(TOOL, {
         "title": "Hi", "metadata": None, "value": None, "point": None,
         "labels": [{"key": "team", "value": "core"}, {"key": "tier", "value": "gold"}]})
@@ -152,14 +135,15 @@ async def test_a_map_given_as_pairs_reaches_the_upstream_as_an_object(
 
 
 async def test_a_map_value_is_still_validated_against_the_real_schema(
-        pw: Patchwire, notes: Notes) -> None:
+        pw: Patchwire, notes: RecordingUpstream) -> None:
     result = await ToolInvoker(pw).invoke(TOOL, {
         "title": "Hi", "labels": [{"key": "team", "value": "x" * 21}]})
     assert result.status == "invalid_arguments" and "labels.team" in result.text
     assert notes.bodies == []
 
 
-async def test_a_key_given_twice_in_pairs_is_refused(pw: Patchwire, notes: Notes) -> None:
+async def test_a_key_given_twice_in_pairs_is_refused(
+        pw: Patchwire, notes: RecordingUpstream) -> None:
     result = await ToolInvoker(pw).invoke(TOOL, {"title": "Hi", "labels": [
         {"key": "team", "value": "a"}, {"key": "team", "value": "b"}]})
     assert result.status == "invalid_arguments" and "labels[1].key" in result.text
@@ -167,7 +151,7 @@ async def test_a_key_given_twice_in_pairs_is_refused(pw: Patchwire, notes: Notes
 
 
 async def test_an_object_for_a_value_of_any_type_comes_in_its_json_wrapper(
-        pw: Patchwire, notes: Notes) -> None:
+        pw: Patchwire, notes: RecordingUpstream) -> None:
     invoker = ToolInvoker(pw)
     for title, value in (("a", {"json": '{"n": 1}'}), ("b", "plain text"), ("c", 7)):
         result = await invoker.invoke(TOOL, {"title": title, "value": value})
@@ -176,7 +160,7 @@ async def test_an_object_for_a_value_of_any_type_comes_in_its_json_wrapper(
 
 
 async def test_arguments_written_for_the_real_schema_pass_unchanged(
-        pw: Patchwire, notes: Notes) -> None:
+        pw: Patchwire, notes: RecordingUpstream) -> None:
     arguments = {"title": "MCP", "metadata": {"json": "{}"}, "labels": {"a": "b"},
                  "value": '{"stays": "a string"}', "point": [1, 2]}
     result = await ToolInvoker(pw).invoke(TOOL, arguments)
@@ -198,7 +182,7 @@ async def test_arguments_written_for_the_real_schema_pass_unchanged(
     ('{"pad": "' + "x" * 300_000 + '"}', "at most 262144 characters"),
 ])
 async def test_a_bad_json_string_is_a_typed_error_naming_the_argument_and_nothing_is_called(
-        pw: Patchwire, notes: Notes, metadata: str, said: str) -> None:
+        pw: Patchwire, notes: RecordingUpstream, metadata: str, said: str) -> None:
     invoker = ToolInvoker(pw)
     result = await invoker.invoke(TOOL, {"title": "x", "metadata": metadata}, session_id="h")
     assert result.status == "invalid_arguments", result.text
@@ -211,21 +195,21 @@ async def test_a_bad_json_string_is_a_typed_error_naming_the_argument_and_nothin
 
 
 async def test_a_json_wrapper_holding_bad_json_names_where_it_is(
-        pw: Patchwire, notes: Notes) -> None:
+        pw: Patchwire, notes: RecordingUpstream) -> None:
     result = await ToolInvoker(pw).invoke(TOOL, {"title": "x", "value": {"json": "{nope"}})
     assert result.status == "invalid_arguments" and "value.json:" in result.text
     assert notes.bodies == []
 
 
 async def test_a_decoded_json_string_that_breaks_the_real_schema_is_refused_by_validation(
-        pw: Patchwire, notes: Notes) -> None:
+        pw: Patchwire, notes: RecordingUpstream) -> None:
     result = await ToolInvoker(pw).invoke(TOOL, {"title": "x", "point": '["a", "b", "c"]'})
     assert result.status == "invalid_arguments" and "point" in result.text
     assert notes.bodies == []
 
 
 async def test_secrets_inside_a_json_string_are_redacted_in_the_audit(
-        pw: Patchwire, notes: Notes) -> None:
+        pw: Patchwire, notes: RecordingUpstream) -> None:
     invoker = ToolInvoker(pw)
     result = await invoker.invoke(TOOL, {"title": "x", "metadata": json.dumps(
         {"api_key": "sk_live_0123456789abcdef", "color": "red"})}, session_id="r")
