@@ -15,7 +15,18 @@ tools: the number of the request's words found in the tool's name, title and des
 The labelled set is split in two by a stable hash of each request's text: a tuning half,
 whose misses may be looked at to improve the ranking, and a held-out half, whose misses
 are not listed unless asked (``--all``), so the held-out figures say how the ranking does
-on requests it was not tuned on. Both halves and the whole are reported.
+on requests it was not tuned on. Both halves and the whole are reported. A third split,
+``bench/data/tool_queries_fresh/*.yaml`` (same format, written apart from the ranking by
+someone who never saw its misses), is read when present and reported as ``fresh``: its
+own figures only, never in the headline, and its requests and misses are never printed,
+not even with ``--all``.
+
+The headline searches the whole catalog (110 connectors); a real deployment enables a
+handful. So each request is also searched as a *deployment*: an index over the tools of
+the labelled connector and :data:`DEPLOYMENT_OTHERS` other connectors, drawn with a fixed
+seed from the request's text, those sharing a catalog category with the labelled
+connector first (a shop's deployment has several shop and payment connectors: the
+figure stays hard). Reported as ``deployment`` recall@1/@5 per split.
 
 Many requests fit several vendors equally ("cancel my subscription" with five billing
 connectors in the catalog, none named); a deployment enables the connectors it uses and
@@ -33,6 +44,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 import re
 import statistics
 import sys
@@ -43,18 +55,26 @@ from pathlib import Path
 import yaml
 
 from patchwire.catalog import load_catalog
+from patchwire.connectors import ConnectorSpec
 from patchwire.tools import Tool, ToolCatalog, ToolIndex
 
 DATA = Path(__file__).resolve().parent / "data" / "tool_queries"
+#: the fresh split: never looked at while tuning, its misses never printed
+FRESH = Path(__file__).resolve().parent / "data" / "tool_queries_fresh"
+#: connectors a deployment enables besides the labelled one
+DEPLOYMENT_OTHERS = 9
+#: the deployments' draw (with each request's text): fixed, so runs compare
+DEPLOYMENT_SEED = 18
 #: searches per request for the latency figures (the first round warms caches)
 ROUNDS = 5
 _WORD = re.compile(r"[a-z0-9]+")
 
 
-def load_queries() -> list[tuple[str, str, str]]:
-    """(file, request, expected connector.action) of every labelled file."""
+def load_queries(folder: Path = DATA) -> list[tuple[str, str, str]]:
+    """(file, request, expected connector.action) of every labelled file in ``folder``
+    (none when it does not exist)."""
     out: list[tuple[str, str, str]] = []
-    for path in sorted(DATA.glob("*.yaml")):
+    for path in sorted(folder.glob("*.yaml")):
         items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
         for item in items:
             if isinstance(item, dict) and isinstance(item.get("q"), str) \
@@ -101,6 +121,41 @@ def equivalent(found: str, expected: str, categories: dict[str, set[str]]) -> bo
                                          & categories.get(e_conn, set()))
 
 
+def deployment(query: str, expected_connector: str, categories: dict[str, set[str]],
+               connectors: Sequence[str]) -> list[str]:
+    """The connectors a deployment answering ``query`` enables: the labelled one and
+    :data:`DEPLOYMENT_OTHERS` others, those sharing one of its categories first, drawn
+    with a seed fixed by the request's text (the same deployment on every run)."""
+    seed = int.from_bytes(hashlib.sha256(
+        f"{DEPLOYMENT_SEED}:{query}".encode()).digest()[:8], "big")
+    rng = random.Random(seed)
+    mine = categories.get(expected_connector, set())
+    others = [c for c in connectors if c != expected_connector]
+    near = [c for c in others if categories.get(c, set()) & mine]
+    far = [c for c in others if not categories.get(c, set()) & mine]
+    rng.shuffle(near)
+    rng.shuffle(far)
+    return [expected_connector, *(near + far)[:DEPLOYMENT_OTHERS]]
+
+
+def deployment_ranked(queries: Sequence[tuple[str, str, str]], tools: Sequence[Tool],
+                      specs: Sequence[ConnectorSpec], categories: dict[str, set[str]]
+                      ) -> list[list[str]]:
+    """Each request's top five in its own deployment's index (built over that
+    deployment's tools only, as a deployment builds it)."""
+    names = sorted(spec.name for spec in specs)
+    by_connector: dict[str, list[Tool]] = {}
+    for tool in tools:
+        by_connector.setdefault(tool.connector, []).append(tool)
+    out: list[list[str]] = []
+    for _, q, a in queries:
+        enabled = deployment(q, a.partition(".")[0], categories, names)
+        index = ToolIndex.build([t for c in enabled for t in by_connector.get(c, [])],
+                                connectors=[s for s in specs if s.name in enabled])
+        out.append([h.tool.target for h in index.search(q, limit=5)])
+    return out
+
+
 def percentiles(values: list[float]) -> tuple[float, float]:
     """p50 and p95 (0 for no values)."""
     if len(values) < 20:
@@ -129,6 +184,12 @@ def main() -> None:
         print(f"{f}: {a} is no catalog action (request {q!r}); left out", file=sys.stderr)
     queries = [(f, q, a) for f, q, a in labelled if a in targets]
     expected = [a for _, _, a in queries]
+    # the fresh split: counted, never printed (its requests are not to be tuned on)
+    fresh_labelled = load_queries(FRESH)
+    fresh = [(f, q, a) for f, q, a in fresh_labelled if a in targets]
+    if len(fresh) < len(fresh_labelled):
+        print(f"fresh: {len(fresh_labelled) - len(fresh)} requests name no catalog action; "
+              "left out", file=sys.stderr)
 
     ranked = [[h.tool.target for h in index.search(q, limit=5)] for _, q, _ in queries]
     rank_baseline = baseline(list(catalog))
@@ -148,16 +209,29 @@ def main() -> None:
 
     at1, at5 = recall(ranked, expected)
     base1, base5 = recall(ranked_base, expected)
+    categories = {spec.name: {str(c) for c in spec.catalog.categories}
+                  for spec in registry if spec.catalog is not None}
+    specs = list(registry)
+    deployed = deployment_ranked(queries, list(catalog), specs, categories)
+    dep1, dep5 = recall(deployed, expected)
     halves = [half(q) for _, q, _ in queries]
     split: dict[str, dict[str, float]] = {}
     for name in ("tune", "held_out"):
         picked = [i for i, h in enumerate(halves) if h == name]
         h1, h5 = recall([ranked[i] for i in picked], [expected[i] for i in picked])
-        split[name] = {"queries": len(picked), "recall_at_1": h1, "recall_at_5": h5}
+        d1, d5 = recall([deployed[i] for i in picked], [expected[i] for i in picked])
+        split[name] = {"queries": len(picked), "recall_at_1": h1, "recall_at_5": h5,
+                       "deployment_recall_at_1": d1, "deployment_recall_at_5": d5}
+    if fresh:
+        fresh_expected = [a for _, _, a in fresh]
+        f1, f5 = recall([[h.tool.target for h in index.search(q, limit=5)]
+                         for _, q, _ in fresh], fresh_expected)
+        fd1, fd5 = recall(deployment_ranked(fresh, list(catalog), specs, categories),
+                          fresh_expected)
+        split["fresh"] = {"queries": len(fresh), "recall_at_1": f1, "recall_at_5": f5,
+                          "deployment_recall_at_1": fd1, "deployment_recall_at_5": fd5}
     # requests naming no connector: would an equivalent action of the same kind of
     # vendor do (what a deployment that enabled only one of them would find)?
-    categories = {spec.name: {str(c) for c in spec.catalog.categories}
-                  for spec in registry if spec.catalog is not None}
     unnamed = [i for i, (_, q, _) in enumerate(queries) if not index.mentioned_connectors(q)]
     unnamed_exact = sum(1 for i in unnamed if expected[i] in ranked[i][:5])
     unnamed_equivalent = sum(1 for i in unnamed if any(
@@ -188,8 +262,12 @@ def main() -> None:
         "connectors": len(registry),
         "recall_at_1": at1,
         "recall_at_5": at5,
+        "deployment_connectors": DEPLOYMENT_OTHERS + 1,
+        "deployment_recall_at_1": dep1,
+        "deployment_recall_at_5": dep5,
         "tune": split["tune"],
         "held_out": split["held_out"],
+        "fresh": split.get("fresh"),
         "unnamed_vendor_queries": len(unnamed),
         "unnamed_vendor_recall_at_5": round(unnamed_exact / (len(unnamed) or 1), 4),
         "unnamed_vendor_recall_at_5_equivalent": round(
@@ -207,9 +285,13 @@ def main() -> None:
           f"recall@1 {at1:.3f}, recall@5 {at5:.3f} (baseline word overlap: {base1:.3f}, "
           f"{base5:.3f}); search p50 {p50:.2f} ms, p95 {p95:.2f} ms (CPU p50 {cpu50:.2f} "
           f"ms, p95 {cpu95:.2f} ms)", file=sys.stderr)
+    print(f"  deployments of {DEPLOYMENT_OTHERS + 1} connectors: recall@1 {dep1:.3f}, "
+          f"recall@5 {dep5:.3f}", file=sys.stderr)
     for name, figs in split.items():
         print(f"  {name:<9} {figs['queries']:>4} requests: recall@1 {figs['recall_at_1']:.3f}, "
-              f"recall@5 {figs['recall_at_5']:.3f}", file=sys.stderr)
+              f"recall@5 {figs['recall_at_5']:.3f}; deployment recall@1 "
+              f"{figs['deployment_recall_at_1']:.3f}, recall@5 "
+              f"{figs['deployment_recall_at_5']:.3f}", file=sys.stderr)
     print(f"  {len(unnamed)} requests name no connector: recall@5 "
           f"{unnamed_exact / (len(unnamed) or 1):.3f}, counting an equivalent action "
           f"{unnamed_equivalent / (len(unnamed) or 1):.3f}; all requests counting "
