@@ -37,12 +37,15 @@ from patchwire.connectors.spec import ConnectorSpec
 from patchwire.tools._catalog import Tool, ToolCatalog
 from patchwire.tools._search_words import (
     EVERYDAY_NAMES,
+    FIND_CUES,
     INTENTS,
     IRREGULAR,
     MENTION_CUES,
+    MODIFIERS,
     NEVER_A_NAME,
     PREFACE,
     QUESTION_WORDS,
+    READ_OBJECTS,
     STOPWORDS,
     SYNONYM_GROUPS,
 )
@@ -91,9 +94,25 @@ _SYNONYM_WEIGHT: Final = 0.35
 #: ("money back": the person named the thing, in other words)
 _PHRASE_WEIGHT: Final = 0.9
 
+#: what a word that only narrows what is asked ("last", "tomorrow", "twice") counts for
+#: against one that names it: it filters the answer, it does not pick the tool
+_MODIFIER_WEIGHT: Final = 0.4
+#: what a connector's name that is also an everyday word ("square", "box", "team") counts
+#: for, as a name, when the request does not use it like one (:data:`EVERYDAY_NAMES`)
+_EVERYDAY_NAME_WEIGHT: Final = 0.3
+#: the prefix a term for a connector's everyday-word name and for an id's prefix takes
+#: in the index: neither is ever matched by the plain word
+_VENDOR: Final = "@"
+_ID: Final = "#"
+
 #: what a tool whose action does what the request asks (reads, makes, changes, removes,
 #: refunds: :data:`_search_words.INTENTS`) counts for against one that does not
 _INTENT: Final = 0.5
+#: what a tool that reads counts for against one that finds (searches) and back: both look
+#: things up, but "look for the NDA" wants the search and "show me order 42" the read
+_NEAR_INTENT: Final = 0.25
+#: intents that are near each other (:data:`_NEAR_INTENT`)
+_NEAR: Final = frozenset({frozenset({"read", "find"})})
 
 #: what every tool of a connector the request names scores on top of its match, lifted
 #: like a match when its action does what is asked: in "what's on my Google Calendar
@@ -115,6 +134,13 @@ _URL = re.compile(r"\bhttps?://\S+", re.IGNORECASE)
 #: the literal prefix of an id an argument's pattern asks for (``^cus_[A-Za-z0-9]+$``):
 #: a request that quotes such an id names the tools that take it
 _ID_PREFIX = re.compile(r"^\^([A-Za-z][A-Za-z0-9]{0,11})[_-]")
+#: an id as written in a request (``sub_1Mow``, ``PAY-311``): its prefix, then at least
+#: one digit among what follows
+_WRITTEN_ID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9]{0,11})[_-](?=[A-Za-z]*[0-9])")
+_WRITTEN_ID_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]{0,11}[_-][A-Za-z]*[0-9][A-Za-z0-9_-]*")
+#: an issue key as trackers write it: a project's capitals, a hyphen, a number
+_ISSUE_KEY = re.compile(r"(?<![A-Za-z0-9_-])[A-Z][A-Z0-9]{1,9}-[0-9]+(?![A-Za-z0-9_-])")
 
 
 def _cased_words(text: str) -> list[str]:
@@ -186,8 +212,20 @@ _BY_WORD, _PHRASES, _MEMBERS = _synonyms()
 
 def _query_words(query: str) -> list[str]:
     """A request's words as written (cut at :data:`MAX_QUERY_CHARS`); an e-mail address
-    or a URL in it stands for the word "email" or "url" (tools that take one)."""
-    return _cased_words(_URL.sub(" url ", _EMAIL.sub(" email ", query[:MAX_QUERY_CHARS])))
+    or a URL in it stands for the word "email" or "url" (tools that take one), an issue
+    key (``PAY-311``, ``ENG-412``) for "issue", and an id with a prefix (``sub_1Mow``)
+    for nothing: its prefix is searched as an id (:func:`_written_ids`), not as a word
+    ("pay", "sub")."""
+    text = _ISSUE_KEY.sub(" issue ", _URL.sub(" url ", _EMAIL.sub(
+        " email ", query[:MAX_QUERY_CHARS])))
+    return _cased_words(_WRITTEN_ID_TOKEN.sub(" ", text))
+
+
+def _written_ids(query: str) -> list[str]:
+    """The prefixes of the ids a request quotes (``sub_1Mow``: ``sub``), as index terms:
+    they find the tools whose arguments ask for an id with that prefix."""
+    text = _ISSUE_KEY.sub(" ", _URL.sub(" ", _EMAIL.sub(" ", query[:MAX_QUERY_CHARS])))
+    return list(dict.fromkeys(_ID + m.lower() for m in _WRITTEN_ID.findall(text)))
 
 
 def query_concepts(query: str) -> list[dict[str, float]]:
@@ -197,12 +235,23 @@ def query_concepts(query: str) -> list[dict[str, float]]:
     holds many synonyms of one word does not outrank the tool that holds the word.
 
     The query is only ever split into words: no character of it is syntax."""
-    return _concepts([w.lower() for w in _query_words(query)], frozenset())
+    written = _query_words(query)
+    return _concepts([w.lower() for w in written], frozenset(), _written_as_names(written))
 
 
-def _concepts(raw_words: list[str], skip: frozenset[int]) -> list[dict[str, float]]:
+def _written_as_names(written: list[str]) -> frozenset[int]:
+    """Where a request's words are written like a name: capitalised after its first word
+    ("a Teams link"), or after a word that says where ("on wise")."""
+    return frozenset(i for i in range(1, len(written)) if (
+        written[i][:1].isupper() and not written[i].isupper())
+        or written[i - 1].lower() in MENTION_CUES)
+
+
+def _concepts(raw_words: list[str], skip: frozenset[int], as_names: frozenset[int] = frozenset()
+              ) -> list[dict[str, float]]:
     """:func:`query_concepts` of lower-case words, but for the words at ``skip`` (a
-    connector's name: it says where, not what)."""
+    connector's name: it says where, not what); a connector's everyday-word name counts
+    as a name in full only at ``as_names`` (where it is written like one)."""
     raw = [stem(w) for w in raw_words]
     concepts: dict[str, dict[str, float]] = {}
     # phrases first: their words mean the phrase, not each word alone
@@ -219,8 +268,20 @@ def _concepts(raw_words: list[str], skip: frozenset[int]) -> list[dict[str, floa
             continue
         if len(concepts) >= MAX_QUERY_TERMS:
             break
-        concepts[term] = _expand({term: 1.0}, _BY_WORD.get(term, ()), _SYNONYM_WEIGHT)
+        concept = _expand({term: 1.0}, _BY_WORD.get(term, ()), _SYNONYM_WEIGHT)
+        if term in _EVERYDAY_STEMS:
+            # a service's everyday-word name that named no connector by itself ("a Teams
+            # link": Microsoft Teams) counts as its name when written like one; else the
+            # everyday word, naming the service only a little ("the square reader")
+            concept[_VENDOR + term] = 1.0 if i in as_names else _EVERYDAY_NAME_WEIGHT
+        if word in MODIFIERS or term in _MODIFIER_STEMS:
+            concept = {t: w * _MODIFIER_WEIGHT for t, w in concept.items()}
+        concepts[term] = concept
     return list(concepts.values())
+
+
+_EVERYDAY_STEMS: Final = frozenset(stem(w) for w in EVERYDAY_NAMES)
+_MODIFIER_STEMS: Final = frozenset(stem(w) for w in MODIFIERS)
 
 
 def _intent_table() -> tuple[dict[tuple[str, ...], str], int]:
@@ -243,9 +304,11 @@ def _intent_at(terms: list[str], i: int) -> str | None:
     return None
 
 
-def request_intent(raw_words: list[str]) -> str | None:
+def request_intent(raw_words: list[str], *, quotes_address: bool = False) -> str | None:
     """What a request (lower-case words) asks done: the intent of the verb it opens with
-    past "can you please"; a question ("which...", "is...") reads; otherwise the first
+    past "can you please"; a question ("which...", "is...") reads, or finds when it
+    asks whether something is anywhere ("is there already...") or about an address it
+    quotes (``quotes_address``: "is dana@globex.com in HubSpot?"); otherwise the first
     verb later on ("the client wants to unsubscribe")."""
     terms = [stem(w) for w in raw_words]
     i = 0
@@ -254,10 +317,14 @@ def request_intent(raw_words: list[str]) -> str | None:
     if i == len(raw_words):
         return None
     found = _intent_at(terms, i)
+    if found == "make" and raw_words[i] == "open" and READ_OBJECTS.intersection(
+            raw_words[i + 1:i + 4]):
+        return "read"  # "open that email": read what is there, not make one
     if found is not None:
         return found
     if raw_words[i] in QUESTION_WORDS:
-        return "read"
+        # "is there already an issue about...", "is it somewhere": a search
+        return "find" if quotes_address or FIND_CUES.intersection(raw_words) else "read"
     for j in range(i + 1, len(terms)):
         found = _intent_at(terms, j)
         if found is not None:
@@ -269,7 +336,9 @@ def intent_fit(asked: str | None, done: str | None) -> float:
     """How much an action doing ``done`` is lifted for a request asking ``asked``."""
     if asked is None or done is None:
         return 1.0
-    return 1.0 + _INTENT if asked == done else 1.0
+    if asked == done:
+        return 1.0 + _INTENT
+    return 1.0 + _NEAR_INTENT if frozenset((asked, done)) in _NEAR else 1.0
 
 
 def action_intent(action: str) -> str | None:
@@ -412,8 +481,14 @@ class ToolIndex:
         per_tool: list[dict[str, list[str]]] = []
         totals = dict.fromkeys(_FIELDS, 0)
         for tool in listed:
-            fields = {f: _terms(text) for f, text in
-                      _fields(tool, specs.get(tool.connector)).items()}
+            texts = _fields(tool, specs.get(tool.connector))
+            fields = {f: _terms(text) for f, text in texts.items()}
+            # an id prefix is matched by an id the request quotes, never by the word
+            # ("team_" and "who on the team"); a connector's everyday-word name by the
+            # word at a lower weight unless it is written as a name (_concepts)
+            fields["ids"] = [_ID + w for w in _words(texts.get("ids", ""))]
+            fields["connector"] = [_VENDOR + t if t in _EVERYDAY_STEMS else t
+                                   for t in fields.get("connector", [])]
             per_tool.append(fields)
             for f, terms in fields.items():
                 totals[f] += len(terms)
@@ -452,6 +527,7 @@ class ToolIndex:
         word ("the deal in Close") or after a word that says where ("on wise"); a day or
         month ("monday") never alone."""
         lowered = [w.lower() for w in written]
+        as_names = _written_as_names(written)
         found: set[str] = set()
         at: set[int] = set()
         i = 0
@@ -461,9 +537,7 @@ class ToolIndex:
                 if names is None:
                     continue
                 word = lowered[i]
-                as_name = i > 0 and (
-                    (written[i][:1].isupper() and not written[i].isupper())
-                    or lowered[i - 1] in MENTION_CUES)
+                as_name = i in as_names
                 if n == 1 and (word in NEVER_A_NAME or (word in EVERYDAY_NAMES
                                                         and not as_name)):
                     continue
@@ -482,12 +556,14 @@ class ToolIndex:
         if limit == 0:
             return []
         scores: dict[int, float] = {}
-        matched: dict[int, int] = {}
+        matched: dict[int, float] = {}
         written = _query_words(query)
         named, where = self._mentioned(written)
         lowered = [w.lower() for w in written]
-        concepts = _concepts(lowered, where)
-        intent = request_intent(lowered)
+        concepts = _concepts(lowered, where, _written_as_names(written))
+        concepts.extend({term: 1.0} for term in _written_ids(query)
+                        if len(concepts) < MAX_QUERY_TERMS)
+        intent = request_intent(lowered, quotes_address=_EMAIL.search(query) is not None)
         for concept in concepts:
             best: dict[int, float] = {}
             for term, q_weight in concept.items():
@@ -499,12 +575,14 @@ class ToolIndex:
                     score = idf * saturated
                     if score > best.get(doc, 0.0):
                         best[doc] = score
+            weight = max(concept.values(), default=0.0)
             for doc, score in best.items():
                 scores[doc] = scores.get(doc, 0.0) + score
-                matched[doc] = matched.get(doc, 0) + 1
+                matched[doc] = matched.get(doc, 0.0) + weight
         # coordination: a tool that answers more of the request's words beats one that
-        # holds a single rare word of it ("last", "half") many times over
-        total = len(concepts)
+        # holds a single rare word of it ("last", "half") many times over; a word that
+        # only narrows ("tomorrow") counts for less here too
+        total = sum(max(concept.values(), default=0.0) for concept in concepts) or 1.0
         tools = self._tools
         intents = self._intents
         for doc in scores:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["EVERYDAY_NAMES", "INTENTS", "IRREGULAR", "MENTION_CUES", "NEVER_A_NAME",
-           "PREFACE", "QUESTION_WORDS", "STOPWORDS", "SYNONYM_GROUPS"]
+__all__ = ["EVERYDAY_NAMES", "FIND_CUES", "INTENTS", "IRREGULAR", "MENTION_CUES", "MODIFIERS",
+           "NEVER_A_NAME", "PREFACE", "QUESTION_WORDS", "READ_OBJECTS", "STOPWORDS",
+           "SYNONYM_GROUPS"]
 
 def _word_set(text: str) -> frozenset[str]:
     """The words of ``text`` (lists of words are kept as text: easier to read and edit)."""
@@ -71,7 +72,10 @@ IRREGULAR: Final[dict[str, str]] = {
 SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     # money
     ("refund", "money back", "reimburse", "give back", "pay back", "return money"),
-    ("payment", "charge", "transaction", "paid", "pay", "purchase"),
+    ("payment", "charge", "transaction", "paid", "pay", "purchase", "takings", "came in"),
+    ("point of sale", "pos", "till", "cash register", "card reader", "card terminal"),
+    ("exchange rate", "currency", "currencies", "exchange", "convert", "conversion", "fx",
+     "peso", "pesos", "yen", "rupee", "rupees", "franc", "francs", "forex"),
     ("invoice", "bill", "billing", "statement"),
     ("subscription", "plan", "membership", "renewal"),
     ("price", "cost", "amount", "total", "fee"),
@@ -104,7 +108,8 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("close", "resolve", "resolved", "solve", "solved", "done", "complete", "finish",
      "mark done", "tick off", "check off", "mark as done", "mark complete"),
     ("reopen", "open again"),
-    ("comment", "reply", "respond", "response", "answer", "note", "write back"),
+    ("comment", "reply", "respond", "response", "answer", "note", "write back",
+     "leave a note", "leave a comment", "add a note"),
     ("note", "jot down", "write down", "memo", "log a note"),
     ("assign", "reassign", "hand over", "give to", "assignee", "owner"),
     ("priority", "urgent", "urgency", "severity"),
@@ -164,10 +169,12 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
 #: something up prefers tools that read, a request to make something tools that make it.
 #: Phrases ("take me off") are recognised in requests.
 INTENTS: Final[dict[str, tuple[str, ...]]] = {
-    "read": ("get", "list", "show", "view", "fetch", "retrieve", "read", "find", "search",
-             "query", "look", "lookup", "look up", "look for", "look through", "check", "see",
-             "browse", "count", "report", "filter", "pull up", "catch up", "catch me up",
-             "dig up", "tell me", "whos", "download", "export", "track", "locate"),
+    "read": ("get", "list", "show", "view", "fetch", "retrieve", "read", "look", "check",
+             "see", "browse", "count", "report", "filter", "pull up", "catch up",
+             "catch me up", "tell me", "whos", "download", "export", "track"),
+    # looking for something whose place or id the person does not know
+    "find": ("find", "search", "query", "lookup", "look up", "look for", "look through",
+             "dig up", "locate", "where did i put", "hunt for"),
     "make": ("create", "add", "new", "make", "post", "send", "message", "dm", "text",
              "email", "write", "compose", "draft", "reply", "respond", "comment", "book",
              "schedule", "log", "record", "save", "open", "raise", "submit", "upload",
@@ -184,6 +191,26 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
                "revoke", "archive", "clear", "expire"),
     "refund": ("refund", "reimburse", "reverse", "money back", "give back", "pay back"),
 }
+
+#: words that only narrow a request (when, which one, how often): they filter the answer,
+#: they do not say which tool gives it ("the *last* invoice", "who's off *next week*")
+MODIFIERS: Final[frozenset[str]] = _word_set("""
+last next previous prior earliest today tonight tomorrow yesterday morning afternoon
+evening night noon midnight week weeks month months year years day days hour hours minute
+minutes again already twice ever soon later earlier lately ago before after since
+weekend weekday tuesday monday wednesday thursday friday saturday sunday
+""")
+
+#: in a question, words that say the person is looking for something ("is there already
+#: an issue about...", "is it somewhere in our repos"): a search, not a read
+FIND_CUES: Final[frozenset[str]] = _word_set("already somewhere anywhere exists exist")
+
+#: things that already exist and are read when "opened" ("open that email", "open the
+#: attachment"), where "open a ticket" makes one
+READ_OBJECTS: Final[frozenset[str]] = _word_set("""
+email emails mail message messages attachment attachments file files pdf document
+documents doc docs link inbox letter invoice receipt
+""")
 
 #: words a request opens with that ask a question: it wants something looked up
 QUESTION_WORDS: Final[frozenset[str]] = _word_set("""
