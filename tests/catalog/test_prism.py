@@ -46,29 +46,42 @@ CHECKED = [entry.spec for entry in CATALOG if checkable(entry.spec)]
 SPECS = {spec.name: spec for spec in CHECKED}
 
 #: Curated actions whose request the vendor's description (as the directory has it) refuses
-#: while the connector follows the vendor's documentation: "connector.action" -> why. Each is
-#: an xfail(strict=True): once the request passes, the entry must go. A connector that is
-#: itself wrong is fixed in its file, never listed here.
+#: while the connector follows the vendor's documentation: "connector.action" -> why, with
+#: where the vendor says so (each checked against the vendor's current docs, December 2026;
+#: docs/catalog/prism.md has the table). Each is an xfail(strict=True): once the request
+#: passes, the entry must go. A connector that is itself wrong is fixed in its file, never
+#: listed here.
 _GRAPH_ODATA = ("Microsoft Graph's generated description requires '@odata.type' in every "
-                "body object; Graph itself does not (the connector follows Graph's docs)")
+                "body object (msgraph-metadata#1166, open); Graph's own request examples "
+                "(learn.microsoft.com/graph/api/...) send none, as the connector does")
 _GRAPH_ORDERBY = ("Graph's description enumerates $orderby as top-level properties only; "
-                  "OData (and Graph) take a property path such as start/dateTime")
-_SLACK_TOKEN = ("Slack's description (2019) wants the legacy `token` parameter; Slack's docs "
-                "ask for `Authorization: Bearer`, which the connector sends")
-_VONAGE_OTHER = ("nexmo.com/messages-olympus describes only the Messages API: Verify v2 and "
-                 "the account balance are other descriptions (one catalog.openapi per connector)")
-_VONAGE_OLD = ("nexmo.com/messages-olympus is the beta Messages API ({message: {content}}); "
-               "the connector sends today's flat v1 body (message_type, text, channel)")
-_GOOGLE_RESOURCE = ("Google's description takes a resource name (people/c123) as one path "
-                    "parameter /v1/{resourceName}, which Prism routes as one segment only")
-_GOOGLE_MEDIA = ("the converted Google description lists only the media-upload content types "
-                 "for this method; the JSON metadata body the connector sends is what Google "
-                 "documents")
-_BITBUCKET_TYPE = ("Bitbucket's description requires `type` in every object; Bitbucket's API "
-                   "and docs do not")
+                  "OData and Graph sort by a property path (learn.microsoft.com/graph/"
+                  "query-parameters: $orderby=from/emailAddress/address)")
+_SLACK_TOKEN = ("Slack's description (slackapi/slack-api-specs, 2019, archived) wants the "
+                "`token` parameter; Slack refuses it in the query for apps made since 2021 "
+                "and asks for `Authorization: Bearer` (docs.slack.dev/changelog/"
+                "2020-11-no-more-tokens-in-querystrings-for-newly-created-apps)")
+_VONAGE_VERIFY = ("the directory has no Verify v2 description (nexmo.com/verify is v1's "
+                  "/verify/json); the request is Vonage's own (Vonage/vonage-curl-code-"
+                  "snippets verify2/*, developer.vonage.com/en/api/verify.v2)")
+_VONAGE_MESSAGES = ("the description's baseMessageType requires a `message` property it never "
+                    "declares (a leftover of the beta body); with that one name taken out the "
+                    "connector's body validates: the flat v1 body of developer.vonage.com/en/"
+                    "api/messages")
+_GOOGLE_RESOURCE = ("Google's path is v1/{+resourceName} (reserved expansion: people/c123, "
+                    "developers.google.com/people/api/rest/v1/people/get); the converted "
+                    "description says /v1/{resourceName}, which Prism routes as one segment")
+_GOOGLE_MEDIA = ("the converted Google description keeps only the media-upload content types; "
+                 "Google's discovery document takes the JSON resource as the request "
+                 "(\"request\": {\"$ref\": ...}, the media on the /upload/ path), as the "
+                 "connector sends it")
+_BITBUCKET_TYPE = ("Bitbucket's description requires `type` (the response discriminator) in "
+                   "every object; its own operation text says title and source are the "
+                   "minimum fields, with an example without `type`")
 KNOWN_VIOLATIONS: dict[str, str] = {
-    "asana.list_my_tasks": "Asana's description types completed_since as date-time; Asana's "
-                           "docs take completed_since=now for incomplete tasks",
+    "asana.list_my_tasks": "Asana's description types GET /tasks completed_since as date-time; "
+                           "Asana's own description of the same parameter elsewhere (Asana/"
+                           "openapi asana_oas.yaml, 2026) says it accepts the keyword now",
     "bitbucket.comment_on_pull_request": _BITBUCKET_TYPE,
     "bitbucket.create_pull_request": _BITBUCKET_TYPE,
     "gmail.create_draft": _GOOGLE_MEDIA,
@@ -80,10 +93,12 @@ KNOWN_VIOLATIONS: dict[str, str] = {
     "google_drive.create_folder": _GOOGLE_MEDIA,
     "google_drive.rename_or_move_file": _GOOGLE_MEDIA,
     "google_drive.trash_file": _GOOGLE_MEDIA,
-    "jira.search_issues": "GET /rest/api/3/search/jql (Atlassian's replacement for the removed "
-                          "/search) is newer than the directory's Jira description",
+    "jira.search_issues": "GET /rest/api/3/search/jql replaced the removed /search (Atlassian "
+                          "changelog CHANGE-2046, old one gone since 2025-08); the directory's "
+                          "Jira description predates it",
     "microsoft_teams.create_meeting_link": _GRAPH_ODATA,
-    "microsoft_teams.list_chats": _GRAPH_ORDERBY,
+    "microsoft_teams.list_chats": _GRAPH_ORDERBY + "; chat-list's $orderby supports "
+                                  "exactly lastMessagePreview/createdDateTime desc",
     "microsoft_teams.post_channel_message": _GRAPH_ODATA,
     "microsoft_teams.reply_in_channel_thread": _GRAPH_ODATA,
     "microsoft_teams.send_chat_message": _GRAPH_ODATA,
@@ -97,13 +112,16 @@ KNOWN_VIOLATIONS: dict[str, str] = {
     "slack.get_user": _SLACK_TOKEN,
     "slack.post_message": _SLACK_TOKEN,
     "slack.update_message": _SLACK_TOKEN,
-    "vonage.cancel_verification": _VONAGE_OTHER,
-    "vonage.check_verification_code": _VONAGE_OTHER,
-    "vonage.get_balance": _VONAGE_OTHER,
-    "vonage.start_verification": _VONAGE_OTHER,
-    "vonage.send_mms_image": _VONAGE_OLD,
-    "vonage.send_sms": _VONAGE_OLD,
-    "vonage.send_whatsapp_text": _VONAGE_OLD,
+    "vonage.cancel_verification": _VONAGE_VERIFY,
+    "vonage.check_verification_code": _VONAGE_VERIFY,
+    "vonage.get_balance": "the Messages description has no account path; the directory's "
+                          "nexmo.com/account has it but requires api_key and api_secret in the "
+                          "query, where Vonage's reference (developer.vonage.com/en/api/"
+                          "developer/account) takes Basic auth, as the connector sends it",
+    "vonage.start_verification": _VONAGE_VERIFY,
+    "vonage.send_mms_image": _VONAGE_MESSAGES,
+    "vonage.send_sms": _VONAGE_MESSAGES,
+    "vonage.send_whatsapp_text": _VONAGE_MESSAGES,
 }
 
 
