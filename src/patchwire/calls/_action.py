@@ -40,7 +40,9 @@ from patchwire.http import PreparedRequest, RawResponse, Redactor, excerpt, pars
 
 __all__ = ["INPUT_ALL", "CompiledAction"]
 
-#: a body of ``"{$input}"``: every argument not used in the path, query or headers
+#: a body of ``"{$input}"``: every argument not used in the path, query or headers; as a
+#: value inside a body (``{properties: "{$input}"}``), every argument not used there nor
+#: anywhere else in the body
 INPUT_ALL = "{$input}"
 
 #: ``query_arrays`` styles: the separator of a list's values (None: the parameter repeated)
@@ -78,6 +80,11 @@ class CompiledAction:
         for _, t in self.headers:
             used |= set(t.names)
         self.not_in_body = {n.split(".")[0] for n in used}
+        #: a body holding ``"{$input}"`` as a value: the arguments that value leaves out
+        #: (None: the body holds none, and rendering never builds the rest)
+        self.rest_leaves_out: set[str] | None = (
+            self.not_in_body | _body_names(self.body)
+            if self.body != INPUT_ALL and _holds_input_all(self.body) else None)
         self.idempotent = action.is_idempotent
         self.response: Expression | None = (
             compile_expression(action.response) if action.response else None
@@ -177,7 +184,9 @@ class CompiledAction:
             if self.body == INPUT_ALL:
                 body: Any = {k: v for k, v in arguments.items() if k not in self.not_in_body}
             else:
-                body = _render_body(self.body, arguments)
+                rest = (None if self.rest_leaves_out is None else
+                        {k: v for k, v in arguments.items() if k not in self.rest_leaves_out})
+                body = _render_body(self.body, arguments, rest, top=True)
             if body is not MISSING:
                 self._attach_body(req, body, context)
         return req
@@ -364,19 +373,46 @@ def _render_value(value: Any, arguments: Mapping[str, Any]) -> Any:
     return value
 
 
-def _render_body(value: Any, arguments: Mapping[str, Any]) -> Any:
+def _render_body(value: Any, arguments: Mapping[str, Any], rest: dict[str, Any] | None,
+                 *, top: bool = False) -> Any:
     if isinstance(value, str):
+        if value == INPUT_ALL and rest is not None:
+            return rest
         return compile_template(value).render(arguments)
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            rendered = _render_body(v, arguments)
+            rendered = _render_body(v, arguments, rest)
             if rendered is not MISSING:
                 out[k] = rendered
+        # An object inside the body whose every member was an absent optional argument is
+        # left out, not sent as {}: many APIs refuse an empty object where they take none
+        # (an empty one the connector writes, ``options: {}``, is sent as written).
+        if value and not out and not top:
+            return MISSING
         return out
     if isinstance(value, list):
-        return [r for r in (_render_body(v, arguments) for v in value) if r is not MISSING]
+        return [r for r in (_render_body(v, arguments, rest) for v in value) if r is not MISSING]
     return value
+
+
+def _holds_input_all(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_input_all(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_input_all(v) for v in value)
+    return value == INPUT_ALL
+
+
+def _body_names(value: Any) -> set[str]:
+    """The arguments a body's templates name (their first part: ``a`` of ``{a.b}``)."""
+    if isinstance(value, str):
+        return {n.split(".")[0] for n in compile_template(value).names}
+    if isinstance(value, dict):
+        return set().union(*(_body_names(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_body_names(v) for v in value)) if value else set()
+    return set()
 
 
 #: what quote(..., safe="") leaves as it is: most ids, which then skip its ~0.5 µs
