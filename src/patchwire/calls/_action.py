@@ -401,7 +401,7 @@ def _holds_input_all(value: Any) -> bool:
         return any(_holds_input_all(v) for v in value.values())
     if isinstance(value, list):
         return any(_holds_input_all(v) for v in value)
-    return value == INPUT_ALL
+    return isinstance(value, str) and value == INPUT_ALL
 
 
 def _body_names(value: Any) -> set[str]:
