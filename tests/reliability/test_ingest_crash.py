@@ -10,8 +10,11 @@ webhook-id, so the inbox must drop it if it was). After the last event, a second
 
 - every event the generator saw acknowledged — all 20,000 — is in the inbox exactly once
   (the inbox holds exactly the acknowledged events, no more);
-- every one was processed exactly once: marked processed after one attempt, with exactly
-  one flow run started for it (key ``hook:<inbox id>:<flow>``), whose input is its event;
+- every one was processed exactly once: marked processed, with exactly one flow run
+  started for it (key ``hook:<inbox id>:<flow>``), whose input is its event. Nearly all
+  after one attempt: on a loaded machine a store write may time out and the event is tried
+  again (by design, the run's key keeps that from starting a second run), so a few events
+  may take two — never more than 1 % of them;
 - each kill happened with events in flight, and events were acknowledged after each
   restart.
 """
@@ -227,9 +230,13 @@ async def test_every_acknowledged_event_is_in_the_inbox_once_and_processed_once_
     assert len(rows) == EVENTS
     assert set(event_ids) == {f"evt_{n}" for n in generator.acked}
     assert max(event_ids.values()) == 1
-    # processing: each event marked processed once, after one attempt, one run each
+    # processing: each event marked processed once, one run each; a retried attempt (a store
+    # write that timed out on a loaded machine) is allowed, but rare and never a second run
     assert pending == 0
-    assert Counter((r.status, r.attempts) for r in rows) == {("processed", 1): EVENTS}
+    assert {r.status for r in rows} == {"processed"}
+    attempts = Counter(r.attempts for r in rows)
+    assert set(attempts) <= {1, 2}, attempts
+    assert attempts[2] <= EVENTS // 100, attempts
     keys = Counter(r.idempotency_key for r in runs)
     assert set(keys) == {f"hook:{r.id}:{FLOW_ID}" for r in rows}
     assert max(keys.values()) == 1
