@@ -41,6 +41,8 @@ from patchwire.tools._search_words import (
     INTENTS,
     IRREGULAR,
     MENTION_CUES,
+    MESSAGE_CUES,
+    MESSAGE_VERBS,
     MODIFIERS,
     NEVER_A_NAME,
     PREFACE,
@@ -100,6 +102,10 @@ _MODIFIER_WEIGHT: Final = 0.4
 #: what a connector's name that is also an everyday word ("square", "box", "team") counts
 #: for, as a name, when the request does not use it like one (:data:`EVERYDAY_NAMES`)
 _EVERYDAY_NAME_WEIGHT: Final = 0.3
+#: what a tool that reads one thing by its id counts for when the request quotes no id
+_READS_ONE: Final = 0.8
+#: what a word of the message a request dictates counts for (:func:`_message_starts`)
+_MESSAGE_WEIGHT: Final = 0.3
 #: the prefix a term for a connector's everyday-word name and for an id's prefix takes
 #: in the index: neither is ever matched by the plain word
 _VENDOR: Final = "@"
@@ -139,6 +145,9 @@ _ID_PREFIX = re.compile(r"^\^([A-Za-z][A-Za-z0-9]{0,11})[_-]")
 _WRITTEN_ID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9]{0,11})[_-](?=[A-Za-z]*[0-9])")
 _WRITTEN_ID_TOKEN = re.compile(
     r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]{0,11}[_-][A-Za-z]*[0-9][A-Za-z0-9_-]*")
+#: a phone number as people paste it: a + and digits, or ten to fifteen digits in a row
+#: (an order number is shorter, or split by dashes)
+_PHONE = re.compile(r"(?<![A-Za-z0-9])(?:\+[0-9]{7,15}|[0-9]{10,15})(?![A-Za-z0-9])")
 #: an issue key as trackers write it: a project's capitals, a hyphen, a number
 _ISSUE_KEY = re.compile(r"(?<![A-Za-z0-9_-])[A-Z][A-Z0-9]{1,9}-[0-9]+(?![A-Za-z0-9_-])")
 
@@ -212,12 +221,13 @@ _BY_WORD, _PHRASES, _MEMBERS = _synonyms()
 
 def _query_words(query: str) -> list[str]:
     """A request's words as written (cut at :data:`MAX_QUERY_CHARS`); an e-mail address
-    or a URL in it stands for the word "email" or "url" (tools that take one), an issue
+    or a URL in it stands for the word "email" or "url" (tools that take one), a phone
+    number (``+14155550100``, ten digits or more) for "phone", an issue
     key (``PAY-311``, ``ENG-412``) for "issue", and an id with a prefix (``sub_1Mow``)
     for nothing: its prefix is searched as an id (:func:`_written_ids`), not as a word
     ("pay", "sub")."""
-    text = _ISSUE_KEY.sub(" issue ", _URL.sub(" url ", _EMAIL.sub(
-        " email ", query[:MAX_QUERY_CHARS])))
+    text = _PHONE.sub(" phone ", _ISSUE_KEY.sub(" issue ", _URL.sub(" url ", _EMAIL.sub(
+        " email ", query[:MAX_QUERY_CHARS]))))
     return _cased_words(_WRITTEN_ID_TOKEN.sub(" ", text))
 
 
@@ -253,6 +263,7 @@ def _concepts(raw_words: list[str], skip: frozenset[int], as_names: frozenset[in
     connector's name: it says where, not what); a connector's everyday-word name counts
     as a name in full only at ``as_names`` (where it is written like one)."""
     raw = [stem(w) for w in raw_words]
+    said = _message_starts(raw_words)
     concepts: dict[str, dict[str, float]] = {}
     # phrases first: their words mean the phrase, not each word alone
     consumed: set[int] = set(skip)
@@ -276,8 +287,31 @@ def _concepts(raw_words: list[str], skip: frozenset[int], as_names: frozenset[in
             concept[_VENDOR + term] = 1.0 if i in as_names else _EVERYDAY_NAME_WEIGHT
         if word in MODIFIERS or term in _MODIFIER_STEMS:
             concept = {t: w * _MODIFIER_WEIGHT for t, w in concept.items()}
+        elif i >= said:
+            concept = {t: w * _MESSAGE_WEIGHT for t, w in concept.items()}
         concepts[term] = concept
     return list(concepts.values())
+
+
+def _one_of_many(written: list[str], query: str) -> bool:
+    """Whether a request quotes something that picks one thing: a number, an id, an
+    address, a URL."""
+    return (any(c.isdigit() for w in written for c in w)
+            or _EMAIL.search(query) is not None or _URL.search(query) is not None
+            or bool(_written_ids(query)) or _ISSUE_KEY.search(query) is not None)
+
+
+def _message_starts(raw_words: list[str]) -> int:
+    """Where the words of a message the request dictates start ("text Ana *that the
+    table is ready*", "post in #general *saying the build is fixed*"): after a word that
+    introduces what is said, once a verb that sends something was written; past the end
+    when there is none. The message is what the tool sends, not which tool sends it."""
+    sends = False
+    for i, word in enumerate(raw_words):
+        if sends and word in MESSAGE_CUES:
+            return i + 1
+        sends = sends or word in MESSAGE_VERBS
+    return len(raw_words)
 
 
 _EVERYDAY_STEMS: Final = frozenset(stem(w) for w in EVERYDAY_NAMES)
@@ -450,6 +484,20 @@ def _mention_keys(titles: Mapping[str, str]) -> dict[tuple[str, ...], frozenset[
             if key and not (len(key) == 1 and (key[0] in STOPWORDS or key[0].isdigit()))}
 
 
+def _reads_one(tool: Tool) -> bool:
+    """Whether ``tool`` reads one particular thing its name names, by an id it requires
+    (``get_event`` and ``event_id``): a request that quotes no id wants a list instead."""
+    required = tool.input_schema.get("required")
+    if not isinstance(required, list):
+        return False
+    named = {stem(w) for w in _words(tool.target.split(".", 1)[-1])}
+    for argument in required:
+        words = _words(str(argument))
+        if len(words) >= 2 and words[-1] == "id" and stem(words[-2]) in named:
+            return True
+    return False
+
+
 class ToolIndex:
     """Tools ranked for a request (see the module docstring). Built once per catalog;
     searching reads only, so one index serves concurrent searches."""
@@ -462,6 +510,8 @@ class ToolIndex:
             titles if titles is not None else {t.connector: t.connector for t in tools})
         self._longest_mention = max(map(len, self._mentions), default=0)
         self._intents = [action_intent(t.target.split(".", 1)[-1]) for t in tools]
+        self._reads_one = frozenset(doc for doc, tool in enumerate(tools)
+                                    if self._intents[doc] == "read" and _reads_one(tool))
         self._pairs: dict[tuple[str, str], list[int]] = {}
         for doc, tool in enumerate(tools):
             name = _terms(tool.target.split(".", 1)[-1])
@@ -585,9 +635,14 @@ class ToolIndex:
         total = sum(max(concept.values(), default=0.0) for concept in concepts) or 1.0
         tools = self._tools
         intents = self._intents
+        # a request that quotes no id (no digits, address, key) asks about many things or
+        # one it describes: a tool that reads one thing by its id fits it less
+        one = _one_of_many(written, query)
         for doc in scores:
             scores[doc] *= (matched[doc] / total) ** _COORD
             scores[doc] *= intent_fit(intent, intents[doc])
+            if not one and doc in self._reads_one:
+                scores[doc] *= _READS_ONE
         said = [stem(w) for i, w in enumerate(lowered) if i not in where and w not in STOPWORDS]
         paired: set[int] = set()
         for i, first in enumerate(said):
@@ -604,8 +659,10 @@ class ToolIndex:
                          if tools[doc].connector not in named), default=0.0)
             for doc, tool in enumerate(tools):
                 if tool.connector in named:
-                    scores[doc] = above + (scores.get(doc, 0.0) + _UNMATCHED
-                                           * intent_fit(intent, intents[doc]))
+                    lift = _UNMATCHED * intent_fit(intent, intents[doc])
+                    if not one and doc in self._reads_one:
+                        lift *= _READS_ONE
+                    scores[doc] = above + scores.get(doc, 0.0) + lift
         ranked = sorted(
             ((score, doc) for doc, score in scores.items()
              if connector is None or tools[doc].connector == connector),

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["EVERYDAY_NAMES", "FIND_CUES", "INTENTS", "IRREGULAR", "MENTION_CUES", "MODIFIERS",
+__all__ = ["EVERYDAY_NAMES", "FIND_CUES", "INTENTS", "IRREGULAR", "MENTION_CUES", "MESSAGE_CUES",
+           "MESSAGE_VERBS", "MODIFIERS",
            "NEVER_A_NAME", "PREFACE", "QUESTION_WORDS", "READ_OBJECTS", "STOPWORDS",
            "SYNONYM_GROUPS"]
 
@@ -72,7 +73,7 @@ IRREGULAR: Final[dict[str, str]] = {
 SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     # money
     ("refund", "money back", "reimburse", "give back", "pay back", "return money"),
-    ("payment", "charge", "transaction", "paid", "pay", "purchase", "takings", "came in"),
+    ("payment", "charge", "transaction", "paid", "pay", "purchase", "takings"),
     ("point of sale", "pos", "till", "cash register", "card reader", "card terminal"),
     ("exchange rate", "currency", "currencies", "exchange", "convert", "conversion", "fx",
      "peso", "pesos", "yen", "rupee", "rupees", "franc", "francs", "forex"),
@@ -198,8 +199,16 @@ MODIFIERS: Final[frozenset[str]] = _word_set("""
 last next previous prior earliest today tonight tomorrow yesterday morning afternoon
 evening night noon midnight week weeks month months year years day days hour hours minute
 minutes again already twice ever soon later earlier lately ago before after since
-weekend weekday tuesday monday wednesday thursday friday saturday sunday
+between during within weekend weekday tuesday monday wednesday thursday friday saturday sunday
 """)
+
+#: verbs that send something said (a message, a comment, a note), and the words after
+#: which what is said follows ("tell Ana *that* the table is ready", "note *saying* ...")
+MESSAGE_VERBS: Final[frozenset[str]] = _word_set("""
+text texts email mail message dm tell ping notify post reply respond write comment note
+say remind announce know let sms whatsapp
+""")
+MESSAGE_CUES: Final[frozenset[str]] = _word_set("that saying says reading")
 
 #: in a question, words that say the person is looking for something ("is there already
 #: an issue about...", "is it somewhere in our repos"): a search, not a read
