@@ -48,6 +48,7 @@ from patchwire.tools._search_words import (
     PREFACE,
     QUESTION_WORDS,
     READ_OBJECTS,
+    SENDING_VERBS,
     STOPWORDS,
     SYNONYM_GROUPS,
 )
@@ -104,6 +105,9 @@ _MODIFIER_WEIGHT: Final = 0.4
 _EVERYDAY_NAME_WEIGHT: Final = 0.3
 #: what a tool that reads one thing by its id counts for when the request quotes no id
 _READS_ONE: Final = 0.8
+#: what the "send" a request opening with a channel as its verb says counts for
+_SENDING_WEIGHT: Final = 0.5
+_SEND: Final = "send"  # its own stem
 #: what a word of the message a request dictates counts for (:func:`_message_starts`)
 _MESSAGE_WEIGHT: Final = 0.3
 #: the prefix a term for a connector's everyday-word name and for an id's prefix takes
@@ -613,6 +617,10 @@ class ToolIndex:
         concepts = _concepts(lowered, where, _written_as_names(written))
         concepts.extend({term: 1.0} for term in _written_ids(query)
                         if len(concepts) < MAX_QUERY_TERMS)
+        head = next((w for w in lowered if w not in PREFACE), "")
+        if head in SENDING_VERBS and "send" not in lowered:
+            # "email the invoice", "text Ana": a channel used as a verb means "send by it"
+            concepts.append({_SEND: _SENDING_WEIGHT})
         intent = request_intent(lowered, quotes_address=_EMAIL.search(query) is not None)
         for concept in concepts:
             best: dict[int, float] = {}

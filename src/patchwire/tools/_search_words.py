@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = ["EVERYDAY_NAMES", "FIND_CUES", "INTENTS", "IRREGULAR", "MENTION_CUES", "MESSAGE_CUES",
-           "MESSAGE_VERBS", "MODIFIERS",
-           "NEVER_A_NAME", "PREFACE", "QUESTION_WORDS", "READ_OBJECTS", "STOPWORDS",
-           "SYNONYM_GROUPS"]
+           "MESSAGE_VERBS", "MODIFIERS", "NEVER_A_NAME", "PREFACE", "QUESTION_WORDS",
+           "READ_OBJECTS", "SENDING_VERBS", "STOPWORDS", "SYNONYM_GROUPS"]
 
 def _word_set(text: str) -> frozenset[str]:
     """The words of ``text`` (lists of words are kept as text: easier to read and edit)."""
@@ -75,7 +74,7 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("refund", "money back", "reimburse", "give back", "pay back", "return money"),
     ("payment", "charge", "transaction", "paid", "pay", "purchase", "takings"),
     ("point of sale", "pos", "till", "cash register", "card reader", "card terminal"),
-    ("exchange rate", "currency", "currencies", "exchange", "convert", "conversion", "fx",
+    ("exchange rate", "rate", "currency", "currencies", "exchange", "convert", "conversion", "fx",
      "peso", "pesos", "yen", "rupee", "rupees", "franc", "francs", "forex"),
     ("invoice", "bill", "billing", "statement"),
     ("subscription", "plan", "membership", "renewal"),
@@ -156,6 +155,7 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("read", "say", "says", "saying", "content", "contents", "what it says"),
     ("show", "view", "display", "see", "get", "fetch", "retrieve", "read", "check"),
     ("list", "every", "recent", "latest"),
+    ("statistics", "how many", "metrics", "analytics"),
     ("create", "add", "new", "make", "open", "start", "submit", "log", "raise", "file"),
     ("update", "change", "edit", "modify", "rename", "correct"),
     ("delete", "remove", "erase", "trash", "destroy", "get rid of"),
@@ -209,6 +209,10 @@ text texts email mail message dm tell ping notify post reply respond write comme
 say remind announce know let sms whatsapp
 """)
 MESSAGE_CUES: Final[frozenset[str]] = _word_set("that saying says reading")
+
+#: channels people use as verbs ("email the invoice", "text Ana"): such a request asks
+#: for something to be sent that way
+SENDING_VERBS: Final[frozenset[str]] = _word_set("email mail text message dm sms whatsapp fax")
 
 #: in a question, words that say the person is looking for something ("is there already
 #: an issue about...", "is it somewhere in our repos"): a search, not a read
