@@ -44,6 +44,7 @@ from patchwire.tools._search_words import (
     MESSAGE_CUES,
     MESSAGE_VERBS,
     MODIFIERS,
+    NEGATIONS,
     NEVER_A_NAME,
     PREFACE,
     QUESTION_WORDS,
@@ -363,11 +364,17 @@ def request_intent(raw_words: list[str], *, quotes_address: bool = False) -> str
     if raw_words[i] in QUESTION_WORDS:
         # "is there already an issue about...", "is it somewhere": a search
         return "find" if quotes_address or FIND_CUES.intersection(raw_words) else "read"
+    # later on: the verb after "please" ("I can't make it, please cancel"), else the
+    # first verb not denied ("I can't make my booking")
+    first: str | None = None
     for j in range(i + 1, len(terms)):
         found = _intent_at(terms, j)
-        if found is not None:
+        if found is None or raw_words[j - 1] in NEGATIONS:
+            continue
+        if raw_words[j - 1] in ("please", "pls"):
             return found
-    return None
+        first = first or found
+    return first
 
 
 def intent_fit(asked: str | None, done: str | None) -> float:

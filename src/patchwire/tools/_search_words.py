@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = ["EVERYDAY_NAMES", "FIND_CUES", "INTENTS", "IRREGULAR", "MENTION_CUES", "MESSAGE_CUES",
-           "MESSAGE_VERBS", "MODIFIERS", "NEVER_A_NAME", "PREFACE", "QUESTION_WORDS",
+           "MESSAGE_VERBS", "MODIFIERS", "NEGATIONS", "NEVER_A_NAME", "PREFACE", "QUESTION_WORDS",
            "READ_OBJECTS", "SENDING_VERBS", "STOPWORDS", "SYNONYM_GROUPS"]
 
 def _word_set(text: str) -> frozenset[str]:
@@ -223,6 +223,11 @@ FIND_CUES: Final[frozenset[str]] = _word_set("already somewhere anywhere exists 
 READ_OBJECTS: Final[frozenset[str]] = _word_set("""
 email emails mail message messages attachment attachments file files pdf document
 documents doc docs link inbox letter invoice receipt
+""")
+
+#: words that deny the verb after them ("I *can't* make it"): it is not what is asked
+NEGATIONS: Final[frozenset[str]] = _word_set("""
+not cant cannot dont doesnt didnt wont wouldnt couldnt shouldnt never isnt arent wasnt
 """)
 
 #: words a request opens with that ask a question: it wants something looked up
