@@ -46,6 +46,7 @@ from patchwire.tools._search_words import (
     MODIFIERS,
     NEGATIONS,
     NEVER_A_NAME,
+    OPENING_VERBS,
     PREFACE,
     QUESTION_WORDS,
     READ_OBJECTS,
@@ -94,9 +95,11 @@ _K1: Final = 2.0
 _MAX_IDF: Final = 4.0
 #: what a synonym of a word the person wrote counts for (the word itself: 1)
 _SYNONYM_WEIGHT: Final = 0.35
-#: what each member of a synonym group counts for when the query holds one of its phrases
-#: ("money back": the person named the thing, in other words)
+#: what a synonym group's first word counts for when the query holds one of its phrases
+#: ("money back": the person named the thing, refund, in other words), and what its
+#: other words count for then
 _PHRASE_WEIGHT: Final = 0.9
+_PHRASE_MEMBER_WEIGHT: Final = 0.5
 
 #: what a word that only narrows what is asked ("last", "tomorrow", "twice") counts for
 #: against one that names it: it filters the answer, it does not pick the tool
@@ -277,7 +280,10 @@ def _concepts(raw_words: list[str], skip: frozenset[int], as_names: frozenset[in
         for i in range(len(raw) - n + 1):
             if tuple(raw[i:i + n]) == phrase and not skip.intersection(range(i, i + n)):
                 concepts.setdefault(" ".join(phrase), {})
-                _expand(concepts[" ".join(phrase)], (gid,), _PHRASE_WEIGHT)
+                # the group's first word is what the phrase names ("look for": find);
+                # its other words are only near it
+                _expand(concepts[" ".join(phrase)], (gid,), _PHRASE_MEMBER_WEIGHT)
+                _expand(concepts[" ".join(phrase)], (gid,), _PHRASE_WEIGHT, first_only=True)
                 consumed.update(range(i, i + n))
     for i, (word, term) in enumerate(zip(raw_words, raw, strict=True)):
         if i in consumed or word in STOPWORDS or term in concepts:
@@ -355,7 +361,7 @@ def request_intent(raw_words: list[str], *, quotes_address: bool = False) -> str
         i += 1
     if i == len(raw_words):
         return None
-    found = _intent_at(terms, i)
+    found = OPENING_VERBS.get(raw_words[i]) or _intent_at(terms, i)
     if found == "make" and raw_words[i] == "open" and READ_OBJECTS.intersection(
             raw_words[i + 1:i + 4]):
         return "read"  # "open that email": read what is there, not make one
@@ -396,11 +402,12 @@ def action_intent(action: str) -> str | None:
     return None
 
 
-def _expand(terms: dict[str, float], groups: Iterable[int], weight_each: float
-            ) -> dict[str, float]:
-    """``terms`` with every member of ``groups`` (a phrase's words share its weight)."""
+def _expand(terms: dict[str, float], groups: Iterable[int], weight_each: float, *,
+            first_only: bool = False) -> dict[str, float]:
+    """``terms`` with every member of ``groups`` (a phrase's words share its weight), or
+    only each group's first word."""
     for gid in groups:
-        for member in _MEMBERS[gid]:
+        for member in _MEMBERS[gid][:1] if first_only else _MEMBERS[gid]:
             weight = weight_each / len(member)
             for term in member:
                 if terms.get(term, 0.0) < weight:

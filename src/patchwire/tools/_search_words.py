@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = ["EVERYDAY_NAMES", "FIND_CUES", "INTENTS", "IRREGULAR", "MENTION_CUES", "MESSAGE_CUES",
-           "MESSAGE_VERBS", "MODIFIERS", "NEGATIONS", "NEVER_A_NAME", "PREFACE", "QUESTION_WORDS",
+           "MESSAGE_VERBS", "MODIFIERS", "NEGATIONS", "NEVER_A_NAME",
+           "OPENING_VERBS", "PREFACE", "QUESTION_WORDS",
            "READ_OBJECTS", "SENDING_VERBS", "STOPWORDS", "SYNONYM_GROUPS"]
 
 def _word_set(text: str) -> frozenset[str]:
@@ -216,7 +217,9 @@ SENDING_VERBS: Final[frozenset[str]] = _word_set("email mail text message dm sms
 
 #: in a question, words that say the person is looking for something ("is there already
 #: an issue about...", "is it somewhere in our repos"): a search, not a read
-FIND_CUES: Final[frozenset[str]] = _word_set("already somewhere anywhere exists exist")
+FIND_CUES: Final[frozenset[str]] = _word_set("""
+already somewhere anywhere exists exist mention mentions mentioning containing contains
+""")
 
 #: things that already exist and are read when "opened" ("open that email", "open the
 #: attachment"), where "open a ticket" makes one
@@ -224,6 +227,10 @@ READ_OBJECTS: Final[frozenset[str]] = _word_set("""
 email emails mail message messages attachment attachments file files pdf document
 documents doc docs link inbox letter invoice receipt
 """)
+
+#: words that are a verb only when a request opens with them ("*file* an issue", but
+#: "the file"), and what they ask
+OPENING_VERBS: Final[dict[str, str]] = {"file": "make"}
 
 #: words that deny the verb after them ("I *can't* make it"): it is not what is asked
 NEGATIONS: Final[frozenset[str]] = _word_set("""
