@@ -105,7 +105,19 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     # support
     ("ticket", "issue", "case", "incident", "request", "support request", "complaint",
      "conversation"),
-    ("bug", "defect", "issue", "problem"),
+    ("bug", "defect", "issue", "problem", "error", "exception", "crash", "glitch"),
+    ("incident", "outage", "alert", "paging", "on call", "on-call", "downtime", "pager"),
+    ("acknowledge", "ack", "acknowledged"),
+    ("review", "rating", "ratings", "stars", "feedback", "testimonial"),
+    ("approve", "sign off", "greenlight", "okay it", "accept"),
+    ("reaction", "react", "emoji", "thumbs up"),
+    ("verification", "verify", "otp", "login code", "one-time code", "2fa", "two-factor",
+     "confirmation code"),
+    ("form", "survey", "questionnaire", "poll"),
+    ("response", "answers", "submissions", "submission", "replies"),
+    ("quote", "estimate", "proposal", "quotation"),
+    ("candidate", "applicant", "application", "job seeker"),
+    ("job", "position", "opening", "vacancy", "role", "job posting"),
     ("close", "resolve", "resolved", "solve", "solved", "done", "complete", "finish",
      "mark done", "tick off", "check off", "mark as done", "mark complete"),
     ("reopen", "open again"),
@@ -125,6 +137,8 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("time off", "leave", "vacation", "holiday", "pto", "absence", "absent", "out of office",
      "out of the office", "ooo", "off sick", "sick leave", "day off", "days off"),
     ("due", "deadline", "due date"),
+    ("time entry", "timer", "timesheet", "hours", "time tracking", "track time",
+     "logged time", "clock in", "billable"),
     # messaging
     ("message", "post", "send", "chat", "dm", "direct message", "write", "say", "tell",
      "notify", "ping", "announce"),
@@ -143,9 +157,16 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("label", "tag", "category"),
     ("sprint", "iteration", "cycle"),
     ("milestone", "release", "version"),
+    ("deploy", "deployment", "redeploy", "go live", "rollout", "roll out", "ship it"),
+    ("build", "pipeline", "ci", "test run", "workflow run", "checks"),
+    ("rollback", "roll back", "revert", "undo the deploy"),
     # files and documents
     ("file", "document", "doc", "attachment", "upload"),
     ("folder", "directory"),
+    ("image", "photo", "picture", "pic", "screenshot"),
+    ("video", "clip", "recording"),
+    ("song", "track", "tune", "music", "playing"),
+    ("playlist", "mixtape"),
     ("page", "note", "wiki", "doc", "document"),
     ("spreadsheet", "sheet", "table", "row"),
     ("share", "permission", "access", "give access"),
@@ -198,9 +219,9 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
 #: they do not say which tool gives it ("the *last* invoice", "who's off *next week*")
 MODIFIERS: Final[frozenset[str]] = _word_set("""
 last next previous prior earliest today tonight tomorrow yesterday morning afternoon
-evening night noon midnight week weeks month months year years day days hour hours minute
-minutes again already twice ever soon later earlier lately ago before after since
-between during within weekend weekday tuesday monday wednesday thursday friday saturday sunday
+evening night noon midnight week weeks month months year years day days again already
+twice ever soon later earlier lately ago before after since between during within
+weekend weekday monday tuesday wednesday thursday friday saturday sunday
 """)
 
 #: verbs that send something said (a message, a comment, a note), and the words after
