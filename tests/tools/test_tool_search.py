@@ -23,6 +23,8 @@ from patchwire.tools import (
     MAX_QUERY_CHARS,
     SEARCH_TOOLS,
     SearchMode,
+    Tool,
+    ToolIndex,
     ToolInvoker,
     anthropic_problems,
     catalog_tool_index,
@@ -108,6 +110,125 @@ def test_the_requests_verb_prefers_actions_that_do_it() -> None:
         ("trello.get_", "trello.list_", "trello.search_"))
     assert top("can you please make a Trello card about the old launch")[0] == (
         "trello.create_card")
+
+
+def tool(target: str, summary: str, *, required: tuple[str, ...] = (),
+         properties: dict[str, Any] | None = None) -> Tool:
+    """A catalog-free tool: the mechanisms below are shown on a few made-up actions, so
+    no connector file's wording (which others edit) decides the outcome."""
+    connector = target.split(".", 1)[0]
+    return Tool(name=target.replace(".", "_"), target=target, connector=connector,
+                connection=None, title=summary, description=summary,
+                input_schema={"type": "object", "properties": properties or {},
+                              "required": list(required)},
+                read_only=False, destructive=False, idempotent=False, confirm=False)
+
+
+def first(tools: list[Tool], query: str) -> str:
+    hits = ToolIndex.build(tools).search(query, limit=5)
+    assert hits, query
+    return hits[0].tool.target
+
+
+def test_a_common_word_that_is_also_a_connector_name_does_not_pull_that_connector_up(
+        ) -> None:
+    tools = [tool("front.list_conversations", "List conversations in a shared inbox"),
+             tool("front.archive_conversation", "Archive a conversation"),
+             tool("crm.update_deal", "Update a deal: its stage or amount")]
+    # "front" as an everyday word: the deal is what is asked about
+    assert first(tools, "move the deal to the front of the queue") == "crm.update_deal"
+    # written as a name, it is the service
+    assert first(tools, "archive that conversation in Front") == (
+        "front.archive_conversation")
+    # a service's everyday-word name that is only part of its name counts when written
+    # like a name ("a Teams link": Microsoft Teams)
+    teams = [tool("microsoft_teams.create_meeting_link", "Create an online meeting link"),
+             tool("files.get_download_link", "Get a download link for a file")]
+    index = ToolIndex.build(teams, connectors=())
+    assert index.mentioned_connectors("I need a Teams link") == frozenset()
+    assert first(teams, "I need a Teams link for a call at 4") == (
+        "microsoft_teams.create_meeting_link")
+
+
+def test_an_ids_prefix_is_matched_by_a_quoted_id_never_by_the_plain_word() -> None:
+    tools = [tool("vercel.list_projects", "List the projects of the account",
+                  properties={"teamId": {"type": "string", "pattern": "^team_[A-Za-z0-9]+$"}}),
+             tool("hr.list_absences", "List absences: who is on leave")]
+    assert first(tools, "who on the team is on leave next week?") == "hr.list_absences"
+    assert first(tools, "what is there for team_8sKq2 now") == "vercel.list_projects"
+    # an issue key stands for "issue", its project's letters are no word ("PAY")
+    tracker = [tool("tracker.transition_issue", "Move an issue to another status"),
+               tool("payments.list_payments", "List payments")]
+    assert first(tracker, "move PAY-311 to Done") == "tracker.transition_issue"
+
+
+def test_words_that_only_narrow_a_request_do_not_pick_the_tool() -> None:
+    tools = [tool("calendar.list_events", "List the events on a calendar"),
+             tool("calendar.quick_add_event",
+                  "Add an event from a sentence like 'lunch tomorrow at noon'")]
+    assert first(tools, "what's on my calendar tomorrow?") == "calendar.list_events"
+
+
+def test_looking_for_something_prefers_a_search_to_a_read() -> None:
+    tools = [tool("box.get_file", "Get a file's details", required=("file_id",)),
+             tool("box.search", "Search files by name or content")]
+    assert first(tools, "look for the signed NDA") == "box.search"
+    assert first(tools, "is the NDA already somewhere in there?") == "box.search"
+
+
+def test_a_read_of_one_thing_by_its_id_yields_to_a_list_when_no_id_is_quoted() -> None:
+    tools = [tool("desk.get_ticket", "Get one ticket with its comments",
+                  required=("ticket_id",)),
+             tool("desk.list_tickets", "List tickets, newest first")]
+    assert first(tools, "what tickets came in about refunds") == "desk.list_tickets"
+    assert first(tools, "show me ticket 4821") == "desk.get_ticket"
+
+
+def test_the_words_of_a_dictated_message_do_not_pick_the_tool() -> None:
+    tools = [tool("chat.post_message", "Post a message in a channel"),
+             tool("tables.update_row", "Update a row of a table: mark it ready")]
+    assert first(tools, "message the kitchen channel that table 12 is ready") == (
+        "chat.post_message")
+    assert first(tools, "mark the row of table 12 ready") == "tables.update_row"
+
+
+def test_a_denied_verb_is_not_what_is_asked_the_verb_after_please_is() -> None:
+    tools = [tool("cal.create_booking", "Make a booking for a slot"),
+             tool("cal.cancel_booking", "Cancel a booking")]
+    assert first(tools, "I can't make my booking anymore, please cancel it") == (
+        "cal.cancel_booking")
+
+
+def test_a_request_opening_with_a_channel_as_its_verb_asks_to_send() -> None:
+    tools = [tool("books.get_invoice", "Get an invoice with the client's email address"),
+             tool("books.send_invoice", "Send an invoice to the client")]
+    assert first(tools, "email invoice 1037 to the client again") == "books.send_invoice"
+    # "open" an email reads it; "open" a ticket makes one
+    mail = [tool("mail.get_message", "Read one email"),
+            tool("mail.create_draft", "Create an email draft")]
+    assert first(mail, "open that email from Tom") == "mail.get_message"
+
+
+def test_a_phone_number_in_a_request_stands_for_phone() -> None:
+    tools = [tool("contacts.find_by_phone", "Find contacts by phone number"),
+             tool("contacts.find_by_email", "Find contacts by e-mail address")]
+    assert first(tools, "who is +14155550100?") == "contacts.find_by_phone"
+    assert first(tools, "who is 4477009001234") == "contacts.find_by_phone"
+
+
+def test_everyday_words_reach_the_api_words() -> None:
+    till = [tool("pos.list_payments", "List payments taken at the point of sale (POS)"),
+            tool("hr.whos_out", "Who is out between two dates")]
+    assert first(till, "what came in on the till between 9 and noon today") == (
+        "pos.list_payments")
+    pesos = [tool("fx.get_exchange_rate", "The current exchange rate between two currencies"),
+             tool("shop.get_order", "Get an order with its total")]
+    assert first(pesos, "how many pesos would I get for 500 dollars?") == (
+        "fx.get_exchange_rate")
+    bounced = [tool("mail.get_outbound_stats", "Sending statistics: sent, bounced, opened"),
+               tool("mail.send_email", "Send an email")]
+    assert first(bounced, "how many emails bounced this month?") == (
+        "mail.get_outbound_stats")
 
 
 def test_a_hostile_request_full_of_connector_names_ranks_and_stays_bounded() -> None:

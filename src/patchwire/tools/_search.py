@@ -349,6 +349,18 @@ def _intent_at(terms: list[str], i: int) -> str | None:
     return None
 
 
+def _opened_to_read(raw_words: list[str]) -> int | None:
+    """Where a request opens with "open" meaning read ("open that email", "open the
+    attachment"; "open a ticket" makes one), if it does."""
+    i = 0
+    while i < len(raw_words) and raw_words[i] in PREFACE:
+        i += 1
+    if i < len(raw_words) and raw_words[i] == "open" and READ_OBJECTS.intersection(
+            raw_words[i + 1:i + 4]):
+        return i
+    return None
+
+
 def request_intent(raw_words: list[str], *, quotes_address: bool = False) -> str | None:
     """What a request (lower-case words) asks done: the intent of the verb it opens with
     past "can you please"; a question ("which...", "is...") reads, or finds when it
@@ -362,9 +374,8 @@ def request_intent(raw_words: list[str], *, quotes_address: bool = False) -> str
     if i == len(raw_words):
         return None
     found = OPENING_VERBS.get(raw_words[i]) or _intent_at(terms, i)
-    if found == "make" and raw_words[i] == "open" and READ_OBJECTS.intersection(
-            raw_words[i + 1:i + 4]):
-        return "read"  # "open that email": read what is there, not make one
+    if _opened_to_read(raw_words) == i:
+        return "read"
     if found is not None:
         return found
     if raw_words[i] in QUESTION_WORDS:
@@ -628,7 +639,11 @@ class ToolIndex:
         written = _query_words(query)
         named, where = self._mentioned(written)
         lowered = [w.lower() for w in written]
-        concepts = _concepts(lowered, where, _written_as_names(written))
+        # "open" that reads says nothing more than the intent does: its words (create,
+        # start, new) would pull the tools that make things
+        opened = _opened_to_read(lowered)
+        concepts = _concepts(lowered, where if opened is None else where | {opened},
+                             _written_as_names(written))
         concepts.extend({term: 1.0} for term in _written_ids(query)
                         if len(concepts) < MAX_QUERY_TERMS)
         head = next((w for w in lowered if w not in PREFACE), "")

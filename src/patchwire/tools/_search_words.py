@@ -117,7 +117,7 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("response", "answers", "submissions", "submission", "replies"),
     ("quote", "estimate", "proposal", "quotation"),
     ("candidate", "applicant", "application", "job seeker"),
-    ("job", "position", "opening", "vacancy", "role", "job posting"),
+    ("job", "position", "vacancy", "role", "job posting", "job opening"),
     ("close", "resolve", "resolved", "solve", "solved", "done", "complete", "finish",
      "mark done", "tick off", "check off", "mark as done", "mark complete"),
     ("reopen", "open again"),
