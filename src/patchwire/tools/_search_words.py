@@ -137,6 +137,9 @@ SYNONYM_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("time off", "leave", "vacation", "holiday", "pto", "absence", "absent", "out of office",
      "out of the office", "ooo", "off sick", "sick leave", "day off", "days off"),
     ("due", "deadline", "due date"),
+    ("participant", "attendee", "attendees", "attended", "attend", "show up", "showed up",
+     "turned up", "joined"),
+    ("assigned", "assignee", "on my plate", "assigned to me", "my work"),
     ("time entry", "timer", "timesheet", "hours", "time tracking", "track time",
      "logged time", "clock in", "billable"),
     # messaging
