@@ -8,11 +8,17 @@ Python over an inverted index built once per catalog.
     tool → fields (action name, summary, description, tags, argument names and their
            descriptions, connector name and title, the catalog's synonyms and categories)
          → words → light stems (plural, -ing, -ed) → weighted term frequencies per tool
-    query → words → stems, stopwords dropped → + synonyms (_search_words) at a lower weight
+    query → words (an address, URL, phone number or issue key stands for its kind; an
+           id's prefix is searched as an id) → stems, stopwords dropped → + synonyms
+           (_search_words) at a lower weight; words that only narrow ("tomorrow") and
+           the words of a message the request dictates ("...that the table is ready")
+           count for less; a connector's everyday-word name ("square", "front") counts
+           as the connector only when written like a name
          → Σ idf · saturated term frequency over the tools holding each term
          → times the share of the query's words a tool matches
-         → times a lift when the action's verb does what the request asks (read, make,
-           change, remove, refund) and when two of its words in a row name the action
+         → times a lift when the action's verb does what the request asks (read, find,
+           make, change, remove, refund) and when two of its words in a row name the
+           action; a tool reading one thing by its id yields when no id is quoted
          → the tools of a connector the request names ("in Jira") first
 
 Why not SQLite FTS5: its bm25() weights columns but cannot weigh query terms (a synonym
