@@ -26,6 +26,7 @@ from patchwire.auth import (
     consent_via_loopback,
     new_authorization,
 )
+from patchwire.catalog import load_catalog
 from patchwire.connectors import ConnectorRegistry, ConnectorSpec, load_connector_text
 from patchwire.connectors.spec import OAuth2Auth
 from patchwire.errors import OAuthError, SpecError
@@ -558,3 +559,43 @@ async def test_a_hostile_refresh_answer_is_refused_and_no_secret_reaches_errors_
     rec = await store.get_connection("acme")
     assert rec.settings["instance_url"] == "http://127.0.0.1:1001"  # nothing written
     assert stored(rec, vault)["access_token"] == first.access_token
+
+
+def surveymonkey(url: str) -> ConnectorSpec:
+    """The catalog's SurveyMonkey data-centre rules, with the mock as its OAuth server."""
+    shipped = load_catalog().get("surveymonkey").spec
+    assert isinstance(shipped.auth, OAuth2Auth)
+    return connector(url, base_url=shipped.base_url,
+                     settings={"api_host": shipped.settings["api_host"].model_dump(
+                         exclude_unset=True)},
+                     settings_from_token=shipped.auth.settings_from_token)
+
+
+@pytest.mark.parametrize(("access_url", "host"), [
+    ("https://api.eu.surveymonkey.com", "api.eu.surveymonkey.com"),
+    ("https://api.surveymonkey.ca/", "api.surveymonkey.ca"),
+])
+async def test_surveymonkey_s_data_centre_comes_from_the_token_response_s_access_url(
+        provider: MockProvider, http: HttpCore, access_url: str, host: str) -> None:
+    await provider.behave(token_extra={"access_url": access_url})
+    tokens, _ = await code_flow(client(surveymonkey(provider.url), http))
+    assert tokens.settings == {"api_host": host}
+
+
+async def test_a_surveymonkey_token_without_access_url_keeps_the_us_data_centre(
+        provider: MockProvider, http: HttpCore) -> None:
+    await provider.behave()
+    tokens, _ = await code_flow(client(surveymonkey(provider.url), http))
+    assert tokens.settings == {}
+
+
+@pytest.mark.parametrize("access_url", [
+    "https://api.surveymonkey.com.evil.example", "https://evil.example/api.surveymonkey.com",
+    "https://169.254.169.254", "https://api.eu.surveymonkey.com\r\nX-Evil: 1"])
+async def test_an_access_url_outside_surveymonkey_s_data_centres_is_refused(
+        provider: MockProvider, http: HttpCore, access_url: str) -> None:
+    await provider.behave(token_extra={"access_url": access_url})
+    with pytest.raises(OAuthError) as err:
+        await code_flow(client(surveymonkey(provider.url), http))
+    assert err.value.error == "invalid_setting" and "api_host" in str(err.value)
+    no_secret_in(err.value)
