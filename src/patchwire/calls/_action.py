@@ -152,8 +152,9 @@ class CompiledAction:
                 headers[name] = text
         params: dict[str, str] | None = None
         repeated: list[tuple[str, str]] = []
-        if self.query or (conn.auth and conn.auth.query):
-            params = {}
+        if self.query or conn.query or (conn.auth and conn.auth.query):
+            # the connector's own parameters first: an action's parameter of that name wins
+            params = dict(conn.query)
             for key, value_tpl in self.query:
                 value = _render_value(value_tpl, arguments)
                 if value is MISSING or value is None:

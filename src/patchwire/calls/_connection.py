@@ -100,6 +100,8 @@ class ResolvedConnection:
     values: Mapping[str, Any] = field(default_factory=dict)
     #: signs each request (OAuth 1.0a, AWS SigV4, HMAC signature auth), else None
     signer: RequestSigner | None = None
+    #: the connector's own query parameters (``query:``), rendered from the settings
+    query: Mapping[str, str] = field(default_factory=dict)
 
     def sign(self, req: PreparedRequest, context: CallContext) -> None:
         """Sign the rendered request as the last step before sending (RequestRenderError
@@ -184,6 +186,11 @@ class ResolvedConnection:
                     f"connection {record.name!r}: header {name!r} of {connector.name} would "
                     f"carry a line break or NUL character (check its settings)",
                     context=CallContext(connection=record.name))
+        query: dict[str, str] = {}
+        for k, v in connector.query.items():
+            rendered = compile_template(v).render(values)
+            if rendered is not MISSING and rendered is not None:
+                query[k] = str(rendered)
         secret_values = [str(v) for v in secrets.values() if v]
         credential_headers = frozenset(
             name.lower() for name, text in headers.items()
@@ -191,7 +198,7 @@ class ResolvedConnection:
             or any(secret in text for secret in secret_values))
         return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
                    headers, redact, credential_headers=credential_headers, values=values,
-                   tls=tls, signer=signer)
+                   tls=tls, signer=signer, query=query)
 
 
 class ConnectionRows(Protocol):

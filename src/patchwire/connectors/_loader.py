@@ -159,7 +159,7 @@ def _raw_semantic_problems(data: dict[str, Any], lines: LineMap) -> list[SpecPro
     settings = data.get("settings", {})
     if isinstance(settings, dict):
         declared = {str(k) for k in settings}
-        for key in ("base_url", "headers"):
+        for key in ("base_url", "headers", "query"):
             found.extend(_settings_problems((key,), data.get(key), declared))
     actions = data.get("actions")
     if isinstance(actions, dict):
@@ -254,6 +254,15 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
     found.extend(signing_problems(spec))
     for key, value in spec.headers.items():
         found.extend(_settings_problems(("headers", key), value, declared))
+    for key, value in spec.query.items():
+        found.extend(_settings_problems(("query", key), value, declared))
+        # a URL's query is written to logs and proxies: a credential there is auth's to
+        # place (an api_key scheme with `in: query`), which redacts it
+        found.extend((("query", key), f"{{{name}}} is a secret setting: a credential in the "
+                      "query belongs in auth (type: api_key, in: query)")
+                     for name in sorted(placeholders_in(value))
+                     if (setting := spec.settings.get(name.split(".")[0])) is not None
+                     and setting.secret)
     defaults = {k: s.default for k, s in spec.settings.items() if s.default is not None}
     for template, where in url_templates(spec):
         problem = host_setting_problem(template, defaults, spec.settings, where=where)

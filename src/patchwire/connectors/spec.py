@@ -940,6 +940,12 @@ class ConnectorSpec(_Spec):
     client_certificate: ClientCertificate | None = Field(
         None, description="mutual TLS: the client certificate its connections present")
     headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(
+        default_factory=dict,
+        description="query parameters every REST action's request carries (an action's own "
+        "parameter of the same name wins); templates over connection settings, e.g. "
+        "{organization_id: '{organization_id}'}; a secret setting is refused here "
+        "(credentials belong in auth)")
     timeouts: Timeouts = Field(default_factory=Timeouts)
     rate_limits: list[RateLimit] = Field(default_factory=list)
     concurrency: int | None = Field(None, gt=0, description="max calls in flight")
