@@ -599,3 +599,36 @@ async def test_an_access_url_outside_surveymonkey_s_data_centres_is_refused(
         await code_flow(client(surveymonkey(provider.url), http))
     assert err.value.error == "invalid_setting" and "api_host" in str(err.value)
     no_secret_in(err.value)
+
+
+def zoho(url: str, name: str = "zoho_books") -> ConnectorSpec:
+    """The catalog's Zoho multi-DC rules (the callback's location and accounts-server), with
+    the mock as the OAuth server."""
+    shipped = load_catalog().get(name).spec
+    assert isinstance(shipped.auth, OAuth2Auth)
+    return connector(url, base_url=shipped.base_url, settings={
+        k: shipped.settings[k].model_dump(exclude_unset=True)
+        for k in ("accounts_host", "api_host")},
+        settings_from_callback=shipped.auth.settings_from_callback)
+
+
+@pytest.mark.parametrize("name", ["zoho_books", "zoho_crm"])
+async def test_zoho_s_data_centre_comes_from_the_callback_s_location_and_accounts_server(
+        provider: MockProvider, http: HttpCore, name: str) -> None:
+    await provider.behave(callback_extra={"location": "eu",
+                                          "accounts-server": "https://accounts.zoho.eu"})
+    _, answer = await code_flow(client(zoho(provider.url, name), http))
+    assert client(zoho(provider.url, name), http).callback_settings(answer) == {
+        "accounts_host": "accounts.zoho.eu", "api_host": "www.zohoapis.eu"}
+
+
+@pytest.mark.parametrize("server", [
+    "https://accounts.zoho.eu.evil.example", "https://evil.example", "https://accounts.zoho.uk",
+    "http://169.254.169.254", "https://accounts.zoho.eu\r\nX-Evil: 1"])
+async def test_an_accounts_server_outside_zoho_s_data_centres_is_refused_before_any_exchange(
+        provider: MockProvider, http: HttpCore, server: str) -> None:
+    await provider.behave(callback_extra={"location": "eu", "accounts-server": server})
+    with pytest.raises(OAuthError) as err:
+        await code_flow(client(zoho(provider.url), http))
+    assert err.value.error == "invalid_setting" and "accounts_host" in str(err.value)
+    assert await provider.seen("token") == []  # the code went nowhere
