@@ -37,12 +37,14 @@ typecheck: $(STAMP)
 
 # everything: the quick set spread over TEST_WORKERS processes (each test process has its
 # own PostgreSQL database, tests/support/store.py), then the slow and external suites
-# (Temporal, browsers, npm servers, crash recovery) one at a time
+# (Temporal, browsers, npm servers, crash recovery) over SLOW_WORKERS processes, a whole
+# file to each (--dist loadfile): a file's servers (Prism's pool, Temporal) start once, in
+# one process, in the order its tests use them
+SLOW_WORKERS ?= 2
 pytest: $(STAMP)
 	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS)
-	$(BIN)/pytest -m slow
+	$(BIN)/pytest -m slow -n $(SLOW_WORKERS) --dist loadfile
 
-# the quick loop: everything but the suites marked slow (`make test` and CI run those too)
 # the quick loop: the slow and external suites left out, tests spread over TEST_WORKERS
 # processes (more than the cores: most tests wait on loopback servers, not the CPU)
 TEST_WORKERS ?= 3

@@ -190,8 +190,10 @@ class PrismRun:
 @pytest.fixture(scope="session")
 def prism_run(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrismRun]:
-    # the connectors this session's tests need, in the order they run (xdist gives a worker
-    # a share of them; -k narrows them): a server starts only for those
+    # the connectors this session's tests need, in the order they run (-k narrows them): a
+    # server starts only for those. Under xdist every worker collects every test, so this
+    # module's tests must all run in one worker (make test: --dist loadfile); spread one by
+    # one, a worker would start servers for tests another worker runs
     needed: dict[str, None] = {}
     checked: set[str] = set()
     holders: Counter[str] = Counter()
