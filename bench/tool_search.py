@@ -228,8 +228,11 @@ def main() -> None:
                          for _, q, _ in fresh], fresh_expected)
         fd1, fd5 = recall(deployment_ranked(fresh, list(catalog), specs, categories),
                           fresh_expected)
+        # the word-overlap baseline on it too: how hard the fresh requests are
+        fb1, fb5 = recall([rank_baseline(q, 5) for _, q, _ in fresh], fresh_expected)
         split["fresh"] = {"queries": len(fresh), "recall_at_1": f1, "recall_at_5": f5,
-                          "deployment_recall_at_1": fd1, "deployment_recall_at_5": fd5}
+                          "deployment_recall_at_1": fd1, "deployment_recall_at_5": fd5,
+                          "baseline_recall_at_1": fb1, "baseline_recall_at_5": fb5}
     # requests naming no connector: would an equivalent action of the same kind of
     # vendor do (what a deployment that enabled only one of them would find)?
     unnamed = [i for i, (_, q, _) in enumerate(queries) if not index.mentioned_connectors(q)]
