@@ -102,3 +102,17 @@ def test_a_placeholder_naming_no_setting_in_the_query_is_refused_at_load() -> No
     with pytest.raises(SpecError) as err:
         load_connector_text(text, "books.yaml")
     assert "{organisation}" in str(err.value)
+
+
+def test_a_graphql_connector_with_a_query_is_refused_at_load_rather_than_dropping_it() -> None:
+    text = """
+name: gql
+protocol: graphql
+graphql: {endpoint: /graphql}
+base_url: https://api.example.com
+query: {version: "2026-01"}
+actions: {}
+"""
+    with pytest.raises(SpecError) as err:
+        load_connector_text(text, "gql.yaml")
+    assert "`query` is for rest connectors" in str(err.value)

@@ -979,6 +979,10 @@ class ConnectorSpec(_Spec):
                                                   f" (declare `protocol: {key}`)"))
         if self.protocol == "soap" and self.soap is None:
             raise ValueError("a soap connector needs `soap: {wsdl: ...}`")
+        if self.query and self.protocol != "rest":
+            # its adapter builds the whole request: parameters would be silently dropped
+            raise ValueError(f"`query` is for rest connectors; a {self.protocol} connector's "
+                             "requests do not carry it (put the value in base_url instead)")
         return self
 
     def secret_settings(self) -> set[str]:
