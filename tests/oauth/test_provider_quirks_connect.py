@@ -157,6 +157,6 @@ def test_every_example_of_the_oauth_quirks_page_loads() -> None:
     blocks = fenced_blocks("connectors/oauth-quirks.md")
     loaded = [load_connector_text(block, f"oauth-quirks.md#{i}")
               for i, block in enumerate(blocks)]
-    assert len(loaded) == 7
+    assert len(loaded) == 8
     quirks = {spec.name for spec in loaded if spec.auth.type == "oauth2"}
-    assert len(quirks) == 7
+    assert len(quirks) == 8
