@@ -286,7 +286,14 @@ def _object(schema: Mapping[str, Any], full: bool, depth: int,
     names = list(properties) if full and depth == 0 else required
     if full and depth > 0:
         names = required + [n for n in properties if n not in required][:3]
-    return {n: _value(properties[n], n, full, depth + 1, root) for n in names}
+    made = {n: _value(properties[n], n, full, depth + 1, root) for n in names}
+    # a map (additionalProperties: a schema) with a least size: keys of its own
+    extra = schema.get("additionalProperties")
+    count = int(schema.get("minProperties", 0))
+    for n in range(len(made), count):
+        value_schema = extra if isinstance(extra, Mapping) else {}
+        made[f"key{n + 1}"] = _value(value_schema, "value", full, depth + 1, root)
+    return made
 
 
 def example_arguments(schema: Mapping[str, Any], *, full: bool = False) -> dict[str, Any]:
