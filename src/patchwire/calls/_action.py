@@ -16,7 +16,7 @@ from patchwire.calls._adapters import ActionAdapter, adapter_for
 from patchwire.calls._bodies import BinaryAnswer, read_answer, xml_body
 from patchwire.calls._connection import BREAKS_HEADER, ResolvedConnection
 from patchwire.calls._validation import InputSchema, json_path
-from patchwire.connectors import MISSING, Template, compile_template, lookup
+from patchwire.connectors import MISSING, Template, compile_template, lookup, placeholders_in
 from patchwire.connectors.spec import (
     ActionSpec,
     ConnectorSpec,
@@ -83,7 +83,7 @@ class CompiledAction:
         #: a body holding ``"{$input}"`` as a value: the arguments that value leaves out
         #: (None: the body holds none, and rendering never builds the rest)
         self.rest_leaves_out: set[str] | None = (
-            self.not_in_body | _body_names(self.body)
+            self.not_in_body | {n.split(".")[0] for n in placeholders_in(self.body)}
             if self.body != INPUT_ALL and _holds_input_all(self.body) else None)
         self.idempotent = action.is_idempotent
         self.response: Expression | None = (
@@ -403,17 +403,6 @@ def _holds_input_all(value: Any) -> bool:
     if isinstance(value, list):
         return any(_holds_input_all(v) for v in value)
     return isinstance(value, str) and value == INPUT_ALL
-
-
-def _body_names(value: Any) -> set[str]:
-    """The arguments a body's templates name (their first part: ``a`` of ``{a.b}``)."""
-    if isinstance(value, str):
-        return {n.split(".")[0] for n in compile_template(value).names}
-    if isinstance(value, dict):
-        return set().union(*(_body_names(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(_body_names(v) for v in value)) if value else set()
-    return set()
 
 
 #: what quote(..., safe="") leaves as it is: most ids, which then skip its ~0.5 µs

@@ -173,11 +173,7 @@ class ResolvedConnection:
                 f"http(s) URL, got {redact(str(base))!r} (check its settings)",
                 context=CallContext(connection=record.name),
             )
-        headers: dict[str, str] = {}
-        for k, v in connector.headers.items():
-            rendered = compile_template(v).render(values)
-            if rendered is not MISSING:
-                headers[k] = str(rendered)
+        headers = _filled(connector.headers, values)
         if auth is not None:
             headers.update(auth.headers)
         for name, text in headers.items():
@@ -186,11 +182,7 @@ class ResolvedConnection:
                     f"connection {record.name!r}: header {name!r} of {connector.name} would "
                     f"carry a line break or NUL character (check its settings)",
                     context=CallContext(connection=record.name))
-        query: dict[str, str] = {}
-        for k, v in connector.query.items():
-            rendered = compile_template(v).render(values)
-            if rendered is not MISSING and rendered is not None:
-                query[k] = str(rendered)
+        query = _filled(connector.query, values)
         secret_values = [str(v) for v in secrets.values() if v]
         credential_headers = frozenset(
             name.lower() for name, text in headers.items()
@@ -199,6 +191,17 @@ class ResolvedConnection:
         return cls(record, connector, str(base).rstrip("/"), auth, missing_credential,
                    headers, redact, credential_headers=credential_headers, values=values,
                    tls=tls, signer=signer, query=query)
+
+
+def _filled(templates: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
+    """A connector's header or query templates filled from a connection's settings; one
+    naming a setting the connection lacks is left out."""
+    out: dict[str, str] = {}
+    for name, template in templates.items():
+        rendered = compile_template(template).render(values)
+        if rendered is not MISSING:
+            out[name] = str(rendered)
+    return out
 
 
 class ConnectionRows(Protocol):

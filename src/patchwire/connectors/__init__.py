@@ -17,7 +17,7 @@ from patchwire.connectors.spec import (
 
 from ._loader import dedupe_problems, pydantic_problems
 from ._schemas import input_schema_problem
-from ._template import MISSING, Template, compile_template, lookup
+from ._template import MISSING, Template, compile_template, lookup, placeholders_in
 from ._yaml import LineMap, format_path, load_yaml_with_lines
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "load_connector_text",
     "load_yaml_with_lines",
     "lookup",
+    "placeholders_in",
     "pydantic_problems",
     "setting_value_problems",
 ]

@@ -254,6 +254,7 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
     found.extend(signing_problems(spec))
     for key, value in spec.headers.items():
         found.extend(_settings_problems(("headers", key), value, declared))
+    secret = spec.secret_settings()
     for key, value in spec.query.items():
         found.extend(_settings_problems(("query", key), value, declared))
         # a URL's query is written to logs and proxies: a credential there is auth's to
@@ -261,8 +262,7 @@ def check_connector(spec: ConnectorSpec) -> list[tuple[_Loc, str]]:
         found.extend((("query", key), f"{{{name}}} is a secret setting: a credential in the "
                       "query belongs in auth (type: api_key, in: query)")
                      for name in sorted(placeholders_in(value))
-                     if (setting := spec.settings.get(name.split(".")[0])) is not None
-                     and setting.secret)
+                     if name.split(".")[0] in secret)
     defaults = {k: s.default for k, s in spec.settings.items() if s.default is not None}
     for template, where in url_templates(spec):
         problem = host_setting_problem(template, defaults, spec.settings, where=where)
